@@ -1,0 +1,409 @@
+//! Typed settings: built-in defaults, then `config.toml` (or `--config PATH`), then
+//! `CLAIMD__SECTION__KEY` environment variables. Every key of DESIGN.md's configuration
+//! table lives here with its default; [`Settings::load`] rejects an invalid value with one
+//! line naming the key, so a bad deployment stops at start-up instead of misbehaving later.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Everything claimd can be told. Fields are public so tests and embedders can adjust a
+/// [`Settings::default`] directly.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub tokens: TokenSettings,
+    pub auth: AuthSettings,
+    pub claims: ClaimsSettings,
+    pub bootstrap: BootstrapSettings,
+    pub eviction: EvictionSettings,
+    pub keys: KeySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Listen address; port 0 picks any free port (the chosen one is logged).
+    pub bind: String,
+    /// actix-web workers; `None` means one per core.
+    pub workers: Option<usize>,
+    /// Request bodies larger than this get 413.
+    pub max_body_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".to_string(),
+            workers: None,
+            max_body_bytes: 16 * 1024,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// The sled directory, created on first start.
+    pub path: PathBuf,
+    /// sled page cache in MiB (a target, not a hard bound: see README).
+    pub cache_mb: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("./data"),
+            cache_mb: 16,
+        }
+    }
+}
+
+/// The signing algorithms claimd can mint with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum SigningAlgorithm {
+    EdDSA,
+    ES256,
+    RS256,
+    HS256,
+}
+
+impl SigningAlgorithm {
+    /// The JOSE `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+            Self::HS256 => "HS256",
+        }
+    }
+
+    /// Parses a JOSE `alg` name, exactly (no case folding: `alg` is case-sensitive).
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::EdDSA, Self::ES256, Self::RS256, Self::HS256]
+            .into_iter()
+            .find(|alg| alg.as_str() == name)
+    }
+}
+
+/// What verification does with a token whose claim versions are behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStale {
+    /// Answer `401 token_stale`; the client refreshes.
+    Reject,
+    /// Accept it and hand back a re-minted token in `X-Refreshed-Token`.
+    Reissue,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub algorithm: SigningAlgorithm,
+    #[serde(deserialize_with = "duration")]
+    pub access_ttl: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub refresh_ttl: Duration,
+    /// Optional idle limit: a session unused this long can no longer refresh.
+    #[serde(deserialize_with = "optional_duration")]
+    pub refresh_idle_ttl: Option<Duration>,
+    #[serde(deserialize_with = "duration")]
+    pub refresh_reuse_grace: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub leeway: Duration,
+    pub on_stale: OnStale,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".to_string(),
+            audience: "claimd".to_string(),
+            algorithm: SigningAlgorithm::EdDSA,
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 86_400),
+            refresh_idle_ttl: None,
+            refresh_reuse_grace: Duration::from_secs(10),
+            leeway: Duration::from_secs(30),
+            on_stale: OnStale::Reject,
+        }
+    }
+}
+
+/// Who may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    Open,
+    Admin,
+}
+
+/// A budget of failed logins: at most `max` in any `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginAttempts {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl<'de> Deserialize<'de> for LoginAttempts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_login_attempts(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_login_attempts(text: &str) -> Result<LoginAttempts, String> {
+    let (max, window) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not COUNT/DURATION, e.g. \"10/5m\""))?;
+    let max: u32 = max
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{max}` is not a whole number of attempts"))?;
+    let window = parse_duration(window.trim())?;
+    if max == 0 || window.is_zero() {
+        return Err("both the count and the window must be above zero".to_string());
+    }
+    Ok(LoginAttempts { max, window })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub registration: Registration,
+    pub login_attempts: LoginAttempts,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            registration: Registration::Open,
+            login_attempts: LoginAttempts {
+                max: 10,
+                window: Duration::from_secs(5 * 60),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClaimsSettings {
+    /// User fields `PATCH /me` may change.
+    pub self_service: Vec<String>,
+}
+
+impl Default for ClaimsSettings {
+    fn default() -> Self {
+        Self {
+            self_service: vec!["plan".to_string()],
+        }
+    }
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapSettings {
+    pub admin_username: Option<String>,
+    pub admin_password: Option<String>,
+}
+
+impl std::fmt::Debug for BootstrapSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapSettings")
+            .field("admin_username", &self.admin_username)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvictionSettings {
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+}
+
+impl Default for EvictionSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeySettings {
+    #[serde(deserialize_with = "optional_duration")]
+    pub rotate_every: Option<Duration>,
+    #[serde(deserialize_with = "duration")]
+    pub publish_ahead: Duration,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            rotate_every: None,
+            publish_ahead: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// A setting that cannot be used, with the key it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Loads defaults, then `file` (or `./config.toml` when present), then the environment.
+    ///
+    /// # Errors
+    /// A missing explicit file, a syntax error, an unknown key or an invalid value, each as
+    /// one line that names the key.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError(format!(
+                        "--config {}: no such file",
+                        path.display()
+                    )));
+                }
+                builder = builder.add_source(config::File::from(path).required(true));
+            }
+            None => {
+                builder = builder.add_source(config::File::with_name("config.toml").required(false))
+            }
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("CLAIMD")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("claims.self_service"),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(|raw| raw.try_deserialize())
+            .map_err(|err| ConfigError(one_line(&err.to_string())))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    ///
+    /// # Errors
+    /// The first key whose value is out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return fail("server.bind", "expected an address like 127.0.0.1:8080");
+        }
+        if self.server.workers == Some(0) {
+            return fail("server.workers", "must be at least 1");
+        }
+        if self.server.max_body_bytes < 256 {
+            return fail("server.max_body_bytes", "must be at least 256");
+        }
+        if self.storage.cache_mb == 0 {
+            return fail("storage.cache_mb", "must be at least 1");
+        }
+        if self.tokens.issuer.is_empty() {
+            return fail("tokens.issuer", "must not be empty");
+        }
+        if self.tokens.audience.is_empty() {
+            return fail("tokens.audience", "must not be empty");
+        }
+        if self.tokens.access_ttl < Duration::from_secs(1) {
+            return fail("tokens.access_ttl", "must be at least 1s");
+        }
+        if self.tokens.refresh_ttl < self.tokens.access_ttl {
+            return fail("tokens.refresh_ttl", "must not be shorter than tokens.access_ttl");
+        }
+        if self.tokens.leeway > Duration::from_secs(300) {
+            return fail("tokens.leeway", "must be at most 5m");
+        }
+        if self.eviction.interval < Duration::from_millis(100) {
+            return fail("eviction.interval", "must be at least 100ms");
+        }
+        if self.bootstrap.admin_username.is_some() != self.bootstrap.admin_password.is_some() {
+            return fail(
+                "bootstrap.admin_password",
+                "admin_username and admin_password go together",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Parses `"15m"`, `"30d"`, `"10s"`, `"250ms"` and combinations like `"1h 30m"`.
+///
+/// # Errors
+/// A description of what is wrong with the text.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|err| format!("`{text}` is not a duration ({err})"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    match text.as_deref().map(str::trim) {
+        None | Some("") | Some("off") => Ok(None),
+        Some(text) => parse_duration(text).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_use_human_units() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn login_attempts_parse_count_and_window() {
+        assert_eq!(
+            parse_login_attempts("10/5m"),
+            Ok(LoginAttempts {
+                max: 10,
+                window: Duration::from_secs(300)
+            })
+        );
+        assert!(parse_login_attempts("10").is_err());
+        assert!(parse_login_attempts("0/5m").is_err());
+        assert!(parse_login_attempts("x/5m").is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Settings::default().validate().is_ok());
+    }
+}
