@@ -1,0 +1,61 @@
+//! The `keys` tree: key id → [`KeyRecord`], the signing-key ring. Private keys are kept as
+//! PKCS#8 PEM (HS256: the secret, base64url), the same form `keys import` will accept.
+
+use serde::{Deserialize, Serialize};
+
+use super::{codec, corrupt, Store, StoreError};
+
+/// A signing key as stored. On-disk type: add fields only at the end.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyRecord {
+    /// The JOSE `alg` name.
+    pub alg: String,
+    /// PKCS#8 PEM, or the base64url HMAC secret for HS256.
+    pub private_key: String,
+    pub created_at: u64,
+    /// From this unix second the key signs new tokens.
+    pub signs_from: u64,
+    /// After this unix second the key signs no more (set when a successor takes over).
+    pub retired_at: Option<u64>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
+            .field("signs_from", &self.signs_from)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Every key in the ring, oldest first (key ids are time-ordered).
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn signing_keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
+        self.keys
+            .iter()
+            .map(|entry| {
+                let (kid, value) = entry?;
+                let kid = String::from_utf8(kid.to_vec()).map_err(|_| StoreError::Corrupt {
+                    tree: "keys",
+                    source: codec::CodecError::Decode("key id is not UTF-8".into()),
+                })?;
+                Ok((kid, codec::decode(&value).map_err(corrupt("keys"))?))
+            })
+            .collect()
+    }
+
+    /// Adds or replaces a key.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn put_signing_key(&self, kid: &str, key: &KeyRecord) -> Result<(), StoreError> {
+        let value = codec::encode(key).map_err(corrupt("keys"))?;
+        self.keys.insert(kid.as_bytes(), value)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! The embedded store: sled trees, one file per tree, and the group-commit flusher.
+//! Only this module imports sled. Every value goes through [`codec`]; every write a
+//! client is told about is followed by [`Store::wait_durable`] before the answer.
+//!
+//! Trees (DESIGN.md "Storage"): `users`, `usernames`, `tenants`, `sessions`, `deny`,
+//! `keys`, `meta`, plus two indexes DESIGN.md leaves implicit: `user_sessions`
+//! (user id + session id, to end every session of a user) and `session_expiry`
+//! (expiry + session id, so expired sessions are evicted by a range scan).
+
+pub mod codec;
+pub mod deny;
+pub mod eviction;
+mod flusher;
+pub mod keys;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub use codec::CodecError;
+pub use deny::DenyKind;
+pub use eviction::{evict_expired, EvictionReport};
+pub use keys::KeyRecord;
+pub use sessions::SessionRecord;
+pub use tenants::TenantRecord;
+pub use users::UserRecord;
+
+/// What can go wrong below the flows.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record in `{tree}`: {source}")]
+    Corrupt {
+        tree: &'static str,
+        source: CodecError,
+    },
+    #[error("could not make the write durable: {0}")]
+    Flush(String),
+    #[error("could not open the store: {0}")]
+    Open(String),
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(err: sled::transaction::TransactionError<StoreError>) -> Self {
+        match err {
+            sled::transaction::TransactionError::Abort(inner) => inner,
+            sled::transaction::TransactionError::Storage(inner) => StoreError::Sled(inner),
+        }
+    }
+}
+
+/// The schema this build writes; stored in `meta` on first start and checked after.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// The open database and its trees.
+pub struct Store {
+    db: sled::Db,
+    pub(crate) users: sled::Tree,
+    pub(crate) usernames: sled::Tree,
+    pub(crate) tenants: sled::Tree,
+    pub(crate) sessions: sled::Tree,
+    pub(crate) user_sessions: sled::Tree,
+    pub(crate) session_expiry: sled::Tree,
+    pub(crate) deny: sled::Tree,
+    pub(crate) keys: sled::Tree,
+    meta: sled::Tree,
+    flusher: flusher::Flusher,
+    deny_entries: AtomicI64,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    ///
+    /// # Errors
+    /// The directory cannot be created or locked (another claimd holds it), the files are
+    /// not a sled database, or they were written by a newer schema.
+    pub fn open(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
+            .flush_every_ms(Some(1000));
+        let fresh = !path.join("conf").exists() && !path.join("db").exists();
+        let db = open_quietly(config)?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("schema_version")? {
+            None if fresh => {
+                meta.insert("schema_version", &codec::encode_u64(SCHEMA_VERSION))?;
+                db.flush()?;
+            }
+            None => {
+                return Err(StoreError::Open(
+                    "the data directory holds no claimd schema: damaged, or not a claimd store".into(),
+                ))
+            }
+            Some(bytes) => {
+                let version = codec::decode_u64(&bytes).map_err(|source| StoreError::Corrupt {
+                    tree: "meta",
+                    source,
+                })?;
+                if version > SCHEMA_VERSION {
+                    return Err(StoreError::Open(format!(
+                        "schema version {version} is newer than this build ({SCHEMA_VERSION})"
+                    )));
+                }
+            }
+        }
+        let flusher = flusher::Flusher::start(db.clone())
+            .map_err(|err| StoreError::Open(format!("cannot start the flusher: {err}")))?;
+        let store = Store {
+            users: db.open_tree("users")?,
+            usernames: db.open_tree("usernames")?,
+            tenants: db.open_tree("tenants")?,
+            sessions: db.open_tree("sessions")?,
+            user_sessions: db.open_tree("user_sessions")?,
+            session_expiry: db.open_tree("session_expiry")?,
+            deny: db.open_tree("deny")?,
+            keys: db.open_tree("keys")?,
+            meta,
+            flusher,
+            deny_entries: AtomicI64::new(0),
+            db,
+        };
+        let count = store.count_deny_entries()?;
+        store.deny_entries.store(count, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    /// Waits until every write made before this call is on disk (group commit).
+    ///
+    /// # Errors
+    /// The flush failed; the write must not be acknowledged.
+    pub async fn wait_durable(&self) -> Result<(), StoreError> {
+        self.flusher.wait_durable().await.map_err(StoreError::Flush)
+    }
+
+    /// Flushes synchronously: for the command line, which has no runtime to share.
+    ///
+    /// # Errors
+    /// The flush failed.
+    pub fn flush_now(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Stops the flusher after a last flush; later writes are no longer made durable.
+    pub fn close(&self) {
+        self.flusher.stop();
+        if let Err(err) = self.db.flush() {
+            tracing::error!(error = %err, "final flush failed");
+        }
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Reads a counter from `meta`.
+    ///
+    /// # Errors
+    /// A storage failure or a damaged value.
+    pub fn meta_counter(&self, name: &str) -> Result<u64, StoreError> {
+        match self.meta.get(name)? {
+            None => Ok(0),
+            Some(bytes) => codec::decode_u64(&bytes).map_err(|source| StoreError::Corrupt {
+                tree: "meta",
+                source,
+            }),
+        }
+    }
+}
+
+/// sled 0.34 panics on some kinds of damage instead of returning an error. Turn such a
+/// panic into an error (without the panic message on stderr), so a corrupt data dir stops
+/// start-up with one line rather than a backtrace.
+fn open_quietly(config: sled::Config) -> Result<sled::Db, StoreError> {
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
+    std::panic::set_hook(previous_hook);
+    match outcome {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(err)) => Err(StoreError::Open(one_line(&err.to_string()))),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown damage".into());
+            Err(StoreError::Open(format!(
+                "the data directory is damaged ({})",
+                one_line(&reason)
+            )))
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub(crate) fn corrupt(tree: &'static str) -> impl Fn(CodecError) -> StoreError {
+    move |source| StoreError::Corrupt { tree, source }
+}

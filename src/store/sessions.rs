@@ -1,0 +1,149 @@
+//! The `sessions` tree (session id → [`SessionRecord`]) with its two indexes:
+//! `user_sessions` (user id + session id → ()) to find every session of a user, and
+//! `session_expiry` (expiry + session id → ()) so eviction is a range scan. A session and
+//! its index entries are created and removed in one transaction.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::TransactionalTree;
+use sled::Transactional;
+
+use super::{codec, corrupt, Store, StoreError};
+use crate::domain::{SessionId, UserId};
+
+/// A refresh-token family. On-disk type: add fields only at the end.
+///
+/// One record verifies every generation ever issued: the refresh token's MAC is computed
+/// from `session_key` and the generation, so no per-token rows exist.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionRecord {
+    pub user: [u8; 16],
+    /// 32 random bytes; the refresh-token MAC key. Never leaves the store.
+    pub session_key: [u8; 32],
+    /// The generation of the newest refresh token issued.
+    pub generation: u64,
+    pub created_at: u64,
+    /// Absolute end of the session (`tokens.refresh_ttl` after login).
+    pub expires_at: u64,
+    pub last_used: u64,
+    /// When `generation` was issued: the start of the reuse-grace window.
+    pub rotated_at: u64,
+    pub revoked: bool,
+    /// The access token issued with `generation`, answered again to a refresh that
+    /// lost the concurrent-refresh race, so both tabs end up with the same pair.
+    pub current_access_token: String,
+    /// That access token's `exp`.
+    pub current_access_expires: u64,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("user", &UserId::from_bytes(self.user))
+            .field("generation", &self.generation)
+            .field("expires_at", &self.expires_at)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionRecord {
+    /// The owning user.
+    pub fn user_id(&self) -> UserId {
+        UserId::from_bytes(self.user)
+    }
+}
+
+fn user_session_key(user: UserId, sid: SessionId) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(user.as_bytes());
+    key[16..].copy_from_slice(sid.as_bytes());
+    key
+}
+
+impl Store {
+    /// Stores a new session with its index entries.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn insert_session(&self, sid: SessionId, session: &SessionRecord) -> Result<(), StoreError> {
+        let value = codec::encode(session).map_err(corrupt("sessions"))?;
+        let by_user = user_session_key(session.user_id(), sid);
+        let by_expiry = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
+        (&self.sessions, &self.user_sessions, &self.session_expiry)
+            .transaction(
+                |(sessions, user_sessions, expiry): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    sessions.insert(&sid.as_bytes()[..], value.clone())?;
+                    user_sessions.insert(&by_user[..], &[][..])?;
+                    expiry.insert(by_expiry.clone(), &[][..])?;
+                    Ok(())
+                },
+            )
+            .map_err(|err: sled::transaction::TransactionError<StoreError>| err.into())
+    }
+
+    /// Reads a session.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn session(&self, sid: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        self.sessions
+            .get(sid.as_bytes())?
+            .map(|bytes| codec::decode(&bytes).map_err(corrupt("sessions")))
+            .transpose()
+    }
+
+    /// Replaces an existing session's record; its expiry (and so its indexes) is unchanged.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn put_session(&self, sid: SessionId, session: &SessionRecord) -> Result<(), StoreError> {
+        let value = codec::encode(session).map_err(corrupt("sessions"))?;
+        self.sessions.insert(sid.as_bytes(), value)?;
+        Ok(())
+    }
+
+    /// Every session id of a user, live or revoked, not yet evicted.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn user_session_ids(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
+        self.user_sessions
+            .scan_prefix(user.as_bytes())
+            .keys()
+            .map(|key| {
+                let key = key?;
+                SessionId::from_slice(&key[16..]).ok_or(StoreError::Corrupt {
+                    tree: "user_sessions",
+                    source: codec::CodecError::Decode("key is not 32 bytes".into()),
+                })
+            })
+            .collect()
+    }
+
+    /// Removes a session and its index entries.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn remove_session(&self, sid: SessionId, session: &SessionRecord) -> Result<(), StoreError> {
+        let by_user = user_session_key(session.user_id(), sid);
+        let by_expiry = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
+        (&self.sessions, &self.user_sessions, &self.session_expiry)
+            .transaction(
+                |(sessions, user_sessions, expiry): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    sessions.remove(&sid.as_bytes()[..])?;
+                    user_sessions.remove(&by_user[..])?;
+                    expiry.remove(by_expiry.clone())?;
+                    Ok(())
+                },
+            )
+            .map_err(|err: sled::transaction::TransactionError<StoreError>| err.into())
+    }
+}
