@@ -1,0 +1,283 @@
+//! Minting and verifying access tokens (DESIGN.md "Verification order", steps 1 and 2).
+//!
+//! jsonwebtoken's defaults are not ours (60 s leeway, `nbf` and `iat` unchecked, `crit`
+//! ignored, `typ` ignored), so every check is set here explicitly, and the raw header is
+//! read before the library sees the token, for the members it does not look at.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Header, Validation};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use super::claims::AccessClaims;
+use super::keys::{jwt_algorithm, KeyRing, SigningKey};
+use crate::config::{SigningAlgorithm, TokenSettings};
+
+/// The `typ` of every access token (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Tokens longer than this are refused before any decoding.
+pub const MAX_ACCESS_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Header members that would let a token choose its own verification key.
+const REFUSED_HEADER_MEMBERS: [&str; 6] = ["jku", "x5u", "x5c", "jwk", "crit", "zip"];
+
+/// Why an access token is not accepted. The reasons are for logs and problem details;
+/// none carries token material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("token expired")]
+    Expired,
+    #[error("no signing key is available")]
+    NoSigningKey,
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// Mints and verifies access tokens for one issuer, audience and algorithm.
+#[derive(Clone)]
+pub struct AccessTokens {
+    algorithm: SigningAlgorithm,
+    validation: Validation,
+    leeway: u64,
+}
+
+impl AccessTokens {
+    /// Builds the verifier with every check set from `settings`.
+    pub fn new(settings: &TokenSettings) -> AccessTokens {
+        let mut validation = Validation::new(jwt_algorithm(settings.algorithm));
+        validation.leeway = settings.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = true;
+        validation.reject_tokens_expiring_in_less_than = 0;
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        AccessTokens {
+            algorithm: settings.algorithm,
+            validation,
+            leeway: settings.leeway.as_secs(),
+        }
+    }
+
+    /// The pinned algorithm.
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.algorithm
+    }
+
+    /// Signs `claims` with `key`, with `kid` and `typ: at+jwt` in the header.
+    ///
+    /// # Errors
+    /// The key cannot sign.
+    pub fn mint(&self, key: &SigningKey, claims: &AccessClaims) -> Result<String, TokenError> {
+        let mut header = Header::new(jwt_algorithm(key.alg));
+        header.typ = Some(ACCESS_TOKEN_TYP.to_string());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|err| TokenError::Signing(err.to_string()))
+    }
+
+    /// Checks a presented token's header, signature and registered claims.
+    ///
+    /// # Errors
+    /// `Expired` past `exp` + leeway; `Invalid` with the reason for anything else.
+    pub fn verify(&self, ring: &KeyRing, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
+        if token.len() > MAX_ACCESS_TOKEN_BYTES {
+            return Err(TokenError::Invalid("token too large"));
+        }
+        let key = self.check_header(ring, token)?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
+            .map_err(|err| match err.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidSignature => TokenError::Invalid("bad signature"),
+                ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer"),
+                ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience"),
+                ErrorKind::ImmatureSignature => TokenError::Invalid("token not yet valid"),
+                ErrorKind::InvalidAlgorithm => TokenError::Invalid("wrong algorithm"),
+                ErrorKind::MissingRequiredClaim(_) => TokenError::Invalid("missing claim"),
+                _ => TokenError::Invalid("malformed token"),
+            })?;
+        if data.claims.iat > now.saturating_add(self.leeway) {
+            return Err(TokenError::Invalid("token issued in the future"));
+        }
+        Ok(data.claims)
+    }
+
+    /// Step 1: the raw header. Returns the key named by `kid`.
+    fn check_header<'r>(&self, ring: &'r KeyRing, token: &str) -> Result<&'r SigningKey, TokenError> {
+        let encoded = token.split('.').next().unwrap_or_default();
+        if token.split('.').count() != 3 {
+            return Err(TokenError::Invalid("malformed token"));
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| TokenError::Invalid("malformed header"))?;
+        let UniqueMembers(header) = serde_json::from_slice(&bytes)
+            .map_err(|_| TokenError::Invalid("malformed header"))?;
+        if header.get("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYP) {
+            return Err(TokenError::Invalid("typ must be at+jwt"));
+        }
+        if header.get("alg").and_then(Value::as_str) != Some(self.algorithm.as_str()) {
+            return Err(TokenError::Invalid("wrong algorithm"));
+        }
+        if REFUSED_HEADER_MEMBERS.iter().any(|name| header.contains_key(*name)) {
+            return Err(TokenError::Invalid("refused header member"));
+        }
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .ok_or(TokenError::Invalid("missing kid"))?;
+        ring.verifying_key(kid)
+            .filter(|key| key.alg == self.algorithm)
+            .ok_or(TokenError::Invalid("unknown kid"))
+    }
+}
+
+/// A JSON object that refuses duplicate member names (RFC 7515 §5.2 lets us), so a header
+/// cannot say one thing to us and another to a library that keeps the first value.
+struct UniqueMembers(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueMembers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct UniqueVisitor;
+        impl<'de> Visitor<'de> for UniqueVisitor {
+            type Value = UniqueMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueMembers, A::Error> {
+                let mut members = Map::new();
+                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                    if members.contains_key(&name) {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                    members.insert(name, value);
+                }
+                Ok(UniqueMembers(members))
+            }
+        }
+        deserializer.deserialize_map(UniqueVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::keys::{generate_private_key, load_signing_key};
+
+    fn setup(alg: SigningAlgorithm) -> (AccessTokens, KeyRing) {
+        let settings = TokenSettings {
+            algorithm: alg,
+            ..TokenSettings::default()
+        };
+        let pem = generate_private_key(alg).unwrap();
+        let key = load_signing_key("k1", alg, &pem, 0).unwrap();
+        (AccessTokens::new(&settings), KeyRing::new(vec![key]))
+    }
+
+    fn claims(now: u64) -> AccessClaims {
+        AccessClaims {
+            iss: "http://127.0.0.1:8080".into(),
+            sub: "u".into(),
+            aud: "claimd".into(),
+            exp: now + 60,
+            iat: now,
+            jti: "j".into(),
+            sid: "s".into(),
+            tid: None,
+            roles: vec![],
+            plan: "free".into(),
+            attrs: Map::new(),
+            uv: 1,
+            tv: 0,
+        }
+    }
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    fn with_header(token: &str, header: &str) -> String {
+        let rest = token.split_once('.').unwrap().1;
+        format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header))
+    }
+
+    #[test]
+    fn round_trips_for_every_algorithm() {
+        for alg in [
+            SigningAlgorithm::EdDSA,
+            SigningAlgorithm::ES256,
+            SigningAlgorithm::RS256,
+            SigningAlgorithm::HS256,
+        ] {
+            let (tokens, ring) = setup(alg);
+            let token = tokens.mint(ring.signing_key(now()).unwrap(), &claims(now())).unwrap();
+            assert_eq!(tokens.verify(&ring, &token, now()).unwrap(), claims_like(&token));
+        }
+    }
+
+    fn claims_like(token: &str) -> AccessClaims {
+        jsonwebtoken::dangerous::insecure_decode::<AccessClaims>(token)
+            .map(|data| data.claims)
+            .unwrap()
+    }
+
+    #[test]
+    fn hostile_headers_are_refused() {
+        let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
+        let token = tokens.mint(ring.signing_key(now()).unwrap(), &claims(now())).unwrap();
+        for header in [
+            r#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#,
+            r#"{"alg":"NONE","typ":"at+jwt","kid":"k1"}"#,
+            r#"{"alg":"HS256","typ":"at+jwt","kid":"k1"}"#,
+            r#"{"alg":"EdDSA","typ":"JWT","kid":"k1"}"#,
+            r#"{"alg":"EdDSA","kid":"k1"}"#,
+            r#"{"alg":"EdDSA","typ":"at+jwt","kid":"nope"}"#,
+            r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","jku":"http://x"}"#,
+            r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","crit":["exp"]}"#,
+            r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","alg":"EdDSA"}"#,
+        ] {
+            let hostile = with_header(&token, header);
+            assert!(
+                matches!(tokens.verify(&ring, &hostile, now()), Err(TokenError::Invalid(_))),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn time_claims_are_checked_with_the_leeway() {
+        let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
+        let key = ring.signing_key(now()).unwrap();
+        let mut expired = claims(now() - 1000);
+        expired.exp = now() - 31;
+        let token = tokens.mint(key, &expired).unwrap();
+        assert_eq!(tokens.verify(&ring, &token, now()), Err(TokenError::Expired));
+
+        let mut future = claims(now());
+        future.iat = now() + 120;
+        future.exp = now() + 600;
+        let token = tokens.mint(key, &future).unwrap();
+        assert!(tokens.verify(&ring, &token, now()).is_err());
+    }
+
+    #[test]
+    fn wrong_audience_or_issuer_is_refused() {
+        let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
+        let key = ring.signing_key(now()).unwrap();
+        let mut other = claims(now());
+        other.aud = "someone-else".into();
+        let token = tokens.mint(key, &other).unwrap();
+        assert!(tokens.verify(&ring, &token, now()).is_err());
+        let mut other = claims(now());
+        other.iss = "http://evil".into();
+        let token = tokens.mint(key, &other).unwrap();
+        assert!(tokens.verify(&ring, &token, now()).is_err());
+    }
+}

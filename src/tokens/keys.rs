@@ -1,0 +1,263 @@
+//! Signing keys: generation, loading from their stored PEM, the JWKS, and the ring that
+//! picks the key to sign with and finds the key to verify with by `kid`.
+//!
+//! Private keys are PKCS#8 PEM (HS256: a base64url secret). They are parsed here with the
+//! RustCrypto crates, which also give the public parts for the JWKS, and handed to
+//! jsonwebtoken as DER.
+
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use crate::config::SigningAlgorithm;
+
+/// A key that cannot be generated or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("unsupported algorithm `{0}`")]
+    Unsupported(String),
+    #[error("invalid {alg} private key: {reason}")]
+    Invalid { alg: &'static str, reason: String },
+    #[error("key generation failed: {0}")]
+    Generation(String),
+}
+
+/// A signing key made usable: what signs, what verifies, and what is published.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: SigningAlgorithm,
+    pub encoding: EncodingKey,
+    pub decoding: DecodingKey,
+    /// The public JWK (with `kid`, `alg`, `use`), or `None` for HS256 whose key is secret.
+    pub public_jwk: Option<Value>,
+    /// From this unix second the key signs.
+    pub signs_from: u64,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// jsonwebtoken's name for an algorithm.
+pub fn jwt_algorithm(alg: SigningAlgorithm) -> Algorithm {
+    match alg {
+        SigningAlgorithm::EdDSA => Algorithm::EdDSA,
+        SigningAlgorithm::ES256 => Algorithm::ES256,
+        SigningAlgorithm::RS256 => Algorithm::RS256,
+        SigningAlgorithm::HS256 => Algorithm::HS256,
+    }
+}
+
+/// Generates a new private key for `alg`, in the stored form.
+///
+/// # Errors
+/// The RNG or encoder failed.
+pub fn generate_private_key(alg: SigningAlgorithm) -> Result<String, KeyError> {
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    let failed = |err: &dyn std::fmt::Display| KeyError::Generation(err.to_string());
+    let pem = match alg {
+        SigningAlgorithm::EdDSA => ed25519_dalek::SigningKey::generate(&mut OsRng)
+            .to_pkcs8_pem(Default::default())
+            .map_err(|err| failed(&err))?
+            .to_string(),
+        SigningAlgorithm::ES256 => p256::SecretKey::random(&mut OsRng)
+            .to_pkcs8_pem(Default::default())
+            .map_err(|err| failed(&err))?
+            .to_string(),
+        SigningAlgorithm::RS256 => rsa::RsaPrivateKey::new(&mut OsRng, 2048)
+            .map_err(|err| failed(&err))?
+            .to_pkcs8_pem(Default::default())
+            .map_err(|err| failed(&err))?
+            .to_string(),
+        SigningAlgorithm::HS256 => {
+            let mut secret = [0u8; 64];
+            OsRng.fill_bytes(&mut secret);
+            URL_SAFE_NO_PAD.encode(secret)
+        }
+    };
+    Ok(pem)
+}
+
+/// Turns a stored private key into a usable [`SigningKey`].
+///
+/// # Errors
+/// The text is not a valid key for `alg`.
+pub fn load_signing_key(
+    kid: &str,
+    alg: SigningAlgorithm,
+    private_key: &str,
+    signs_from: u64,
+) -> Result<SigningKey, KeyError> {
+    use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+    use rsa::traits::PublicKeyParts as _;
+
+    let invalid = |reason: &dyn std::fmt::Display| KeyError::Invalid {
+        alg: alg.as_str(),
+        reason: reason.to_string(),
+    };
+    let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+    let (encoding, decoding, public) = match alg {
+        SigningAlgorithm::EdDSA => {
+            let key = ed25519_dalek::SigningKey::from_pkcs8_pem(private_key)
+                .map_err(|err| invalid(&err))?;
+            let der = key.to_pkcs8_der().map_err(|err| invalid(&err))?;
+            let x = b64(key.verifying_key().as_bytes());
+            (
+                EncodingKey::from_ed_der(der.as_bytes()),
+                DecodingKey::from_ed_components(&x).map_err(|err| invalid(&err))?,
+                Some(json!({"kty": "OKP", "crv": "Ed25519", "x": x})),
+            )
+        }
+        SigningAlgorithm::ES256 => {
+            let key = p256::SecretKey::from_pkcs8_pem(private_key).map_err(|err| invalid(&err))?;
+            let der = key.to_pkcs8_der().map_err(|err| invalid(&err))?;
+            let point = key.public_key().to_encoded_point(false);
+            let (Some(x), Some(y)) = (point.x(), point.y()) else {
+                return Err(invalid(&"public key is the identity"));
+            };
+            let (x, y) = (b64(x), b64(y));
+            (
+                EncodingKey::from_ec_der(der.as_bytes()),
+                DecodingKey::from_ec_components(&x, &y).map_err(|err| invalid(&err))?,
+                Some(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})),
+            )
+        }
+        SigningAlgorithm::RS256 => {
+            let key = rsa::RsaPrivateKey::from_pkcs8_pem(private_key).map_err(|err| invalid(&err))?;
+            if key.size() < 256 {
+                return Err(invalid(&"RSA keys must be at least 2048 bits"));
+            }
+            let der = key.to_pkcs1_der().map_err(|err| invalid(&err))?;
+            let (n, e) = (b64(&key.n().to_bytes_be()), b64(&key.e().to_bytes_be()));
+            (
+                EncodingKey::from_rsa_der(der.as_bytes()),
+                DecodingKey::from_rsa_components(&n, &e).map_err(|err| invalid(&err))?,
+                Some(json!({"kty": "RSA", "n": n, "e": e})),
+            )
+        }
+        SigningAlgorithm::HS256 => {
+            let secret = URL_SAFE_NO_PAD
+                .decode(private_key.trim())
+                .map_err(|err| invalid(&err))?;
+            if secret.len() < 32 {
+                return Err(invalid(&"HS256 secrets must be at least 32 bytes"));
+            }
+            (
+                EncodingKey::from_secret(&secret),
+                DecodingKey::from_secret(&secret),
+                None,
+            )
+        }
+    };
+    let public_jwk = public.map(|mut jwk| {
+        jwk["kid"] = json!(kid);
+        jwk["alg"] = json!(alg.as_str());
+        jwk["use"] = json!("sig");
+        jwk
+    });
+    Ok(SigningKey {
+        kid: kid.to_string(),
+        alg,
+        encoding,
+        decoding,
+        public_jwk,
+        signs_from,
+    })
+}
+
+/// The keys claimd signs and verifies with. Only keys of the configured algorithm are
+/// held: verification pins the algorithm, so a key of another one could never verify.
+#[derive(Debug)]
+pub struct KeyRing {
+    keys: HashMap<String, SigningKey>,
+    /// Key ids, oldest first.
+    order: Vec<String>,
+}
+
+impl KeyRing {
+    /// Builds a ring from loaded keys, oldest first.
+    pub fn new(keys: Vec<SigningKey>) -> KeyRing {
+        let order = keys.iter().map(|key| key.kid.clone()).collect();
+        let keys = keys.into_iter().map(|key| (key.kid.clone(), key)).collect();
+        KeyRing { keys, order }
+    }
+
+    /// The key that signs at `now`: the newest whose `signs_from` has come.
+    pub fn signing_key(&self, now: u64) -> Option<&SigningKey> {
+        self.order
+            .iter()
+            .rev()
+            .filter_map(|kid| self.keys.get(kid))
+            .find(|key| key.signs_from <= now)
+    }
+
+    /// The key named by a token's `kid`.
+    pub fn verifying_key(&self, kid: &str) -> Option<&SigningKey> {
+        self.keys.get(kid)
+    }
+
+    /// Whether the ring holds any key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The RFC 7517 key set: every public key in the ring (none for HS256).
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self
+            .order
+            .iter()
+            .filter_map(|kid| self.keys.get(kid))
+            .filter_map(|key| key.public_jwk.clone())
+            .collect();
+        json!({ "keys": keys })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_generates_a_loadable_key() {
+        for alg in [
+            SigningAlgorithm::EdDSA,
+            SigningAlgorithm::ES256,
+            SigningAlgorithm::RS256,
+            SigningAlgorithm::HS256,
+        ] {
+            let pem = generate_private_key(alg).unwrap();
+            let key = load_signing_key("k1", alg, &pem, 0).unwrap();
+            assert_eq!(key.public_jwk.is_some(), alg != SigningAlgorithm::HS256);
+        }
+    }
+
+    #[test]
+    fn a_key_of_another_algorithm_is_refused() {
+        let pem = generate_private_key(SigningAlgorithm::EdDSA).unwrap();
+        assert!(load_signing_key("k1", SigningAlgorithm::ES256, &pem, 0).is_err());
+        assert!(load_signing_key("k1", SigningAlgorithm::HS256, "c2hvcnQ", 0).is_err());
+    }
+
+    #[test]
+    fn the_newest_key_whose_time_has_come_signs() {
+        let pem = generate_private_key(SigningAlgorithm::EdDSA).unwrap();
+        let old = load_signing_key("a", SigningAlgorithm::EdDSA, &pem, 0).unwrap();
+        let next = load_signing_key("b", SigningAlgorithm::EdDSA, &pem, 100).unwrap();
+        let ring = KeyRing::new(vec![old, next]);
+        assert_eq!(ring.signing_key(99).unwrap().kid, "a");
+        assert_eq!(ring.signing_key(100).unwrap().kid, "b");
+        assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,13 @@
+//! Tokens: the access-token claim set, signing keys and the JWKS, minting and verifying
+//! JWTs, and the refresh-token MAC. Only this module imports jsonwebtoken. Nothing here
+//! reads the store: the deny list and claim versions are `auth`'s business.
+
+pub mod access;
+pub mod claims;
+pub mod keys;
+pub mod refresh;
+
+pub use access::{AccessTokens, TokenError};
+pub use claims::AccessClaims;
+pub use keys::{KeyError, KeyRing, SigningKey};
+pub use refresh::{mint_refresh_token, PresentedRefreshToken, SessionKey};
