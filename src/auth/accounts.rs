@@ -1,0 +1,217 @@
+//! Accounts: registration, login (rate-limited, same cost for unknown users), the
+//! caller's own record, password changes, and the bootstrap admin.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::verdict::Freshness;
+use super::{now, Auth, AuthError, TokenResponse, UserView};
+use crate::domain::{Password, TenantId, UserId, Username};
+use crate::store::users::CreateUserError;
+use crate::store::UserRecord;
+
+/// The plan every new account starts on.
+pub const DEFAULT_PLAN: &str = "free";
+
+/// A registration request, as received.
+#[derive(Debug)]
+pub struct Registration {
+    pub username: String,
+    pub password: String,
+    pub tenant: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl Auth {
+    /// Creates an account. Durable on return.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for a refused username, password or tenant; `UsernameTaken`.
+    pub async fn register(&self, request: Registration) -> Result<UserView, AuthError> {
+        let username = Username::parse(&request.username)
+            .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
+        let password = Password::parse_new(request.password)
+            .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
+        let tenant = match request.tenant.as_deref() {
+            None => None,
+            Some(text) => {
+                let id = TenantId::parse(text)
+                    .ok_or_else(|| AuthError::InvalidRequest("tenant: not a tenant id".into()))?;
+                if self.store.tenant(id)?.is_none() {
+                    return Err(AuthError::InvalidRequest("tenant: no such tenant".into()));
+                }
+                Some(id)
+            }
+        };
+        if self.store.user_id_by_name(&username)?.is_some() {
+            return Err(AuthError::UsernameTaken);
+        }
+        let password_hash = self
+            .passwords
+            .hash(password)
+            .await
+            .map_err(|err| AuthError::Internal(err.to_string()))?;
+        let now = now();
+        let id = UserId::generate();
+        let user = UserRecord {
+            username: username.as_str().to_string(),
+            password_hash,
+            tenant: tenant.map(|t| *t.as_bytes()),
+            roles: request.roles,
+            plan: DEFAULT_PLAN.to_string(),
+            attrs: "{}".to_string(),
+            claims_version: 1,
+            not_before: 0,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_user(id, &user).map_err(|err| match err {
+            CreateUserError::UsernameTaken => AuthError::UsernameTaken,
+            CreateUserError::Store(err) => AuthError::Store(err),
+        })?;
+        self.store.wait_durable().await?;
+        tracing::info!(user = %id, "account registered");
+        Ok(UserView::new(id, &user))
+    }
+
+    /// Checks a username and password and starts a session.
+    ///
+    /// # Errors
+    /// `TooManyAttempts` past the failure budget of the username or the client address;
+    /// `InvalidCredentials`, the same for an unknown user and a wrong password.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        client: IpAddr,
+    ) -> Result<TokenResponse, AuthError> {
+        let canonical = Username::parse(username).ok();
+        let user_key = format!(
+            "u:{}",
+            canonical.as_ref().map_or_else(|| username.to_lowercase(), |u| u.as_str().to_string())
+        );
+        let client_key = format!("a:{client}");
+        let keys = [user_key.as_str(), client_key.as_str()];
+        if let Err(wait) = self.limiter.check(&keys, Instant::now()) {
+            self.metrics.login("limited");
+            return Err(AuthError::TooManyAttempts {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        let found = match &canonical {
+            Some(name) => match self.store.user_id_by_name(name)? {
+                Some(id) => self.store.user(id)?.map(|user| (id, user)),
+                None => None,
+            },
+            None => None,
+        };
+        let phc = found.as_ref().map(|(_, user)| user.password_hash.clone());
+        let matched = self.passwords.verify(Password::offered(password), phc).await;
+        let (id, user) = match found {
+            Some(found) if matched => found,
+            _ => {
+                self.limiter.record_failure(&keys, Instant::now());
+                self.metrics.login("failed");
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        if user.disabled {
+            self.metrics.login("disabled");
+            return Err(AuthError::Forbidden("account disabled"));
+        }
+        self.limiter.clear(&user_key);
+        self.metrics.login("success");
+        self.start_session(id, &user).await
+    }
+
+    /// The caller's own record and token claims.
+    ///
+    /// # Errors
+    /// Any verdict but valid (a stale token gets `TokenStale`).
+    pub fn me(&self, token: &str) -> Result<(UserView, crate::tokens::AccessClaims), AuthError> {
+        let caller = self.authenticate(token, Freshness::Current)?;
+        Ok((UserView::new(caller.user_id, &caller.user), caller.claims))
+    }
+
+    /// Changes the caller's password, revokes every other session and rotates the caller's
+    /// own. Durable on return.
+    ///
+    /// # Errors
+    /// `InvalidCredentials` for a wrong current password; `InvalidRequest` for a refused new
+    /// one.
+    pub async fn change_password(
+        &self,
+        token: &str,
+        current: String,
+        new: String,
+    ) -> Result<TokenResponse, AuthError> {
+        let caller = self.authenticate(token, Freshness::AllowStale)?;
+        let new = Password::parse_new(new).map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
+        let user_key = format!("u:{}", caller.user.username);
+        if let Err(wait) = self.limiter.check(&[&user_key], Instant::now()) {
+            return Err(AuthError::TooManyAttempts {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        let phc = Some(caller.user.password_hash.clone());
+        if !self.passwords.verify(Password::offered(current), phc).await {
+            self.limiter.record_failure(&[&user_key], Instant::now());
+            return Err(AuthError::InvalidCredentials);
+        }
+        let password_hash = self
+            .passwords
+            .hash(new)
+            .await
+            .map_err(|err| AuthError::Internal(err.to_string()))?;
+        let now = now();
+        let mut user = self.store.user(caller.user_id)?.ok_or(AuthError::TokenRevoked)?;
+        user.password_hash = password_hash;
+        user.not_before = now;
+        user.updated_at = now;
+        self.store.put_user(caller.user_id, &user)?;
+        self.end_user_sessions(caller.user_id, Some(caller.session_id)).await?;
+        let response = self.rotate_session(&caller, &user).await?;
+        self.store.wait_durable().await?;
+        tracing::info!(user = %caller.user_id, "password changed; other sessions revoked");
+        Ok(response)
+    }
+
+    /// Creates the first admin from `bootstrap.*` when no account of that name exists.
+    ///
+    /// # Errors
+    /// An invalid bootstrap username or password, or a storage failure.
+    pub async fn bootstrap_admin(&self) -> Result<(), AuthError> {
+        let (Some(username), Some(password)) = (
+            self.settings.bootstrap.admin_username.clone(),
+            self.settings.bootstrap.admin_password.clone(),
+        ) else {
+            return Ok(());
+        };
+        let canonical = Username::parse(&username).map_err(|why| {
+            AuthError::InvalidRequest(format!("bootstrap.admin_username: {why}"))
+        })?;
+        if self.store.user_id_by_name(&canonical)?.is_some() {
+            return Ok(());
+        }
+        match self
+            .register(Registration {
+                username,
+                password,
+                tenant: None,
+                roles: vec!["admin".to_string()],
+            })
+            .await
+        {
+            Ok(view) => {
+                tracing::info!(user = %view.id, "bootstrap admin created");
+                Ok(())
+            }
+            Err(AuthError::UsernameTaken) => Ok(()),
+            Err(AuthError::InvalidRequest(why)) => {
+                Err(AuthError::InvalidRequest(format!("bootstrap.admin_password: {why}")))
+            }
+            Err(err) => Err(err),
+        }
+    }
+}

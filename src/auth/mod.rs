@@ -1,0 +1,200 @@
+//! The flows: register, log in, refresh, log out, change a password, and the verdict on a
+//! presented access token. They know nothing of HTTP (answers are plain types and
+//! [`AuthError`]) and reach the store only through its typed methods.
+//!
+//! Every flow whose outcome the client is told about waits for the group-commit flush
+//! before it returns, so an acknowledged write survives a crash.
+
+mod accounts;
+pub mod keyring;
+pub mod password;
+pub mod rate_limit;
+mod sessions;
+mod verdict;
+
+pub use accounts::Registration;
+pub use sessions::RefreshOutcome;
+pub use verdict::Freshness;
+
+use std::sync::{Arc, RwLock, PoisonError};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use verdict::Authenticated;
+
+use crate::config::Settings;
+use crate::domain::{SessionId, UserId};
+use crate::store::{Store, StoreError, UserRecord};
+use crate::telemetry::Metrics;
+use crate::tokens::{AccessTokens, KeyRing};
+use password::Passwords;
+use rate_limit::LoginLimiter;
+
+/// Why a flow said no. `http::error` alone turns these into status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("username taken")]
+    UsernameTaken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("token missing")]
+    TokenMissing,
+    #[error("token invalid: {0}")]
+    TokenInvalid(&'static str),
+    #[error("token expired")]
+    TokenExpired,
+    #[error("token stale")]
+    TokenStale,
+    #[error("token revoked")]
+    TokenRevoked,
+    #[error("invalid grant: {0}")]
+    InvalidGrant(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A token endpoint's answer (RFC 6749 §5.1 shape).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
+    pub session_id: String,
+}
+
+/// A user as the API shows it: never the password hash.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    pub roles: Vec<String>,
+    pub plan: String,
+    pub attrs: Map<String, Value>,
+    pub claims_version: u64,
+    pub disabled: bool,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl UserView {
+    /// The public view of a stored user.
+    pub fn new(id: UserId, user: &UserRecord) -> UserView {
+        UserView {
+            id: id.to_string(),
+            username: user.username.clone(),
+            tenant: user.tenant_id().map(|tenant| tenant.to_string()),
+            roles: user.roles.clone(),
+            plan: user.plan.clone(),
+            attrs: parse_attrs(&user.attrs),
+            claims_version: user.claims_version,
+            disabled: user.disabled,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+pub(crate) fn parse_attrs(text: &str) -> Map<String, Value> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Serialises refreshes of one session: 256 stripes keyed by the session id, so two tabs
+/// refreshing at once take turns while unrelated sessions rarely meet.
+struct SessionLocks(Vec<tokio::sync::Mutex<()>>);
+
+impl SessionLocks {
+    fn new() -> SessionLocks {
+        SessionLocks((0..256).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+
+    fn for_session(&self, sid: SessionId) -> &tokio::sync::Mutex<()> {
+        let bytes = sid.as_bytes();
+        let stripe = usize::from(bytes[15]) ^ usize::from(bytes[14]);
+        &self.0[stripe % self.0.len()]
+    }
+}
+
+/// Everything the flows share.
+pub struct Auth {
+    store: Arc<Store>,
+    settings: Settings,
+    tokens: AccessTokens,
+    ring: RwLock<Arc<KeyRing>>,
+    passwords: Passwords,
+    limiter: LoginLimiter,
+    session_locks: SessionLocks,
+    metrics: Arc<Metrics>,
+}
+
+impl Auth {
+    /// Wires the flows to an open store and a loaded key ring.
+    ///
+    /// # Errors
+    /// The password hasher could not be built.
+    pub fn new(
+        store: Arc<Store>,
+        settings: Settings,
+        ring: KeyRing,
+        metrics: Arc<Metrics>,
+    ) -> Result<Auth, AuthError> {
+        let hashing_slots = std::thread::available_parallelism().map_or(2, usize::from);
+        let passwords =
+            Passwords::new(hashing_slots).map_err(|err| AuthError::Internal(err.to_string()))?;
+        Ok(Auth {
+            tokens: AccessTokens::new(&settings.tokens),
+            limiter: LoginLimiter::new(settings.auth.login_attempts, rate_limit::DEFAULT_CAPACITY),
+            ring: RwLock::new(Arc::new(ring)),
+            session_locks: SessionLocks::new(),
+            store,
+            settings,
+            passwords,
+            metrics,
+        })
+    }
+
+    /// The settings the flows run with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The store, for operations endpoints.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The key ring in force.
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        Arc::clone(&self.ring.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Ready when a signing key can sign now.
+    pub fn is_ready(&self) -> bool {
+        self.key_ring().signing_key(now()).is_some()
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

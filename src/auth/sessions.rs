@@ -1,0 +1,344 @@
+//! Sessions and their tokens: starting one at login, refreshing it (rotation, the
+//! concurrent-refresh race, reuse detection), re-minting claims for a still-valid access
+//! token, and ending sessions (logout, logout everywhere).
+//!
+//! Refreshes of one session are serialised by a per-session lock, and every write to a
+//! session record happens under that lock, so a refresh can never resurrect a session a
+//! concurrent logout has just revoked.
+
+use serde_json::Map;
+
+use super::verdict::{Authenticated, Freshness};
+use super::{now, parse_attrs, Auth, AuthError, TokenResponse};
+use crate::domain::{SessionId, TokenId, UserId};
+use crate::store::{DenyKind, SessionRecord, UserRecord};
+use crate::tokens::{mint_refresh_token, AccessClaims, PresentedRefreshToken, SessionKey};
+
+/// How a refresh-token presentation ended; counted apart in `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    Rotated,
+    Race,
+    Reuse,
+    Forged,
+    Refused,
+}
+
+impl RefreshOutcome {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RefreshOutcome::Rotated => "rotated",
+            RefreshOutcome::Race => "race",
+            RefreshOutcome::Reuse => "reuse",
+            RefreshOutcome::Forged => "forged",
+            RefreshOutcome::Refused => "refused",
+        }
+    }
+}
+
+impl Auth {
+    /// Mints an access token for `user` in session `sid`, never outliving the session.
+    pub(crate) fn mint_access(
+        &self,
+        user_id: UserId,
+        user: &UserRecord,
+        sid: SessionId,
+        session_expires_at: u64,
+        now: u64,
+    ) -> Result<(String, u64), AuthError> {
+        let ring = self.key_ring();
+        let key = ring
+            .signing_key(now)
+            .ok_or(AuthError::Unavailable("no signing key"))?;
+        let tenant = match user.tenant_id() {
+            Some(tid) => Some((tid, self.store.tenant(tid)?.map_or(0, |t| t.version))),
+            None => None,
+        };
+        let exp = (now + self.settings.tokens.access_ttl.as_secs()).min(session_expires_at);
+        let claims = AccessClaims {
+            iss: self.settings.tokens.issuer.clone(),
+            sub: user_id.to_string(),
+            aud: self.settings.tokens.audience.clone(),
+            exp,
+            iat: now,
+            jti: TokenId::generate().to_string(),
+            sid: sid.to_string(),
+            tid: tenant.map(|(tid, _)| tid.to_string()),
+            roles: user.roles.clone(),
+            plan: user.plan.clone(),
+            attrs: match parse_attrs(&user.attrs) {
+                attrs if attrs.is_empty() => Map::new(),
+                attrs => attrs,
+            },
+            uv: user.claims_version,
+            tv: tenant.map_or(0, |(_, version)| version),
+        };
+        let token = self
+            .tokens
+            .mint(key, &claims)
+            .map_err(|err| AuthError::Internal(err.to_string()))?;
+        self.metrics.tokens_issued("access");
+        Ok((token, exp))
+    }
+
+    /// Starts a session for a user who just proved who they are. Durable on return.
+    pub(crate) async fn start_session(
+        &self,
+        user_id: UserId,
+        user: &UserRecord,
+    ) -> Result<TokenResponse, AuthError> {
+        let now = now();
+        let sid = SessionId::generate();
+        let key = SessionKey::generate();
+        let expires_at = now + self.settings.tokens.refresh_ttl.as_secs();
+        let (access_token, access_exp) = self.mint_access(user_id, user, sid, expires_at, now)?;
+        let session = SessionRecord {
+            user: *user_id.as_bytes(),
+            session_key: key.to_bytes(),
+            generation: 1,
+            created_at: now,
+            expires_at,
+            last_used: now,
+            rotated_at: now,
+            revoked: false,
+            current_access_token: access_token.clone(),
+            current_access_expires: access_exp,
+        };
+        self.store.insert_session(sid, &session)?;
+        self.store.wait_durable().await?;
+        self.metrics.tokens_issued("refresh");
+        Ok(self.token_response(sid, &key, &session, access_token, access_exp, now))
+    }
+
+    fn token_response(
+        &self,
+        sid: SessionId,
+        key: &SessionKey,
+        session: &SessionRecord,
+        access_token: String,
+        access_exp: u64,
+        now: u64,
+    ) -> TokenResponse {
+        TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: access_exp.saturating_sub(now),
+            refresh_token: Some(mint_refresh_token(sid, key, session.generation)),
+            refresh_expires_in: Some(session.expires_at.saturating_sub(now)),
+            session_id: sid.to_string(),
+        }
+    }
+
+    /// Exchanges a refresh token for a new pair (DESIGN.md "Refresh tokens").
+    ///
+    /// # Errors
+    /// `InvalidGrant` for anything but the current generation or the race inside the grace
+    /// window; an older generation with a valid MAC also revokes the whole session.
+    pub async fn refresh(&self, presented: &str) -> Result<TokenResponse, AuthError> {
+        let outcome = self.refresh_inner(presented).await;
+        let label = match &outcome {
+            Ok((_, outcome)) | Err((_, outcome)) => outcome.label(),
+        };
+        self.metrics.refresh(label);
+        outcome.map(|(response, _)| response).map_err(|(err, _)| err)
+    }
+
+    async fn refresh_inner(
+        &self,
+        presented: &str,
+    ) -> Result<(TokenResponse, RefreshOutcome), (AuthError, RefreshOutcome)> {
+        use RefreshOutcome::{Forged, Race, Refused, Reuse, Rotated};
+        let refuse = |why| (AuthError::InvalidGrant(why), Refused);
+        let token = PresentedRefreshToken::parse(presented).ok_or_else(|| refuse("malformed refresh token"))?;
+        let sid = token.sid;
+        let _turn = self.session_locks.for_session(sid).lock().await;
+        let now = now();
+        let store_err = |err: crate::store::StoreError| (AuthError::Store(err), Refused);
+        let mut session = self
+            .store
+            .session(sid)
+            .map_err(store_err)?
+            .ok_or_else(|| refuse("unknown session"))?;
+        let key = SessionKey::from_bytes(session.session_key);
+        if !token.mac_is_valid(&key) {
+            return Err((AuthError::InvalidGrant("invalid refresh token"), Forged));
+        }
+        if session.revoked {
+            return Err(refuse("session revoked"));
+        }
+        if now >= session.expires_at {
+            return Err(refuse("session expired"));
+        }
+        if let Some(idle) = self.settings.tokens.refresh_idle_ttl {
+            if now.saturating_sub(session.last_used) > idle.as_secs() {
+                return Err(refuse("session idle too long"));
+            }
+        }
+        let user_id = session.user_id();
+        let user = match self.store.user(user_id).map_err(store_err)? {
+            Some(user) if !user.disabled => user,
+            _ => return Err(refuse("account unavailable")),
+        };
+
+        if token.generation == session.generation {
+            let (access_token, access_exp) = self
+                .mint_access(user_id, &user, sid, session.expires_at, now)
+                .map_err(|err| (err, Refused))?;
+            session.generation += 1;
+            session.rotated_at = now;
+            session.last_used = now;
+            session.current_access_token = access_token.clone();
+        session.current_access_expires = access_exp;
+            self.store.put_session(sid, &session).map_err(store_err)?;
+            self.store.wait_durable().await.map_err(store_err)?;
+            self.metrics.tokens_issued("refresh");
+            let response = self.token_response(sid, &key, &session, access_token, access_exp, now);
+            return Ok((response, Rotated));
+        }
+        let grace = self.settings.tokens.refresh_reuse_grace.as_secs();
+        if token.generation + 1 == session.generation && now.saturating_sub(session.rotated_at) <= grace {
+            let access_exp = session.current_access_expires;
+            let response = self.token_response(
+                sid,
+                &key,
+                &session,
+                session.current_access_token.clone(),
+                access_exp,
+                now,
+            );
+            return Ok((response, Race));
+        }
+        if token.generation < session.generation {
+            tracing::warn!(session = %sid, user = %user_id, "refresh token reuse detected: session revoked");
+            self.metrics.reuse_detected();
+            self.revoke_session_locked(sid, &mut session, now).map_err(|err| (err, Reuse))?;
+            self.store.wait_durable().await.map_err(store_err)?;
+            return Err((AuthError::InvalidGrant("refresh token reuse detected"), Reuse));
+        }
+        Err((AuthError::InvalidGrant("invalid refresh token"), Forged))
+    }
+
+    /// Mints a new access token for the session of a valid or stale access token: current
+    /// claims, same session, never a later `exp` than the session's.
+    ///
+    /// # Errors
+    /// Any verdict but valid or stale; a session that has ended.
+    pub async fn reissue_access(&self, token: &str) -> Result<TokenResponse, AuthError> {
+        let caller = self.authenticate(token, Freshness::AllowStale)?;
+        let now = now();
+        let session = match self.store.session(caller.session_id)? {
+            Some(session) if !session.revoked && now < session.expires_at => session,
+            _ => return Err(AuthError::TokenRevoked),
+        };
+        let (access_token, access_exp) =
+            self.mint_access(caller.user_id, &caller.user, caller.session_id, session.expires_at, now)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: access_exp.saturating_sub(now),
+            refresh_token: None,
+            refresh_expires_in: None,
+            session_id: caller.session_id.to_string(),
+        })
+    }
+
+    /// Revokes the caller's token and its session.
+    ///
+    /// # Errors
+    /// An access token that does not authenticate.
+    pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
+        let caller = self.authenticate(token, Freshness::AllowStale)?;
+        let now = now();
+        let leeway = self.settings.tokens.leeway.as_secs();
+        self.store
+            .deny(DenyKind::Token, caller.token_id.as_bytes(), caller.claims.exp + leeway)?;
+        self.revoke_session(caller.session_id, now).await?;
+        self.store.wait_durable().await?;
+        Ok(())
+    }
+
+    /// Revokes every session of the caller's user and sets its `not_before`.
+    ///
+    /// # Errors
+    /// An access token that does not authenticate.
+    pub async fn logout_all(&self, token: &str) -> Result<(), AuthError> {
+        let caller = self.authenticate(token, Freshness::AllowStale)?;
+        self.end_user_sessions(caller.user_id, None).await?;
+        let mut user = caller.user;
+        let now = now();
+        user.not_before = now;
+        user.updated_at = now;
+        self.store.put_user(caller.user_id, &user)?;
+        self.store.wait_durable().await?;
+        Ok(())
+    }
+
+    /// Revokes every session of `user_id` except `keep`. Not yet durable: the caller waits.
+    pub(crate) async fn end_user_sessions(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<(), AuthError> {
+        let now = now();
+        for sid in self.store.user_session_ids(user_id)? {
+            if Some(sid) != keep {
+                self.revoke_session(sid, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks a session revoked and denies its `sid`, under the session's lock.
+    pub(crate) async fn revoke_session(&self, sid: SessionId, now: u64) -> Result<(), AuthError> {
+        let _turn = self.session_locks.for_session(sid).lock().await;
+        if let Some(mut session) = self.store.session(sid)? {
+            self.revoke_session_locked(sid, &mut session, now)?;
+        }
+        Ok(())
+    }
+
+    /// The `sid` entry lives until the last access token the session could have minted
+    /// expires, plus the leeway.
+    fn revoke_session_locked(
+        &self,
+        sid: SessionId,
+        session: &mut SessionRecord,
+        now: u64,
+    ) -> Result<(), AuthError> {
+        if !session.revoked {
+            session.revoked = true;
+            self.store.put_session(sid, session)?;
+        }
+        let last_token_exp = (now + self.settings.tokens.access_ttl.as_secs()).min(session.expires_at);
+        let until = last_token_exp.max(now) + self.settings.tokens.leeway.as_secs();
+        self.store.deny(DenyKind::Session, sid.as_bytes(), until)?;
+        Ok(())
+    }
+
+    /// Rotates the caller's session at once (a password change hands out a new pair).
+    pub(crate) async fn rotate_session(
+        &self,
+        caller: &Authenticated,
+        user: &UserRecord,
+    ) -> Result<TokenResponse, AuthError> {
+        let sid = caller.session_id;
+        let _turn = self.session_locks.for_session(sid).lock().await;
+        let now = now();
+        let mut session = match self.store.session(sid)? {
+            Some(session) if !session.revoked && now < session.expires_at => session,
+            _ => return Err(AuthError::TokenRevoked),
+        };
+        let (access_token, access_exp) =
+            self.mint_access(caller.user_id, user, sid, session.expires_at, now)?;
+        session.generation += 1;
+        session.rotated_at = now;
+        session.last_used = now;
+        session.current_access_token = access_token.clone();
+        session.current_access_expires = access_exp;
+        self.store.put_session(sid, &session)?;
+        self.metrics.tokens_issued("refresh");
+        let key = SessionKey::from_bytes(session.session_key);
+        Ok(self.token_response(sid, &key, &session, access_token, access_exp, now))
+    }
+}

@@ -1,0 +1,173 @@
+//! Logging and metrics. `init_tracing` sets up the subscriber (`RUST_LOG` filters, default
+//! `info`); [`Metrics`] is the Prometheus registry behind `GET /metrics`. Nothing here sees
+//! a token, a password or a key: call sites pass ids and outcomes only.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Starts the tracing subscriber once; later calls do nothing (tests start many apps).
+pub fn init_tracing(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .try_init();
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~1.6 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// Every metric claimd exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily,
+    tokens_issued: Family<KindLabels, Counter>,
+    refreshes: Family<OutcomeLabels, Counter>,
+    logins: Family<OutcomeLabels, Counter>,
+    reuse_detections: Counter,
+    deny_entries: Gauge,
+    evictions: Counter,
+    sessions_evicted: Counter,
+    store_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let tokens_issued = Family::<KindLabels, Counter>::default();
+        let refreshes = Family::<OutcomeLabels, Counter>::default();
+        let logins = Family::<OutcomeLabels, Counter>::default();
+        let reuse_detections = Counter::default();
+        let deny_entries = Gauge::default();
+        let evictions = Counter::default();
+        let sessions_evicted = Counter::default();
+        let store_bytes = Gauge::default();
+        registry.register("claimd_http_requests", "HTTP requests by route, method and status", requests.clone());
+        registry.register("claimd_http_request_duration_seconds", "HTTP request latency by route", latency.clone());
+        registry.register("claimd_tokens_issued", "Tokens minted, by kind (access, refresh)", tokens_issued.clone());
+        registry.register(
+            "claimd_refreshes",
+            "Refresh-token presentations by outcome (rotated, race, reuse, forged, refused)",
+            refreshes.clone(),
+        );
+        registry.register("claimd_logins", "Login attempts by outcome", logins.clone());
+        registry.register(
+            "claimd_reuse_detections",
+            "Refresh-token reuse detections (each revoked a session)",
+            reuse_detections.clone(),
+        );
+        registry.register("claimd_deny_entries", "Entries on the deny list now", deny_entries.clone());
+        registry.register("claimd_evictions", "Expired deny-list entries removed", evictions.clone());
+        registry.register("claimd_sessions_evicted", "Expired sessions removed", sessions_evicted.clone());
+        registry.register("claimd_store_bytes", "Size of the sled store on disk", store_bytes.clone());
+        Metrics {
+            registry,
+            requests,
+            latency,
+            tokens_issued,
+            refreshes,
+            logins,
+            reuse_detections,
+            deny_entries,
+            evictions,
+            sessions_evicted,
+            store_bytes,
+        }
+    }
+
+    /// Counts one answered request. `route` is the matched pattern, never the raw path,
+    /// so the label set stays bounded.
+    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts a minted token.
+    pub fn tokens_issued(&self, kind: &'static str) {
+        self.tokens_issued.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Counts a refresh-token presentation.
+    pub fn refresh(&self, outcome: &'static str) {
+        self.refreshes.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts a login attempt.
+    pub fn login(&self, outcome: &'static str) {
+        self.logins.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts a detected refresh-token reuse.
+    pub fn reuse_detected(&self) {
+        self.reuse_detections.inc();
+    }
+
+    /// Counts an eviction pass.
+    pub fn evicted(&self, deny_entries: u64, sessions: u64) {
+        self.evictions.inc_by(deny_entries);
+        self.sessions_evicted.inc_by(sessions);
+    }
+
+    /// Renders the Prometheus text format, with gauges read at scrape time.
+    pub fn render(&self, deny_entries: i64, store_bytes: u64) -> String {
+        self.deny_entries.set(deny_entries);
+        self.store_bytes.set(i64::try_from(store_bytes).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
