@@ -1,0 +1,157 @@
+//! Account and session routes: register, login, refresh, logout, `/me`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::{json_body, parse_json, read_body};
+use super::error::ApiError;
+use super::extract::{BearerToken, ClientAddr};
+use super::{resource, AppState};
+use crate::auth::{AuthError, Freshness, Registration, TokenResponse};
+use crate::config;
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/auth/register").route(web::post().to(register)))
+        .service(resource("/auth/login").route(web::post().to(login)))
+        .service(resource("/auth/refresh-token").route(web::post().to(refresh_token)))
+        .service(resource("/auth/logout").route(web::post().to(logout)))
+        .service(resource("/auth/logout-all").route(web::post().to(logout_all)))
+        .service(resource("/me").route(web::get().to(me)))
+        .service(resource("/me/password").route(web::post().to(change_password)));
+}
+
+fn limit(state: &AppState) -> usize {
+    state.auth.settings().server.max_body_bytes
+}
+
+/// A token answer: never cached (RFC 6749 §5.1).
+fn token_answer(response: &TokenResponse) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+async fn register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    if state.auth.settings().auth.registration == config::Registration::Admin {
+        let token = BearerToken::from_request_optional(&req)?.ok_or(AuthError::TokenMissing)?;
+        let caller = state.auth.authenticate(&token.0, Freshness::Current)?;
+        if !caller.user.roles.iter().any(|role| role == "admin") {
+            return Err(AuthError::Forbidden("registration is by an admin only").into());
+        }
+    }
+    let body: RegisterBody = json_body(payload, limit(&state)).await?;
+    let user = state
+        .auth
+        .register(Registration {
+            username: body.username,
+            password: body.password,
+            tenant: body.tenant,
+            roles: Vec::new(),
+        })
+        .await?;
+    Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "user": user })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    client: ClientAddr,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: LoginBody = json_body(payload, limit(&state)).await?;
+    let tokens = state.auth.login(&body.username, body.password, client.0).await?;
+    Ok(token_answer(&tokens))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// With a refresh token in the body: a rotated pair. With none, and a Bearer access token
+/// (valid or stale): a new access token for the same session.
+async fn refresh_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, limit(&state)).await?;
+    let refresh = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        parse_json::<RefreshBody>(&body)?.refresh_token
+    };
+    let tokens = match refresh {
+        Some(refresh) => state.auth.refresh(&refresh).await?,
+        None => match BearerToken::from_request_optional(&req)? {
+            Some(token) => state.auth.reissue_access(&token.0).await?,
+            None => {
+                return Err(ApiError::invalid_request(
+                    "refresh_token is required, or an Authorization: Bearer access token",
+                ))
+            }
+        },
+    };
+    Ok(token_answer(&tokens))
+}
+
+async fn logout(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
+    state.auth.logout(&token.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn logout_all(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
+    state.auth.logout_all(&token.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
+    let (user, claims) = state.auth.me(&token.0)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "user": user, "claims": claims })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    state: web::Data<AppState>,
+    token: BearerToken,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: PasswordBody = json_body(payload, limit(&state)).await?;
+    let tokens = state
+        .auth
+        .change_password(&token.0, body.current_password, body.new_password)
+        .await?;
+    Ok(token_answer(&tokens))
+}

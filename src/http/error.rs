@@ -1,0 +1,157 @@
+//! The only place that decides status codes. Every error leaves as an RFC 9457 problem
+//! (`application/problem+json`) with a stable `code`; 401s carry `WWW-Authenticate`
+//! (RFC 6750), 429s `Retry-After`. 5xx bodies are opaque: the cause goes to the log.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: &'a str,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid_request(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+    }
+
+    /// 413 `payload_too_large`.
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this method is not allowed on this resource",
+        )
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> ApiError {
+        use StatusCode as S;
+        match err {
+            AuthError::InvalidRequest(detail) => ApiError::invalid_request(detail),
+            AuthError::UsernameTaken => ApiError::new(S::CONFLICT, "username_taken", "that username is taken"),
+            AuthError::InvalidCredentials => ApiError::new(
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                "wrong username or password",
+            ),
+            AuthError::TooManyAttempts { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(S::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed attempts; retry later")
+            },
+            AuthError::TokenMissing => ApiError::new(S::UNAUTHORIZED, "token_missing", "an access token is required"),
+            AuthError::TokenInvalid(reason) => ApiError::new(S::UNAUTHORIZED, "token_invalid", reason),
+            AuthError::TokenExpired => ApiError::new(S::UNAUTHORIZED, "token_expired", "the access token has expired"),
+            AuthError::TokenStale => ApiError::new(
+                S::UNAUTHORIZED,
+                "token_stale",
+                "claims have changed: get a new token from /auth/refresh-token",
+            ),
+            AuthError::TokenRevoked => ApiError::new(S::UNAUTHORIZED, "token_revoked", "the token has been revoked"),
+            AuthError::InvalidGrant(reason) => ApiError::new(S::BAD_REQUEST, "invalid_grant", reason),
+            AuthError::Forbidden(reason) => ApiError::new(S::FORBIDDEN, "forbidden", reason),
+            AuthError::NotFound => ApiError::not_found(),
+            AuthError::Unavailable(reason) => ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", reason),
+            AuthError::Store(err) => {
+                tracing::error!(error = %err, "store failure");
+                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+            }
+            AuthError::Internal(err) => {
+                tracing::error!(error = %err, "internal failure");
+                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+            }
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let problem = Problem {
+            kind: "about:blank",
+            title,
+            status: self.status.as_u16(),
+            code: self.code,
+            detail: &self.detail,
+        };
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        let mut response = HttpResponse::build(self.status);
+        response.content_type("application/problem+json");
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.status == StatusCode::UNAUTHORIZED && self.code.starts_with("token_") {
+            let challenge = if self.code == "token_missing" {
+                "Bearer".to_string()
+            } else {
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    self.detail.replace(['"', '\\'], "'")
+                )
+            };
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response.insert_header((header::WWW_AUTHENTICATE, value));
+            }
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.body(body)
+    }
+}

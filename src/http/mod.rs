@@ -1,0 +1,75 @@
+//! HTTP: routes, extractors, bodies and the mapping of errors to answers. Only this module
+//! imports actix-web; it knows nothing of sled. Each area owns its routes
+//! ([`accounts`], [`ops`]); every resource answers unknown methods with 405 and the app
+//! answers unknown paths with 404, both as problems.
+
+pub mod accounts;
+pub mod body;
+pub mod error;
+pub mod extract;
+pub mod ops;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Service as _, ServiceResponse};
+use actix_web::{web, App, HttpResponse};
+
+use crate::auth::Auth;
+use crate::telemetry::Metrics;
+use error::ApiError;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Registers every route on an actix `App`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    accounts::routes(cfg);
+    ops::routes(cfg);
+}
+
+/// A resource that answers methods it has no route for with a 405 problem.
+pub(crate) fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<HttpResponse, ApiError>(ApiError::method_not_allowed())
+    }))
+}
+
+/// Builds the application: state, routes, 404s and the request-metrics middleware.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let metrics = Arc::clone(&state.metrics);
+    App::new()
+        .app_data(state)
+        .configure(configure)
+        .default_service(web::to(|| async { Err::<HttpResponse, ApiError>(ApiError::not_found()) }))
+        .wrap_fn(move |req, srv| {
+            let started = Instant::now();
+            let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+            let method = req.method().as_str().to_string();
+            let metrics = Arc::clone(&metrics);
+            let call = srv.call(req);
+            async move {
+                let response = call.await?;
+                metrics.request(
+                    &route,
+                    &method,
+                    response.status().as_u16(),
+                    started.elapsed().as_secs_f64(),
+                );
+                Ok(response)
+            }
+        })
+}

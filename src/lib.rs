@@ -1,0 +1,28 @@
+//! claimd: a self-contained JWT auth server. One binary, actix-web in front, an embedded
+//! sled store behind. Tokens carry claims that go stale when a user's state changes;
+//! claimd makes that visible (claim versions), answers it without a logout (refresh), and
+//! revokes what must not live on (a deny list that expires with its tokens).
+//!
+//! # Layout
+//!
+//! - [`config`]: typed settings, defaults and validation.
+//! - [`domain`]: ids, usernames and passwords, built only through `parse`.
+//! - [`store`]: sled trees, the codec, the group-commit flusher, eviction. Only it imports sled.
+//! - [`tokens`]: claims, keys and the JWKS, minting and verifying, the refresh-token MAC.
+//!   Only it imports jsonwebtoken.
+//! - [`auth`]: the flows (register, login, refresh, logout, password) and the verdict on a
+//!   token. No HTTP here.
+//! - [`http`]: routes, extractors, bodies, errors → problem+json. Only it imports actix-web.
+//! - [`tasks`]: background work (eviction).
+//! - [`startup`]: [`startup::Application`], which builds all of the above and runs it.
+//! - [`telemetry`]: tracing and Prometheus metrics.
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod tasks;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,116 @@
+//! Start-up and shutdown in order: open the store, load (or create) the signing keys,
+//! create the bootstrap admin, bind the listener (port 0 picks a free port, so tests run
+//! many servers), start the background tasks; on stop, drain requests, stop the tasks and
+//! flush the store.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, HttpServer};
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::keyring::load_or_create_key_ring;
+use crate::auth::{now, Auth};
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::store::Store;
+use crate::tasks;
+use crate::telemetry::Metrics;
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Arc<Store>,
+    tasks: Vec<JoinHandle<()>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Opens everything and binds the listener; nothing is served until
+    /// [`Application::run_until_stopped`].
+    ///
+    /// # Errors
+    /// Each step's failure, with the setting or path it concerns.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.validate()?;
+        let path = settings.storage.path.clone();
+        let cache_mb = settings.storage.cache_mb;
+        let store = tokio::task::spawn_blocking(move || Store::open(&path, cache_mb))
+            .await?
+            .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
+        let store = Arc::new(store);
+
+        let alg = settings.tokens.algorithm;
+        let ring_store = Arc::clone(&store);
+        let ring = tokio::task::spawn_blocking(move || load_or_create_key_ring(&ring_store, alg, now()))
+            .await?
+            .context("keys")?;
+
+        let metrics = Arc::new(Metrics::new());
+        let auth = Arc::new(Auth::new(Arc::clone(&store), settings.clone(), ring, Arc::clone(&metrics))?);
+        auth.bootstrap_admin().await.context("bootstrap")?;
+
+        let listener = TcpListener::bind(&settings.server.bind)
+            .with_context(|| format!("server.bind {}: cannot listen", settings.server.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            auth,
+            metrics: Arc::clone(&metrics),
+        });
+        let workers = settings
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+        let server = HttpServer::new(move || http::app(state.clone()))
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(10)
+            .listen(listener)
+            .context("server.bind")?
+            .run();
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let eviction = tokio::spawn(tasks::eviction::run(
+            Arc::clone(&store),
+            metrics,
+            settings.eviction.interval,
+            shutdown_rx,
+        ));
+        Ok(Application {
+            port,
+            server,
+            store,
+            tasks: vec![eviction],
+            shutdown,
+        })
+    }
+
+    /// The port the listener is bound to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server gracefully (used by the signal handler).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped, then stops the tasks and flushes the store.
+    ///
+    /// # Errors
+    /// The server failed.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.close()).await?;
+        served.context("http server")
+    }
+}
