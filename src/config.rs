@@ -67,7 +67,7 @@ impl Default for StorageSettings {
 }
 
 /// The signing algorithms claimd can mint with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SigningAlgorithm {
     EdDSA,
     ES256,
@@ -91,6 +91,17 @@ impl SigningAlgorithm {
         [Self::EdDSA, Self::ES256, Self::RS256, Self::HS256]
             .into_iter()
             .find(|alg| alg.as_str() == name)
+    }
+}
+
+impl<'de> Deserialize<'de> for SigningAlgorithm {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        SigningAlgorithm::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown algorithm `{name}`, expected EdDSA, ES256, RS256 or HS256"
+            ))
+        })
     }
 }
 
@@ -222,7 +233,10 @@ impl std::fmt::Debug for BootstrapSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BootstrapSettings")
             .field("admin_username", &self.admin_username)
-            .field("admin_password", &self.admin_password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -332,7 +346,10 @@ impl Settings {
             return fail("tokens.access_ttl", "must be at least 1s");
         }
         if self.tokens.refresh_ttl < self.tokens.access_ttl {
-            return fail("tokens.refresh_ttl", "must not be shorter than tokens.access_ttl");
+            return fail(
+                "tokens.refresh_ttl",
+                "must not be shorter than tokens.access_ttl",
+            );
         }
         if self.tokens.leeway > Duration::from_secs(300) {
             return fail("tokens.leeway", "must be at most 5m");
@@ -373,7 +390,9 @@ fn optional_duration<'de, D: Deserializer<'de>>(
     let text = Option::<String>::deserialize(deserializer)?;
     match text.as_deref().map(str::trim) {
         None | Some("") | Some("off") => Ok(None),
-        Some(text) => parse_duration(text).map(Some).map_err(serde::de::Error::custom),
+        Some(text) => parse_duration(text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
     }
 }
 

@@ -26,7 +26,11 @@ fn main() -> ExitCode {
         Err(err) => return fail(&err),
     };
     telemetry::init_tracing("info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    telemetry::log_panics_as_one_line();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => return fail(&format!("cannot start the runtime: {err}")),
     };
@@ -50,7 +54,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .to_string();
     let app = Application::build(settings).await?;
     println!("claimd listening on http://{host}:{}", app.port());
-    tracing::info!(port = app.port(), "listening on http://{host}:{}", app.port());
+    tracing::info!(
+        port = app.port(),
+        "listening on http://{host}:{}",
+        app.port()
+    );
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -46,12 +46,18 @@ impl Application {
 
         let alg = settings.tokens.algorithm;
         let ring_store = Arc::clone(&store);
-        let ring = tokio::task::spawn_blocking(move || load_or_create_key_ring(&ring_store, alg, now()))
-            .await?
-            .context("keys")?;
+        let ring =
+            tokio::task::spawn_blocking(move || load_or_create_key_ring(&ring_store, alg, now()))
+                .await?
+                .context("keys")?;
 
         let metrics = Arc::new(Metrics::new());
-        let auth = Arc::new(Auth::new(Arc::clone(&store), settings.clone(), ring, Arc::clone(&metrics))?);
+        let auth = Arc::new(Auth::new(
+            Arc::clone(&store),
+            settings.clone(),
+            ring,
+            Arc::clone(&metrics),
+        )?);
         auth.bootstrap_admin().await.context("bootstrap")?;
 
         let listener = TcpListener::bind(&settings.server.bind)

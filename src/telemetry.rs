@@ -20,6 +20,25 @@ pub fn init_tracing(default_filter: &str) {
         .try_init();
 }
 
+/// Replaces the default panic output (several lines on stderr) with one error log line.
+/// A panic caught on purpose (sled's on a damaged store) still becomes a one-line
+/// start-up error; one that is not is still logged, never lost.
+pub fn log_panics_as_one_line() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(%location, "panic: {}", message.split_whitespace().collect::<Vec<_>>().join(" "));
+    }));
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
@@ -84,9 +103,21 @@ impl Metrics {
         let evictions = Counter::default();
         let sessions_evicted = Counter::default();
         let store_bytes = Gauge::default();
-        registry.register("claimd_http_requests", "HTTP requests by route, method and status", requests.clone());
-        registry.register("claimd_http_request_duration_seconds", "HTTP request latency by route", latency.clone());
-        registry.register("claimd_tokens_issued", "Tokens minted, by kind (access, refresh)", tokens_issued.clone());
+        registry.register(
+            "claimd_http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "claimd_http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "claimd_tokens_issued",
+            "Tokens minted, by kind (access, refresh)",
+            tokens_issued.clone(),
+        );
         registry.register(
             "claimd_refreshes",
             "Refresh-token presentations by outcome (rotated, race, reuse, forged, refused)",
@@ -98,10 +129,26 @@ impl Metrics {
             "Refresh-token reuse detections (each revoked a session)",
             reuse_detections.clone(),
         );
-        registry.register("claimd_deny_entries", "Entries on the deny list now", deny_entries.clone());
-        registry.register("claimd_evictions", "Expired deny-list entries removed", evictions.clone());
-        registry.register("claimd_sessions_evicted", "Expired sessions removed", sessions_evicted.clone());
-        registry.register("claimd_store_bytes", "Size of the sled store on disk", store_bytes.clone());
+        registry.register(
+            "claimd_deny_entries",
+            "Entries on the deny list now",
+            deny_entries.clone(),
+        );
+        registry.register(
+            "claimd_evictions",
+            "Expired deny-list entries removed",
+            evictions.clone(),
+        );
+        registry.register(
+            "claimd_sessions_evicted",
+            "Expired sessions removed",
+            sessions_evicted.clone(),
+        );
+        registry.register(
+            "claimd_store_bytes",
+            "Size of the sled store on disk",
+            store_bytes.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -141,7 +188,9 @@ impl Metrics {
 
     /// Counts a refresh-token presentation.
     pub fn refresh(&self, outcome: &'static str) {
-        self.refreshes.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.refreshes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Counts a login attempt.
@@ -163,7 +212,8 @@ impl Metrics {
     /// Renders the Prometheus text format, with gauges read at scrape time.
     pub fn render(&self, deny_entries: i64, store_bytes: u64) -> String {
         self.deny_entries.set(deny_entries);
-        self.store_bytes.set(i64::try_from(store_bytes).unwrap_or(i64::MAX));
+        self.store_bytes
+            .set(i64::try_from(store_bytes).unwrap_or(i64::MAX));
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();

@@ -89,7 +89,9 @@ impl Auth {
         let canonical = Username::parse(username).ok();
         let user_key = format!(
             "u:{}",
-            canonical.as_ref().map_or_else(|| username.to_lowercase(), |u| u.as_str().to_string())
+            canonical
+                .as_ref()
+                .map_or_else(|| username.to_lowercase(), |u| u.as_str().to_string())
         );
         let client_key = format!("a:{client}");
         let keys = [user_key.as_str(), client_key.as_str()];
@@ -107,7 +109,10 @@ impl Auth {
             None => None,
         };
         let phc = found.as_ref().map(|(_, user)| user.password_hash.clone());
-        let matched = self.passwords.verify(Password::offered(password), phc).await;
+        let matched = self
+            .passwords
+            .verify(Password::offered(password), phc)
+            .await;
         let (id, user) = match found {
             Some(found) if matched => found,
             _ => {
@@ -147,7 +152,8 @@ impl Auth {
         new: String,
     ) -> Result<TokenResponse, AuthError> {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
-        let new = Password::parse_new(new).map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
+        let new =
+            Password::parse_new(new).map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         let user_key = format!("u:{}", caller.user.username);
         if let Err(wait) = self.limiter.check(&[&user_key], Instant::now()) {
             return Err(AuthError::TooManyAttempts {
@@ -165,12 +171,16 @@ impl Auth {
             .await
             .map_err(|err| AuthError::Internal(err.to_string()))?;
         let now = now();
-        let mut user = self.store.user(caller.user_id)?.ok_or(AuthError::TokenRevoked)?;
+        let mut user = self
+            .store
+            .user(caller.user_id)?
+            .ok_or(AuthError::TokenRevoked)?;
         user.password_hash = password_hash;
         user.not_before = now;
         user.updated_at = now;
         self.store.put_user(caller.user_id, &user)?;
-        self.end_user_sessions(caller.user_id, Some(caller.session_id)).await?;
+        self.end_user_sessions(caller.user_id, Some(caller.session_id))
+            .await?;
         let response = self.rotate_session(&caller, &user).await?;
         self.store.wait_durable().await?;
         tracing::info!(user = %caller.user_id, "password changed; other sessions revoked");
@@ -188,9 +198,8 @@ impl Auth {
         ) else {
             return Ok(());
         };
-        let canonical = Username::parse(&username).map_err(|why| {
-            AuthError::InvalidRequest(format!("bootstrap.admin_username: {why}"))
-        })?;
+        let canonical = Username::parse(&username)
+            .map_err(|why| AuthError::InvalidRequest(format!("bootstrap.admin_username: {why}")))?;
         if self.store.user_id_by_name(&canonical)?.is_some() {
             return Ok(());
         }
@@ -208,9 +217,9 @@ impl Auth {
                 Ok(())
             }
             Err(AuthError::UsernameTaken) => Ok(()),
-            Err(AuthError::InvalidRequest(why)) => {
-                Err(AuthError::InvalidRequest(format!("bootstrap.admin_password: {why}")))
-            }
+            Err(AuthError::InvalidRequest(why)) => Err(AuthError::InvalidRequest(format!(
+                "bootstrap.admin_password: {why}"
+            ))),
             Err(err) => Err(err),
         }
     }

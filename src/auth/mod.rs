@@ -16,7 +16,7 @@ pub use accounts::Registration;
 pub use sessions::RefreshOutcome;
 pub use verdict::Freshness;
 
-use std::sync::{Arc, RwLock, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -194,7 +194,14 @@ impl Auth {
 
 /// Unix seconds now.
 pub fn now() -> u64 {
+    now_ms() / 1000
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }

@@ -103,7 +103,11 @@ mod tests {
         let phc = passwords.hash(password()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(passwords.verify(password(), Some(phc.clone())).await);
-        assert!(!passwords.verify(Password::offered("wrong horse".into()), Some(phc)).await);
+        assert!(
+            !passwords
+                .verify(Password::offered("wrong horse".into()), Some(phc))
+                .await
+        );
         assert!(!passwords.verify(password(), None).await);
     }
 }

@@ -84,7 +84,10 @@ impl LoginLimiter {
 
     /// Keys tracked now.
     pub fn tracked(&self) -> usize {
-        self.windows.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.windows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     fn make_room(&self, windows: &mut HashMap<String, Window>, now: Instant) {
@@ -124,10 +127,14 @@ mod tests {
             assert!(limiter.check(&["u:a"], start).is_ok());
             limiter.record_failure(&["u:a"], start);
         }
-        let wait = limiter.check(&["u:a"], start + Duration::from_secs(10)).unwrap_err();
+        let wait = limiter
+            .check(&["u:a"], start + Duration::from_secs(10))
+            .unwrap_err();
         assert_eq!(wait, Duration::from_secs(50));
         assert!(limiter.check(&["u:b"], start).is_ok());
-        assert!(limiter.check(&["u:a"], start + Duration::from_secs(60)).is_ok());
+        assert!(limiter
+            .check(&["u:a"], start + Duration::from_secs(60))
+            .is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use serde_json::Map;
 
 use super::verdict::{Authenticated, Freshness};
-use super::{now, parse_attrs, Auth, AuthError, TokenResponse};
+use super::{now, now_ms, parse_attrs, Auth, AuthError, TokenResponse};
 use crate::domain::{SessionId, TokenId, UserId};
 use crate::store::{DenyKind, SessionRecord, UserRecord};
 use crate::tokens::{mint_refresh_token, AccessClaims, PresentedRefreshToken, SessionKey};
@@ -100,7 +100,7 @@ impl Auth {
             created_at: now,
             expires_at,
             last_used: now,
-            rotated_at: now,
+            rotated_at_ms: now_ms(),
             revoked: false,
             current_access_token: access_token.clone(),
             current_access_expires: access_exp,
@@ -141,7 +141,9 @@ impl Auth {
             Ok((_, outcome)) | Err((_, outcome)) => outcome.label(),
         };
         self.metrics.refresh(label);
-        outcome.map(|(response, _)| response).map_err(|(err, _)| err)
+        outcome
+            .map(|(response, _)| response)
+            .map_err(|(err, _)| err)
     }
 
     async fn refresh_inner(
@@ -150,7 +152,8 @@ impl Auth {
     ) -> Result<(TokenResponse, RefreshOutcome), (AuthError, RefreshOutcome)> {
         use RefreshOutcome::{Forged, Race, Refused, Reuse, Rotated};
         let refuse = |why| (AuthError::InvalidGrant(why), Refused);
-        let token = PresentedRefreshToken::parse(presented).ok_or_else(|| refuse("malformed refresh token"))?;
+        let token = PresentedRefreshToken::parse(presented)
+            .ok_or_else(|| refuse("malformed refresh token"))?;
         let sid = token.sid;
         let _turn = self.session_locks.for_session(sid).lock().await;
         let now = now();
@@ -186,18 +189,20 @@ impl Auth {
                 .mint_access(user_id, &user, sid, session.expires_at, now)
                 .map_err(|err| (err, Refused))?;
             session.generation += 1;
-            session.rotated_at = now;
+            session.rotated_at_ms = now_ms();
             session.last_used = now;
             session.current_access_token = access_token.clone();
-        session.current_access_expires = access_exp;
+            session.current_access_expires = access_exp;
             self.store.put_session(sid, &session).map_err(store_err)?;
             self.store.wait_durable().await.map_err(store_err)?;
             self.metrics.tokens_issued("refresh");
             let response = self.token_response(sid, &key, &session, access_token, access_exp, now);
             return Ok((response, Rotated));
         }
-        let grace = self.settings.tokens.refresh_reuse_grace.as_secs();
-        if token.generation + 1 == session.generation && now.saturating_sub(session.rotated_at) <= grace {
+        let grace_ms =
+            u64::try_from(self.settings.tokens.refresh_reuse_grace.as_millis()).unwrap_or(u64::MAX);
+        let since_rotation_ms = now_ms().saturating_sub(session.rotated_at_ms);
+        if token.generation + 1 == session.generation && since_rotation_ms <= grace_ms {
             let access_exp = session.current_access_expires;
             let response = self.token_response(
                 sid,
@@ -212,9 +217,13 @@ impl Auth {
         if token.generation < session.generation {
             tracing::warn!(session = %sid, user = %user_id, "refresh token reuse detected: session revoked");
             self.metrics.reuse_detected();
-            self.revoke_session_locked(sid, &mut session, now).map_err(|err| (err, Reuse))?;
+            self.revoke_session_locked(sid, &mut session, now)
+                .map_err(|err| (err, Reuse))?;
             self.store.wait_durable().await.map_err(store_err)?;
-            return Err((AuthError::InvalidGrant("refresh token reuse detected"), Reuse));
+            return Err((
+                AuthError::InvalidGrant("refresh token reuse detected"),
+                Reuse,
+            ));
         }
         Err((AuthError::InvalidGrant("invalid refresh token"), Forged))
     }
@@ -231,8 +240,13 @@ impl Auth {
             Some(session) if !session.revoked && now < session.expires_at => session,
             _ => return Err(AuthError::TokenRevoked),
         };
-        let (access_token, access_exp) =
-            self.mint_access(caller.user_id, &caller.user, caller.session_id, session.expires_at, now)?;
+        let (access_token, access_exp) = self.mint_access(
+            caller.user_id,
+            &caller.user,
+            caller.session_id,
+            session.expires_at,
+            now,
+        )?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
@@ -251,8 +265,11 @@ impl Auth {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
         let now = now();
         let leeway = self.settings.tokens.leeway.as_secs();
-        self.store
-            .deny(DenyKind::Token, caller.token_id.as_bytes(), caller.claims.exp + leeway)?;
+        self.store.deny(
+            DenyKind::Token,
+            caller.token_id.as_bytes(),
+            caller.claims.exp + leeway,
+        )?;
         self.revoke_session(caller.session_id, now).await?;
         self.store.wait_durable().await?;
         Ok(())
@@ -310,7 +327,8 @@ impl Auth {
             session.revoked = true;
             self.store.put_session(sid, session)?;
         }
-        let last_token_exp = (now + self.settings.tokens.access_ttl.as_secs()).min(session.expires_at);
+        let last_token_exp =
+            (now + self.settings.tokens.access_ttl.as_secs()).min(session.expires_at);
         let until = last_token_exp.max(now) + self.settings.tokens.leeway.as_secs();
         self.store.deny(DenyKind::Session, sid.as_bytes(), until)?;
         Ok(())
@@ -332,7 +350,7 @@ impl Auth {
         let (access_token, access_exp) =
             self.mint_access(caller.user_id, user, sid, session.expires_at, now)?;
         session.generation += 1;
-        session.rotated_at = now;
+        session.rotated_at_ms = now_ms();
         session.last_used = now;
         session.current_access_token = access_token.clone();
         session.current_access_expires = access_exp;

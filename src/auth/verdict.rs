@@ -35,21 +35,34 @@ impl Auth {
     /// # Errors
     /// `TokenInvalid`, `TokenExpired`, `TokenRevoked`, or `TokenStale` when `freshness` is
     /// `Current` and the claims are behind.
-    pub fn authenticate(&self, token: &str, freshness: Freshness) -> Result<Authenticated, AuthError> {
+    pub fn authenticate(
+        &self,
+        token: &str,
+        freshness: Freshness,
+    ) -> Result<Authenticated, AuthError> {
         let now = now();
         let ring = self.key_ring();
-        let claims = self.tokens.verify(&ring, token, now).map_err(|err| match err {
-            TokenError::Expired => AuthError::TokenExpired,
-            TokenError::Invalid(reason) => AuthError::TokenInvalid(reason),
-            TokenError::NoSigningKey | TokenError::Signing(_) => AuthError::TokenInvalid("unusable key"),
-        })?;
+        let claims = self
+            .tokens
+            .verify(&ring, token, now)
+            .map_err(|err| match err {
+                TokenError::Expired => AuthError::TokenExpired,
+                TokenError::Invalid(reason) => AuthError::TokenInvalid(reason),
+                TokenError::NoSigningKey | TokenError::Signing(_) => {
+                    AuthError::TokenInvalid("unusable key")
+                }
+            })?;
         let malformed = AuthError::TokenInvalid("malformed claims");
-        let user_id = UserId::parse(&claims.sub).ok_or(AuthError::TokenInvalid("malformed claims"))?;
-        let session_id = SessionId::parse(&claims.sid).ok_or(AuthError::TokenInvalid("malformed claims"))?;
+        let user_id =
+            UserId::parse(&claims.sub).ok_or(AuthError::TokenInvalid("malformed claims"))?;
+        let session_id =
+            SessionId::parse(&claims.sid).ok_or(AuthError::TokenInvalid("malformed claims"))?;
         let token_id = TokenId::parse(&claims.jti).ok_or(malformed)?;
 
         if self.store.is_denied(DenyKind::Token, token_id.as_bytes())?
-            || self.store.is_denied(DenyKind::Session, session_id.as_bytes())?
+            || self
+                .store
+                .is_denied(DenyKind::Session, session_id.as_bytes())?
         {
             return Err(AuthError::TokenRevoked);
         }
@@ -62,7 +75,8 @@ impl Auth {
         }
         let mut stale = claims.uv < user.claims_version;
         if let Some(tid) = &claims.tid {
-            let tenant_id = TenantId::parse(tid).ok_or(AuthError::TokenInvalid("malformed claims"))?;
+            let tenant_id =
+                TenantId::parse(tid).ok_or(AuthError::TokenInvalid("malformed claims"))?;
             stale |= match self.store.tenant(tenant_id)? {
                 Some(tenant) => claims.tv < tenant.version,
                 None => true,

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::body::{json_body, parse_json, read_body};
+use super::body::{json_body, parse_json, read_body, require_json_content_type};
 use super::error::ApiError;
 use super::extract::{BearerToken, ClientAddr};
 use super::{resource, AppState};
@@ -55,7 +55,7 @@ async fn register(
             return Err(AuthError::Forbidden("registration is by an admin only").into());
         }
     }
-    let body: RegisterBody = json_body(payload, limit(&state)).await?;
+    let body: RegisterBody = json_body(&req, payload, limit(&state)).await?;
     let user = state
         .auth
         .register(Registration {
@@ -76,12 +76,16 @@ struct LoginBody {
 }
 
 async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     client: ClientAddr,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: LoginBody = json_body(payload, limit(&state)).await?;
-    let tokens = state.auth.login(&body.username, body.password, client.0).await?;
+    let body: LoginBody = json_body(&req, payload, limit(&state)).await?;
+    let tokens = state
+        .auth
+        .login(&body.username, body.password, client.0)
+        .await?;
     Ok(token_answer(&tokens))
 }
 
@@ -103,6 +107,7 @@ async fn refresh_token(
     let refresh = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
+        require_json_content_type(&req)?;
         parse_json::<RefreshBody>(&body)?.refresh_token
     };
     let tokens = match refresh {
@@ -124,7 +129,10 @@ async fn logout(state: web::Data<AppState>, token: BearerToken) -> Result<HttpRe
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn logout_all(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
+async fn logout_all(
+    state: web::Data<AppState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
     state.auth.logout_all(&token.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -144,11 +152,12 @@ struct PasswordBody {
 }
 
 async fn change_password(
+    req: HttpRequest,
     state: web::Data<AppState>,
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: PasswordBody = json_body(payload, limit(&state)).await?;
+    let body: PasswordBody = json_body(&req, payload, limit(&state)).await?;
     let tokens = state
         .auth
         .change_password(&token.0, body.current_password, body.new_password)

@@ -1,8 +1,14 @@
 //! Request bodies: read up to `server.max_body_bytes` (413 past it, before reading on),
 //! then parse JSON into a type that refuses unknown fields, with a 400 that names the
 //! field for anything malformed.
+//!
+//! A JSON body must say `Content-Type: application/json` (415 otherwise): the content
+//! types a browser may send cross-site without a CORS preflight (`text/plain`, forms) can
+//! then never drive a login or a registration from another origin.
 
+use actix_web::http::header;
 use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::HttpRequest;
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 
@@ -42,11 +48,40 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Reads and parses a JSON body in one step.
+/// Refuses a body whose declared type is not JSON.
 ///
 /// # Errors
-/// As [`read_body`] and [`parse_json`].
-pub async fn json_body<T: DeserializeOwned>(payload: web::Payload, limit: usize) -> Result<T, ApiError> {
+/// 415 `unsupported_media_type`.
+pub fn require_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| {
+            value
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match declared.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(other) if other.starts_with("application/") && other.ends_with("+json") => Ok(()),
+        _ => Err(ApiError::unsupported_media_type()),
+    }
+}
+
+/// Checks the content type, then reads and parses a JSON body.
+///
+/// # Errors
+/// As [`require_json_content_type`], [`read_body`] and [`parse_json`].
+pub async fn json_body<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    require_json_content_type(req)?;
     let body = read_body(payload, limit).await?;
     parse_json(&body)
 }

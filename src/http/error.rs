@@ -52,6 +52,15 @@ impl ApiError {
         )
     }
 
+    /// 415 `unsupported_media_type`.
+    pub fn unsupported_media_type() -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be application/json",
+        )
+    }
+
     /// 404 `not_found`.
     pub fn not_found() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
@@ -83,7 +92,9 @@ impl From<AuthError> for ApiError {
         use StatusCode as S;
         match err {
             AuthError::InvalidRequest(detail) => ApiError::invalid_request(detail),
-            AuthError::UsernameTaken => ApiError::new(S::CONFLICT, "username_taken", "that username is taken"),
+            AuthError::UsernameTaken => {
+                ApiError::new(S::CONFLICT, "username_taken", "that username is taken")
+            }
             AuthError::InvalidCredentials => ApiError::new(
                 S::UNAUTHORIZED,
                 "invalid_credentials",
@@ -91,21 +102,43 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::TooManyAttempts { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs),
-                ..ApiError::new(S::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed attempts; retry later")
+                ..ApiError::new(
+                    S::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    "too many failed attempts; retry later",
+                )
             },
-            AuthError::TokenMissing => ApiError::new(S::UNAUTHORIZED, "token_missing", "an access token is required"),
-            AuthError::TokenInvalid(reason) => ApiError::new(S::UNAUTHORIZED, "token_invalid", reason),
-            AuthError::TokenExpired => ApiError::new(S::UNAUTHORIZED, "token_expired", "the access token has expired"),
+            AuthError::TokenMissing => ApiError::new(
+                S::UNAUTHORIZED,
+                "token_missing",
+                "an access token is required",
+            ),
+            AuthError::TokenInvalid(reason) => {
+                ApiError::new(S::UNAUTHORIZED, "token_invalid", reason)
+            }
+            AuthError::TokenExpired => ApiError::new(
+                S::UNAUTHORIZED,
+                "token_expired",
+                "the access token has expired",
+            ),
             AuthError::TokenStale => ApiError::new(
                 S::UNAUTHORIZED,
                 "token_stale",
                 "claims have changed: get a new token from /auth/refresh-token",
             ),
-            AuthError::TokenRevoked => ApiError::new(S::UNAUTHORIZED, "token_revoked", "the token has been revoked"),
-            AuthError::InvalidGrant(reason) => ApiError::new(S::BAD_REQUEST, "invalid_grant", reason),
+            AuthError::TokenRevoked => ApiError::new(
+                S::UNAUTHORIZED,
+                "token_revoked",
+                "the token has been revoked",
+            ),
+            AuthError::InvalidGrant(reason) => {
+                ApiError::new(S::BAD_REQUEST, "invalid_grant", reason)
+            }
             AuthError::Forbidden(reason) => ApiError::new(S::FORBIDDEN, "forbidden", reason),
             AuthError::NotFound => ApiError::not_found(),
-            AuthError::Unavailable(reason) => ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", reason),
+            AuthError::Unavailable(reason) => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", reason)
+            }
             AuthError::Store(err) => {
                 tracing::error!(error = %err, "store failure");
                 ApiError::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error")

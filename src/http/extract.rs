@@ -29,7 +29,9 @@ impl BearerToken {
         if value.len() > MAX_ACCESS_TOKEN_BYTES + 16 {
             return Err(invalid("token too large"));
         }
-        let text = value.to_str().map_err(|_| invalid("malformed authorization header"))?;
+        let text = value
+            .to_str()
+            .map_err(|_| invalid("malformed authorization header"))?;
         let (scheme, token) = text
             .split_once(' ')
             .ok_or_else(|| invalid("expected a Bearer token"))?;
@@ -38,9 +40,10 @@ impl BearerToken {
         }
         let token = token.trim();
         let well_formed = !token.is_empty()
-            && token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'/' | b'='));
+            && token.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'/' | b'=')
+            });
         if !well_formed {
             return Err(invalid("malformed bearer token"));
         }
@@ -53,9 +56,10 @@ impl FromRequest for BearerToken {
     type Future = Ready<Result<BearerToken, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(BearerToken::from_request_optional(req).and_then(|token| {
-            token.ok_or_else(|| ApiError::from(AuthError::TokenMissing))
-        }))
+        ready(
+            BearerToken::from_request_optional(req)
+                .and_then(|token| token.ok_or_else(|| ApiError::from(AuthError::TokenMissing))),
+        )
     }
 }
 

@@ -54,10 +54,14 @@ pub fn app(
     App::new()
         .app_data(state)
         .configure(configure)
-        .default_service(web::to(|| async { Err::<HttpResponse, ApiError>(ApiError::not_found()) }))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, ApiError>(ApiError::not_found())
+        }))
         .wrap_fn(move |req, srv| {
             let started = Instant::now();
-            let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+            let route = req
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_string());
             let method = req.method().as_str().to_string();
             let metrics = Arc::clone(&metrics);
             let call = srv.call(req);

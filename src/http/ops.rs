@@ -33,13 +33,18 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, format!("public, max-age={JWKS_MAX_AGE_SECS}")))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={JWKS_MAX_AGE_SECS}"),
+        ))
         .json(state.auth.key_ring().jwks())
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let store = state.auth.store();
-    let text = state.metrics.render(store.deny_entries(), store.size_on_disk());
+    let text = state
+        .metrics
+        .render(store.deny_entries(), store.size_on_disk());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)

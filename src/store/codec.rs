@@ -131,10 +131,16 @@ mod tests {
         assert!(matches!(decode::<Sample>(&[]), Err(CodecError::Empty)));
         let mut trailing = bytes.clone();
         trailing.push(0);
-        assert!(matches!(decode::<Sample>(&trailing), Err(CodecError::Trailing(1))));
+        assert!(matches!(
+            decode::<Sample>(&trailing),
+            Err(CodecError::Trailing(1))
+        ));
         assert!(decode::<Sample>(&bytes[..bytes.len() - 3]).is_err());
         bytes[0] = 99;
-        assert!(matches!(decode::<Sample>(&bytes), Err(CodecError::UnknownFormat(99))));
+        assert!(matches!(
+            decode::<Sample>(&bytes),
+            Err(CodecError::UnknownFormat(99))
+        ));
     }
 
     #[test]

@@ -54,7 +54,10 @@ impl Store {
         let outcome = self.deny.transaction(|tree| {
             let previous = match tree.get(&key)? {
                 Some(bytes) => Some(codec::decode_u64(&bytes).map_err(|source| {
-                    ConflictableTransactionError::Abort(StoreError::Corrupt { tree: "deny", source })
+                    ConflictableTransactionError::Abort(StoreError::Corrupt {
+                        tree: "deny",
+                        source,
+                    })
                 })?),
                 None => None,
             };
@@ -99,7 +102,9 @@ impl Store {
     }
 
     pub(crate) fn note_deny_evicted(&self, removed: u64) {
-        self.deny_entries
-            .fetch_sub(i64::try_from(removed).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.deny_entries.fetch_sub(
+            i64::try_from(removed).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
     }
 }

@@ -22,13 +22,15 @@ pub struct EvictionReport {
 /// Entries removed per sled batch: bounds the memory of one pass.
 const BATCH_LIMIT: usize = 4096;
 
-/// Removes every deny entry and session whose expiry is at or before `now`.
+/// Removes every deny entry whose expiry is before `now` (a token is still accepted at
+/// `exp + leeway` itself, so its entry stays through that second) and every session whose
+/// expiry is at or before `now` (a session refuses to refresh from its expiry on).
 ///
 /// # Errors
 /// Storage failures; what was removed before the failure stays removed.
 pub fn evict_expired(store: &Store, now: u64) -> Result<EvictionReport, StoreError> {
     let mut report = EvictionReport::default();
-    let end = codec::expiry_key(INDEX_PREFIX, now.saturating_add(1), &[]);
+    let end = codec::expiry_key(INDEX_PREFIX, now, &[]);
     loop {
         let mut batch = Batch::default();
         let mut in_batch = 0u64;
@@ -62,7 +64,9 @@ pub fn evict_expired(store: &Store, now: u64) -> Result<EvictionReport, StoreErr
     let mut expired = Vec::new();
     for key in store.session_expiry.range(..session_end).keys() {
         let key = key?;
-        if let Some(sid) = codec::split_expiry_key(b"", &key).and_then(|(_, id)| SessionId::from_slice(id)) {
+        if let Some(sid) =
+            codec::split_expiry_key(b"", &key).and_then(|(_, id)| SessionId::from_slice(id))
+        {
             expired.push((sid, key));
         }
     }
@@ -77,7 +81,6 @@ pub fn evict_expired(store: &Store, now: u64) -> Result<EvictionReport, StoreErr
     }
     Ok(report)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -98,9 +101,10 @@ mod tests {
         store.deny(DenyKind::Token, &[3; 16], 300).unwrap();
         assert_eq!(store.deny_entries(), 3);
 
-        let report = evict_expired(&store, 200).unwrap();
+        assert_eq!(evict_expired(&store, 200).unwrap().deny_removed, 1);
+        let report = evict_expired(&store, 201).unwrap();
 
-        assert_eq!(report.deny_removed, 2);
+        assert_eq!(report.deny_removed, 1);
         assert_eq!(report.next_deny_expiry, Some(300));
         assert_eq!(store.deny_entries(), 1);
         assert!(!store.is_denied(DenyKind::Token, &[1; 16]).unwrap());
@@ -115,11 +119,12 @@ mod tests {
         assert!(!store.deny(DenyKind::Session, &[7; 16], 500).unwrap());
         assert_eq!(store.deny_entries(), 1);
 
-        let report = evict_expired(&store, 100).unwrap();
+        let report = evict_expired(&store, 101).unwrap();
 
         assert_eq!(report.deny_removed, 0);
         assert!(store.is_denied(DenyKind::Session, &[7; 16]).unwrap());
-        assert_eq!(evict_expired(&store, 500).unwrap().deny_removed, 1);
+        assert_eq!(evict_expired(&store, 500).unwrap().deny_removed, 0);
+        assert_eq!(evict_expired(&store, 501).unwrap().deny_removed, 1);
         assert_eq!(store.deny_entries(), 0);
     }
 
@@ -150,7 +155,7 @@ mod tests {
             created_at: 10,
             expires_at: 50,
             last_used: 10,
-            rotated_at: 10,
+            rotated_at_ms: 10_000,
             revoked: false,
             current_access_token: String::new(),
             current_access_expires: 0,

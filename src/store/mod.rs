@@ -92,7 +92,8 @@ impl Store {
             }
             None => {
                 return Err(StoreError::Open(
-                    "the data directory holds no claimd schema: damaged, or not a claimd store".into(),
+                    "the data directory holds no claimd schema: damaged, or not a claimd store"
+                        .into(),
                 ))
             }
             Some(bytes) => {
@@ -174,13 +175,10 @@ impl Store {
 }
 
 /// sled 0.34 panics on some kinds of damage instead of returning an error. Turn such a
-/// panic into an error (without the panic message on stderr), so a corrupt data dir stops
-/// start-up with one line rather than a backtrace.
+/// panic into an error, so a corrupt data dir stops start-up with one line rather than a
+/// backtrace. (The panic hook is the binary's business: it logs panics as one line.)
 fn open_quietly(config: sled::Config) -> Result<sled::Db, StoreError> {
-    let previous_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
-    std::panic::set_hook(previous_hook);
     match outcome {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(err)) => Err(StoreError::Open(one_line(&err.to_string()))),

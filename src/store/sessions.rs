@@ -25,8 +25,9 @@ pub struct SessionRecord {
     /// Absolute end of the session (`tokens.refresh_ttl` after login).
     pub expires_at: u64,
     pub last_used: u64,
-    /// When `generation` was issued: the start of the reuse-grace window.
-    pub rotated_at: u64,
+    /// When `generation` was issued, in unix milliseconds: the start of the reuse-grace
+    /// window (seconds would stretch a 1 s grace to almost 2 s).
+    pub rotated_at_ms: u64,
     pub revoked: bool,
     /// The access token issued with `generation`, answered again to a refresh that
     /// lost the concurrent-refresh race, so both tabs end up with the same pair.
@@ -65,7 +66,11 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn insert_session(&self, sid: SessionId, session: &SessionRecord) -> Result<(), StoreError> {
+    pub fn insert_session(
+        &self,
+        sid: SessionId,
+        session: &SessionRecord,
+    ) -> Result<(), StoreError> {
         let value = codec::encode(session).map_err(corrupt("sessions"))?;
         let by_user = user_session_key(session.user_id(), sid);
         let by_expiry = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
@@ -128,7 +133,11 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn remove_session(&self, sid: SessionId, session: &SessionRecord) -> Result<(), StoreError> {
+    pub fn remove_session(
+        &self,
+        sid: SessionId,
+        session: &SessionRecord,
+    ) -> Result<(), StoreError> {
         let by_user = user_session_key(session.user_id(), sid);
         let by_expiry = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
         (&self.sessions, &self.user_sessions, &self.session_expiry)

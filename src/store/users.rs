@@ -104,10 +104,12 @@ impl Store {
     pub fn user_id_by_name(&self, name: &Username) -> Result<Option<UserId>, StoreError> {
         match self.usernames.get(name.as_str().as_bytes())? {
             None => Ok(None),
-            Some(bytes) => UserId::from_slice(&bytes).map(Some).ok_or(StoreError::Corrupt {
-                tree: "usernames",
-                source: codec::CodecError::Decode("user id is not 16 bytes".into()),
-            }),
+            Some(bytes) => UserId::from_slice(&bytes)
+                .map(Some)
+                .ok_or(StoreError::Corrupt {
+                    tree: "usernames",
+                    source: codec::CodecError::Decode("user id is not 16 bytes".into()),
+                }),
         }
     }
 

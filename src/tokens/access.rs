@@ -87,7 +87,12 @@ impl AccessTokens {
     ///
     /// # Errors
     /// `Expired` past `exp` + leeway; `Invalid` with the reason for anything else.
-    pub fn verify(&self, ring: &KeyRing, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
+    pub fn verify(
+        &self,
+        ring: &KeyRing,
+        token: &str,
+        now: u64,
+    ) -> Result<AccessClaims, TokenError> {
         if token.len() > MAX_ACCESS_TOKEN_BYTES {
             return Err(TokenError::Invalid("token too large"));
         }
@@ -110,7 +115,11 @@ impl AccessTokens {
     }
 
     /// Step 1: the raw header. Returns the key named by `kid`.
-    fn check_header<'r>(&self, ring: &'r KeyRing, token: &str) -> Result<&'r SigningKey, TokenError> {
+    fn check_header<'r>(
+        &self,
+        ring: &'r KeyRing,
+        token: &str,
+    ) -> Result<&'r SigningKey, TokenError> {
         let encoded = token.split('.').next().unwrap_or_default();
         if token.split('.').count() != 3 {
             return Err(TokenError::Invalid("malformed token"));
@@ -118,15 +127,18 @@ impl AccessTokens {
         let bytes = URL_SAFE_NO_PAD
             .decode(encoded)
             .map_err(|_| TokenError::Invalid("malformed header"))?;
-        let UniqueMembers(header) = serde_json::from_slice(&bytes)
-            .map_err(|_| TokenError::Invalid("malformed header"))?;
+        let UniqueMembers(header) =
+            serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid("malformed header"))?;
         if header.get("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYP) {
             return Err(TokenError::Invalid("typ must be at+jwt"));
         }
         if header.get("alg").and_then(Value::as_str) != Some(self.algorithm.as_str()) {
             return Err(TokenError::Invalid("wrong algorithm"));
         }
-        if REFUSED_HEADER_MEMBERS.iter().any(|name| header.contains_key(*name)) {
+        if REFUSED_HEADER_MEMBERS
+            .iter()
+            .any(|name| header.contains_key(*name))
+        {
             return Err(TokenError::Invalid("refused header member"));
         }
         let kid = header
@@ -151,7 +163,10 @@ impl<'de> Deserialize<'de> for UniqueMembers {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueMembers, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<UniqueMembers, A::Error> {
                 let mut members = Map::new();
                 while let Some((name, value)) = access.next_entry::<String, Value>()? {
                     if members.contains_key(&name) {
@@ -217,8 +232,13 @@ mod tests {
             SigningAlgorithm::HS256,
         ] {
             let (tokens, ring) = setup(alg);
-            let token = tokens.mint(ring.signing_key(now()).unwrap(), &claims(now())).unwrap();
-            assert_eq!(tokens.verify(&ring, &token, now()).unwrap(), claims_like(&token));
+            let token = tokens
+                .mint(ring.signing_key(now()).unwrap(), &claims(now()))
+                .unwrap();
+            assert_eq!(
+                tokens.verify(&ring, &token, now()).unwrap(),
+                claims_like(&token)
+            );
         }
     }
 
@@ -231,7 +251,9 @@ mod tests {
     #[test]
     fn hostile_headers_are_refused() {
         let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
-        let token = tokens.mint(ring.signing_key(now()).unwrap(), &claims(now())).unwrap();
+        let token = tokens
+            .mint(ring.signing_key(now()).unwrap(), &claims(now()))
+            .unwrap();
         for header in [
             r#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#,
             r#"{"alg":"NONE","typ":"at+jwt","kid":"k1"}"#,
@@ -245,7 +267,10 @@ mod tests {
         ] {
             let hostile = with_header(&token, header);
             assert!(
-                matches!(tokens.verify(&ring, &hostile, now()), Err(TokenError::Invalid(_))),
+                matches!(
+                    tokens.verify(&ring, &hostile, now()),
+                    Err(TokenError::Invalid(_))
+                ),
                 "{header}"
             );
         }
@@ -258,7 +283,10 @@ mod tests {
         let mut expired = claims(now() - 1000);
         expired.exp = now() - 31;
         let token = tokens.mint(key, &expired).unwrap();
-        assert_eq!(tokens.verify(&ring, &token, now()), Err(TokenError::Expired));
+        assert_eq!(
+            tokens.verify(&ring, &token, now()),
+            Err(TokenError::Expired)
+        );
 
         let mut future = claims(now());
         future.iat = now() + 120;

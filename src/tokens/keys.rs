@@ -135,7 +135,8 @@ pub fn load_signing_key(
             )
         }
         SigningAlgorithm::RS256 => {
-            let key = rsa::RsaPrivateKey::from_pkcs8_pem(private_key).map_err(|err| invalid(&err))?;
+            let key =
+                rsa::RsaPrivateKey::from_pkcs8_pem(private_key).map_err(|err| invalid(&err))?;
             if key.size() < 256 {
                 return Err(invalid(&"RSA keys must be at least 2048 bits"));
             }

@@ -120,7 +120,9 @@ mod tests {
         let key = SessionKey::generate();
         let token = mint_refresh_token(sid, &key, 7);
         let forged = token.replacen(".7.", ".8.", 1);
-        assert!(!PresentedRefreshToken::parse(&forged).unwrap().mac_is_valid(&key));
+        assert!(!PresentedRefreshToken::parse(&forged)
+            .unwrap()
+            .mac_is_valid(&key));
     }
 
     #[test]
