@@ -1,0 +1,841 @@
+//! Test harness: `spawn_app` runs the real `Application` in-process on `127.0.0.1:0` with its
+//! own temporary data directory; `ClaimdProcess` runs the real binary for the tests that need
+//! a process to kill. `TestApp` has one method per endpoint, and the `assert_*` helpers check
+//! the problem+json shape from API.md so each test states only the status and `code` it
+//! expects.
+//!
+//! Every network wait is bounded (the HTTP client has a timeout, child processes are polled
+//! against a deadline) and every child process is killed when its guard drops.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use claimd::config::Settings;
+use claimd::startup::Application;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{json, Map, Value};
+use tempfile::TempDir;
+
+/// A password that satisfies the 8..=1024 character rule.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// How long any single HTTP request may take before the test fails.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the binary may take to print its listening line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running claimd (in-process or a child process) and a client aimed at it.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    /// Kept alive for the in-process server's lifetime; `None` when the caller owns the dir.
+    pub data_dir: Option<TempDir>,
+}
+
+/// Starts claimd in-process with the defaults of DESIGN.md's configuration table.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts claimd in-process after `tweak` has adjusted the settings (short TTLs, small
+/// limits, another algorithm...). Bind address, workers and data dir are set before `tweak`
+/// runs, so it may override them too.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".to_string();
+    settings.server.workers = Some(2);
+    settings.storage.path = dir.path().join("data");
+    tweak(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp::new(port, Some(dir))
+}
+
+impl TestApp {
+    /// A client for a server already listening on `port` (e.g. a child process).
+    pub fn new(port: u16, data_dir: Option<TempDir>) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("build http client");
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client,
+            data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Any request, optionally with a bearer token; the escape hatch for odd methods/paths.
+    pub async fn request(&self, method: Method, path: &str, bearer: Option<&str>) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// `path` with a raw `Authorization` header value (for garbage headers).
+    pub async fn get_with_authorization(&self, path: &str, value: HeaderValue) -> Response {
+        self.client
+            .get(self.url(path))
+            .header(AUTHORIZATION, value)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Starts a JSON POST on its own task, for concurrent requests.
+    pub fn post_json_task(&self, path: &str, body: Value) -> tokio::task::JoinHandle<Response> {
+        let client = self.client.clone();
+        let url = self.url(path);
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("request sent")
+        })
+    }
+
+    /// POST with an arbitrary body and content type (malformed JSON, oversized bodies...).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: Option<&str>,
+    ) -> Response {
+        let mut req = self.client.post(self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header(CONTENT_TYPE, ct);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    // ---- accounts and sessions ----
+
+    pub async fn register(&self, username: &str, password: &str) -> Response {
+        self.post_json(
+            "/auth/register",
+            &json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers and returns the `user` object of the 201 answer.
+    pub async fn register_ok(&self, username: &str, password: &str) -> Value {
+        let resp = self.register(username, password).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("register answers json");
+        assert_eq!(status, StatusCode::CREATED, "register {username:?}: {body}");
+        body["user"].clone()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post_json(
+            "/auth/login",
+            &json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// Logs in with an `X-Forwarded-For` header.
+    pub async fn login_forwarded_for(&self, username: &str, password: &str, xff: &str) -> Response {
+        self.client
+            .post(self.url("/auth/login"))
+            .header("X-Forwarded-For", xff)
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn login_ok(&self, username: &str, password: &str) -> Tokens {
+        token_response(self.login(username, password).await).await
+    }
+
+    /// Registers `username` with [`PASSWORD`] and logs in: the usual arrange step.
+    pub async fn signed_up(&self, username: &str) -> (Value, Tokens) {
+        let user = self.register_ok(username, PASSWORD).await;
+        let tokens = self.login_ok(username, PASSWORD).await;
+        (user, tokens)
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/auth/refresh-token",
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// `POST /auth/refresh-token` with no body and the access token as bearer.
+    pub async fn refresh_with_access(&self, access_token: &str) -> Response {
+        self.request(Method::POST, "/auth/refresh-token", Some(access_token))
+            .await
+    }
+
+    pub async fn logout(&self, access_token: &str) -> Response {
+        self.request(Method::POST, "/auth/logout", Some(access_token))
+            .await
+    }
+
+    pub async fn logout_all(&self, access_token: &str) -> Response {
+        self.request(Method::POST, "/auth/logout-all", Some(access_token))
+            .await
+    }
+
+    pub async fn me(&self, access_token: &str) -> Response {
+        self.request(Method::GET, "/me", Some(access_token)).await
+    }
+
+    pub async fn change_password(&self, access_token: &str, current: &str, new: &str) -> Response {
+        self.client
+            .post(self.url("/me/password"))
+            .bearer_auth(access_token)
+            .json(&json!({"current_password": current, "new_password": new}))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    // ---- operations ----
+
+    pub async fn healthz(&self) -> Response {
+        self.request(Method::GET, "/healthz", None).await
+    }
+
+    pub async fn readyz(&self) -> Response {
+        self.request(Method::GET, "/readyz", None).await
+    }
+
+    pub async fn jwks(&self) -> Response {
+        self.request(Method::GET, "/.well-known/jwks.json", None)
+            .await
+    }
+
+    /// The JWKS document, asserting a 200.
+    pub async fn jwks_ok(&self) -> Value {
+        let resp = self.jwks().await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.expect("jwks is json")
+    }
+
+    pub async fn metrics(&self) -> Response {
+        self.request(Method::GET, "/metrics", None).await
+    }
+
+    /// The Prometheus text, asserting a 200.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self.metrics().await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.text().await.expect("metrics text")
+    }
+}
+
+// ---- token responses ----
+
+/// A parsed token response (RFC 6749 §5.1 shape plus `session_id`).
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    /// Absent when a refresh was made with an access token.
+    pub refresh_token: Option<String>,
+    pub refresh_expires_in: Option<u64>,
+    pub session_id: String,
+    pub body: Value,
+}
+
+impl Tokens {
+    pub fn refresh(&self) -> &str {
+        self.refresh_token
+            .as_deref()
+            .expect("token response carries a refresh_token")
+    }
+
+    pub fn claims(&self) -> Value {
+        jwt_claims(&self.access_token)
+    }
+}
+
+/// Asserts a 200 token response with `Cache-Control: no-store` and parses it.
+pub async fn token_response(resp: Response) -> Tokens {
+    let status = resp.status();
+    let cache_control = header_str(resp.headers(), CACHE_CONTROL.as_str());
+    let body: Value = resp.json().await.expect("token response is json");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "expected a token response, got {body}"
+    );
+    assert!(
+        cache_control
+            .as_deref()
+            .is_some_and(|v| v.to_ascii_lowercase().contains("no-store")),
+        "token response needs Cache-Control: no-store, got {cache_control:?}"
+    );
+    parse_tokens(body)
+}
+
+pub fn parse_tokens(body: Value) -> Tokens {
+    let str_field = |name: &str| {
+        body[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("token response field {name:?} is a string: {body}"))
+            .to_string()
+    };
+    let access_token = str_field("access_token");
+    let token_type = str_field("token_type");
+    let session_id = str_field("session_id");
+    let expires_in = body["expires_in"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("expires_in is an unsigned integer: {body}"));
+    let refresh_token = match &body["refresh_token"] {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => panic!("refresh_token is a string or absent, got {other}"),
+    };
+    let refresh_expires_in = body["refresh_expires_in"].as_u64();
+    assert_eq!(token_type, "Bearer", "token_type");
+    Tokens {
+        access_token,
+        token_type,
+        expires_in,
+        refresh_token,
+        refresh_expires_in,
+        session_id,
+        body,
+    }
+}
+
+/// Splits a refresh token `<sid>.<generation>.<mac>` into its parts.
+pub fn refresh_parts(token: &str) -> (String, u64, String) {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(
+        parts.len(),
+        3,
+        "refresh token has three dot-separated parts: {token}"
+    );
+    let generation = parts[1]
+        .parse()
+        .unwrap_or_else(|_| panic!("generation is a number: {token}"));
+    assert!(!parts[2].is_empty(), "refresh token mac is empty: {token}");
+    (parts[0].to_string(), generation, parts[2].to_string())
+}
+
+/// The refresh token with the first character of its MAC changed (to another character that
+/// is valid in both hex and base64url): a well-formed token whose MAC is wrong.
+pub fn forge_mac(token: &str) -> String {
+    let (sid, generation, mac) = refresh_parts(token);
+    let mut chars: Vec<char> = mac.chars().collect();
+    chars[0] = if chars[0] == '0' { '1' } else { '0' };
+    format!(
+        "{sid}.{generation}.{}",
+        chars.into_iter().collect::<String>()
+    )
+}
+
+// ---- JWT inspection ----
+
+pub fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn b64url_decode(segment: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .unwrap_or_else(|e| panic!("segment {segment:?} is base64url: {e}"))
+}
+
+fn jwt_segment(token: &str, index: usize) -> Value {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS has three segments: {token}");
+    serde_json::from_slice(&b64url_decode(parts[index])).expect("JWT segment is JSON")
+}
+
+/// The decoded JOSE header of a JWT (no verification).
+pub fn jwt_header(token: &str) -> Value {
+    jwt_segment(token, 0)
+}
+
+/// The decoded claims of a JWT (no verification).
+pub fn jwt_claims(token: &str) -> Value {
+    jwt_segment(token, 1)
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// Sleeps until the wall clock is strictly past `unix_secs + extra_ms`.
+pub async fn sleep_until_past(unix_secs: u64, extra_ms: u64) {
+    let target = Duration::from_secs(unix_secs) + Duration::from_millis(extra_ms);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970");
+    if let Some(wait) = target.checked_sub(now) {
+        assert!(wait < Duration::from_secs(30), "refusing to sleep {wait:?}");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+// ---- problem+json assertions ----
+
+pub fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// Asserts an RFC 9457 problem with `status` and `code`; returns the headers and body.
+pub async fn assert_problem(resp: Response, status: u16, code: &str) -> (HeaderMap, Value) {
+    let (headers, body) = problem_parts(resp, status).await;
+    assert_eq!(body["code"], json!(code), "problem code; body: {body}");
+    (headers, body)
+}
+
+/// Asserts a problem with `status` whose `code` is one of `codes`.
+pub async fn assert_problem_any(resp: Response, status: u16, codes: &[&str]) -> (HeaderMap, Value) {
+    let (headers, body) = problem_parts(resp, status).await;
+    let code = body["code"].as_str().unwrap_or_default();
+    assert!(
+        codes.contains(&code),
+        "problem code {code:?} not in {codes:?}; body: {body}"
+    );
+    (headers, body)
+}
+
+async fn problem_parts(resp: Response, status: u16) -> (HeaderMap, Value) {
+    let actual = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.expect("response body");
+    assert_eq!(actual, status, "status; body: {text}");
+    let content_type = header_str(&headers, CONTENT_TYPE.as_str()).unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "problem content type, got {content_type:?}; body: {text}"
+    );
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("problem body is json ({e}): {text}"));
+    for field in ["type", "title", "code", "detail"] {
+        assert!(
+            body[field].is_string(),
+            "problem field {field:?} is a string: {body}"
+        );
+    }
+    assert_eq!(
+        body["status"],
+        json!(status),
+        "problem status field: {body}"
+    );
+    (headers, body)
+}
+
+/// Asserts a 401 token problem with `code` and an RFC 6750 `WWW-Authenticate` header.
+pub async fn assert_token_error(resp: Response, code: &str) -> Value {
+    assert_token_error_any(resp, &[code]).await
+}
+
+/// Like [`assert_token_error`], accepting any of `codes`.
+pub async fn assert_token_error_any(resp: Response, codes: &[&str]) -> Value {
+    let (headers, body) = assert_problem_any(resp, 401, codes).await;
+    let challenge = header_str(&headers, "www-authenticate")
+        .unwrap_or_else(|| panic!("401 without WWW-Authenticate; body: {body}"));
+    assert!(
+        challenge.starts_with("Bearer"),
+        "WWW-Authenticate is a Bearer challenge, got {challenge:?}"
+    );
+    if body["code"] != json!("token_missing") {
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "WWW-Authenticate names error=\"invalid_token\", got {challenge:?}"
+        );
+    }
+    body
+}
+
+/// Walks a JSON value and fails if any key smells of a password or its hash.
+pub fn assert_no_secret_fields(value: &Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let k = key.to_ascii_lowercase();
+                assert!(
+                    !(k.contains("pass") || k.contains("hash") || k.contains("secret")),
+                    "field {key:?} must not be exposed: {value}"
+                );
+                assert_no_secret_fields(inner);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(assert_no_secret_fields),
+        _ => {}
+    }
+}
+
+// ---- Prometheus text ----
+
+/// Parses `key="value",...` (with `\"` and `\\` escapes) into pairs.
+fn parse_labels(labels: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = labels.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        if chars.next() != Some('"') {
+            break;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some(escaped) = chars.next() {
+                        value.push(if escaped == 'n' { '\n' } else { escaped });
+                    }
+                }
+                '"' => break,
+                other => value.push(other),
+            }
+        }
+        out.push((key.trim().to_string(), value));
+    }
+    out
+}
+
+/// Every sample of metric `name`: its labels and value.
+pub fn metric_samples(text: &str, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || !line.starts_with(name) {
+            continue;
+        }
+        let rest = &line[name.len()..];
+        let (labels, value_part) = if let Some(inner) = rest.strip_prefix('{') {
+            let Some(end) = inner.rfind('}') else {
+                continue;
+            };
+            (parse_labels(&inner[..end]), &inner[end + 1..])
+        } else if rest.starts_with(' ') {
+            (Vec::new(), rest)
+        } else {
+            continue;
+        };
+        let Some(value) = value_part.split_whitespace().next() else {
+            continue;
+        };
+        if let Ok(v) = value.parse::<f64>() {
+            samples.push((labels, v));
+        }
+    }
+    samples
+}
+
+/// The sum of the samples of `name` whose labels include every pair of `want`.
+pub fn metric_sum(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
+    metric_samples(text, name)
+        .into_iter()
+        .filter(|(labels, _)| {
+            want.iter()
+                .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
+// ---- the real binary ----
+
+/// A `claimd` command running in `workdir` (so no stray `config.toml` is read), with any
+/// inherited `CLAIMD__*` variables removed and port 0.
+pub fn claimd_command(workdir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claimd"));
+    cmd.current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CLAIMD__") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("CLAIMD__SERVER__BIND", "127.0.0.1:0");
+    cmd
+}
+
+/// Everything a child wrote, collected by reader threads so its pipes never fill up.
+#[derive(Clone, Default)]
+struct Output {
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Output {
+    fn stdout(&self) -> String {
+        self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+    fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+fn pump(
+    stream: impl Read + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    lines: Option<mpsc::Sender<String>>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Ok(mut all) = sink.lock() {
+                        all.push_str(&line);
+                    }
+                    if let Some(tx) = &lines {
+                        let _ = tx.send(line.clone());
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A running claimd child process; killed (SIGKILL) when dropped.
+pub struct ClaimdProcess {
+    child: Child,
+    output: Output,
+    readers: Vec<JoinHandle<()>>,
+    pub port: u16,
+}
+
+impl ClaimdProcess {
+    /// Starts the binary with `cmd` and waits (bounded) for its `listening on` line.
+    pub fn start(mut cmd: Command) -> ClaimdProcess {
+        let mut child = cmd.spawn().expect("spawn claimd binary");
+        let output = Output::default();
+        let (tx, rx) = mpsc::channel();
+        let readers = vec![
+            pump(
+                child.stdout.take().expect("stdout piped"),
+                output.stdout.clone(),
+                Some(tx),
+            ),
+            pump(
+                child.stderr.take().expect("stderr piped"),
+                output.stderr.clone(),
+                None,
+            ),
+        ];
+        let mut process = ClaimdProcess {
+            child,
+            output,
+            readers,
+            port: 0,
+        };
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(line) => {
+                    if let Some(port) = parse_listening_port(&line) {
+                        process.port = port;
+                        return process;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    panic!(
+                        "claimd closed stdout before listening; status {:?}\nstdout:\n{}\nstderr:\n{}",
+                        process.child.try_wait(),
+                        process.output.stdout(),
+                        process.output.stderr()
+                    );
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "claimd did not print `listening on` within {STARTUP_TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
+                    process.output.stdout(),
+                    process.output.stderr()
+                );
+            }
+        }
+    }
+
+    /// Starts the binary on `data` (`CLAIMD__STORAGE__PATH`), running in `workdir`.
+    pub fn start_on(workdir: &Path, data: &Path) -> ClaimdProcess {
+        let mut cmd = claimd_command(workdir);
+        cmd.env("CLAIMD__STORAGE__PATH", data);
+        ClaimdProcess::start(cmd)
+    }
+
+    pub fn app(&self) -> TestApp {
+        TestApp::new(self.port, None)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then reap the child: a crash, with no chance to flush.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("send SIGKILL");
+        wait_bounded(&mut self.child, Duration::from_secs(10)).expect("killed child exits");
+    }
+
+    /// SIGTERM, then wait (bounded) for the exit status.
+    pub fn terminate(mut self, timeout: Duration) -> (Option<ExitStatus>, String, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM failed");
+        let exit = wait_bounded(&mut self.child, timeout);
+        if exit.is_some() {
+            for reader in std::mem::take(&mut self.readers) {
+                let _ = reader.join();
+            }
+        }
+        (exit, self.output.stdout(), self.output.stderr())
+    }
+}
+
+impl Drop for ClaimdProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = wait_bounded(&mut self.child, Duration::from_secs(10));
+        }
+    }
+}
+
+/// The port from a line containing `listening on http://HOST:PORT`.
+pub fn parse_listening_port(line: &str) -> Option<u16> {
+    let start = line.find("listening on http://")? + "listening on http://".len();
+    let addr: String = line[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    let port: String = addr
+        .rsplit(':')
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    port.parse().ok()
+}
+
+fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => return None,
+        }
+    }
+}
+
+/// How a run of the binary that should not get far ended.
+#[derive(Debug)]
+pub struct Exit {
+    /// `None` when it was still running at the deadline (it has been killed since).
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` until it exits or `timeout` passes (then kills it).
+pub fn run_to_exit(mut cmd: Command, timeout: Duration) -> Exit {
+    let mut child = cmd.spawn().expect("spawn claimd binary");
+    let output = Output::default();
+    let readers = [
+        pump(
+            child.stdout.take().expect("stdout piped"),
+            output.stdout.clone(),
+            None,
+        ),
+        pump(
+            child.stderr.take().expect("stderr piped"),
+            output.stderr.clone(),
+            None,
+        ),
+    ];
+    let status = wait_bounded(&mut child, timeout);
+    let reaped = status.is_some() || {
+        let _ = child.kill();
+        wait_bounded(&mut child, Duration::from_secs(10)).is_some()
+    };
+    if reaped {
+        // The pipes are at EOF once the child is gone: collect everything it wrote.
+        for reader in readers {
+            let _ = reader.join();
+        }
+    }
+    Exit {
+        status,
+        stdout: output.stdout(),
+        stderr: output.stderr(),
+    }
+}
+
+/// A fresh working directory (no `config.toml`) and a data path inside it.
+pub fn workdir() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let data = dir.path().join("data");
+    (dir, data)
+}
+
+/// Builds a JSON object from pairs, for hand-made JWT headers.
+pub fn object(pairs: &[(&str, Value)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}

@@ -1,0 +1,18 @@
+//! The black-box API suite: one test binary, one module per area of the contract in
+//! `API.md`. Every test starts its own server on `127.0.0.1:0` with a fresh data directory
+//! (see `helpers`), so tests share nothing and may run in any order.
+
+mod bad_input;
+mod eviction;
+mod helpers;
+mod login;
+mod logout;
+mod me;
+mod ops;
+mod password;
+mod persistence;
+mod rate_limit;
+mod refresh;
+mod register;
+mod startup_errors;
+mod tokens;

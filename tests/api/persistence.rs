@@ -1,0 +1,203 @@
+//! Durability with the real binary: what a client was told is on disk survives SIGKILL
+//! (no chance to flush) and a restart on the same data directory — users, the signing key,
+//! sessions, rotations, and above all revocations.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{
+    assert_problem, assert_token_error, refresh_parts, token_response, workdir, ClaimdProcess,
+    PASSWORD,
+};
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+#[tokio::test]
+async fn registered_user_survives_kill9() {
+    let (dir, data) = workdir();
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    server.app().register_ok("alice", PASSWORD).await;
+
+    server.kill9();
+    let restarted = ClaimdProcess::start_on(dir.path(), &data);
+
+    restarted.app().login_ok("alice", PASSWORD).await;
+    let dup = restarted.app().register("alice", PASSWORD).await;
+    assert_problem(dup, 409, "username_taken").await;
+}
+
+#[tokio::test]
+async fn logout_survives_kill9() {
+    let (dir, data) = workdir();
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    let (_, login) = server.app().signed_up("alice").await;
+    let resp = server.app().logout(&login.access_token).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+
+    server.kill9();
+    let restarted = ClaimdProcess::start_on(dir.path(), &data);
+    let app = restarted.app();
+
+    assert_token_error(app.me(&login.access_token).await, "token_revoked").await;
+    assert_problem(app.refresh(login.refresh()).await, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn logout_all_survives_kill9() {
+    let (dir, data) = workdir();
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    let (_, first) = server.app().signed_up("alice").await;
+    let second = server.app().login_ok("alice", PASSWORD).await;
+    let resp = server.app().logout_all(&first.access_token).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+
+    server.kill9();
+    let restarted = ClaimdProcess::start_on(dir.path(), &data);
+    let app = restarted.app();
+
+    for session in [&first, &second] {
+        assert_token_error(app.me(&session.access_token).await, "token_revoked").await;
+        assert_problem(app.refresh(session.refresh()).await, 400, "invalid_grant").await;
+    }
+}
+
+#[tokio::test]
+async fn signing_key_and_sessions_survive_kill9() {
+    let (dir, data) = workdir();
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    let (_, login) = server.app().signed_up("alice").await;
+    let jwks_before = server.app().jwks_ok().await;
+
+    server.kill9();
+    let restarted = ClaimdProcess::start_on(dir.path(), &data);
+    let app = restarted.app();
+
+    assert_eq!(
+        app.jwks_ok().await,
+        jwks_before,
+        "same signing key after restart"
+    );
+    assert_eq!(app.me(&login.access_token).await.status(), StatusCode::OK);
+    let rotated = token_response(app.refresh(login.refresh()).await).await;
+    assert_eq!(refresh_parts(rotated.refresh()).1, 2);
+}
+
+#[tokio::test]
+async fn rotation_survives_kill9() {
+    let (dir, data) = workdir();
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    let (_, login) = server.app().signed_up("alice").await;
+    let second = token_response(server.app().refresh(login.refresh()).await).await;
+
+    server.kill9();
+    let restarted = ClaimdProcess::start_on(dir.path(), &data);
+    let app = restarted.app();
+
+    let third = token_response(app.refresh(second.refresh()).await).await;
+    assert_eq!(refresh_parts(third.refresh()).1, 3);
+    assert_eq!(third.session_id, login.session_id);
+}
+
+#[tokio::test]
+async fn reuse_revocation_survives_kill9() {
+    let (dir, data) = workdir();
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    let app = server.app();
+    let (_, login) = app.signed_up("alice").await;
+    let second = token_response(app.refresh(login.refresh()).await).await;
+    let third = token_response(app.refresh(second.refresh()).await).await;
+    assert_problem(app.refresh(login.refresh()).await, 400, "invalid_grant").await;
+
+    server.kill9();
+    let restarted = ClaimdProcess::start_on(dir.path(), &data);
+    let app = restarted.app();
+
+    assert_problem(app.refresh(third.refresh()).await, 400, "invalid_grant").await;
+    assert_token_error(app.me(&third.access_token).await, "token_revoked").await;
+}
+
+#[tokio::test]
+async fn password_change_survives_kill9() {
+    let (dir, data) = workdir();
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    let (_, login) = server.app().signed_up("alice").await;
+    let other = server.app().login_ok("alice", PASSWORD).await;
+    let resp = server
+        .app()
+        .change_password(&login.access_token, PASSWORD, NEW_PASSWORD)
+        .await;
+    token_response(resp).await;
+
+    server.kill9();
+    let restarted = ClaimdProcess::start_on(dir.path(), &data);
+    let app = restarted.app();
+
+    assert_problem(
+        app.login("alice", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    app.login_ok("alice", NEW_PASSWORD).await;
+    assert_token_error(app.me(&other.access_token).await, "token_revoked").await;
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly_and_keeps_the_data() {
+    let (dir, data) = workdir();
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    server.app().register_ok("alice", PASSWORD).await;
+
+    let (status, stdout, stderr) = server.terminate(Duration::from_secs(20));
+
+    let status = status.expect("claimd exits within 20s of SIGTERM");
+    assert!(
+        status.success(),
+        "exit status {status:?}\nstderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stdout.contains("panicked"),
+        "{stderr}"
+    );
+    let restarted = ClaimdProcess::start_on(dir.path(), &data);
+    restarted.app().login_ok("alice", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn binary_reads_settings_from_the_environment() {
+    let (dir, data) = workdir();
+    let mut cmd = crate::helpers::claimd_command(dir.path());
+    cmd.env("CLAIMD__STORAGE__PATH", &data)
+        .env("CLAIMD__TOKENS__ACCESS_TTL", "2m");
+    let server = ClaimdProcess::start(cmd);
+
+    let (_, login) = server.app().signed_up("alice").await;
+
+    assert_eq!(login.expires_in, 120);
+    assert!(data.is_dir(), "storage.path was created");
+}
+
+#[tokio::test]
+async fn binary_reads_a_config_file_named_on_the_command_line() {
+    let (dir, data) = workdir();
+    let config = dir.path().join("claimd-test.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind = \"127.0.0.1:0\"\n\n[storage]\npath = {:?}\n\n[tokens]\naccess_ttl = \"3m\"\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut cmd = crate::helpers::claimd_command(dir.path());
+    cmd.env_remove("CLAIMD__SERVER__BIND")
+        .arg("--config")
+        .arg(&config);
+    let server = ClaimdProcess::start(cmd);
+
+    let (_, login) = server.app().signed_up("alice").await;
+
+    assert_eq!(login.expires_in, 180);
+    assert!(data.is_dir(), "storage.path from the file was used");
+}

@@ -1,0 +1,207 @@
+//! Start-up failures with the real binary: an invalid setting or an unusable data directory
+//! stops claimd with a non-zero exit and one line on stderr that names the problem — never a
+//! panic, never a server that half-starts.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::helpers::{claimd_command, run_to_exit, workdir, ClaimdProcess, Exit, PASSWORD};
+
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Asserts a failed start: non-zero exit, no panic, exactly one non-empty stderr line, and
+/// that line mentions one of `mentions` (case-insensitive). Returns the line.
+fn assert_startup_failure(exit: &Exit, mentions: &[&str]) -> String {
+    let status = exit
+        .status
+        .unwrap_or_else(|| panic!("claimd still running after {EXIT_TIMEOUT:?}: {exit:?}"));
+    assert!(!status.success(), "claimd exited successfully: {exit:?}");
+    assert!(
+        status.code().is_some(),
+        "claimd died from a signal: {exit:?}"
+    );
+    for output in [&exit.stderr, &exit.stdout] {
+        assert!(!output.contains("panicked"), "claimd panicked: {exit:?}");
+        assert!(
+            !output.contains("RUST_BACKTRACE"),
+            "claimd panicked: {exit:?}"
+        );
+    }
+    assert!(
+        !exit.stdout.contains("listening on"),
+        "claimd started listening despite the error: {exit:?}"
+    );
+    let lines: Vec<&str> = exit
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one line on stderr, got:\n{}",
+        exit.stderr
+    );
+    let line = lines[0].to_lowercase();
+    assert!(
+        mentions.iter().any(|m| line.contains(&m.to_lowercase())),
+        "stderr line should mention one of {mentions:?}: {line}"
+    );
+    line
+}
+
+fn run_with_env(pairs: &[(&str, &str)]) -> Exit {
+    let (dir, data) = workdir();
+    let mut cmd = claimd_command(dir.path());
+    cmd.env("CLAIMD__STORAGE__PATH", &data);
+    for (key, value) in pairs {
+        cmd.env(key, value);
+    }
+    run_to_exit(cmd, EXIT_TIMEOUT)
+}
+
+fn run_on_data_dir(workdir: &Path, data: &Path) -> Exit {
+    let mut cmd = claimd_command(workdir);
+    cmd.env("CLAIMD__STORAGE__PATH", data);
+    run_to_exit(cmd, EXIT_TIMEOUT)
+}
+
+#[test]
+fn unknown_algorithm_stops_startup() {
+    let exit = run_with_env(&[("CLAIMD__TOKENS__ALGORITHM", "foo")]);
+
+    assert_startup_failure(&exit, &["algorithm"]);
+}
+
+#[test]
+fn alg_none_is_not_a_configurable_algorithm() {
+    let exit = run_with_env(&[("CLAIMD__TOKENS__ALGORITHM", "none")]);
+
+    assert_startup_failure(&exit, &["algorithm"]);
+}
+
+#[test]
+fn unparsable_duration_stops_startup() {
+    let exit = run_with_env(&[("CLAIMD__TOKENS__ACCESS_TTL", "abc")]);
+
+    assert_startup_failure(&exit, &["access_ttl"]);
+}
+
+#[test]
+fn unparsable_bind_address_stops_startup() {
+    let exit = run_with_env(&[("CLAIMD__SERVER__BIND", "not-an-address")]);
+
+    assert_startup_failure(&exit, &["bind", "address"]);
+}
+
+#[test]
+fn invalid_on_stale_stops_startup() {
+    let exit = run_with_env(&[("CLAIMD__TOKENS__ON_STALE", "sometimes")]);
+
+    assert_startup_failure(&exit, &["on_stale"]);
+}
+
+#[test]
+fn missing_config_file_named_on_the_command_line_stops_startup() {
+    let (dir, data) = workdir();
+    let mut cmd = claimd_command(dir.path());
+    cmd.env("CLAIMD__STORAGE__PATH", &data)
+        .arg("--config")
+        .arg(dir.path().join("does-not-exist.toml"));
+
+    let exit = run_to_exit(cmd, EXIT_TIMEOUT);
+
+    assert_startup_failure(&exit, &["does-not-exist.toml", "config"]);
+}
+
+#[test]
+fn malformed_config_file_stops_startup() {
+    let (dir, data) = workdir();
+    let config = dir.path().join("broken.toml");
+    std::fs::write(&config, "[tokens\naccess_ttl = ").unwrap();
+    let mut cmd = claimd_command(dir.path());
+    cmd.env("CLAIMD__STORAGE__PATH", &data)
+        .arg("--config")
+        .arg(&config);
+
+    let exit = run_to_exit(cmd, EXIT_TIMEOUT);
+
+    assert_startup_failure(&exit, &["broken.toml", "config"]);
+}
+
+#[test]
+fn data_path_that_is_a_regular_file_stops_startup() {
+    let (dir, _) = workdir();
+    let file = dir.path().join("data");
+    std::fs::write(&file, b"I am a file, not a directory").unwrap();
+
+    let exit = run_on_data_dir(dir.path(), &file);
+
+    assert_startup_failure(&exit, &["storage", &file.display().to_string()]);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"I am a file, not a directory"
+    );
+}
+
+#[test]
+fn data_path_in_a_read_only_directory_stops_startup() {
+    let (dir, _) = workdir();
+    let read_only = dir.path().join("ro");
+    std::fs::create_dir(&read_only).unwrap();
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let mut data = read_only.join("data");
+    // Root ignores permission bits: fall back to a place no one may create a directory in.
+    let probe = read_only.join("probe");
+    if std::fs::create_dir(&probe).is_ok() {
+        std::fs::remove_dir(&probe).unwrap();
+        data = Path::new("/sys/claimd-test-unwritable").join("data");
+        eprintln!(
+            "running as root: using {} as the unwritable data dir",
+            data.display()
+        );
+    }
+
+    let exit = run_on_data_dir(dir.path(), &data);
+
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_startup_failure(&exit, &["storage", &data.display().to_string()]);
+}
+
+#[test]
+fn corrupt_store_stops_startup() {
+    let (dir, data) = workdir();
+    {
+        let server = ClaimdProcess::start_on(dir.path(), &data);
+        let app = server.app();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(app.register_ok("alice", PASSWORD));
+        server.kill9();
+    }
+    let mut corrupted = 0;
+    for name in ["conf", "db"] {
+        let file = data.join(name);
+        if file.is_file() {
+            let len = std::fs::metadata(&file).unwrap().len().max(64) as usize;
+            let garbage: Vec<u8> = (0..len).map(|i| (i * 7 + 13) as u8 ^ 0xA5).collect();
+            std::fs::write(&file, garbage).unwrap();
+            corrupted += 1;
+        }
+    }
+    assert!(
+        corrupted > 0,
+        "expected sled's conf/db files in {}",
+        data.display()
+    );
+
+    let exit = run_on_data_dir(dir.path(), &data);
+
+    assert_startup_failure(
+        &exit,
+        &["storage", "store", "corrupt", &data.display().to_string()],
+    );
+}
