@@ -12,6 +12,7 @@ pub mod deny;
 pub mod eviction;
 mod flusher;
 pub mod keys;
+pub mod mirror;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
@@ -23,9 +24,10 @@ pub use codec::CodecError;
 pub use deny::DenyKind;
 pub use eviction::{evict_expired, EvictionReport};
 pub use keys::KeyRecord;
+pub use mirror::UserStamp;
 pub use sessions::SessionRecord;
-pub use tenants::TenantRecord;
-pub use users::UserRecord;
+pub use tenants::{TenantRecord, TenantWriteError};
+pub use users::{UserRecord, UserWriteError};
 
 /// What can go wrong below the flows.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,8 @@ pub enum StoreError {
     Flush(String),
     #[error("could not open the store: {0}")]
     Open(String),
+    #[error("the data directory is in use by another process (is claimd running?)")]
+    InUse,
 }
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
@@ -69,6 +73,8 @@ pub struct Store {
     meta: sled::Tree,
     flusher: flusher::Flusher,
     deny_entries: AtomicI64,
+    mirror: mirror::Mirror,
+    user_locks: users::UserLocks,
 }
 
 impl Store {
@@ -122,8 +128,12 @@ impl Store {
             meta,
             flusher,
             deny_entries: AtomicI64::new(0),
+            mirror: mirror::Mirror::default(),
+            user_locks: users::UserLocks::new(),
             db,
         };
+        store.load_user_mirror()?;
+        store.load_tenant_mirror()?;
         let count = store.count_deny_entries()?;
         store.deny_entries.store(count, Ordering::Relaxed);
         Ok(store)
@@ -181,6 +191,9 @@ fn open_quietly(config: sled::Config) -> Result<sled::Db, StoreError> {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
     match outcome {
         Ok(Ok(db)) => Ok(db),
+        Ok(Err(err)) if err.to_string().contains("could not acquire lock") => {
+            Err(StoreError::InUse)
+        }
         Ok(Err(err)) => Err(StoreError::Open(one_line(&err.to_string()))),
         Err(panic) => {
             let reason = panic

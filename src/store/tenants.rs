@@ -1,7 +1,9 @@
 //! The `tenants` tree: tenant id → [`TenantRecord`]. A tenant-wide change is one write
-//! here, bumping `version` (`tv`), never one per member.
+//! here, bumping `version` (`tv`), never one per member. `members` is kept by the user
+//! writes (see `users.rs`) in the same transactions that move users.
 
 use serde::{Deserialize, Serialize};
+use sled::transaction::ConflictableTransactionError;
 
 use super::{codec, corrupt, Store, StoreError};
 use crate::domain::TenantId;
@@ -16,8 +18,36 @@ pub struct TenantRecord {
     pub attrs: String,
     /// `tv`: bumped by every change to the tenant.
     pub version: u64,
+    /// Users in the tenant now.
+    pub members: u64,
     pub created_at: u64,
     pub updated_at: u64,
+}
+
+/// Why a tenant write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantWriteError {
+    #[error("no such tenant")]
+    NotFound,
+    #[error("tenant still has members")]
+    NotEmpty,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sled::transaction::TransactionError<TenantWriteError>> for TenantWriteError {
+    fn from(err: sled::transaction::TransactionError<TenantWriteError>) -> Self {
+        match err {
+            sled::transaction::TransactionError::Abort(inner) => inner,
+            sled::transaction::TransactionError::Storage(inner) => {
+                TenantWriteError::Store(inner.into())
+            }
+        }
+    }
+}
+
+fn abort(err: TenantWriteError) -> ConflictableTransactionError<TenantWriteError> {
+    ConflictableTransactionError::Abort(err)
 }
 
 impl Store {
@@ -32,13 +62,112 @@ impl Store {
             .transpose()
     }
 
-    /// Writes a tenant.
+    /// A tenant's version, from the in-memory mirror.
+    pub fn tenant_version(&self, id: TenantId) -> Option<u64> {
+        self.mirror.tenant_version(id.as_bytes())
+    }
+
+    /// Every tenant, oldest first.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn list_tenants(&self) -> Result<Vec<(TenantId, TenantRecord)>, StoreError> {
+        self.tenants
+            .iter()
+            .filter_map(|entry| match entry {
+                Ok((key, value)) => TenantId::from_slice(&key)
+                    .map(|id| Ok((id, codec::decode(&value).map_err(corrupt("tenants"))?))),
+                Err(err) => Some(Err(err.into())),
+            })
+            .collect()
+    }
+
+    /// Creates a tenant.
     ///
     /// # Errors
     /// Storage failures.
-    pub fn put_tenant(&self, id: TenantId, tenant: &TenantRecord) -> Result<(), StoreError> {
+    pub fn create_tenant(&self, id: TenantId, tenant: &TenantRecord) -> Result<(), StoreError> {
         let value = codec::encode(tenant).map_err(corrupt("tenants"))?;
         self.tenants.insert(id.as_bytes(), value)?;
+        self.mirror
+            .set_tenant_version(*id.as_bytes(), tenant.version);
+        Ok(())
+    }
+
+    /// Reads, changes and writes a tenant atomically (member counts written concurrently
+    /// by registrations are not lost). Returns the new record.
+    ///
+    /// # Errors
+    /// `NotFound`, storage failures.
+    pub fn update_tenant(
+        &self,
+        id: TenantId,
+        change: impl Fn(&mut TenantRecord),
+    ) -> Result<TenantRecord, TenantWriteError> {
+        let tenant = self.tenants.transaction(|tenants| {
+            let bytes = tenants
+                .get(&id.as_bytes()[..])?
+                .ok_or_else(|| abort(TenantWriteError::NotFound))?;
+            let mut tenant: TenantRecord = codec::decode(&bytes).map_err(|source| {
+                abort(
+                    StoreError::Corrupt {
+                        tree: "tenants",
+                        source,
+                    }
+                    .into(),
+                )
+            })?;
+            change(&mut tenant);
+            let value = codec::encode(&tenant).map_err(|source| {
+                abort(
+                    StoreError::Corrupt {
+                        tree: "tenants",
+                        source,
+                    }
+                    .into(),
+                )
+            })?;
+            tenants.insert(&id.as_bytes()[..], value)?;
+            Ok(tenant)
+        })?;
+        self.mirror
+            .set_tenant_version(*id.as_bytes(), tenant.version);
+        Ok(tenant)
+    }
+
+    /// Removes a tenant that has no members.
+    ///
+    /// # Errors
+    /// `NotFound`, `NotEmpty`, storage failures.
+    pub fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
+        self.tenants.transaction(|tenants| {
+            let bytes = tenants
+                .get(&id.as_bytes()[..])?
+                .ok_or_else(|| abort(TenantWriteError::NotFound))?;
+            let tenant: TenantRecord = codec::decode(&bytes).map_err(|source| {
+                abort(
+                    StoreError::Corrupt {
+                        tree: "tenants",
+                        source,
+                    }
+                    .into(),
+                )
+            })?;
+            if tenant.members > 0 {
+                return Err(abort(TenantWriteError::NotEmpty));
+            }
+            tenants.remove(&id.as_bytes()[..])?;
+            Ok(())
+        })?;
+        self.mirror.remove_tenant(id.as_bytes());
+        Ok(())
+    }
+
+    pub(crate) fn load_tenant_mirror(&self) -> Result<(), StoreError> {
+        for (id, tenant) in self.list_tenants()? {
+            self.mirror
+                .set_tenant_version(*id.as_bytes(), tenant.version);
+        }
         Ok(())
     }
 }

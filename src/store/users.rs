@@ -1,11 +1,17 @@
 //! The `users` tree (user id → [`UserRecord`]) and its unique index `usernames`
-//! (canonical username → user id), always written together in one transaction.
+//! (canonical username → user id), always written together in one transaction, with the
+//! member count of the user's tenant (so `max_accounts` holds under concurrent
+//! registrations: sled transactions are serialisable). Every write updates the mirror
+//! after it commits.
+
+use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::{codec, corrupt, Store, StoreError};
+use super::mirror::UserStamp;
+use super::{codec, corrupt, Store, StoreError, TenantRecord};
 use crate::domain::{TenantId, UserId, Username};
 
 /// A user as stored. On-disk type: add fields only at the end, and bump
@@ -47,43 +53,137 @@ impl UserRecord {
     pub fn tenant_id(&self) -> Option<TenantId> {
         self.tenant.map(TenantId::from_bytes)
     }
+
+    /// What verification needs of this user.
+    pub fn stamp(&self) -> UserStamp {
+        UserStamp {
+            claims_version: self.claims_version,
+            not_before: self.not_before,
+            disabled: self.disabled,
+            tenant: self.tenant,
+        }
+    }
 }
 
-/// Why a user could not be created.
+/// Why a user write was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum CreateUserError {
+pub enum UserWriteError {
     #[error("username taken")]
     UsernameTaken,
+    #[error("no such user")]
+    NotFound,
+    #[error("no such tenant")]
+    UnknownTenant,
+    #[error("tenant is full")]
+    TenantFull,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-impl Store {
-    /// Creates a user and claims its username, atomically.
-    ///
-    /// # Errors
-    /// `UsernameTaken` when the canonical name exists; storage failures.
-    pub fn create_user(&self, id: UserId, user: &UserRecord) -> Result<(), CreateUserError> {
-        let value = codec::encode(user).map_err(corrupt("users"))?;
-        let outcome = (&self.users, &self.usernames).transaction(
-            |(users, usernames): &(TransactionalTree, TransactionalTree)| {
-                if usernames.get(user.username.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(()));
-                }
-                usernames.insert(user.username.as_bytes(), &id.as_bytes()[..])?;
-                users.insert(&id.as_bytes()[..], value.clone())?;
-                Ok(())
-            },
-        );
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(sled::transaction::TransactionError::Abort(())) => {
-                Err(CreateUserError::UsernameTaken)
-            }
-            Err(sled::transaction::TransactionError::Storage(err)) => {
-                Err(CreateUserError::Store(err.into()))
+impl From<sled::transaction::TransactionError<UserWriteError>> for UserWriteError {
+    fn from(err: sled::transaction::TransactionError<UserWriteError>) -> Self {
+        match err {
+            sled::transaction::TransactionError::Abort(inner) => inner,
+            sled::transaction::TransactionError::Storage(inner) => {
+                UserWriteError::Store(inner.into())
             }
         }
+    }
+}
+
+type Abort = ConflictableTransactionError<UserWriteError>;
+
+fn abort(err: UserWriteError) -> Abort {
+    ConflictableTransactionError::Abort(err)
+}
+
+/// Moves one member into (`+1`) or out of (`-1`) a tenant inside a transaction, refusing
+/// to pass `max_accounts`. Returns the tenant's version.
+fn count_member(
+    tenants: &TransactionalTree,
+    tenant: &[u8; 16],
+    joining: bool,
+) -> Result<u64, Abort> {
+    let bytes = tenants
+        .get(&tenant[..])?
+        .ok_or_else(|| abort(UserWriteError::UnknownTenant))?;
+    let mut record: TenantRecord = codec::decode(&bytes).map_err(|source| {
+        abort(
+            StoreError::Corrupt {
+                tree: "tenants",
+                source,
+            }
+            .into(),
+        )
+    })?;
+    if joining {
+        if record.max_accounts.is_some_and(|max| record.members >= max) {
+            return Err(abort(UserWriteError::TenantFull));
+        }
+        record.members += 1;
+    } else {
+        record.members = record.members.saturating_sub(1);
+    }
+    let value = codec::encode(&record).map_err(|source| {
+        abort(
+            StoreError::Corrupt {
+                tree: "tenants",
+                source,
+            }
+            .into(),
+        )
+    })?;
+    tenants.insert(&tenant[..], value)?;
+    Ok(record.version)
+}
+
+/// Stripes serialising writes to one user, so read-modify-write is atomic and the mirror
+/// sees each user's writes in commit order.
+pub(crate) struct UserLocks(Vec<Mutex<()>>);
+
+impl UserLocks {
+    pub(crate) fn new() -> UserLocks {
+        UserLocks((0..64).map(|_| Mutex::new(())).collect())
+    }
+
+    fn lock(&self, id: UserId) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = usize::from(id.as_bytes()[15]) % self.0.len();
+        self.0[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Store {
+    /// Creates a user, claims its username and counts it into its tenant, atomically.
+    ///
+    /// # Errors
+    /// `UsernameTaken`, `UnknownTenant`, `TenantFull`, storage failures.
+    pub fn create_user(&self, id: UserId, user: &UserRecord) -> Result<(), UserWriteError> {
+        let value = codec::encode(user).map_err(corrupt("users"))?;
+        let tenant_version = (&self.users, &self.usernames, &self.tenants).transaction(
+            |(users, usernames, tenants): &(
+                TransactionalTree,
+                TransactionalTree,
+                TransactionalTree,
+            )| {
+                if usernames.get(user.username.as_bytes())?.is_some() {
+                    return Err(abort(UserWriteError::UsernameTaken));
+                }
+                let version = match &user.tenant {
+                    Some(tenant) => Some((*tenant, count_member(tenants, tenant, true)?)),
+                    None => None,
+                };
+                usernames.insert(user.username.as_bytes(), &id.as_bytes()[..])?;
+                users.insert(&id.as_bytes()[..], value.clone())?;
+                Ok(version)
+            },
+        )?;
+        self.mirror.set_user(*id.as_bytes(), user.stamp());
+        if let Some((tenant, version)) = tenant_version {
+            self.mirror.set_tenant_version(tenant, version);
+        }
+        Ok(())
     }
 
     /// Reads a user.
@@ -95,6 +195,11 @@ impl Store {
             .get(id.as_bytes())?
             .map(|bytes| codec::decode(&bytes).map_err(corrupt("users")))
             .transpose()
+    }
+
+    /// What verification needs of a user, from the in-memory mirror.
+    pub fn user_stamp(&self, id: UserId) -> Option<UserStamp> {
+        self.mirror.user(id.as_bytes())
     }
 
     /// Looks a user up by canonical username.
@@ -113,13 +218,140 @@ impl Store {
         }
     }
 
-    /// Replaces a user's record (the username is unchanged).
+    /// Reads, changes and writes a user atomically; a change of tenant is counted out of
+    /// the old tenant and into the new one in the same transaction. Returns the new record.
     ///
     /// # Errors
-    /// Storage failures.
-    pub fn put_user(&self, id: UserId, user: &UserRecord) -> Result<(), StoreError> {
-        let value = codec::encode(user).map_err(corrupt("users"))?;
-        self.users.insert(id.as_bytes(), value)?;
+    /// `NotFound`, `UnknownTenant`, `TenantFull`, storage failures.
+    pub fn update_user(
+        &self,
+        id: UserId,
+        change: impl Fn(&mut UserRecord),
+    ) -> Result<UserRecord, UserWriteError> {
+        let _turn = self.user_locks.lock(id);
+        let (user, tenant_version) = (&self.users, &self.tenants).transaction(
+            |(users, tenants): &(TransactionalTree, TransactionalTree)| {
+                let bytes = users
+                    .get(&id.as_bytes()[..])?
+                    .ok_or_else(|| abort(UserWriteError::NotFound))?;
+                let mut user: UserRecord = codec::decode(&bytes).map_err(|source| {
+                    abort(
+                        StoreError::Corrupt {
+                            tree: "users",
+                            source,
+                        }
+                        .into(),
+                    )
+                })?;
+                let old_tenant = user.tenant;
+                change(&mut user);
+                let mut version = None;
+                if user.tenant != old_tenant {
+                    if let Some(old) = &old_tenant {
+                        count_member(tenants, old, false)?;
+                    }
+                    if let Some(new) = &user.tenant {
+                        version = Some((*new, count_member(tenants, new, true)?));
+                    }
+                }
+                let value = codec::encode(&user).map_err(|source| {
+                    abort(
+                        StoreError::Corrupt {
+                            tree: "users",
+                            source,
+                        }
+                        .into(),
+                    )
+                })?;
+                users.insert(&id.as_bytes()[..], value)?;
+                Ok((user, version))
+            },
+        )?;
+        self.mirror.set_user(*id.as_bytes(), user.stamp());
+        if let Some((tenant, version)) = tenant_version {
+            self.mirror.set_tenant_version(tenant, version);
+        }
+        Ok(user)
+    }
+
+    /// Removes a user, frees its username and counts it out of its tenant, atomically.
+    /// Returns the removed record.
+    ///
+    /// # Errors
+    /// `NotFound`, storage failures.
+    pub fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
+        let _turn = self.user_locks.lock(id);
+        let user = (&self.users, &self.usernames, &self.tenants).transaction(
+            |(users, usernames, tenants): &(
+                TransactionalTree,
+                TransactionalTree,
+                TransactionalTree,
+            )| {
+                let bytes = users
+                    .remove(&id.as_bytes()[..])?
+                    .ok_or_else(|| abort(UserWriteError::NotFound))?;
+                let user: UserRecord = codec::decode(&bytes).map_err(|source| {
+                    abort(
+                        StoreError::Corrupt {
+                            tree: "users",
+                            source,
+                        }
+                        .into(),
+                    )
+                })?;
+                usernames.remove(user.username.as_bytes())?;
+                if let Some(tenant) = &user.tenant {
+                    match count_member(tenants, tenant, false) {
+                        Ok(_)
+                        | Err(ConflictableTransactionError::Abort(UserWriteError::UnknownTenant)) =>
+                            {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                Ok(user)
+            },
+        )?;
+        self.mirror.remove_user(id.as_bytes());
+        Ok(user)
+    }
+
+    /// Up to `limit` users created after `after` (ids are time-ordered), oldest first.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn list_users(
+        &self,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, UserRecord)>, StoreError> {
+        let range = match after {
+            Some(after) => self.users.range((
+                std::ops::Bound::Excluded(after.as_bytes().to_vec()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.users.iter(),
+        };
+        range
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let id = UserId::from_slice(&key).ok_or(StoreError::Corrupt {
+                    tree: "users",
+                    source: codec::CodecError::Decode("user id is not 16 bytes".into()),
+                })?;
+                Ok((id, codec::decode(&value).map_err(corrupt("users"))?))
+            })
+            .collect()
+    }
+
+    pub(crate) fn load_user_mirror(&self) -> Result<(), StoreError> {
+        for entry in self.users.iter() {
+            let (key, value) = entry?;
+            let user: UserRecord = codec::decode(&value).map_err(corrupt("users"))?;
+            if let Some(id) = UserId::from_slice(&key) {
+                self.mirror.set_user(*id.as_bytes(), user.stamp());
+            }
+        }
         Ok(())
     }
 }
