@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use std::io::{BufRead as _, IsTerminal as _};
+
+use clap::{Parser, Subcommand};
 
 use claimd::config::Settings;
 use claimd::startup::Application;
@@ -15,8 +17,35 @@ use claimd::telemetry;
 #[command(name = "claimd", version, about)]
 struct Cli {
     /// Settings file (default: ./config.toml when present).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (what claimd does with no command).
+    Serve,
+    /// Manage accounts while the server is stopped.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create an account. The password is read from standard input (its first line), or
+    /// asked for without echo on a terminal.
+    Add {
+        /// The username.
+        #[arg(long)]
+        username: String,
+        /// Give the account the admin role.
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -34,10 +63,43 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => return fail(&format!("cannot start the runtime: {err}")),
     };
-    match runtime.block_on(serve(settings)) {
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(serve(settings)),
+        Command::User {
+            action: UserAction::Add { username, admin },
+        } => read_password().and_then(|password| {
+            let user = runtime.block_on(claimd::startup::add_user(
+                settings, username, password, admin,
+            ))?;
+            println!(
+                "created user {} (id {}){}",
+                user.username,
+                user.id,
+                if admin { " with the admin role" } else { "" }
+            );
+            Ok(())
+        }),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&format!("{err:#}")),
     }
+}
+
+/// The new account's password: asked twice without echo on a terminal, otherwise the
+/// first line of standard input.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let password = rpassword::prompt_password("password: ")?;
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(password == again, "the passwords differ");
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
 }
 
 fn fail(message: &dyn std::fmt::Display) -> ExitCode {

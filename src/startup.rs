@@ -13,12 +13,57 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::keyring::load_or_create_key_ring;
-use crate::auth::{now, Auth};
+use crate::auth::{now, Auth, AuthError, Registration, UserView, ADMIN_ROLE};
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::store::Store;
 use crate::tasks;
 use crate::telemetry::Metrics;
+use crate::tokens::KeyRing;
+
+/// Creates an account from the command line (`claimd user add`), with the `admin` role
+/// when asked. The server must not be running: the store is opened exclusively.
+///
+/// # Errors
+/// The store is in use or unusable; the username or password is refused.
+pub async fn add_user(
+    settings: Settings,
+    username: String,
+    password: String,
+    admin: bool,
+) -> anyhow::Result<UserView> {
+    let path = settings.storage.path.clone();
+    let cache_mb = settings.storage.cache_mb;
+    let store = tokio::task::spawn_blocking(move || Store::open(&path, cache_mb))
+        .await?
+        .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
+    let store = Arc::new(store);
+    let auth = Auth::new(
+        Arc::clone(&store),
+        settings,
+        KeyRing::new(Vec::new()),
+        Arc::new(Metrics::new()),
+    )?;
+    let roles = if admin {
+        vec![ADMIN_ROLE.to_string()]
+    } else {
+        Vec::new()
+    };
+    let created = auth
+        .register(Registration {
+            username,
+            password,
+            tenant: None,
+            roles,
+        })
+        .await;
+    store.close();
+    created.map_err(|err| match err {
+        AuthError::UsernameTaken => anyhow::anyhow!("that username is taken"),
+        AuthError::InvalidRequest(why) => anyhow::anyhow!("{why}"),
+        other => anyhow::anyhow!("{other}"),
+    })
+}
 
 /// A built server, bound and ready to run.
 pub struct Application {

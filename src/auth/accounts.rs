@@ -4,10 +4,9 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::verdict::Freshness;
+use super::verdict::{Authenticated, Freshness};
 use super::{now, Auth, AuthError, TokenResponse, UserView};
 use crate::domain::{Password, TenantId, UserId, Username};
-use crate::store::users::CreateUserError;
 use crate::store::UserRecord;
 
 /// The plan every new account starts on.
@@ -37,8 +36,12 @@ impl Auth {
             Some(text) => {
                 let id = TenantId::parse(text)
                     .ok_or_else(|| AuthError::InvalidRequest("tenant: not a tenant id".into()))?;
-                if self.store.tenant(id)?.is_none() {
-                    return Err(AuthError::InvalidRequest("tenant: no such tenant".into()));
+                let tenant = self
+                    .store
+                    .tenant(id)?
+                    .ok_or_else(|| AuthError::InvalidRequest("tenant: no such tenant".into()))?;
+                if tenant.max_accounts.is_some_and(|max| tenant.members >= max) {
+                    return Err(AuthError::TenantFull);
                 }
                 Some(id)
             }
@@ -66,10 +69,7 @@ impl Auth {
             created_at: now,
             updated_at: now,
         };
-        self.store.create_user(id, &user).map_err(|err| match err {
-            CreateUserError::UsernameTaken => AuthError::UsernameTaken,
-            CreateUserError::Store(err) => AuthError::Store(err),
-        })?;
+        self.store.create_user(id, &user)?;
         self.store.wait_durable().await?;
         tracing::info!(user = %id, "account registered");
         Ok(UserView::new(id, &user))
@@ -123,7 +123,7 @@ impl Auth {
         };
         if user.disabled {
             self.metrics.login("disabled");
-            return Err(AuthError::Forbidden("account disabled"));
+            return Err(AuthError::Forbidden("account disabled".into()));
         }
         self.limiter.clear(&user_key);
         self.metrics.login("success");
@@ -134,9 +134,13 @@ impl Auth {
     ///
     /// # Errors
     /// Any verdict but valid (a stale token gets `TokenStale`).
-    pub fn me(&self, token: &str) -> Result<(UserView, crate::tokens::AccessClaims), AuthError> {
+    pub fn me(&self, token: &str) -> Result<(UserView, Authenticated), AuthError> {
         let caller = self.authenticate(token, Freshness::Current)?;
-        Ok((UserView::new(caller.user_id, &caller.user), caller.claims))
+        let user = self
+            .store
+            .user(caller.user_id)?
+            .ok_or(AuthError::TokenRevoked)?;
+        Ok((UserView::new(caller.user_id, &user), caller))
     }
 
     /// Changes the caller's password, revokes every other session and rotates the caller's
@@ -154,13 +158,17 @@ impl Auth {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
         let new =
             Password::parse_new(new).map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
-        let user_key = format!("u:{}", caller.user.username);
+        let current_user = self
+            .store
+            .user(caller.user_id)?
+            .ok_or(AuthError::TokenRevoked)?;
+        let user_key = format!("u:{}", current_user.username);
         if let Err(wait) = self.limiter.check(&[&user_key], Instant::now()) {
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
-        let phc = Some(caller.user.password_hash.clone());
+        let phc = Some(current_user.password_hash.clone());
         if !self.passwords.verify(Password::offered(current), phc).await {
             self.limiter.record_failure(&[&user_key], Instant::now());
             return Err(AuthError::InvalidCredentials);
@@ -171,14 +179,11 @@ impl Auth {
             .await
             .map_err(|err| AuthError::Internal(err.to_string()))?;
         let now = now();
-        let mut user = self
-            .store
-            .user(caller.user_id)?
-            .ok_or(AuthError::TokenRevoked)?;
-        user.password_hash = password_hash;
-        user.not_before = now;
-        user.updated_at = now;
-        self.store.put_user(caller.user_id, &user)?;
+        let user = self.store.update_user(caller.user_id, |user| {
+            user.password_hash.clone_from(&password_hash);
+            user.not_before = now;
+            user.updated_at = now;
+        })?;
         self.end_user_sessions(caller.user_id, Some(caller.session_id))
             .await?;
         let response = self.rotate_session(&caller, &user).await?;

@@ -6,6 +6,8 @@
 //! before it returns, so an acknowledged write survives a crash.
 
 mod accounts;
+mod admin;
+mod claims;
 pub mod keyring;
 pub mod password;
 pub mod rate_limit;
@@ -13,6 +15,8 @@ mod sessions;
 mod verdict;
 
 pub use accounts::Registration;
+pub use admin::{SessionView, TenantView, ADMIN_ROLE};
+pub use claims::{RefreshedToken, UserPatch};
 pub use sessions::RefreshOutcome;
 pub use verdict::Freshness;
 
@@ -25,7 +29,7 @@ pub use verdict::Authenticated;
 
 use crate::config::Settings;
 use crate::domain::{SessionId, UserId};
-use crate::store::{Store, StoreError, UserRecord};
+use crate::store::{Store, StoreError, TenantWriteError, UserRecord, UserWriteError};
 use crate::telemetry::Metrics;
 use crate::tokens::{AccessTokens, KeyRing};
 use password::Passwords;
@@ -55,15 +59,43 @@ pub enum AuthError {
     #[error("invalid grant: {0}")]
     InvalidGrant(&'static str),
     #[error("forbidden: {0}")]
-    Forbidden(&'static str),
+    Forbidden(String),
     #[error("not found")]
     NotFound,
+    #[error("tenant is full")]
+    TenantFull,
+    #[error("tenant still has members")]
+    TenantNotEmpty,
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<UserWriteError> for AuthError {
+    fn from(err: UserWriteError) -> Self {
+        match err {
+            UserWriteError::UsernameTaken => AuthError::UsernameTaken,
+            UserWriteError::NotFound => AuthError::NotFound,
+            UserWriteError::UnknownTenant => {
+                AuthError::InvalidRequest("tenant: no such tenant".into())
+            }
+            UserWriteError::TenantFull => AuthError::TenantFull,
+            UserWriteError::Store(err) => AuthError::Store(err),
+        }
+    }
+}
+
+impl From<TenantWriteError> for AuthError {
+    fn from(err: TenantWriteError) -> Self {
+        match err {
+            TenantWriteError::NotFound => AuthError::NotFound,
+            TenantWriteError::NotEmpty => AuthError::TenantNotEmpty,
+            TenantWriteError::Store(err) => AuthError::Store(err),
+        }
+    }
 }
 
 /// A token endpoint's answer (RFC 6749 §5.1 shape).

@@ -14,6 +14,13 @@ use crate::domain::{SessionId, TokenId, UserId};
 use crate::store::{DenyKind, SessionRecord, UserRecord};
 use crate::tokens::{mint_refresh_token, AccessClaims, PresentedRefreshToken, SessionKey};
 
+/// A freshly minted access token with its claims.
+pub(crate) struct MintedAccess {
+    pub token: String,
+    pub exp: u64,
+    pub claims: AccessClaims,
+}
+
 /// How a refresh-token presentation ended; counted apart in `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshOutcome {
@@ -46,15 +53,14 @@ impl Auth {
         sid: SessionId,
         session_expires_at: u64,
         now: u64,
-    ) -> Result<(String, u64), AuthError> {
+    ) -> Result<MintedAccess, AuthError> {
         let ring = self.key_ring();
         let key = ring
             .signing_key(now)
             .ok_or(AuthError::Unavailable("no signing key"))?;
-        let tenant = match user.tenant_id() {
-            Some(tid) => Some((tid, self.store.tenant(tid)?.map_or(0, |t| t.version))),
-            None => None,
-        };
+        let tenant = user
+            .tenant_id()
+            .map(|tid| (tid, self.store.tenant_version(tid).unwrap_or(0)));
         let exp = (now + self.settings.tokens.access_ttl.as_secs()).min(session_expires_at);
         let claims = AccessClaims {
             iss: self.settings.tokens.issuer.clone(),
@@ -79,7 +85,7 @@ impl Auth {
             .mint(key, &claims)
             .map_err(|err| AuthError::Internal(err.to_string()))?;
         self.metrics.tokens_issued("access");
-        Ok((token, exp))
+        Ok(MintedAccess { token, exp, claims })
     }
 
     /// Starts a session for a user who just proved who they are. Durable on return.
@@ -92,7 +98,11 @@ impl Auth {
         let sid = SessionId::generate();
         let key = SessionKey::generate();
         let expires_at = now + self.settings.tokens.refresh_ttl.as_secs();
-        let (access_token, access_exp) = self.mint_access(user_id, user, sid, expires_at, now)?;
+        let MintedAccess {
+            token: access_token,
+            exp: access_exp,
+            ..
+        } = self.mint_access(user_id, user, sid, expires_at, now)?;
         let session = SessionRecord {
             user: *user_id.as_bytes(),
             session_key: key.to_bytes(),
@@ -185,7 +195,11 @@ impl Auth {
         };
 
         if token.generation == session.generation {
-            let (access_token, access_exp) = self
+            let MintedAccess {
+                token: access_token,
+                exp: access_exp,
+                ..
+            } = self
                 .mint_access(user_id, &user, sid, session.expires_at, now)
                 .map_err(|err| (err, Refused))?;
             session.generation += 1;
@@ -235,22 +249,11 @@ impl Auth {
     /// Any verdict but valid or stale; a session that has ended.
     pub async fn reissue_access(&self, token: &str) -> Result<TokenResponse, AuthError> {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
-        let now = now();
-        let session = match self.store.session(caller.session_id)? {
-            Some(session) if !session.revoked && now < session.expires_at => session,
-            _ => return Err(AuthError::TokenRevoked),
-        };
-        let (access_token, access_exp) = self.mint_access(
-            caller.user_id,
-            &caller.user,
-            caller.session_id,
-            session.expires_at,
-            now,
-        )?;
+        let (access_token, claims) = self.remint_for_session(&caller)?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
-            expires_in: access_exp.saturating_sub(now),
+            expires_in: claims.exp.saturating_sub(now()),
             refresh_token: None,
             refresh_expires_in: None,
             session_id: caller.session_id.to_string(),
@@ -281,12 +284,17 @@ impl Auth {
     /// An access token that does not authenticate.
     pub async fn logout_all(&self, token: &str) -> Result<(), AuthError> {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
-        self.end_user_sessions(caller.user_id, None).await?;
-        let mut user = caller.user;
+        self.end_everywhere(caller.user_id).await
+    }
+
+    /// Ends every session of a user and sets its `not_before`. Durable on return.
+    pub(crate) async fn end_everywhere(&self, user_id: UserId) -> Result<(), AuthError> {
+        self.end_user_sessions(user_id, None).await?;
         let now = now();
-        user.not_before = now;
-        user.updated_at = now;
-        self.store.put_user(caller.user_id, &user)?;
+        self.store.update_user(user_id, |user| {
+            user.not_before = now;
+            user.updated_at = now;
+        })?;
         self.store.wait_durable().await?;
         Ok(())
     }
@@ -347,8 +355,11 @@ impl Auth {
             Some(session) if !session.revoked && now < session.expires_at => session,
             _ => return Err(AuthError::TokenRevoked),
         };
-        let (access_token, access_exp) =
-            self.mint_access(caller.user_id, user, sid, session.expires_at, now)?;
+        let MintedAccess {
+            token: access_token,
+            exp: access_exp,
+            ..
+        } = self.mint_access(caller.user_id, user, sid, session.expires_at, now)?;
         session.generation += 1;
         session.rotated_at_ms = now_ms();
         session.last_used = now;

@@ -1,31 +1,49 @@
 //! The verdict on a presented access token, in DESIGN.md's order: header, signature and
 //! registered claims (`tokens`), then the deny list (`jti`, then `sid`), then the user
 //! (exists, not disabled, issued after `not_before`, `uv` current) and the tenant (`tv`
-//! current). Steps 3 and 4 read the store on every call: they are never cached past a write.
+//! current). Steps 3 and 4 run on every call: the deny list is read from sled, versions
+//! from the store's write-through mirror; neither is cached past a write.
+//!
+//! With `tokens.on_stale = "reissue"`, a stale token asked to be current is answered with
+//! a re-minted one (current claims, same session, never outliving it) instead of
+//! `token_stale`: the caller gets it in `Authenticated::refreshed`.
 
 use super::{now, Auth, AuthError};
+use crate::config::OnStale;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
-use crate::store::{DenyKind, UserRecord};
+use crate::store::{DenyKind, UserStamp};
 use crate::tokens::{AccessClaims, TokenError};
 
 /// A token that passed every check, with what it was checked against.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
+    /// The claims in force: the token's own, or the re-minted token's.
     pub claims: AccessClaims,
     pub user_id: UserId,
     pub session_id: SessionId,
     pub token_id: TokenId,
-    pub user: UserRecord,
+    pub stamp: UserStamp,
     /// The token's claim versions are behind the store's: its holder may re-mint.
     pub stale: bool,
+    /// A token re-minted because the presented one was stale (`on_stale = "reissue"`).
+    pub refreshed: Option<String>,
+}
+
+impl Authenticated {
+    /// Whether the claims in force grant `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.claims.roles.iter().any(|held| held == role)
+    }
 }
 
 /// What the caller accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
-    /// Only tokens whose claims are current.
+    /// Only tokens whose claims are current (or, with `on_stale = "reissue"`, a stale one
+    /// answered with a re-minted token).
     Current,
-    /// Stale tokens too (refresh and logout accept them: stale is not revoked).
+    /// Stale tokens too (refresh, logout and claim changes accept them: stale is not
+    /// revoked).
     AllowStale,
 }
 
@@ -34,7 +52,7 @@ impl Auth {
     ///
     /// # Errors
     /// `TokenInvalid`, `TokenExpired`, `TokenRevoked`, or `TokenStale` when `freshness` is
-    /// `Current` and the claims are behind.
+    /// `Current`, the claims are behind and `on_stale` is `reject`.
     pub fn authenticate(
         &self,
         token: &str,
@@ -52,12 +70,14 @@ impl Auth {
                     AuthError::TokenInvalid("unusable key")
                 }
             })?;
-        let malformed = AuthError::TokenInvalid("malformed claims");
-        let user_id =
-            UserId::parse(&claims.sub).ok_or(AuthError::TokenInvalid("malformed claims"))?;
-        let session_id =
-            SessionId::parse(&claims.sid).ok_or(AuthError::TokenInvalid("malformed claims"))?;
-        let token_id = TokenId::parse(&claims.jti).ok_or(malformed)?;
+        let malformed = || AuthError::TokenInvalid("malformed claims");
+        let user_id = UserId::parse(&claims.sub).ok_or_else(malformed)?;
+        let session_id = SessionId::parse(&claims.sid).ok_or_else(malformed)?;
+        let token_id = TokenId::parse(&claims.jti).ok_or_else(malformed)?;
+        let tenant_id = match &claims.tid {
+            Some(tid) => Some(TenantId::parse(tid).ok_or_else(malformed)?),
+            None => None,
+        };
 
         if self.store.is_denied(DenyKind::Token, token_id.as_bytes())?
             || self
@@ -66,32 +86,69 @@ impl Auth {
         {
             return Err(AuthError::TokenRevoked);
         }
-        let user = self.store.user(user_id)?.ok_or(AuthError::TokenRevoked)?;
-        if user.disabled || claims.iat < user.not_before {
+        let stamp = self
+            .store
+            .user_stamp(user_id)
+            .ok_or(AuthError::TokenRevoked)?;
+        if stamp.disabled || claims.iat < stamp.not_before {
             return Err(AuthError::TokenRevoked);
         }
-        if claims.uv > user.claims_version {
+        if claims.uv > stamp.claims_version {
             return Err(AuthError::TokenInvalid("claims version from the future"));
         }
-        let mut stale = claims.uv < user.claims_version;
-        if let Some(tid) = &claims.tid {
-            let tenant_id =
-                TenantId::parse(tid).ok_or(AuthError::TokenInvalid("malformed claims"))?;
-            stale |= match self.store.tenant(tenant_id)? {
-                Some(tenant) => claims.tv < tenant.version,
+        let mut stale = claims.uv < stamp.claims_version;
+        if let Some(tenant_id) = tenant_id {
+            stale |= match self.store.tenant_version(tenant_id) {
+                Some(version) => claims.tv < version,
                 None => true,
             };
         }
-        if stale && freshness == Freshness::Current {
-            return Err(AuthError::TokenStale);
-        }
-        Ok(Authenticated {
+        let mut caller = Authenticated {
             claims,
             user_id,
             session_id,
             token_id,
-            user,
+            stamp,
             stale,
-        })
+            refreshed: None,
+        };
+        if stale && freshness == Freshness::Current {
+            if self.settings.tokens.on_stale == OnStale::Reject {
+                return Err(AuthError::TokenStale);
+            }
+            let (token, claims) = self.remint_for_session(&caller)?;
+            caller.claims = claims;
+            caller.stale = false;
+            caller.refreshed = Some(token);
+        }
+        Ok(caller)
+    }
+
+    /// A new access token with the current claims for the caller's session, capped at the
+    /// session's end.
+    ///
+    /// # Errors
+    /// `TokenRevoked` when the session has ended or the user is gone.
+    pub(crate) fn remint_for_session(
+        &self,
+        caller: &Authenticated,
+    ) -> Result<(String, AccessClaims), AuthError> {
+        let now = now();
+        let session = match self.store.session(caller.session_id)? {
+            Some(session) if !session.revoked && now < session.expires_at => session,
+            _ => return Err(AuthError::TokenRevoked),
+        };
+        let user = self
+            .store
+            .user(caller.user_id)?
+            .ok_or(AuthError::TokenRevoked)?;
+        self.mint_access(
+            caller.user_id,
+            &user,
+            caller.session_id,
+            session.expires_at,
+            now,
+        )
+        .map(|minted| (minted.token, minted.claims))
     }
 }

@@ -3,12 +3,12 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use super::body::{json_body, parse_json, read_body, require_json_content_type};
 use super::error::ApiError;
 use super::extract::{BearerToken, ClientAddr};
-use super::{resource, AppState};
+use super::{resource, with_refreshed_token, AppState};
 use crate::auth::{AuthError, Freshness, Registration, TokenResponse};
 use crate::config;
 
@@ -18,7 +18,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/auth/refresh-token").route(web::post().to(refresh_token)))
         .service(resource("/auth/logout").route(web::post().to(logout)))
         .service(resource("/auth/logout-all").route(web::post().to(logout_all)))
-        .service(resource("/me").route(web::get().to(me)))
+        .service(
+            resource("/me")
+                .route(web::get().to(me))
+                .route(web::patch().to(patch_me)),
+        )
         .service(resource("/me/password").route(web::post().to(change_password)));
 }
 
@@ -51,8 +55,8 @@ async fn register(
     if state.auth.settings().auth.registration == config::Registration::Admin {
         let token = BearerToken::from_request_optional(&req)?.ok_or(AuthError::TokenMissing)?;
         let caller = state.auth.authenticate(&token.0, Freshness::Current)?;
-        if !caller.user.roles.iter().any(|role| role == "admin") {
-            return Err(AuthError::Forbidden("registration is by an admin only").into());
+        if !caller.has_role(crate::auth::ADMIN_ROLE) {
+            return Err(AuthError::Forbidden("registration is by an admin only".into()).into());
         }
     }
     let body: RegisterBody = json_body(&req, payload, limit(&state)).await?;
@@ -138,10 +142,29 @@ async fn logout_all(
 }
 
 async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    let (user, claims) = state.auth.me(&token.0)?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({ "user": user, "claims": claims })))
+    let (user, caller) = state.auth.me(&token.0)?;
+    Ok(
+        with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_deref())
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({ "user": user, "claims": caller.claims })),
+    )
+}
+
+/// `PATCH /me`: refresh-on-change. The answer carries the new token in the body and in
+/// `X-Refreshed-Token`.
+async fn patch_me(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: BearerToken,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
+    let (user, token) = state.auth.patch_me(&token.0, &body).await?;
+    Ok(
+        with_refreshed_token(HttpResponse::Ok(), Some(&token.access_token))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({ "user": user, "token": token })),
+    )
 }
 
 #[derive(Deserialize)]

@@ -136,6 +136,16 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Forbidden(reason) => ApiError::new(S::FORBIDDEN, "forbidden", reason),
             AuthError::NotFound => ApiError::not_found(),
+            AuthError::TenantFull => ApiError::new(
+                S::CONFLICT,
+                "tenant_full",
+                "the tenant has reached max_accounts",
+            ),
+            AuthError::TenantNotEmpty => ApiError::new(
+                S::CONFLICT,
+                "tenant_not_empty",
+                "the tenant still has members",
+            ),
             AuthError::Unavailable(reason) => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", reason)
             }

@@ -4,6 +4,7 @@
 //! answers unknown paths with 404, both as problems.
 
 pub mod accounts;
+pub mod admin;
 pub mod body;
 pub mod error;
 pub mod extract;
@@ -28,7 +29,22 @@ pub struct AppState {
 /// Registers every route on an actix `App`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     accounts::routes(cfg);
+    admin::routes(cfg);
     ops::routes(cfg);
+}
+
+/// The header that carries a token minted because the caller's claims changed.
+pub const REFRESHED_TOKEN_HEADER: &str = "x-refreshed-token";
+
+/// Adds `X-Refreshed-Token` when a new token was minted for the caller.
+pub(crate) fn with_refreshed_token(
+    mut response: actix_web::HttpResponseBuilder,
+    token: Option<&str>,
+) -> actix_web::HttpResponseBuilder {
+    if let Some(token) = token {
+        response.insert_header((REFRESHED_TOKEN_HEADER, token.to_string()));
+    }
+    response
 }
 
 /// A resource that answers methods it has no route for with a 405 problem.

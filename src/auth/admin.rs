@@ -1,0 +1,341 @@
+//! Administration flows (role `admin`): users (list, read with live sessions, change,
+//! delete, end every session) and tenants (create, read, list, change, delete). A tenant
+//! change bumps its version (`tv`): one write makes every member's token stale.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::claims::{parse_attrs_value, parse_name, RefreshedToken, UserPatch, ADMIN_FIELDS};
+use super::verdict::{Authenticated, Freshness};
+use super::{now, parse_attrs, Auth, AuthError, UserView};
+use crate::domain::{SessionId, TenantId, UserId};
+use crate::store::TenantRecord;
+
+/// The role that may use the administration API.
+pub const ADMIN_ROLE: &str = "admin";
+/// Largest page of users.
+pub const MAX_PAGE: usize = 500;
+/// Longest tenant name.
+const MAX_TENANT_NAME_CHARS: usize = 128;
+
+/// A live session as an admin sees it (never its key).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub last_used: u64,
+    pub generation: u64,
+}
+
+/// A tenant as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub plan: String,
+    pub max_accounts: Option<u64>,
+    pub attrs: Map<String, Value>,
+    pub version: u64,
+    pub members: u64,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl TenantView {
+    fn new(id: TenantId, tenant: &TenantRecord) -> TenantView {
+        TenantView {
+            id: id.to_string(),
+            name: tenant.name.clone(),
+            plan: tenant.plan.clone(),
+            max_accounts: tenant.max_accounts,
+            attrs: parse_attrs(&tenant.attrs),
+            version: tenant.version,
+            members: tenant.members,
+            created_at: tenant.created_at,
+            updated_at: tenant.updated_at,
+        }
+    }
+}
+
+/// Validated tenant fields; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+struct TenantFields {
+    name: Option<String>,
+    plan: Option<String>,
+    max_accounts: Option<Option<u64>>,
+    attrs: Option<Map<String, Value>>,
+}
+
+impl TenantFields {
+    fn parse(body: &Map<String, Value>) -> Result<TenantFields, AuthError> {
+        let invalid = |field: &str, why: &str| AuthError::InvalidRequest(format!("{field}: {why}"));
+        let mut fields = TenantFields::default();
+        for (name, value) in body {
+            match name.as_str() {
+                "name" => {
+                    let text = value.as_str().map(str::trim).unwrap_or_default();
+                    if text.is_empty()
+                        || text.chars().count() > MAX_TENANT_NAME_CHARS
+                        || text.chars().any(char::is_control)
+                    {
+                        return Err(invalid("name", "expected 1 to 128 printable characters"));
+                    }
+                    fields.name = Some(text.to_string());
+                }
+                "plan" => fields.plan = Some(parse_name("plan", value)?),
+                "max_accounts" => {
+                    fields.max_accounts = Some(match value {
+                        Value::Null => None,
+                        other => Some(other.as_u64().ok_or_else(|| {
+                            invalid("max_accounts", "expected a whole number or null")
+                        })?),
+                    })
+                }
+                "attrs" => fields.attrs = Some(parse_attrs_value("attrs", value)?),
+                other => return Err(invalid(other, "not a tenant field")),
+            }
+        }
+        Ok(fields)
+    }
+}
+
+fn parse_user_id(text: &str) -> Result<UserId, AuthError> {
+    UserId::parse(text).ok_or(AuthError::NotFound)
+}
+
+fn parse_tenant_id(text: &str) -> Result<TenantId, AuthError> {
+    TenantId::parse(text).ok_or(AuthError::NotFound)
+}
+
+impl Auth {
+    /// Authenticates an admin: a current token whose claims hold the admin role.
+    ///
+    /// # Errors
+    /// Any verdict but valid; `Forbidden` without the role.
+    pub fn require_admin(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let caller = self.authenticate(token, Freshness::Current)?;
+        if !caller.has_role(ADMIN_ROLE) {
+            return Err(AuthError::Forbidden("the admin role is required".into()));
+        }
+        Ok(caller)
+    }
+
+    /// A page of users created after `after`, and the cursor of the next page.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for a bad cursor or limit.
+    pub fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<UserView>, Option<String>), AuthError> {
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(AuthError::InvalidRequest("limit: expected 1 to 500".into()));
+        }
+        let after = match after {
+            Some(text) => Some(
+                UserId::parse(text)
+                    .ok_or_else(|| AuthError::InvalidRequest("after: not a user id".into()))?,
+            ),
+            None => None,
+        };
+        let mut page = self.store.list_users(after, limit + 1)?;
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next = if more {
+            page.last().map(|(id, _)| id.to_string())
+        } else {
+            None
+        };
+        Ok((
+            page.iter()
+                .map(|(id, user)| UserView::new(*id, user))
+                .collect(),
+            next,
+        ))
+    }
+
+    /// One user with its live sessions.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub fn get_user(&self, id: &str) -> Result<(UserView, Vec<SessionView>), AuthError> {
+        let id = parse_user_id(id)?;
+        let user = self.store.user(id)?.ok_or(AuthError::NotFound)?;
+        let now = now();
+        let mut sessions = Vec::new();
+        for sid in self.store.user_session_ids(id)? {
+            if let Some(session) = self.store.session(sid)? {
+                if !session.revoked && now < session.expires_at {
+                    sessions.push(SessionView {
+                        id: sid.to_string(),
+                        created_at: session.created_at,
+                        expires_at: session.expires_at,
+                        last_used: session.last_used,
+                        generation: session.generation,
+                    });
+                }
+            }
+        }
+        Ok((UserView::new(id, &user), sessions))
+    }
+
+    /// Changes a user. When the admin changes itself, the answer carries its new token.
+    ///
+    /// # Errors
+    /// `NotFound`, `InvalidRequest`, `TenantFull`.
+    pub async fn patch_user(
+        &self,
+        caller: &Authenticated,
+        id: &str,
+        body: &Map<String, Value>,
+    ) -> Result<(UserView, Option<RefreshedToken>), AuthError> {
+        let id = parse_user_id(id)?;
+        let patch = UserPatch::parse(body, &ADMIN_FIELDS, &ADMIN_FIELDS)?;
+        let user = self.apply_user_patch(id, &patch).await?;
+        tracing::info!(admin = %caller.user_id, user = %id, uv = user.claims_version, "claims changed by an admin");
+        let token = if id == caller.user_id && !user.disabled {
+            Some(self.refreshed_token(caller)?)
+        } else {
+            None
+        };
+        Ok((UserView::new(id, &user), token))
+    }
+
+    /// Deletes a user: its sessions are revoked (their access tokens denied) and removed.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn delete_user(&self, caller: &Authenticated, id: &str) -> Result<(), AuthError> {
+        let id = parse_user_id(id)?;
+        if self.store.user(id)?.is_none() {
+            return Err(AuthError::NotFound);
+        }
+        self.end_user_sessions(id, None).await?;
+        self.store.delete_user(id)?;
+        for sid in self.store.user_session_ids(id)? {
+            self.remove_session(sid)?;
+        }
+        self.store.wait_durable().await?;
+        tracing::info!(admin = %caller.user_id, user = %id, "user deleted");
+        Ok(())
+    }
+
+    fn remove_session(&self, sid: SessionId) -> Result<(), AuthError> {
+        if let Some(session) = self.store.session(sid)? {
+            self.store.remove_session(sid, &session)?;
+        }
+        Ok(())
+    }
+
+    /// Ends every session of a user (logout everywhere).
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn revoke_user(&self, id: &str) -> Result<(), AuthError> {
+        let id = parse_user_id(id)?;
+        if self.store.user(id)?.is_none() {
+            return Err(AuthError::NotFound);
+        }
+        self.end_everywhere(id).await
+    }
+
+    /// Creates a tenant.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for the body (a name is required).
+    pub async fn create_tenant(&self, body: &Map<String, Value>) -> Result<TenantView, AuthError> {
+        let fields = TenantFields::parse(body)?;
+        let name = fields
+            .name
+            .ok_or_else(|| AuthError::InvalidRequest("name: required".into()))?;
+        let now = now();
+        let tenant = TenantRecord {
+            name,
+            plan: fields
+                .plan
+                .unwrap_or_else(|| super::accounts::DEFAULT_PLAN.to_string()),
+            max_accounts: fields.max_accounts.flatten(),
+            attrs: Value::Object(fields.attrs.unwrap_or_default()).to_string(),
+            version: 1,
+            members: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let id = TenantId::generate();
+        self.store.create_tenant(id, &tenant)?;
+        self.store.wait_durable().await?;
+        Ok(TenantView::new(id, &tenant))
+    }
+
+    /// One tenant.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub fn get_tenant(&self, id: &str) -> Result<TenantView, AuthError> {
+        let id = parse_tenant_id(id)?;
+        let tenant = self.store.tenant(id)?.ok_or(AuthError::NotFound)?;
+        Ok(TenantView::new(id, &tenant))
+    }
+
+    /// Every tenant.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn list_tenants(&self) -> Result<Vec<TenantView>, AuthError> {
+        Ok(self
+            .store
+            .list_tenants()?
+            .iter()
+            .map(|(id, tenant)| TenantView::new(*id, tenant))
+            .collect())
+    }
+
+    /// Changes a tenant and bumps its version: every member's token turns stale.
+    ///
+    /// # Errors
+    /// `NotFound`, `InvalidRequest`.
+    pub async fn patch_tenant(
+        &self,
+        id: &str,
+        body: &Map<String, Value>,
+    ) -> Result<TenantView, AuthError> {
+        let id = parse_tenant_id(id)?;
+        if body.is_empty() {
+            return Err(AuthError::InvalidRequest("nothing to change".into()));
+        }
+        let fields = TenantFields::parse(body)?;
+        let now = now();
+        let tenant = self.store.update_tenant(id, |tenant| {
+            if let Some(name) = &fields.name {
+                tenant.name.clone_from(name);
+            }
+            if let Some(plan) = &fields.plan {
+                tenant.plan.clone_from(plan);
+            }
+            if let Some(max) = fields.max_accounts {
+                tenant.max_accounts = max;
+            }
+            if let Some(attrs) = &fields.attrs {
+                tenant.attrs = Value::Object(attrs.clone()).to_string();
+            }
+            tenant.version += 1;
+            tenant.updated_at = now;
+        })?;
+        self.store.wait_durable().await?;
+        tracing::info!(tenant = %id, tv = tenant.version, "tenant changed");
+        Ok(TenantView::new(id, &tenant))
+    }
+
+    /// Deletes a tenant without members.
+    ///
+    /// # Errors
+    /// `NotFound`, `TenantNotEmpty`.
+    pub async fn delete_tenant(&self, id: &str) -> Result<(), AuthError> {
+        let id = parse_tenant_id(id)?;
+        self.store.delete_tenant(id)?;
+        self.store.wait_durable().await?;
+        Ok(())
+    }
+}

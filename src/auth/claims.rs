@@ -1,0 +1,315 @@
+//! Claim changes: what a user (`PATCH /me`, limited to `claims.self_service`) or an admin
+//! may change about a user, validated into a [`UserPatch`], and refresh-on-change: the
+//! request that changes the claims is answered with a token that carries them, for the
+//! same session, without rotating the refresh token (a refresh in flight from another tab
+//! never collides with it).
+//!
+//! Any change to what a token says bumps the user's claims version (`uv`), which turns
+//! every token issued before it stale.
+
+use serde_json::{Map, Value};
+
+use super::verdict::{Authenticated, Freshness};
+use super::{now, Auth, AuthError, UserView};
+use crate::domain::TenantId;
+use crate::store::UserRecord;
+
+/// The user fields `PATCH /me` can ever change (`claims.self_service` picks among them).
+pub const SELF_SERVICE_FIELDS: [&str; 3] = ["plan", "roles", "attrs"];
+/// The user fields an admin can change.
+pub const ADMIN_FIELDS: [&str; 5] = ["plan", "roles", "attrs", "tenant", "disabled"];
+
+/// Longest plan or role name.
+const MAX_NAME_CHARS: usize = 64;
+/// Most roles a user may hold.
+const MAX_ROLES: usize = 32;
+/// Largest `attrs` object, serialised: it rides in every token.
+pub const MAX_ATTRS_BYTES: usize = 4096;
+
+/// A validated change to a user.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct UserPatch {
+    pub plan: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub attrs: Option<Map<String, Value>>,
+    pub tenant: Option<Option<TenantId>>,
+    pub disabled: Option<bool>,
+}
+
+fn invalid(field: &str, why: &str) -> AuthError {
+    AuthError::InvalidRequest(format!("{field}: {why}"))
+}
+
+/// Checks a plan or role name: 1 to 64 of `[A-Za-z0-9_.:-]`.
+pub(crate) fn parse_name(field: &str, value: &Value) -> Result<String, AuthError> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| invalid(field, "expected a string"))?;
+    let well_formed = !text.is_empty()
+        && text.chars().count() <= MAX_NAME_CHARS
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+    if !well_formed {
+        return Err(invalid(
+            field,
+            "expected 1 to 64 characters of A-Z a-z 0-9 _ . : -",
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// Checks an `attrs` object's size.
+pub(crate) fn parse_attrs_value(
+    field: &str,
+    value: &Value,
+) -> Result<Map<String, Value>, AuthError> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| invalid(field, "expected an object"))?;
+    if value.to_string().len() > MAX_ATTRS_BYTES {
+        return Err(invalid(field, "larger than 4096 bytes"));
+    }
+    Ok(object.clone())
+}
+
+impl UserPatch {
+    /// Validates a JSON object of changes. A field outside `universe` is a bad request; a
+    /// field inside it but not in `allowed` is forbidden.
+    ///
+    /// # Errors
+    /// `InvalidRequest` naming the field, or `Forbidden`.
+    pub fn parse(
+        body: &Map<String, Value>,
+        universe: &[&str],
+        allowed: &[&str],
+    ) -> Result<UserPatch, AuthError> {
+        if body.is_empty() {
+            return Err(AuthError::InvalidRequest("nothing to change".into()));
+        }
+        if let Some(name) = body.keys().find(|name| !universe.contains(&name.as_str())) {
+            return Err(invalid(name, "not a field that can be changed here"));
+        }
+        if let Some(name) = body.keys().find(|name| !allowed.contains(&name.as_str())) {
+            return Err(AuthError::Forbidden(format!("{name}: not yours to change")));
+        }
+        let mut patch = UserPatch::default();
+        for (name, value) in body {
+            match name.as_str() {
+                "plan" => patch.plan = Some(parse_name("plan", value)?),
+                "roles" => {
+                    let items = value
+                        .as_array()
+                        .ok_or_else(|| invalid("roles", "expected an array of strings"))?;
+                    if items.len() > MAX_ROLES {
+                        return Err(invalid("roles", "at most 32 roles"));
+                    }
+                    let mut roles: Vec<String> = Vec::with_capacity(items.len());
+                    for item in items {
+                        let role = parse_name("roles", item)?;
+                        if !roles.contains(&role) {
+                            roles.push(role);
+                        }
+                    }
+                    patch.roles = Some(roles);
+                }
+                "attrs" => patch.attrs = Some(parse_attrs_value("attrs", value)?),
+                "tenant" => {
+                    patch.tenant = Some(match value {
+                        Value::Null => None,
+                        Value::String(text) => Some(
+                            TenantId::parse(text)
+                                .ok_or_else(|| invalid("tenant", "not a tenant id"))?,
+                        ),
+                        _ => return Err(invalid("tenant", "expected a tenant id or null")),
+                    })
+                }
+                "disabled" => {
+                    patch.disabled = Some(
+                        value
+                            .as_bool()
+                            .ok_or_else(|| invalid("disabled", "expected true or false"))?,
+                    )
+                }
+                other => return Err(invalid(other, "not a field that can be changed here")),
+            }
+        }
+        Ok(patch)
+    }
+
+    /// Applies the patch; returns whether anything a token carries (or the account's
+    /// standing) changed, and so whether `uv` must move.
+    pub fn apply(&self, user: &mut UserRecord) -> bool {
+        let mut changed = false;
+        if let Some(plan) = &self.plan {
+            changed |= user.plan != *plan;
+            user.plan.clone_from(plan);
+        }
+        if let Some(roles) = &self.roles {
+            changed |= user.roles != *roles;
+            user.roles.clone_from(roles);
+        }
+        if let Some(attrs) = &self.attrs {
+            let text = Value::Object(attrs.clone()).to_string();
+            changed |= super::parse_attrs(&user.attrs) != *attrs;
+            user.attrs = text;
+        }
+        if let Some(tenant) = &self.tenant {
+            let tenant = tenant.map(|t| *t.as_bytes());
+            changed |= user.tenant != tenant;
+            user.tenant = tenant;
+        }
+        if let Some(disabled) = self.disabled {
+            changed |= user.disabled != disabled;
+            user.disabled = disabled;
+        }
+        changed
+    }
+}
+
+/// The answer to a claim change made with the caller's own token: the new access token.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RefreshedToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+impl Auth {
+    /// Applies a validated patch, bumping `uv` when something changed. Durable on return.
+    pub(crate) async fn apply_user_patch(
+        &self,
+        user_id: crate::domain::UserId,
+        patch: &UserPatch,
+    ) -> Result<UserRecord, AuthError> {
+        let now = now();
+        let user = self.store.update_user(user_id, |user| {
+            if patch.apply(user) {
+                user.claims_version += 1;
+                user.updated_at = now;
+            }
+        })?;
+        if patch.disabled == Some(true) {
+            self.end_user_sessions(user_id, None).await?;
+        }
+        self.store.wait_durable().await?;
+        Ok(user)
+    }
+
+    /// A token with the caller's current claims for its own session.
+    pub(crate) fn refreshed_token(
+        &self,
+        caller: &Authenticated,
+    ) -> Result<RefreshedToken, AuthError> {
+        let (access_token, claims) = self.remint_for_session(caller)?;
+        Ok(RefreshedToken {
+            access_token,
+            token_type: "Bearer",
+            expires_in: claims.exp.saturating_sub(now()),
+        })
+    }
+
+    /// `PATCH /me`: the caller changes the fields `claims.self_service` allows, and gets a
+    /// token that carries the change.
+    ///
+    /// # Errors
+    /// `InvalidRequest` / `Forbidden` for the body; any verdict but valid or stale.
+    pub async fn patch_me(
+        &self,
+        token: &str,
+        body: &Map<String, Value>,
+    ) -> Result<(UserView, RefreshedToken), AuthError> {
+        let caller = self.authenticate(token, Freshness::AllowStale)?;
+        let allowed: Vec<&str> = self
+            .settings
+            .claims
+            .self_service
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let patch = UserPatch::parse(body, &SELF_SERVICE_FIELDS, &allowed)?;
+        let user = self.apply_user_patch(caller.user_id, &patch).await?;
+        let token = self.refreshed_token(&caller)?;
+        tracing::info!(user = %caller.user_id, uv = user.claims_version, "claims changed by the user");
+        Ok((UserView::new(caller.user_id, &user), token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn fields_outside_the_universe_are_bad_requests_and_others_forbidden() {
+        let err = UserPatch::parse(
+            &body(json!({"username": "x"})),
+            &SELF_SERVICE_FIELDS,
+            &["plan"],
+        );
+        assert!(matches!(err, Err(AuthError::InvalidRequest(_))));
+        let err = UserPatch::parse(
+            &body(json!({"roles": ["admin"]})),
+            &SELF_SERVICE_FIELDS,
+            &["plan"],
+        );
+        assert!(matches!(err, Err(AuthError::Forbidden(_))));
+        let err = UserPatch::parse(&body(json!({})), &SELF_SERVICE_FIELDS, &["plan"]);
+        assert!(matches!(err, Err(AuthError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn values_are_checked() {
+        for bad in [
+            json!({"plan": 1}),
+            json!({"plan": ""}),
+            json!({"plan": "has space"}),
+            json!({"roles": "admin"}),
+            json!({"attrs": []}),
+            json!({"attrs": {"big": "x".repeat(5000)}}),
+            json!({"tenant": 5}),
+            json!({"disabled": "yes"}),
+        ] {
+            assert!(
+                UserPatch::parse(&body(bad.clone()), &ADMIN_FIELDS, &ADMIN_FIELDS).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_real_changes_count() {
+        let patch = UserPatch::parse(
+            &body(json!({"plan": "free", "roles": []})),
+            &ADMIN_FIELDS,
+            &ADMIN_FIELDS,
+        )
+        .unwrap();
+        let mut user = UserRecord {
+            username: "a".into(),
+            password_hash: String::new(),
+            tenant: None,
+            roles: vec![],
+            plan: "free".into(),
+            attrs: "{}".into(),
+            claims_version: 1,
+            not_before: 0,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert!(!patch.apply(&mut user));
+        let upgrade = UserPatch::parse(
+            &body(json!({"plan": "premium"})),
+            &ADMIN_FIELDS,
+            &ADMIN_FIELDS,
+        )
+        .unwrap();
+        assert!(upgrade.apply(&mut user));
+        assert_eq!(user.plan, "premium");
+    }
+}

@@ -1,0 +1,176 @@
+//! Administration routes (role `admin`): `/admin/users` and `/admin/tenants`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::body::json_body;
+use super::error::ApiError;
+use super::extract::BearerToken;
+use super::{resource, with_refreshed_token, AppState};
+
+/// Default page size of `GET /admin/users`.
+const DEFAULT_PAGE: usize = 50;
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/admin/users").route(web::get().to(list_users)))
+        .service(
+            resource("/admin/users/{id}")
+                .route(web::get().to(get_user))
+                .route(web::patch().to(patch_user))
+                .route(web::delete().to(delete_user)),
+        )
+        .service(resource("/admin/users/{id}/revoke").route(web::post().to(revoke_user)))
+        .service(
+            resource("/admin/tenants")
+                .route(web::get().to(list_tenants))
+                .route(web::post().to(create_tenant)),
+        )
+        .service(
+            resource("/admin/tenants/{id}")
+                .route(web::get().to(get_tenant))
+                .route(web::patch().to(patch_tenant))
+                .route(web::delete().to(delete_tenant)),
+        );
+}
+
+fn limit(state: &AppState) -> usize {
+    state.auth.settings().server.max_body_bytes
+}
+
+/// An admin's answer: never cached, and with the caller's re-minted token when its own
+/// was stale under `on_stale = "reissue"`.
+fn answer(refreshed: Option<&str>) -> actix_web::HttpResponseBuilder {
+    let mut response = with_refreshed_token(HttpResponse::Ok(), refreshed);
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_users(
+    state: web::Data<AppState>,
+    token: BearerToken,
+    page: Result<web::Query<Page>, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.require_admin(&token.0)?;
+    let page = page.map_err(|err| ApiError::invalid_request(format!("query: {err}")))?;
+    let (users, next) = state
+        .auth
+        .list_users(page.after.as_deref(), page.limit.unwrap_or(DEFAULT_PAGE))?;
+    Ok(answer(caller.refreshed.as_deref()).json(json!({ "users": users, "next": next })))
+}
+
+async fn get_user(
+    state: web::Data<AppState>,
+    token: BearerToken,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.require_admin(&token.0)?;
+    let (user, sessions) = state.auth.get_user(&id)?;
+    Ok(answer(caller.refreshed.as_deref()).json(json!({ "user": user, "sessions": sessions })))
+}
+
+async fn patch_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: BearerToken,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.require_admin(&token.0)?;
+    let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
+    let (user, own_token) = state.auth.patch_user(&caller, &id, &body).await?;
+    let refreshed = own_token
+        .as_ref()
+        .map(|token| token.access_token.as_str())
+        .or(caller.refreshed.as_deref());
+    let body = match &own_token {
+        Some(token) => json!({ "user": user, "token": token }),
+        None => json!({ "user": user }),
+    };
+    Ok(answer(refreshed).json(body))
+}
+
+async fn delete_user(
+    state: web::Data<AppState>,
+    token: BearerToken,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.require_admin(&token.0)?;
+    state.auth.delete_user(&caller, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn revoke_user(
+    state: web::Data<AppState>,
+    token: BearerToken,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.require_admin(&token.0)?;
+    state.auth.revoke_user(&id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_tenants(
+    state: web::Data<AppState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.require_admin(&token.0)?;
+    let tenants = state.auth.list_tenants()?;
+    Ok(answer(caller.refreshed.as_deref()).json(json!({ "tenants": tenants })))
+}
+
+async fn create_tenant(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: BearerToken,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.require_admin(&token.0)?;
+    let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
+    let tenant = state.auth.create_tenant(&body).await?;
+    Ok(
+        with_refreshed_token(HttpResponse::Created(), caller.refreshed.as_deref())
+            .json(json!({ "tenant": tenant })),
+    )
+}
+
+async fn get_tenant(
+    state: web::Data<AppState>,
+    token: BearerToken,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.require_admin(&token.0)?;
+    let tenant = state.auth.get_tenant(&id)?;
+    Ok(answer(caller.refreshed.as_deref()).json(json!({ "tenant": tenant })))
+}
+
+async fn patch_tenant(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: BearerToken,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.require_admin(&token.0)?;
+    let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
+    let tenant = state.auth.patch_tenant(&id, &body).await?;
+    Ok(answer(caller.refreshed.as_deref()).json(json!({ "tenant": tenant })))
+}
+
+async fn delete_tenant(
+    state: web::Data<AppState>,
+    token: BearerToken,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.require_admin(&token.0)?;
+    state.auth.delete_tenant(&id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
