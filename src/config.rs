@@ -133,6 +133,8 @@ pub struct TokenSettings {
     #[serde(deserialize_with = "duration")]
     pub leeway: Duration,
     pub on_stale: OnStale,
+    /// Entries in the verified-token cache (signature and registered claims only); 0: off.
+    pub verified_cache_entries: usize,
 }
 
 impl Default for TokenSettings {
@@ -147,6 +149,7 @@ impl Default for TokenSettings {
             refresh_reuse_grace: Duration::from_secs(10),
             leeway: Duration::from_secs(30),
             on_stale: OnStale::Reject,
+            verified_cache_entries: 10_000,
         }
     }
 }

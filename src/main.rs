@@ -9,7 +9,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 use clap::{Parser, Subcommand};
 
 use claimd::config::Settings;
-use claimd::startup::Application;
+use claimd::startup::{Application, Offline};
 use claimd::telemetry;
 
 /// A self-contained JWT auth server.
@@ -31,6 +31,44 @@ enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+    /// Manage service credentials (for introspection and revocation) while the server is stopped.
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
+    /// Manage signing keys while the server is stopped.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceAction {
+    /// Create a credential; its secret is printed this once.
+    Add {
+        /// What the service is called.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Add a new signing key, published `keys.publish_ahead` before it signs.
+    Rotate {
+        /// Sign with the new key at once.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Bring an existing private key (PKCS#8/PKCS#1/SEC1 PEM or a private JWK) into the
+    /// ring; it signs from now on.
+    Import {
+        /// The key file.
+        file: PathBuf,
+        /// The key id (default: the JWK's `kid`, or a new one).
+        #[arg(long)]
+        kid: Option<String>,
     },
 }
 
@@ -65,24 +103,63 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(settings)),
-        Command::User {
-            action: UserAction::Add { username, admin },
-        } => read_password().and_then(|password| {
-            let user = runtime.block_on(claimd::startup::add_user(
-                settings, username, password, admin,
-            ))?;
-            println!(
-                "created user {} (id {}){}",
-                user.username,
-                user.id,
-                if admin { " with the admin role" } else { "" }
-            );
-            Ok(())
-        }),
+        command => runtime.block_on(offline(settings, command)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&format!("{err:#}")),
+    }
+}
+
+/// Runs a command-line operation on the store with the server stopped, and closes the
+/// store whether or not it succeeded.
+async fn offline(settings: Settings, command: Command) -> anyhow::Result<()> {
+    // Ask for a password before opening the store, so a slow typist holds no lock.
+    let password = match &command {
+        Command::User { .. } => read_password()?,
+        _ => String::new(),
+    };
+    let tool = Offline::open(settings).await?;
+    let outcome = run_offline(&tool, command, password).await;
+    tool.close();
+    outcome
+}
+
+async fn run_offline(tool: &Offline, command: Command, password: String) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => Ok(()),
+        Command::User {
+            action: UserAction::Add { username, admin },
+        } => {
+            let user = tool.add_user(username, password, admin).await?;
+            let role = if admin { " with the admin role" } else { "" };
+            println!("created user {} (id {}){role}", user.username, user.id);
+            Ok(())
+        }
+        Command::Service {
+            action: ServiceAction::Add { name },
+        } => {
+            let created = tool.add_service(&name).await?;
+            println!("client_id: {}", created.client_id);
+            println!("client_secret: {}", created.client_secret);
+            println!("(the secret is shown this once)");
+            Ok(())
+        }
+        Command::Keys { action } => {
+            let added = match action {
+                KeysAction::Rotate { now } => tool.rotate_key(now).await?,
+                KeysAction::Import { file, kid } => {
+                    let text = std::fs::read_to_string(&file)
+                        .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?;
+                    tool.import_key(&text, kid).await?
+                }
+            };
+            println!(
+                "key {} ({}) signs from unix time {}",
+                added.kid, added.alg, added.signs_from
+            );
+            Ok(())
+        }
     }
 }
 

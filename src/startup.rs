@@ -12,57 +12,104 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth::keyring::load_or_create_key_ring;
-use crate::auth::{now, Auth, AuthError, Registration, UserView, ADMIN_ROLE};
+use crate::auth::keyring::{import_key, load_or_create_key_ring, AddedKey};
+use crate::auth::{now, Auth, AuthError, NewService, Registration, UserView, ADMIN_ROLE};
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::store::Store;
 use crate::tasks;
 use crate::telemetry::Metrics;
-use crate::tokens::KeyRing;
 
-/// Creates an account from the command line (`claimd user add`), with the `admin` role
-/// when asked. The server must not be running: the store is opened exclusively.
-///
-/// # Errors
-/// The store is in use or unusable; the username or password is refused.
-pub async fn add_user(
-    settings: Settings,
-    username: String,
-    password: String,
-    admin: bool,
-) -> anyhow::Result<UserView> {
-    let path = settings.storage.path.clone();
-    let cache_mb = settings.storage.cache_mb;
-    let store = tokio::task::spawn_blocking(move || Store::open(&path, cache_mb))
-        .await?
-        .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
-    let store = Arc::new(store);
-    let auth = Auth::new(
-        Arc::clone(&store),
-        settings,
-        KeyRing::new(Vec::new()),
-        Arc::new(Metrics::new()),
-    )?;
-    let roles = if admin {
-        vec![ADMIN_ROLE.to_string()]
-    } else {
-        Vec::new()
-    };
-    let created = auth
-        .register(Registration {
-            username,
-            password,
-            tenant: None,
-            roles,
-        })
-        .await;
-    store.close();
-    created.map_err(|err| match err {
-        AuthError::UsernameTaken => anyhow::anyhow!("that username is taken"),
-        AuthError::InvalidRequest(why) => anyhow::anyhow!("{why}"),
-        other => anyhow::anyhow!("{other}"),
-    })
+/// The store and flows opened for a command-line operation while the server is stopped
+/// (the store is opened exclusively: with the server running, opening says it is in use).
+pub struct Offline {
+    store: Arc<Store>,
+    auth: Auth,
+}
+
+impl Offline {
+    /// Opens the store and the flows, without serving.
+    ///
+    /// # Errors
+    /// The store is in use or unusable, or a stored key does not load.
+    pub async fn open(settings: Settings) -> anyhow::Result<Offline> {
+        let path = settings.storage.path.clone();
+        let cache_mb = settings.storage.cache_mb;
+        let store = tokio::task::spawn_blocking(move || Store::open(&path, cache_mb))
+            .await?
+            .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
+        let store = Arc::new(store);
+        let alg = settings.tokens.algorithm;
+        let ring_store = Arc::clone(&store);
+        let ring =
+            tokio::task::spawn_blocking(move || load_or_create_key_ring(&ring_store, alg, now()))
+                .await?
+                .context("keys")?;
+        let auth = Auth::new(Arc::clone(&store), settings, ring, Arc::new(Metrics::new()))?;
+        Ok(Offline { store, auth })
+    }
+
+    /// Creates an account (`claimd user add`), with the `admin` role when asked.
+    ///
+    /// # Errors
+    /// The username or password is refused.
+    pub async fn add_user(
+        &self,
+        username: String,
+        password: String,
+        admin: bool,
+    ) -> anyhow::Result<UserView> {
+        let roles = if admin {
+            vec![ADMIN_ROLE.to_string()]
+        } else {
+            Vec::new()
+        };
+        self.auth
+            .register(Registration {
+                username,
+                password,
+                tenant: None,
+                roles,
+            })
+            .await
+            .map_err(|err| match err {
+                AuthError::UsernameTaken => anyhow::anyhow!("that username is taken"),
+                AuthError::InvalidRequest(why) => anyhow::anyhow!("{why}"),
+                other => anyhow::anyhow!("{other}"),
+            })
+    }
+
+    /// Creates a service credential (`claimd service add`).
+    ///
+    /// # Errors
+    /// The name is refused.
+    pub async fn add_service(&self, name: &str) -> anyhow::Result<NewService> {
+        Ok(self.auth.create_service(name).await?)
+    }
+
+    /// Adds a signing key (`claimd keys rotate`).
+    ///
+    /// # Errors
+    /// Generation or storage failures.
+    pub async fn rotate_key(&self, at_once: bool) -> anyhow::Result<AddedKey> {
+        Ok(self.auth.rotate_signing_key(at_once).await?)
+    }
+
+    /// Imports a private key (`claimd keys import`).
+    ///
+    /// # Errors
+    /// The key does not parse or is not of the configured algorithm.
+    pub async fn import_key(&self, text: &str, kid: Option<String>) -> anyhow::Result<AddedKey> {
+        let alg = self.auth.settings().tokens.algorithm;
+        let added = import_key(&self.store, alg, text, kid, now())?;
+        self.store.wait_durable().await?;
+        Ok(added)
+    }
+
+    /// Flushes and closes the store.
+    pub fn close(self) {
+        self.store.close();
+    }
 }
 
 /// A built server, bound and ready to run.
@@ -81,6 +128,20 @@ impl Application {
     /// # Errors
     /// Each step's failure, with the setting or path it concerns.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.server.bind)
+            .with_context(|| format!("server.bind {}: cannot listen", settings.server.bind))?;
+        Application::build_with_listener(settings, listener).await
+    }
+
+    /// As [`Application::build`], on a listener the caller bound (tests bind port 0 first
+    /// to know the issuer URL before claimd starts).
+    ///
+    /// # Errors
+    /// Each step's failure, with the setting or path it concerns.
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
         settings.validate()?;
         let path = settings.storage.path.clone();
         let cache_mb = settings.storage.cache_mb;
@@ -105,11 +166,9 @@ impl Application {
         )?);
         auth.bootstrap_admin().await.context("bootstrap")?;
 
-        let listener = TcpListener::bind(&settings.server.bind)
-            .with_context(|| format!("server.bind {}: cannot listen", settings.server.bind))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
-            auth,
+            auth: Arc::clone(&auth),
             metrics: Arc::clone(&metrics),
         });
         let workers = settings
@@ -129,13 +188,14 @@ impl Application {
             Arc::clone(&store),
             metrics,
             settings.eviction.interval,
-            shutdown_rx,
+            shutdown_rx.clone(),
         ));
+        let rotation = tokio::spawn(tasks::rotation::run(auth, shutdown_rx));
         Ok(Application {
             port,
             server,
             store,
-            tasks: vec![eviction],
+            tasks: vec![eviction, rotation],
             shutdown,
         })
     }

@@ -8,15 +8,19 @@
 mod accounts;
 mod admin;
 mod claims;
+mod introspection;
 pub mod keyring;
 pub mod password;
 pub mod rate_limit;
+mod services;
 mod sessions;
 mod verdict;
 
 pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
 pub use claims::{RefreshedToken, UserPatch};
+pub use introspection::TokenHint;
+pub use services::{NewService, ServiceView};
 pub use sessions::RefreshOutcome;
 pub use verdict::Freshness;
 
@@ -31,7 +35,7 @@ use crate::config::Settings;
 use crate::domain::{SessionId, UserId};
 use crate::store::{Store, StoreError, TenantWriteError, UserRecord, UserWriteError};
 use crate::telemetry::Metrics;
-use crate::tokens::{AccessTokens, KeyRing};
+use crate::tokens::{AccessTokens, KeyRing, VerifiedTokenCache};
 use password::Passwords;
 use rate_limit::LoginLimiter;
 
@@ -62,6 +66,8 @@ pub enum AuthError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    #[error("invalid client credentials")]
+    InvalidClient,
     #[error("tenant is full")]
     TenantFull,
     #[error("tenant still has members")]
@@ -167,10 +173,11 @@ impl SessionLocks {
 
 /// Everything the flows share.
 pub struct Auth {
-    store: Arc<Store>,
-    settings: Settings,
+    pub(crate) store: Arc<Store>,
+    pub(crate) settings: Settings,
     tokens: AccessTokens,
-    ring: RwLock<Arc<KeyRing>>,
+    verified: VerifiedTokenCache,
+    pub(crate) ring: RwLock<Arc<KeyRing>>,
     passwords: Passwords,
     limiter: LoginLimiter,
     session_locks: SessionLocks,
@@ -193,6 +200,10 @@ impl Auth {
             Passwords::new(hashing_slots).map_err(|err| AuthError::Internal(err.to_string()))?;
         Ok(Auth {
             tokens: AccessTokens::new(&settings.tokens),
+            verified: VerifiedTokenCache::new(
+                settings.tokens.verified_cache_entries,
+                settings.tokens.leeway.as_secs(),
+            ),
             limiter: LoginLimiter::new(settings.auth.login_attempts, rate_limit::DEFAULT_CAPACITY),
             ring: RwLock::new(Arc::new(ring)),
             session_locks: SessionLocks::new(),

@@ -8,6 +8,8 @@
 //! a re-minted one (current claims, same session, never outliving it) instead of
 //! `token_stale`: the caller gets it in `Authenticated::refreshed`.
 
+use std::sync::Arc;
+
 use super::{now, Auth, AuthError};
 use crate::config::OnStale;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
@@ -18,7 +20,7 @@ use crate::tokens::{AccessClaims, TokenError};
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     /// The claims in force: the token's own, or the re-minted token's.
-    pub claims: AccessClaims,
+    pub claims: Arc<AccessClaims>,
     pub user_id: UserId,
     pub session_id: SessionId,
     pub token_id: TokenId,
@@ -59,17 +61,7 @@ impl Auth {
         freshness: Freshness,
     ) -> Result<Authenticated, AuthError> {
         let now = now();
-        let ring = self.key_ring();
-        let claims = self
-            .tokens
-            .verify(&ring, token, now)
-            .map_err(|err| match err {
-                TokenError::Expired => AuthError::TokenExpired,
-                TokenError::Invalid(reason) => AuthError::TokenInvalid(reason),
-                TokenError::NoSigningKey | TokenError::Signing(_) => {
-                    AuthError::TokenInvalid("unusable key")
-                }
-            })?;
+        let claims = self.verify_signature(token, now)?;
         let malformed = || AuthError::TokenInvalid("malformed claims");
         let user_id = UserId::parse(&claims.sub).ok_or_else(malformed)?;
         let session_id = SessionId::parse(&claims.sid).ok_or_else(malformed)?;
@@ -117,11 +109,36 @@ impl Auth {
                 return Err(AuthError::TokenStale);
             }
             let (token, claims) = self.remint_for_session(&caller)?;
-            caller.claims = claims;
+            caller.claims = Arc::new(claims);
             caller.stale = false;
             caller.refreshed = Some(token);
         }
         Ok(caller)
+    }
+
+    /// Steps 1 and 2, through the verified-token cache.
+    pub(crate) fn verify_signature(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<AccessClaims>, AuthError> {
+        if let Some(claims) = self.verified.get(token, now) {
+            return Ok(claims);
+        }
+        let ring = self.key_ring();
+        let claims = self
+            .tokens
+            .verify(&ring, token, now)
+            .map_err(|err| match err {
+                TokenError::Expired => AuthError::TokenExpired,
+                TokenError::Invalid(reason) => AuthError::TokenInvalid(reason),
+                TokenError::NoSigningKey | TokenError::Signing(_) => {
+                    AuthError::TokenInvalid("unusable key")
+                }
+            })?;
+        let claims = Arc::new(claims);
+        self.verified.insert(token, Arc::clone(&claims), now);
+        Ok(claims)
     }
 
     /// A new access token with the current claims for the caller's session, capped at the

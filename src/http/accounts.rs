@@ -146,7 +146,7 @@ async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpRespon
     Ok(
         with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_deref())
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(json!({ "user": user, "claims": caller.claims })),
+            .json(json!({ "user": user, "claims": *caller.claims })),
     )
 }
 

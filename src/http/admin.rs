@@ -1,11 +1,12 @@
-//! Administration routes (role `admin`): `/admin/users` and `/admin/tenants`.
+//! Administration routes (role `admin`): `/admin/users`, `/admin/tenants`,
+//! `/admin/services` and `/admin/keys/rotate`.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::body::json_body;
+use super::body::{json_body, parse_json, read_body, require_json_content_type};
 use super::error::ApiError;
 use super::extract::BearerToken;
 use super::{resource, with_refreshed_token, AppState};
@@ -27,6 +28,13 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(list_tenants))
                 .route(web::post().to(create_tenant)),
         )
+        .service(resource("/admin/keys/rotate").route(web::post().to(rotate_key)))
+        .service(
+            resource("/admin/services")
+                .route(web::get().to(list_services))
+                .route(web::post().to(create_service)),
+        )
+        .service(resource("/admin/services/{client_id}").route(web::delete().to(delete_service)))
         .service(
             resource("/admin/tenants/{id}")
                 .route(web::get().to(get_tenant))
@@ -172,5 +180,70 @@ async fn delete_tenant(
 ) -> Result<HttpResponse, ApiError> {
     state.auth.require_admin(&token.0)?;
     state.auth.delete_tenant(&id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    #[serde(default)]
+    now: bool,
+}
+
+/// `POST /admin/keys/rotate`: a new signing key, published `keys.publish_ahead` before it
+/// signs (at once with `{"now": true}`). The body is optional.
+async fn rotate_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: BearerToken,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.require_admin(&token.0)?;
+    let body = read_body(payload, limit(&state)).await?;
+    let request: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateBody::default()
+    } else {
+        require_json_content_type(&req)?;
+        parse_json(&body)?
+    };
+    let added = state.auth.rotate_signing_key(request.now).await?;
+    Ok(answer(None).json(json!({ "key": added })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceBody {
+    name: String,
+}
+
+async fn create_service(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: BearerToken,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.require_admin(&token.0)?;
+    let body: ServiceBody = json_body(&req, payload, limit(&state)).await?;
+    let created = state.auth.create_service(&body.name).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(created))
+}
+
+async fn list_services(
+    state: web::Data<AppState>,
+    token: BearerToken,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.require_admin(&token.0)?;
+    Ok(answer(None).json(json!({ "services": state.auth.list_services()? })))
+}
+
+async fn delete_service(
+    state: web::Data<AppState>,
+    token: BearerToken,
+    client_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.require_admin(&token.0)?;
+    state.auth.delete_service(&client_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -61,6 +61,15 @@ impl ApiError {
         )
     }
 
+    /// 415 `unsupported_media_type`, for the form-encoded OAuth endpoints.
+    pub fn unsupported_media_type_form() -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be application/x-www-form-urlencoded",
+        )
+    }
+
     /// 404 `not_found`.
     pub fn not_found() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
@@ -136,6 +145,11 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Forbidden(reason) => ApiError::new(S::FORBIDDEN, "forbidden", reason),
             AuthError::NotFound => ApiError::not_found(),
+            AuthError::InvalidClient => ApiError::new(
+                S::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            ),
             AuthError::TenantFull => ApiError::new(
                 S::CONFLICT,
                 "tenant_full",
@@ -191,6 +205,9 @@ impl ResponseError for ApiError {
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 response.insert_header((header::WWW_AUTHENTICATE, value));
             }
+        }
+        if self.code == "invalid_client" {
+            response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"claimd\""));
         }
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));

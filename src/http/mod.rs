@@ -8,6 +8,8 @@ pub mod admin;
 pub mod body;
 pub mod error;
 pub mod extract;
+pub mod forward_auth;
+pub mod oauth;
 pub mod ops;
 
 use std::sync::Arc;
@@ -30,6 +32,8 @@ pub struct AppState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     accounts::routes(cfg);
     admin::routes(cfg);
+    forward_auth::routes(cfg);
+    oauth::routes(cfg);
     ops::routes(cfg);
 }
 

@@ -16,6 +16,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/readyz").route(web::get().to(readyz)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+        .service(resource("/.well-known/openid-configuration").route(web::get().to(metadata)))
         .service(resource("/metrics").route(web::get().to(metrics)));
 }
 
@@ -37,7 +38,35 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
             header::CACHE_CONTROL,
             format!("public, max-age={JWKS_MAX_AGE_SECS}"),
         ))
-        .json(state.auth.key_ring().jwks())
+        .json(state.auth.jwks())
+}
+
+/// RFC 8414-style metadata, so a standard JWT library pointed at the issuer finds the
+/// JWKS by itself. Every URL is built from `tokens.issuer`, the public base URL.
+async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    let settings = state.auth.settings();
+    let issuer = settings.tokens.issuer.as_str();
+    let base = issuer.trim_end_matches('/');
+    let alg = settings.tokens.algorithm.as_str();
+    HttpResponse::Ok()
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={JWKS_MAX_AGE_SECS}"),
+        ))
+        .json(json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "token_endpoint": format!("{base}/auth/refresh-token"),
+            "revocation_endpoint": format!("{base}/oauth/revoke"),
+            "introspection_endpoint": format!("{base}/oauth/introspect"),
+            "grant_types_supported": ["refresh_token"],
+            "response_types_supported": ["token"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "access_token_signing_alg_values_supported": [alg],
+            "id_token_signing_alg_values_supported": [alg],
+        }))
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -49,6 +49,15 @@ impl Store {
             .collect()
     }
 
+    /// Removes a key.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn remove_signing_key(&self, kid: &str) -> Result<(), StoreError> {
+        self.keys.remove(kid.as_bytes())?;
+        Ok(())
+    }
+
     /// Adds or replaces a key.
     ///
     /// # Errors

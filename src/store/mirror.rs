@@ -11,9 +11,10 @@
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
-/// What verification needs of a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What verification needs of a user (and the username forward-auth reports).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserStamp {
+    pub username: std::sync::Arc<str>,
     pub claims_version: u64,
     pub not_before: u64,
     pub disabled: bool,
@@ -32,7 +33,7 @@ impl Mirror {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(id)
-            .copied()
+            .cloned()
     }
 
     pub(crate) fn set_user(&self, id: [u8; 16], stamp: UserStamp) {

@@ -3,7 +3,7 @@
 //! client is told about is followed by [`Store::wait_durable`] before the answer.
 //!
 //! Trees (DESIGN.md "Storage"): `users`, `usernames`, `tenants`, `sessions`, `deny`,
-//! `keys`, `meta`, plus two indexes DESIGN.md leaves implicit: `user_sessions`
+//! `keys`, `meta`, `services` (credentials for introspection), plus two indexes DESIGN.md leaves implicit: `user_sessions`
 //! (user id + session id, to end every session of a user) and `session_expiry`
 //! (expiry + session id, so expired sessions are evicted by a range scan).
 
@@ -13,6 +13,7 @@ pub mod eviction;
 mod flusher;
 pub mod keys;
 pub mod mirror;
+pub mod services;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
@@ -25,6 +26,7 @@ pub use deny::DenyKind;
 pub use eviction::{evict_expired, EvictionReport};
 pub use keys::KeyRecord;
 pub use mirror::UserStamp;
+pub use services::ServiceRecord;
 pub use sessions::SessionRecord;
 pub use tenants::{TenantRecord, TenantWriteError};
 pub use users::{UserRecord, UserWriteError};
@@ -70,6 +72,7 @@ pub struct Store {
     pub(crate) session_expiry: sled::Tree,
     pub(crate) deny: sled::Tree,
     pub(crate) keys: sled::Tree,
+    pub(crate) services: sled::Tree,
     meta: sled::Tree,
     flusher: flusher::Flusher,
     deny_entries: AtomicI64,
@@ -125,6 +128,7 @@ impl Store {
             session_expiry: db.open_tree("session_expiry")?,
             deny: db.open_tree("deny")?,
             keys: db.open_tree("keys")?,
+            services: db.open_tree("services")?,
             meta,
             flusher,
             deny_entries: AtomicI64::new(0),

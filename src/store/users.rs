@@ -57,6 +57,7 @@ impl UserRecord {
     /// What verification needs of this user.
     pub fn stamp(&self) -> UserStamp {
         UserStamp {
+            username: self.username.as_str().into(),
             claims_version: self.claims_version,
             not_before: self.not_before,
             disabled: self.disabled,

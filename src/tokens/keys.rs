@@ -188,8 +188,9 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Builds a ring from loaded keys, oldest first.
-    pub fn new(keys: Vec<SigningKey>) -> KeyRing {
+    /// Builds a ring from loaded keys, ordered by when they start signing.
+    pub fn new(mut keys: Vec<SigningKey>) -> KeyRing {
+        keys.sort_by(|a, b| (a.signs_from, &a.kid).cmp(&(b.signs_from, &b.kid)));
         let order = keys.iter().map(|key| key.kid.clone()).collect();
         let keys = keys.into_iter().map(|key| (key.kid.clone(), key)).collect();
         KeyRing { keys, order }
@@ -214,15 +215,46 @@ impl KeyRing {
         self.keys.is_empty()
     }
 
-    /// The RFC 7517 key set: every public key in the ring (none for HS256).
-    pub fn jwks(&self) -> Value {
+    /// The key that signs after `kid`, if any.
+    fn successor(&self, index: usize) -> Option<&SigningKey> {
+        self.order.get(index + 1).and_then(|kid| self.keys.get(kid))
+    }
+
+    /// Whether the key at `index` may still verify a live token at `now`: it signs now or
+    /// later, or its successor took over less than `token_lifetime` ago.
+    fn still_verifies(&self, index: usize, now: u64, token_lifetime: u64) -> bool {
+        self.successor(index)
+            .is_none_or(|next| next.signs_from.saturating_add(token_lifetime) >= now)
+    }
+
+    /// The RFC 7517 key set at `now`: the public keys that can still verify a live token
+    /// (`token_lifetime` = access-token life + leeway), and any key published ahead of
+    /// signing. HS256 secrets never appear.
+    pub fn jwks(&self, now: u64, token_lifetime: u64) -> Value {
         let keys: Vec<Value> = self
             .order
             .iter()
-            .filter_map(|kid| self.keys.get(kid))
+            .enumerate()
+            .filter(|(index, _)| self.still_verifies(*index, now, token_lifetime))
+            .filter_map(|(_, kid)| self.keys.get(kid))
             .filter_map(|key| key.public_jwk.clone())
             .collect();
         json!({ "keys": keys })
+    }
+
+    /// Key ids no token can still need at `now` (for pruning the store).
+    pub fn retired(&self, now: u64, token_lifetime: u64) -> Vec<String> {
+        self.order
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !self.still_verifies(*index, now, token_lifetime))
+            .map(|(_, kid)| kid.clone())
+            .collect()
+    }
+
+    /// The newest key (the one that signs last).
+    pub fn newest(&self) -> Option<&SigningKey> {
+        self.order.last().and_then(|kid| self.keys.get(kid))
     }
 }
 
@@ -259,6 +291,9 @@ mod tests {
         let ring = KeyRing::new(vec![old, next]);
         assert_eq!(ring.signing_key(99).unwrap().kid, "a");
         assert_eq!(ring.signing_key(100).unwrap().kid, "b");
-        assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(ring.jwks(50, 10)["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(ring.jwks(110, 10)["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(ring.jwks(111, 10)["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(ring.retired(111, 10), vec!["a".to_string()]);
     }
 }

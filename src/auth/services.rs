@@ -1,0 +1,111 @@
+//! Service credentials: client ids and secrets other services present (HTTP Basic) to
+//! introspect and revoke tokens. The secret is shown once, at creation.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{now, Auth, AuthError};
+use crate::store::ServiceRecord;
+
+/// A new credential, as shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewService {
+    pub client_id: String,
+    pub client_secret: String,
+    pub name: String,
+}
+
+/// A credential as listed (never its secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub client_id: String,
+    pub name: String,
+    pub created_at: u64,
+}
+
+fn random_text(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buffer);
+    URL_SAFE_NO_PAD.encode(buffer)
+}
+
+impl Auth {
+    /// Creates a service credential. Durable on return.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for an empty or overlong name.
+    pub async fn create_service(&self, name: &str) -> Result<NewService, AuthError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err(AuthError::InvalidRequest(
+                "name: expected 1 to 128 printable characters".into(),
+            ));
+        }
+        let client_id = format!("svc_{}", uuid::Uuid::now_v7().simple());
+        let client_secret = random_text(32);
+        let record = ServiceRecord {
+            name: name.to_string(),
+            secret_digest: Sha256::digest(client_secret.as_bytes()).into(),
+            created_at: now(),
+        };
+        self.store.put_service(&client_id, &record)?;
+        self.store.wait_durable().await?;
+        tracing::info!(%client_id, "service credential created");
+        Ok(NewService {
+            client_id,
+            client_secret,
+            name: record.name,
+        })
+    }
+
+    /// Every service credential.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn list_services(&self) -> Result<Vec<ServiceView>, AuthError> {
+        Ok(self
+            .store
+            .list_services()?
+            .into_iter()
+            .map(|(client_id, record)| ServiceView {
+                client_id,
+                name: record.name,
+                created_at: record.created_at,
+            })
+            .collect())
+    }
+
+    /// Removes a service credential.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn delete_service(&self, client_id: &str) -> Result<(), AuthError> {
+        if !self.store.delete_service(client_id)? {
+            return Err(AuthError::NotFound);
+        }
+        self.store.wait_durable().await?;
+        Ok(())
+    }
+
+    /// Checks a service's client id and secret (constant time on the secret).
+    ///
+    /// # Errors
+    /// `InvalidClient` for an unknown id or a wrong secret.
+    pub fn authenticate_service(&self, client_id: &str, secret: &str) -> Result<(), AuthError> {
+        let record = self
+            .store
+            .service(client_id)?
+            .ok_or(AuthError::InvalidClient)?;
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if bool::from(digest.ct_eq(&record.secret_digest)) {
+            Ok(())
+        } else {
+            Err(AuthError::InvalidClient)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! `GET /verify`: forward-auth for reverse proxies (nginx `auth_request`, Traefik
+//! ForwardAuth, Caddy `forward_auth`). The token comes from `Authorization: Bearer` or the
+//! `access_token` cookie; a 200 carries the identity in `X-Auth-*` headers taken only from
+//! the verified token and the store, never echoed from the request.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::error::ApiError;
+use super::extract::BearerToken;
+use super::{resource, with_refreshed_token, AppState};
+use crate::auth::{AuthError, Freshness};
+
+/// The cookie a browser-facing deployment may carry the access token in.
+pub const ACCESS_TOKEN_COOKIE: &str = "access_token";
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    // Any method: proxies forward the original request's method to the auth subrequest.
+    cfg.service(resource("/verify").route(web::route().to(verify)));
+}
+
+fn presented_token(req: &HttpRequest) -> Result<String, ApiError> {
+    if let Some(bearer) = BearerToken::from_request_optional(req)? {
+        return Ok(bearer.0);
+    }
+    match req.cookie(ACCESS_TOKEN_COOKIE) {
+        Some(cookie) if !cookie.value().is_empty() => Ok(cookie.value().to_string()),
+        _ => Err(AuthError::TokenMissing.into()),
+    }
+}
+
+async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let token = presented_token(&req)?;
+    let caller = state.auth.authenticate(&token, Freshness::Current)?;
+    let claims = &caller.claims;
+    let mut response = with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_deref());
+    response
+        .insert_header(("x-auth-user", claims.sub.as_str()))
+        .insert_header(("x-auth-username", percent_encode(&caller.stamp.username)))
+        .insert_header(("x-auth-roles", claims.roles.join(",")))
+        .insert_header(("x-auth-plan", claims.plan.as_str()))
+        .insert_header(("cache-control", "no-store"));
+    if let Some(tenant) = &claims.tid {
+        response.insert_header(("x-auth-tenant", tenant.as_str()));
+    }
+    Ok(response.finish())
+}
+
+/// Percent-encodes UTF-8 (RFC 3986): everything but the unreserved characters.
+pub fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_encode;
+
+    #[test]
+    fn encodes_all_but_unreserved() {
+        assert_eq!(percent_encode("alice"), "alice");
+        assert_eq!(percent_encode("a b/é"), "a%20b%2F%C3%A9");
+        assert_eq!(percent_encode("x\r\ny"), "x%0D%0Ay");
+    }
+}

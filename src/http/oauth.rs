@@ -1,0 +1,140 @@
+//! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009): form-encoded,
+//! for other services. Introspection takes a service credential (HTTP Basic) or an admin's
+//! Bearer token; revocation takes a service credential or none at all: whoever holds a
+//! token may revoke it, since holding it is the proof.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
+
+use super::body::read_body;
+use super::error::ApiError;
+use super::extract::BearerToken;
+use super::{resource, AppState};
+use crate::auth::{AuthError, TokenHint};
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/oauth/introspect").route(web::post().to(introspect)))
+        .service(resource("/oauth/revoke").route(web::post().to(revoke)));
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    token: String,
+    token_type_hint: Option<String>,
+}
+
+/// Who is asking.
+enum Client {
+    Service,
+    Admin,
+    Anonymous,
+}
+
+impl Client {
+    fn is_trusted(&self) -> bool {
+        matches!(self, Client::Service | Client::Admin)
+    }
+}
+
+/// Reads `Authorization`: Basic (a service), Bearer (must be an admin), or nothing.
+fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(Client::Anonymous);
+    };
+    let text = value.to_str().map_err(|_| AuthError::InvalidClient)?;
+    if let Some(encoded) = text
+        .strip_prefix("Basic ")
+        .or_else(|| text.strip_prefix("basic "))
+    {
+        let decoded = STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| AuthError::InvalidClient)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| AuthError::InvalidClient)?;
+        let (id, secret) = decoded.split_once(':').ok_or(AuthError::InvalidClient)?;
+        // RFC 6749 §2.3.1: both parts are form-urlencoded inside Basic.
+        let id = form_decode(id)?;
+        let secret = form_decode(secret)?;
+        state.auth.authenticate_service(&id, &secret)?;
+        return Ok(Client::Service);
+    }
+    let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
+    state.auth.require_admin(&bearer.0)?;
+    Ok(Client::Admin)
+}
+
+fn form_decode(text: &str) -> Result<String, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={text}"))
+        .map_err(|_| ApiError::from(AuthError::InvalidClient))?;
+    pairs
+        .into_iter()
+        .next()
+        .map(|(_, value)| value)
+        .ok_or_else(|| AuthError::InvalidClient.into())
+}
+
+async fn read_form(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<TokenForm, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !declared.starts_with("application/x-www-form-urlencoded") {
+        return Err(ApiError::unsupported_media_type_form());
+    }
+    let body = read_body(payload, state.auth.settings().server.max_body_bytes).await?;
+    serde_urlencoded::from_bytes(&body)
+        .map_err(|err| ApiError::invalid_request(format!("invalid form body: {err}")))
+}
+
+fn no_store(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+async fn introspect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    if !client(&req, &state)?.is_trusted() {
+        return Err(AuthError::InvalidClient.into());
+    }
+    let form = read_form(&req, &state, payload).await?;
+    let hint = TokenHint::parse(form.token_type_hint.as_deref());
+    Ok(no_store(state.auth.introspect(&form.token, hint)?))
+}
+
+async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    // Holding the token is proof enough to revoke it (RFC 7009 §2.1 for public clients);
+    // a service that does present credentials must present valid ones.
+    let presents_basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|text| {
+            text.get(..6)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "))
+        });
+    if presents_basic {
+        client(&req, &state)?;
+    }
+    let form = read_form(&req, &state, payload).await?;
+    let hint = TokenHint::parse(form.token_type_hint.as_deref());
+    state.auth.revoke_token(&form.token, hint).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}

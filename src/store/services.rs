@@ -1,0 +1,74 @@
+//! The `services` tree: client id → [`ServiceRecord`], the credentials other services use
+//! for introspection and revocation. Secrets are 256 random bits, so a SHA-256 digest is
+//! enough to store them: unlike a password, nothing can be guessed, and checking one stays
+//! cheap on the introspection hot path.
+
+use serde::{Deserialize, Serialize};
+
+use super::{codec, corrupt, Store, StoreError};
+
+/// A service credential as stored. On-disk type: add fields only at the end.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceRecord {
+    pub name: String,
+    /// SHA-256 of the client secret.
+    pub secret_digest: [u8; 32],
+    pub created_at: u64,
+}
+
+impl std::fmt::Debug for ServiceRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceRecord")
+            .field("name", &self.name)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Stores a service credential.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn put_service(&self, client_id: &str, service: &ServiceRecord) -> Result<(), StoreError> {
+        let value = codec::encode(service).map_err(corrupt("services"))?;
+        self.services.insert(client_id.as_bytes(), value)?;
+        Ok(())
+    }
+
+    /// Reads a service credential.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn service(&self, client_id: &str) -> Result<Option<ServiceRecord>, StoreError> {
+        self.services
+            .get(client_id.as_bytes())?
+            .map(|bytes| codec::decode(&bytes).map_err(corrupt("services")))
+            .transpose()
+    }
+
+    /// Every service credential, by client id.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn list_services(&self) -> Result<Vec<(String, ServiceRecord)>, StoreError> {
+        self.services
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    codec::decode(&value).map_err(corrupt("services"))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Removes a service credential; returns whether it existed.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn delete_service(&self, client_id: &str) -> Result<bool, StoreError> {
+        Ok(self.services.remove(client_id.as_bytes())?.is_some())
+    }
+}
