@@ -106,3 +106,51 @@ pub fn private_key_from_text(
     load_signing_key("import", alg, &stored, 0)?;
     Ok((stored, kid))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::keys::generate_private_key;
+    use serde_json::json;
+
+    #[test]
+    fn a_private_jwk_imports_to_the_same_key() {
+        use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+        let pem = generate_private_key(SigningAlgorithm::EdDSA).unwrap();
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap();
+        let jwk = json!({
+            "kty": "OKP", "crv": "Ed25519", "kid": "theirs",
+            "d": URL_SAFE_NO_PAD.encode(key.to_bytes()),
+            "x": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+        });
+        let (stored, kid) =
+            private_key_from_text(SigningAlgorithm::EdDSA, &jwk.to_string()).unwrap();
+        assert_eq!(kid.as_deref(), Some("theirs"));
+        let imported = load_signing_key("theirs", SigningAlgorithm::EdDSA, &stored, 0).unwrap();
+        let original = load_signing_key("ours", SigningAlgorithm::EdDSA, &pem, 0).unwrap();
+        assert_eq!(
+            imported.public_jwk.unwrap()["x"],
+            original.public_jwk.unwrap()["x"]
+        );
+    }
+
+    #[test]
+    fn pem_of_another_algorithm_or_garbage_is_refused() {
+        let pem = generate_private_key(SigningAlgorithm::EdDSA).unwrap();
+        assert!(private_key_from_text(SigningAlgorithm::ES256, &pem).is_err());
+        assert!(private_key_from_text(SigningAlgorithm::EdDSA, "not a key").is_err());
+        assert!(
+            private_key_from_text(SigningAlgorithm::EdDSA, r#"{"kty":"EC","crv":"P-256"}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn sec1_ec_pem_is_converted() {
+        use p256::pkcs8::LineEnding;
+        let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let sec1 = key.to_sec1_pem(LineEnding::LF).unwrap();
+        let (stored, _) = private_key_from_text(SigningAlgorithm::ES256, &sec1).unwrap();
+        assert!(stored.contains("BEGIN PRIVATE KEY"));
+    }
+}
