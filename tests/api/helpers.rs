@@ -793,7 +793,26 @@ pub struct Exit {
 
 /// Runs `cmd` until it exits or `timeout` passes (then kills it).
 pub fn run_to_exit(mut cmd: Command, timeout: Duration) -> Exit {
+    let child = cmd.spawn().expect("spawn claimd binary");
+    collect_exit(child, timeout)
+}
+
+/// Like [`run_to_exit`], writing `stdin` to the child's standard input (a pipe, so never a
+/// terminal) and then closing it.
+pub fn run_to_exit_with_stdin(mut cmd: Command, stdin: &str, timeout: Duration) -> Exit {
+    cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn claimd binary");
+    let mut pipe = child.stdin.take().expect("stdin piped");
+    let input = stdin.as_bytes().to_vec();
+    // A writer thread, so a child that never reads cannot block the test on a full pipe.
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = pipe.write_all(&input);
+    });
+    collect_exit(child, timeout)
+}
+
+fn collect_exit(mut child: Child, timeout: Duration) -> Exit {
     let output = Output::default();
     let readers = [
         pump(
@@ -838,4 +857,214 @@ pub fn object(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect()
+}
+
+// ---- claim changes and administration ----
+
+/// The bootstrap admin of [`spawn_app_with_admin`].
+pub const ADMIN: &str = "root";
+pub const ADMIN_PASSWORD: &str = "the admin's own passphrase";
+
+/// Starts claimd in-process with a bootstrap admin ([`ADMIN`], [`ADMIN_PASSWORD`]) and
+/// returns the app and the admin's login.
+pub async fn spawn_app_with_admin(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Tokens) {
+    let app = spawn_app_with(|s| {
+        s.bootstrap.admin_username = Some(ADMIN.to_string());
+        s.bootstrap.admin_password = Some(ADMIN_PASSWORD.to_string());
+        tweak(s);
+    })
+    .await;
+    let admin = app.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    (app, admin)
+}
+
+/// Asserts `status` and a JSON body (`Content-Type: application/json`); returns the body.
+pub async fn json_response(resp: Response, status: u16) -> Value {
+    let actual = resp.status().as_u16();
+    let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).unwrap_or_default();
+    let text = resp.text().await.expect("response body");
+    assert_eq!(actual, status, "status; body: {text}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "json content type, got {content_type:?}; body: {text}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is json ({e}): {text}"))
+}
+
+/// A claim-change answer (`PATCH /me`, an admin changing itself): 200, `Cache-Control:
+/// no-store`, a `token` object of the token-response shape and an `X-Refreshed-Token` header
+/// equal to its `access_token`. Returns the body and the new access token.
+pub async fn refreshed_response(resp: Response) -> (Value, String) {
+    let cache_control = header_str(resp.headers(), CACHE_CONTROL.as_str());
+    let refreshed = header_str(resp.headers(), REFRESHED_TOKEN);
+    let body = json_response(resp, 200).await;
+    assert!(
+        cache_control
+            .as_deref()
+            .is_some_and(|v| v.to_ascii_lowercase().contains("no-store")),
+        "a response carrying a token needs Cache-Control: no-store, got {cache_control:?}"
+    );
+    let token = &body["token"];
+    let access_token = token["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("token.access_token is a string: {body}"))
+        .to_string();
+    assert_eq!(token["token_type"], json!("Bearer"), "token_type: {body}");
+    assert!(
+        token["expires_in"].as_u64().is_some_and(|n| n > 0),
+        "token.expires_in is a positive integer: {body}"
+    );
+    assert!(
+        token.get("refresh_token").is_none_or(Value::is_null),
+        "a claim change does not rotate the refresh token: {body}"
+    );
+    assert_eq!(
+        refreshed.as_deref(),
+        Some(access_token.as_str()),
+        "X-Refreshed-Token equals token.access_token"
+    );
+    (body, access_token)
+}
+
+/// The header that carries a token minted because claims changed.
+pub const REFRESHED_TOKEN: &str = "x-refreshed-token";
+
+/// A user id that no user has (well-formed, never issued).
+pub const UNKNOWN_ID: &str = "01890000-0000-7000-8000-000000000000";
+
+impl TestApp {
+    /// A request with a JSON body and an optional bearer token.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: &Value,
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path)).json(body);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn patch_me(&self, access_token: &str, body: &Value) -> Response {
+        self.send_json(Method::PATCH, "/me", Some(access_token), body)
+            .await
+    }
+
+    /// `POST /auth/register` with a tenant.
+    pub async fn register_in_tenant(
+        &self,
+        username: &str,
+        password: &str,
+        tenant: &str,
+    ) -> Response {
+        self.post_json(
+            "/auth/register",
+            &json!({"username": username, "password": password, "tenant": tenant}),
+        )
+        .await
+    }
+
+    /// `POST /auth/register` with a bearer token (registration by an admin).
+    pub async fn register_as(&self, bearer: &str, username: &str, password: &str) -> Response {
+        self.send_json(
+            Method::POST,
+            "/auth/register",
+            Some(bearer),
+            &json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    // admin: users
+
+    /// `GET /admin/users` with `query` (e.g. `"?limit=3"`, or `""`).
+    pub async fn admin_list_users(&self, bearer: &str, query: &str) -> Response {
+        self.request(Method::GET, &format!("/admin/users{query}"), Some(bearer))
+            .await
+    }
+
+    pub async fn admin_get_user(&self, bearer: &str, id: &str) -> Response {
+        self.request(Method::GET, &format!("/admin/users/{id}"), Some(bearer))
+            .await
+    }
+
+    pub async fn admin_patch_user(&self, bearer: &str, id: &str, body: &Value) -> Response {
+        self.send_json(
+            Method::PATCH,
+            &format!("/admin/users/{id}"),
+            Some(bearer),
+            body,
+        )
+        .await
+    }
+
+    /// `PATCH /admin/users/{id}` asserting a 200; returns the `user` object.
+    pub async fn admin_patch_user_ok(&self, bearer: &str, id: &str, body: &Value) -> Value {
+        let resp = self.admin_patch_user(bearer, id, body).await;
+        json_response(resp, 200).await["user"].clone()
+    }
+
+    pub async fn admin_delete_user(&self, bearer: &str, id: &str) -> Response {
+        self.request(Method::DELETE, &format!("/admin/users/{id}"), Some(bearer))
+            .await
+    }
+
+    pub async fn admin_revoke_user(&self, bearer: &str, id: &str) -> Response {
+        self.request(
+            Method::POST,
+            &format!("/admin/users/{id}/revoke"),
+            Some(bearer),
+        )
+        .await
+    }
+
+    // admin: tenants
+
+    pub async fn create_tenant(&self, bearer: &str, body: &Value) -> Response {
+        self.send_json(Method::POST, "/admin/tenants", Some(bearer), body)
+            .await
+    }
+
+    /// `POST /admin/tenants` asserting a 201; returns the `tenant` object.
+    pub async fn create_tenant_ok(&self, bearer: &str, body: &Value) -> Value {
+        let resp = self.create_tenant(bearer, body).await;
+        json_response(resp, 201).await["tenant"].clone()
+    }
+
+    pub async fn get_tenant(&self, bearer: &str, id: &str) -> Response {
+        self.request(Method::GET, &format!("/admin/tenants/{id}"), Some(bearer))
+            .await
+    }
+
+    /// `GET /admin/tenants/{id}` asserting a 200; returns the `tenant` object.
+    pub async fn get_tenant_ok(&self, bearer: &str, id: &str) -> Value {
+        json_response(self.get_tenant(bearer, id).await, 200).await["tenant"].clone()
+    }
+
+    pub async fn list_tenants(&self, bearer: &str) -> Response {
+        self.request(Method::GET, "/admin/tenants", Some(bearer))
+            .await
+    }
+
+    pub async fn patch_tenant(&self, bearer: &str, id: &str, body: &Value) -> Response {
+        self.send_json(
+            Method::PATCH,
+            &format!("/admin/tenants/{id}"),
+            Some(bearer),
+            body,
+        )
+        .await
+    }
+
+    pub async fn delete_tenant(&self, bearer: &str, id: &str) -> Response {
+        self.request(
+            Method::DELETE,
+            &format!("/admin/tenants/{id}"),
+            Some(bearer),
+        )
+        .await
+    }
 }

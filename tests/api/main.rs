@@ -2,12 +2,18 @@
 //! `API.md`. Every test starts its own server on `127.0.0.1:0` with a fresh data directory
 //! (see `helpers`), so tests share nothing and may run in any order.
 
+mod admin_tenants;
+mod admin_users;
 mod bad_input;
+mod bootstrap;
+mod claim_changes;
+mod cli;
 mod eviction;
 mod helpers;
 mod login;
 mod logout;
 mod me;
+mod on_stale;
 mod ops;
 mod password;
 mod persistence;
