@@ -81,7 +81,9 @@ fn checks_on_a_large_store(c: &mut Criterion) {
     c.bench_function("deny_check/miss (1M entries)", |b| {
         b.iter(|| {
             n += 1;
-            assert!(!store.is_denied(DenyKind::Token, &id(entries + n)).expect("read"));
+            assert!(!store
+                .is_denied(DenyKind::Token, &id(entries + n))
+                .expect("read"));
         })
     });
     let mut u = 0usize;
@@ -110,7 +112,10 @@ fn cache_hit(c: &mut Criterion) {
         uv: 1,
         tv: 0,
     };
-    let token = format!("eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFZERTQSJ9.{}.signature", "x".repeat(400));
+    let token = format!(
+        "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFZERTQSJ9.{}.signature",
+        "x".repeat(400)
+    );
     cache.insert(&token, Arc::new(claims), now());
     c.bench_function("verified_cache/hit", |b| {
         b.iter(|| cache.get(&token, now()).expect("hit"))
@@ -127,9 +132,11 @@ fn refresh_rotation(c: &mut Criterion) {
     let mut settings = Settings::default();
     settings.storage.path = dir.path().to_path_buf();
     let store = Arc::new(Store::open(dir.path(), 16).expect("store opens"));
-    let ring = claimd::auth::keyring::load_or_create_key_ring(&store, settings.tokens.algorithm, now())
-        .expect("key ring");
-    let auth = Auth::new(Arc::clone(&store), settings, ring, Arc::new(Metrics::new())).expect("auth");
+    let ring =
+        claimd::auth::keyring::load_or_create_key_ring(&store, settings.tokens.algorithm, now())
+            .expect("key ring");
+    let auth =
+        Auth::new(Arc::clone(&store), settings, ring, Arc::new(Metrics::new())).expect("auth");
     let mut refresh_token = runtime.block_on(async {
         auth.register(Registration {
             username: "bench".into(),
@@ -168,7 +175,9 @@ fn eviction(c: &mut Criterion) {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let store = Store::open(dir.path(), 16).expect("store opens");
                 for n in 0..100_000 {
-                    store.deny(DenyKind::Token, &id(n), 1_000 + n % 100).expect("deny");
+                    store
+                        .deny(DenyKind::Token, &id(n), 1_000 + n % 100)
+                        .expect("deny");
                 }
                 let started = Instant::now();
                 let report = evict_expired(&store, 10_000).expect("evict");
@@ -181,5 +190,11 @@ fn eviction(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cache_hit, checks_on_a_large_store, refresh_rotation, eviction);
+criterion_group!(
+    benches,
+    cache_hit,
+    checks_on_a_large_store,
+    refresh_rotation,
+    eviction
+);
 criterion_main!(benches);

@@ -20,6 +20,27 @@ use crate::store::Store;
 use crate::tasks;
 use crate::telemetry::Metrics;
 
+/// Opens the store, loads (or creates) the signing keys and wires the flows to them.
+async fn open_flows(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(Arc<Store>, Auth)> {
+    let path = settings.storage.path.clone();
+    let cache_mb = settings.storage.cache_mb;
+    let store = tokio::task::spawn_blocking(move || Store::open(&path, cache_mb))
+        .await?
+        .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
+    let store = Arc::new(store);
+    let alg = settings.tokens.algorithm;
+    let ring_store = Arc::clone(&store);
+    let ring =
+        tokio::task::spawn_blocking(move || load_or_create_key_ring(&ring_store, alg, now()))
+            .await?
+            .context("keys")?;
+    let auth = Auth::new(Arc::clone(&store), settings.clone(), ring, metrics)?;
+    Ok((store, auth))
+}
+
 /// The store and flows opened for a command-line operation while the server is stopped
 /// (the store is opened exclusively: with the server running, opening says it is in use).
 pub struct Offline {
@@ -33,19 +54,7 @@ impl Offline {
     /// # Errors
     /// The store is in use or unusable, or a stored key does not load.
     pub async fn open(settings: Settings) -> anyhow::Result<Offline> {
-        let path = settings.storage.path.clone();
-        let cache_mb = settings.storage.cache_mb;
-        let store = tokio::task::spawn_blocking(move || Store::open(&path, cache_mb))
-            .await?
-            .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
-        let store = Arc::new(store);
-        let alg = settings.tokens.algorithm;
-        let ring_store = Arc::clone(&store);
-        let ring =
-            tokio::task::spawn_blocking(move || load_or_create_key_ring(&ring_store, alg, now()))
-                .await?
-                .context("keys")?;
-        let auth = Auth::new(Arc::clone(&store), settings, ring, Arc::new(Metrics::new()))?;
+        let (store, auth) = open_flows(&settings, Arc::new(Metrics::new())).await?;
         Ok(Offline { store, auth })
     }
 
@@ -143,27 +152,9 @@ impl Application {
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
         settings.validate()?;
-        let path = settings.storage.path.clone();
-        let cache_mb = settings.storage.cache_mb;
-        let store = tokio::task::spawn_blocking(move || Store::open(&path, cache_mb))
-            .await?
-            .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
-        let store = Arc::new(store);
-
-        let alg = settings.tokens.algorithm;
-        let ring_store = Arc::clone(&store);
-        let ring =
-            tokio::task::spawn_blocking(move || load_or_create_key_ring(&ring_store, alg, now()))
-                .await?
-                .context("keys")?;
-
         let metrics = Arc::new(Metrics::new());
-        let auth = Arc::new(Auth::new(
-            Arc::clone(&store),
-            settings.clone(),
-            ring,
-            Arc::clone(&metrics),
-        )?);
+        let (store, auth) = open_flows(&settings, Arc::clone(&metrics)).await?;
+        let auth = Arc::new(auth);
         auth.bootstrap_admin().await.context("bootstrap")?;
 
         let port = listener.local_addr()?.port();

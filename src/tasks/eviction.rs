@@ -16,32 +16,27 @@ pub async fn run(
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        let pass_store = Arc::clone(&store);
-        match tokio::task::spawn_blocking(move || evict_expired(&pass_store, now())).await {
-            Ok(Ok(report)) => {
-                metrics.evicted(report.deny_removed, report.sessions_removed);
-                if report.deny_removed + report.sessions_removed > 0 {
-                    tracing::debug!(
-                        deny = report.deny_removed,
-                        sessions = report.sessions_removed,
-                        "evicted expired entries"
-                    );
+    super::every(interval, shutdown, || {
+        let store = Arc::clone(&store);
+        let metrics = Arc::clone(&metrics);
+        async move {
+            match tokio::task::spawn_blocking(move || evict_expired(&store, now())).await {
+                Ok(Ok(report)) => {
+                    metrics.evicted(report.deny_removed, report.sessions_removed);
+                    if report.deny_removed + report.sessions_removed > 0 {
+                        tracing::debug!(
+                            deny = report.deny_removed,
+                            sessions = report.sessions_removed,
+                            "evicted expired entries"
+                        );
+                    }
                 }
+                Ok(Err(err)) => tracing::error!(error = %err, "eviction failed"),
+                Err(err) => tracing::error!(error = %err, "eviction task failed"),
             }
-            Ok(Err(err)) => tracing::error!(error = %err, "eviction failed"),
-            Err(err) => tracing::error!(error = %err, "eviction task failed"),
         }
-    }
+    })
+    .await;
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::auth::Auth;
 
 /// Runs until `shutdown` turns true.
-pub async fn run(auth: Arc<Auth>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(auth: Arc<Auth>, shutdown: watch::Receiver<bool>) {
     let period = auth
         .settings()
         .keys
@@ -18,22 +18,17 @@ pub async fn run(auth: Arc<Auth>, mut shutdown: watch::Receiver<bool>) {
         .map_or(Duration::from_secs(60), |every| {
             (every / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
         });
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        match auth.rotate_if_due().await {
-            Ok(Some(added)) => {
-                tracing::info!(kid = %added.kid, signs_from = added.signs_from, "signing key rotated")
+    super::every(period, shutdown, || {
+        let auth = Arc::clone(&auth);
+        async move {
+            match auth.rotate_if_due().await {
+                Ok(Some(added)) => {
+                    tracing::info!(kid = %added.kid, signs_from = added.signs_from, "signing key rotated")
+                }
+                Ok(None) => {}
+                Err(err) => tracing::error!(error = %err, "key rotation failed"),
             }
-            Ok(None) => {}
-            Err(err) => tracing::error!(error = %err, "key rotation failed"),
         }
-    }
+    })
+    .await;
 }
