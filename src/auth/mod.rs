@@ -8,6 +8,7 @@
 mod accounts;
 mod admin;
 mod claims;
+mod hash_pool;
 mod introspection;
 pub mod keyring;
 pub mod password;

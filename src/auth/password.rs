@@ -1,15 +1,13 @@
-//! Password hashing: argon2id at OWASP's minimum (19 MiB, t=2, p=1), run on the blocking
-//! pool behind a bound on concurrent hashes, so a login flood queues here instead of
-//! starving token verification of threads and memory. A login for an unknown user verifies
+//! Password hashing: argon2id at OWASP's minimum (19 MiB, t=2, p=1), run on a fixed pool
+//! of low-priority threads ([`HashPool`]), so a login flood queues here instead of
+//! starving token verification of CPU, threads and memory. A login for an unknown user verifies
 //! against a dummy hash made at start-up, so it costs what a wrong password costs.
-
-use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
 
+use super::hash_pool::HashPool;
 use crate::domain::Password;
 
 /// argon2id memory cost in KiB (OWASP: 19 MiB).
@@ -27,7 +25,7 @@ pub struct HashError(String);
 /// Hashes and verifies passwords with a bounded number running at once.
 pub struct Passwords {
     argon: Argon2<'static>,
-    permits: Arc<Semaphore>,
+    pool: HashPool,
     dummy_hash: String,
 }
 
@@ -43,7 +41,7 @@ impl Passwords {
         let dummy_hash = hash_with(&argon, b"claimd dummy password, never matches")?;
         Ok(Passwords {
             argon,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            pool: HashPool::start(max_concurrent).map_err(|err| HashError(err.to_string()))?,
             dummy_hash,
         })
     }
@@ -53,13 +51,9 @@ impl Passwords {
     /// # Errors
     /// The blocking pool failed or argon2 refused.
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|err| HashError(err.to_string()))?;
         let argon = self.argon.clone();
-        tokio::task::spawn_blocking(move || hash_with(&argon, password.expose()))
+        self.pool
+            .run(move || hash_with(&argon, password.expose()))
             .await
             .map_err(|err| HashError(err.to_string()))?
     }
@@ -69,17 +63,16 @@ impl Passwords {
     pub async fn verify(&self, password: Password, phc: Option<String>) -> bool {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.clone());
-        let Ok(_permit) = self.permits.acquire().await else {
-            return false;
-        };
         let argon = self.argon.clone();
-        let matched = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&phc)
-                .map(|parsed| argon.verify_password(password.expose(), &parsed).is_ok())
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
+        let matched = self
+            .pool
+            .run(move || {
+                PasswordHash::new(&phc)
+                    .map(|parsed| argon.verify_password(password.expose(), &parsed).is_ok())
+                    .unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false);
         known && matched
     }
 }
