@@ -39,30 +39,43 @@ impl Client {
     }
 }
 
-/// Reads `Authorization`: Basic (a service), Bearer (must be an admin), or nothing.
+/// Reads `Authorization`: Basic (a service), Bearer (must be an admin), or nothing. Any
+/// other scheme, or Basic without valid credentials, is `invalid_client` (RFC 6749 §5.2).
 fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(Client::Anonymous);
     };
     let text = value.to_str().map_err(|_| AuthError::InvalidClient)?;
-    if let Some(encoded) = text
-        .strip_prefix("Basic ")
-        .or_else(|| text.strip_prefix("basic "))
-    {
-        let decoded = STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| AuthError::InvalidClient)?;
-        let decoded = String::from_utf8(decoded).map_err(|_| AuthError::InvalidClient)?;
-        let (id, secret) = decoded.split_once(':').ok_or(AuthError::InvalidClient)?;
-        // RFC 6749 §2.3.1: both parts are form-urlencoded inside Basic.
-        let id = form_decode(id)?;
-        let secret = form_decode(secret)?;
-        state.auth.authenticate_service(&id, &secret)?;
-        return Ok(Client::Service);
+    let (scheme, credentials) = text.split_once(' ').unwrap_or((text, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
+        state.auth.require_admin(&bearer.0)?;
+        return Ok(Client::Admin);
     }
-    let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
-    state.auth.require_admin(&bearer.0)?;
-    Ok(Client::Admin)
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(AuthError::InvalidClient.into());
+    }
+    let decoded = STANDARD
+        .decode(credentials.trim())
+        .map_err(|_| AuthError::InvalidClient)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| AuthError::InvalidClient)?;
+    let (id, secret) = decoded.split_once(':').ok_or(AuthError::InvalidClient)?;
+    // RFC 6749 §2.3.1: both parts are form-urlencoded inside Basic.
+    let id = form_decode(id)?;
+    let secret = form_decode(secret)?;
+    state.auth.authenticate_service(&id, &secret)?;
+    Ok(Client::Service)
+}
+
+/// Whether the request presents client credentials (anything but a Bearer token).
+fn presents_client_credentials(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|value| {
+            let text = value.to_str().unwrap_or_default();
+            let scheme = text.split(' ').next().unwrap_or_default();
+            !scheme.eq_ignore_ascii_case("bearer")
+        })
 }
 
 fn form_decode(text: &str) -> Result<String, ApiError> {
@@ -120,15 +133,7 @@ async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     // Holding the token is proof enough to revoke it (RFC 7009 §2.1 for public clients);
     // a service that does present credentials must present valid ones.
-    let presents_basic = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|text| {
-            text.get(..6)
-                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "))
-        });
-    if presents_basic {
+    if presents_client_credentials(&req) {
         client(&req, &state)?;
     }
     let form = read_form(&req, &state, payload).await?;

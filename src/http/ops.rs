@@ -8,9 +8,13 @@ use super::error::ApiError;
 use super::{resource, AppState};
 use crate::auth::AuthError;
 
-/// How long verifiers may cache the JWKS. Short enough that a rotation published
-/// `keys.publish_ahead` (5 min by default) ahead is seen in time.
+/// How long verifiers may cache the JWKS at most; never longer than `keys.publish_ahead`,
+/// so a verifier that honours it has refetched before a newly published key signs.
 const JWKS_MAX_AGE_SECS: u64 = 60;
+
+fn jwks_max_age(state: &AppState) -> u64 {
+    JWKS_MAX_AGE_SECS.min(state.auth.settings().keys.publish_ahead.as_secs())
+}
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
@@ -36,7 +40,7 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
             header::CACHE_CONTROL,
-            format!("public, max-age={JWKS_MAX_AGE_SECS}"),
+            format!("public, max-age={}", jwks_max_age(&state)),
         ))
         .json(state.auth.jwks())
 }
@@ -51,7 +55,7 @@ async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
             header::CACHE_CONTROL,
-            format!("public, max-age={JWKS_MAX_AGE_SECS}"),
+            format!("public, max-age={}", jwks_max_age(&state)),
         ))
         .json(json!({
             "issuer": issuer,
