@@ -1068,3 +1068,293 @@ impl TestApp {
         .await
     }
 }
+
+// ---- verification for other services ----
+
+/// Starts claimd in-process on a listener bound before the settings are made, with
+/// `tokens.issuer` set to the server's real URL (`http://127.0.0.1:PORT`), so discovery
+/// documents and JWKS clients that follow `jwks_uri` reach this very server.
+pub async fn spawn_app_on_issuer(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let port = listener.local_addr().expect("listener address").port();
+    let mut settings = Settings::default();
+    settings.server.bind = format!("127.0.0.1:{port}");
+    settings.server.workers = Some(2);
+    settings.storage.path = dir.path().join("data");
+    settings.tokens.issuer = format!("http://127.0.0.1:{port}");
+    tweak(&mut settings);
+    let app = Application::build_with_listener(settings, listener)
+        .await
+        .expect("application builds");
+    assert_eq!(app.port(), port, "serves on the listener it was given");
+    tokio::spawn(app.run_until_stopped());
+    TestApp::new(port, Some(dir))
+}
+
+/// `{"active":false}`: the whole answer of `/oauth/introspect` for anything inactive.
+pub fn inactive() -> Value {
+    json!({"active": false})
+}
+
+/// How a caller of `/oauth/introspect` or `/oauth/revoke` authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    /// No `Authorization` header (the token's holder).
+    Anonymous,
+    /// HTTP Basic with a service credential `(client_id, client_secret)`.
+    Basic(&'a str, &'a str),
+    /// `Authorization: Bearer` (an admin's access token).
+    Bearer(&'a str),
+}
+
+/// A service credential as `POST /admin/services` or `claimd service add` hand it out.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub client_id: String,
+    pub client_secret: String,
+    pub name: String,
+}
+
+impl Service {
+    pub fn caller(&self) -> Caller<'_> {
+        Caller::Basic(&self.client_id, &self.client_secret)
+    }
+}
+
+/// The `kid`s of a JWKS document, in order.
+pub fn jwks_kids(jwks: &Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .unwrap_or_else(|| panic!("JWKS has a keys array: {jwks}"))
+        .iter()
+        .map(|k| {
+            k["kid"]
+                .as_str()
+                .unwrap_or_else(|| panic!("every JWK has a kid: {jwks}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// The `kid` of a JWT's header.
+pub fn jwt_kid(token: &str) -> String {
+    jwt_header(token)["kid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("token header has a kid: {token}"))
+        .to_string()
+}
+
+/// Whether a test needing an external program (nginx, python3 with PyJWT) may run: `true`
+/// when it is available; otherwise a loud skip, or a failure when `CI` is set (the CI
+/// image installs them, so a missing one there is a broken build, not a skip).
+pub fn external_available(what: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} is required when CI is set, and it is not installed");
+    }
+    eprintln!();
+    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    eprintln!("!!! SKIPPED: {what} is not installed; this test proved nothing.");
+    eprintln!("!!! Install it (or set CI=1 to make its absence a failure).");
+    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    false
+}
+
+/// Asserts `Cache-Control` contains `no-store`.
+pub fn assert_no_store(headers: &HeaderMap, what: &str) {
+    let cache_control = header_str(headers, CACHE_CONTROL.as_str());
+    assert!(
+        cache_control
+            .as_deref()
+            .is_some_and(|v| v.to_ascii_lowercase().contains("no-store")),
+        "{what} needs Cache-Control: no-store, got {cache_control:?}"
+    );
+}
+
+/// Asserts a `401 invalid_client` problem with `WWW-Authenticate: Basic realm="claimd"`.
+pub async fn assert_invalid_client(resp: Response) {
+    let (headers, body) = assert_problem(resp, 401, "invalid_client").await;
+    let challenge = header_str(&headers, "www-authenticate")
+        .unwrap_or_else(|| panic!("invalid_client without WWW-Authenticate; body: {body}"));
+    assert_eq!(
+        challenge, r#"Basic realm="claimd""#,
+        "invalid_client challenge"
+    );
+}
+
+impl TestApp {
+    /// `GET /verify` with an optional bearer token.
+    pub async fn verify(&self, bearer: Option<&str>) -> Response {
+        self.request(Method::GET, "/verify", bearer).await
+    }
+
+    /// `/verify` by `method` with extra raw headers (cookies, client-sent `X-Auth-*`).
+    pub async fn verify_with(&self, method: Method, headers: &[(&str, &str)]) -> Response {
+        let mut req = self.client.request(method, self.url("/verify"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// A form-encoded POST (`application/x-www-form-urlencoded`) as `caller`.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        caller: Caller<'_>,
+        form: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self.client.post(self.url(path)).form(form);
+        req = match caller {
+            Caller::Anonymous => req,
+            Caller::Basic(id, secret) => req.basic_auth(id, Some(secret)),
+            Caller::Bearer(token) => req.bearer_auth(token),
+        };
+        req.send().await.expect("request sent")
+    }
+
+    /// `POST /oauth/introspect` with `token=...`.
+    pub async fn introspect(&self, caller: Caller<'_>, token: &str) -> Response {
+        self.post_form("/oauth/introspect", caller, &[("token", token)])
+            .await
+    }
+
+    /// `POST /oauth/introspect` with `token=...&token_type_hint=...`.
+    pub async fn introspect_hinted(&self, caller: Caller<'_>, token: &str, hint: &str) -> Response {
+        self.post_form(
+            "/oauth/introspect",
+            caller,
+            &[("token", token), ("token_type_hint", hint)],
+        )
+        .await
+    }
+
+    /// `POST /oauth/introspect` asserting a 200 JSON answer with `Cache-Control: no-store`;
+    /// returns the body.
+    pub async fn introspect_ok(&self, caller: Caller<'_>, token: &str) -> Value {
+        let resp = self.introspect(caller, token).await;
+        assert_no_store(resp.headers(), "an introspection answer");
+        json_response(resp, 200).await
+    }
+
+    /// `POST /oauth/revoke` with `token=...`.
+    pub async fn revoke(&self, caller: Caller<'_>, token: &str) -> Response {
+        self.post_form("/oauth/revoke", caller, &[("token", token)])
+            .await
+    }
+
+    /// `POST /oauth/revoke` with `token=...&token_type_hint=...`.
+    pub async fn revoke_hinted(&self, caller: Caller<'_>, token: &str, hint: &str) -> Response {
+        self.post_form(
+            "/oauth/revoke",
+            caller,
+            &[("token", token), ("token_type_hint", hint)],
+        )
+        .await
+    }
+
+    /// `POST /oauth/revoke` asserting a 200.
+    pub async fn revoke_ok(&self, caller: Caller<'_>, token: &str) {
+        let resp = self.revoke(caller, token).await;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::OK, "revoke answers 200; body: {text}");
+    }
+
+    // admin: services
+
+    pub async fn create_service(&self, bearer: &str, name: &str) -> Response {
+        self.send_json(
+            Method::POST,
+            "/admin/services",
+            Some(bearer),
+            &json!({"name": name}),
+        )
+        .await
+    }
+
+    /// `POST /admin/services` asserting a 201 of the documented shape.
+    pub async fn create_service_ok(&self, bearer: &str, name: &str) -> Service {
+        let body = json_response(self.create_service(bearer, name).await, 201).await;
+        let field = |key: &str| {
+            body[key]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| panic!("service {key:?} is a non-empty string: {body}"))
+                .to_string()
+        };
+        let service = Service {
+            client_id: field("client_id"),
+            client_secret: field("client_secret"),
+            name: field("name"),
+        };
+        assert_eq!(service.name, name, "the service keeps its name: {body}");
+        service
+    }
+
+    pub async fn list_services(&self, bearer: &str) -> Response {
+        self.request(Method::GET, "/admin/services", Some(bearer))
+            .await
+    }
+
+    pub async fn delete_service(&self, bearer: &str, client_id: &str) -> Response {
+        self.request(
+            Method::DELETE,
+            &format!("/admin/services/{client_id}"),
+            Some(bearer),
+        )
+        .await
+    }
+
+    // admin: keys
+
+    /// `POST /admin/keys/rotate` with an optional JSON body.
+    pub async fn rotate_keys(&self, bearer: &str, body: Option<&Value>) -> Response {
+        match body {
+            Some(body) => {
+                self.send_json(Method::POST, "/admin/keys/rotate", Some(bearer), body)
+                    .await
+            }
+            None => {
+                self.request(Method::POST, "/admin/keys/rotate", Some(bearer))
+                    .await
+            }
+        }
+    }
+
+    /// `POST /admin/keys/rotate {"now": now}` asserting a 200; returns the `key` object
+    /// (`kid`, `alg`, `signs_from`).
+    pub async fn rotate_keys_ok(&self, bearer: &str, now: bool) -> Value {
+        let resp = self.rotate_keys(bearer, Some(&json!({"now": now}))).await;
+        let body = json_response(resp, 200).await;
+        let key = body["key"].clone();
+        assert!(
+            key["kid"].as_str().is_some_and(|k| !k.is_empty()),
+            "key.kid is a non-empty string: {body}"
+        );
+        assert!(key["alg"].is_string(), "key.alg is a string: {body}");
+        assert!(
+            key["signs_from"].is_u64(),
+            "key.signs_from is unix seconds: {body}"
+        );
+        key
+    }
+
+    pub async fn openid_configuration(&self) -> Response {
+        self.request(Method::GET, "/.well-known/openid-configuration", None)
+            .await
+    }
+}
+
+/// The token with the first character of its signature changed (every bit of that character
+/// is significant): same header and claims, a signature that does not verify.
+pub fn tamper_signature(token: &str) -> String {
+    let sig = token.rfind('.').expect("a JWS has a signature segment") + 1;
+    let mut tampered = token.to_string();
+    let flipped = if &token[sig..=sig] == "A" { "B" } else { "A" };
+    tampered.replace_range(sig..=sig, flipped);
+    tampered
+}

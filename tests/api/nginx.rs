@@ -1,0 +1,557 @@
+//! Forward-auth through a real nginx: the shipped `examples/nginx/claimd.conf`, with its three
+//! addresses moved to free loopback ports, in front of a tiny upstream that echoes the
+//! `X-Auth-*` headers it receives. A valid token reaches the upstream with the identity
+//! claimd vouched for (a client's own `X-Auth-*` replaced); a missing, invalid, revoked or
+//! stale token is refused by nginx with 401 and the upstream never sees the request.
+//!
+//! Without nginx these tests print a loud note and pass, unless `CI` is set (then they fail).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use claimd::config::OnStale;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Map, Value};
+use tempfile::TempDir;
+
+use crate::helpers::{
+    external_available, header_str, json_response, jwt_claims, refreshed_response, spawn_app,
+    spawn_app_with, spawn_app_with_admin, TestApp, Tokens, PASSWORD, REFRESHED_TOKEN,
+};
+
+const NGINX_START_TIMEOUT: Duration = Duration::from_secs(15);
+
+// ---- the upstream application ----
+
+/// A one-thread HTTP/1.x server on a free loopback port that answers every request with
+/// 200 and `{"method","target","headers":{lowercase name: [values]}}`, counting requests.
+struct Upstream {
+    port: u16,
+    hits: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the upstream");
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let hits = Arc::clone(&hits);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        answer(stream, &hits);
+                    }
+                }
+            })
+        };
+        Upstream {
+            port,
+            hits,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept so the thread sees the flag.
+        let _ =
+            TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads one request, counts it in `hits` (before answering, so a client that has the
+/// answer sees the count) and answers it. A connection that sends nothing is not counted.
+fn answer(stream: TcpStream, hits: &AtomicUsize) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let target = parts.next().unwrap_or_default().to_string();
+    let mut headers: Map<String, Value> = Map::new();
+    let mut content_length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim().to_ascii_lowercase();
+            let value = value.trim().to_string();
+            if name == "content-length" {
+                content_length = value.parse().unwrap_or(0);
+            }
+            headers
+                .entry(name)
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+                .unwrap()
+                .push(json!(value));
+        }
+    }
+    let mut body = vec![0u8; content_length.min(1 << 20)];
+    let _ = reader.read_exact(&mut body);
+    let reply = json!({"method": method, "target": target, "headers": headers}).to_string();
+    hits.fetch_add(1, Ordering::SeqCst);
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+    let _ = stream.flush();
+}
+
+// ---- nginx ----
+
+fn nginx_binary() -> Option<PathBuf> {
+    let standard = PathBuf::from("/usr/sbin/nginx");
+    if standard.is_file() {
+        return Some(standard);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nginx"))
+            .find(|p| p.is_file())
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The shipped example with its addresses replaced; fails if any of them is gone from it.
+fn example_config(nginx_port: u16, claimd_port: u16, upstream_port: u16) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx/claimd.conf");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} is shipped: {e}", path.display()));
+    let mut out = text.clone();
+    for (from, to) in [
+        ("127.0.0.1:8000", nginx_port),
+        ("127.0.0.1:8080", claimd_port),
+        ("127.0.0.1:9000", upstream_port),
+    ] {
+        assert!(
+            text.contains(from),
+            "examples/nginx/claimd.conf names {from} (the documented address)"
+        );
+        out = out.replace(from, &format!("127.0.0.1:{to}"));
+    }
+    out
+}
+
+/// A running nginx master with the example configuration; stopped when dropped.
+struct Nginx {
+    child: Child,
+    port: u16,
+    prefix: TempDir,
+}
+
+impl Nginx {
+    fn start(binary: &Path, claimd_port: u16, upstream_port: u16) -> Nginx {
+        let prefix = tempfile::tempdir().expect("nginx prefix");
+        let port = free_port();
+        let conf = prefix.path().join("claimd.conf");
+        std::fs::write(&conf, example_config(port, claimd_port, upstream_port))
+            .expect("write nginx.conf");
+        std::fs::create_dir_all(prefix.path().join("tmp")).expect("create PREFIX/tmp");
+        // Running as root, nginx's workers drop to `nobody`: let them into the prefix.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for dir in [prefix.path().to_path_buf(), prefix.path().join("tmp")] {
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+            }
+        }
+        let log = std::fs::File::create(prefix.path().join("nginx.log")).expect("nginx log");
+        let mut prefix_arg = prefix.path().as_os_str().to_owned();
+        prefix_arg.push("/");
+        let child = Command::new(binary)
+            .arg("-p")
+            .arg(&prefix_arg)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-e", "stderr", "-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn nginx");
+        let mut nginx = Nginx {
+            child,
+            port,
+            prefix,
+        };
+        nginx.wait_listening();
+        nginx
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.prefix.path().join("nginx.log")).unwrap_or_default()
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + NGINX_START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("nginx exited at start ({status}):\n{}", self.log());
+            }
+            let addr = ([127, 0, 0, 1], self.port).into();
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen on {} within {NGINX_START_TIMEOUT:?}:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // TERM lets the master stop its workers; KILL only if it will not go.
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if let Ok(None) = self.child.try_wait() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// nginx in front of the upstream, asking `app` about every request.
+struct Front {
+    upstream: Upstream,
+    nginx: Nginx,
+    client: reqwest::Client,
+}
+
+impl Front {
+    /// `None` (after a loud note) when nginx is not installed and `CI` is not set.
+    fn start(app: &TestApp) -> Option<Front> {
+        let binary = nginx_binary();
+        if !external_available("nginx", binary.is_some()) {
+            return None;
+        }
+        let upstream = Upstream::start();
+        let nginx = Nginx::start(&binary.unwrap(), app.port, upstream.port);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("build http client");
+        Some(Front {
+            upstream,
+            nginx,
+            client,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.nginx.port)
+    }
+
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut req = self.client.get(self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.expect("request through nginx")
+    }
+
+    async fn get_bearer(&self, path: &str, token: &str, extra: &[(&str, &str)]) -> Response {
+        let bearer = format!("Bearer {token}");
+        let mut headers = vec![("authorization", bearer.as_str())];
+        headers.extend_from_slice(extra);
+        self.get(path, &headers).await
+    }
+
+    /// Asserts the request reached the upstream (200, one more hit); returns what the
+    /// upstream saw.
+    async fn assert_reached(&self, resp: Response, hits_before: usize) -> Value {
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "nginx let it through; body: {text}\nnginx log:\n{}",
+            self.nginx.log()
+        );
+        assert_eq!(self.upstream.hits(), hits_before + 1, "the upstream saw it");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("upstream json ({e}): {text}"))
+    }
+
+    /// Asserts nginx refused with 401 and a Bearer challenge, and the upstream saw nothing.
+    async fn assert_refused(&self, resp: Response, hits_before: usize, what: &str) {
+        let status = resp.status();
+        let challenge = header_str(resp.headers(), "www-authenticate");
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{what}: nginx refuses with 401; body: {text}\nnginx log:\n{}",
+            self.nginx.log()
+        );
+        assert!(
+            challenge
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Bearer")),
+            "{what}: claimd's Bearer challenge passes through nginx, got {challenge:?}"
+        );
+        assert_eq!(
+            self.upstream.hits(),
+            hits_before,
+            "{what}: the upstream never sees a refused request"
+        );
+    }
+}
+
+/// The values the upstream received for header `name`.
+fn seen(echo: &Value, name: &str) -> Value {
+    echo["headers"].get(name).cloned().unwrap_or(Value::Null)
+}
+
+fn sub(tokens: &Tokens) -> String {
+    tokens.claims()["sub"].as_str().expect("sub").to_string()
+}
+
+#[tokio::test]
+async fn valid_token_reaches_the_upstream_with_the_identity_headers() {
+    let (app, admin) = spawn_app_with_admin(|_| {}).await;
+    let Some(front) = Front::start(&app) else {
+        return;
+    };
+    let tenant = app
+        .create_tenant_ok(&admin.access_token, &json!({"name": "Acme"}))
+        .await;
+    let tenant_id = tenant["id"].as_str().expect("tenant id").to_string();
+    let user = json_response(
+        app.register_in_tenant("José", PASSWORD, &tenant_id).await,
+        201,
+    )
+    .await["user"]
+        .clone();
+    let id = user["id"].as_str().expect("user id").to_string();
+    app.admin_patch_user_ok(
+        &admin.access_token,
+        &id,
+        &json!({"roles": ["editor", "billing"], "plan": "pro"}),
+    )
+    .await;
+    let login = app.login_ok("josé", PASSWORD).await;
+
+    let resp = front
+        .get_bearer(
+            "/orders/42?expand=items",
+            &login.access_token,
+            &[
+                ("x-auth-user", "evil"),
+                ("x-auth-username", "root"),
+                ("x-auth-tenant", "evil-corp"),
+                ("x-auth-roles", "admin"),
+                ("x-auth-plan", "enterprise"),
+            ],
+        )
+        .await;
+
+    let echo = front.assert_reached(resp, 0).await;
+    assert_eq!(echo["method"], json!("GET"));
+    assert_eq!(echo["target"], json!("/orders/42?expand=items"));
+    assert_eq!(seen(&echo, "x-auth-user"), json!([id]), "{echo}");
+    assert_eq!(
+        seen(&echo, "x-auth-username"),
+        json!(["jos%C3%A9"]),
+        "{echo}"
+    );
+    assert_eq!(seen(&echo, "x-auth-tenant"), json!([tenant_id]), "{echo}");
+    assert_eq!(
+        seen(&echo, "x-auth-roles"),
+        json!(["editor,billing"]),
+        "{echo}"
+    );
+    assert_eq!(seen(&echo, "x-auth-plan"), json!(["pro"]), "{echo}");
+}
+
+#[tokio::test]
+async fn client_identity_headers_never_reach_the_upstream() {
+    let app = spawn_app().await;
+    let Some(front) = Front::start(&app) else {
+        return;
+    };
+    let (_, login) = app.signed_up("alice").await;
+
+    let resp = front
+        .get_bearer(
+            "/",
+            &login.access_token,
+            &[
+                ("x-auth-user", "evil"),
+                ("x-auth-tenant", "evil-corp"),
+                ("x-auth-roles", "admin"),
+            ],
+        )
+        .await;
+
+    let echo = front.assert_reached(resp, 0).await;
+    assert_eq!(seen(&echo, "x-auth-user"), json!([sub(&login)]), "{echo}");
+    assert_eq!(seen(&echo, "x-auth-username"), json!(["alice"]), "{echo}");
+    assert_eq!(seen(&echo, "x-auth-plan"), json!(["free"]), "{echo}");
+    assert_eq!(
+        seen(&echo, "x-auth-tenant"),
+        Value::Null,
+        "no tenant: the client's x-auth-tenant is dropped, not passed on: {echo}"
+    );
+    let roles = seen(&echo, "x-auth-roles");
+    assert!(
+        roles.is_null() || roles == json!([""]),
+        "no roles: the client's x-auth-roles is dropped, got {roles}"
+    );
+}
+
+#[tokio::test]
+async fn token_in_the_access_token_cookie_reaches_the_upstream() {
+    let app = spawn_app().await;
+    let Some(front) = Front::start(&app) else {
+        return;
+    };
+    let (_, login) = app.signed_up("alice").await;
+    let cookie = format!("access_token={}", login.access_token);
+
+    let resp = front.get("/dashboard", &[("cookie", &cookie)]).await;
+
+    let echo = front.assert_reached(resp, 0).await;
+    assert_eq!(seen(&echo, "x-auth-user"), json!([sub(&login)]), "{echo}");
+}
+
+#[tokio::test]
+async fn missing_and_garbage_tokens_are_refused_before_the_upstream() {
+    let app = spawn_app().await;
+    let Some(front) = Front::start(&app) else {
+        return;
+    };
+
+    let resp = front.get("/", &[("x-auth-user", "evil")]).await;
+    front.assert_refused(resp, 0, "no token").await;
+    let resp = front.get_bearer("/", "not.a.jwt", &[]).await;
+    front.assert_refused(resp, 0, "garbage token").await;
+    let resp = front
+        .get("/", &[("cookie", "access_token=not.a.jwt")])
+        .await;
+    front.assert_refused(resp, 0, "garbage cookie").await;
+}
+
+#[tokio::test]
+async fn revoked_token_is_refused_before_the_upstream() {
+    let app = spawn_app().await;
+    let Some(front) = Front::start(&app) else {
+        return;
+    };
+    let (_, login) = app.signed_up("alice").await;
+    let resp = front.get_bearer("/", &login.access_token, &[]).await;
+    front.assert_reached(resp, 0).await;
+
+    assert_eq!(
+        app.logout(&login.access_token).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    let resp = front.get_bearer("/", &login.access_token, &[]).await;
+    front.assert_refused(resp, 1, "revoked token").await;
+}
+
+#[tokio::test]
+async fn stale_token_is_refused_before_the_upstream() {
+    let app = spawn_app().await;
+    let Some(front) = Front::start(&app) else {
+        return;
+    };
+    let (_, login) = app.signed_up("alice").await;
+    let resp = front.get_bearer("/", &login.access_token, &[]).await;
+    front.assert_reached(resp, 0).await;
+
+    let (_, fresh) = refreshed_response(
+        app.patch_me(&login.access_token, &json!({"plan": "premium"}))
+            .await,
+    )
+    .await;
+
+    let resp = front.get_bearer("/", &login.access_token, &[]).await;
+    front.assert_refused(resp, 1, "stale token").await;
+    let resp = front.get_bearer("/", &fresh, &[]).await;
+    let echo = front.assert_reached(resp, 1).await;
+    assert_eq!(seen(&echo, "x-auth-plan"), json!(["premium"]), "{echo}");
+}
+
+#[tokio::test]
+async fn reissue_hands_the_client_its_new_token_through_nginx() {
+    let app = spawn_app_with(|s| s.tokens.on_stale = OnStale::Reissue).await;
+    let Some(front) = Front::start(&app) else {
+        return;
+    };
+    let (_, login) = app.signed_up("alice").await;
+    let other = app.login_ok("alice", PASSWORD).await;
+    refreshed_response(
+        app.patch_me(&login.access_token, &json!({"plan": "premium"}))
+            .await,
+    )
+    .await;
+
+    let resp = front.get_bearer("/", &other.access_token, &[]).await;
+
+    let refreshed = header_str(resp.headers(), REFRESHED_TOKEN);
+    let echo = front.assert_reached(resp, 0).await;
+    assert_eq!(seen(&echo, "x-auth-plan"), json!(["premium"]), "{echo}");
+    let token = refreshed.expect("nginx passes X-Refreshed-Token to the client");
+    assert_eq!(jwt_claims(&token)["plan"], json!("premium"));
+    assert_eq!(jwt_claims(&token)["sid"], json!(other.session_id));
+}
