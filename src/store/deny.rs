@@ -4,14 +4,12 @@
 //! - `s` + sid (16 bytes) → expiry: a revoked session (all its access tokens);
 //! - `e` + expiry (u64 big-endian) + kind + id → (): the eviction index.
 //!
-//! An entry and its index key are written and removed in one transaction, so eviction is
+//! An entry and its index key are written and removed in one atomic batch, so eviction is
 //! a range scan over `e` up to now and costs the number of expired entries, never the size
 //! of the table. The expiry is the last moment a token it denies could still verify
 //! (`exp` + leeway): an entry never leaves while its token could come back.
 
 use std::sync::atomic::Ordering;
-
-use sled::transaction::ConflictableTransactionError;
 
 use super::{codec, Store, StoreError};
 
@@ -50,29 +48,30 @@ impl Store {
     /// Storage failures.
     pub fn deny(&self, kind: DenyKind, id: &[u8; 16], until: u64) -> Result<bool, StoreError> {
         let key = entry_key(kind.tag(), id);
-        let index_key = codec::expiry_key(INDEX_PREFIX, until, &key);
-        let outcome = self.deny.transaction(|tree| {
-            let previous = match tree.get(&key)? {
-                Some(bytes) => Some(codec::decode_u64(&bytes).map_err(|source| {
-                    ConflictableTransactionError::Abort(StoreError::Corrupt {
+        // One entry's read-then-write is serialised by its stripe; the entry and its index
+        // key change together in one atomic batch.
+        let _turn = self.deny_locks.lock(id);
+        let previous = match self.deny.get(&key)? {
+            Some(bytes) => {
+                Some(
+                    codec::decode_u64(&bytes).map_err(|source| StoreError::Corrupt {
                         tree: "deny",
                         source,
-                    })
-                })?),
-                None => None,
-            };
-            match previous {
-                Some(existing) if existing >= until => return Ok(false),
-                Some(existing) => {
-                    tree.remove(codec::expiry_key(INDEX_PREFIX, existing, &key))?;
-                }
-                None => {}
+                    })?,
+                )
             }
-            tree.insert(key.clone(), &codec::encode_u64(until)[..])?;
-            tree.insert(index_key.clone(), &[][..])?;
-            Ok(previous.is_none())
-        });
-        let added = outcome.map_err(StoreError::from)?;
+            None => None,
+        };
+        let mut batch = sled::Batch::default();
+        match previous {
+            Some(existing) if existing >= until => return Ok(false),
+            Some(existing) => batch.remove(codec::expiry_key(INDEX_PREFIX, existing, &key)),
+            None => {}
+        }
+        batch.insert(key.clone(), &codec::encode_u64(until)[..]);
+        batch.insert(codec::expiry_key(INDEX_PREFIX, until, &key), &[][..]);
+        self.deny.apply_batch(batch)?;
+        let added = previous.is_none();
         if added {
             self.deny_entries.fetch_add(1, Ordering::Relaxed);
         }

@@ -36,8 +36,16 @@ pub fn evict_expired(store: &Store, now: u64) -> Result<EvictionReport, StoreErr
         let mut in_batch = 0u64;
         for index_key in store.deny.range(INDEX_PREFIX.to_vec()..end.clone()).keys() {
             let index_key = index_key?;
-            if let Some((_, entry_key)) = codec::split_expiry_key(INDEX_PREFIX, &index_key) {
-                batch.remove(entry_key);
+            if let Some((expiry, entry_key)) = codec::split_expiry_key(INDEX_PREFIX, &index_key) {
+                // An entry extended since (a later expiry, a newer index key) stays.
+                let current = store.deny.get(entry_key)?;
+                let extended = current
+                    .as_deref()
+                    .and_then(|bytes| codec::decode_u64(bytes).ok())
+                    .is_some_and(|until| until > expiry);
+                if !extended {
+                    batch.remove(entry_key);
+                }
             }
             batch.remove(index_key);
             in_batch += 1;

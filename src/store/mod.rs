@@ -77,7 +77,8 @@ pub struct Store {
     flusher: flusher::Flusher,
     deny_entries: AtomicI64,
     mirror: mirror::Mirror,
-    user_locks: users::UserLocks,
+    user_locks: Stripes,
+    deny_locks: Stripes,
 }
 
 impl Store {
@@ -133,7 +134,8 @@ impl Store {
             flusher,
             deny_entries: AtomicI64::new(0),
             mirror: mirror::Mirror::default(),
-            user_locks: users::UserLocks::new(),
+            user_locks: Stripes::new(64),
+            deny_locks: Stripes::new(64),
             db,
         };
         store.load_user_mirror()?;
@@ -215,6 +217,29 @@ fn open_quietly(config: sled::Config) -> Result<sled::Db, StoreError> {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Striped locks: serialise writes that read before they write (one user's record, one
+/// deny entry) without one lock for everything.
+pub(crate) struct Stripes(Vec<std::sync::Mutex<()>>);
+
+impl Stripes {
+    pub(crate) fn new(count: usize) -> Stripes {
+        Stripes(
+            (0..count.max(1))
+                .map(|_| std::sync::Mutex::new(()))
+                .collect(),
+        )
+    }
+
+    /// The lock for a key: ids are random or time-ordered in their high bytes, so the last
+    /// byte spreads them.
+    pub(crate) fn lock(&self, key: &[u8]) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = usize::from(key.last().copied().unwrap_or(0)) % self.0.len();
+        self.0[stripe]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 pub(crate) fn corrupt(tree: &'static str) -> impl Fn(CodecError) -> StoreError {

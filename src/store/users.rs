@@ -4,8 +4,6 @@
 //! registrations: sled transactions are serialisable). Every write updates the mirror
 //! after it commits.
 
-use std::sync::{Mutex, PoisonError};
-
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
@@ -138,23 +136,6 @@ fn count_member(
     Ok(record.version)
 }
 
-/// Stripes serialising writes to one user, so read-modify-write is atomic and the mirror
-/// sees each user's writes in commit order.
-pub(crate) struct UserLocks(Vec<Mutex<()>>);
-
-impl UserLocks {
-    pub(crate) fn new() -> UserLocks {
-        UserLocks((0..64).map(|_| Mutex::new(())).collect())
-    }
-
-    fn lock(&self, id: UserId) -> std::sync::MutexGuard<'_, ()> {
-        let stripe = usize::from(id.as_bytes()[15]) % self.0.len();
-        self.0[stripe]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 impl Store {
     /// Creates a user, claims its username and counts it into its tenant, atomically.
     ///
@@ -229,7 +210,7 @@ impl Store {
         id: UserId,
         change: impl Fn(&mut UserRecord),
     ) -> Result<UserRecord, UserWriteError> {
-        let _turn = self.user_locks.lock(id);
+        let _turn = self.user_locks.lock(id.as_bytes());
         let (user, tenant_version) = (&self.users, &self.tenants).transaction(
             |(users, tenants): &(TransactionalTree, TransactionalTree)| {
                 let bytes = users
@@ -281,7 +262,7 @@ impl Store {
     /// # Errors
     /// `NotFound`, storage failures.
     pub fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
-        let _turn = self.user_locks.lock(id);
+        let _turn = self.user_locks.lock(id.as_bytes());
         let user = (&self.users, &self.usernames, &self.tenants).transaction(
             |(users, usernames, tenants): &(
                 TransactionalTree,
