@@ -14,6 +14,9 @@ type Job = Box<dyn FnOnce() + Send>;
 /// How much lower than normal the hashing threads run (Linux `nice`, 0–19).
 const HASHING_NICENESS: i32 = 10;
 
+/// After this long without work a thread runs its idle hook (which gives memory back).
+const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A fixed pool of low-priority threads.
 pub struct HashPool {
     jobs: Mutex<mpsc::Sender<Job>>,
@@ -25,11 +28,12 @@ pub struct HashPool {
 pub struct PoolStopped;
 
 impl HashPool {
-    /// Starts `threads` hashing threads.
+    /// Starts `threads` hashing threads; each runs `on_idle` once after a spell without
+    /// work.
     ///
     /// # Errors
     /// A thread could not be spawned.
-    pub fn start(threads: usize) -> std::io::Result<HashPool> {
+    pub fn start(threads: usize, on_idle: fn()) -> std::io::Result<HashPool> {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = std::sync::Arc::new(Mutex::new(receiver));
         for index in 0..threads.max(1) {
@@ -38,14 +42,23 @@ impl HashPool {
                 .name(format!("claimd-hash-{index}"))
                 .spawn(move || {
                     lower_this_threads_priority();
+                    let mut busy_since_idle = false;
                     loop {
                         let job = {
                             let receiver = receiver.lock().unwrap_or_else(PoisonError::into_inner);
-                            receiver.recv()
+                            receiver.recv_timeout(IDLE_AFTER)
                         };
                         match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
+                            Ok(job) => {
+                                job();
+                                busy_since_idle = true;
+                            }
+                            Err(mpsc::RecvTimeoutError::Timeout) if busy_since_idle => {
+                                on_idle();
+                                busy_since_idle = false;
+                            }
+                            Err(mpsc::RecvTimeoutError::Timeout) => {}
+                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
                         }
                     }
                 })?;
@@ -98,7 +111,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_work_and_returns_its_result() {
-        let pool = HashPool::start(2).unwrap();
+        let pool = HashPool::start(2, || {}).unwrap();
         let results = futures_util::future::join_all((0..8).map(|n| pool.run(move || n * n))).await;
         let squares: Vec<i32> = results.into_iter().map(Result::unwrap).collect();
         assert_eq!(squares, vec![0, 1, 4, 9, 16, 25, 36, 49]);
@@ -107,7 +120,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn its_threads_run_at_lower_priority() {
-        let pool = HashPool::start(1).unwrap();
+        let pool = HashPool::start(1, || {}).unwrap();
         // SAFETY: getpriority only reads its arguments.
         let nice = pool
             .run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) })
