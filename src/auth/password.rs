@@ -7,7 +7,8 @@
 //! it per hash left freed 19 MiB chunks behind in glibc's per-thread arenas: a server that
 //! had answered a few hundred logins sat at 300+ MiB RSS. Now hashing memory is bounded by
 //! the pool size, whatever the traffic, and a thread that has had no work for 30 s gives
-//! its area back, so a quiet server returns to its idle footprint.
+//! its area back (the threads take turns waiting, so all have within a minute), and a
+//! quiet server returns to its idle footprint.
 
 use std::cell::RefCell;
 
