@@ -110,11 +110,6 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// Wraps a name read back from the store, where only canonical names are written.
-    pub fn from_stored(text: String) -> Username {
-        Username(text)
-    }
 }
 
 fn is_invisible_or_control(c: char) -> bool {

@@ -174,11 +174,11 @@ impl SessionLocks {
 
 /// Everything the flows share.
 pub struct Auth {
-    pub(crate) store: Arc<Store>,
-    pub(crate) settings: Settings,
+    store: Arc<Store>,
+    settings: Settings,
     tokens: AccessTokens,
     verified: VerifiedTokenCache,
-    pub(crate) ring: RwLock<Arc<KeyRing>>,
+    ring: RwLock<Arc<KeyRing>>,
     passwords: Passwords,
     limiter: LoginLimiter,
     session_locks: SessionLocks,

@@ -15,7 +15,8 @@ pub struct KeyRecord {
     pub created_at: u64,
     /// From this unix second the key signs new tokens.
     pub signs_from: u64,
-    /// After this unix second the key signs no more (set when a successor takes over).
+    /// Reserved, always `None` today: when a key stops signing is derived from its
+    /// successor's `signs_from` (see `KeyRing`), so it cannot disagree with the ring.
     pub retired_at: Option<u64>,
 }
 

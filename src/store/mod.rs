@@ -3,9 +3,10 @@
 //! client is told about is followed by [`Store::wait_durable`] before the answer.
 //!
 //! Trees (DESIGN.md "Storage"): `users`, `usernames`, `tenants`, `sessions`, `deny`,
-//! `keys`, `meta`, `services` (credentials for introspection), plus two indexes DESIGN.md leaves implicit: `user_sessions`
-//! (user id + session id, to end every session of a user) and `session_expiry`
-//! (expiry + session id, so expired sessions are evicted by a range scan).
+//! `keys`, `meta`, `services` (credentials for introspection), plus two indexes DESIGN.md
+//! leaves implicit: `user_sessions` (user id + session id, to end every session of a user)
+//! and `session_expiry` (expiry + session id, so expired sessions are evicted by a range
+//! scan).
 
 pub mod codec;
 pub mod deny;
@@ -49,12 +50,18 @@ pub enum StoreError {
     InUse,
 }
 
+/// A failed sled transaction as the error its closure aborted with, or as a storage
+/// error: one conversion for every write error type of this module.
+pub(crate) fn settle<E: From<StoreError>>(err: sled::transaction::TransactionError<E>) -> E {
+    match err {
+        sled::transaction::TransactionError::Abort(inner) => inner,
+        sled::transaction::TransactionError::Storage(inner) => E::from(StoreError::Sled(inner)),
+    }
+}
+
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
     fn from(err: sled::transaction::TransactionError<StoreError>) -> Self {
-        match err {
-            sled::transaction::TransactionError::Abort(inner) => inner,
-            sled::transaction::TransactionError::Storage(inner) => StoreError::Sled(inner),
-        }
+        settle(err)
     }
 }
 
@@ -73,7 +80,6 @@ pub struct Store {
     pub(crate) deny: sled::Tree,
     pub(crate) keys: sled::Tree,
     pub(crate) services: sled::Tree,
-    meta: sled::Tree,
     flusher: flusher::Flusher,
     deny_entries: AtomicI64,
     mirror: mirror::Mirror,
@@ -130,7 +136,6 @@ impl Store {
             deny: db.open_tree("deny")?,
             keys: db.open_tree("keys")?,
             services: db.open_tree("services")?,
-            meta,
             flusher,
             deny_entries: AtomicI64::new(0),
             mirror: mirror::Mirror::default(),
@@ -173,20 +178,6 @@ impl Store {
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
-    }
-
-    /// Reads a counter from `meta`.
-    ///
-    /// # Errors
-    /// A storage failure or a damaged value.
-    pub fn meta_counter(&self, name: &str) -> Result<u64, StoreError> {
-        match self.meta.get(name)? {
-            None => Ok(0),
-            Some(bytes) => codec::decode_u64(&bytes).map_err(|source| StoreError::Corrupt {
-                tree: "meta",
-                source,
-            }),
-        }
     }
 }
 

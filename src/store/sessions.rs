@@ -87,7 +87,7 @@ impl Store {
                     Ok(())
                 },
             )
-            .map_err(|err: sled::transaction::TransactionError<StoreError>| err.into())
+            .map_err(super::settle)
     }
 
     /// Reads a session.
@@ -153,6 +153,6 @@ impl Store {
                     Ok(())
                 },
             )
-            .map_err(|err: sled::transaction::TransactionError<StoreError>| err.into())
+            .map_err(super::settle)
     }
 }

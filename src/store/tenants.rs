@@ -37,12 +37,7 @@ pub enum TenantWriteError {
 
 impl From<sled::transaction::TransactionError<TenantWriteError>> for TenantWriteError {
     fn from(err: sled::transaction::TransactionError<TenantWriteError>) -> Self {
-        match err {
-            sled::transaction::TransactionError::Abort(inner) => inner,
-            sled::transaction::TransactionError::Storage(inner) => {
-                TenantWriteError::Store(inner.into())
-            }
-        }
+        super::settle(err)
     }
 }
 

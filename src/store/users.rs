@@ -81,12 +81,7 @@ pub enum UserWriteError {
 
 impl From<sled::transaction::TransactionError<UserWriteError>> for UserWriteError {
     fn from(err: sled::transaction::TransactionError<UserWriteError>) -> Self {
-        match err {
-            sled::transaction::TransactionError::Abort(inner) => inner,
-            sled::transaction::TransactionError::Storage(inner) => {
-                UserWriteError::Store(inner.into())
-            }
-        }
+        super::settle(err)
     }
 }
 

@@ -66,11 +66,6 @@ impl AccessTokens {
         }
     }
 
-    /// The pinned algorithm.
-    pub fn algorithm(&self) -> SigningAlgorithm {
-        self.algorithm
-    }
-
     /// Signs `claims` with `key`, with `kid` and `typ: at+jwt` in the header.
     ///
     /// # Errors

@@ -210,11 +210,6 @@ impl KeyRing {
         self.keys.get(kid)
     }
 
-    /// Whether the ring holds any key.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// The key that signs after `kid`, if any.
     fn successor(&self, index: usize) -> Option<&SigningKey> {
         self.order.get(index + 1).and_then(|kid| self.keys.get(kid))
