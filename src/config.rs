@@ -354,7 +354,7 @@ impl Settings {
                 "must not be shorter than tokens.access_ttl",
             );
         }
-        if self.tokens.leeway > Duration::from_secs(300) {
+        if self.tokens.leeway > Duration::from_secs(crate::store::MAX_LEEWAY_SECONDS) {
             return fail("tokens.leeway", "must be at most 5m");
         }
         if self.eviction.interval < Duration::from_millis(100) {

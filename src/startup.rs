@@ -179,6 +179,7 @@ impl Application {
             Arc::clone(&store),
             metrics,
             settings.eviction.interval,
+            settings.tokens.leeway,
             shutdown_rx.clone(),
         ));
         let rotation = tokio::spawn(tasks::rotation::run(auth, shutdown_rx));

@@ -177,7 +177,8 @@ pub async fn large_deny_list(
 
 fn fill(path: &Path, entries: u64, threads: usize) -> Result<u64, String> {
     let store = Store::open(path, 16).map_err(|err| format!("open store: {err}"))?;
-    let until = unix_now() + 3600;
+    // Spread over one default access-token lifetime of `exp`, as revoked tokens are.
+    let base = unix_now() + 60;
     let deadline = Instant::now() + FILL_LIMIT;
     let threads = threads.max(1) as u64;
     let done: Result<Vec<u64>, String> = std::thread::scope(|scope| {
@@ -190,8 +191,9 @@ fn fill(path: &Path, entries: u64, threads: usize) -> Result<u64, String> {
                         if n % 16_384 == lane && Instant::now() > deadline {
                             break;
                         }
+                        let exp = base + n % 900;
                         store
-                            .deny(DenyKind::Token, &entry_id(0, n), until)
+                            .deny(DenyKind::Token, &entry_id(0, n), exp..=exp)
                             .map_err(|err| format!("deny: {err}"))?;
                         added += 1;
                     }
@@ -254,17 +256,17 @@ pub fn churn(seconds: u64, rate: u64, ttl: u64, sample_every: u64) -> Result<Chu
         if Instant::now() > give_up {
             break;
         }
-        let until = unix_now() + ttl;
+        let exp = unix_now() + ttl;
         for _ in 0..per_tick {
             store
-                .deny(DenyKind::Token, &entry_id(run, inserted), until)
+                .deny(DenyKind::Token, &entry_id(run, inserted), exp..=exp)
                 .map_err(|err| format!("deny: {err}"))?;
             inserted += 1;
         }
         let elapsed = step / 10;
         if step % 10 == 0 && elapsed >= next_eviction {
             let report =
-                evict_expired(&store, unix_now()).map_err(|err| format!("evict: {err}"))?;
+                evict_expired(&store, unix_now(), 0).map_err(|err| format!("evict: {err}"))?;
             evicted += report.deny_removed;
             store.flush_now().map_err(|err| format!("flush: {err}"))?;
             next_eviction += 1;

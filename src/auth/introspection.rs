@@ -136,8 +136,11 @@ impl Auth {
             match self.verify_signature(token, now) {
                 Ok(claims) => {
                     if let Some(jti) = TokenId::parse(&claims.jti) {
-                        let until = claims.exp + self.settings.tokens.leeway.as_secs();
-                        self.store.deny(DenyKind::Token, jti.as_bytes(), until)?;
+                        self.store.deny(
+                            DenyKind::Token,
+                            jti.as_bytes(),
+                            claims.exp..=claims.exp,
+                        )?;
                         self.store.wait_durable().await?;
                     }
                 }

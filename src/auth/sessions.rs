@@ -267,11 +267,10 @@ impl Auth {
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
         let now = now();
-        let leeway = self.settings.tokens.leeway.as_secs();
         self.store.deny(
             DenyKind::Token,
             caller.token_id.as_bytes(),
-            caller.claims.exp + leeway,
+            caller.claims.exp..=caller.claims.exp,
         )?;
         self.revoke_session(caller.session_id, now).await?;
         self.store.wait_durable().await?;
@@ -323,8 +322,8 @@ impl Auth {
         Ok(())
     }
 
-    /// The `sid` entry lives until the last access token the session could have minted
-    /// expires, plus the leeway.
+    /// The `sid` entry covers every `exp` a token of the session could carry and still
+    /// verify: from `now - leeway` to the last access token the session could have minted.
     fn revoke_session_locked(
         &self,
         sid: SessionId,
@@ -337,8 +336,12 @@ impl Auth {
         }
         let last_token_exp =
             (now + self.settings.tokens.access_ttl.as_secs()).min(session.expires_at);
-        let until = last_token_exp.max(now) + self.settings.tokens.leeway.as_secs();
-        self.store.deny(DenyKind::Session, sid.as_bytes(), until)?;
+        let earliest_live = now.saturating_sub(self.settings.tokens.leeway.as_secs());
+        self.store.deny(
+            DenyKind::Session,
+            sid.as_bytes(),
+            earliest_live..=last_token_exp.max(now),
+        )?;
         Ok(())
     }
 

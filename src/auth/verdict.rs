@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::{now, Auth, AuthError};
 use crate::config::OnStale;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
-use crate::store::{DenyKind, UserStamp};
+use crate::store::UserStamp;
 use crate::tokens::{AccessClaims, TokenError};
 
 /// A token that passed every check, with what it was checked against.
@@ -71,10 +71,9 @@ impl Auth {
             None => None,
         };
 
-        if self.store.is_denied(DenyKind::Token, token_id.as_bytes())?
-            || self
-                .store
-                .is_denied(DenyKind::Session, session_id.as_bytes())?
+        if self
+            .store
+            .is_revoked(token_id.as_bytes(), session_id.as_bytes(), claims.exp)?
         {
             return Err(AuthError::TokenRevoked);
         }

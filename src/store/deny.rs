@@ -1,17 +1,40 @@
-//! The `deny` tree: the deny list and its expiry index, side by side in one tree.
+//! The deny list, kept in time buckets so that what expires leaves the disk by dropping
+//! whole trees.
 //!
-//! - `j` + jti (16 bytes) → expiry (u64 big-endian): a revoked access token;
-//! - `s` + sid (16 bytes) → expiry: a revoked session (all its access tokens);
-//! - `e` + expiry (u64 big-endian) + kind + id → (): the eviction index.
+//! Every entry is filed under the `exp` of the tokens it denies, one sled tree per minute
+//! of `exp` (`deny/<first second of the minute>`). When the last token a bucket could deny
+//! is past `exp + leeway`, the whole tree is dropped: sled gives a dropped tree's space
+//! back, where removing keys one by one from a long-lived tree left the data directory
+//! growing with everything ever inserted (issue 5's churn run).
 //!
-//! An entry and its index key are written and removed in one atomic batch, so eviction is
-//! a range scan over `e` up to now and costs the number of expired entries, never the size
-//! of the table. The expiry is the last moment a token it denies could still verify
-//! (`exp` + leeway): an entry never leaves while its token could come back.
+//! In each bucket tree:
+//! - `j` + jti (16 bytes) → `exp` (u64 big-endian): a revoked access token;
+//! - `s` + sid (16 bytes) → the last `exp` the session could have minted: a revoked
+//!   session;
+//! - `n` + `exp` (u64 big-endian) → how many entries this bucket *owns* with that `exp`.
+//!
+//! A token entry lives in the bucket of its token's `exp`. A session entry denies tokens
+//! with many `exp`s (everything minted before the revocation), so it is written into every
+//! bucket from the earliest `exp` still accepted to the last one the session could have
+//! minted; a check is then always one lookup in the bucket of the presented token's `exp`.
+//! The entry is *owned* (counted) by the bucket of its last `exp`; the copies are not
+//! counted. The counts make start-up independent of the list's size (sum a few count keys
+//! per bucket instead of scanning every entry) and give the `claimd_deny_entries` gauge,
+//! which drops an entry as soon as its last token is past `exp + leeway`.
 
-use std::sync::atomic::Ordering;
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
-use super::{codec, Store, StoreError};
+use super::{codec, corrupt, Store, StoreError, Stripes};
+
+/// Seconds of `exp` per bucket tree: how much longer than necessary an entry may stay on
+/// disk, and (with the access-token lifetime) how many copies a session entry takes.
+pub const BUCKET_SECONDS: u64 = 60;
+
+const TREE_PREFIX: &str = "deny/";
+const COUNT_TAG: u8 = b'n';
 
 /// What a deny entry names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,79 +54,526 @@ impl DenyKind {
     }
 }
 
-pub(crate) const INDEX_PREFIX: &[u8] = b"e";
+/// What one eviction pass did to the deny list.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DenyEviction {
+    /// Entries whose last token is now past `exp + leeway`.
+    pub expired: u64,
+    /// Bucket trees dropped.
+    pub buckets_dropped: u64,
+    /// When the next entry expires (`exp + leeway`), if any.
+    pub next_expiry: Option<u64>,
+}
 
-pub(crate) fn entry_key(kind_tag: u8, id: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + id.len());
-    key.push(kind_tag);
-    key.extend_from_slice(id);
+fn bucket_start(exp: u64) -> u64 {
+    exp - exp % BUCKET_SECONDS
+}
+
+fn tree_name(start: u64) -> String {
+    format!("{TREE_PREFIX}{start}")
+}
+
+fn entry_key(kind: DenyKind, id: &[u8; 16]) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = kind.tag();
+    key[1..].copy_from_slice(id);
     key
 }
 
-impl Store {
-    /// Denies `id` until `until` (unix seconds). An existing entry keeps the later expiry.
-    /// Returns whether the entry is new.
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub fn deny(&self, kind: DenyKind, id: &[u8; 16], until: u64) -> Result<bool, StoreError> {
-        let key = entry_key(kind.tag(), id);
-        // One entry's read-then-write is serialised by its stripe; the entry and its index
-        // key change together in one atomic batch.
-        let _turn = self.deny_locks.lock(id);
-        let previous = match self.deny.get(&key)? {
-            Some(bytes) => {
-                Some(
-                    codec::decode_u64(&bytes).map_err(|source| StoreError::Corrupt {
-                        tree: "deny",
-                        source,
-                    })?,
-                )
+fn count_key(exp: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = COUNT_TAG;
+    key[1..].copy_from_slice(&codec::encode_u64(exp));
+    key
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct Bucket {
+    tree: sled::Tree,
+    /// Serialises the read-modify-write of this bucket's count keys.
+    counting: Mutex<()>,
+}
+
+/// The bucket trees, the gauge, and the locks that keep them consistent.
+pub(crate) struct DenyList {
+    db: sled::Db,
+    /// Bucket trees by their first second. Checks and writes hold the read lock while
+    /// they use a tree, so a tree is only dropped when nobody can be using it.
+    buckets: RwLock<BTreeMap<u64, Bucket>>,
+    /// Owned entries by `exp`, for the gauge and the next expiry.
+    expiring: Mutex<BTreeMap<u64, u64>>,
+    entries: AtomicI64,
+    /// One id's read-then-write across its buckets is serialised by its stripe.
+    id_locks: Stripes,
+}
+
+impl DenyList {
+    /// Opens every bucket tree and reads its counts: a few keys per bucket, whatever the
+    /// number of entries.
+    pub(crate) fn open(db: &sled::Db) -> Result<DenyList, StoreError> {
+        let mut buckets = BTreeMap::new();
+        let mut expiring = BTreeMap::new();
+        let mut entries = 0i64;
+        for name in db.tree_names() {
+            let Some(start) = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|name| name.strip_prefix(TREE_PREFIX))
+                .and_then(|start| start.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let tree = db.open_tree(&name)?;
+            for pair in tree.scan_prefix([COUNT_TAG]) {
+                let (key, value) = pair?;
+                let exp = codec::decode_u64(&key[1..]).map_err(corrupt("deny"))?;
+                let count = codec::decode_u64(&value).map_err(corrupt("deny"))?;
+                *expiring.entry(exp).or_insert(0) += count;
+                entries += i64::try_from(count).unwrap_or(i64::MAX);
             }
-            None => None,
-        };
-        let mut batch = sled::Batch::default();
-        match previous {
-            Some(existing) if existing >= until => return Ok(false),
-            Some(existing) => batch.remove(codec::expiry_key(INDEX_PREFIX, existing, &key)),
-            None => {}
+            buckets.insert(
+                start,
+                Bucket {
+                    tree,
+                    counting: Mutex::new(()),
+                },
+            );
         }
-        batch.insert(key.clone(), &codec::encode_u64(until)[..]);
-        batch.insert(codec::expiry_key(INDEX_PREFIX, until, &key), &[][..]);
-        self.deny.apply_batch(batch)?;
-        let added = previous.is_none();
-        if added {
-            self.deny_entries.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(added)
+        Ok(DenyList {
+            db: db.clone(),
+            buckets: RwLock::new(buckets),
+            expiring: Mutex::new(expiring),
+            entries: AtomicI64::new(entries),
+            id_locks: Stripes::new(64),
+        })
     }
 
-    /// Whether `id` is on the deny list.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Bucket>> {
+        self.buckets.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates the bucket trees in `starts` that do not exist yet.
+    fn ensure_buckets(&self, starts: impl Iterator<Item = u64> + Clone) -> Result<(), StoreError> {
+        if starts.clone().all(|start| self.read().contains_key(&start)) {
+            return Ok(());
+        }
+        let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
+        for start in starts {
+            if let std::collections::btree_map::Entry::Vacant(slot) = buckets.entry(start) {
+                slot.insert(Bucket {
+                    tree: self.db.open_tree(tree_name(start))?,
+                    counting: Mutex::new(()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Denies every token of `kind`/`id` whose `exp` is in `exps`. Returns whether the
+    /// entry is new (a session denied again only has its range extended).
+    pub(crate) fn deny(
+        &self,
+        kind: DenyKind,
+        id: &[u8; 16],
+        exps: RangeInclusive<u64>,
+    ) -> Result<bool, StoreError> {
+        let last = (*exps.end()).max(*exps.start());
+        let owner = bucket_start(last);
+        let starts = (bucket_start(*exps.start())..=owner).step_by(BUCKET_SECONDS as usize);
+        let key = entry_key(kind, id);
+        let _turn = self.id_locks.lock(id);
+        self.ensure_buckets(starts.clone())?;
+        let buckets = self.read();
+
+        // An entry's value is the last `exp` it covers; the largest one found in the range
+        // is the entry's current end (copies never outlive their owner).
+        let mut previous: Option<u64> = None;
+        for start in starts.clone() {
+            if let Some(bucket) = buckets.get(&start) {
+                if let Some(bytes) = bucket.tree.get(key)? {
+                    let value = codec::decode_u64(&bytes).map_err(corrupt("deny"))?;
+                    previous = Some(previous.map_or(value, |p| p.max(value)));
+                }
+            }
+        }
+        let value = previous.map_or(last, |p| p.max(last));
+        // Counting moves from the previous owner to the new one only when the end moves.
+        let moved = previous.is_none_or(|p| p < last);
+        // A bucket evicted since `ensure_buckets` only held dead tokens: nothing to deny.
+        let owned = moved && buckets.contains_key(&owner);
+        for start in starts {
+            let Some(bucket) = buckets.get(&start) else {
+                continue;
+            };
+            let _counting = lock(&bucket.counting);
+            let mut batch = sled::Batch::default();
+            batch.insert(&key[..], &codec::encode_u64(value)[..]);
+            if owned && start == owner {
+                adjust_count(&bucket.tree, &mut batch, last, 1)?;
+            }
+            if let Some(p) = previous.filter(|p| owned && *p < last && bucket_start(*p) == start) {
+                adjust_count(&bucket.tree, &mut batch, p, -1)?;
+            }
+            bucket.tree.apply_batch(batch)?;
+        }
+        drop(buckets);
+
+        if owned {
+            let mut expiring = lock(&self.expiring);
+            *expiring.entry(last).or_insert(0) += 1;
+            match previous {
+                Some(p) => {
+                    if let Some(count) = expiring.get_mut(&p) {
+                        *count -= 1;
+                        if *count == 0 {
+                            expiring.remove(&p);
+                        }
+                    }
+                }
+                None => {
+                    self.entries.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(owned && previous.is_none())
+    }
+
+    /// Whether any of `ids` is denied for a token expiring at `exp`: one bucket, one
+    /// lookup per id.
+    pub(crate) fn any_denied(
+        &self,
+        ids: &[(DenyKind, &[u8; 16])],
+        exp: u64,
+    ) -> Result<bool, StoreError> {
+        let buckets = self.read();
+        let Some(bucket) = buckets.get(&bucket_start(exp)) else {
+            return Ok(false);
+        };
+        for (kind, id) in ids {
+            if bucket.tree.contains_key(entry_key(*kind, id))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    pub(crate) fn entries(&self) -> i64 {
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the entries whose last token is past `exp + leeway` at `now` and drops the
+    /// bucket trees that hold nothing else.
+    pub(crate) fn evict(&self, now: u64, leeway: u64) -> Result<DenyEviction, StoreError> {
+        // Dead: `exp + leeway < now`, i.e. `exp < now - leeway`.
+        let horizon = now.saturating_sub(leeway);
+        let (expired, next_expiry) = {
+            let mut expiring = lock(&self.expiring);
+            let live = expiring.split_off(&horizon);
+            let expired: u64 = std::mem::replace(&mut *expiring, live).values().sum();
+            (expired, expiring.keys().next().map(|exp| exp + leeway))
+        };
+        self.entries.fetch_sub(
+            i64::try_from(expired).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
+
+        let dead: Vec<u64> = {
+            let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
+            let dead: Vec<u64> = buckets
+                .keys()
+                .copied()
+                .take_while(|start| start + BUCKET_SECONDS <= horizon)
+                .collect();
+            for start in &dead {
+                buckets.remove(start);
+            }
+            dead
+        };
+        for start in &dead {
+            self.db.drop_tree(tree_name(*start))?;
+        }
+        Ok(DenyEviction {
+            expired,
+            buckets_dropped: dead.len() as u64,
+            next_expiry,
+        })
+    }
+
+    /// Bucket trees on disk now.
+    pub(crate) fn bucket_count(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Moves a deny list written by schema 1 (one `deny` tree holding `j`/`s` + id →
+    /// `exp + leeway`, and an expiry index) into buckets. The old value includes the
+    /// leeway of its day, so entries keep at least as long as they must; a session entry
+    /// covers every `exp` from `earliest_live` on. Re-running it after a crash is harmless.
+    pub(crate) fn migrate_single_tree(&self, earliest_live: u64) -> Result<u64, StoreError> {
+        if !self.db.tree_names().iter().any(|name| &name[..] == b"deny") {
+            return Ok(0);
+        }
+        let old = self.db.open_tree("deny")?;
+        let mut moved = 0;
+        for pair in old.iter() {
+            let (key, value) = pair?;
+            let kind = match key.first() {
+                Some(b'j') => DenyKind::Token,
+                Some(b's') => DenyKind::Session,
+                _ => continue,
+            };
+            let (Ok(id), Ok(until)) = (<[u8; 16]>::try_from(&key[1..]), codec::decode_u64(&value))
+            else {
+                continue;
+            };
+            if until < earliest_live {
+                continue;
+            }
+            let exps = match kind {
+                DenyKind::Token => until..=until,
+                DenyKind::Session => earliest_live..=until,
+            };
+            self.deny(kind, &id, exps)?;
+            moved += 1;
+        }
+        self.db.drop_tree("deny")?;
+        Ok(moved)
+    }
+}
+
+/// Adds `delta` to the count of entries owned with `exp`, in `batch`. The caller holds the
+/// bucket's counting lock.
+fn adjust_count(
+    tree: &sled::Tree,
+    batch: &mut sled::Batch,
+    exp: u64,
+    delta: i64,
+) -> Result<(), StoreError> {
+    let key = count_key(exp);
+    let current = match tree.get(key)? {
+        Some(bytes) => codec::decode_u64(&bytes).map_err(corrupt("deny"))?,
+        None => 0,
+    };
+    let updated = current.saturating_add_signed(delta);
+    if updated == 0 {
+        batch.remove(&key[..]);
+    } else {
+        batch.insert(&key[..], &codec::encode_u64(updated)[..]);
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Denies every token of `kind`/`id` whose `exp` falls in `exps`: for one access
+    /// token, its own `exp`; for a session, from the earliest `exp` still accepted to the
+    /// last one the session could have minted. Returns whether the entry is new.
     ///
     /// # Errors
     /// Storage failures.
-    pub fn is_denied(&self, kind: DenyKind, id: &[u8; 16]) -> Result<bool, StoreError> {
-        Ok(self.deny.contains_key(entry_key(kind.tag(), id))?)
+    pub fn deny(
+        &self,
+        kind: DenyKind,
+        id: &[u8; 16],
+        exps: RangeInclusive<u64>,
+    ) -> Result<bool, StoreError> {
+        self.deny.deny(kind, id, exps)
+    }
+
+    /// Whether `id` is on the deny list for a token expiring at `exp`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn is_denied(&self, kind: DenyKind, id: &[u8; 16], exp: u64) -> Result<bool, StoreError> {
+        self.deny.any_denied(&[(kind, id)], exp)
+    }
+
+    /// Whether an access token (its `jti`, its session's `sid`, its `exp`) is revoked:
+    /// both looked up in the one bucket of its `exp`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn is_revoked(&self, jti: &[u8; 16], sid: &[u8; 16], exp: u64) -> Result<bool, StoreError> {
+        self.deny
+            .any_denied(&[(DenyKind::Token, jti), (DenyKind::Session, sid)], exp)
     }
 
     /// Entries on the deny list now.
     pub fn deny_entries(&self) -> i64 {
-        self.deny_entries.load(Ordering::Relaxed)
+        self.deny.entries()
     }
 
-    pub(crate) fn count_deny_entries(&self) -> Result<i64, StoreError> {
-        let mut count = 0i64;
-        for key in self.deny.scan_prefix(INDEX_PREFIX).keys() {
-            key?;
-            count += 1;
+    /// Bucket trees the deny list occupies now.
+    pub fn deny_buckets(&self) -> usize {
+        self.deny.bucket_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_token_entry_is_found_under_its_exp_only() {
+        let (_dir, store) = store();
+        assert!(store
+            .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
+            .unwrap());
+        assert!(store.is_denied(DenyKind::Token, &[1; 16], 1_000).unwrap());
+        assert!(!store.is_denied(DenyKind::Token, &[2; 16], 1_000).unwrap());
+        assert!(!store.is_denied(DenyKind::Session, &[1; 16], 1_000).unwrap());
+        // Another `exp` is another token: not this entry.
+        assert!(!store.is_denied(DenyKind::Token, &[1; 16], 5_000).unwrap());
+        assert!(!store
+            .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
+            .unwrap());
+        assert_eq!(store.deny_entries(), 1);
+    }
+
+    #[test]
+    fn a_session_entry_covers_every_exp_in_its_range() {
+        let (_dir, store) = store();
+        assert!(store
+            .deny(DenyKind::Session, &[3; 16], 970..=1_900)
+            .unwrap());
+        for exp in [970, 1_000, 1_450, 1_900] {
+            assert!(
+                store.is_revoked(&[9; 16], &[3; 16], exp).unwrap(),
+                "exp {exp}"
+            );
         }
-        Ok(count)
+        assert_eq!(store.deny_entries(), 1);
+        assert_eq!(store.deny_buckets(), 16);
     }
 
-    pub(crate) fn note_deny_evicted(&self, removed: u64) {
-        self.deny_entries.fetch_sub(
-            i64::try_from(removed).unwrap_or(i64::MAX),
-            Ordering::Relaxed,
+    #[test]
+    fn a_session_denied_again_is_extended_and_counted_once() {
+        let (_dir, store) = store();
+        assert!(store
+            .deny(DenyKind::Session, &[4; 16], 1_000..=1_100)
+            .unwrap());
+        assert!(!store
+            .deny(DenyKind::Session, &[4; 16], 1_050..=1_500)
+            .unwrap());
+        assert!(!store
+            .deny(DenyKind::Session, &[4; 16], 1_060..=1_200)
+            .unwrap());
+        assert_eq!(store.deny_entries(), 1);
+        assert!(store.is_denied(DenyKind::Session, &[4; 16], 1_499).unwrap());
+
+        // Counted at its new end only: it leaves when 1_500 is past.
+        let report = store.deny.evict(1_200 + 31, 30).unwrap();
+        assert_eq!(report.expired, 0);
+        assert_eq!(store.deny_entries(), 1);
+        assert_eq!(store.deny.evict(1_500 + 31, 30).unwrap().expired, 1);
+        assert_eq!(store.deny_entries(), 0);
+    }
+
+    #[test]
+    fn counts_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 4).unwrap();
+            store.deny(DenyKind::Token, &[1; 16], 100..=100).unwrap();
+            store.deny(DenyKind::Token, &[2; 16], 100..=100).unwrap();
+            store.deny(DenyKind::Session, &[3; 16], 90..=400).unwrap();
+            store.deny(DenyKind::Session, &[3; 16], 95..=500).unwrap();
+            store.close();
+        }
+        let store = Store::open(dir.path(), 4).unwrap();
+        assert_eq!(store.deny_entries(), 3);
+        assert!(store.is_revoked(&[0; 16], &[3; 16], 450).unwrap());
+        let report = store.deny.evict(101 + 30, 30).unwrap();
+        assert_eq!(report.expired, 2);
+        assert_eq!(report.next_expiry, Some(530));
+    }
+
+    #[test]
+    fn a_schema_1_deny_list_moves_into_buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        {
+            // Write what a schema-1 claimd left: one `deny` tree with values `exp + leeway`.
+            let store = Store::open(dir.path(), 4).unwrap();
+            let meta = store.db.open_tree("meta").unwrap();
+            meta.insert("schema_version", &codec::encode_u64(1))
+                .unwrap();
+            let old = store.db.open_tree("deny").unwrap();
+            for (key, until) in [
+                (entry_key(DenyKind::Token, &[1; 16]), now + 600),
+                (entry_key(DenyKind::Session, &[2; 16]), now + 900),
+                (entry_key(DenyKind::Token, &[3; 16]), now - 1_000),
+            ] {
+                old.insert(key, &codec::encode_u64(until)).unwrap();
+                old.insert(codec::expiry_key(b"e", until, &key), &[])
+                    .unwrap();
+            }
+            store.close();
+        }
+
+        let store = Store::open(dir.path(), 4).unwrap();
+
+        assert!(store
+            .is_denied(DenyKind::Token, &[1; 16], now + 600)
+            .unwrap());
+        for exp in [now - 30, now, now + 450, now + 900] {
+            assert!(
+                store.is_revoked(&[0; 16], &[2; 16], exp).unwrap(),
+                "exp {exp}"
+            );
+        }
+        assert_eq!(
+            store.deny_entries(),
+            2,
+            "the long-dead entry is not carried over"
         );
+        assert!(!store
+            .db
+            .tree_names()
+            .iter()
+            .any(|name| &name[..] == b"deny"));
+        let meta = store.db.open_tree("meta").unwrap();
+        let version = meta.get("schema_version").unwrap().unwrap();
+        assert_eq!(
+            codec::decode_u64(&version).unwrap(),
+            crate::store::SCHEMA_VERSION
+        );
+    }
+
+    #[test]
+    fn eviction_drops_whole_buckets_once_their_last_token_is_dead() {
+        let (_dir, store) = store();
+        store
+            .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
+            .unwrap();
+        store
+            .deny(DenyKind::Token, &[2; 16], 1_019..=1_019)
+            .unwrap();
+        store
+            .deny(DenyKind::Token, &[3; 16], 2_000..=2_000)
+            .unwrap();
+        assert_eq!(store.deny_buckets(), 2);
+
+        // The first bucket holds exps 960..=1_019: its last token verifies through
+        // 1_019 + 30, so the tree goes at 1_050; the entry for 1_000 leaves at 1_031.
+        let report = store.deny.evict(1_031, 30).unwrap();
+        assert_eq!((report.expired, report.buckets_dropped), (1, 0));
+        let report = store.deny.evict(1_049, 30).unwrap();
+        assert_eq!((report.expired, report.buckets_dropped), (0, 0));
+        let report = store.deny.evict(1_050, 30).unwrap();
+        assert_eq!((report.expired, report.buckets_dropped), (1, 1));
+        assert_eq!(report.next_expiry, Some(2_030));
+        assert!(!store.is_denied(DenyKind::Token, &[1; 16], 1_000).unwrap());
+        assert!(store.is_denied(DenyKind::Token, &[3; 16], 2_000).unwrap());
+        assert_eq!(store.deny_entries(), 1);
     }
 }

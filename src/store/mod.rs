@@ -2,8 +2,9 @@
 //! Only this module imports sled. Every value goes through [`codec`]; every write a
 //! client is told about is followed by [`Store::wait_durable`] before the answer.
 //!
-//! Trees (DESIGN.md "Storage"): `users`, `usernames`, `tenants`, `sessions`, `deny`,
-//! `keys`, `meta`, `services` (credentials for introspection), plus two indexes DESIGN.md
+//! Trees (DESIGN.md "Storage"): `users`, `usernames`, `tenants`, `sessions`, `keys`,
+//! `meta`, `services` (credentials for introspection), the deny list as one tree per
+//! minute of token expiry (`deny/<second>`, see [`deny`]), plus two indexes DESIGN.md
 //! leaves implicit: `user_sessions` (user id + session id, to end every session of a user)
 //! and `session_expiry` (expiry + session id, so expired sessions are evicted by a range
 //! scan).
@@ -20,10 +21,9 @@ pub mod tenants;
 pub mod users;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 pub use codec::CodecError;
-pub use deny::DenyKind;
+pub use deny::{DenyEviction, DenyKind};
 pub use eviction::{evict_expired, EvictionReport};
 pub use keys::KeyRecord;
 pub use mirror::UserStamp;
@@ -66,7 +66,11 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 }
 
 /// The schema this build writes; stored in `meta` on first start and checked after.
-pub const SCHEMA_VERSION: u64 = 1;
+/// Version 2 moved the deny list from one tree into time buckets.
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// The largest `tokens.leeway` a configuration may set (config.rs checks it).
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
 
 /// The open database and its trees.
 pub struct Store {
@@ -77,14 +81,12 @@ pub struct Store {
     pub(crate) sessions: sled::Tree,
     pub(crate) user_sessions: sled::Tree,
     pub(crate) session_expiry: sled::Tree,
-    pub(crate) deny: sled::Tree,
+    pub(crate) deny: deny::DenyList,
     pub(crate) keys: sled::Tree,
     pub(crate) services: sled::Tree,
     flusher: flusher::Flusher,
-    deny_entries: AtomicI64,
     mirror: mirror::Mirror,
     user_locks: Stripes,
-    deny_locks: Stripes,
 }
 
 impl Store {
@@ -101,6 +103,7 @@ impl Store {
         let fresh = !path.join("conf").exists() && !path.join("db").exists();
         let db = open_quietly(config)?;
         let meta = db.open_tree("meta")?;
+        let mut migrate_from = None;
         match meta.get("schema_version")? {
             None if fresh => {
                 meta.insert("schema_version", &codec::encode_u64(SCHEMA_VERSION))?;
@@ -122,6 +125,9 @@ impl Store {
                         "schema version {version} is newer than this build ({SCHEMA_VERSION})"
                     )));
                 }
+                if version < SCHEMA_VERSION {
+                    migrate_from = Some(version);
+                }
             }
         }
         let flusher = flusher::Flusher::start(db.clone())
@@ -133,21 +139,38 @@ impl Store {
             sessions: db.open_tree("sessions")?,
             user_sessions: db.open_tree("user_sessions")?,
             session_expiry: db.open_tree("session_expiry")?,
-            deny: db.open_tree("deny")?,
+            deny: deny::DenyList::open(&db)?,
             keys: db.open_tree("keys")?,
             services: db.open_tree("services")?,
             flusher,
-            deny_entries: AtomicI64::new(0),
             mirror: mirror::Mirror::default(),
             user_locks: Stripes::new(64),
-            deny_locks: Stripes::new(64),
             db,
         };
+        if migrate_from == Some(1) {
+            store.migrate_from_schema_1(&meta)?;
+        }
         store.load_user_mirror()?;
         store.load_tenant_mirror()?;
-        let count = store.count_deny_entries()?;
-        store.deny_entries.store(count, Ordering::Relaxed);
         Ok(store)
+    }
+
+    /// Schema 1 kept the deny list in one tree. Its entries move into buckets, then the
+    /// version is bumped; a crash before the bump runs the (idempotent) move again.
+    fn migrate_from_schema_1(&self, meta: &sled::Tree) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        // The largest leeway a configuration may set: no token older than this verifies.
+        let earliest_live = now.saturating_sub(MAX_LEEWAY_SECONDS);
+        let moved = self.deny.migrate_single_tree(earliest_live)?;
+        meta.insert("schema_version", &codec::encode_u64(SCHEMA_VERSION))?;
+        self.db.flush()?;
+        tracing::info!(
+            entries = moved,
+            "moved the deny list into time buckets (schema 2)"
+        );
+        Ok(())
     }
 
     /// Waits until every write made before this call is on disk (group commit).

@@ -16,18 +16,21 @@ pub async fn run(
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     interval: Duration,
+    leeway: Duration,
     shutdown: watch::Receiver<bool>,
 ) {
+    let leeway = leeway.as_secs();
     super::every(interval, shutdown, || {
         let store = Arc::clone(&store);
         let metrics = Arc::clone(&metrics);
         async move {
-            match tokio::task::spawn_blocking(move || evict_expired(&store, now())).await {
+            match tokio::task::spawn_blocking(move || evict_expired(&store, now(), leeway)).await {
                 Ok(Ok(report)) => {
                     metrics.evicted(report.deny_removed, report.sessions_removed);
                     if report.deny_removed + report.sessions_removed > 0 {
                         tracing::debug!(
                             deny = report.deny_removed,
+                            deny_buckets = report.deny_buckets_dropped,
                             sessions = report.sessions_removed,
                             "evicted expired entries"
                         );
