@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use driver::{Outcome, Plan};
 use options::{Options, Parsed};
-use report::{Footprint, Report, Row};
+use report::{Footprint, Report, Row, VerifyWithDenyList};
 use scenarios::{Bench, Scenario};
 use server::{Baseline, Claimd};
 
@@ -320,11 +320,21 @@ async fn measure_footprint(
         "load: filling a store with {} deny entries",
         options.deny_entries
     );
-    let large = footprint::large_deny_list(options.deny_entries, workers, cores).await?;
+    let (large, filled) = footprint::large_deny_list(options.deny_entries, workers, cores).await?;
     eprintln!(
         "load: start-up with {} deny entries: {:.0} ms",
         large.entries, large.startup_ms
     );
+    let compared = verify_with_deny_list(options, workers, filled.path(), large.entries).await?;
+    eprintln!(
+        "load: verify with {} deny entries {:.0} req/s vs empty {:.0} req/s = {:.2}x",
+        compared.entries,
+        compared.filled_requests_per_second,
+        compared.empty_requests_per_second,
+        compared.ratio
+    );
+    footprint.verify_with_deny_list = Some(compared);
+    drop(filled);
     if options.deny_entries < 1_000_000 {
         footprint.notes.push(format!(
             "the deny-list start-up figure used {} entries (not 1,000,000){}",
@@ -342,4 +352,70 @@ async fn measure_footprint(
             .map_err(|err| format!("churn task: {err}"))??;
     footprint.churn = Some(churn);
     Ok(())
+}
+
+/// `verify` at concurrency 32 on the filled store and on an empty one, both servers up
+/// and set up like the main run's, measured alternately twice (the machine is shared:
+/// alternating spreads whatever else runs over both); the best of each is compared.
+async fn verify_with_deny_list(
+    options: &Options,
+    workers: usize,
+    filled: &std::path::Path,
+    entries: u64,
+) -> Result<VerifyWithDenyList, String> {
+    const CONNECTIONS: usize = 32;
+    let empty = tempfile::Builder::new()
+        .prefix("claimd-bench-empty-")
+        .tempdir()
+        .map_err(|err| format!("temp dir: {err}"))?;
+    let mut servers = Vec::new();
+    for dir in [empty.path(), filled] {
+        let claimd = Claimd::start(dir, workers, true)?;
+        first_answer(claimd.addr, "/healthz").await?;
+        let bench = Bench::set_up(claimd.addr, options.users).await?;
+        servers.push((claimd, bench));
+    }
+    let mut best = [(0.0f64, 0.0f64); 2];
+    for _round in 0..2 {
+        for (slot, (claimd, bench)) in servers.iter_mut().enumerate() {
+            let plan = Plan {
+                addr: claimd.addr,
+                warmup: options.warmup,
+                duration: options.duration,
+                request_timeout: REQUEST_TIMEOUT,
+            };
+            let measured = bench.run(Scenario::Verify, CONNECTIONS, plan).await?;
+            if measured.outcome.errors > 0 {
+                return Err(format!(
+                    "verify against the deny list: {} wrong answers (first: {})",
+                    measured.outcome.errors,
+                    measured
+                        .outcome
+                        .error_samples
+                        .first()
+                        .cloned()
+                        .unwrap_or_default()
+                ));
+            }
+            let rps = measured.outcome.requests_per_second();
+            if rps > best[slot].0 {
+                best[slot] = (rps, measured.outcome.quantile_ms(0.99));
+            }
+        }
+    }
+    drop(servers);
+    let [(empty_rps, empty_p99), (filled_rps, filled_p99)] = best;
+    Ok(VerifyWithDenyList {
+        entries,
+        concurrency: CONNECTIONS,
+        empty_requests_per_second: empty_rps,
+        filled_requests_per_second: filled_rps,
+        empty_p99_ms: empty_p99,
+        filled_p99_ms: filled_p99,
+        ratio: if empty_rps > 0.0 {
+            filled_rps / empty_rps
+        } else {
+            0.0
+        },
+    })
 }

@@ -128,7 +128,8 @@ pub struct LargeDenyList {
 }
 
 /// Fills a store with `entries` deny entries through the library (on every core), then
-/// starts claimd on it and times it to its first answered request.
+/// starts claimd on it and times it to its first answered request. Returns the filled
+/// data dir too, for the verify comparison.
 ///
 /// # Errors
 /// The store or the server failed.
@@ -136,7 +137,7 @@ pub async fn large_deny_list(
     entries: u64,
     workers: usize,
     cores: usize,
-) -> Result<LargeDenyList, String> {
+) -> Result<(LargeDenyList, tempfile::TempDir), String> {
     let dir = tempfile::Builder::new()
         .prefix("claimd-bench-deny-")
         .tempdir()
@@ -172,7 +173,7 @@ pub async fn large_deny_list(
         data_dir_bytes: disk_usage(dir.path()),
     };
     drop(claimd);
-    Ok(figures)
+    Ok((figures, dir))
 }
 
 fn fill(path: &Path, entries: u64, threads: usize) -> Result<u64, String> {

@@ -41,9 +41,24 @@ pub struct Footprint {
     /// Spawn to the `listening` line on an empty store.
     pub empty_startup_ms: Option<f64>,
     pub large_deny_list: Option<LargeDenyList>,
+    pub verify_with_deny_list: Option<VerifyWithDenyList>,
     pub churn: Option<Churn>,
     /// Why a figure is missing or what it means (`--quick` sizes).
     pub notes: Vec<String>,
+}
+
+/// `verify` on the store filled with deny entries against the same on an empty store,
+/// run alternately (empty, filled, empty, filled); the best of each is compared.
+#[derive(Serialize, Clone, Default)]
+pub struct VerifyWithDenyList {
+    pub entries: u64,
+    pub concurrency: usize,
+    pub empty_requests_per_second: f64,
+    pub filled_requests_per_second: f64,
+    pub empty_p99_ms: f64,
+    pub filled_p99_ms: f64,
+    /// filled ÷ empty.
+    pub ratio: f64,
 }
 
 /// Everything one run measured.
@@ -138,6 +153,21 @@ impl Report {
                 optional_mib(large.rss_bytes),
                 mib(large.data_dir_bytes),
                 large.fill_seconds
+            );
+        }
+        if let Some(v) = &f.verify_with_deny_list {
+            let _ = writeln!(
+                out,
+                "- `verify` at concurrency {} with {} deny entries vs an empty deny list: \
+                 {:.0} vs {:.0} req/s = **{:.2}×** (p99 {:.2} vs {:.2} ms; best of two runs \
+                 each, alternated)",
+                v.concurrency,
+                v.entries,
+                v.filled_requests_per_second,
+                v.empty_requests_per_second,
+                v.ratio,
+                v.filled_p99_ms,
+                v.empty_p99_ms
             );
         }
         if let Some(churn) = &f.churn {
