@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::{codec, corrupt, Store, StoreError, Stripes};
@@ -106,6 +106,10 @@ pub(crate) struct DenyList {
     /// Owned entries by `exp`, for the gauge and the next expiry.
     expiring: Mutex<BTreeMap<u64, u64>>,
     entries: AtomicI64,
+    /// Eviction's latest horizon: a bucket ending at or before it is dropped (or being
+    /// dropped) and is never created again, so a late write cannot revive a tree while
+    /// `drop_tree` runs.
+    dead_before: AtomicU64,
     /// One id's read-then-write across its buckets is serialised by its stripe.
     id_locks: Stripes,
 }
@@ -146,6 +150,7 @@ impl DenyList {
             buckets: RwLock::new(buckets),
             expiring: Mutex::new(expiring),
             entries: AtomicI64::new(entries),
+            dead_before: AtomicU64::new(0),
             id_locks: Stripes::new(64),
         })
     }
@@ -154,13 +159,20 @@ impl DenyList {
         self.buckets.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Creates the bucket trees in `starts` that do not exist yet.
+    /// Creates the bucket trees in `starts` that do not exist yet, except those already
+    /// past eviction's horizon (they could only hold dead tokens).
     fn ensure_buckets(&self, starts: impl Iterator<Item = u64> + Clone) -> Result<(), StoreError> {
-        if starts.clone().all(|start| self.read().contains_key(&start)) {
+        let dead_before = self.dead_before.load(Ordering::Acquire);
+        let live = move |start: &u64| start + BUCKET_SECONDS > dead_before;
+        if starts
+            .clone()
+            .filter(live)
+            .all(|start| self.read().contains_key(&start))
+        {
             return Ok(());
         }
         let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
-        for start in starts {
+        for start in starts.filter(live) {
             if let std::collections::btree_map::Entry::Vacant(slot) = buckets.entry(start) {
                 slot.insert(Bucket {
                     tree: self.db.open_tree(tree_name(start))?,
@@ -279,6 +291,7 @@ impl DenyList {
             Ordering::Relaxed,
         );
 
+        self.dead_before.fetch_max(horizon, Ordering::AcqRel);
         let dead: Vec<u64> = {
             let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
             let dead: Vec<u64> = buckets
@@ -473,6 +486,27 @@ mod tests {
         assert_eq!(store.deny_entries(), 1);
         assert_eq!(store.deny.evict(1_500 + 31, 30).unwrap().expired, 1);
         assert_eq!(store.deny_entries(), 0);
+    }
+
+    #[test]
+    fn a_write_for_an_evicted_range_revives_no_tree() {
+        let (_dir, store) = store();
+        store
+            .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
+            .unwrap();
+        store.deny.evict(2_000, 30).unwrap();
+        assert_eq!(store.deny_buckets(), 0);
+
+        assert!(!store
+            .deny(DenyKind::Token, &[2; 16], 1_000..=1_000)
+            .unwrap());
+        assert!(store
+            .deny(DenyKind::Session, &[3; 16], 1_000..=2_100)
+            .unwrap());
+
+        assert_eq!(store.deny_buckets(), 4, "only the buckets 1_920 to 2_100");
+        assert_eq!(store.deny_entries(), 1);
+        assert!(store.is_revoked(&[0; 16], &[3; 16], 2_000).unwrap());
     }
 
     #[test]
