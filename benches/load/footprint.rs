@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::Serialize;
 
+use claimd::store::deny::BUCKET_SECONDS;
 use claimd::store::{evict_expired, DenyKind, Store};
 
 use crate::server::{disk_usage, Claimd};
@@ -226,8 +227,11 @@ pub struct Churn {
     pub evicted: u64,
     /// `(seconds since start, live entries, data-dir bytes)`.
     pub samples: Vec<(u64, i64, u64)>,
-    /// Largest size in the second half ÷ largest in the first half (after the first
-    /// entries began to expire): about 1 when the size levels off.
+    /// Largest size in the second half ÷ largest in the first half, both after the first
+    /// bucket tree could be dropped (`ttl` + one bucket): about 1 when the size levels
+    /// off, about 2 when it grows with what was ever inserted. The size is a sawtooth with
+    /// the bucket width as its period (a tree leaves whole), so each half must span
+    /// several periods: hence the 300 s default.
     pub growth: Option<f64>,
     /// `None` when the run was too short to tell.
     pub levels_off: Option<bool>,
@@ -285,7 +289,7 @@ pub fn churn(seconds: u64, rate: u64, ttl: u64, sample_every: u64) -> Result<Chu
     drop(store);
     let settled: Vec<u64> = samples
         .iter()
-        .filter(|(at, _, _)| *at > ttl + 1)
+        .filter(|(at, _, _)| *at > ttl + BUCKET_SECONDS + 1)
         .map(|(_, _, bytes)| *bytes)
         .collect();
     let half = settled.len() / 2;

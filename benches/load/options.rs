@@ -21,7 +21,7 @@ usage: cargo bench --bench load -- [options]
   --footprint         measure the footprint figures (default: on)
   --no-footprint      skip them
   --deny-entries N    entries for the start-up figure (default 1,000,000; --quick 100,000)
-  --churn SECS        length of the churn run (default 180; --quick 20)
+  --churn SECS        length of the churn run (default 300; --quick 20)
   -h, --help          this text";
 
 #[derive(Debug, Clone)]
@@ -137,6 +137,6 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         quick,
         footprint: footprint.unwrap_or(true),
         deny_entries: deny_entries.unwrap_or(if quick { 100_000 } else { 1_000_000 }),
-        churn_seconds: churn.unwrap_or(if quick { 20 } else { 180 }),
+        churn_seconds: churn.unwrap_or(if quick { 20 } else { 300 }),
     }))
 }
