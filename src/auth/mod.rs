@@ -196,6 +196,9 @@ impl Auth {
         ring: KeyRing,
         metrics: Arc<Metrics>,
     ) -> Result<Auth, AuthError> {
+        // Session deny entries must cover tokens minted under any lifetime this store has
+        // been configured with.
+        store.note_access_ttl(settings.tokens.access_ttl.as_secs())?;
         let hashing_slots = std::thread::available_parallelism().map_or(2, usize::from);
         let passwords =
             Passwords::new(hashing_slots).map_err(|err| AuthError::Internal(err.to_string()))?;

@@ -323,7 +323,11 @@ impl Auth {
     }
 
     /// The `sid` entry covers every `exp` a token of the session could carry and still
-    /// verify: from `now - leeway` to the last access token the session could have minted.
+    /// verify, whatever the configuration after a restart: from `now` minus the largest
+    /// leeway allowed to the last access token the session could have minted, read from a
+    /// clock taken *after* the session is marked revoked (a mint that did not see the mark
+    /// happened before that clock reading; see `remint_for_session`), with the longest
+    /// access-token lifetime this store has been configured with.
     fn revoke_session_locked(
         &self,
         sid: SessionId,
@@ -334,13 +338,16 @@ impl Auth {
             session.revoked = true;
             self.store.put_session(sid, session)?;
         }
-        let last_token_exp =
-            (now + self.settings.tokens.access_ttl.as_secs()).min(session.expires_at);
-        let earliest_live = now.saturating_sub(self.settings.tokens.leeway.as_secs());
+        let marked_at = now_after(now);
+        let last_token_exp = (marked_at + self.store.longest_access_ttl())
+            .min(session.expires_at)
+            .max(session.current_access_expires)
+            .max(marked_at);
+        let earliest_live = now.saturating_sub(crate::store::MAX_LEEWAY_SECONDS);
         self.store.deny(
             DenyKind::Session,
             sid.as_bytes(),
-            earliest_live..=last_token_exp.max(now),
+            earliest_live..=last_token_exp,
         )?;
         Ok(())
     }
@@ -373,4 +380,9 @@ impl Auth {
         let key = SessionKey::from_bytes(session.session_key);
         Ok(self.token_response(sid, &key, &session, access_token, access_exp, now))
     }
+}
+
+/// The clock now, never before `earlier` (the wall clock may step back).
+fn now_after(earlier: u64) -> u64 {
+    now().max(earlier)
 }

@@ -158,13 +158,20 @@ impl Auth {
             .store
             .user(caller.user_id)?
             .ok_or(AuthError::TokenRevoked)?;
-        self.mint_access(
+        let minted = self.mint_access(
             caller.user_id,
             &user,
             caller.session_id,
             session.expires_at,
             now,
-        )
-        .map(|minted| (minted.token, minted.claims))
+        )?;
+        // No session lock here (verification is synchronous), so look again: a revocation
+        // marks the session before it reads the clock for its deny range, so if the mark
+        // is still absent, this mint's `exp` is inside that range; if it is present, the
+        // token is never handed out.
+        match self.store.session(caller.session_id)? {
+            Some(session) if !session.revoked => Ok((minted.token, minted.claims)),
+            _ => Err(AuthError::TokenRevoked),
+        }
     }
 }

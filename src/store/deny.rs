@@ -35,6 +35,11 @@ pub const BUCKET_SECONDS: u64 = 60;
 
 const TREE_PREFIX: &str = "deny/";
 const COUNT_TAG: u8 = b'n';
+/// `meta` keys: eviction's horizon (persisted so a restart with a larger leeway cannot
+/// revive tokens whose buckets are gone) and the longest access-token lifetime ever
+/// configured (what a session entry must cover).
+const DEAD_BEFORE_KEY: &str = "deny_dead_before";
+const LONGEST_TTL_KEY: &str = "longest_access_ttl";
 
 /// What a deny entry names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,10 +111,13 @@ pub(crate) struct DenyList {
     /// Owned entries by `exp`, for the gauge and the next expiry.
     expiring: Mutex<BTreeMap<u64, u64>>,
     entries: AtomicI64,
-    /// Eviction's latest horizon: a bucket ending at or before it is dropped (or being
-    /// dropped) and is never created again, so a late write cannot revive a tree while
-    /// `drop_tree` runs.
+    /// Eviction's latest horizon, persisted in `meta`: a bucket ending at or before it is
+    /// dropped (or being dropped) and is never created again, so a late write cannot
+    /// revive a tree while `drop_tree` runs; a token whose bucket is gone counts as denied.
     dead_before: AtomicU64,
+    /// The longest access-token lifetime any configuration of this store has used.
+    longest_ttl: AtomicU64,
+    meta: sled::Tree,
     /// One id's read-then-write across its buckets is serialised by its stripe.
     id_locks: Stripes,
 }
@@ -145,12 +153,22 @@ impl DenyList {
                 },
             );
         }
+        let meta = db.open_tree("meta")?;
+        let read_meta = |key: &str| -> Result<u64, StoreError> {
+            meta.get(key)?.map_or(Ok(0), |bytes| {
+                codec::decode_u64(&bytes).map_err(corrupt("meta"))
+            })
+        };
+        let dead_before = read_meta(DEAD_BEFORE_KEY)?;
+        let longest_ttl = read_meta(LONGEST_TTL_KEY)?;
         Ok(DenyList {
             db: db.clone(),
             buckets: RwLock::new(buckets),
             expiring: Mutex::new(expiring),
             entries: AtomicI64::new(entries),
-            dead_before: AtomicU64::new(0),
+            dead_before: AtomicU64::new(dead_before),
+            longest_ttl: AtomicU64::new(longest_ttl),
+            meta,
             id_locks: Stripes::new(64),
         })
     }
@@ -172,6 +190,10 @@ impl DenyList {
             return Ok(());
         }
         let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
+        // Again under the lock: eviction may have moved the horizon and taken a bucket out
+        // of the map since; its tree must not be opened again while it is being dropped.
+        let dead_before = self.dead_before.load(Ordering::Acquire);
+        let live = move |start: &u64| start + BUCKET_SECONDS > dead_before;
         for start in starts.filter(live) {
             if let std::collections::btree_map::Entry::Vacant(slot) = buckets.entry(start) {
                 slot.insert(Bucket {
@@ -235,18 +257,20 @@ impl DenyList {
         if owned {
             let mut expiring = lock(&self.expiring);
             *expiring.entry(last).or_insert(0) += 1;
-            match previous {
-                Some(p) => {
-                    if let Some(count) = expiring.get_mut(&p) {
-                        *count -= 1;
-                        if *count == 0 {
-                            expiring.remove(&p);
-                        }
+            // The previous end moves to the new one; if eviction already stopped counting
+            // it (its tokens are dead, its bucket not yet dropped), the entry counts anew.
+            let moved_count = previous.is_some_and(|p| match expiring.get_mut(&p) {
+                Some(count) => {
+                    *count -= 1;
+                    if *count == 0 {
+                        expiring.remove(&p);
                     }
+                    true
                 }
-                None => {
-                    self.entries.fetch_add(1, Ordering::Relaxed);
-                }
+                None => false,
+            });
+            if !moved_count {
+                self.entries.fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(owned && previous.is_none())
@@ -260,8 +284,11 @@ impl DenyList {
         exp: u64,
     ) -> Result<bool, StoreError> {
         let buckets = self.read();
-        let Some(bucket) = buckets.get(&bucket_start(exp)) else {
-            return Ok(false);
+        let start = bucket_start(exp);
+        let Some(bucket) = buckets.get(&start) else {
+            // A dropped bucket only held tokens dead under the leeway of its day; one that
+            // verifies now (the leeway was raised since) stays refused.
+            return Ok(start + BUCKET_SECONDS <= self.dead_before.load(Ordering::Acquire));
         };
         for (kind, id) in ids {
             if bucket.tree.contains_key(entry_key(*kind, id))? {
@@ -269,6 +296,19 @@ impl DenyList {
             }
         }
         Ok(false)
+    }
+
+    /// Records `ttl` (seconds) as used by this store and returns the longest ever used.
+    pub(crate) fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
+        let previous = self.longest_ttl.fetch_max(ttl, Ordering::AcqRel);
+        if previous < ttl {
+            self.meta.insert(LONGEST_TTL_KEY, &codec::encode_u64(ttl))?;
+        }
+        Ok(previous.max(ttl))
+    }
+
+    pub(crate) fn longest_access_ttl(&self) -> u64 {
+        self.longest_ttl.load(Ordering::Acquire)
     }
 
     pub(crate) fn entries(&self) -> i64 {
@@ -291,7 +331,11 @@ impl DenyList {
             Ordering::Relaxed,
         );
 
-        self.dead_before.fetch_max(horizon, Ordering::AcqRel);
+        if self.dead_before.fetch_max(horizon, Ordering::AcqRel) < horizon {
+            // Before any tree is dropped, in the same log.
+            self.meta
+                .insert(DEAD_BEFORE_KEY, &codec::encode_u64(horizon))?;
+        }
         let dead: Vec<u64> = {
             let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
             let dead: Vec<u64> = buckets
@@ -343,8 +387,10 @@ impl DenyList {
             if until < earliest_live {
                 continue;
             }
+            // `until` was `exp + leeway` with the leeway of its day (at most the maximum),
+            // so a token's `exp` lies within that much below it.
             let exps = match kind {
-                DenyKind::Token => until..=until,
+                DenyKind::Token => until.saturating_sub(super::MAX_LEEWAY_SECONDS)..=until,
                 DenyKind::Session => earliest_live..=until,
             };
             self.deny(kind, &id, exps)?;
@@ -409,6 +455,21 @@ impl Store {
     pub fn is_revoked(&self, jti: &[u8; 16], sid: &[u8; 16], exp: u64) -> Result<bool, StoreError> {
         self.deny
             .any_denied(&[(DenyKind::Token, jti), (DenyKind::Session, sid)], exp)
+    }
+
+    /// Records the configured access-token lifetime (seconds) and returns the longest any
+    /// configuration of this store has used: tokens minted under it may still be live, so
+    /// a session's deny entry must reach that far.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
+        self.deny.note_access_ttl(ttl)
+    }
+
+    /// The longest access-token lifetime recorded by [`Store::note_access_ttl`].
+    pub fn longest_access_ttl(&self) -> u64 {
+        self.deny.longest_access_ttl()
     }
 
     /// Entries on the deny list now.
@@ -510,6 +571,56 @@ mod tests {
     }
 
     #[test]
+    fn a_session_denied_again_after_its_count_expired_counts_again() {
+        let (_dir, store) = store();
+        store
+            .deny(DenyKind::Session, &[5; 16], 1_000..=1_100)
+            .unwrap();
+        assert_eq!(store.deny.evict(1_131, 30).unwrap().expired, 1);
+        assert_eq!(store.deny_entries(), 0);
+
+        // Its bucket is still there (till 1_170) when the session is revoked again.
+        store
+            .deny(DenyKind::Session, &[5; 16], 1_105..=2_000)
+            .unwrap();
+        assert_eq!(store.deny_entries(), 1);
+        assert_eq!(store.deny.evict(2_031, 30).unwrap().expired, 1);
+        assert_eq!(store.deny_entries(), 0);
+    }
+
+    #[test]
+    fn a_token_whose_bucket_was_dropped_stays_refused_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 4).unwrap();
+            store
+                .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
+                .unwrap();
+            store.deny.evict(2_000, 30).unwrap();
+            store.close();
+        }
+        // Say the leeway was raised so far that `exp` 1_000 would verify again.
+        let store = Store::open(dir.path(), 4).unwrap();
+        assert!(store.is_denied(DenyKind::Token, &[1; 16], 1_000).unwrap());
+        assert!(store.is_revoked(&[2; 16], &[3; 16], 1_010).unwrap());
+        assert!(!store.is_revoked(&[2; 16], &[3; 16], 5_000).unwrap());
+    }
+
+    #[test]
+    fn the_longest_access_ttl_is_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 4).unwrap();
+            assert_eq!(store.note_access_ttl(900).unwrap(), 900);
+            assert_eq!(store.note_access_ttl(60).unwrap(), 900);
+            store.close();
+        }
+        let store = Store::open(dir.path(), 4).unwrap();
+        assert_eq!(store.longest_access_ttl(), 900);
+        assert_eq!(store.note_access_ttl(120).unwrap(), 900);
+    }
+
+    #[test]
     fn counts_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
@@ -543,6 +654,7 @@ mod tests {
                 .unwrap();
             let old = store.db.open_tree("deny").unwrap();
             for (key, until) in [
+                // A token with `exp` now + 590, revoked under a leeway of 10.
                 (entry_key(DenyKind::Token, &[1; 16]), now + 600),
                 (entry_key(DenyKind::Session, &[2; 16]), now + 900),
                 (entry_key(DenyKind::Token, &[3; 16]), now - 1_000),
@@ -557,7 +669,7 @@ mod tests {
         let store = Store::open(dir.path(), 4).unwrap();
 
         assert!(store
-            .is_denied(DenyKind::Token, &[1; 16], now + 600)
+            .is_denied(DenyKind::Token, &[1; 16], now + 590)
             .unwrap());
         for exp in [now - 30, now, now + 450, now + 900] {
             assert!(
@@ -606,8 +718,11 @@ mod tests {
         let report = store.deny.evict(1_050, 30).unwrap();
         assert_eq!((report.expired, report.buckets_dropped), (1, 1));
         assert_eq!(report.next_expiry, Some(2_030));
-        assert!(!store.is_denied(DenyKind::Token, &[1; 16], 1_000).unwrap());
+        // Its tree is gone; a token of its range could only verify under a larger
+        // leeway, and stays refused.
+        assert!(store.is_denied(DenyKind::Token, &[9; 16], 1_000).unwrap());
         assert!(store.is_denied(DenyKind::Token, &[3; 16], 2_000).unwrap());
+        assert!(!store.is_denied(DenyKind::Token, &[9; 16], 2_000).unwrap());
         assert_eq!(store.deny_entries(), 1);
     }
 }

@@ -147,8 +147,14 @@ impl Store {
             user_locks: Stripes::new(64),
             db,
         };
-        if migrate_from == Some(1) {
-            store.migrate_from_schema_1(&meta)?;
+        match migrate_from {
+            None => {}
+            Some(1) => store.migrate_from_schema_1(&meta)?,
+            Some(version) => {
+                return Err(StoreError::Open(format!(
+                    "schema version {version} was never written by claimd: damaged store"
+                )))
+            }
         }
         store.load_user_mirror()?;
         store.load_tenant_mirror()?;
