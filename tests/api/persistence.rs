@@ -7,8 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    assert_problem, assert_token_error, refresh_parts, token_response, workdir, ClaimdProcess,
-    PASSWORD,
+    assert_problem, assert_token_error, refresh_parts, token_response, workdir, Caller,
+    ClaimdProcess, PASSWORD,
 };
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -200,4 +200,43 @@ async fn binary_reads_a_config_file_named_on_the_command_line() {
 
     assert_eq!(login.expires_in, 180);
     assert!(data.is_dir(), "storage.path from the file was used");
+}
+
+/// A session revoked after a restart that shortened the access-token lifetime must still
+/// deny every token it minted under the longer one. The token here is a re-mint (recorded
+/// nowhere in the session) whose `exp` lies a minute bucket beyond the session's last
+/// rotation, and `/oauth/revoke` of the refresh token sets no `not_before`: only the
+/// session's deny entry stands between that token and use.
+#[tokio::test]
+async fn a_session_revoked_after_a_shorter_lifetime_still_denies_its_older_tokens() {
+    let (dir, data) = workdir();
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    let (_, login) = server.app().signed_up("alice").await;
+    // Cross into the next minute of `exp` (at most a minute), then re-mint.
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let next_minute = (unix_now() / 60 + 1) * 60;
+    while unix_now() < next_minute {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reminted = token_response(server.app().refresh_with_access(&login.access_token).await)
+        .await
+        .access_token;
+    server.kill9();
+
+    let mut cmd = crate::helpers::claimd_command(dir.path());
+    cmd.env("CLAIMD__STORAGE__PATH", &data)
+        .env("CLAIMD__TOKENS__ACCESS_TTL", "1m");
+    let restarted = ClaimdProcess::start(cmd);
+    let app = restarted.app();
+    assert_eq!(app.me(&reminted).await.status(), StatusCode::OK);
+
+    app.revoke_ok(Caller::Anonymous, login.refresh()).await;
+
+    assert_token_error(app.me(&reminted).await, "token_revoked").await;
+    assert_token_error(app.me(&login.access_token).await, "token_revoked").await;
 }
