@@ -486,12 +486,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 4).unwrap();
-        (dir, store)
-    }
+    use crate::store::test_store as store;
 
     #[test]
     fn a_token_entry_is_found_under_its_exp_only() {

@@ -60,13 +60,8 @@ pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionRep
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_store as store;
     use crate::store::{DenyKind, SessionRecord};
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 4).unwrap();
-        (dir, store)
-    }
 
     #[test]
     fn removes_only_what_expired() {

@@ -262,6 +262,14 @@ impl Stripes {
     }
 }
 
+/// A store in a fresh temporary directory, for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn test_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), 4).expect("store opens");
+    (dir, store)
+}
+
 pub(crate) fn corrupt(tree: &'static str) -> impl Fn(CodecError) -> StoreError {
     move |source| StoreError::Corrupt { tree, source }
 }
