@@ -112,7 +112,11 @@ fn checks_on_a_large_store(c: &mut Criterion) {
     c.bench_function("claim_version_check (mirror)", |b| {
         b.iter(|| {
             u = (u + 1) % users.len();
-            store.user_stamp(users[u]).expect("stamp").claims_version
+            store
+                .user_stamp(users[u])
+                .expect("store open")
+                .expect("stamp")
+                .claims_version
         })
     });
 }

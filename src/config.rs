@@ -196,6 +196,8 @@ fn parse_login_attempts(text: &str) -> Result<LoginAttempts, String> {
 pub struct AuthSettings {
     pub registration: Registration,
     pub login_attempts: LoginAttempts,
+    /// Live sessions one user may hold; a login past it revokes the least recently used.
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for AuthSettings {
@@ -206,6 +208,7 @@ impl Default for AuthSettings {
                 max: 10,
                 window: Duration::from_secs(5 * 60),
             },
+            max_sessions_per_user: 100,
         }
     }
 }
@@ -338,6 +341,9 @@ impl Settings {
         }
         if self.storage.cache_mb == 0 {
             return fail("storage.cache_mb", "must be at least 1");
+        }
+        if self.auth.max_sessions_per_user == 0 {
+            return fail("auth.max_sessions_per_user", "must be at least 1");
         }
         if self.tokens.issuer.is_empty() {
             return fail("tokens.issuer", "must not be empty");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context as _;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::keyring::{import_key, load_or_create_key_ring, AddedKey};
@@ -128,6 +128,8 @@ pub struct Application {
     store: Arc<Store>,
     tasks: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
+    /// Why the server must stop and exit non-zero (a store that cannot be recovered).
+    fatal: mpsc::UnboundedReceiver<String>,
 }
 
 impl Application {
@@ -182,13 +184,20 @@ impl Application {
             settings.tokens.leeway,
             shutdown_rx.clone(),
         ));
+        let (fatal_tx, fatal) = mpsc::unbounded_channel();
+        let recovery = tokio::spawn(tasks::recovery::run(
+            Arc::clone(&store),
+            fatal_tx,
+            shutdown_rx.clone(),
+        ));
         let rotation = tokio::spawn(tasks::rotation::run(auth, shutdown_rx));
         Ok(Application {
             port,
             server,
             store,
-            tasks: vec![eviction, rotation],
+            tasks: vec![eviction, recovery, rotation],
             shutdown,
+            fatal,
         })
     }
 
@@ -205,15 +214,27 @@ impl Application {
     /// Serves until the server is stopped, then stops the tasks and flushes the store.
     ///
     /// # Errors
-    /// The server failed.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let served = self.server.await;
+    /// The server failed, or the store could not be recovered after a write failure (the
+    /// server is stopped first).
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let mut server = self.server;
+        let (served, fatal) = tokio::select! {
+            served = &mut server => (served, None),
+            Some(reason) = self.fatal.recv() => {
+                handle.stop(false).await;
+                (server.await, Some(reason))
+            }
+        };
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
         let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || store.close()).await?;
+        if let Some(reason) = fatal {
+            anyhow::bail!(reason);
+        }
         served.context("http server")
     }
 }

@@ -81,6 +81,19 @@ pub struct Metrics {
     evictions: Counter,
     sessions_evicted: Counter,
     store_bytes: Gauge,
+    sessions: Gauge,
+    store_writable: Gauge,
+    store_write_failures: Counter,
+    store_recoveries: Counter,
+}
+
+/// What the store reports at scrape time.
+pub struct StoreGauges {
+    pub deny_entries: i64,
+    /// Session records held.
+    pub sessions: i64,
+    pub bytes: u64,
+    pub health: crate::store::health::HealthCounts,
 }
 
 impl Default for Metrics {
@@ -103,6 +116,10 @@ impl Metrics {
         let evictions = Counter::default();
         let sessions_evicted = Counter::default();
         let store_bytes = Gauge::default();
+        let sessions = Gauge::default();
+        let store_writable = Gauge::default();
+        let store_write_failures = Counter::default();
+        let store_recoveries = Counter::default();
         registry.register(
             "claimd_http_requests",
             "HTTP requests by route, method and status",
@@ -149,6 +166,26 @@ impl Metrics {
             "Size of the sled store on disk",
             store_bytes.clone(),
         );
+        registry.register(
+            "claimd_sessions",
+            "Session records held: live ones, and revoked ones some token of which may still verify",
+            sessions.clone(),
+        );
+        registry.register(
+            "claimd_store_writable",
+            "1 while the store makes writes durable, 0 during a write-failure episode",
+            store_writable.clone(),
+        );
+        registry.register(
+            "claimd_store_write_failures",
+            "Writes and flushes that failed (disk full, I/O error, read-only file system)",
+            store_write_failures.clone(),
+        );
+        registry.register(
+            "claimd_store_recoveries",
+            "Write-failure episodes ended by reopening the store in place",
+            store_recoveries.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -161,6 +198,10 @@ impl Metrics {
             evictions,
             sessions_evicted,
             store_bytes,
+            sessions,
+            store_writable,
+            store_write_failures,
+            store_recoveries,
         }
     }
 
@@ -210,10 +251,18 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text format, with gauges read at scrape time.
-    pub fn render(&self, deny_entries: i64, store_bytes: u64) -> String {
-        self.deny_entries.set(deny_entries);
+    pub fn render(&self, store: &StoreGauges) -> String {
+        self.deny_entries.set(store.deny_entries);
+        self.sessions.set(store.sessions);
         self.store_bytes
-            .set(i64::try_from(store_bytes).unwrap_or(i64::MAX));
+            .set(i64::try_from(store.bytes).unwrap_or(i64::MAX));
+        self.store_writable.set(i64::from(store.health.writable));
+        // The store counts; these counters catch up with it (both only grow).
+        let behind = |counter: &Counter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        behind(&self.store_write_failures, store.health.write_failures);
+        behind(&self.store_recoveries, store.health.recoveries);
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();

@@ -186,8 +186,15 @@ impl Auth {
         })?;
         self.end_user_sessions(caller.user_id, Some(caller.session_id))
             .await?;
-        let response = self.rotate_session(&caller, &user).await?;
+        let (response, generation) = self.rotate_session(&caller, &user).await?;
         self.store.wait_durable().await?;
+        // The new pair is about to leave: the previous refresh token is now a replay.
+        if let Err(err) = self
+            .store
+            .acknowledge_generation(caller.session_id, generation)
+        {
+            tracing::debug!(error = %err, "could not record a refresh acknowledgement");
+        }
         tracing::info!(user = %caller.user_id, "password changed; other sessions revoked");
         Ok(response)
     }

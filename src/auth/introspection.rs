@@ -105,7 +105,7 @@ impl Auth {
             && now < session.expires_at
             && self
                 .store
-                .user_stamp(session.user_id())
+                .user_stamp(session.user_id())?
                 .is_some_and(|stamp| !stamp.disabled);
         if !live {
             return Ok(inactive);

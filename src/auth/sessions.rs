@@ -5,6 +5,14 @@
 //! Refreshes of one session are serialised by a per-session lock, and every write to a
 //! session record happens under that lock, so a refresh can never resurrect a session a
 //! concurrent logout has just revoked.
+//!
+//! A refresh answered 5xx has an unknown outcome: the rotation may be on disk although its
+//! answer never left. The client retries with the token it holds, the previous generation,
+//! and that retry must get the same successor rather than trip reuse detection. So every
+//! answer that hands out a generation records it as acknowledged once it is durable
+//! (`Store::acknowledge_generation`), and the previous generation is answered again, past
+//! the grace window too, exactly when the current one was never acknowledged. A previous
+//! generation presented after its successor was acknowledged is a replay, as before.
 
 use serde_json::Map;
 
@@ -26,6 +34,8 @@ pub(crate) struct MintedAccess {
 pub enum RefreshOutcome {
     Rotated,
     Race,
+    /// The previous token presented again after its successor's answer was lost.
+    Retried,
     Reuse,
     Forged,
     Refused,
@@ -37,6 +47,7 @@ impl RefreshOutcome {
         match self {
             RefreshOutcome::Rotated => "rotated",
             RefreshOutcome::Race => "race",
+            RefreshOutcome::Retried => "retried",
             RefreshOutcome::Reuse => "reuse",
             RefreshOutcome::Forged => "forged",
             RefreshOutcome::Refused => "refused",
@@ -60,7 +71,12 @@ impl Auth {
             .ok_or(AuthError::Unavailable("no signing key"))?;
         let tenant = user
             .tenant_id()
-            .map(|tid| (tid, self.store.tenant_version(tid).unwrap_or(0)));
+            .map(|tid| {
+                self.store
+                    .tenant_version(tid)
+                    .map(|version| (tid, version.unwrap_or(0)))
+            })
+            .transpose()?;
         let exp = (now + self.settings.tokens.access_ttl.as_secs()).min(session_expires_at);
         let claims = AccessClaims {
             iss: self.settings.tokens.issuer.clone(),
@@ -95,6 +111,7 @@ impl Auth {
         user: &UserRecord,
     ) -> Result<TokenResponse, AuthError> {
         let now = now();
+        self.make_room_for_session(user_id, now).await?;
         let sid = SessionId::generate();
         let key = SessionKey::generate();
         let expires_at = now + self.settings.tokens.refresh_ttl.as_secs();
@@ -119,6 +136,31 @@ impl Auth {
         self.store.wait_durable().await?;
         self.metrics.tokens_issued("refresh");
         Ok(self.token_response(sid, &key, &session, access_token, access_exp, now))
+    }
+
+    /// Keeps a user's live sessions under `auth.max_sessions_per_user`: when a new one
+    /// would pass the cap, the least recently used are revoked. Not yet durable: the
+    /// caller's wait covers it.
+    async fn make_room_for_session(&self, user_id: UserId, now: u64) -> Result<(), AuthError> {
+        let cap = self.settings.auth.max_sessions_per_user;
+        let mut live = Vec::new();
+        for sid in self.store.user_session_ids(user_id)? {
+            if let Some(session) = self.store.session(sid)? {
+                if !session.revoked && now < session.expires_at {
+                    live.push((session.last_used, session.created_at, sid));
+                }
+            }
+        }
+        if live.len() < cap {
+            return Ok(());
+        }
+        live.sort_unstable();
+        let excess = live.len() + 1 - cap;
+        for (_, _, sid) in live.into_iter().take(excess) {
+            tracing::info!(user = %user_id, session = %sid, "session cap reached: least recently used session revoked");
+            self.revoke_session(sid, now).await?;
+        }
+        Ok(())
     }
 
     fn token_response(
@@ -160,7 +202,7 @@ impl Auth {
         &self,
         presented: &str,
     ) -> Result<(TokenResponse, RefreshOutcome), (AuthError, RefreshOutcome)> {
-        use RefreshOutcome::{Forged, Race, Refused, Reuse, Rotated};
+        use RefreshOutcome::{Forged, Race, Refused, Retried, Rotated};
         let refuse = |why| (AuthError::InvalidGrant(why), Refused);
         let token = PresentedRefreshToken::parse(presented)
             .ok_or_else(|| refuse("malformed refresh token"))?;
@@ -208,15 +250,44 @@ impl Auth {
             session.current_access_token = access_token.clone();
             session.current_access_expires = access_exp;
             self.store.put_session(sid, &session).map_err(store_err)?;
-            self.store.wait_durable().await.map_err(store_err)?;
+            self.acknowledge(sid, session.generation)
+                .await
+                .map_err(store_err)?;
             self.metrics.tokens_issued("refresh");
             let response = self.token_response(sid, &key, &session, access_token, access_exp, now);
             return Ok((response, Rotated));
         }
-        let grace_ms =
-            u64::try_from(self.settings.tokens.refresh_reuse_grace.as_millis()).unwrap_or(u64::MAX);
-        let since_rotation_ms = now_ms().saturating_sub(session.rotated_at_ms);
-        if token.generation + 1 == session.generation && since_rotation_ms <= grace_ms {
+        if token.generation + 1 == session.generation {
+            let grace_ms = u64::try_from(self.settings.tokens.refresh_reuse_grace.as_millis())
+                .unwrap_or(u64::MAX);
+            let since_rotation_ms = now_ms().saturating_sub(session.rotated_at_ms);
+            let outcome = if since_rotation_ms <= grace_ms {
+                Race
+            } else if self
+                .store
+                .acknowledged_generation(sid)
+                .map_err(store_err)?
+                .is_none_or(|acknowledged| acknowledged < session.generation)
+            {
+                Retried
+            } else {
+                return self.reuse_detected(sid, user_id, &mut session, now).await;
+            };
+            if session.current_access_expires <= now + self.settings.tokens.leeway.as_secs() {
+                // The successor's access token has run out while its answer was lost:
+                // the same refresh token, with an access token that can still be used.
+                let minted = self
+                    .mint_access(user_id, &user, sid, session.expires_at, now)
+                    .map_err(|err| (err, outcome))?;
+                session.current_access_token = minted.token;
+                session.current_access_expires = minted.exp;
+                self.store.put_session(sid, &session).map_err(store_err)?;
+            }
+            // The successor may not be on disk yet (its own answer may still be waiting
+            // for the flush, or may have failed): hand it out only once it is.
+            self.acknowledge(sid, session.generation)
+                .await
+                .map_err(store_err)?;
             let access_exp = session.current_access_expires;
             let response = self.token_response(
                 sid,
@@ -226,20 +297,52 @@ impl Auth {
                 access_exp,
                 now,
             );
-            return Ok((response, Race));
+            return Ok((response, outcome));
         }
         if token.generation < session.generation {
-            tracing::warn!(session = %sid, user = %user_id, "refresh token reuse detected: session revoked");
-            self.metrics.reuse_detected();
-            self.revoke_session_locked(sid, &mut session, now)
-                .map_err(|err| (err, Reuse))?;
-            self.store.wait_durable().await.map_err(store_err)?;
-            return Err((
-                AuthError::InvalidGrant("refresh token reuse detected"),
-                Reuse,
-            ));
+            return self.reuse_detected(sid, user_id, &mut session, now).await;
         }
         Err((AuthError::InvalidGrant("invalid refresh token"), Forged))
+    }
+
+    /// Makes what was written durable, then records `generation` as acknowledged: the
+    /// answer carrying it is about to leave.
+    async fn acknowledge(
+        &self,
+        sid: SessionId,
+        generation: u64,
+    ) -> Result<(), crate::store::StoreError> {
+        self.store.wait_durable().await?;
+        if let Err(err) = self.store.acknowledge_generation(sid, generation) {
+            // The rotation itself is durable; a lost ack only makes a later replay of the
+            // previous token count as a retry once.
+            tracing::debug!(error = %err, "could not record a refresh acknowledgement");
+        }
+        Ok(())
+    }
+
+    /// An old generation with a valid MAC, presented after its successor was answered:
+    /// the whole family is revoked.
+    async fn reuse_detected(
+        &self,
+        sid: SessionId,
+        user_id: UserId,
+        session: &mut SessionRecord,
+        now: u64,
+    ) -> Result<(TokenResponse, RefreshOutcome), (AuthError, RefreshOutcome)> {
+        use RefreshOutcome::Reuse;
+        tracing::warn!(session = %sid, user = %user_id, "refresh token reuse detected: session revoked");
+        self.metrics.reuse_detected();
+        self.revoke_session_locked(sid, session, now)
+            .map_err(|err| (err, Reuse))?;
+        self.store
+            .wait_durable()
+            .await
+            .map_err(|err| (AuthError::Store(err), Reuse))?;
+        Err((
+            AuthError::InvalidGrant("refresh token reuse detected"),
+            Reuse,
+        ))
     }
 
     /// Mints a new access token for the session of a valid or stale access token: current
@@ -334,13 +437,16 @@ impl Auth {
         session: &mut SessionRecord,
         now: u64,
     ) -> Result<(), AuthError> {
+        let session_end = session.expires_at;
         if !session.revoked {
-            session.revoked = true;
-            self.store.put_session(sid, session)?;
+            // From here the session's tokens are refused by the deny entry below and its
+            // refresh tokens by the mark, so the record has nothing left to answer: it
+            // leaves at the next eviction pass (issue 9: churn must not grow the disk).
+            self.store.mark_session_revoked(sid, session, now)?;
         }
         let marked_at = now_after(now);
         let last_token_exp = (marked_at + self.store.longest_access_ttl())
-            .min(session.expires_at)
+            .min(session_end)
             .max(session.current_access_expires)
             .max(marked_at);
         let earliest_live = now.saturating_sub(crate::store::MAX_LEEWAY_SECONDS);
@@ -352,12 +458,13 @@ impl Auth {
         Ok(())
     }
 
-    /// Rotates the caller's session at once (a password change hands out a new pair).
+    /// Rotates the caller's session at once (a password change hands out a new pair), and
+    /// says which generation the new pair carries. Not yet durable: the caller waits.
     pub(crate) async fn rotate_session(
         &self,
         caller: &Authenticated,
         user: &UserRecord,
-    ) -> Result<TokenResponse, AuthError> {
+    ) -> Result<(TokenResponse, u64), AuthError> {
         let sid = caller.session_id;
         let _turn = self.session_locks.for_session(sid).lock().await;
         let now = now();
@@ -378,7 +485,8 @@ impl Auth {
         self.store.put_session(sid, &session)?;
         self.metrics.tokens_issued("refresh");
         let key = SessionKey::from_bytes(session.session_key);
-        Ok(self.token_response(sid, &key, &session, access_token, access_exp, now))
+        let response = self.token_response(sid, &key, &session, access_token, access_exp, now);
+        Ok((response, session.generation))
     }
 }
 

@@ -79,7 +79,7 @@ impl Auth {
         }
         let stamp = self
             .store
-            .user_stamp(user_id)
+            .user_stamp(user_id)?
             .ok_or(AuthError::TokenRevoked)?;
         if stamp.disabled || claims.iat < stamp.not_before {
             return Err(AuthError::TokenRevoked);
@@ -89,7 +89,7 @@ impl Auth {
         }
         let mut stale = claims.uv < stamp.claims_version;
         if let Some(tenant_id) = tenant_id {
-            stale |= match self.store.tenant_version(tenant_id) {
+            stale |= match self.store.tenant_version(tenant_id)? {
                 Some(version) => claims.tv < version,
                 None => true,
             };

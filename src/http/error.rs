@@ -9,6 +9,10 @@ use serde::Serialize;
 
 use crate::auth::AuthError;
 
+/// How long a client should wait before retrying a write refused for a storage fault:
+/// the recovery task looks at the disk every second, and a reopen takes well under one.
+const STORAGE_RETRY_AFTER_SECS: u64 = 2;
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -82,6 +86,20 @@ impl ApiError {
             "method_not_allowed",
             "this method is not allowed on this resource",
         )
+    }
+
+    /// 503 `storage_unavailable`: the store cannot write now (disk full, I/O error,
+    /// read-only) or is being reopened after it could not. The request's outcome is
+    /// unknown; retrying it after `Retry-After` seconds is safe.
+    pub fn storage_unavailable() -> ApiError {
+        ApiError {
+            retry_after: Some(STORAGE_RETRY_AFTER_SECS),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the store cannot write right now; retry the request later",
+            )
+        }
     }
 
     /// The stable machine-readable code.
@@ -162,6 +180,12 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::Unavailable(reason) => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", reason)
+            }
+            AuthError::Store(err) if err.is_storage_fault() => {
+                // Logged once per episode by the store; the outcome is unknown, so the
+                // client retries (a refresh retried gets the same successor).
+                tracing::debug!(error = %err, "write refused: storage unavailable");
+                ApiError::storage_unavailable()
             }
             AuthError::Store(err) => {
                 tracing::error!(error = %err, "store failure");

@@ -436,7 +436,8 @@ impl Store {
         id: &[u8; 16],
         exps: RangeInclusive<u64>,
     ) -> Result<bool, StoreError> {
-        self.deny.deny(kind, id, exps)
+        let engine = self.engine()?;
+        engine.deny.deny(kind, id, exps)
     }
 
     /// Whether `id` is on the deny list for a token expiring at `exp`.
@@ -444,7 +445,8 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn is_denied(&self, kind: DenyKind, id: &[u8; 16], exp: u64) -> Result<bool, StoreError> {
-        self.deny.any_denied(&[(kind, id)], exp)
+        let engine = self.engine()?;
+        engine.deny.any_denied(&[(kind, id)], exp)
     }
 
     /// Whether an access token (its `jti`, its session's `sid`, its `exp`) is revoked:
@@ -453,7 +455,9 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn is_revoked(&self, jti: &[u8; 16], sid: &[u8; 16], exp: u64) -> Result<bool, StoreError> {
-        self.deny
+        let engine = self.engine()?;
+        engine
+            .deny
             .any_denied(&[(DenyKind::Token, jti), (DenyKind::Session, sid)], exp)
     }
 
@@ -464,22 +468,24 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
-        self.deny.note_access_ttl(ttl)
+        let engine = self.engine()?;
+        engine.deny.note_access_ttl(ttl)
     }
 
     /// The longest access-token lifetime recorded by [`Store::note_access_ttl`].
     pub fn longest_access_ttl(&self) -> u64 {
-        self.deny.longest_access_ttl()
+        self.engine()
+            .map_or(0, |engine| engine.deny.longest_access_ttl())
     }
 
     /// Entries on the deny list now.
     pub fn deny_entries(&self) -> i64 {
-        self.deny.entries()
+        self.engine().map_or(0, |engine| engine.deny.entries())
     }
 
     /// Bucket trees the deny list occupies now.
     pub fn deny_buckets(&self) -> usize {
-        self.deny.bucket_count()
+        self.engine().map_or(0, |engine| engine.deny.bucket_count())
     }
 }
 
@@ -537,10 +543,19 @@ mod tests {
         assert!(store.is_denied(DenyKind::Session, &[4; 16], 1_499).unwrap());
 
         // Counted at its new end only: it leaves when 1_500 is past.
-        let report = store.deny.evict(1_200 + 31, 30).unwrap();
+        let report = store.engine().unwrap().deny.evict(1_200 + 31, 30).unwrap();
         assert_eq!(report.expired, 0);
         assert_eq!(store.deny_entries(), 1);
-        assert_eq!(store.deny.evict(1_500 + 31, 30).unwrap().expired, 1);
+        assert_eq!(
+            store
+                .engine()
+                .unwrap()
+                .deny
+                .evict(1_500 + 31, 30)
+                .unwrap()
+                .expired,
+            1
+        );
         assert_eq!(store.deny_entries(), 0);
     }
 
@@ -550,7 +565,7 @@ mod tests {
         store
             .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
             .unwrap();
-        store.deny.evict(2_000, 30).unwrap();
+        store.engine().unwrap().deny.evict(2_000, 30).unwrap();
         assert_eq!(store.deny_buckets(), 0);
 
         assert!(!store
@@ -571,7 +586,16 @@ mod tests {
         store
             .deny(DenyKind::Session, &[5; 16], 1_000..=1_100)
             .unwrap();
-        assert_eq!(store.deny.evict(1_131, 30).unwrap().expired, 1);
+        assert_eq!(
+            store
+                .engine()
+                .unwrap()
+                .deny
+                .evict(1_131, 30)
+                .unwrap()
+                .expired,
+            1
+        );
         assert_eq!(store.deny_entries(), 0);
 
         // Its bucket is still there (till 1_170) when the session is revoked again.
@@ -579,7 +603,16 @@ mod tests {
             .deny(DenyKind::Session, &[5; 16], 1_105..=2_000)
             .unwrap();
         assert_eq!(store.deny_entries(), 1);
-        assert_eq!(store.deny.evict(2_031, 30).unwrap().expired, 1);
+        assert_eq!(
+            store
+                .engine()
+                .unwrap()
+                .deny
+                .evict(2_031, 30)
+                .unwrap()
+                .expired,
+            1
+        );
         assert_eq!(store.deny_entries(), 0);
     }
 
@@ -591,7 +624,7 @@ mod tests {
             store
                 .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
                 .unwrap();
-            store.deny.evict(2_000, 30).unwrap();
+            store.engine().unwrap().deny.evict(2_000, 30).unwrap();
             store.close();
         }
         // Say the leeway was raised so far that `exp` 1_000 would verify again.
@@ -629,7 +662,7 @@ mod tests {
         let store = Store::open(dir.path(), 4).unwrap();
         assert_eq!(store.deny_entries(), 3);
         assert!(store.is_revoked(&[0; 16], &[3; 16], 450).unwrap());
-        let report = store.deny.evict(101 + 30, 30).unwrap();
+        let report = store.engine().unwrap().deny.evict(101 + 30, 30).unwrap();
         assert_eq!(report.expired, 2);
         assert_eq!(report.next_expiry, Some(530));
     }
@@ -644,10 +677,10 @@ mod tests {
         {
             // Write what a schema-1 claimd left: one `deny` tree with values `exp + leeway`.
             let store = Store::open(dir.path(), 4).unwrap();
-            let meta = store.db.open_tree("meta").unwrap();
+            let meta = store.engine().unwrap().db.open_tree("meta").unwrap();
             meta.insert("schema_version", &codec::encode_u64(1))
                 .unwrap();
-            let old = store.db.open_tree("deny").unwrap();
+            let old = store.engine().unwrap().db.open_tree("deny").unwrap();
             for (key, until) in [
                 // A token with `exp` now + 590, revoked under a leeway of 10.
                 (entry_key(DenyKind::Token, &[1; 16]), now + 600),
@@ -678,11 +711,13 @@ mod tests {
             "the long-dead entry is not carried over"
         );
         assert!(!store
+            .engine()
+            .unwrap()
             .db
             .tree_names()
             .iter()
             .any(|name| &name[..] == b"deny"));
-        let meta = store.db.open_tree("meta").unwrap();
+        let meta = store.engine().unwrap().db.open_tree("meta").unwrap();
         let version = meta.get("schema_version").unwrap().unwrap();
         assert_eq!(
             codec::decode_u64(&version).unwrap(),
@@ -706,11 +741,11 @@ mod tests {
 
         // The first bucket holds exps 960..=1_019: its last token verifies through
         // 1_019 + 30, so the tree goes at 1_050; the entry for 1_000 leaves at 1_031.
-        let report = store.deny.evict(1_031, 30).unwrap();
+        let report = store.engine().unwrap().deny.evict(1_031, 30).unwrap();
         assert_eq!((report.expired, report.buckets_dropped), (1, 0));
-        let report = store.deny.evict(1_049, 30).unwrap();
+        let report = store.engine().unwrap().deny.evict(1_049, 30).unwrap();
         assert_eq!((report.expired, report.buckets_dropped), (0, 0));
-        let report = store.deny.evict(1_050, 30).unwrap();
+        let report = store.engine().unwrap().deny.evict(1_050, 30).unwrap();
         assert_eq!((report.expired, report.buckets_dropped), (1, 1));
         assert_eq!(report.next_expiry, Some(2_030));
         // Its tree is gone; a token of its range could only verify under a larger

@@ -27,7 +27,8 @@ pub struct EvictionReport {
 /// # Errors
 /// Storage failures; what was removed before the failure stays removed.
 pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionReport, StoreError> {
-    let deny = store.deny.evict(now, leeway)?;
+    let engine = store.engine()?;
+    let deny = engine.deny.evict(now, leeway)?;
     let mut report = EvictionReport {
         deny_removed: deny.expired,
         deny_buckets_dropped: deny.buckets_dropped,
@@ -37,7 +38,7 @@ pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionRep
 
     let session_end = codec::expiry_key(b"", now.saturating_add(1), &[]);
     let mut expired = Vec::new();
-    for key in store.session_expiry.range(..session_end).keys() {
+    for key in engine.session_expiry.range(..session_end).keys() {
         let key = key?;
         if let Some(sid) =
             codec::split_expiry_key(b"", &key).and_then(|(_, id)| SessionId::from_slice(id))
@@ -49,7 +50,7 @@ pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionRep
         match store.session(sid)? {
             Some(session) => store.remove_session(sid, &session)?,
             None => {
-                store.session_expiry.remove(index_key)?;
+                engine.session_expiry.remove(index_key)?;
             }
         }
         report.sessions_removed += 1;
@@ -126,6 +127,6 @@ mod tests {
 
         assert!(store.session(sid).unwrap().is_none());
         assert!(store.user_session_ids(user).unwrap().is_empty());
-        assert_eq!(store.session_expiry.len(), 0);
+        assert_eq!(store.engine().unwrap().session_expiry.len(), 0);
     }
 }

@@ -13,6 +13,8 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
+use super::health::Health;
+
 type Waiter = oneshot::Sender<Result<(), String>>;
 
 struct Shared {
@@ -29,7 +31,8 @@ pub struct Flusher {
 
 impl Flusher {
     /// Starts the flusher thread for `db`.
-    pub fn start(db: sled::Db) -> std::io::Result<Flusher> {
+    /// A failed flush is reported to `health`, which starts a write-failure episode.
+    pub fn start(db: sled::Db, health: Arc<Health>) -> std::io::Result<Flusher> {
         let shared = Arc::new(Shared {
             waiting: Mutex::new(Vec::new()),
             wake: Condvar::new(),
@@ -38,7 +41,7 @@ impl Flusher {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("claimd-flusher".into())
-            .spawn(move || run(&thread_shared, &db))?;
+            .spawn(move || run(&thread_shared, &db, &health))?;
         Ok(Flusher {
             shared,
             thread: Mutex::new(Some(thread)),
@@ -89,7 +92,7 @@ impl Drop for Flusher {
     }
 }
 
-fn run(shared: &Shared, db: &sled::Db) {
+fn run(shared: &Shared, db: &sled::Db, health: &Health) {
     loop {
         let batch = {
             let mut waiting = shared
@@ -107,7 +110,7 @@ fn run(shared: &Shared, db: &sled::Db) {
         let stopping = shared.stopping.load(Ordering::Acquire);
         let outcome = db.flush().map(|_| ()).map_err(|err| err.to_string());
         if let Err(err) = &outcome {
-            tracing::error!(error = %err, "store flush failed");
+            health.write_failed(err);
         }
         for waiter in batch {
             let _ = waiter.send(outcome.clone());

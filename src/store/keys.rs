@@ -37,7 +37,9 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub fn signing_keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
-        self.keys
+        let engine = self.engine()?;
+        engine
+            .keys
             .iter()
             .map(|entry| {
                 let (kid, value) = entry?;
@@ -55,7 +57,8 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn remove_signing_key(&self, kid: &str) -> Result<(), StoreError> {
-        self.keys.remove(kid.as_bytes())?;
+        let engine = self.engine()?;
+        engine.keys.remove(kid.as_bytes())?;
         Ok(())
     }
 
@@ -64,8 +67,9 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn put_signing_key(&self, kid: &str, key: &KeyRecord) -> Result<(), StoreError> {
+        let engine = self.engine()?;
         let value = codec::encode(key).map_err(corrupt("keys"))?;
-        self.keys.insert(kid.as_bytes(), value)?;
+        engine.keys.insert(kid.as_bytes(), value)?;
         Ok(())
     }
 }

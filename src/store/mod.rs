@@ -2,6 +2,16 @@
 //! Only this module imports sled. Every value goes through [`codec`]; every write a
 //! client is told about is followed by [`Store::wait_durable`] before the answer.
 //!
+//! [`Store`] is the handle the rest of the server holds for its whole life; the open
+//! database behind it (an `Engine`: the sled handles, the deny buckets, the mirror and the
+//! flusher) can be replaced. sled 0.34 poisons a database after one failed write to its
+//! log (disk full, I/O error, read-only remount): every later write fails even once the
+//! disk has room again. So a failed write starts an *episode* ([`health`]): writes answer
+//! `Unavailable`, reads go on from the poisoned engine, and [`Store::try_recover`] (driven
+//! by `tasks::recovery`) reopens the directory once the disk takes writes again. Reopening
+//! runs sled's recovery and rebuilds the mirror from what is on disk, so nothing that was
+//! never made durable survives in memory either.
+//!
 //! Trees (DESIGN.md "Storage"): `users`, `usernames`, `tenants`, `sessions`, `keys`,
 //! `meta`, `services` (credentials for introspection), the deny list as one tree per
 //! minute of token expiry (`deny/<second>`, see [`deny`]), plus two indexes DESIGN.md
@@ -13,6 +23,7 @@ pub mod codec;
 pub mod deny;
 pub mod eviction;
 mod flusher;
+pub mod health;
 pub mod keys;
 pub mod mirror;
 pub mod services;
@@ -20,7 +31,9 @@ pub mod sessions;
 pub mod tenants;
 pub mod users;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 pub use codec::CodecError;
 pub use deny::{DenyEviction, DenyKind};
@@ -48,6 +61,21 @@ pub enum StoreError {
     Open(String),
     #[error("the data directory is in use by another process (is claimd running?)")]
     InUse,
+    /// Writes are failing (or the store is being reopened after they did): the request's
+    /// outcome is unknown and the client should retry.
+    #[error("the store cannot write: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// A fault of the disk or of the database under it, as opposed to a damaged record:
+    /// the request may succeed when retried after the fault clears.
+    pub fn is_storage_fault(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sled(_) | StoreError::Flush(_) | StoreError::Unavailable(_)
+        )
+    }
 }
 
 /// A failed sled transaction as the error its closure aborted with, or as a storage
@@ -72,8 +100,9 @@ pub const SCHEMA_VERSION: u64 = 2;
 /// The largest `tokens.leeway` a configuration may set (config.rs checks it).
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
 
-/// The open database and its trees.
-pub struct Store {
+/// The open database and its trees. Replaced whole when the store is reopened after a
+/// write failure; nothing outside this module sees it.
+pub(crate) struct Engine {
     db: sled::Db,
     pub(crate) users: sled::Tree,
     pub(crate) usernames: sled::Tree,
@@ -81,12 +110,24 @@ pub struct Store {
     pub(crate) sessions: sled::Tree,
     pub(crate) user_sessions: sled::Tree,
     pub(crate) session_expiry: sled::Tree,
+    pub(crate) session_acks: sled::Tree,
     pub(crate) deny: deny::DenyList,
     pub(crate) keys: sled::Tree,
     pub(crate) services: sled::Tree,
     flusher: flusher::Flusher,
-    mirror: mirror::Mirror,
-    user_locks: Stripes,
+    pub(crate) mirror: mirror::Mirror,
+    /// Session records held, for the `claimd_sessions` gauge (counted at open).
+    pub(crate) sessions_held: std::sync::atomic::AtomicI64,
+}
+
+/// The store for the server's whole life: the open [`Engine`], its health, and what it
+/// takes to open it again.
+pub struct Store {
+    path: PathBuf,
+    cache_mb: u64,
+    engine: RwLock<Option<Arc<Engine>>>,
+    health: Arc<health::Health>,
+    pub(crate) user_locks: Stripes,
 }
 
 impl Store {
@@ -96,6 +137,176 @@ impl Store {
     /// The directory cannot be created or locked (another claimd holds it), the files are
     /// not a sled database, or they were written by a newer schema.
     pub fn open(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
+        let health = Arc::new(health::Health::default());
+        let engine = Engine::open(path, cache_mb, Arc::clone(&health))?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            cache_mb,
+            engine: RwLock::new(Some(Arc::new(engine))),
+            health,
+            user_locks: Stripes::new(64),
+        })
+    }
+
+    /// The open engine, or `Unavailable` while it is being reopened.
+    pub(crate) fn engine(&self) -> Result<Arc<Engine>, StoreError> {
+        self.engine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the store is being reopened".into()))
+    }
+
+    /// Waits until every write made before this call is on disk (group commit). A failed
+    /// flush starts a write-failure episode.
+    ///
+    /// # Errors
+    /// The flush failed, or writes are failing already: the write must not be
+    /// acknowledged, and its outcome is unknown.
+    pub async fn wait_durable(&self) -> Result<(), StoreError> {
+        let engine = self.engine()?;
+        if let Some(reason) = self.health.failing_reason() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        engine.flusher.wait_durable().await.map_err(|err| {
+            self.health.write_failed(&err);
+            StoreError::Flush(err)
+        })
+    }
+
+    /// Whether writes are being made durable (no write-failure episode is going on).
+    pub fn is_writable(&self) -> bool {
+        self.health.failing_reason().is_none()
+    }
+
+    /// Write failures and recoveries so far, for `/metrics`.
+    pub fn health(&self) -> health::HealthCounts {
+        self.health.counts()
+    }
+
+    /// Notes a failed write seen outside the flusher (sled refusing an insert because its
+    /// own background flush failed); [`Store::probe`] calls it.
+    pub fn note_write_failure(&self, err: &StoreError) {
+        if err.is_storage_fault() {
+            self.health.write_failed(&err.to_string());
+        }
+    }
+
+    /// Asks the database whether it can still write: an empty flush returns sled's error
+    /// once its log has failed, even when the failing write was its own background flush.
+    /// Called every second by `tasks::recovery`.
+    pub async fn probe(&self) {
+        if !self.is_writable() {
+            return;
+        }
+        if let Err(err) = self.wait_durable().await {
+            self.note_write_failure(&err);
+        }
+    }
+
+    /// Ends a write-failure episode if the disk takes writes again: checks that a file can
+    /// be written and synced in the data directory, waits for requests still holding the
+    /// poisoned engine, then opens the directory again (sled's recovery runs, the mirror is
+    /// rebuilt from disk). Blocking: run it off the async workers.
+    ///
+    /// Returns `Ok(true)` once recovered, `Ok(false)` while the disk still refuses writes.
+    ///
+    /// # Errors
+    /// The directory could not be opened again: the process cannot recover in place and
+    /// should exit for its supervisor to restart it.
+    pub fn try_recover(&self) -> Result<bool, StoreError> {
+        if self.is_writable() {
+            return Ok(true);
+        }
+        if let Err(err) = health::disk_takes_writes(&self.path) {
+            tracing::debug!(error = %err, "the data directory does not take writes yet");
+            return Ok(false);
+        }
+        let Some(old) = self
+            .engine
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return Ok(false);
+        };
+        // Requests that took the engine before it was taken out finish quickly: their
+        // writes fail at once, and reads do not block.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut old = old;
+        loop {
+            match Arc::try_unwrap(old) {
+                Ok(engine) => {
+                    engine.close();
+                    break;
+                }
+                Err(still_shared) if Instant::now() < deadline => {
+                    old = still_shared;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(still_shared) => {
+                    *self.engine.write().unwrap_or_else(PoisonError::into_inner) =
+                        Some(still_shared);
+                    return Ok(false);
+                }
+            }
+        }
+        let reopened = reopen_with_retries(&self.path, self.cache_mb, &self.health)?;
+        *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(reopened));
+        self.health.recovered();
+        Ok(true)
+    }
+
+    /// Flushes synchronously: for the command line, which has no runtime to share.
+    ///
+    /// # Errors
+    /// The flush failed.
+    pub fn flush_now(&self) -> Result<(), StoreError> {
+        self.engine()?.db.flush()?;
+        Ok(())
+    }
+
+    /// Stops the flusher after a last flush; later writes are no longer made durable.
+    pub fn close(&self) {
+        if let Ok(engine) = self.engine() {
+            engine.close();
+        }
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.engine()
+            .ok()
+            .and_then(|engine| engine.db.size_on_disk().ok())
+            .unwrap_or(0)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// sled's file lock and background threads go with the last handle of the old database;
+/// the lock may outlive it by a moment, so "in use" is retried briefly.
+fn reopen_with_retries(
+    path: &Path,
+    cache_mb: u64,
+    health: &Arc<health::Health>,
+) -> Result<Engine, StoreError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Engine::open(path, cache_mb, Arc::clone(health)) {
+            Err(StoreError::InUse) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+impl Engine {
+    fn open(path: &Path, cache_mb: u64, health: Arc<health::Health>) -> Result<Engine, StoreError> {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
@@ -130,35 +341,48 @@ impl Store {
                 }
             }
         }
-        let flusher = flusher::Flusher::start(db.clone())
+        let flusher = flusher::Flusher::start(db.clone(), health)
             .map_err(|err| StoreError::Open(format!("cannot start the flusher: {err}")))?;
-        let store = Store {
+        let engine = Engine {
             users: db.open_tree("users")?,
             usernames: db.open_tree("usernames")?,
             tenants: db.open_tree("tenants")?,
             sessions: db.open_tree("sessions")?,
             user_sessions: db.open_tree("user_sessions")?,
             session_expiry: db.open_tree("session_expiry")?,
+            session_acks: db.open_tree("session_acks")?,
             deny: deny::DenyList::open(&db)?,
             keys: db.open_tree("keys")?,
             services: db.open_tree("services")?,
             flusher,
             mirror: mirror::Mirror::default(),
-            user_locks: Stripes::new(64),
+            sessions_held: std::sync::atomic::AtomicI64::new(0),
             db,
         };
         match migrate_from {
             None => {}
-            Some(1) => store.migrate_from_schema_1(&meta)?,
+            Some(1) => engine.migrate_from_schema_1(&meta)?,
             Some(version) => {
                 return Err(StoreError::Open(format!(
                     "schema version {version} was never written by claimd: damaged store"
                 )))
             }
         }
-        store.load_user_mirror()?;
-        store.load_tenant_mirror()?;
-        Ok(store)
+        engine.load_user_mirror()?;
+        engine.load_tenant_mirror()?;
+        let held = engine.count_sessions()?;
+        engine
+            .sessions_held
+            .store(held, std::sync::atomic::Ordering::Relaxed);
+        Ok(engine)
+    }
+
+    /// Stops the flusher after a last flush.
+    fn close(&self) {
+        self.flusher.stop();
+        if let Err(err) = self.db.flush() {
+            tracing::debug!(error = %err, "final flush failed");
+        }
     }
 
     /// Schema 1 kept the deny list in one tree. Its entries move into buckets, then the
@@ -177,36 +401,6 @@ impl Store {
             "moved the deny list into time buckets (schema 2)"
         );
         Ok(())
-    }
-
-    /// Waits until every write made before this call is on disk (group commit).
-    ///
-    /// # Errors
-    /// The flush failed; the write must not be acknowledged.
-    pub async fn wait_durable(&self) -> Result<(), StoreError> {
-        self.flusher.wait_durable().await.map_err(StoreError::Flush)
-    }
-
-    /// Flushes synchronously: for the command line, which has no runtime to share.
-    ///
-    /// # Errors
-    /// The flush failed.
-    pub fn flush_now(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Stops the flusher after a last flush; later writes are no longer made durable.
-    pub fn close(&self) {
-        self.flusher.stop();
-        if let Err(err) = self.db.flush() {
-            tracing::error!(error = %err, "final flush failed");
-        }
-    }
-
-    /// Bytes the database occupies on disk.
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
     }
 }
 

@@ -31,8 +31,9 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn put_service(&self, client_id: &str, service: &ServiceRecord) -> Result<(), StoreError> {
+        let engine = self.engine()?;
         let value = codec::encode(service).map_err(corrupt("services"))?;
-        self.services.insert(client_id.as_bytes(), value)?;
+        engine.services.insert(client_id.as_bytes(), value)?;
         Ok(())
     }
 
@@ -41,7 +42,9 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub fn service(&self, client_id: &str) -> Result<Option<ServiceRecord>, StoreError> {
-        self.services
+        let engine = self.engine()?;
+        engine
+            .services
             .get(client_id.as_bytes())?
             .map(|bytes| codec::decode(&bytes).map_err(corrupt("services")))
             .transpose()
@@ -52,7 +55,9 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub fn list_services(&self) -> Result<Vec<(String, ServiceRecord)>, StoreError> {
-        self.services
+        let engine = self.engine()?;
+        engine
+            .services
             .iter()
             .map(|entry| {
                 let (key, value) = entry?;
@@ -69,6 +74,7 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn delete_service(&self, client_id: &str) -> Result<bool, StoreError> {
-        Ok(self.services.remove(client_id.as_bytes())?.is_some())
+        let engine = self.engine()?;
+        Ok(engine.services.remove(client_id.as_bytes())?.is_some())
     }
 }

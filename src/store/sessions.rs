@@ -2,12 +2,26 @@
 //! `user_sessions` (user id + session id → ()) to find every session of a user, and
 //! `session_expiry` (expiry + session id → ()) so eviction is a range scan. A session and
 //! its index entries are created and removed in one transaction.
+//!
+//! A session's expiry in the index is when it may leave the store: its absolute end while
+//! it lives; once revoked, the moment of revocation. A revoked session's access tokens are
+//! refused by its `sid` deny entry and its refresh tokens by the mark, and an unknown
+//! session is refused the same way, so the record has no more work to do and leaves at
+//! the next eviction pass.
+//!
+//! `session_acks` (session id → generation, big-endian) records the newest generation
+//! whose refresh answer was acknowledged: written after the rotation is on disk and the
+//! answer is about to leave. A rotation that never reached its client (the answer was a
+//! 503, or the process died before answering) has no ack, and that is how a retry with the
+//! previous token is told from a replay (see `auth::sessions`).
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
-use super::{codec, corrupt, Store, StoreError};
+use std::sync::atomic::Ordering;
+
+use super::{codec, corrupt, Engine, Store, StoreError};
 use crate::domain::{SessionId, UserId};
 
 /// A refresh-token family. On-disk type: add fields only at the end.
@@ -71,10 +85,15 @@ impl Store {
         sid: SessionId,
         session: &SessionRecord,
     ) -> Result<(), StoreError> {
+        let engine = self.engine()?;
         let value = codec::encode(session).map_err(corrupt("sessions"))?;
         let by_user = user_session_key(session.user_id(), sid);
         let by_expiry = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
-        (&self.sessions, &self.user_sessions, &self.session_expiry)
+        (
+            &engine.sessions,
+            &engine.user_sessions,
+            &engine.session_expiry,
+        )
             .transaction(
                 |(sessions, user_sessions, expiry): &(
                     TransactionalTree,
@@ -87,7 +106,9 @@ impl Store {
                     Ok(())
                 },
             )
-            .map_err(super::settle)
+            .map_err(super::settle::<StoreError>)?;
+        engine.sessions_held.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Reads a session.
@@ -95,7 +116,9 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub fn session(&self, sid: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        self.sessions
+        let engine = self.engine()?;
+        engine
+            .sessions
             .get(sid.as_bytes())?
             .map(|bytes| codec::decode(&bytes).map_err(corrupt("sessions")))
             .transpose()
@@ -106,8 +129,9 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn put_session(&self, sid: SessionId, session: &SessionRecord) -> Result<(), StoreError> {
+        let engine = self.engine()?;
         let value = codec::encode(session).map_err(corrupt("sessions"))?;
-        self.sessions.insert(sid.as_bytes(), value)?;
+        engine.sessions.insert(sid.as_bytes(), value)?;
         Ok(())
     }
 
@@ -116,7 +140,9 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn user_session_ids(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
-        self.user_sessions
+        let engine = self.engine()?;
+        engine
+            .user_sessions
             .scan_prefix(user.as_bytes())
             .keys()
             .map(|key| {
@@ -138,21 +164,114 @@ impl Store {
         sid: SessionId,
         session: &SessionRecord,
     ) -> Result<(), StoreError> {
+        let engine = self.engine()?;
         let by_user = user_session_key(session.user_id(), sid);
         let by_expiry = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
-        (&self.sessions, &self.user_sessions, &self.session_expiry)
+        let removed = (
+            &engine.sessions,
+            &engine.user_sessions,
+            &engine.session_expiry,
+            &engine.session_acks,
+        )
             .transaction(
-                |(sessions, user_sessions, expiry): &(
+                |(sessions, user_sessions, expiry, acks): &(
+                    TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
                 )| {
-                    sessions.remove(&sid.as_bytes()[..])?;
+                    let removed = sessions.remove(&sid.as_bytes()[..])?.is_some();
                     user_sessions.remove(&by_user[..])?;
                     expiry.remove(by_expiry.clone())?;
+                    acks.remove(&sid.as_bytes()[..])?;
+                    Ok(removed)
+                },
+            )
+            .map_err(super::settle::<StoreError>)?;
+        if removed {
+            engine.sessions_held.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Marks a session revoked and moves its place in the expiry index to `leaves_at`
+    /// (when no token of it can verify any more), in one transaction. The record's
+    /// `expires_at` becomes `leaves_at` when that is sooner: a revoked session has no later
+    /// end.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn mark_session_revoked(
+        &self,
+        sid: SessionId,
+        session: &mut SessionRecord,
+        leaves_at: u64,
+    ) -> Result<(), StoreError> {
+        let engine = self.engine()?;
+        let old_key = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
+        session.revoked = true;
+        session.expires_at = session.expires_at.min(leaves_at);
+        let new_key = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
+        let value = codec::encode(&*session).map_err(corrupt("sessions"))?;
+        (&engine.sessions, &engine.session_expiry)
+            .transaction(
+                |(sessions, expiry): &(TransactionalTree, TransactionalTree)| {
+                    sessions.insert(&sid.as_bytes()[..], value.clone())?;
+                    expiry.remove(old_key.clone())?;
+                    expiry.insert(new_key.clone(), &[][..])?;
                     Ok(())
                 },
             )
             .map_err(super::settle)
+    }
+
+    /// Records that the answer carrying `generation` of a session's refresh token was
+    /// acknowledged. Not waited for: if it is lost in a crash, a replay of the previous
+    /// token is answered as a retry once, the safe side of the choice.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn acknowledge_generation(
+        &self,
+        sid: SessionId,
+        generation: u64,
+    ) -> Result<(), StoreError> {
+        let engine = self.engine()?;
+        engine
+            .session_acks
+            .insert(sid.as_bytes(), &codec::encode_u64(generation)[..])?;
+        Ok(())
+    }
+
+    /// The newest generation of a session whose answer was acknowledged, if any.
+    ///
+    /// # Errors
+    /// Storage failures and damaged values.
+    pub fn acknowledged_generation(&self, sid: SessionId) -> Result<Option<u64>, StoreError> {
+        let engine = self.engine()?;
+        engine
+            .session_acks
+            .get(sid.as_bytes())?
+            .map(|bytes| codec::decode_u64(&bytes).map_err(corrupt("session_acks")))
+            .transpose()
+    }
+
+    /// Session records held now (live, and revoked ones some token of which may still
+    /// verify), for the `claimd_sessions` gauge.
+    pub fn sessions_held(&self) -> i64 {
+        self.engine()
+            .map_or(0, |engine| engine.sessions_held.load(Ordering::Relaxed))
+    }
+}
+
+impl Engine {
+    /// Counts the session records at open, from the expiry index (keys only).
+    pub(crate) fn count_sessions(&self) -> Result<i64, StoreError> {
+        let mut held = 0i64;
+        for key in self.session_expiry.iter().keys() {
+            key?;
+            held += 1;
+        }
+        Ok(held)
     }
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError;
 
-use super::{codec, corrupt, Store, StoreError};
+use super::{codec, corrupt, Engine, Store, StoreError};
 use crate::domain::TenantId;
 
 /// A tenant as stored. On-disk type: add fields only at the end.
@@ -51,15 +51,20 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
-        self.tenants
+        let engine = self.engine()?;
+        engine
+            .tenants
             .get(id.as_bytes())?
             .map(|bytes| codec::decode(&bytes).map_err(corrupt("tenants")))
             .transpose()
     }
 
     /// A tenant's version, from the in-memory mirror.
-    pub fn tenant_version(&self, id: TenantId) -> Option<u64> {
-        self.mirror.tenant_version(id.as_bytes())
+    ///
+    /// # Errors
+    /// The store is being reopened.
+    pub fn tenant_version(&self, id: TenantId) -> Result<Option<u64>, StoreError> {
+        Ok(self.engine()?.mirror.tenant_version(id.as_bytes()))
     }
 
     /// Every tenant, oldest first.
@@ -67,7 +72,9 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub fn list_tenants(&self) -> Result<Vec<(TenantId, TenantRecord)>, StoreError> {
-        self.tenants
+        let engine = self.engine()?;
+        engine
+            .tenants
             .iter()
             .filter_map(|entry| match entry {
                 Ok((key, value)) => TenantId::from_slice(&key)
@@ -82,9 +89,11 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn create_tenant(&self, id: TenantId, tenant: &TenantRecord) -> Result<(), StoreError> {
+        let engine = self.engine()?;
         let value = codec::encode(tenant).map_err(corrupt("tenants"))?;
-        self.tenants.insert(id.as_bytes(), value)?;
-        self.mirror
+        engine.tenants.insert(id.as_bytes(), value)?;
+        engine
+            .mirror
             .set_tenant_version(*id.as_bytes(), tenant.version);
         Ok(())
     }
@@ -99,7 +108,8 @@ impl Store {
         id: TenantId,
         change: impl Fn(&mut TenantRecord),
     ) -> Result<TenantRecord, TenantWriteError> {
-        let tenant = self.tenants.transaction(|tenants| {
+        let engine = self.engine()?;
+        let tenant = engine.tenants.transaction(|tenants| {
             let bytes = tenants
                 .get(&id.as_bytes()[..])?
                 .ok_or_else(|| abort(TenantWriteError::NotFound))?;
@@ -125,7 +135,8 @@ impl Store {
             tenants.insert(&id.as_bytes()[..], value)?;
             Ok(tenant)
         })?;
-        self.mirror
+        engine
+            .mirror
             .set_tenant_version(*id.as_bytes(), tenant.version);
         Ok(tenant)
     }
@@ -135,7 +146,8 @@ impl Store {
     /// # Errors
     /// `NotFound`, `NotEmpty`, storage failures.
     pub fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
-        self.tenants.transaction(|tenants| {
+        let engine = self.engine()?;
+        engine.tenants.transaction(|tenants| {
             let bytes = tenants
                 .get(&id.as_bytes()[..])?
                 .ok_or_else(|| abort(TenantWriteError::NotFound))?;
@@ -154,14 +166,20 @@ impl Store {
             tenants.remove(&id.as_bytes()[..])?;
             Ok(())
         })?;
-        self.mirror.remove_tenant(id.as_bytes());
+        engine.mirror.remove_tenant(id.as_bytes());
         Ok(())
     }
+}
 
+impl Engine {
     pub(crate) fn load_tenant_mirror(&self) -> Result<(), StoreError> {
-        for (id, tenant) in self.list_tenants()? {
-            self.mirror
-                .set_tenant_version(*id.as_bytes(), tenant.version);
+        for entry in self.tenants.iter() {
+            let (key, value) = entry?;
+            let tenant: TenantRecord = codec::decode(&value).map_err(corrupt("tenants"))?;
+            if let Some(id) = TenantId::from_slice(&key) {
+                self.mirror
+                    .set_tenant_version(*id.as_bytes(), tenant.version);
+            }
         }
         Ok(())
     }

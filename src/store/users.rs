@@ -9,7 +9,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use super::mirror::UserStamp;
-use super::{codec, corrupt, Store, StoreError, TenantRecord};
+use super::{codec, corrupt, Engine, Store, StoreError, TenantRecord};
 use crate::domain::{TenantId, UserId, Username};
 
 /// A user as stored. On-disk type: add fields only at the end, and bump
@@ -137,8 +137,9 @@ impl Store {
     /// # Errors
     /// `UsernameTaken`, `UnknownTenant`, `TenantFull`, storage failures.
     pub fn create_user(&self, id: UserId, user: &UserRecord) -> Result<(), UserWriteError> {
+        let engine = self.engine()?;
         let value = codec::encode(user).map_err(corrupt("users"))?;
-        let tenant_version = (&self.users, &self.usernames, &self.tenants).transaction(
+        let tenant_version = (&engine.users, &engine.usernames, &engine.tenants).transaction(
             |(users, usernames, tenants): &(
                 TransactionalTree,
                 TransactionalTree,
@@ -156,9 +157,9 @@ impl Store {
                 Ok(version)
             },
         )?;
-        self.mirror.set_user(*id.as_bytes(), user.stamp());
+        engine.mirror.set_user(*id.as_bytes(), user.stamp());
         if let Some((tenant, version)) = tenant_version {
-            self.mirror.set_tenant_version(tenant, version);
+            engine.mirror.set_tenant_version(tenant, version);
         }
         Ok(())
     }
@@ -168,15 +169,20 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.users
+        let engine = self.engine()?;
+        engine
+            .users
             .get(id.as_bytes())?
             .map(|bytes| codec::decode(&bytes).map_err(corrupt("users")))
             .transpose()
     }
 
     /// What verification needs of a user, from the in-memory mirror.
-    pub fn user_stamp(&self, id: UserId) -> Option<UserStamp> {
-        self.mirror.user(id.as_bytes())
+    ///
+    /// # Errors
+    /// The store is being reopened.
+    pub fn user_stamp(&self, id: UserId) -> Result<Option<UserStamp>, StoreError> {
+        Ok(self.engine()?.mirror.user(id.as_bytes()))
     }
 
     /// Looks a user up by canonical username.
@@ -184,7 +190,8 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged index entries.
     pub fn user_id_by_name(&self, name: &Username) -> Result<Option<UserId>, StoreError> {
-        match self.usernames.get(name.as_str().as_bytes())? {
+        let engine = self.engine()?;
+        match engine.usernames.get(name.as_str().as_bytes())? {
             None => Ok(None),
             Some(bytes) => UserId::from_slice(&bytes)
                 .map(Some)
@@ -205,8 +212,9 @@ impl Store {
         id: UserId,
         change: impl Fn(&mut UserRecord),
     ) -> Result<UserRecord, UserWriteError> {
+        let engine = self.engine()?;
         let _turn = self.user_locks.lock(id.as_bytes());
-        let (user, tenant_version) = (&self.users, &self.tenants).transaction(
+        let (user, tenant_version) = (&engine.users, &engine.tenants).transaction(
             |(users, tenants): &(TransactionalTree, TransactionalTree)| {
                 let bytes = users
                     .get(&id.as_bytes()[..])?
@@ -244,9 +252,9 @@ impl Store {
                 Ok((user, version))
             },
         )?;
-        self.mirror.set_user(*id.as_bytes(), user.stamp());
+        engine.mirror.set_user(*id.as_bytes(), user.stamp());
         if let Some((tenant, version)) = tenant_version {
-            self.mirror.set_tenant_version(tenant, version);
+            engine.mirror.set_tenant_version(tenant, version);
         }
         Ok(user)
     }
@@ -257,8 +265,9 @@ impl Store {
     /// # Errors
     /// `NotFound`, storage failures.
     pub fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
+        let engine = self.engine()?;
         let _turn = self.user_locks.lock(id.as_bytes());
-        let user = (&self.users, &self.usernames, &self.tenants).transaction(
+        let user = (&engine.users, &engine.usernames, &engine.tenants).transaction(
             |(users, usernames, tenants): &(
                 TransactionalTree,
                 TransactionalTree,
@@ -288,7 +297,7 @@ impl Store {
                 Ok(user)
             },
         )?;
-        self.mirror.remove_user(id.as_bytes());
+        engine.mirror.remove_user(id.as_bytes());
         Ok(user)
     }
 
@@ -301,12 +310,13 @@ impl Store {
         after: Option<UserId>,
         limit: usize,
     ) -> Result<Vec<(UserId, UserRecord)>, StoreError> {
+        let engine = self.engine()?;
         let range = match after {
-            Some(after) => self.users.range((
+            Some(after) => engine.users.range((
                 std::ops::Bound::Excluded(after.as_bytes().to_vec()),
                 std::ops::Bound::Unbounded,
             )),
-            None => self.users.iter(),
+            None => engine.users.iter(),
         };
         range
             .take(limit)
@@ -320,7 +330,9 @@ impl Store {
             })
             .collect()
     }
+}
 
+impl Engine {
     pub(crate) fn load_user_mirror(&self) -> Result<(), StoreError> {
         for entry in self.users.iter() {
             let (key, value) = entry?;

@@ -1,7 +1,9 @@
 //! Background tasks started with the server and stopped before the store closes:
-//! deny-list and session eviction, and signing-key rotation.
+//! deny-list and session eviction, signing-key rotation, and recovery of the store after
+//! write failures.
 
 pub mod eviction;
+pub mod recovery;
 pub mod rotation;
 
 use std::future::Future;

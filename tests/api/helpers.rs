@@ -723,6 +723,16 @@ impl ClaimdProcess {
         self.child.id()
     }
 
+    /// What the process has written to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.output.stdout()
+    }
+
+    /// What the process has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.output.stderr()
+    }
+
     /// SIGKILL, then reap the child: a crash, with no chance to flush.
     pub fn kill9(mut self) {
         self.child.kill().expect("send SIGKILL");

@@ -28,6 +28,8 @@ mod refresh;
 mod register;
 mod revocation;
 mod services;
+mod session_churn;
 mod startup_errors;
+mod storage_faults;
 mod tokens;
 mod verified_cache;
