@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::health::Health;
+use super::integrity::Seal;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
@@ -21,6 +22,8 @@ struct Shared {
     waiting: Mutex<Vec<Waiter>>,
     wake: Condvar,
     stopping: AtomicBool,
+    /// A write has been acknowledged since the seal last moved.
+    unsealed_writes: AtomicBool,
 }
 
 /// The handle requests use to wait for durability.
@@ -31,17 +34,19 @@ pub struct Flusher {
 
 impl Flusher {
     /// Starts the flusher thread for `db`.
-    /// A failed flush is reported to `health`, which starts a write-failure episode.
-    pub fn start(db: sled::Db, health: Arc<Health>) -> std::io::Result<Flusher> {
+    /// A failed flush is reported to `health`, which starts a write-failure episode; the
+    /// `seal` moves with the flushes that cover new writes (see `integrity`).
+    pub fn start(db: sled::Db, health: Arc<Health>, seal: Seal) -> std::io::Result<Flusher> {
         let shared = Arc::new(Shared {
             waiting: Mutex::new(Vec::new()),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
+            unsealed_writes: AtomicBool::new(false),
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("claimd-flusher".into())
-            .spawn(move || run(&thread_shared, &db, &health))?;
+            .spawn(move || run(&thread_shared, &db, &health, &seal))?;
         Ok(Flusher {
             shared,
             thread: Mutex::new(Some(thread)),
@@ -53,6 +58,16 @@ impl Flusher {
     /// # Errors
     /// The flush failed (disk full, I/O error) or the flusher has stopped.
     pub async fn wait_durable(&self) -> Result<(), String> {
+        self.shared.unsealed_writes.store(true, Ordering::Release);
+        self.wait_flushed().await
+    }
+
+    /// Waits for a flush that started after this call, without counting as a write: the
+    /// store's one-second health probe.
+    ///
+    /// # Errors
+    /// The flush failed or the flusher has stopped.
+    pub async fn wait_flushed(&self) -> Result<(), String> {
         let (sender, receiver) = oneshot::channel();
         {
             let mut waiting = self
@@ -92,7 +107,7 @@ impl Drop for Flusher {
     }
 }
 
-fn run(shared: &Shared, db: &sled::Db, health: &Health) {
+fn run(shared: &Shared, db: &sled::Db, health: &Health, seal: &Seal) {
     loop {
         let batch = {
             let mut waiting = shared
@@ -108,12 +123,24 @@ fn run(shared: &Shared, db: &sled::Db, health: &Health) {
             std::mem::take(&mut *waiting)
         };
         let stopping = shared.stopping.load(Ordering::Acquire);
+        let sealing = if shared.unsealed_writes.swap(false, Ordering::AcqRel) {
+            let sealing = seal.prepare(stopping);
+            if sealing.is_none() {
+                shared.unsealed_writes.store(true, Ordering::Release);
+            }
+            sealing
+        } else {
+            None
+        };
         let outcome = db.flush().map(|_| ()).map_err(|err| err.to_string());
         if let Err(err) = &outcome {
             health.write_failed(err);
         }
         for waiter in batch {
             let _ = waiter.send(outcome.clone());
+        }
+        if let (Some(value), Ok(())) = (sealing, &outcome) {
+            seal.commit(value);
         }
         if stopping {
             return;

@@ -24,6 +24,7 @@ pub mod deny;
 pub mod eviction;
 mod flusher;
 pub mod health;
+mod integrity;
 pub mod keys;
 pub mod mirror;
 pub mod services;
@@ -199,7 +200,15 @@ impl Store {
         if !self.is_writable() {
             return;
         }
-        if let Err(err) = self.wait_durable().await {
+        let flushed = match self.engine() {
+            Ok(engine) => engine
+                .flusher
+                .wait_flushed()
+                .await
+                .map_err(StoreError::Flush),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = flushed {
             self.note_write_failure(&err);
         }
     }
@@ -341,7 +350,9 @@ impl Engine {
                 }
             }
         }
-        let flusher = flusher::Flusher::start(db.clone(), health)
+        let seal = integrity::Seal::open(path, meta.clone(), fresh)?;
+        scan_quietly(&db)?;
+        let flusher = flusher::Flusher::start(db.clone(), health, seal)
             .map_err(|err| StoreError::Open(format!("cannot start the flusher: {err}")))?;
         let engine = Engine {
             users: db.open_tree("users")?,
@@ -427,6 +438,30 @@ fn open_quietly(config: sled::Config) -> Result<sled::Db, StoreError> {
             )))
         }
     }
+}
+
+/// The open-time scan ([`integrity::scan`]), with sled's panics on damage turned into
+/// errors as in [`open_quietly`].
+fn scan_quietly(db: &sled::Db) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| integrity::scan(db)))
+        .unwrap_or_else(|panic| {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown damage".into());
+            Err(StoreError::Open(format!(
+                "the data directory is damaged ({})",
+                one_line(&reason)
+            )))
+        })?;
+    tracing::debug!(
+        records = scanned,
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "store scanned at open"
+    );
+    Ok(())
 }
 
 fn one_line(text: &str) -> String {

@@ -205,3 +205,80 @@ fn corrupt_store_stops_startup() {
         &["storage", "store", "corrupt", &data.display().to_string()],
     );
 }
+
+/// A store with users registered over a while, stopped cleanly: everything is sealed.
+fn store_with_many_users(workdir: &Path, data: &Path) {
+    let server = ClaimdProcess::start_on(workdir, data);
+    let app = server.app();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for n in 0..40 {
+            app.register_ok(&format!("user{n}"), PASSWORD).await;
+            if n % 10 == 9 {
+                // Let a seal or two pass between batches of writes.
+                tokio::time::sleep(Duration::from_millis(1_100)).await;
+            }
+        }
+    });
+    let (status, _, _) = server.terminate(EXIT_TIMEOUT);
+    assert!(status.is_some_and(|s| s.success()), "clean stop");
+}
+
+/// sled recovers its log up to the first bad checksum and drops the rest silently; claimd
+/// must refuse that rolled-back store rather than serve it.
+#[test]
+fn one_flipped_byte_mid_file_stops_startup() {
+    let (dir, data) = workdir();
+    store_with_many_users(dir.path(), &data);
+    let db = data.join("db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xFF;
+    std::fs::write(&db, bytes).unwrap();
+
+    let exit = run_on_data_dir(dir.path(), &data);
+
+    assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
+    // Refused again on the next try: nothing was accepted in between.
+    let again = run_on_data_dir(dir.path(), &data);
+    assert_startup_failure(&again, &["damaged", "lost acknowledged writes"]);
+}
+
+#[test]
+fn a_truncated_store_file_stops_startup() {
+    let (dir, data) = workdir();
+    store_with_many_users(dir.path(), &data);
+    let db = data.join("db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+
+    let exit = run_on_data_dir(dir.path(), &data);
+
+    assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
+}
+
+#[test]
+fn an_intact_store_starts_and_keeps_every_user() {
+    let (dir, data) = workdir();
+    store_with_many_users(dir.path(), &data);
+
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    let app = server.app();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for n in [0, 19, 39] {
+            app.login_ok(&format!("user{n}"), PASSWORD).await;
+        }
+    });
+}

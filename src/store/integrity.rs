@@ -1,0 +1,220 @@
+//! Damage found at open, not by a request hours later.
+//!
+//! sled recovers its log up to the first record whose checksum fails and drops everything
+//! after it without a word: one flipped byte mid-file, or a truncated file, opens as an
+//! older store (acknowledged users gone, revoked tokens valid again). Two checks close that:
+//!
+//! - **The seal.** A counter kept twice: in sled's `meta` tree, and in a small file beside
+//!   it (`claimd.seal`) written only after sled has made that value durable. The flusher
+//!   bumps it about once a second while writes arrive, and on close. At open the file's
+//!   value must not be ahead of sled's: if it is, sled lost writes it had acknowledged,
+//!   and the store is refused. What this cannot see is a loss confined to the last
+//!   second of writes before a crash, the part not yet sealed.
+//! - **The scan.** Every tree is read through and every record decoded once at open, so a
+//!   damaged page or record stops start-up instead of failing the first request to touch it.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::{codec, KeyRecord, ServiceRecord, SessionRecord, StoreError, TenantRecord, UserRecord};
+
+/// The seal file, beside sled's own files in the data directory.
+pub(crate) const SEAL_FILE: &str = "claimd.seal";
+const SEAL_KEY: &str = "seal";
+const SEAL_MAGIC: &str = "claimd-seal 1";
+/// How often the seal moves while writes arrive.
+const SEAL_EVERY: Duration = Duration::from_secs(1);
+
+/// The seal's state in a running store: the value last written to sled, and when.
+pub(crate) struct Seal {
+    file: PathBuf,
+    meta: sled::Tree,
+    value: AtomicU64,
+    sealed_at: Mutex<Instant>,
+}
+
+impl Seal {
+    /// Checks sled's seal against the file's and returns the running seal.
+    ///
+    /// # Errors
+    /// The file is ahead of sled (acknowledged writes were lost), the file is damaged, or
+    /// it cannot be read.
+    pub(crate) fn open(dir: &Path, meta: sled::Tree, fresh: bool) -> Result<Seal, StoreError> {
+        let file = dir.join(SEAL_FILE);
+        let on_file = read_seal_file(&file)?;
+        let in_store = match meta.get(SEAL_KEY)? {
+            Some(bytes) => codec::decode_u64(&bytes).map_err(super::corrupt("meta"))?,
+            None => 0,
+        };
+        if let Some(on_file) = on_file {
+            if fresh {
+                return Err(StoreError::Open(format!(
+                    "{} is here but the database files are not: they were removed or moved",
+                    file.display()
+                )));
+            }
+            if on_file > in_store {
+                return Err(StoreError::Open(format!(
+                    "the store lost acknowledged writes (seal {in_store}, {SEAL_FILE} says {on_file}): \
+                     a database file is damaged or truncated; restore from a backup"
+                )));
+            }
+        }
+        Ok(Seal {
+            file,
+            meta,
+            value: AtomicU64::new(in_store.max(on_file.unwrap_or(0))),
+            sealed_at: Mutex::new(Instant::now() - SEAL_EVERY),
+        })
+    }
+
+    /// Called by the flusher before a flush that covers new writes: when a seal is due,
+    /// writes the next value into sled (the flush makes it durable) and returns it.
+    pub(crate) fn prepare(&self, force: bool) -> Option<u64> {
+        let mut sealed_at = self
+            .sealed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !force && sealed_at.elapsed() < SEAL_EVERY {
+            return None;
+        }
+        let next = self.value.load(Ordering::Acquire) + 1;
+        if self
+            .meta
+            .insert(SEAL_KEY, &codec::encode_u64(next)[..])
+            .is_err()
+        {
+            return None;
+        }
+        *sealed_at = Instant::now();
+        Some(next)
+    }
+
+    /// Called after the flush that carried `value` succeeded: records it in the file.
+    pub(crate) fn commit(&self, value: u64) {
+        match write_seal_file(&self.file, value) {
+            Ok(()) => self.value.store(value, Ordering::Release),
+            Err(err) => tracing::warn!(error = %err, "could not write {SEAL_FILE}"),
+        }
+    }
+}
+
+fn read_seal_file(path: &Path) -> Result<Option<u64>, StoreError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(StoreError::Open(format!(
+                "cannot read {}: {err}",
+                path.display()
+            )))
+        }
+    };
+    text.trim()
+        .strip_prefix(SEAL_MAGIC)
+        .and_then(|rest| rest.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| StoreError::Open(format!("{} is damaged", path.display())))
+}
+
+/// Writes the file next to it, syncs it, and renames it over the old one, so that a crash
+/// leaves either the old value or the new one.
+fn write_seal_file(path: &Path, value: u64) -> std::io::Result<()> {
+    let temporary = path.with_extension("seal.tmp");
+    {
+        let mut file = std::fs::File::create(&temporary)?;
+        writeln!(file, "{SEAL_MAGIC} {value}")?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Reads every tree through and decodes every record.
+///
+/// # Errors
+/// The first unreadable page or undecodable record, naming its tree.
+pub(crate) fn scan(db: &sled::Db) -> Result<u64, StoreError> {
+    let mut records = 0u64;
+    for name in db.tree_names() {
+        let tree = db.open_tree(&name)?;
+        let label = String::from_utf8_lossy(&name).into_owned();
+        for entry in tree.iter() {
+            let (_, value) = entry.map_err(|err| damaged(&label, &err.to_string()))?;
+            let decoded = match label.as_str() {
+                "users" => codec::decode::<UserRecord>(&value).map(drop),
+                "tenants" => codec::decode::<TenantRecord>(&value).map(drop),
+                "sessions" => codec::decode::<SessionRecord>(&value).map(drop),
+                "keys" => codec::decode::<KeyRecord>(&value).map(drop),
+                "services" => codec::decode::<ServiceRecord>(&value).map(drop),
+                _ => Ok(()),
+            };
+            decoded.map_err(|err| damaged(&label, &err.to_string()))?;
+            records += 1;
+        }
+    }
+    Ok(records)
+}
+
+fn damaged(tree: &str, why: &str) -> StoreError {
+    StoreError::Open(format!(
+        "the data directory is damaged: tree `{tree}` cannot be read ({why}); restore from a backup"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(dir: &Path) -> (sled::Db, sled::Tree) {
+        let db = sled::Config::new().path(dir.join("db")).open().unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        (db, meta)
+    }
+
+    #[test]
+    fn a_seal_file_ahead_of_the_store_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, meta) = meta(dir.path());
+        let seal = Seal::open(dir.path(), meta.clone(), true).unwrap();
+        let value = seal.prepare(true).unwrap();
+        seal.commit(value);
+        assert!(Seal::open(dir.path(), meta.clone(), false).is_ok());
+
+        // The store loses the write that carried the seal; the file still has it.
+        meta.insert(SEAL_KEY, &codec::encode_u64(value - 1)[..])
+            .unwrap();
+
+        let refused = Seal::open(dir.path(), meta, false).err().unwrap();
+        assert!(refused.to_string().contains("lost acknowledged writes"));
+    }
+
+    #[test]
+    fn seals_are_spaced_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, meta) = meta(dir.path());
+        let seal = Seal::open(dir.path(), meta, true).unwrap();
+        assert_eq!(seal.prepare(false), Some(1));
+        assert_eq!(seal.prepare(false), None, "within a second of the last one");
+        assert_eq!(seal.prepare(true), Some(2));
+    }
+
+    #[test]
+    fn a_damaged_or_orphaned_seal_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, meta) = meta(dir.path());
+        std::fs::write(dir.path().join(SEAL_FILE), "claimd-seal 1 7\n").unwrap();
+        assert!(
+            Seal::open(dir.path(), meta.clone(), true).is_err(),
+            "no database beside it"
+        );
+        std::fs::write(dir.path().join(SEAL_FILE), "garbage").unwrap();
+        assert!(Seal::open(dir.path(), meta, false).is_err());
+    }
+}
