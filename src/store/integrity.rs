@@ -201,8 +201,14 @@ mod tests {
         let (_db, meta) = meta(dir.path());
         let seal = Seal::open(dir.path(), meta, true).unwrap();
         assert_eq!(seal.prepare(false), Some(1));
+        seal.commit(1);
         assert_eq!(seal.prepare(false), None, "within a second of the last one");
         assert_eq!(seal.prepare(true), Some(2));
+        assert_eq!(
+            seal.prepare(true),
+            Some(2),
+            "a seal whose flush never committed is offered again"
+        );
     }
 
     #[test]
