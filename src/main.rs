@@ -42,6 +42,17 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Write a consistent backup of the store to FILE, with the server stopped (while it
+    /// runs, an admin takes one with `POST /admin/backup`).
+    Backup {
+        /// Where to write it (replaced if it exists; written beside it, then renamed).
+        file: PathBuf,
+    },
+    /// Build the store from a backup, in an empty or new `storage.path`.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +114,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(settings)),
+        Command::Restore { file } => restore(&settings, &file),
         command => runtime.block_on(offline(settings, command)),
     };
     match outcome {
@@ -127,7 +139,18 @@ async fn offline(settings: Settings, command: Command) -> anyhow::Result<()> {
 
 async fn run_offline(tool: &Offline, command: Command, password: String) -> anyhow::Result<()> {
     match command {
-        Command::Serve => Ok(()),
+        Command::Serve | Command::Restore { .. } => Ok(()),
+        Command::Backup { file } => {
+            let summary = tool.backup(&file)?;
+            println!(
+                "backup written to {}: {} trees, {} records, {} bytes",
+                file.display(),
+                summary.trees,
+                summary.records,
+                summary.bytes
+            );
+            Ok(())
+        }
         Command::User {
             action: UserAction::Add { username, admin },
         } => {
@@ -161,6 +184,23 @@ async fn run_offline(tool: &Offline, command: Command, password: String) -> anyh
             Ok(())
         }
     }
+}
+
+/// `claimd restore FILE`: builds the store at `storage.path` from a backup.
+fn restore(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    let backup =
+        std::fs::File::open(file).map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?;
+    let path = &settings.storage.path;
+    let summary = claimd::store::backup::restore(path, backup)
+        .map_err(|err| anyhow::anyhow!("restore into {}: {err}", path.display()))?;
+    println!(
+        "restored {} into {}: {} trees, {} records",
+        file.display(),
+        path.display(),
+        summary.trees,
+        summary.records
+    );
+    Ok(())
 }
 
 /// The new account's password: asked twice without echo on a terminal, otherwise the

@@ -16,6 +16,7 @@ use crate::auth::keyring::{import_key, load_or_create_key_ring, AddedKey};
 use crate::auth::{now, Auth, AuthError, NewService, Registration, UserView, ADMIN_ROLE};
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::store::backup::BackupSummary;
 use crate::store::Store;
 use crate::tasks;
 use crate::telemetry::Metrics;
@@ -113,6 +114,28 @@ impl Offline {
         let added = import_key(&self.store, alg, text, kid, now())?;
         self.store.wait_durable().await?;
         Ok(added)
+    }
+
+    /// Writes a backup of the store to `file` (`claimd backup`): beside it first, synced,
+    /// then renamed over it, so a crash never leaves half a backup under that name.
+    ///
+    /// # Errors
+    /// The file cannot be written, or the store cannot be read.
+    pub fn backup(&self, file: &std::path::Path) -> anyhow::Result<BackupSummary> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let partial = file.with_extension("partial");
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| format!("{}", partial.display()))?;
+        let summary = self.store.export(&mut out)?;
+        out.sync_all()
+            .with_context(|| format!("{}", partial.display()))?;
+        std::fs::rename(&partial, file).with_context(|| format!("{}", file.display()))?;
+        Ok(summary)
     }
 
     /// Flushes and closes the store.

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod admin;
+mod backup;
 mod claims;
 mod hash_pool;
 mod introspection;

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod backup;
 pub mod body;
 pub mod error;
 pub mod extract;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ops::routes(cfg);
     accounts::routes(cfg);
     admin::routes(cfg);
+    backup::routes(cfg);
 }
 
 /// The header that carries a token minted because the caller's claims changed.

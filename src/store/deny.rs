@@ -437,6 +437,7 @@ impl Store {
         exps: RangeInclusive<u64>,
     ) -> Result<bool, StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         engine.deny.deny(kind, id, exps)
     }
 
@@ -469,6 +470,7 @@ impl Store {
     /// Storage failures.
     pub fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         engine.deny.note_access_ttl(ttl)
     }
 

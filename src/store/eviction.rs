@@ -28,7 +28,10 @@ pub struct EvictionReport {
 /// Storage failures; what was removed before the failure stays removed.
 pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionReport, StoreError> {
     let engine = store.engine()?;
-    let deny = engine.deny.evict(now, leeway)?;
+    let deny = {
+        let _gate = store.writing();
+        engine.deny.evict(now, leeway)?
+    };
     let mut report = EvictionReport {
         deny_removed: deny.expired,
         deny_buckets_dropped: deny.buckets_dropped,
@@ -50,6 +53,7 @@ pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionRep
         match store.session(sid)? {
             Some(session) => store.remove_session(sid, &session)?,
             None => {
+                let _gate = store.writing();
                 engine.session_expiry.remove(index_key)?;
             }
         }

@@ -58,6 +58,7 @@ impl Store {
     /// Storage failures.
     pub fn remove_signing_key(&self, kid: &str) -> Result<(), StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         engine.keys.remove(kid.as_bytes())?;
         Ok(())
     }
@@ -68,6 +69,7 @@ impl Store {
     /// Storage failures.
     pub fn put_signing_key(&self, kid: &str, key: &KeyRecord) -> Result<(), StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let value = codec::encode(key).map_err(corrupt("keys"))?;
         engine.keys.insert(kid.as_bytes(), value)?;
         Ok(())

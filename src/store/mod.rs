@@ -19,6 +19,7 @@
 //! and `session_expiry` (expiry + session id, so expired sessions are evicted by a range
 //! scan).
 
+pub mod backup;
 pub mod codec;
 pub mod deny;
 pub mod eviction;
@@ -129,6 +130,9 @@ pub struct Store {
     engine: RwLock<Option<Arc<Engine>>>,
     health: Arc<health::Health>,
     pub(crate) user_locks: Stripes,
+    /// Every write holds the shared side while it writes; a backup holds the exclusive
+    /// side while it copies (see [`backup`]).
+    write_gate: RwLock<()>,
 }
 
 impl Store {
@@ -146,7 +150,23 @@ impl Store {
             engine: RwLock::new(Some(Arc::new(engine))),
             health,
             user_locks: Stripes::new(64),
+            write_gate: RwLock::new(()),
         })
+    }
+
+    /// Held by each write for the duration of its sled write. Write methods do not call
+    /// one another while holding it (a waiting backup would deadlock a nested read).
+    pub(crate) fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.write_gate
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Held by a backup while it copies: no write runs meanwhile.
+    pub(crate) fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.write_gate
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The open engine, or `Unavailable` while it is being reopened.

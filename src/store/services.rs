@@ -32,6 +32,7 @@ impl Store {
     /// Storage failures.
     pub fn put_service(&self, client_id: &str, service: &ServiceRecord) -> Result<(), StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let value = codec::encode(service).map_err(corrupt("services"))?;
         engine.services.insert(client_id.as_bytes(), value)?;
         Ok(())
@@ -75,6 +76,7 @@ impl Store {
     /// Storage failures.
     pub fn delete_service(&self, client_id: &str) -> Result<bool, StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         Ok(engine.services.remove(client_id.as_bytes())?.is_some())
     }
 }

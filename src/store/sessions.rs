@@ -86,6 +86,7 @@ impl Store {
         session: &SessionRecord,
     ) -> Result<(), StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let value = codec::encode(session).map_err(corrupt("sessions"))?;
         let by_user = user_session_key(session.user_id(), sid);
         let by_expiry = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
@@ -130,6 +131,7 @@ impl Store {
     /// Storage failures.
     pub fn put_session(&self, sid: SessionId, session: &SessionRecord) -> Result<(), StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let value = codec::encode(session).map_err(corrupt("sessions"))?;
         engine.sessions.insert(sid.as_bytes(), value)?;
         Ok(())
@@ -165,6 +167,7 @@ impl Store {
         session: &SessionRecord,
     ) -> Result<(), StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let by_user = user_session_key(session.user_id(), sid);
         let by_expiry = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
         let removed = (
@@ -208,6 +211,7 @@ impl Store {
         leaves_at: u64,
     ) -> Result<(), StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let old_key = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
         session.revoked = true;
         session.expires_at = session.expires_at.min(leaves_at);
@@ -237,6 +241,7 @@ impl Store {
         generation: u64,
     ) -> Result<(), StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         engine
             .session_acks
             .insert(sid.as_bytes(), &codec::encode_u64(generation)[..])?;

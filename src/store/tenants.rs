@@ -90,6 +90,7 @@ impl Store {
     /// Storage failures.
     pub fn create_tenant(&self, id: TenantId, tenant: &TenantRecord) -> Result<(), StoreError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let value = codec::encode(tenant).map_err(corrupt("tenants"))?;
         engine.tenants.insert(id.as_bytes(), value)?;
         engine
@@ -109,6 +110,7 @@ impl Store {
         change: impl Fn(&mut TenantRecord),
     ) -> Result<TenantRecord, TenantWriteError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let tenant = engine.tenants.transaction(|tenants| {
             let bytes = tenants
                 .get(&id.as_bytes()[..])?
@@ -147,6 +149,7 @@ impl Store {
     /// `NotFound`, `NotEmpty`, storage failures.
     pub fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         engine.tenants.transaction(|tenants| {
             let bytes = tenants
                 .get(&id.as_bytes()[..])?

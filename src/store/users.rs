@@ -138,6 +138,7 @@ impl Store {
     /// `UsernameTaken`, `UnknownTenant`, `TenantFull`, storage failures.
     pub fn create_user(&self, id: UserId, user: &UserRecord) -> Result<(), UserWriteError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let value = codec::encode(user).map_err(corrupt("users"))?;
         let tenant_version = (&engine.users, &engine.usernames, &engine.tenants).transaction(
             |(users, usernames, tenants): &(
@@ -213,6 +214,7 @@ impl Store {
         change: impl Fn(&mut UserRecord),
     ) -> Result<UserRecord, UserWriteError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let _turn = self.user_locks.lock(id.as_bytes());
         let (user, tenant_version) = (&engine.users, &engine.tenants).transaction(
             |(users, tenants): &(TransactionalTree, TransactionalTree)| {
@@ -266,6 +268,7 @@ impl Store {
     /// `NotFound`, storage failures.
     pub fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
         let engine = self.engine()?;
+        let _gate = self.writing();
         let _turn = self.user_locks.lock(id.as_bytes());
         let user = (&engine.users, &engine.usernames, &engine.tenants).transaction(
             |(users, usernames, tenants): &(
