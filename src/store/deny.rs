@@ -3,9 +3,14 @@
 //!
 //! Every entry is filed under the `exp` of the tokens it denies, one sled tree per minute
 //! of `exp` (`deny/<first second of the minute>`). When the last token a bucket could deny
-//! is past `exp + leeway`, the whole tree is dropped: sled gives a dropped tree's space
-//! back, where removing keys one by one from a long-lived tree left the data directory
-//! growing with everything ever inserted (issue 5's churn run).
+//! is past `exp` plus the largest leeway a configuration may set (5 minutes), the whole
+//! tree is dropped: sled gives a dropped tree's space back, where removing keys one by one
+//! from a long-lived tree left the data directory growing with everything ever inserted
+//! (issue 5's churn run). Dropping by the largest leeway, not the configured one, means a
+//! restart with a larger leeway cannot revive a revoked token, so a missing bucket simply
+//! holds nothing. (The wall clock going back after a bucket was dropped is the one case
+//! that revives a token; `tasks::eviction` keeps eviction from outrunning the monotonic
+//! clock within a run, so a clock jump forward does not drop buckets early.)
 //!
 //! In each bucket tree:
 //! - `j` + jti (16 bytes) → `exp` (u64 big-endian): a revoked access token;
@@ -35,10 +40,9 @@ pub const BUCKET_SECONDS: u64 = 60;
 
 const TREE_PREFIX: &str = "deny/";
 const COUNT_TAG: u8 = b'n';
-/// `meta` keys: eviction's horizon (persisted so a restart with a larger leeway cannot
-/// revive tokens whose buckets are gone) and the longest access-token lifetime ever
-/// configured (what a session entry must cover).
-const DEAD_BEFORE_KEY: &str = "deny_dead_before";
+/// `meta` key: the longest access-token lifetime ever configured (what a session entry
+/// must cover). (`deny_dead_before`, written by earlier builds, is no longer read: see
+/// [`DenyList::evict`].)
 const LONGEST_TTL_KEY: &str = "longest_access_ttl";
 
 /// What a deny entry names.
@@ -111,10 +115,9 @@ pub(crate) struct DenyList {
     /// Owned entries by `exp`, for the gauge and the next expiry.
     expiring: Mutex<BTreeMap<u64, u64>>,
     entries: AtomicI64,
-    /// Eviction's latest horizon, persisted in `meta`: a bucket ending at or before it is
-    /// dropped (or being dropped) and is never created again, so a late write cannot
-    /// revive a tree while `drop_tree` runs; a token whose bucket is gone counts as denied.
-    dead_before: AtomicU64,
+    /// Held while eviction drops trees, and by a write that must create a bucket: a tree
+    /// being dropped is never opened again under its name until the drop is done.
+    dropping: Mutex<()>,
     /// The longest access-token lifetime any configuration of this store has used.
     longest_ttl: AtomicU64,
     meta: sled::Tree,
@@ -159,14 +162,13 @@ impl DenyList {
                 codec::decode_u64(&bytes).map_err(corrupt("meta"))
             })
         };
-        let dead_before = read_meta(DEAD_BEFORE_KEY)?;
         let longest_ttl = read_meta(LONGEST_TTL_KEY)?;
         Ok(DenyList {
             db: db.clone(),
             buckets: RwLock::new(buckets),
             expiring: Mutex::new(expiring),
             entries: AtomicI64::new(entries),
-            dead_before: AtomicU64::new(dead_before),
+            dropping: Mutex::new(()),
             longest_ttl: AtomicU64::new(longest_ttl),
             meta,
             id_locks: Stripes::new(64),
@@ -177,24 +179,16 @@ impl DenyList {
         self.buckets.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Creates the bucket trees in `starts` that do not exist yet, except those already
-    /// past eviction's horizon (they could only hold dead tokens).
+    /// Creates the bucket trees in `starts` that do not exist yet. A tree that eviction
+    /// is dropping is only opened again once the drop is done.
     fn ensure_buckets(&self, starts: impl Iterator<Item = u64> + Clone) -> Result<(), StoreError> {
-        let dead_before = self.dead_before.load(Ordering::Acquire);
-        let live = move |start: &u64| start + BUCKET_SECONDS > dead_before;
-        if starts
-            .clone()
-            .filter(live)
-            .all(|start| self.read().contains_key(&start))
-        {
+        if starts.clone().all(|start| self.read().contains_key(&start)) {
             return Ok(());
         }
+        // Lock order: `dropping`, then `buckets` (as in `evict`).
+        let _no_drop = lock(&self.dropping);
         let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
-        // Again under the lock: eviction may have moved the horizon and taken a bucket out
-        // of the map since; its tree must not be opened again while it is being dropped.
-        let dead_before = self.dead_before.load(Ordering::Acquire);
-        let live = move |start: &u64| start + BUCKET_SECONDS > dead_before;
-        for start in starts.filter(live) {
+        for start in starts {
             if let std::collections::btree_map::Entry::Vacant(slot) = buckets.entry(start) {
                 slot.insert(Bucket {
                     tree: self.db.open_tree(tree_name(start))?,
@@ -285,10 +279,10 @@ impl DenyList {
     ) -> Result<bool, StoreError> {
         let buckets = self.read();
         let start = bucket_start(exp);
+        // No bucket: nothing was denied with this `exp`, or its bucket was dropped after
+        // every token of it was past the largest leeway allowed.
         let Some(bucket) = buckets.get(&start) else {
-            // A dropped bucket only held tokens dead under the leeway of its day; one that
-            // verifies now (the leeway was raised since) stays refused.
-            return Ok(start + BUCKET_SECONDS <= self.dead_before.load(Ordering::Acquire));
+            return Ok(false);
         };
         for (kind, id) in ids {
             if bucket.tree.contains_key(entry_key(*kind, id))? {
@@ -318,7 +312,6 @@ impl DenyList {
     /// Forgets the entries whose last token is past `exp + leeway` at `now` and drops the
     /// bucket trees that hold nothing else.
     pub(crate) fn evict(&self, now: u64, leeway: u64) -> Result<DenyEviction, StoreError> {
-        // Dead: `exp + leeway < now`, i.e. `exp < now - leeway`.
         let horizon = now.saturating_sub(leeway);
         let (expired, next_expiry) = {
             let mut expiring = lock(&self.expiring);
@@ -331,17 +324,18 @@ impl DenyList {
             Ordering::Relaxed,
         );
 
-        if self.dead_before.fetch_max(horizon, Ordering::AcqRel) < horizon {
-            // Before any tree is dropped, in the same log.
-            self.meta
-                .insert(DEAD_BEFORE_KEY, &codec::encode_u64(horizon))?;
-        }
+        // Trees go only once every token they hold is past the *largest* leeway a
+        // configuration may set, so a restart with a larger leeway cannot revive a revoked
+        // token, and a missing bucket never needs to count as denied (which, persisted,
+        // refused every token for a day after the clock had run a day ahead).
+        let drop_before = now.saturating_sub(super::MAX_LEEWAY_SECONDS);
+        let _dropping = lock(&self.dropping);
         let dead: Vec<u64> = {
             let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
             let dead: Vec<u64> = buckets
                 .keys()
                 .copied()
-                .take_while(|start| start + BUCKET_SECONDS <= horizon)
+                .take_while(|start| start + BUCKET_SECONDS <= drop_before)
                 .collect();
             for start in &dead {
                 buckets.remove(start);
@@ -358,7 +352,6 @@ impl DenyList {
         })
     }
 
-    /// Bucket trees on disk now.
     pub(crate) fn bucket_count(&self) -> usize {
         self.read().len()
     }
@@ -562,7 +555,7 @@ mod tests {
     }
 
     #[test]
-    fn a_write_for_an_evicted_range_revives_no_tree() {
+    fn a_write_for_an_evicted_range_creates_its_bucket_again() {
         let (_dir, store) = store();
         store
             .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
@@ -570,16 +563,14 @@ mod tests {
         store.engine().unwrap().deny.evict(2_000, 30).unwrap();
         assert_eq!(store.deny_buckets(), 0);
 
-        assert!(!store
+        // The clock went back: tokens with that `exp` are live again, and a revocation of
+        // one must hold.
+        assert!(store
             .deny(DenyKind::Token, &[2; 16], 1_000..=1_000)
             .unwrap());
-        assert!(store
-            .deny(DenyKind::Session, &[3; 16], 1_000..=2_100)
-            .unwrap());
-
-        assert_eq!(store.deny_buckets(), 4, "only the buckets 1_920 to 2_100");
-        assert_eq!(store.deny_entries(), 1);
-        assert!(store.is_revoked(&[0; 16], &[3; 16], 2_000).unwrap());
+        assert!(store.is_denied(DenyKind::Token, &[2; 16], 1_000).unwrap());
+        assert!(!store.is_denied(DenyKind::Token, &[3; 16], 1_000).unwrap());
+        assert_eq!(store.deny_buckets(), 1);
     }
 
     #[test]
@@ -619,21 +610,46 @@ mod tests {
     }
 
     #[test]
-    fn a_token_whose_bucket_was_dropped_stays_refused_after_a_restart() {
+    fn a_bucket_outlives_the_largest_leeway_so_a_restart_cannot_revive_its_tokens() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path(), 4).unwrap();
             store
                 .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
                 .unwrap();
-            store.engine().unwrap().deny.evict(2_000, 30).unwrap();
+            // Past `exp + leeway` for a leeway of 30: gone from the gauge, kept on disk.
+            let report = store.engine().unwrap().deny.evict(1_100, 30).unwrap();
+            assert_eq!((report.expired, report.buckets_dropped), (1, 0));
             store.close();
         }
-        // Say the leeway was raised so far that `exp` 1_000 would verify again.
+        // Restarted with the largest leeway: the token would verify through 1_300.
         let store = Store::open(dir.path(), 4).unwrap();
+        let report = store.engine().unwrap().deny.evict(1_300, 300).unwrap();
+        assert_eq!(report.buckets_dropped, 0);
         assert!(store.is_denied(DenyKind::Token, &[1; 16], 1_000).unwrap());
-        assert!(store.is_revoked(&[2; 16], &[3; 16], 1_010).unwrap());
-        assert!(!store.is_revoked(&[2; 16], &[3; 16], 5_000).unwrap());
+        // Its bucket (exps 960..=1_019) goes once 1_019 + 300 is past.
+        let report = store.engine().unwrap().deny.evict(1_320, 300).unwrap();
+        assert_eq!(report.buckets_dropped, 1);
+        assert!(!store.is_revoked(&[2; 16], &[3; 16], 1_010).unwrap());
+    }
+
+    #[test]
+    fn after_the_clock_ran_ahead_and_came_back_new_tokens_verify() {
+        let (_dir, store) = store();
+        let today = 1_000_000;
+        store
+            .deny(DenyKind::Token, &[1; 16], today + 900..=today + 900)
+            .unwrap();
+        // A run with the clock a day ahead evicts everything.
+        store
+            .engine()
+            .unwrap()
+            .deny
+            .evict(today + 86_400, 30)
+            .unwrap();
+
+        // Back to the right time: a fresh token is not refused for its missing bucket.
+        assert!(!store.is_revoked(&[2; 16], &[3; 16], today + 900).unwrap());
     }
 
     #[test]
@@ -741,18 +757,19 @@ mod tests {
             .unwrap();
         assert_eq!(store.deny_buckets(), 2);
 
-        // The first bucket holds exps 960..=1_019: its last token verifies through
-        // 1_019 + 30, so the tree goes at 1_050; the entry for 1_000 leaves at 1_031.
+        // The first bucket holds exps 960..=1_019. The entry for 1_000 leaves the gauge
+        // at 1_031 (leeway 30); the tree goes once its last token is past the largest
+        // leeway allowed, 1_019 + 300.
         let report = store.engine().unwrap().deny.evict(1_031, 30).unwrap();
         assert_eq!((report.expired, report.buckets_dropped), (1, 0));
-        let report = store.engine().unwrap().deny.evict(1_049, 30).unwrap();
-        assert_eq!((report.expired, report.buckets_dropped), (0, 0));
         let report = store.engine().unwrap().deny.evict(1_050, 30).unwrap();
-        assert_eq!((report.expired, report.buckets_dropped), (1, 1));
+        assert_eq!((report.expired, report.buckets_dropped), (1, 0));
+        let report = store.engine().unwrap().deny.evict(1_319, 30).unwrap();
+        assert_eq!((report.expired, report.buckets_dropped), (0, 0));
+        let report = store.engine().unwrap().deny.evict(1_320, 30).unwrap();
+        assert_eq!((report.expired, report.buckets_dropped), (0, 1));
         assert_eq!(report.next_expiry, Some(2_030));
-        // Its tree is gone; a token of its range could only verify under a larger
-        // leeway, and stays refused.
-        assert!(store.is_denied(DenyKind::Token, &[9; 16], 1_000).unwrap());
+        assert!(!store.is_denied(DenyKind::Token, &[1; 16], 1_000).unwrap());
         assert!(store.is_denied(DenyKind::Token, &[3; 16], 2_000).unwrap());
         assert!(!store.is_denied(DenyKind::Token, &[9; 16], 2_000).unwrap());
         assert_eq!(store.deny_entries(), 1);

@@ -203,13 +203,17 @@ impl KeyRing {
         KeyRing { keys, order }
     }
 
-    /// The key that signs at `now`: the newest whose `signs_from` has come.
+    /// The key that signs at `now`: the newest whose `signs_from` has come. When none has
+    /// (the wall clock went back past the creation of every key, after a run with the clock
+    /// ahead), the oldest key signs: every key is in the JWKS from its creation, and a
+    /// server that cannot sign at all would log everybody out until the clock caught up.
     pub fn signing_key(&self, now: u64) -> Option<&SigningKey> {
         self.order
             .iter()
             .rev()
             .filter_map(|kid| self.keys.get(kid))
             .find(|key| key.signs_from <= now)
+            .or_else(|| self.order.first().and_then(|kid| self.keys.get(kid)))
     }
 
     /// The key named by a token's `kid`.

@@ -9,6 +9,7 @@ mod bad_input;
 mod bootstrap;
 mod claim_changes;
 mod cli;
+mod clock;
 mod discovery;
 mod eviction;
 mod forward_auth;
