@@ -179,13 +179,16 @@ impl Auth {
             .await
             .map_err(|err| AuthError::Internal(err.to_string()))?;
         let now = now();
-        let user = self.store.update_user(caller.user_id, |user| {
+        let changed = |user: &mut crate::store::UserRecord| {
             user.password_hash.clone_from(&password_hash);
             user.not_before = now;
             user.updated_at = now;
-        })?;
-        self.end_user_sessions(caller.user_id, Some(caller.session_id))
-            .await?;
+        };
+        // The new hash, `not_before` and the end of every other session: one write.
+        let user = self
+            .end_user_sessions_and(caller.user_id, Some(caller.session_id), Some(&changed))
+            .await?
+            .ok_or(AuthError::TokenRevoked)?;
         let (response, generation) = self.rotate_session(&caller, &user).await?;
         self.store.wait_durable().await?;
         // The new pair is about to leave: the previous refresh token is now a replay.

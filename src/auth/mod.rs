@@ -166,10 +166,26 @@ impl SessionLocks {
         SessionLocks((0..256).map(|_| tokio::sync::Mutex::new(())).collect())
     }
 
-    fn for_session(&self, sid: SessionId) -> &tokio::sync::Mutex<()> {
+    fn stripe(&self, sid: SessionId) -> usize {
         let bytes = sid.as_bytes();
-        let stripe = usize::from(bytes[15]) ^ usize::from(bytes[14]);
-        &self.0[stripe % self.0.len()]
+        (usize::from(bytes[15]) ^ usize::from(bytes[14])) % self.0.len()
+    }
+
+    fn for_session(&self, sid: SessionId) -> &tokio::sync::Mutex<()> {
+        &self.0[self.stripe(sid)]
+    }
+
+    /// The locks of several sessions, taken in stripe order so that two callers locking
+    /// overlapping sets cannot deadlock.
+    async fn lock_all(&self, sids: &[SessionId]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = sids.iter().map(|sid| self.stripe(*sid)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            guards.push(self.0[stripe].lock().await);
+        }
+        guards
     }
 }
 

@@ -19,6 +19,7 @@ use serde_json::Map;
 use super::verdict::{Authenticated, Freshness};
 use super::{now, now_ms, parse_attrs, Auth, AuthError, TokenResponse};
 use crate::domain::{SessionId, TokenId, UserId};
+use crate::store::revocations::Revocation;
 use crate::store::{DenyKind, SessionRecord, UserRecord};
 use crate::tokens::{mint_refresh_token, AccessClaims, PresentedRefreshToken, SessionKey};
 
@@ -363,19 +364,19 @@ impl Auth {
         })
     }
 
-    /// Revokes the caller's token and its session.
+    /// Revokes the caller's session (which denies every token of it) and its token.
     ///
     /// # Errors
     /// An access token that does not authenticate.
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
         let now = now();
+        self.revoke_session(caller.session_id, now).await?;
         self.store.deny(
             DenyKind::Token,
             caller.token_id.as_bytes(),
             caller.claims.exp..=caller.claims.exp,
         )?;
-        self.revoke_session(caller.session_id, now).await?;
         self.store.wait_durable().await?;
         Ok(())
     }
@@ -389,31 +390,60 @@ impl Auth {
         self.end_everywhere(caller.user_id).await
     }
 
-    /// Ends every session of a user and sets its `not_before`. Durable on return.
+    /// Ends every session of a user and sets its `not_before`, all or nothing. Durable on
+    /// return.
     pub(crate) async fn end_everywhere(&self, user_id: UserId) -> Result<(), AuthError> {
-        self.end_user_sessions(user_id, None).await?;
         let now = now();
-        self.store.update_user(user_id, |user| {
+        let moved = |user: &mut UserRecord| {
             user.not_before = now;
             user.updated_at = now;
-        })?;
+        };
+        self.end_user_sessions_and(user_id, None, Some(&moved))
+            .await?;
         self.store.wait_durable().await?;
         Ok(())
     }
 
-    /// Revokes every session of `user_id` except `keep`. Not yet durable: the caller waits.
+    /// Revokes every session of `user_id` except `keep`, all or nothing. Not yet durable:
+    /// the caller waits.
     pub(crate) async fn end_user_sessions(
         &self,
         user_id: UserId,
         keep: Option<SessionId>,
     ) -> Result<(), AuthError> {
+        self.end_user_sessions_and(user_id, keep, None).await?;
+        Ok(())
+    }
+
+    /// Revokes every live session of `user_id` except `keep` and applies `change` to the
+    /// user, in one store write (see `store::revocations`), under every session's lock.
+    /// Returns the changed user. Not yet durable: the caller waits.
+    pub(crate) async fn end_user_sessions_and(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+        change: Option<&(dyn Fn(&mut UserRecord) + Sync)>,
+    ) -> Result<Option<UserRecord>, AuthError> {
+        let sids: Vec<SessionId> = self
+            .store
+            .user_session_ids(user_id)?
+            .into_iter()
+            .filter(|sid| Some(*sid) != keep)
+            .collect();
+        let _turns = self.session_locks.lock_all(&sids).await;
         let now = now();
-        for sid in self.store.user_session_ids(user_id)? {
-            if Some(sid) != keep {
-                self.revoke_session(sid, now).await?;
+        let mut revocations = Vec::with_capacity(sids.len());
+        for sid in sids {
+            if let Some(session) = self.store.session(sid)? {
+                if !session.revoked {
+                    revocations.push(self.revocation(sid, session, now));
+                }
             }
         }
-        Ok(())
+        let change = change.map(|change| change as &dyn Fn(&mut UserRecord));
+        Ok(self
+            .store
+            .revoke_sessions(user_id, &mut revocations, now, change)?)
     }
 
     /// Marks a session revoked and denies its `sid`, under the session's lock.
@@ -425,37 +455,43 @@ impl Auth {
         Ok(())
     }
 
-    /// The `sid` entry covers every `exp` a token of the session could carry and still
-    /// verify, whatever the configuration after a restart: from `now` minus the largest
-    /// leeway allowed to the last access token the session could have minted, read from a
-    /// clock taken *after* the session is marked revoked (a mint that did not see the mark
-    /// happened before that clock reading; see `remint_for_session`), with the longest
-    /// access-token lifetime this store has been configured with.
+    /// Ends one session whose lock the caller holds: its record is marked revoked (it
+    /// leaves the store at the next eviction pass: its tokens are refused by the deny
+    /// entry and its refresh tokens by the mark) and its `sid` is denied, together.
     fn revoke_session_locked(
         &self,
         sid: SessionId,
         session: &mut SessionRecord,
         now: u64,
     ) -> Result<(), AuthError> {
-        let session_end = session.expires_at;
-        if !session.revoked {
-            // From here the session's tokens are refused by the deny entry below and its
-            // refresh tokens by the mark, so the record has nothing left to answer: it
-            // leaves at the next eviction pass (issue 9: churn must not grow the disk).
-            self.store.mark_session_revoked(sid, session, now)?;
+        if session.revoked {
+            return Ok(());
         }
-        let marked_at = now_after(now);
-        let last_token_exp = (marked_at + self.store.longest_access_ttl())
-            .min(session_end)
-            .max(session.current_access_expires)
-            .max(marked_at);
-        let earliest_live = now.saturating_sub(crate::store::MAX_LEEWAY_SECONDS);
-        self.store.deny(
-            DenyKind::Session,
-            sid.as_bytes(),
-            earliest_live..=last_token_exp,
-        )?;
+        let mut revocation = [self.revocation(sid, session.clone(), now)];
+        self.store
+            .revoke_sessions(session.user_id(), &mut revocation, now, None)?;
+        let [revocation] = revocation;
+        *session = revocation.session;
         Ok(())
+    }
+
+    /// The `sid` entry covers every `exp` a token of the session could carry and still
+    /// verify, whatever the configuration after a restart: from `now` minus the largest
+    /// leeway allowed to the last access token the session could have minted, under the
+    /// longest access-token lifetime this store has been configured with. A re-mint that
+    /// did not see the mark (see `remint_for_session`) ran before the mark was written, so
+    /// within the slack after `now`.
+    fn revocation(&self, sid: SessionId, session: SessionRecord, now: u64) -> Revocation {
+        let last_token_exp = (now + REVOCATION_SLACK_SECS + self.store.longest_access_ttl())
+            .min(session.expires_at)
+            .max(session.current_access_expires)
+            .max(now);
+        let earliest_live = now.saturating_sub(crate::store::MAX_LEEWAY_SECONDS);
+        Revocation {
+            sid,
+            session,
+            deny: earliest_live..=last_token_exp,
+        }
     }
 
     /// Rotates the caller's session at once (a password change hands out a new pair), and
@@ -490,7 +526,7 @@ impl Auth {
     }
 }
 
-/// The clock now, never before `earlier` (the wall clock may step back).
-fn now_after(earlier: u64) -> u64 {
-    now().max(earlier)
-}
+/// How far past the revocation's clock reading a token minted without seeing the mark
+/// could have been minted: the mark is written within the same second or the next
+/// (the store adds any time it had to wait for a backup to finish).
+const REVOCATION_SLACK_SECS: u64 = 2;

@@ -28,6 +28,7 @@ pub mod health;
 mod integrity;
 pub mod keys;
 pub mod mirror;
+pub mod revocations;
 pub mod services;
 pub mod sessions;
 pub mod tenants;
@@ -113,6 +114,7 @@ pub(crate) struct Engine {
     pub(crate) user_sessions: sled::Tree,
     pub(crate) session_expiry: sled::Tree,
     pub(crate) session_acks: sled::Tree,
+    pub(crate) pending_denials: sled::Tree,
     pub(crate) deny: deny::DenyList,
     pub(crate) keys: sled::Tree,
     pub(crate) services: sled::Tree,
@@ -382,6 +384,7 @@ impl Engine {
             user_sessions: db.open_tree("user_sessions")?,
             session_expiry: db.open_tree("session_expiry")?,
             session_acks: db.open_tree("session_acks")?,
+            pending_denials: db.open_tree("pending_denials")?,
             deny: deny::DenyList::open(&db)?,
             keys: db.open_tree("keys")?,
             services: db.open_tree("services")?,
@@ -399,6 +402,7 @@ impl Engine {
                 )))
             }
         }
+        engine.replay_pending_denials()?;
         engine.load_user_mirror()?;
         engine.load_tenant_mirror()?;
         let held = engine.count_sessions()?;

@@ -4,7 +4,7 @@
 //! its index entries are created and removed in one transaction.
 //!
 //! A session's expiry in the index is when it may leave the store: its absolute end while
-//! it lives; once revoked, the moment of revocation. A revoked session's access tokens are
+//! it lives; once revoked (`store::revocations`), the moment of revocation. A revoked session's access tokens are
 //! refused by its `sid` deny entry and its refresh tokens by the mark, and an unknown
 //! session is refused the same way, so the record has no more work to do and leaves at
 //! the next eviction pass.
@@ -195,38 +195,6 @@ impl Store {
             engine.sessions_held.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(())
-    }
-
-    /// Marks a session revoked and moves its place in the expiry index to `leaves_at`
-    /// (when no token of it can verify any more), in one transaction. The record's
-    /// `expires_at` becomes `leaves_at` when that is sooner: a revoked session has no later
-    /// end.
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub fn mark_session_revoked(
-        &self,
-        sid: SessionId,
-        session: &mut SessionRecord,
-        leaves_at: u64,
-    ) -> Result<(), StoreError> {
-        let engine = self.engine()?;
-        let _gate = self.writing();
-        let old_key = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
-        session.revoked = true;
-        session.expires_at = session.expires_at.min(leaves_at);
-        let new_key = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
-        let value = codec::encode(&*session).map_err(corrupt("sessions"))?;
-        (&engine.sessions, &engine.session_expiry)
-            .transaction(
-                |(sessions, expiry): &(TransactionalTree, TransactionalTree)| {
-                    sessions.insert(&sid.as_bytes()[..], value.clone())?;
-                    expiry.remove(old_key.clone())?;
-                    expiry.insert(new_key.clone(), &[][..])?;
-                    Ok(())
-                },
-            )
-            .map_err(super::settle)
     }
 
     /// Records that the answer carrying `generation` of a session's refresh token was

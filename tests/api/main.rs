@@ -14,6 +14,7 @@ mod discovery;
 mod eviction;
 mod forward_auth;
 mod helpers;
+mod interrupted_revocation;
 mod introspection;
 mod key_import;
 mod key_rotation;
