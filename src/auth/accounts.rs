@@ -190,14 +190,9 @@ impl Auth {
             .await?
             .ok_or(AuthError::TokenRevoked)?;
         let (response, generation) = self.rotate_session(&caller, &user).await?;
-        self.store.wait_durable().await?;
-        // The new pair is about to leave: the previous refresh token is now a replay.
-        if let Err(err) = self
-            .store
-            .acknowledge_generation(caller.session_id, generation)
-        {
-            tracing::debug!(error = %err, "could not record a refresh acknowledgement");
-        }
+        // Durable, and the new pair about to leave: the previous refresh token becomes a
+        // replay.
+        self.acknowledge(caller.session_id, generation).await?;
         tracing::info!(user = %caller.user_id, "password changed; other sessions revoked");
         Ok(response)
     }

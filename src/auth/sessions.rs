@@ -307,17 +307,37 @@ impl Auth {
     }
 
     /// Makes what was written durable, then records `generation` as acknowledged: the
-    /// answer carrying it is about to leave.
-    async fn acknowledge(
+    /// answer carrying it is about to leave. The record is written a moment later (the
+    /// reuse-grace window, at most a second), so that a crash while the answer is still on
+    /// its way leaves no acknowledgement behind, and the client's retry with the previous
+    /// token after the restart is answered rather than judged a replay; within that moment
+    /// a replay is the grace window's business anyway.
+    pub(crate) async fn acknowledge(
         &self,
         sid: SessionId,
         generation: u64,
     ) -> Result<(), crate::store::StoreError> {
         self.store.wait_durable().await?;
-        if let Err(err) = self.store.acknowledge_generation(sid, generation) {
-            // The rotation itself is durable; a lost ack only makes a later replay of the
-            // previous token count as a retry once.
-            tracing::debug!(error = %err, "could not record a refresh acknowledgement");
+        let delay = self
+            .settings
+            .tokens
+            .refresh_reuse_grace
+            .min(ACKNOWLEDGE_AFTER);
+        let store = std::sync::Arc::clone(&self.store);
+        let record = move || {
+            if let Err(err) = store.acknowledge_generation(sid, generation) {
+                // A lost acknowledgement only makes a later replay of the previous token
+                // count as a retry once.
+                tracing::debug!(error = %err, "could not record a refresh acknowledgement");
+            }
+        };
+        if delay.is_zero() {
+            record();
+        } else {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                record();
+            });
         }
         Ok(())
     }
@@ -525,6 +545,9 @@ impl Auth {
         Ok((response, session.generation))
     }
 }
+
+/// The longest wait before an answered rotation is recorded as acknowledged.
+const ACKNOWLEDGE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How far past the revocation's clock reading a token minted without seeing the mark
 /// could have been minted: the mark is written within the same second or the next

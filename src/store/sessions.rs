@@ -198,8 +198,10 @@ impl Store {
     }
 
     /// Records that the answer carrying `generation` of a session's refresh token was
-    /// acknowledged. Not waited for: if it is lost in a crash, a replay of the previous
-    /// token is answered as a retry once, the safe side of the choice.
+    /// acknowledged; an older generation never replaces a newer one (acknowledgements are
+    /// written late and may arrive out of order). Not waited for: if it is lost in a
+    /// crash, a replay of the previous token is answered as a retry once, the safe side of
+    /// the choice.
     ///
     /// # Errors
     /// Storage failures.
@@ -210,9 +212,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         let engine = self.engine()?;
         let _gate = self.writing();
+        if !engine.sessions.contains_key(sid.as_bytes())? {
+            return Ok(()); // evicted meanwhile: nothing to leave behind
+        }
         engine
             .session_acks
-            .insert(sid.as_bytes(), &codec::encode_u64(generation)[..])?;
+            .fetch_and_update(sid.as_bytes(), |current| {
+                let newest = current
+                    .and_then(|bytes| codec::decode_u64(bytes).ok())
+                    .map_or(generation, |known| known.max(generation));
+                Some(codec::encode_u64(newest).to_vec())
+            })?;
         Ok(())
     }
 
