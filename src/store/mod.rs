@@ -144,6 +144,19 @@ impl Store {
     /// The directory cannot be created or locked (another claimd holds it), the files are
     /// not a sled database, or they were written by a newer schema.
     pub fn open(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
+        // A typo in `storage.path` must not quietly create a new store somewhere else:
+        // the directory itself may be new, its parent may not.
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            if !path.exists() && !parent.is_dir() {
+                return Err(StoreError::Open(format!(
+                    "the parent directory {} does not exist",
+                    parent.display()
+                )));
+            }
+        }
         let health = Arc::new(health::Health::default());
         let engine = Engine::open(path, cache_mb, Arc::clone(&health))?;
         Ok(Store {

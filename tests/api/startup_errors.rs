@@ -282,3 +282,51 @@ fn an_intact_store_starts_and_keeps_every_user() {
         }
     });
 }
+
+#[test]
+fn a_data_dir_whose_parent_is_missing_stops_startup() {
+    let (dir, _) = workdir();
+    let data = dir.path().join("no-such-parent").join("data");
+
+    let exit = run_on_data_dir(dir.path(), &data);
+
+    assert_startup_failure(&exit, &["parent directory"]);
+    assert!(
+        !dir.path().join("no-such-parent").exists(),
+        "nothing created"
+    );
+}
+
+#[test]
+fn a_data_dir_in_use_by_another_claimd_stops_startup() {
+    let (dir, data) = workdir();
+    let _running = ClaimdProcess::start_on(dir.path(), &data);
+
+    let exit = run_on_data_dir(dir.path(), &data);
+
+    assert_startup_failure(&exit, &["in use"]);
+}
+
+#[test]
+fn a_store_from_a_newer_claimd_stops_startup_and_is_left_alone() {
+    let (dir, data) = workdir();
+    store_with_many_users(dir.path(), &data);
+    {
+        // What a later claimd would leave: a schema number this build does not know.
+        let db = sled::open(&data).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("schema_version", &99u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+
+    let exit = run_on_data_dir(dir.path(), &data);
+
+    assert_startup_failure(&exit, &["newer"]);
+    let db = sled::open(&data).unwrap();
+    let version = db.open_tree("meta").unwrap().get("schema_version").unwrap();
+    assert_eq!(
+        version.as_deref(),
+        Some(&99u64.to_be_bytes()[..]),
+        "left as it was"
+    );
+}

@@ -1,0 +1,172 @@
+//! `cargo bench --bench session_churn`: the disk under a steady login/logout churn (issue
+//! 9). Clients log in and out of the real `claimd` binary for `--seconds` (default 180;
+//! `--quick` 30) while the data directory's size and the `claimd_sessions` gauge are
+//! sampled every `--every` seconds (default 10; `--quick` 5). Before revoked sessions
+//! left the store, every login left a record until the session's 30-day expiry (~4.5 KB a
+//! login, never reclaimed); the series shows whether the directory levels off.
+//!
+//! Logins cost an argon2id hash each, so the rate is what the two cores allow.
+
+#[path = "load/server.rs"]
+#[allow(dead_code)]
+mod server;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use server::{disk_usage, Claimd};
+
+const PASSWORD: &str = "churn passphrase";
+const CLIENTS: usize = 4;
+
+fn option(args: &[String], name: &str) -> Option<u64> {
+    args.iter()
+        .position(|arg| arg == name)
+        .and_then(|at| args.get(at + 1))
+        .and_then(|value| value.parse().ok())
+}
+
+async fn churn(
+    base: String,
+    name: String,
+    until: Instant,
+    cycles: Arc<AtomicU64>,
+) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|err| err.to_string())?;
+    while Instant::now() < until {
+        let login = client
+            .post(format!("{base}/auth/login"))
+            .json(&json!({"username": name, "password": PASSWORD}))
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
+        if login.status().as_u16() != 200 {
+            return Err(format!("login answered {}", login.status()));
+        }
+        let body: serde_json::Value = login.json().await.map_err(|err| err.to_string())?;
+        let access = body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let logout = client
+            .post(format!("{base}/auth/logout"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
+        if logout.status().as_u16() != 204 {
+            return Err(format!("logout answered {}", logout.status()));
+        }
+        cycles.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+async fn sessions_gauge(base: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|line| line.starts_with("claimd_sessions "))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|value| value.parse().ok())
+}
+
+async fn run(seconds: u64, every: u64) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|err| err.to_string())?;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).map_err(|err| err.to_string())?;
+    let server = Claimd::start(&data, 2, false)?;
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    for n in 0..CLIENTS {
+        let resp = client
+            .post(format!("{base}/auth/register"))
+            .json(&json!({"username": format!("churn{n}"), "password": PASSWORD}))
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
+        if resp.status().as_u16() != 201 {
+            return Err(format!("register answered {}", resp.status()));
+        }
+    }
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+    let cycles = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            tokio::spawn(churn(
+                base.clone(),
+                format!("churn{n}"),
+                until,
+                Arc::clone(&cycles),
+            ))
+        })
+        .collect();
+    let mut series = Vec::new();
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(every)).await;
+        let mib = disk_usage(&data) as f64 / (1024.0 * 1024.0);
+        let held = sessions_gauge(&base).await.unwrap_or(-1.0);
+        println!(
+            "t={:>4.0}s  logins+logouts {:>6}  data dir {:>6.1} MiB  claimd_sessions {:>4}",
+            started.elapsed().as_secs_f64(),
+            cycles.load(Ordering::Relaxed),
+            mib,
+            held
+        );
+        series.push(mib);
+    }
+    for task in tasks {
+        task.await.map_err(|err| err.to_string())??;
+    }
+    let total = cycles.load(Ordering::Relaxed);
+    let half = series.len() / 2;
+    let first_half = series[..half.max(1)].iter().cloned().fold(0.0, f64::max);
+    let second_half = series[half..].iter().cloned().fold(0.0, f64::max);
+    println!(
+        "session churn: {total} logins and logouts in {seconds} s ({:.1}/s); data dir max {:.1} MiB in the first half, {:.1} MiB in the second ({:.2}x)",
+        total as f64 / seconds as f64,
+        first_half,
+        second_half,
+        if first_half > 0.0 { second_half / first_half } else { 0.0 }
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|arg| arg == "--quick");
+    let seconds = option(&args, "--seconds")
+        .unwrap_or(if quick { 30 } else { 180 })
+        .max(4);
+    let every = option(&args, "--every")
+        .unwrap_or(if quick { 5 } else { 10 })
+        .max(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("session_churn: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(seconds, every)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("session_churn: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
