@@ -160,6 +160,22 @@ async fn post(
     Ok((status, body))
 }
 
+/// `POST /auth/refresh-token` with `token`.
+async fn refresh(
+    client: &reqwest::Client,
+    base: &str,
+    token: String,
+) -> Result<(u16, Value), String> {
+    let body = json!({ "refresh_token": token });
+    post(
+        client,
+        format!("{base}/auth/refresh-token"),
+        Some(body),
+        None,
+    )
+    .await
+}
+
 fn refresh_token_of(body: &Value) -> Option<String> {
     body["refresh_token"].as_str().map(str::to_string)
 }
@@ -181,14 +197,7 @@ async fn client_load(
             .lock()
             .map(|h| h.refresh_token.clone())
             .unwrap_or_default();
-        match post(
-            &client,
-            format!("{base}/auth/refresh-token"),
-            Some(json!({ "refresh_token": token })),
-            None,
-        )
-        .await
-        {
+        match refresh(&client, &base, token).await {
             Ok((200, body)) => {
                 if let (Some(next), Ok(mut history)) = (refresh_token_of(&body), history.lock()) {
                     history.refresh_token = next;
@@ -256,14 +265,7 @@ async fn check_history(
             Ok(h) => (h.refresh_token.clone(), h.logged_out.clone()),
             Err(_) => continue,
         };
-        match post(
-            client,
-            format!("{base}/auth/refresh-token"),
-            Some(json!({ "refresh_token": token })),
-            None,
-        )
-        .await
-        {
+        match refresh(client, base, token).await {
             Ok((200, body)) => {
                 if let (Some(next), Ok(mut history)) = (refresh_token_of(&body), history.lock()) {
                     history.refresh_token = next;

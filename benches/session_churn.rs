@@ -1,11 +1,14 @@
 //! `cargo bench --bench session_churn`: the disk under a steady login/logout churn (issue
-//! 9). Clients log in and out of the real `claimd` binary for `--seconds` (default 180;
+//! 9). Clients log in and out of the real `claimd` binary for `--seconds` (default 720;
 //! `--quick` 30) while the data directory's size and the `claimd_sessions` gauge are
-//! sampled every `--every` seconds (default 10; `--quick` 5). Before revoked sessions
+//! sampled every `--every` seconds (default 30; `--quick` 5). Before revoked sessions
 //! left the store, every login left a record until the session's 30-day expiry (~4.5 KB a
 //! login, never reclaimed); the series shows whether the directory levels off.
 //!
-//! Logins cost an argon2id hash each, so the rate is what the two cores allow.
+//! Logins cost an argon2id hash each, so the rate is what the two cores allow. Each logout
+//! also puts its session on the deny list until its last access token is past `exp` plus
+//! the largest leeway (5 minutes), so the directory holds `--access-ttl` (default 1m)
+//! plus about six minutes of logouts: the run must be longer than that to level off.
 
 #[path = "load/server.rs"]
 #[allow(dead_code)]
@@ -81,11 +84,19 @@ async fn sessions_gauge(base: &str) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
-async fn run(seconds: u64, every: u64) -> Result<(), String> {
+async fn run(seconds: u64, every: u64, access_ttl: &str) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|err| err.to_string())?;
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).map_err(|err| err.to_string())?;
-    let server = Claimd::start(&data, 2, false)?;
+    let server = Claimd::start_with(
+        &data,
+        2,
+        false,
+        &[
+            ("CLAIMD__TOKENS__ACCESS_TTL", access_ttl),
+            ("CLAIMD__EVICTION__INTERVAL", "10s"),
+        ],
+    )?;
     let base = format!("http://{}", server.addr);
     let client = reqwest::Client::new();
     for n in 0..CLIENTS {
@@ -147,11 +158,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|arg| arg == "--quick");
     let seconds = option(&args, "--seconds")
-        .unwrap_or(if quick { 30 } else { 180 })
+        .unwrap_or(if quick { 30 } else { 720 })
         .max(4);
     let every = option(&args, "--every")
-        .unwrap_or(if quick { 5 } else { 10 })
+        .unwrap_or(if quick { 5 } else { 30 })
         .max(1);
+    let access_ttl = format!("{}s", option(&args, "--access-ttl").unwrap_or(60).max(1));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -162,7 +174,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(seconds, every)) {
+    match runtime.block_on(run(seconds, every, &access_ttl)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("session_churn: {err}");

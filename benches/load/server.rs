@@ -42,6 +42,20 @@ impl Claimd {
     /// # Errors
     /// The process did not start or did not say where it listens in time.
     pub fn start(dir: &Path, workers: usize, bootstrap: bool) -> Result<Claimd, String> {
+        Claimd::start_with(dir, workers, bootstrap, &[])
+    }
+
+    /// As [`Claimd::start`], with `settings` (`CLAIMD__…` variables) set last, over the
+    /// bench's own.
+    ///
+    /// # Errors
+    /// The process did not start or did not say where it listens in time.
+    pub fn start_with(
+        dir: &Path,
+        workers: usize,
+        bootstrap: bool,
+        settings: &[(&str, &str)],
+    ) -> Result<Claimd, String> {
         let spawned_at = Instant::now();
         let mut command = Command::new(env!("CARGO_BIN_EXE_claimd"));
         if bootstrap {
@@ -60,6 +74,7 @@ impl Claimd {
             // must outlive it.
             .env("CLAIMD__TOKENS__ACCESS_TTL", "2h")
             .env("RUST_LOG", "warn")
+            .envs(settings.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

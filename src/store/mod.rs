@@ -456,43 +456,37 @@ impl Engine {
 /// panic into an error, so a corrupt data dir stops start-up with one line rather than a
 /// backtrace. (The panic hook is the binary's business: it logs panics as one line.)
 fn open_quietly(config: sled::Config) -> Result<sled::Db, StoreError> {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
-    match outcome {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(err)) if err.to_string().contains("could not acquire lock") => {
+    match without_panics(move || config.open().map_err(StoreError::from))? {
+        Err(StoreError::Sled(err)) if err.to_string().contains("could not acquire lock") => {
             Err(StoreError::InUse)
         }
-        Ok(Err(err)) => Err(StoreError::Open(one_line(&err.to_string()))),
-        Err(panic) => {
-            let reason = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown damage".into());
-            Err(StoreError::Open(format!(
-                "the data directory is damaged ({})",
-                one_line(&reason)
-            )))
-        }
+        Err(StoreError::Sled(err)) => Err(StoreError::Open(one_line(&err.to_string()))),
+        other => other,
     }
 }
 
+/// Runs `work`, turning a panic of sled's on damaged data into an `Open` error.
+fn without_panics<T>(
+    work: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<Result<T, StoreError>, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown damage".into());
+        StoreError::Open(format!(
+            "the data directory is damaged ({})",
+            one_line(&reason)
+        ))
+    })
+}
+
 /// The open-time scan ([`integrity::scan`]), with sled's panics on damage turned into
-/// errors as in [`open_quietly`].
+/// errors.
 fn scan_quietly(db: &sled::Db) -> Result<(), StoreError> {
     let started = Instant::now();
-    let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| integrity::scan(db)))
-        .unwrap_or_else(|panic| {
-            let reason = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown damage".into());
-            Err(StoreError::Open(format!(
-                "the data directory is damaged ({})",
-                one_line(&reason)
-            )))
-        })?;
+    let scanned = without_panics(|| integrity::scan(db))??;
     tracing::debug!(
         records = scanned,
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
