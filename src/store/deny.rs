@@ -38,7 +38,7 @@ use super::{codec, corrupt, Store, StoreError, Stripes};
 /// disk, and (with the access-token lifetime) how many copies a session entry takes.
 pub const BUCKET_SECONDS: u64 = 60;
 
-const TREE_PREFIX: &str = "deny/";
+pub(crate) const TREE_PREFIX: &str = "deny/";
 const COUNT_TAG: u8 = b'n';
 /// `meta` key: the longest access-token lifetime ever configured (what a session entry
 /// must cover). (`deny_dead_before`, written by earlier builds, is no longer read: see

@@ -12,6 +12,9 @@
 //!   second of writes before a crash, the part not yet sealed.
 //! - **The scan.** Every tree is read through and every record decoded once at open, so a
 //!   damaged page or record stops start-up instead of failing the first request to touch it.
+//!   The deny-list buckets, which can hold millions of entries, are read by a thread right
+//!   after the store opens (a million entries take seconds, and start-up must not); damage
+//!   there stops the server with one line as well (`Store::damage`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -136,13 +139,35 @@ fn write_seal_file(path: &Path, value: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads every tree through and decodes every record.
+/// Which trees a scan reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trees {
+    /// Everything but the deny-list buckets: read before the store opens.
+    Records,
+    /// The deny-list buckets, which may hold millions of entries: read right after.
+    DenyBuckets,
+}
+
+impl Trees {
+    fn includes(self, name: &[u8]) -> bool {
+        let bucket = name.starts_with(super::deny::TREE_PREFIX.as_bytes());
+        match self {
+            Trees::Records => !bucket,
+            Trees::DenyBuckets => bucket,
+        }
+    }
+}
+
+/// Reads the `which` trees through and decodes every record.
 ///
 /// # Errors
 /// The first unreadable page or undecodable record, naming its tree.
-pub(crate) fn scan(db: &sled::Db) -> Result<u64, StoreError> {
+pub(crate) fn scan(db: &sled::Db, which: Trees) -> Result<u64, StoreError> {
     let mut records = 0u64;
     for name in db.tree_names() {
+        if !which.includes(&name) {
+            continue;
+        }
         let tree = db.open_tree(&name)?;
         let label = String::from_utf8_lossy(&name).into_owned();
         for entry in tree.iter() {
@@ -153,6 +178,10 @@ pub(crate) fn scan(db: &sled::Db) -> Result<u64, StoreError> {
                 "sessions" => codec::decode::<SessionRecord>(&value).map(drop),
                 "keys" => codec::decode::<KeyRecord>(&value).map(drop),
                 "services" => codec::decode::<ServiceRecord>(&value).map(drop),
+                // Every value in a deny bucket is an `exp` or a count.
+                bucket if bucket.starts_with(super::deny::TREE_PREFIX) => {
+                    codec::decode_u64(&value).map(drop)
+                }
                 _ => Ok(()),
             };
             decoded.map_err(|err| damaged(&label, &err.to_string()))?;
@@ -209,6 +238,26 @@ mod tests {
             Some(2),
             "a seal whose flush never committed is offered again"
         );
+    }
+
+    #[test]
+    fn damage_in_a_deny_bucket_is_found_right_after_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = super::super::Store::open(dir.path(), 4).unwrap();
+            let engine = store.engine().unwrap();
+            let bucket = engine.db.open_tree("deny/960").unwrap();
+            bucket
+                .insert(b"j0123456789abcdef", &b"not an exp"[..])
+                .unwrap();
+            store.close();
+        }
+        let store = super::super::Store::open(dir.path(), 4).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.damage().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(store.damage().is_some_and(|why| why.contains("deny/960")));
     }
 
     #[test]

@@ -135,6 +135,8 @@ pub struct Store {
     /// Every write holds the shared side while it writes; a backup holds the exclusive
     /// side while it copies (see [`backup`]).
     write_gate: RwLock<()>,
+    /// Damage the background scan of the deny-list buckets found (see [`integrity`]).
+    damage: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Store {
@@ -159,6 +161,8 @@ impl Store {
         }
         let health = Arc::new(health::Health::default());
         let engine = Engine::open(path, cache_mb, Arc::clone(&health))?;
+        let damage = Arc::new(std::sync::Mutex::new(None));
+        scan_deny_buckets_behind(engine.db.clone(), Arc::clone(&damage));
         Ok(Store {
             path: path.to_path_buf(),
             cache_mb,
@@ -166,6 +170,7 @@ impl Store {
             health,
             user_locks: Stripes::new(64),
             write_gate: RwLock::new(()),
+            damage,
         })
     }
 
@@ -208,6 +213,15 @@ impl Store {
             self.health.write_failed(&err);
             StoreError::Flush(err)
         })
+    }
+
+    /// Damage found in the deny-list buckets by the scan that runs right after open:
+    /// the server stops on it (`tasks::recovery`).
+    pub fn damage(&self) -> Option<String> {
+        self.damage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether writes are being made durable (no write-failure episode is going on).
@@ -482,11 +496,34 @@ fn without_panics<T>(
     })
 }
 
+/// Reads the deny-list buckets on a thread of their own, right after open; what it finds
+/// wrong is left in `damage`.
+fn scan_deny_buckets_behind(db: sled::Db, damage: Arc<std::sync::Mutex<Option<String>>>) {
+    let spawned = std::thread::Builder::new()
+        .name("claimd-scan".into())
+        .spawn(move || {
+            let started = Instant::now();
+            match without_panics(|| integrity::scan(&db, integrity::Trees::DenyBuckets)) {
+                Ok(Ok(records)) => tracing::debug!(
+                    records,
+                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "deny-list buckets scanned"
+                ),
+                Ok(Err(err)) | Err(err) => {
+                    *damage.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "could not start the deny-list scan");
+    }
+}
+
 /// The open-time scan ([`integrity::scan`]), with sled's panics on damage turned into
 /// errors.
 fn scan_quietly(db: &sled::Db) -> Result<(), StoreError> {
     let started = Instant::now();
-    let scanned = without_panics(|| integrity::scan(db))??;
+    let scanned = without_panics(|| integrity::scan(db, integrity::Trees::Records))??;
     tracing::debug!(
         records = scanned,
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -3,7 +3,8 @@
 //! otherwise be met first by a request); during a write-failure episode it tries to reopen
 //! the store once the disk takes writes again (`Store::try_recover`). When the store cannot
 //! be reopened in place, the reason is handed to the application, which stops and exits
-//! non-zero so that a supervisor restarts it.
+//! non-zero so that a supervisor restarts it. Damage the background scan of the deny-list
+//! buckets finds stops the server the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,13 @@ pub async fn run(
         let store = Arc::clone(&store);
         let fatal = fatal.clone();
         async move {
+            if let Some(damage) = store.damage() {
+                let _ = fatal.send(format!(
+                    "storage.path {}: {damage}",
+                    store.path().display()
+                ));
+                return;
+            }
             if store.is_writable() {
                 store.probe().await;
                 return;
