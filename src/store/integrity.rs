@@ -162,11 +162,18 @@ impl Trees {
 ///
 /// # Errors
 /// The first unreadable page or undecodable record, naming its tree.
-pub(crate) fn scan(db: &sled::Db, which: Trees) -> Result<u64, StoreError> {
+pub(crate) fn scan(
+    db: &sled::Db,
+    which: Trees,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<u64, StoreError> {
     let mut records = 0u64;
     for name in db.tree_names() {
         if !which.includes(&name) {
             continue;
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
         }
         let tree = db.open_tree(&name)?;
         let label = String::from_utf8_lossy(&name).into_owned();
@@ -186,6 +193,9 @@ pub(crate) fn scan(db: &sled::Db, which: Trees) -> Result<u64, StoreError> {
             };
             decoded.map_err(|err| damaged(&label, &err.to_string()))?;
             records += 1;
+            if records % 4096 == 0 && stop.load(Ordering::Relaxed) {
+                return Ok(records);
+            }
         }
     }
     Ok(records)

@@ -137,6 +137,21 @@ pub struct Store {
     write_gate: RwLock<()>,
     /// Damage the background scan of the deny-list buckets found (see [`integrity`]).
     damage: Arc<std::sync::Mutex<Option<String>>>,
+    /// That scan, stopped (and its handle on the database let go) when the store closes.
+    scan: std::sync::Mutex<Option<BackgroundScan>>,
+}
+
+/// The thread reading the deny-list buckets after open, and how to stop it.
+struct BackgroundScan {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl BackgroundScan {
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }
 
 impl Store {
@@ -162,7 +177,7 @@ impl Store {
         let health = Arc::new(health::Health::default());
         let engine = Engine::open(path, cache_mb, Arc::clone(&health))?;
         let damage = Arc::new(std::sync::Mutex::new(None));
-        scan_deny_buckets_behind(engine.db.clone(), Arc::clone(&damage));
+        let scan = scan_deny_buckets_behind(engine.db.clone(), Arc::clone(&damage));
         Ok(Store {
             path: path.to_path_buf(),
             cache_mb,
@@ -171,6 +186,7 @@ impl Store {
             user_locks: Stripes::new(64),
             write_gate: RwLock::new(()),
             damage,
+            scan: std::sync::Mutex::new(scan),
         })
     }
 
@@ -325,9 +341,22 @@ impl Store {
     }
 
     /// Stops the flusher after a last flush; later writes are no longer made durable.
+    /// The background scan stops too, so the database is let go once the store is dropped.
     pub fn close(&self) {
+        self.stop_scan();
         if let Ok(engine) = self.engine() {
             engine.close();
+        }
+    }
+
+    fn stop_scan(&self) {
+        let scan = self
+            .scan
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(scan) = scan {
+            scan.stop();
         }
     }
 
@@ -498,12 +527,19 @@ fn without_panics<T>(
 
 /// Reads the deny-list buckets on a thread of their own, right after open; what it finds
 /// wrong is left in `damage`.
-fn scan_deny_buckets_behind(db: sled::Db, damage: Arc<std::sync::Mutex<Option<String>>>) {
+fn scan_deny_buckets_behind(
+    db: sled::Db,
+    damage: Arc<std::sync::Mutex<Option<String>>>,
+) -> Option<BackgroundScan> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = Arc::clone(&stop);
     let spawned = std::thread::Builder::new()
         .name("claimd-scan".into())
         .spawn(move || {
             let started = Instant::now();
-            match without_panics(|| integrity::scan(&db, integrity::Trees::DenyBuckets)) {
+            let scanned =
+                without_panics(|| integrity::scan(&db, integrity::Trees::DenyBuckets, &stopping));
+            match scanned {
                 Ok(Ok(records)) => tracing::debug!(
                     records,
                     elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -514,8 +550,18 @@ fn scan_deny_buckets_behind(db: sled::Db, damage: Arc<std::sync::Mutex<Option<St
                 }
             }
         });
-    if let Err(err) = spawned {
-        tracing::warn!(error = %err, "could not start the deny-list scan");
+    match spawned {
+        Ok(thread) => Some(BackgroundScan { stop, thread }),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not start the deny-list scan");
+            None
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop_scan();
     }
 }
 
@@ -523,7 +569,8 @@ fn scan_deny_buckets_behind(db: sled::Db, damage: Arc<std::sync::Mutex<Option<St
 /// errors.
 fn scan_quietly(db: &sled::Db) -> Result<(), StoreError> {
     let started = Instant::now();
-    let scanned = without_panics(|| integrity::scan(db, integrity::Trees::Records))??;
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let scanned = without_panics(|| integrity::scan(db, integrity::Trees::Records, &never))??;
     tracing::debug!(
         records = scanned,
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
