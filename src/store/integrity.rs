@@ -193,7 +193,7 @@ pub(crate) fn scan(
             };
             decoded.map_err(|err| damaged(&label, &err.to_string()))?;
             records += 1;
-            if records % 4096 == 0 && stop.load(Ordering::Relaxed) {
+            if records.is_multiple_of(4096) && stop.load(Ordering::Relaxed) {
                 return Ok(records);
             }
         }
