@@ -19,7 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{codec, KeyRecord, ServiceRecord, SessionRecord, StoreError, TenantRecord, UserRecord};
+use super::{
+    codec, InvitationBook, KeyRecord, ServiceRecord, SessionRecord, StoreError, TenantRecord,
+    UserRecord,
+};
 
 /// The seal file, beside sled's own files in the data directory.
 pub(crate) const SEAL_FILE: &str = "claimd.seal";
@@ -153,6 +156,7 @@ pub(crate) fn scan(db: &sled::Db) -> Result<u64, StoreError> {
                 "sessions" => codec::decode::<SessionRecord>(&value).map(drop),
                 "keys" => codec::decode::<KeyRecord>(&value).map(drop),
                 "services" => codec::decode::<ServiceRecord>(&value).map(drop),
+                "invitations" => codec::decode::<InvitationBook>(&value).map(drop),
                 _ => Ok(()),
             };
             decoded.map_err(|err| damaged(&label, &err.to_string()))?;
