@@ -280,6 +280,18 @@ async fn invitations_count_against_max_accounts() {
         "tenant_full",
     )
     .await;
+    let (dave, _) = app.signed_up("dave").await;
+    assert_problem(
+        app.admin_patch_user(
+            &admin.access_token,
+            text(&dave, "id"),
+            &json!({"tenant": id}),
+        )
+        .await,
+        409,
+        "tenant_full",
+    )
+    .await;
 
     let resp = app
         .revoke_invitation(&admin.access_token, &id, text(&first, "id"))
