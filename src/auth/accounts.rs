@@ -1,5 +1,6 @@
-//! Accounts: registration (into a tenant only by an admin or with an invitation), login (rate-limited, same cost for unknown users), the
-//! caller's own record, password changes, and the bootstrap admin.
+//! Accounts: registration (into a tenant only by an admin or with an invitation), login
+//! (rate-limited, same cost for unknown users), the caller's own record, password changes,
+//! and the bootstrap admin.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -55,11 +56,6 @@ impl Auth {
         request: Registration,
         bearer: Option<&str>,
     ) -> Result<UserView, AuthError> {
-        if request.tenant.is_some() && request.invitation.is_some() {
-            return Err(AuthError::InvalidRequest(
-                "tenant and invitation: give one or the other".into(),
-            ));
-        }
         if request.invitation.is_none() {
             let admin_only = request.tenant.is_some()
                 || self.settings.auth.registration == config::Registration::Admin;

@@ -1,6 +1,7 @@
 //! The flows: register (into a tenant by an admin or an invitation), log in, refresh, log
-//! out, change a password, invitations, and the verdict on a presented access token. They know nothing of HTTP (answers are plain types and
-//! [`AuthError`]) and reach the store only through its typed methods.
+//! out, change a password, invitations, and the verdict on a presented access token. They
+//! know nothing of HTTP (answers are plain types and [`AuthError`]) and reach the store
+//! only through its typed methods.
 //!
 //! Every flow whose outcome the client is told about waits for the group-commit flush
 //! before it returns, so an acknowledged write survives a crash.
