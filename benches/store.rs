@@ -72,7 +72,9 @@ fn checks_on_a_large_store(c: &mut Criterion) {
     let users: Vec<UserId> = (0..1000)
         .map(|n| {
             let user_id = UserId::generate();
-            store.create_user(user_id, &user(n)).expect("user");
+            store
+                .create_user(user_id, &user(n), None, now())
+                .expect("user");
             user_id
         })
         .collect();
@@ -168,6 +170,7 @@ fn refresh_rotation(c: &mut Criterion) {
             username: "bench".into(),
             password: "bench password".into(),
             tenant: None,
+            invitation: None,
             roles: Vec::new(),
         })
         .await

@@ -70,6 +70,10 @@ uuid_id!(
     /// An access token's id: the `jti` claim.
     TokenId
 );
+uuid_id!(
+    /// An invitation's id: how an admin lists and revokes it (never its code).
+    InvitationId
+);
 
 /// A username in canonical form: NFKC-normalised and case-folded, so that "Alice",
 /// "alice" and "ａｌｉｃｅ" name one account. Control, zero-width and bidi characters are

@@ -79,6 +79,7 @@ impl Offline {
                 username,
                 password,
                 tenant: None,
+                invitation: None,
                 roles,
             })
             .await

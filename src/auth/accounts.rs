@@ -1,11 +1,14 @@
-//! Accounts: registration, login (rate-limited, same cost for unknown users), the
-//! caller's own record, password changes, and the bootstrap admin.
+//! Accounts: registration (into a tenant only by an admin or with an invitation), login
+//! (rate-limited, same cost for unknown users), the caller's own record, password changes,
+//! and the bootstrap admin.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
+use super::invitations::code_digest;
 use super::verdict::{Authenticated, Freshness};
 use super::{now, Auth, AuthError, TokenResponse, UserView};
+use crate::config;
 use crate::domain::{Password, TenantId, UserId, Username};
 use crate::store::UserRecord;
 
@@ -13,34 +16,105 @@ use crate::store::UserRecord;
 pub const DEFAULT_PLAN: &str = "free";
 
 /// A registration request, as received.
-#[derive(Debug)]
 pub struct Registration {
     pub username: String,
     pub password: String,
+    /// The tenant to join: only an admin may place an account in a tenant.
     pub tenant: Option<String>,
+    /// An invitation code: joins the invitation's tenant and uses the invitation up.
+    pub invitation: Option<String>,
     pub roles: Vec<String>,
 }
 
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("username", &self.username)
+            .field("tenant", &self.tenant)
+            .field(
+                "invitation",
+                &self.invitation.as_ref().map(|_| "<redacted>"),
+            )
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Auth {
-    /// Creates an account. Durable on return.
+    /// Registration over the API, by `bearer`'s holder if a token is presented. The rules:
+    /// joining a tenant needs an admin's token (`tenant`) or an invitation (`invitation`,
+    /// which also admits under `auth.registration = "admin"`: an admin granted it); with
+    /// `auth.registration = "admin"`, anything else needs an admin's token too; otherwise
+    /// anyone may create an account outside any tenant. Durable on return.
     ///
     /// # Errors
-    /// `InvalidRequest` for a refused username, password or tenant; `UsernameTaken`.
+    /// `Forbidden` when a tenant is named without an admin's token, or a non-admin
+    /// registers under `auth.registration = "admin"`; `TokenMissing` (and the verdicts) for
+    /// the token; `InvitationInvalid`; and the errors of [`Auth::register`].
+    pub async fn register_over_api(
+        &self,
+        request: Registration,
+        bearer: Option<&str>,
+    ) -> Result<UserView, AuthError> {
+        if request.invitation.is_none() {
+            let admin_only = request.tenant.is_some()
+                || self.settings.auth.registration == config::Registration::Admin;
+            if admin_only {
+                match bearer {
+                    Some(token) => {
+                        self.require_admin(token)?;
+                    }
+                    None if request.tenant.is_some() => {
+                        return Err(AuthError::Forbidden(
+                            "joining a tenant needs an admin's token or an invitation".into(),
+                        ))
+                    }
+                    None => return Err(AuthError::TokenMissing),
+                }
+            }
+        }
+        self.register(request).await
+    }
+
+    /// Creates an account as asked, with no check of who asks: for the command line, the
+    /// bootstrap admin and [`Auth::register_over_api`]. An invitation is checked and used
+    /// up in the same write that creates the account. Durable on return.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for a refused username, password or tenant; `InvitationInvalid`;
+    /// `TenantFull`; `UsernameTaken`.
     pub async fn register(&self, request: Registration) -> Result<UserView, AuthError> {
         let username = Username::parse(&request.username)
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         let password = Password::parse_new(request.password)
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
-        let tenant = match request.tenant.as_deref() {
-            None => None,
-            Some(text) => {
+        let now = now();
+        let invitation = request.invitation.as_deref().map(code_digest);
+        let tenant = match (request.tenant.as_deref(), &invitation) {
+            (Some(_), Some(_)) => {
+                return Err(AuthError::InvalidRequest(
+                    "tenant and invitation: give one or the other".into(),
+                ))
+            }
+            (None, None) => None,
+            (None, Some(digest)) => Some(
+                // Checked before the password is hashed, so a wrong code costs no hash;
+                // the write below decides.
+                self.store
+                    .invitation_tenant(digest, now)?
+                    .ok_or(AuthError::InvitationInvalid)?,
+            ),
+            (Some(text), None) => {
                 let id = TenantId::parse(text)
                     .ok_or_else(|| AuthError::InvalidRequest("tenant: not a tenant id".into()))?;
                 let tenant = self
                     .store
                     .tenant(id)?
                     .ok_or_else(|| AuthError::InvalidRequest("tenant: no such tenant".into()))?;
-                if tenant.max_accounts.is_some_and(|max| tenant.members >= max) {
+                let taken = tenant
+                    .members
+                    .saturating_add(self.store.pending_invitations(id, now)?);
+                if tenant.max_accounts.is_some_and(|max| taken >= max) {
                     return Err(AuthError::TenantFull);
                 }
                 Some(id)
@@ -54,7 +128,6 @@ impl Auth {
             .hash(password)
             .await
             .map_err(|err| AuthError::Internal(err.to_string()))?;
-        let now = now();
         let id = UserId::generate();
         let user = UserRecord {
             username: username.as_str().to_string(),
@@ -69,9 +142,15 @@ impl Auth {
             created_at: now,
             updated_at: now,
         };
-        self.store.create_user(id, &user)?;
+        self.store
+            .create_user(id, &user, invitation.as_ref(), now)?;
         self.store.wait_durable().await?;
-        tracing::info!(user = %id, "account registered");
+        match tenant {
+            Some(tenant) if invitation.is_some() => {
+                tracing::info!(user = %id, %tenant, "account registered with an invitation");
+            }
+            _ => tracing::info!(user = %id, "account registered"),
+        }
         Ok(UserView::new(id, &user))
     }
 
@@ -218,6 +297,7 @@ impl Auth {
                 username,
                 password,
                 tenant: None,
+                invitation: None,
                 roles: vec!["admin".to_string()],
             })
             .await

@@ -183,7 +183,7 @@ impl Auth {
         patch: &UserPatch,
     ) -> Result<UserRecord, AuthError> {
         let now = now();
-        let user = self.store.update_user(user_id, |user| {
+        let user = self.store.update_user(user_id, now, |user| {
             if patch.apply(user) {
                 user.claims_version += 1;
                 user.updated_at = now;

@@ -1,6 +1,7 @@
-//! The flows: register, log in, refresh, log out, change a password, and the verdict on a
-//! presented access token. They know nothing of HTTP (answers are plain types and
-//! [`AuthError`]) and reach the store only through its typed methods.
+//! The flows: register (into a tenant by an admin or an invitation), log in, refresh, log
+//! out, change a password, invitations, and the verdict on a presented access token. They
+//! know nothing of HTTP (answers are plain types and [`AuthError`]) and reach the store
+//! only through its typed methods.
 //!
 //! Every flow whose outcome the client is told about waits for the group-commit flush
 //! before it returns, so an acknowledged write survives a crash.
@@ -11,6 +12,7 @@ mod backup;
 mod claims;
 mod hash_pool;
 mod introspection;
+mod invitations;
 pub mod keyring;
 pub mod password;
 pub mod rate_limit;
@@ -22,6 +24,9 @@ pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
 pub use claims::{RefreshedToken, UserPatch};
 pub use introspection::TokenHint;
+pub use invitations::{
+    InvitationView, NewInvitation, DEFAULT_INVITATION_TTL_SECS, MAX_INVITATION_TTL_SECS,
+};
 pub use services::{NewService, ServiceView};
 pub use sessions::RefreshOutcome;
 pub use verdict::Freshness;
@@ -74,6 +79,11 @@ pub enum AuthError {
     TenantFull,
     #[error("tenant still has members")]
     TenantNotEmpty,
+    /// An invitation code that admits no one: unknown, used, revoked or expired alike.
+    #[error("invitation not valid")]
+    InvitationInvalid,
+    #[error("the tenant holds too many invitations")]
+    TooManyInvitations,
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
     #[error(transparent)]
@@ -91,6 +101,7 @@ impl From<UserWriteError> for AuthError {
                 AuthError::InvalidRequest("tenant: no such tenant".into())
             }
             UserWriteError::TenantFull => AuthError::TenantFull,
+            UserWriteError::InvitationInvalid => AuthError::InvitationInvalid,
             UserWriteError::Store(err) => AuthError::Store(err),
         }
     }

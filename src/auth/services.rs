@@ -28,7 +28,8 @@ pub struct ServiceView {
     pub created_at: u64,
 }
 
-fn random_text(bytes: usize) -> String {
+/// `bytes` random bytes from the OS, base64url without padding.
+pub(super) fn random_text(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     OsRng.fill_bytes(&mut buffer);
     URL_SAFE_NO_PAD.encode(buffer)

@@ -1,5 +1,5 @@
-//! Administration routes (role `admin`): `/admin/users`, `/admin/tenants`,
-//! `/admin/services` and `/admin/keys/rotate`.
+//! Administration routes (role `admin`): `/admin/users`, `/admin/tenants` (with their
+//! invitations), `/admin/services` and `/admin/keys/rotate`.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -40,6 +40,15 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(get_tenant))
                 .route(web::patch().to(patch_tenant))
                 .route(web::delete().to(delete_tenant)),
+        )
+        .service(
+            resource("/admin/tenants/{id}/invitations")
+                .route(web::get().to(list_invitations))
+                .route(web::post().to(create_invitation)),
+        )
+        .service(
+            resource("/admin/tenants/{id}/invitations/{invitation_id}")
+                .route(web::delete().to(revoke_invitation)),
         );
 }
 
@@ -180,6 +189,63 @@ async fn delete_tenant(
 ) -> Result<HttpResponse, ApiError> {
     state.auth.require_admin(&token.0)?;
     state.auth.delete_tenant(&id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct InvitationBody {
+    /// Seconds the invitation lives (RFC 6749's `expires_in` unit).
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// `POST /admin/tenants/{id}/invitations`: a single-use code into the tenant, shown this
+/// once. The body is optional.
+async fn create_invitation(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: BearerToken,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.require_admin(&token.0)?;
+    let body = read_body(payload, limit(&state)).await?;
+    let request: InvitationBody = if body.iter().all(u8::is_ascii_whitespace) {
+        InvitationBody::default()
+    } else {
+        require_json_content_type(&req)?;
+        parse_json(&body)?
+    };
+    let invitation = state
+        .auth
+        .create_invitation(&id, request.expires_in)
+        .await?;
+    Ok(
+        with_refreshed_token(HttpResponse::Created(), caller.refreshed.as_deref())
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({ "invitation": invitation })),
+    )
+}
+
+async fn list_invitations(
+    state: web::Data<AppState>,
+    token: BearerToken,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.require_admin(&token.0)?;
+    let invitations = state.auth.list_invitations(&id)?;
+    Ok(answer(caller.refreshed.as_deref()).json(json!({ "invitations": invitations })))
+}
+
+async fn revoke_invitation(
+    state: web::Data<AppState>,
+    token: BearerToken,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.require_admin(&token.0)?;
+    let (tenant, invitation) = path.into_inner();
+    state.auth.revoke_invitation(&tenant, &invitation).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

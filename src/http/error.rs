@@ -178,6 +178,16 @@ impl From<AuthError> for ApiError {
                 "tenant_not_empty",
                 "the tenant still has members",
             ),
+            AuthError::InvitationInvalid => ApiError::new(
+                S::FORBIDDEN,
+                "invitation_invalid",
+                "the invitation is not valid: unknown, used, revoked or expired",
+            ),
+            AuthError::TooManyInvitations => ApiError::new(
+                S::CONFLICT,
+                "too_many_invitations",
+                "the tenant holds too many invitations; revoke some or wait for them to expire",
+            ),
             AuthError::Unavailable(reason) => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", reason)
             }

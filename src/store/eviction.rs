@@ -15,6 +15,8 @@ pub struct EvictionReport {
     /// Deny-list bucket trees dropped.
     pub deny_buckets_dropped: u64,
     pub sessions_removed: u64,
+    /// Tenant invitations ended long enough ago to leave their tenant's list.
+    pub invitations_removed: u64,
     /// The earliest expiry (`exp + leeway`) still on the deny list, if any.
     pub next_deny_expiry: Option<u64>,
 }
@@ -36,6 +38,7 @@ pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionRep
         deny_removed: deny.expired,
         deny_buckets_dropped: deny.buckets_dropped,
         sessions_removed: 0,
+        invitations_removed: 0,
         next_deny_expiry: deny.next_expiry,
     };
 
@@ -59,6 +62,7 @@ pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionRep
         }
         report.sessions_removed += 1;
     }
+    report.invitations_removed = store.evict_expired_invitations(now)?;
     Ok(report)
 }
 

@@ -22,7 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{codec, KeyRecord, ServiceRecord, SessionRecord, StoreError, TenantRecord, UserRecord};
+use super::{
+    codec, InvitationBook, KeyRecord, ServiceRecord, SessionRecord, StoreError, TenantRecord,
+    UserRecord,
+};
 
 /// The seal file, beside sled's own files in the data directory.
 pub(crate) const SEAL_FILE: &str = "claimd.seal";
@@ -185,6 +188,7 @@ pub(crate) fn scan(
                 "sessions" => codec::decode::<SessionRecord>(&value).map(drop),
                 "keys" => codec::decode::<KeyRecord>(&value).map(drop),
                 "services" => codec::decode::<ServiceRecord>(&value).map(drop),
+                "invitations" => codec::decode::<InvitationBook>(&value).map(drop),
                 // Every value in a deny bucket is an `exp` or a count.
                 bucket if bucket.starts_with(super::deny::TREE_PREFIX) => {
                     codec::decode_u64(&value).map(drop)

@@ -13,8 +13,10 @@
 //! never made durable survives in memory either.
 //!
 //! Trees (DESIGN.md "Storage"): `users`, `usernames`, `tenants`, `sessions`, `keys`,
-//! `meta`, `services` (credentials for introspection), the deny list as one tree per
-//! minute of token expiry (`deny/<second>`, see [`deny`]), plus two indexes DESIGN.md
+//! `meta`, `services` (credentials for introspection), `invitations` and
+//! `invitation_codes` (invitations into tenants, see [`invitations`]), the deny list as
+//! one tree per minute of token expiry (`deny/<second>`, see [`deny`]), plus two indexes
+//! DESIGN.md
 //! leaves implicit: `user_sessions` (user id + session id, to end every session of a user)
 //! and `session_expiry` (expiry + session id, so expired sessions are evicted by a range
 //! scan).
@@ -26,6 +28,7 @@ pub mod eviction;
 mod flusher;
 pub mod health;
 mod integrity;
+pub mod invitations;
 pub mod keys;
 pub mod mirror;
 pub mod revocations;
@@ -41,6 +44,9 @@ use std::time::{Duration, Instant};
 pub use codec::CodecError;
 pub use deny::{DenyEviction, DenyKind};
 pub use eviction::{evict_expired, EvictionReport};
+pub use invitations::{
+    InvitationBook, InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError,
+};
 pub use keys::KeyRecord;
 pub use mirror::UserStamp;
 pub use services::ServiceRecord;
@@ -118,6 +124,8 @@ pub(crate) struct Engine {
     pub(crate) deny: deny::DenyList,
     pub(crate) keys: sled::Tree,
     pub(crate) services: sled::Tree,
+    pub(crate) invitations: sled::Tree,
+    pub(crate) invitation_codes: sled::Tree,
     flusher: flusher::Flusher,
     pub(crate) mirror: mirror::Mirror,
     /// Session records held, for the `claimd_sessions` gauge (counted at open).
@@ -444,6 +452,8 @@ impl Engine {
             deny: deny::DenyList::open(&db)?,
             keys: db.open_tree("keys")?,
             services: db.open_tree("services")?,
+            invitations: db.open_tree("invitations")?,
+            invitation_codes: db.open_tree("invitation_codes")?,
             flusher,
             mirror: mirror::Mirror::default(),
             sessions_held: std::sync::atomic::AtomicI64::new(0),

@@ -1,11 +1,13 @@
 //! The `tenants` tree: tenant id → [`TenantRecord`]. A tenant-wide change is one write
 //! here, bumping `version` (`tv`), never one per member. `members` is kept by the user
-//! writes (see `users.rs`) in the same transactions that move users.
+//! writes (see `users.rs`) in the same transactions that move users. Deleting a tenant
+//! deletes its invitations with it.
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionError;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
 
-use super::{codec, corrupt, Engine, Store, StoreError};
+use super::{codec, corrupt, invitations, Engine, Store, StoreError};
 use crate::domain::TenantId;
 
 /// A tenant as stored. On-disk type: add fields only at the end.
@@ -143,32 +145,49 @@ impl Store {
         Ok(tenant)
     }
 
-    /// Removes a tenant that has no members.
+    /// Removes a tenant that has no members, with its invitations (their codes admit no
+    /// one after).
     ///
     /// # Errors
     /// `NotFound`, `NotEmpty`, storage failures.
     pub fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
         let engine = self.engine()?;
         let _gate = self.writing();
-        engine.tenants.transaction(|tenants| {
-            let bytes = tenants
-                .get(&id.as_bytes()[..])?
-                .ok_or_else(|| abort(TenantWriteError::NotFound))?;
-            let tenant: TenantRecord = codec::decode(&bytes).map_err(|source| {
-                abort(
-                    StoreError::Corrupt {
-                        tree: "tenants",
-                        source,
+        (
+            &engine.tenants,
+            &engine.invitations,
+            &engine.invitation_codes,
+        )
+            .transaction(
+                |(tenants, invitations, codes): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    let bytes = tenants
+                        .get(&id.as_bytes()[..])?
+                        .ok_or_else(|| abort(TenantWriteError::NotFound))?;
+                    let tenant: TenantRecord = codec::decode(&bytes).map_err(|source| {
+                        abort(
+                            StoreError::Corrupt {
+                                tree: "tenants",
+                                source,
+                            }
+                            .into(),
+                        )
+                    })?;
+                    if tenant.members > 0 {
+                        return Err(abort(TenantWriteError::NotEmpty));
                     }
-                    .into(),
-                )
-            })?;
-            if tenant.members > 0 {
-                return Err(abort(TenantWriteError::NotEmpty));
-            }
-            tenants.remove(&id.as_bytes()[..])?;
-            Ok(())
-        })?;
+                    let book = invitations::read_book(invitations, id.as_bytes())?;
+                    for invitation in &book.invitations {
+                        codes.remove(&invitation.code_digest[..])?;
+                    }
+                    invitations.remove(&id.as_bytes()[..])?;
+                    tenants.remove(&id.as_bytes()[..])?;
+                    Ok(())
+                },
+            )?;
         engine.mirror.remove_tenant(id.as_bytes());
         Ok(())
     }

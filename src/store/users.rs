@@ -1,15 +1,17 @@
 //! The `users` tree (user id → [`UserRecord`]) and its unique index `usernames`
 //! (canonical username → user id), always written together in one transaction, with the
 //! member count of the user's tenant (so `max_accounts` holds under concurrent
-//! registrations: sled transactions are serialisable). Every write updates the mirror
-//! after it commits.
+//! registrations: sled transactions are serialisable). A user joining a tenant is counted
+//! against the seats its outstanding invitations hold too, and an invited user's
+//! invitation is used up in the same transaction (see `invitations.rs`). Every write
+//! updates the mirror after it commits.
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use super::mirror::UserStamp;
-use super::{codec, corrupt, Engine, Store, StoreError, TenantRecord};
+use super::{codec, corrupt, invitations, Engine, Store, StoreError, TenantRecord};
 use crate::domain::{TenantId, UserId, Username};
 
 /// A user as stored. On-disk type: add fields only at the end, and bump
@@ -75,6 +77,9 @@ pub enum UserWriteError {
     UnknownTenant,
     #[error("tenant is full")]
     TenantFull,
+    /// The invitation is unknown, used, revoked, expired or of another tenant.
+    #[error("invitation not valid")]
+    InvitationInvalid,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -91,17 +96,17 @@ fn abort(err: UserWriteError) -> Abort {
     ConflictableTransactionError::Abort(err)
 }
 
-/// Moves one member into (`+1`) or out of (`-1`) a tenant inside a transaction, refusing
-/// to pass `max_accounts`. Returns the tenant's version.
-fn count_member(
-    tenants: &TransactionalTree,
-    tenant: &[u8; 16],
-    joining: bool,
-) -> Result<u64, Abort> {
-    let bytes = tenants
-        .get(&tenant[..])?
-        .ok_or_else(|| abort(UserWriteError::UnknownTenant))?;
-    let mut record: TenantRecord = codec::decode(&bytes).map_err(|source| {
+/// How a user comes into a tenant.
+#[derive(Clone, Copy)]
+enum Entry<'a> {
+    /// Placed by an admin (or by the command line).
+    Placed,
+    /// With the invitation whose code has this digest; it is used up in the same write.
+    Invited(&'a [u8; 32], UserId),
+}
+
+fn decode_tenant(bytes: &[u8]) -> Result<TenantRecord, Abort> {
+    codec::decode(bytes).map_err(|source| {
         abort(
             StoreError::Corrupt {
                 tree: "tenants",
@@ -109,16 +114,15 @@ fn count_member(
             }
             .into(),
         )
-    })?;
-    if joining {
-        if record.max_accounts.is_some_and(|max| record.members >= max) {
-            return Err(abort(UserWriteError::TenantFull));
-        }
-        record.members += 1;
-    } else {
-        record.members = record.members.saturating_sub(1);
-    }
-    let value = codec::encode(&record).map_err(|source| {
+    })
+}
+
+fn write_tenant(
+    tenants: &TransactionalTree,
+    tenant: &[u8; 16],
+    record: &TenantRecord,
+) -> Result<(), Abort> {
+    let value = codec::encode(record).map_err(|source| {
         abort(
             StoreError::Corrupt {
                 tree: "tenants",
@@ -128,36 +132,107 @@ fn count_member(
         )
     })?;
     tenants.insert(&tenant[..], value)?;
+    Ok(())
+}
+
+/// Moves one member out of a tenant inside a transaction.
+fn count_member_out(tenants: &TransactionalTree, tenant: &[u8; 16]) -> Result<(), Abort> {
+    let bytes = tenants
+        .get(&tenant[..])?
+        .ok_or_else(|| abort(UserWriteError::UnknownTenant))?;
+    let mut record = decode_tenant(&bytes)?;
+    record.members = record.members.saturating_sub(1);
+    write_tenant(tenants, tenant, &record)
+}
+
+/// Moves one member into a tenant inside a transaction, refusing to pass `max_accounts`:
+/// members plus the seats outstanding invitations hold at `now` stay within it. An invited
+/// user's invitation is used up here, turning its seat into the member's. Returns the
+/// tenant's version.
+fn count_member_in(
+    tenants: &TransactionalTree,
+    invitations: &TransactionalTree,
+    codes: &TransactionalTree,
+    tenant: &[u8; 16],
+    entry: Entry<'_>,
+    now: u64,
+) -> Result<u64, Abort> {
+    let mut book = invitations::read_book(invitations, tenant)?;
+    if let Entry::Invited(code_digest, user) = entry {
+        invitations::tidy(codes, &mut book, now)?;
+        if !invitations::redeem(codes, &mut book, tenant, code_digest, user, now)? {
+            return Err(abort(UserWriteError::InvitationInvalid));
+        }
+        invitations::write_book(invitations, tenant, &book)?;
+    }
+    let bytes = tenants
+        .get(&tenant[..])?
+        .ok_or_else(|| abort(UserWriteError::UnknownTenant))?;
+    let mut record = decode_tenant(&bytes)?;
+    let taken = record.members.saturating_add(book.pending(now));
+    if record.max_accounts.is_some_and(|max| taken >= max) {
+        return Err(abort(UserWriteError::TenantFull));
+    }
+    record.members += 1;
+    write_tenant(tenants, tenant, &record)?;
     Ok(record.version)
 }
 
 impl Store {
-    /// Creates a user, claims its username and counts it into its tenant, atomically.
+    /// Creates a user, claims its username and counts it into its tenant, atomically. With
+    /// `invitation` (the digest of a code), the invitation must be pending at `now` and
+    /// belong to the user's tenant; it is used up in the same write, so a code admits one
+    /// account however many registrations race with it.
     ///
     /// # Errors
-    /// `UsernameTaken`, `UnknownTenant`, `TenantFull`, storage failures.
-    pub fn create_user(&self, id: UserId, user: &UserRecord) -> Result<(), UserWriteError> {
+    /// `UsernameTaken`, `UnknownTenant`, `TenantFull`, `InvitationInvalid`, storage failures.
+    pub fn create_user(
+        &self,
+        id: UserId,
+        user: &UserRecord,
+        invitation: Option<&[u8; 32]>,
+        now: u64,
+    ) -> Result<(), UserWriteError> {
         let engine = self.engine()?;
         let _gate = self.writing();
         let value = codec::encode(user).map_err(corrupt("users"))?;
-        let tenant_version = (&engine.users, &engine.usernames, &engine.tenants).transaction(
-            |(users, usernames, tenants): &(
-                TransactionalTree,
-                TransactionalTree,
-                TransactionalTree,
-            )| {
-                if usernames.get(user.username.as_bytes())?.is_some() {
-                    return Err(abort(UserWriteError::UsernameTaken));
-                }
-                let version = match &user.tenant {
-                    Some(tenant) => Some((*tenant, count_member(tenants, tenant, true)?)),
-                    None => None,
-                };
-                usernames.insert(user.username.as_bytes(), &id.as_bytes()[..])?;
-                users.insert(&id.as_bytes()[..], value.clone())?;
-                Ok(version)
-            },
-        )?;
+        let entry = match invitation {
+            Some(code_digest) => Entry::Invited(code_digest, id),
+            None => Entry::Placed,
+        };
+        if matches!(entry, Entry::Invited(..)) && user.tenant.is_none() {
+            return Err(UserWriteError::InvitationInvalid);
+        }
+        let tenant_version = (
+            &engine.users,
+            &engine.usernames,
+            &engine.tenants,
+            &engine.invitations,
+            &engine.invitation_codes,
+        )
+            .transaction(
+                |(users, usernames, tenants, invitations, codes): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    if usernames.get(user.username.as_bytes())?.is_some() {
+                        return Err(abort(UserWriteError::UsernameTaken));
+                    }
+                    let version = match &user.tenant {
+                        Some(tenant) => Some((
+                            *tenant,
+                            count_member_in(tenants, invitations, codes, tenant, entry, now)?,
+                        )),
+                        None => None,
+                    };
+                    usernames.insert(user.username.as_bytes(), &id.as_bytes()[..])?;
+                    users.insert(&id.as_bytes()[..], value.clone())?;
+                    Ok(version)
+                },
+            )?;
         engine.mirror.set_user(*id.as_bytes(), user.stamp());
         if let Some((tenant, version)) = tenant_version {
             engine.mirror.set_tenant_version(tenant, version);
@@ -204,56 +279,77 @@ impl Store {
     }
 
     /// Reads, changes and writes a user atomically; a change of tenant is counted out of
-    /// the old tenant and into the new one in the same transaction. Returns the new record.
+    /// the old tenant and into the new one in the same transaction (the new one's
+    /// outstanding invitations at `now` hold their seats). Returns the new record.
     ///
     /// # Errors
     /// `NotFound`, `UnknownTenant`, `TenantFull`, storage failures.
     pub fn update_user(
         &self,
         id: UserId,
+        now: u64,
         change: impl Fn(&mut UserRecord),
     ) -> Result<UserRecord, UserWriteError> {
         let engine = self.engine()?;
         let _gate = self.writing();
         let _turn = self.user_locks.lock(id.as_bytes());
-        let (user, tenant_version) = (&engine.users, &engine.tenants).transaction(
-            |(users, tenants): &(TransactionalTree, TransactionalTree)| {
-                let bytes = users
-                    .get(&id.as_bytes()[..])?
-                    .ok_or_else(|| abort(UserWriteError::NotFound))?;
-                let mut user: UserRecord = codec::decode(&bytes).map_err(|source| {
-                    abort(
-                        StoreError::Corrupt {
-                            tree: "users",
-                            source,
+        let (user, tenant_version) = (
+            &engine.users,
+            &engine.tenants,
+            &engine.invitations,
+            &engine.invitation_codes,
+        )
+            .transaction(
+                |(users, tenants, invitations, codes): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    let bytes = users
+                        .get(&id.as_bytes()[..])?
+                        .ok_or_else(|| abort(UserWriteError::NotFound))?;
+                    let mut user: UserRecord = codec::decode(&bytes).map_err(|source| {
+                        abort(
+                            StoreError::Corrupt {
+                                tree: "users",
+                                source,
+                            }
+                            .into(),
+                        )
+                    })?;
+                    let old_tenant = user.tenant;
+                    change(&mut user);
+                    let mut version = None;
+                    if user.tenant != old_tenant {
+                        if let Some(old) = &old_tenant {
+                            count_member_out(tenants, old)?;
                         }
-                        .into(),
-                    )
-                })?;
-                let old_tenant = user.tenant;
-                change(&mut user);
-                let mut version = None;
-                if user.tenant != old_tenant {
-                    if let Some(old) = &old_tenant {
-                        count_member(tenants, old, false)?;
-                    }
-                    if let Some(new) = &user.tenant {
-                        version = Some((*new, count_member(tenants, new, true)?));
-                    }
-                }
-                let value = codec::encode(&user).map_err(|source| {
-                    abort(
-                        StoreError::Corrupt {
-                            tree: "users",
-                            source,
+                        if let Some(new) = &user.tenant {
+                            let counted = count_member_in(
+                                tenants,
+                                invitations,
+                                codes,
+                                new,
+                                Entry::Placed,
+                                now,
+                            )?;
+                            version = Some((*new, counted));
                         }
-                        .into(),
-                    )
-                })?;
-                users.insert(&id.as_bytes()[..], value)?;
-                Ok((user, version))
-            },
-        )?;
+                    }
+                    let value = codec::encode(&user).map_err(|source| {
+                        abort(
+                            StoreError::Corrupt {
+                                tree: "users",
+                                source,
+                            }
+                            .into(),
+                        )
+                    })?;
+                    users.insert(&id.as_bytes()[..], value)?;
+                    Ok((user, version))
+                },
+            )?;
         engine.mirror.set_user(*id.as_bytes(), user.stamp());
         if let Some((tenant, version)) = tenant_version {
             engine.mirror.set_tenant_version(tenant, version);
@@ -290,8 +386,8 @@ impl Store {
                 })?;
                 usernames.remove(user.username.as_bytes())?;
                 if let Some(tenant) = &user.tenant {
-                    match count_member(tenants, tenant, false) {
-                        Ok(_)
+                    match count_member_out(tenants, tenant) {
+                        Ok(())
                         | Err(ConflictableTransactionError::Abort(UserWriteError::UnknownTenant)) =>
                             {}
                         Err(err) => return Err(err),

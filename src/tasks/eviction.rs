@@ -44,6 +44,7 @@ pub async fn run(
                             deny = report.deny_removed,
                             deny_buckets = report.deny_buckets_dropped,
                             sessions = report.sessions_removed,
+                            invitations = report.invitations_removed,
                             "evicted expired entries"
                         );
                     }

@@ -21,9 +21,11 @@ fn tenant_id(tenant: &Value) -> String {
         .to_string()
 }
 
-/// Registers `username` into `tenant` (asserting 201) and logs in.
-async fn member(app: &TestApp, username: &str, tenant: &str) -> (Value, Tokens) {
-    let resp = app.register_in_tenant(username, PASSWORD, tenant).await;
+/// Registers `username` into `tenant` by the admin (asserting 201) and logs in.
+async fn member(app: &TestApp, admin: &Tokens, username: &str, tenant: &str) -> (Value, Tokens) {
+    let resp = app
+        .register_in_tenant(&admin.access_token, username, PASSWORD, tenant)
+        .await;
     let body = json_response(resp, 201).await;
     let login = app.login_ok(username, PASSWORD).await;
     (body["user"].clone(), login)
@@ -192,7 +194,7 @@ async fn register_into_a_tenant_stamps_tid_and_tv() {
         .await;
     let id = tenant_id(&tenant);
 
-    let (user, login) = member(&app, "alice", &id).await;
+    let (user, login) = member(&app, &admin, "alice", &id).await;
 
     assert_eq!(user["tenant"], json!(id));
     let claims = login.claims();
@@ -206,10 +208,12 @@ async fn register_into_a_tenant_stamps_tid_and_tv() {
 
 #[tokio::test]
 async fn register_into_an_unknown_tenant_is_invalid_request() {
-    let (app, _) = admin_app().await;
+    let (app, admin) = admin_app().await;
 
     for tenant in [UNKNOWN_ID, "nope", ""] {
-        let resp = app.register_in_tenant("alice", PASSWORD, tenant).await;
+        let resp = app
+            .register_in_tenant(&admin.access_token, "alice", PASSWORD, tenant)
+            .await;
         assert_problem(resp, 400, "invalid_request").await;
     }
     assert_problem(
@@ -230,10 +234,12 @@ async fn register_into_a_full_tenant_is_tenant_full() {
         )
         .await;
     let id = tenant_id(&tenant);
-    member(&app, "alice", &id).await;
-    member(&app, "bob", &id).await;
+    member(&app, &admin, "alice", &id).await;
+    member(&app, &admin, "bob", &id).await;
 
-    let resp = app.register_in_tenant("carol", PASSWORD, &id).await;
+    let resp = app
+        .register_in_tenant(&admin.access_token, "carol", PASSWORD, &id)
+        .await;
 
     assert_problem(resp, 409, "tenant_full").await;
     assert_problem(
@@ -261,8 +267,10 @@ async fn concurrent_registrations_never_overfill_a_tenant() {
 
     let tasks: Vec<_> = (0..20)
         .map(|i| {
-            app.post_json_task(
+            app.send_json_task(
+                Method::POST,
                 "/auth/register",
+                Some(&admin.access_token),
                 json!({"username": format!("racer{i:02}"), "password": PASSWORD, "tenant": id}),
             )
         })
@@ -293,8 +301,8 @@ async fn patch_tenant_bumps_the_version_and_makes_every_member_stale() {
         .create_tenant_ok(&admin.access_token, &json!({"name": "Acme"}))
         .await;
     let id = tenant_id(&tenant);
-    let (_, alice) = member(&app, "alice", &id).await;
-    let (_, bob) = member(&app, "bob", &id).await;
+    let (_, alice) = member(&app, &admin, "alice", &id).await;
+    let (_, bob) = member(&app, &admin, "bob", &id).await;
 
     let resp = app
         .patch_tenant(
@@ -332,8 +340,8 @@ async fn patch_tenant_leaves_non_members_alone() {
     let globex = app
         .create_tenant_ok(&admin.access_token, &json!({"name": "Globex"}))
         .await;
-    member(&app, "alice", &tenant_id(&acme)).await;
-    let (_, bob) = member(&app, "bob", &tenant_id(&globex)).await;
+    member(&app, &admin, "alice", &tenant_id(&acme)).await;
+    let (_, bob) = member(&app, &admin, "bob", &tenant_id(&globex)).await;
     let (_, carol) = app.signed_up("carol").await;
 
     let resp = app
@@ -396,7 +404,7 @@ async fn new_members_login_carries_the_current_version() {
         .await;
     json_response(resp, 200).await;
 
-    let (_, login) = member(&app, "alice", &id).await;
+    let (_, login) = member(&app, &admin, "alice", &id).await;
 
     assert_eq!(login.claims()["tv"], json!(2));
     assert_eq!(app.me(&login.access_token).await.status(), StatusCode::OK);
@@ -409,7 +417,7 @@ async fn patch_tenant_with_bad_fields_is_invalid_request_and_bumps_nothing() {
         .create_tenant_ok(&admin.access_token, &json!({"name": "Acme"}))
         .await;
     let id = tenant_id(&tenant);
-    let (_, alice) = member(&app, "alice", &id).await;
+    let (_, alice) = member(&app, &admin, "alice", &id).await;
 
     for body in [
         json!({"name": ""}),
@@ -451,8 +459,10 @@ async fn raising_max_accounts_opens_the_tenant_again() {
         )
         .await;
     let id = tenant_id(&tenant);
-    member(&app, "alice", &id).await;
-    let resp = app.register_in_tenant("bob", PASSWORD, &id).await;
+    member(&app, &admin, "alice", &id).await;
+    let resp = app
+        .register_in_tenant(&admin.access_token, "bob", PASSWORD, &id)
+        .await;
     assert_problem(resp, 409, "tenant_full").await;
 
     let resp = app
@@ -460,7 +470,7 @@ async fn raising_max_accounts_opens_the_tenant_again() {
         .await;
     json_response(resp, 200).await;
 
-    member(&app, "bob", &id).await;
+    member(&app, &admin, "bob", &id).await;
 }
 
 // ---- DELETE /admin/tenants/{id} ----
@@ -483,7 +493,9 @@ async fn delete_empty_tenant_is_204_and_it_is_gone() {
         "not_found",
     )
     .await;
-    let resp = app.register_in_tenant("alice", PASSWORD, &id).await;
+    let resp = app
+        .register_in_tenant(&admin.access_token, "alice", PASSWORD, &id)
+        .await;
     assert_problem(resp, 400, "invalid_request").await;
     let body = json_response(app.list_tenants(&admin.access_token).await, 200).await;
     assert_eq!(body["tenants"], json!([]));
@@ -496,7 +508,7 @@ async fn delete_tenant_with_members_is_tenant_not_empty() {
         .create_tenant_ok(&admin.access_token, &json!({"name": "Acme"}))
         .await;
     let id = tenant_id(&tenant);
-    let (_, alice) = member(&app, "alice", &id).await;
+    let (_, alice) = member(&app, &admin, "alice", &id).await;
 
     let resp = app.delete_tenant(&admin.access_token, &id).await;
 
@@ -514,7 +526,7 @@ async fn tenant_can_be_deleted_once_its_last_member_is_deleted() {
         .create_tenant_ok(&admin.access_token, &json!({"name": "Acme"}))
         .await;
     let id = tenant_id(&tenant);
-    let (alice, _) = member(&app, "alice", &id).await;
+    let (alice, _) = member(&app, &admin, "alice", &id).await;
     let resp = app
         .admin_delete_user(&admin.access_token, alice["id"].as_str().unwrap())
         .await;

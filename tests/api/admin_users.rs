@@ -581,7 +581,9 @@ async fn admin_patch_into_a_full_tenant_is_tenant_full() {
         )
         .await;
     let tenant_id = tenant["id"].as_str().unwrap();
-    let resp = app.register_in_tenant("member", PASSWORD, tenant_id).await;
+    let resp = app
+        .register_in_tenant(&admin.access_token, "member", PASSWORD, tenant_id)
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let (alice, login) = app.signed_up("alice").await;
 

@@ -177,7 +177,9 @@ async fn tenant_and_roles_are_forwarded() {
         .create_tenant_ok(&admin.access_token, &json!({"name": "Acme"}))
         .await;
     let tenant_id = tenant["id"].as_str().expect("tenant id").to_string();
-    let resp = app.register_in_tenant("alice", PASSWORD, &tenant_id).await;
+    let resp = app
+        .register_in_tenant(&admin.access_token, "alice", PASSWORD, &tenant_id)
+        .await;
     let user = json_response(resp, 201).await["user"].clone();
     let id = user["id"].as_str().expect("user id");
     app.admin_patch_user_ok(

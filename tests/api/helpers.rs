@@ -115,6 +115,22 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Starts a request with a JSON body and an optional bearer token on its own task, for
+    /// concurrent requests.
+    pub fn send_json_task(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Value,
+    ) -> tokio::task::JoinHandle<Response> {
+        let mut req = self.client.request(method, self.url(path)).json(&body);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        tokio::spawn(async move { req.send().await.expect("request sent") })
+    }
+
     /// Starts a JSON POST on its own task, for concurrent requests.
     pub fn post_json_task(&self, path: &str, body: Value) -> tokio::task::JoinHandle<Response> {
         let client = self.client.clone();
@@ -963,16 +979,34 @@ impl TestApp {
             .await
     }
 
-    /// `POST /auth/register` with a tenant.
+    /// `POST /auth/register` into a tenant by an admin (`bearer`): only an admin places an
+    /// account in a tenant directly; anyone else needs an invitation.
     pub async fn register_in_tenant(
         &self,
+        bearer: &str,
         username: &str,
         password: &str,
         tenant: &str,
     ) -> Response {
+        self.send_json(
+            Method::POST,
+            "/auth/register",
+            Some(bearer),
+            &json!({"username": username, "password": password, "tenant": tenant}),
+        )
+        .await
+    }
+
+    /// `POST /auth/register` with an invitation code, and no token.
+    pub async fn register_with_invitation(
+        &self,
+        username: &str,
+        password: &str,
+        code: &str,
+    ) -> Response {
         self.post_json(
             "/auth/register",
-            &json!({"username": username, "password": password, "tenant": tenant}),
+            &json!({"username": username, "password": password, "invitation": code}),
         )
         .await
     }
@@ -1052,6 +1086,55 @@ impl TestApp {
     /// `GET /admin/tenants/{id}` asserting a 200; returns the `tenant` object.
     pub async fn get_tenant_ok(&self, bearer: &str, id: &str) -> Value {
         json_response(self.get_tenant(bearer, id).await, 200).await["tenant"].clone()
+    }
+
+    // admin: invitations
+
+    /// `POST /admin/tenants/{tenant}/invitations`, with `body` or with none.
+    pub async fn create_invitation(
+        &self,
+        bearer: &str,
+        tenant: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let path = format!("/admin/tenants/{tenant}/invitations");
+        match body {
+            Some(body) => {
+                self.send_json(Method::POST, &path, Some(bearer), body)
+                    .await
+            }
+            None => self.request(Method::POST, &path, Some(bearer)).await,
+        }
+    }
+
+    /// `POST /admin/tenants/{tenant}/invitations` asserting a 201; returns the `invitation`
+    /// object (with its `code`).
+    pub async fn create_invitation_ok(
+        &self,
+        bearer: &str,
+        tenant: &str,
+        body: Option<&Value>,
+    ) -> Value {
+        let resp = self.create_invitation(bearer, tenant, body).await;
+        json_response(resp, 201).await["invitation"].clone()
+    }
+
+    pub async fn list_invitations(&self, bearer: &str, tenant: &str) -> Response {
+        self.request(
+            Method::GET,
+            &format!("/admin/tenants/{tenant}/invitations"),
+            Some(bearer),
+        )
+        .await
+    }
+
+    pub async fn revoke_invitation(&self, bearer: &str, tenant: &str, id: &str) -> Response {
+        self.request(
+            Method::DELETE,
+            &format!("/admin/tenants/{tenant}/invitations/{id}"),
+            Some(bearer),
+        )
+        .await
     }
 
     pub async fn list_tenants(&self, bearer: &str) -> Response {

@@ -89,7 +89,8 @@ async fn tenant_and_attrs_appear_when_present() {
         .await;
     let tenant_id = tenant["id"].as_str().unwrap().to_string();
     let user = json_response(
-        app.register_in_tenant("alice", PASSWORD, &tenant_id).await,
+        app.register_in_tenant(&admin.access_token, "alice", PASSWORD, &tenant_id)
+            .await,
         201,
     )
     .await["user"]

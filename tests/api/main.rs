@@ -16,6 +16,7 @@ mod forward_auth;
 mod helpers;
 mod interrupted_revocation;
 mod introspection;
+mod invitations;
 mod key_import;
 mod key_rotation;
 mod login;

@@ -376,7 +376,8 @@ async fn valid_token_reaches_the_upstream_with_the_identity_headers() {
         .await;
     let tenant_id = tenant["id"].as_str().expect("tenant id").to_string();
     let user = json_response(
-        app.register_in_tenant("José", PASSWORD, &tenant_id).await,
+        app.register_in_tenant(&admin.access_token, "José", PASSWORD, &tenant_id)
+            .await,
         201,
     )
     .await["user"]

@@ -165,7 +165,9 @@ async fn reissue_follows_a_tenant_change() {
         .create_tenant_ok(&admin.access_token, &json!({"name": "Acme"}))
         .await;
     let tenant_id = tenant["id"].as_str().unwrap();
-    let resp = app.register_in_tenant("alice", PASSWORD, tenant_id).await;
+    let resp = app
+        .register_in_tenant(&admin.access_token, "alice", PASSWORD, tenant_id)
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let login = app.login_ok("alice", PASSWORD).await;
     let resp = app

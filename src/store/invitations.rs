@@ -1,0 +1,523 @@
+//! Invitations into a tenant: the `invitations` tree (tenant id → [`InvitationBook`], every
+//! invitation of that tenant) and its index `invitation_codes` (SHA-256 of a code → tenant
+//! id). Only the digest of a code is stored: codes are 256 random bits, shown once.
+//!
+//! An outstanding invitation (not used, not revoked, not expired) holds a seat of the
+//! tenant: members plus outstanding invitations never pass `max_accounts`. Seats are
+//! counted from the book inside the same sled transaction that creates an invitation or
+//! moves a user into the tenant (`users.rs`): sled transactions cannot scan, so a tenant's
+//! invitations live in one record that a transaction reads whole. An expired invitation
+//! frees its seat the moment it expires, without any write. Redeeming marks the invitation
+//! used in the transaction that creates the user, so a code admits one account however many
+//! registrations race with it.
+//!
+//! Ended invitations (used, revoked, expired) stay listed for [`ENDED_RETENTION_SECS`],
+//! then leave the book (and their code leaves the index) at the next write to the book, or
+//! in [`Store::evict_expired_invitations`]. A book holds at most [`MAX_PER_TENANT`]
+//! invitations, which bounds the record every registration into the tenant reads.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+
+use super::{codec, corrupt, Store, StoreError, TenantRecord};
+use crate::domain::{InvitationId, TenantId, UserId};
+
+/// How long a used, revoked or expired invitation stays listed before it is dropped.
+pub const ENDED_RETENTION_SECS: u64 = 24 * 60 * 60;
+
+/// Most invitations one tenant's book holds (outstanding and recently ended together).
+pub const MAX_PER_TENANT: usize = 1000;
+
+/// Where an invitation stands. On-disk type (bincode stores the variant index): add
+/// variants only at the end.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum InvitationState {
+    /// Not used or revoked yet (it may still have expired: see [`InvitationRecord::status`]).
+    Outstanding,
+    Used,
+    Revoked,
+}
+
+/// What an admin sees of an invitation now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationStatus {
+    Pending,
+    Used,
+    Revoked,
+    Expired,
+}
+
+/// One invitation as stored. On-disk type: bincode is positional, so changing a field
+/// (even adding one at the end) is a new format: bump [`codec::CURRENT_FORMAT`] with a
+/// decoder for this shape.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct InvitationRecord {
+    pub id: [u8; 16],
+    /// SHA-256 of the code; the code itself is never stored.
+    pub code_digest: [u8; 32],
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub state: InvitationState,
+    /// When it was used or revoked (0 while outstanding).
+    pub ended_at: u64,
+    /// The account it admitted.
+    pub used_by: Option<[u8; 16]>,
+}
+
+impl std::fmt::Debug for InvitationRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvitationRecord")
+            .field("id", &InvitationId::from_bytes(self.id))
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InvitationRecord {
+    /// A new outstanding invitation.
+    pub fn new(code_digest: [u8; 32], created_at: u64, expires_at: u64) -> InvitationRecord {
+        InvitationRecord {
+            id: *InvitationId::generate().as_bytes(),
+            code_digest,
+            created_at,
+            expires_at,
+            state: InvitationState::Outstanding,
+            ended_at: 0,
+            used_by: None,
+        }
+    }
+
+    /// Its state at `now`.
+    pub fn status(&self, now: u64) -> InvitationStatus {
+        match self.state {
+            InvitationState::Used => InvitationStatus::Used,
+            InvitationState::Revoked => InvitationStatus::Revoked,
+            InvitationState::Outstanding if now >= self.expires_at => InvitationStatus::Expired,
+            InvitationState::Outstanding => InvitationStatus::Pending,
+        }
+    }
+
+    /// When it stopped counting (used, revoked or expired), if it has.
+    fn ended(&self, now: u64) -> Option<u64> {
+        match self.status(now) {
+            InvitationStatus::Pending => None,
+            InvitationStatus::Expired => Some(self.expires_at),
+            InvitationStatus::Used | InvitationStatus::Revoked => Some(self.ended_at),
+        }
+    }
+}
+
+/// Every invitation of one tenant, oldest first. On-disk type: see [`InvitationRecord`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InvitationBook {
+    pub invitations: Vec<InvitationRecord>,
+}
+
+impl InvitationBook {
+    /// Invitations holding a seat at `now`.
+    pub fn pending(&self, now: u64) -> u64 {
+        let pending = self
+            .invitations
+            .iter()
+            .filter(|invitation| invitation.status(now) == InvitationStatus::Pending)
+            .count();
+        u64::try_from(pending).unwrap_or(u64::MAX)
+    }
+
+    /// Drops invitations ended more than [`ENDED_RETENTION_SECS`] ago; returns the digests
+    /// of their codes, for the index.
+    fn prune(&mut self, now: u64) -> Vec<[u8; 32]> {
+        let mut dropped = Vec::new();
+        self.invitations.retain(|invitation| {
+            let keep = invitation
+                .ended(now)
+                .is_none_or(|ended| now < ended.saturating_add(ENDED_RETENTION_SECS));
+            if !keep {
+                dropped.push(invitation.code_digest);
+            }
+            keep
+        });
+        dropped
+    }
+}
+
+/// Why an invitation write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InvitationWriteError {
+    #[error("no such tenant")]
+    UnknownTenant,
+    #[error("no such invitation")]
+    NotFound,
+    #[error("tenant is full")]
+    TenantFull,
+    #[error("the tenant holds too many invitations")]
+    TooMany,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sled::transaction::TransactionError<InvitationWriteError>> for InvitationWriteError {
+    fn from(err: sled::transaction::TransactionError<InvitationWriteError>) -> Self {
+        super::settle(err)
+    }
+}
+
+fn abort<E>(err: E) -> ConflictableTransactionError<E> {
+    ConflictableTransactionError::Abort(err)
+}
+
+fn corrupt_in<E: From<StoreError>>(
+    tree: &'static str,
+) -> impl Fn(codec::CodecError) -> ConflictableTransactionError<E> {
+    move |source| abort(E::from(StoreError::Corrupt { tree, source }))
+}
+
+/// Reads a tenant inside a transaction.
+pub(super) fn read_tenant<E: From<StoreError>>(
+    tenants: &TransactionalTree,
+    tenant: &[u8; 16],
+) -> Result<Option<TenantRecord>, ConflictableTransactionError<E>> {
+    tenants
+        .get(&tenant[..])?
+        .map(|bytes| codec::decode(&bytes).map_err(corrupt_in("tenants")))
+        .transpose()
+}
+
+/// Reads a tenant's book inside a transaction (empty when it has none).
+pub(super) fn read_book<E: From<StoreError>>(
+    invitations: &TransactionalTree,
+    tenant: &[u8; 16],
+) -> Result<InvitationBook, ConflictableTransactionError<E>> {
+    match invitations.get(&tenant[..])? {
+        None => Ok(InvitationBook::default()),
+        Some(bytes) => codec::decode(&bytes).map_err(corrupt_in("invitations")),
+    }
+}
+
+/// Prunes a tenant's book inside a transaction, removing the codes of dropped invitations
+/// from the index.
+pub(super) fn tidy<E: From<StoreError>>(
+    codes: &TransactionalTree,
+    book: &mut InvitationBook,
+    now: u64,
+) -> Result<(), ConflictableTransactionError<E>> {
+    for digest in book.prune(now) {
+        codes.remove(&digest[..])?;
+    }
+    Ok(())
+}
+
+/// Writes a tenant's book inside a transaction; an empty book is removed.
+pub(super) fn write_book<E: From<StoreError>>(
+    invitations: &TransactionalTree,
+    tenant: &[u8; 16],
+    book: &InvitationBook,
+) -> Result<(), ConflictableTransactionError<E>> {
+    if book.invitations.is_empty() {
+        invitations.remove(&tenant[..])?;
+    } else {
+        let value = codec::encode(book).map_err(corrupt_in("invitations"))?;
+        invitations.insert(&tenant[..], value)?;
+    }
+    Ok(())
+}
+
+/// Marks the pending invitation with this code, in this tenant, used by `user`, inside a
+/// transaction. Returns `false` (and changes nothing) when the code names no pending
+/// invitation of the tenant: unknown, used, revoked or expired alike.
+pub(super) fn redeem<E: From<StoreError>>(
+    codes: &TransactionalTree,
+    book: &mut InvitationBook,
+    tenant: &[u8; 16],
+    code_digest: &[u8; 32],
+    user: UserId,
+    now: u64,
+) -> Result<bool, ConflictableTransactionError<E>> {
+    match codes.get(&code_digest[..])? {
+        Some(owner) if owner.as_ref() == &tenant[..] => {}
+        _ => return Ok(false),
+    }
+    let Some(invitation) = book.invitations.iter_mut().find(|invitation| {
+        invitation.code_digest == *code_digest
+            && invitation.status(now) == InvitationStatus::Pending
+    }) else {
+        return Ok(false);
+    };
+    invitation.state = InvitationState::Used;
+    invitation.ended_at = now;
+    invitation.used_by = Some(*user.as_bytes());
+    codes.remove(&code_digest[..])?;
+    Ok(true)
+}
+
+impl Store {
+    /// Creates an invitation into `tenant` if a seat is free: members plus outstanding
+    /// invitations stay within `max_accounts`.
+    ///
+    /// # Errors
+    /// `UnknownTenant`, `TenantFull`, `TooMany`, storage failures.
+    pub fn create_invitation(
+        &self,
+        tenant: TenantId,
+        invitation: &InvitationRecord,
+        now: u64,
+    ) -> Result<(), InvitationWriteError> {
+        let engine = self.engine()?;
+        let _gate = self.writing();
+        let key = *tenant.as_bytes();
+        (
+            &engine.tenants,
+            &engine.invitations,
+            &engine.invitation_codes,
+        )
+            .transaction(
+                |(tenants, invitations, codes): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    let record = read_tenant(tenants, &key)?
+                        .ok_or_else(|| abort(InvitationWriteError::UnknownTenant))?;
+                    let mut book = read_book(invitations, &key)?;
+                    tidy(codes, &mut book, now)?;
+                    if book.invitations.len() >= MAX_PER_TENANT {
+                        return Err(abort(InvitationWriteError::TooMany));
+                    }
+                    let taken = record.members.saturating_add(book.pending(now));
+                    if record.max_accounts.is_some_and(|max| taken >= max) {
+                        return Err(abort(InvitationWriteError::TenantFull));
+                    }
+                    book.invitations.push(invitation.clone());
+                    codes.insert(&invitation.code_digest[..], &key[..])?;
+                    write_book(invitations, &key, &book)
+                },
+            )?;
+        Ok(())
+    }
+
+    /// A tenant's invitations, oldest first, or `None` for an unknown tenant.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn invitations(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<Vec<InvitationRecord>>, StoreError> {
+        let engine = self.engine()?;
+        if engine.tenants.get(tenant.as_bytes())?.is_none() {
+            return Ok(None);
+        }
+        let book: InvitationBook = match engine.invitations.get(tenant.as_bytes())? {
+            None => InvitationBook::default(),
+            Some(bytes) => codec::decode(&bytes).map_err(corrupt("invitations"))?,
+        };
+        Ok(Some(book.invitations))
+    }
+
+    /// The tenant a code would admit into at `now`, if it names a pending invitation. A
+    /// cheap check before a registration pays for hashing a password; the registration's
+    /// own transaction decides.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn invitation_tenant(
+        &self,
+        code_digest: &[u8; 32],
+        now: u64,
+    ) -> Result<Option<TenantId>, StoreError> {
+        let engine = self.engine()?;
+        let Some(tenant) = engine
+            .invitation_codes
+            .get(code_digest)?
+            .and_then(|bytes| TenantId::from_slice(&bytes))
+        else {
+            return Ok(None);
+        };
+        let Some(bytes) = engine.invitations.get(tenant.as_bytes())? else {
+            return Ok(None);
+        };
+        let book: InvitationBook = codec::decode(&bytes).map_err(corrupt("invitations"))?;
+        let pending = book.invitations.iter().any(|invitation| {
+            invitation.code_digest == *code_digest
+                && invitation.status(now) == InvitationStatus::Pending
+        });
+        Ok(pending.then_some(tenant))
+    }
+
+    /// Seats a tenant's outstanding invitations hold at `now`.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn pending_invitations(&self, tenant: TenantId, now: u64) -> Result<u64, StoreError> {
+        let engine = self.engine()?;
+        match engine.invitations.get(tenant.as_bytes())? {
+            None => Ok(0),
+            Some(bytes) => {
+                let book: InvitationBook = codec::decode(&bytes).map_err(corrupt("invitations"))?;
+                Ok(book.pending(now))
+            }
+        }
+    }
+
+    /// Revokes an invitation: its code admits no one and its seat is free. Revoking one
+    /// that has already ended (used, revoked, expired) changes nothing.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown tenant or invitation, storage failures.
+    pub fn revoke_invitation(
+        &self,
+        tenant: TenantId,
+        id: InvitationId,
+        now: u64,
+    ) -> Result<(), InvitationWriteError> {
+        let engine = self.engine()?;
+        let _gate = self.writing();
+        let key = *tenant.as_bytes();
+        (&engine.invitations, &engine.invitation_codes).transaction(
+            |(invitations, codes): &(TransactionalTree, TransactionalTree)| {
+                let mut book: InvitationBook = read_book(invitations, &key)?;
+                tidy(codes, &mut book, now)?;
+                let invitation = book
+                    .invitations
+                    .iter_mut()
+                    .find(|invitation| invitation.id == *id.as_bytes())
+                    .ok_or_else(|| abort(InvitationWriteError::NotFound))?;
+                if invitation.status(now) == InvitationStatus::Pending {
+                    invitation.state = InvitationState::Revoked;
+                    invitation.ended_at = now;
+                    codes.remove(&invitation.code_digest[..])?;
+                }
+                write_book(invitations, &key, &book)
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Drops invitations ended more than [`ENDED_RETENTION_SECS`] before `now` from every
+    /// book, and their codes from the index. For the eviction pass: books are pruned at
+    /// each write anyway, this reaches tenants nobody writes to. Returns how many left.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn evict_expired_invitations(&self, now: u64) -> Result<u64, StoreError> {
+        let engine = self.engine()?;
+        let mut evicted = 0u64;
+        for entry in engine.invitations.iter() {
+            let (key, value) = entry?;
+            let mut book: InvitationBook = codec::decode(&value).map_err(corrupt("invitations"))?;
+            if book.prune(now).is_empty() {
+                continue;
+            }
+            let Some(tenant) = TenantId::from_slice(&key) else {
+                continue;
+            };
+            let key = *tenant.as_bytes();
+            let _gate = self.writing();
+            let dropped = (&engine.invitations, &engine.invitation_codes).transaction(
+                |(invitations, codes): &(TransactionalTree, TransactionalTree)| {
+                    let mut book: InvitationBook = read_book(invitations, &key)?;
+                    let before = book.invitations.len();
+                    tidy::<StoreError>(codes, &mut book, now)?;
+                    write_book::<StoreError>(invitations, &key, &book)?;
+                    Ok(before - book.invitations.len())
+                },
+            )?;
+            evicted += u64::try_from(dropped).unwrap_or(u64::MAX);
+        }
+        Ok(evicted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invitation(expires_at: u64) -> InvitationRecord {
+        InvitationRecord::new([7; 32], 100, expires_at)
+    }
+
+    #[test]
+    fn an_invitation_holds_a_seat_until_it_expires_or_ends() {
+        let mut book = InvitationBook {
+            invitations: vec![invitation(200), invitation(300)],
+        };
+        assert_eq!(book.pending(150), 2);
+        assert_eq!(book.pending(200), 1);
+        book.invitations[1].state = InvitationState::Revoked;
+        assert_eq!(book.pending(150), 1);
+        assert_eq!(book.invitations[0].status(250), InvitationStatus::Expired);
+    }
+
+    #[test]
+    fn ended_invitations_leave_after_the_retention() {
+        let mut book = InvitationBook {
+            invitations: vec![invitation(200), invitation(10_000_000)],
+        };
+        assert!(book.prune(200 + ENDED_RETENTION_SECS - 1).is_empty());
+        assert_eq!(book.prune(200 + ENDED_RETENTION_SECS), vec![[7; 32]]);
+        assert_eq!(book.invitations.len(), 1);
+    }
+
+    #[test]
+    fn debug_shows_no_digest() {
+        let text = format!("{:?}", invitation(200));
+        assert!(!text.contains("code_digest"), "{text}");
+    }
+
+    fn tenant_record(max_accounts: Option<u64>) -> TenantRecord {
+        TenantRecord {
+            name: "Acme".into(),
+            plan: "free".into(),
+            max_accounts,
+            attrs: "{}".into(),
+            version: 1,
+            members: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn seats_free_at_expiry_and_eviction_drops_the_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data"), 4).unwrap();
+        let tenant = TenantId::generate();
+        store
+            .create_tenant(tenant, &tenant_record(Some(1)))
+            .unwrap();
+        let first = InvitationRecord::new([1; 32], 100, 200);
+        store.create_invitation(tenant, &first, 100).unwrap();
+
+        let full = store.create_invitation(tenant, &InvitationRecord::new([2; 32], 150, 900), 150);
+        assert!(matches!(full, Err(InvitationWriteError::TenantFull)));
+        assert_eq!(
+            store.invitation_tenant(&[1; 32], 199).unwrap(),
+            Some(tenant)
+        );
+        assert_eq!(store.invitation_tenant(&[1; 32], 200).unwrap(), None);
+        let second = InvitationRecord::new([2; 32], 200, 900);
+        store.create_invitation(tenant, &second, 200).unwrap();
+
+        let later = 200 + ENDED_RETENTION_SECS;
+        assert_eq!(store.evict_expired_invitations(later - 1).unwrap(), 0);
+        assert_eq!(store.evict_expired_invitations(later).unwrap(), 1);
+        let left = store.invitations(tenant).unwrap().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].code_digest, [2; 32]);
+        let engine = store.engine().unwrap();
+        assert!(engine.invitation_codes.get([1; 32]).unwrap().is_none());
+        assert!(engine.invitation_codes.get([2; 32]).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_book_round_trips_through_the_codec() {
+        let book = InvitationBook {
+            invitations: vec![invitation(200)],
+        };
+        let bytes = codec::encode(&book).unwrap();
+        assert_eq!(codec::decode::<InvitationBook>(&bytes).unwrap(), book);
+    }
+}
