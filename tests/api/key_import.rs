@@ -311,6 +311,30 @@ async fn nested_jwts_are_refused() {
         .await;
 }
 
+/// Issue 9 item 8: a token claimd could have minted but for a header member claimd never
+/// writes. `cty` over plain claims was accepted before; only `alg`, `typ` and `kid` are.
+#[tokio::test]
+async fn header_members_claimd_does_not_write_are_refused() {
+    let imported = Imported::start().await;
+    let plain = imported.with_header(|_| {});
+    imported.assert_accepted(&plain, "the good header").await;
+
+    for (name, value) in [
+        ("cty", json!("JWT")),
+        ("cty", json!("json")),
+        ("x-custom", json!("anything")),
+        ("b64", json!(true)),
+        ("enc", json!("A256GCM")),
+    ] {
+        let token = imported.with_header(|h| {
+            h.insert(name.into(), value.clone());
+        });
+        imported
+            .assert_refused(&token, &format!("header {name}: {value}"))
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn only_typ_at_jwt_is_accepted() {
     let imported = Imported::start().await;
