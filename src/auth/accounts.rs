@@ -1,9 +1,11 @@
-//! Accounts: registration, login (rate-limited, same cost for unknown users), the
-//! caller's own record, password changes, and the bootstrap admin.
+//! Accounts: registration (rate-limited per client address unless an admin asks), login
+//! (rate-limited, same cost and the same answer for an unknown user, a wrong password and
+//! a disabled account), the caller's own record, password changes, and the bootstrap admin.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
+use super::rate_limit::LimitKey;
 use super::verdict::{Authenticated, Freshness};
 use super::{now, Auth, AuthError, TokenResponse, UserView};
 use crate::domain::{Password, TenantId, UserId, Username};
@@ -22,6 +24,31 @@ pub struct Registration {
 }
 
 impl Auth {
+    /// An open registration from `client` (no admin's Bearer): [`Auth::register`] within
+    /// `auth.register_limit` per client address. Every attempt that gets as far as the store
+    /// or the password hasher counts, created or not (a taken username probed again and
+    /// again costs the prober too); a malformed request does not.
+    ///
+    /// # Errors
+    /// `TooManyAttempts` past the budget; otherwise as [`Auth::register`].
+    pub async fn register_from(
+        &self,
+        request: Registration,
+        client: IpAddr,
+    ) -> Result<UserView, AuthError> {
+        let key = [LimitKey::address(client)];
+        if let Err(wait) = self.register_limiter.check(&key, Instant::now()) {
+            return Err(AuthError::TooManyAttempts {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        let outcome = self.register(request).await;
+        if !matches!(outcome, Err(AuthError::InvalidRequest(_))) {
+            self.register_limiter.record(&key, Instant::now());
+        }
+        outcome
+    }
+
     /// Creates an account. Durable on return.
     ///
     /// # Errors
@@ -87,14 +114,12 @@ impl Auth {
         client: IpAddr,
     ) -> Result<TokenResponse, AuthError> {
         let canonical = Username::parse(username).ok();
-        let user_key = format!(
-            "u:{}",
-            canonical
-                .as_ref()
-                .map_or_else(|| username.to_lowercase(), |u| u.as_str().to_string())
-        );
-        let client_key = format!("a:{client}");
-        let keys = [user_key.as_str(), client_key.as_str()];
+        // Keyed by digest: a made-up 16 KiB username costs the limiter 16 bytes.
+        let user_key = match &canonical {
+            Some(name) => LimitKey::username(name.as_str()),
+            None => LimitKey::username(&username.to_lowercase()),
+        };
+        let keys = [user_key, LimitKey::address(client)];
         if let Err(wait) = self.limiter.check(&keys, Instant::now()) {
             self.metrics.login("limited");
             return Err(AuthError::TooManyAttempts {
@@ -113,19 +138,22 @@ impl Auth {
             .passwords
             .verify(Password::offered(password), phc)
             .await;
+        // A disabled account answers exactly like a wrong password, and counts like one: a
+        // distinct answer would confirm the password to whoever guessed it.
         let (id, user) = match found {
-            Some(found) if matched => found,
+            Some(found) if matched && !found.1.disabled => found,
+            Some(_) if matched => {
+                self.limiter.record(&keys, Instant::now());
+                self.metrics.login("disabled");
+                return Err(AuthError::InvalidCredentials);
+            }
             _ => {
-                self.limiter.record_failure(&keys, Instant::now());
+                self.limiter.record(&keys, Instant::now());
                 self.metrics.login("failed");
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        if user.disabled {
-            self.metrics.login("disabled");
-            return Err(AuthError::Forbidden("account disabled".into()));
-        }
-        self.limiter.clear(&user_key);
+        self.limiter.clear(user_key);
         self.metrics.login("success");
         self.start_session(id, &user).await
     }
@@ -162,15 +190,15 @@ impl Auth {
             .store
             .user(caller.user_id)?
             .ok_or(AuthError::TokenRevoked)?;
-        let user_key = format!("u:{}", current_user.username);
-        if let Err(wait) = self.limiter.check(&[&user_key], Instant::now()) {
+        let user_key = LimitKey::username(&current_user.username);
+        if let Err(wait) = self.limiter.check(&[user_key], Instant::now()) {
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
         let phc = Some(current_user.password_hash.clone());
         if !self.passwords.verify(Password::offered(current), phc).await {
-            self.limiter.record_failure(&[&user_key], Instant::now());
+            self.limiter.record(&[user_key], Instant::now());
             return Err(AuthError::InvalidCredentials);
         }
         let password_hash = self

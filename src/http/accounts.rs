@@ -47,28 +47,41 @@ struct RegisterBody {
     tenant: Option<String>,
 }
 
+/// With `auth.registration = "admin"` only an admin's Bearer may register. Otherwise
+/// anyone may, within `auth.register_limit` per client address; an admin's Bearer is not
+/// limited (any other Bearer is ignored, as before: it neither helps nor hurts).
 async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
+    client: ClientAddr,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    if state.auth.settings().auth.registration == config::Registration::Admin {
+    let by_admin = if state.auth.settings().auth.registration == config::Registration::Admin {
         let token = BearerToken::from_request_optional(&req)?.ok_or(AuthError::TokenMissing)?;
         let caller = state.auth.authenticate(&token.0, Freshness::Current)?;
         if !caller.has_role(crate::auth::ADMIN_ROLE) {
             return Err(AuthError::Forbidden("registration is by an admin only".into()).into());
         }
-    }
+        true
+    } else {
+        BearerToken::from_request_optional(&req)
+            .ok()
+            .flatten()
+            .and_then(|token| state.auth.authenticate(&token.0, Freshness::Current).ok())
+            .is_some_and(|caller| caller.has_role(crate::auth::ADMIN_ROLE))
+    };
     let body: RegisterBody = json_body(&req, payload, limit(&state)).await?;
-    let user = state
-        .auth
-        .register(Registration {
-            username: body.username,
-            password: body.password,
-            tenant: body.tenant,
-            roles: Vec::new(),
-        })
-        .await?;
+    let registration = Registration {
+        username: body.username,
+        password: body.password,
+        tenant: body.tenant,
+        roles: Vec::new(),
+    };
+    let user = if by_admin {
+        state.auth.register(registration).await?
+    } else {
+        state.auth.register_from(registration, client.0).await?
+    };
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "user": user })))
 }
 
