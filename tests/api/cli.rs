@@ -304,8 +304,9 @@ async fn a_relative_storage_path_in_a_config_file_is_beside_the_file() {
     let mut serve = claimd_command(&elsewhere);
     serve.arg("--config").arg(&config);
     let server = ClaimdProcess::start(serve);
-    let (status, _, stderr) = server.terminate(EXIT_TIMEOUT);
-    assert!(status.is_some_and(|s| s.success()), "{stderr}");
+    // Killed rather than stopped: a SIGTERM that arrives before the handler is installed
+    // would end the process with the signal, and a clean stop is not what is tested here.
+    server.kill9();
     assert!(
         data.join("db").exists() || data.join("conf").exists(),
         "store beside the file"
