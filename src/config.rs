@@ -3,6 +3,7 @@
 //! table lives here with its default; [`Settings::load`] rejects an invalid value with one
 //! line naming the key, so a bad deployment stops at start-up instead of misbehaving later.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Longest a request body may take to arrive once its headers are in (408 past it).
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
 }
 
 impl Default for ServerSettings {
@@ -44,6 +48,7 @@ impl Default for ServerSettings {
             workers: None,
             max_body_bytes: 16 * 1024,
             trusted_proxies: Vec::new(),
+            body_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -51,7 +56,9 @@ impl Default for ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
-    /// The sled directory, created on first start.
+    /// The sled directory, created on first start (by the server only). A relative path
+    /// from a config file is resolved against that file's directory by [`Settings::load`];
+    /// the default and an environment value are relative to the working directory.
     pub path: PathBuf,
     /// sled page cache in MiB (a target, not a hard bound: see README).
     pub cache_mb: u64,
@@ -162,7 +169,8 @@ pub enum Registration {
     Admin,
 }
 
-/// A budget of failed logins: at most `max` in any `window`.
+/// A budget of attempts: at most `max` in any `window` (`auth.login_attempts`,
+/// `auth.register_limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginAttempts {
     pub max: u32,
@@ -196,6 +204,11 @@ fn parse_login_attempts(text: &str) -> Result<LoginAttempts, String> {
 pub struct AuthSettings {
     pub registration: Registration,
     pub login_attempts: LoginAttempts,
+    /// Registrations per client address without an admin's Bearer.
+    pub register_limit: LoginAttempts,
+    /// Keys (usernames, client addresses) each rate limiter tracks at most; past it the
+    /// oldest windows are dropped and counted.
+    pub rate_limit_entries: usize,
     /// Live sessions one user may hold; a login past it revokes the least recently used.
     pub max_sessions_per_user: usize,
 }
@@ -208,24 +221,73 @@ impl Default for AuthSettings {
                 max: 10,
                 window: Duration::from_secs(5 * 60),
             },
+            register_limit: LoginAttempts {
+                max: 10,
+                window: Duration::from_secs(60 * 60),
+            },
+            rate_limit_entries: 100_000,
             max_sessions_per_user: 100,
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The user fields `PATCH /me` may ever name (`claims.self_service` picks among them).
+pub const SELF_SERVICE_FIELDS: [&str; 3] = ["plan", "roles", "attrs"];
+
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClaimsSettings {
-    /// User fields `PATCH /me` may change.
-    pub self_service: Vec<String>,
+    /// User fields `PATCH /me` may change, each with the values it may take: for `plan`
+    /// the plan names, for `roles` the roles a user may give itself, for `attrs` the
+    /// attribute names. Empty (the default): users change nothing themselves.
+    #[serde(deserialize_with = "self_service_table")]
+    pub self_service: BTreeMap<String, Vec<String>>,
 }
 
-impl Default for ClaimsSettings {
-    fn default() -> Self {
-        Self {
-            self_service: vec!["plan".to_string()],
-        }
+/// `[claims.self_service]` as a table `field = ["value", ...]`. A value may also be one
+/// comma-separated string (how `CLAIMD__CLAIMS__SELF_SERVICE__PLAN=free,pro` arrives). The
+/// list form of earlier versions (`self_service = ["plan"]`) opened a field to any value:
+/// it is refused with the new form spelled out.
+fn self_service_table<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Values {
+        List(Vec<String>),
+        Text(String),
     }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Table(BTreeMap<String, Values>),
+        /// Any other shape (the old list above all): only recognised, to be refused.
+        Other(serde::de::IgnoredAny),
+    }
+    let table = match Form::deserialize(deserializer)? {
+        Form::Table(table) => table,
+        Form::Other(_) => {
+            return Err(serde::de::Error::custom(
+                "claims.self_service is now a table of allowed values per field, e.g. \
+                 [claims.self_service] plan = [\"free\", \"pro\"]",
+            ))
+        }
+    };
+    Ok(table
+        .into_iter()
+        .map(|(field, values)| {
+            let values = match values {
+                Values::List(list) => list,
+                Values::Text(text) => text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            };
+            (field, values)
+        })
+        .collect())
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -313,13 +375,15 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("server.trusted_proxies")
-                .with_list_parse_key("claims.self_service"),
+                .with_list_parse_key("server.trusted_proxies"),
         );
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .and_then(|raw| raw.try_deserialize())
             .map_err(|err| ConfigError(one_line(&err.to_string())))?;
+        if let Some(path) = file {
+            settings.storage.path = storage_path_from_file(path, settings.storage.path)?;
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -341,6 +405,23 @@ impl Settings {
         }
         if self.storage.cache_mb == 0 {
             return fail("storage.cache_mb", "must be at least 1");
+        }
+        if self.server.body_timeout < Duration::from_millis(100) {
+            return fail("server.body_timeout", "must be at least 100ms");
+        }
+        if self.auth.rate_limit_entries < 16 {
+            return fail("auth.rate_limit_entries", "must be at least 16");
+        }
+        if let Some(field) = self
+            .claims
+            .self_service
+            .keys()
+            .find(|field| !SELF_SERVICE_FIELDS.contains(&field.as_str()))
+        {
+            return fail(
+                "claims.self_service",
+                &format!("`{field}` is not a user field; expected plan, roles or attrs"),
+            );
         }
         if self.auth.max_sessions_per_user == 0 {
             return fail("auth.max_sessions_per_user", "must be at least 1");
@@ -374,6 +455,27 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A relative `storage.path` written in a config file means "beside this file", wherever
+/// claimd is started from: `claimd --config /etc/claimd/config.toml keys rotate` run from
+/// a home directory must reach the same store as the service. A value from the
+/// environment (or the built-in default) stays relative to the working directory.
+fn storage_path_from_file(file: &Path, resolved: PathBuf) -> Result<PathBuf, ConfigError> {
+    if resolved.is_absolute() || std::env::var_os("CLAIMD__STORAGE__PATH").is_some() {
+        return Ok(resolved);
+    }
+    let from_file = config::Config::builder()
+        .add_source(config::File::from(file).required(true))
+        .build()
+        .map_err(|err| ConfigError(one_line(&err.to_string())))?
+        .get_string("storage.path")
+        .ok();
+    if from_file.is_none() {
+        return Ok(resolved);
+    }
+    let dir = file.parent().unwrap_or_else(|| Path::new(""));
+    Ok(dir.join(resolved))
 }
 
 fn one_line(text: &str) -> String {
@@ -428,6 +530,25 @@ mod tests {
         assert!(parse_login_attempts("10").is_err());
         assert!(parse_login_attempts("0/5m").is_err());
         assert!(parse_login_attempts("x/5m").is_err());
+    }
+
+    #[test]
+    fn self_service_is_a_table_and_the_old_list_is_refused_with_the_new_form() {
+        #[derive(Deserialize)]
+        struct Holder {
+            #[serde(deserialize_with = "self_service_table")]
+            self_service: BTreeMap<String, Vec<String>>,
+        }
+        let parsed: Holder =
+            serde_json::from_str(r#"{"self_service":{"plan":["free","pro"],"roles":"a, b"}}"#)
+                .unwrap();
+        assert_eq!(parsed.self_service["plan"], vec!["free", "pro"]);
+        assert_eq!(parsed.self_service["roles"], vec!["a", "b"]);
+        let old = serde_json::from_str::<Holder>(r#"{"self_service":["plan"]}"#)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(old.contains("plan = [\"free\", \"pro\"]"), "{old}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! # Layout
 //!
 //! - [`config`]: typed settings, defaults and validation.
+//! - [`data_dir`]: the data directory's permissions (owner only) and whether it holds a store.
 //! - [`domain`]: ids, usernames and passwords, built only through `parse`.
 //! - [`store`]: sled trees, the codec, the group-commit flusher, eviction. Only it imports sled.
 //! - [`tokens`]: claims, keys and the JWKS, minting and verifying, the refresh-token MAC.
@@ -19,6 +20,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod data_dir;
 pub mod domain;
 pub mod http;
 pub mod startup;

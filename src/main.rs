@@ -98,6 +98,12 @@ enum UserAction {
 }
 
 fn main() -> ExitCode {
+    // Everything claimd writes (store files, backups) holds secrets: owner only. Set before
+    // any thread starts, so no file is ever created looser.
+    // SAFETY: umask only sets this process's file-creation mask; no memory is involved.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,

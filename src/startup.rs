@@ -26,6 +26,7 @@ async fn open_flows(
     settings: &Settings,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(Arc<Store>, Auth)> {
+    crate::data_dir::make_private(&settings.storage.path)?;
     let path = settings.storage.path.clone();
     let cache_mb = settings.storage.cache_mb;
     let store = tokio::task::spawn_blocking(move || Store::open(&path, cache_mb))
@@ -53,8 +54,17 @@ impl Offline {
     /// Opens the store and the flows, without serving.
     ///
     /// # Errors
-    /// The store is in use or unusable, or a stored key does not load.
+    /// No store at `storage.path`, the store is in use or unusable, or a stored key does
+    /// not load.
     pub async fn open(settings: Settings) -> anyhow::Result<Offline> {
+        // Only the server creates a store: a command run from the wrong directory, or
+        // with a mistyped path, must not make a new empty one and report success.
+        let path = &settings.storage.path;
+        anyhow::ensure!(
+            crate::data_dir::holds_store(path),
+            "storage.path {}: no claimd store there (start the server once to create one)",
+            path.display()
+        );
         let (store, auth) = open_flows(&settings, Arc::new(Metrics::new())).await?;
         Ok(Offline { store, auth })
     }

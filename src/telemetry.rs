@@ -42,8 +42,26 @@ pub fn log_panics_as_one_line() {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimiterLabels {
+    limiter: &'static str,
+}
+
+/// The `method` label of a request: one of the methods of RFC 9110 §9 and PATCH (RFC 5789),
+/// or `OTHER`. A client can send any token as a method; each new label value would be a new
+/// series kept forever, so made-up methods share one.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("OTHER")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,6 +94,7 @@ pub struct Metrics {
     tokens_issued: Family<KindLabels, Counter>,
     refreshes: Family<OutcomeLabels, Counter>,
     logins: Family<OutcomeLabels, Counter>,
+    rate_limit_evictions: Family<LimiterLabels, Counter>,
     reuse_detections: Counter,
     deny_entries: Gauge,
     evictions: Counter,
@@ -111,6 +130,7 @@ impl Metrics {
         let tokens_issued = Family::<KindLabels, Counter>::default();
         let refreshes = Family::<OutcomeLabels, Counter>::default();
         let logins = Family::<OutcomeLabels, Counter>::default();
+        let rate_limit_evictions = Family::<LimiterLabels, Counter>::default();
         let reuse_detections = Counter::default();
         let deny_entries = Gauge::default();
         let evictions = Counter::default();
@@ -141,6 +161,11 @@ impl Metrics {
             refreshes.clone(),
         );
         registry.register("claimd_logins", "Login attempts by outcome", logins.clone());
+        registry.register(
+            "claimd_rate_limit_evictions",
+            "Open rate-limit windows dropped to keep a limiter under auth.rate_limit_entries",
+            rate_limit_evictions.clone(),
+        );
         registry.register(
             "claimd_reuse_detections",
             "Refresh-token reuse detections (each revoked a session)",
@@ -193,6 +218,7 @@ impl Metrics {
             tokens_issued,
             refreshes,
             logins,
+            rate_limit_evictions,
             reuse_detections,
             deny_entries,
             evictions,
@@ -205,13 +231,14 @@ impl Metrics {
         }
     }
 
-    /// Counts one answered request. `route` is the matched pattern, never the raw path,
-    /// so the label set stays bounded.
+    /// Counts one answered request. Every label is bounded: `route` is a registered
+    /// pattern or `unmatched` (never the raw path), `method` one of ten values
+    /// ([`method_label`]), `status` a three-digit code.
     pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_string(),
-                method: method.to_string(),
+                method: method_label(method),
                 status,
             })
             .inc();
@@ -237,6 +264,14 @@ impl Metrics {
     /// Counts a login attempt.
     pub fn login(&self, outcome: &'static str) {
         self.logins.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// The counter of windows a rate limiter (`login`, `register`) dropped to stay under
+    /// its cap.
+    pub fn rate_limit_evictions(&self, limiter: &'static str) -> Counter {
+        self.rate_limit_evictions
+            .get_or_create(&LimiterLabels { limiter })
+            .clone()
     }
 
     /// Counts a detected refresh-token reuse.

@@ -166,7 +166,12 @@ impl Flow for Refresh {
 }
 
 fn change_request(out: &mut Vec<u8>, rng: &mut Rng, access: &str) {
-    let body = json!({ "plan": format!("p{}", rng.below(1_000_000)) });
+    use crate::server::CHANGE_PLANS;
+    let plan = CHANGE_PLANS
+        .get(usize::try_from(rng.below(CHANGE_PLANS.len() as u64)).unwrap_or(0))
+        .copied()
+        .unwrap_or("p0");
+    let body = json!({ "plan": plan });
     write_request(
         out,
         "PATCH",

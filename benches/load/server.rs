@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 pub const ADMIN_USERNAME: &str = "bench";
 pub const ADMIN_PASSWORD: &str = "bench admin passphrase";
 
+/// The plans the load test's "change" scenario moves its users between (flows.rs); the
+/// server allows exactly these in `claims.self_service`, which opens nothing by default.
+pub const CHANGE_PLANS: [&str; 8] = ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"];
+
 /// How long start-up may take before the bench gives up (a store of a million entries is
 /// scanned at start).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -70,6 +74,10 @@ impl Claimd {
             .env("CLAIMD__STORAGE__PATH", dir)
             // Load must never trip the login limiter.
             .env("CLAIMD__AUTH__LOGIN_ATTEMPTS", "1000000/1s")
+            // Nor the registration limit: the set-up registers every user from one address.
+            .env("CLAIMD__AUTH__REGISTER_LIMIT", "1000000/1s")
+            // The "change" scenario's plans (flows.rs): self-service opens nothing by default.
+            .env("CLAIMD__CLAIMS__SELF_SERVICE__PLAN", CHANGE_PLANS.join(","))
             // A full run takes longer than the default 15 minutes; tokens from the set-up
             // must outlive it.
             .env("CLAIMD__TOKENS__ACCESS_TTL", "2h")

@@ -1,11 +1,13 @@
-//! Accounts: registration (into a tenant only by an admin or with an invitation), login
-//! (rate-limited, same cost for unknown users), the caller's own record, password changes,
-//! and the bootstrap admin.
+//! Accounts: registration (into a tenant only by an admin or with an invitation;
+//! rate-limited per client address unless an admin asks), login (rate-limited, same cost
+//! and the same answer for an unknown user, a wrong password and a disabled account), the
+//! caller's own record, password changes, and the bootstrap admin.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
 use super::invitations::code_digest;
+use super::rate_limit::LimitKey;
 use super::verdict::{Authenticated, Freshness};
 use super::{now, Auth, AuthError, TokenResponse, UserView};
 use crate::config;
@@ -41,39 +43,75 @@ impl std::fmt::Debug for Registration {
 }
 
 impl Auth {
-    /// Registration over the API, by `bearer`'s holder if a token is presented. The rules:
-    /// joining a tenant needs an admin's token (`tenant`) or an invitation (`invitation`,
-    /// which also admits under `auth.registration = "admin"`: an admin granted it); with
-    /// `auth.registration = "admin"`, anything else needs an admin's token too; otherwise
-    /// anyone may create an account outside any tenant. Durable on return.
+    /// An open registration from `client` (no admin's Bearer): [`Auth::register`] within
+    /// `auth.register_limit` per client address. Every attempt that gets as far as the store
+    /// or the password hasher counts, created or not (a taken username probed again and
+    /// again costs the prober too); a malformed request does not.
+    ///
+    /// # Errors
+    /// `TooManyAttempts` past the budget; otherwise as [`Auth::register`].
+    pub async fn register_from(
+        &self,
+        request: Registration,
+        client: IpAddr,
+    ) -> Result<UserView, AuthError> {
+        let key = [LimitKey::address(client)];
+        if let Err(wait) = self.register_limiter.check(&key, Instant::now()) {
+            return Err(AuthError::TooManyAttempts {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        let outcome = self.register(request).await;
+        if !matches!(outcome, Err(AuthError::InvalidRequest(_))) {
+            self.register_limiter.record(&key, Instant::now());
+        }
+        outcome
+    }
+
+    /// Registration over the API from `client`, by `bearer`'s holder if a token is
+    /// presented. The rules: joining a tenant needs an admin's token (`tenant`) or an
+    /// invitation (`invitation`, which also admits under `auth.registration = "admin"`: an
+    /// admin granted it); with `auth.registration = "admin"`, anything else needs an
+    /// admin's token too; otherwise anyone may create an account outside any tenant.
+    /// Registrations not made by an admin count against `auth.register_limit` per client
+    /// address. Durable on return.
     ///
     /// # Errors
     /// `Forbidden` when a tenant is named without an admin's token, or a non-admin
     /// registers under `auth.registration = "admin"`; `TokenMissing` (and the verdicts) for
-    /// the token; `InvitationInvalid`; and the errors of [`Auth::register`].
+    /// the token; `TooManyAttempts`; `InvitationInvalid`; and the errors of
+    /// [`Auth::register`].
     pub async fn register_over_api(
         &self,
         request: Registration,
         bearer: Option<&str>,
+        client: IpAddr,
     ) -> Result<UserView, AuthError> {
-        if request.invitation.is_none() {
-            let admin_only = request.tenant.is_some()
-                || self.settings.auth.registration == config::Registration::Admin;
-            if admin_only {
-                match bearer {
-                    Some(token) => {
-                        self.require_admin(token)?;
-                    }
-                    None if request.tenant.is_some() => {
-                        return Err(AuthError::Forbidden(
-                            "joining a tenant needs an admin's token or an invitation".into(),
-                        ))
-                    }
-                    None => return Err(AuthError::TokenMissing),
+        let admin_only = request.invitation.is_none()
+            && (request.tenant.is_some()
+                || self.settings.auth.registration == config::Registration::Admin);
+        let by_admin = if admin_only {
+            match bearer {
+                Some(token) => {
+                    self.require_admin(token)?;
+                    true
                 }
+                None if request.tenant.is_some() => {
+                    return Err(AuthError::Forbidden(
+                        "joining a tenant needs an admin's token or an invitation".into(),
+                    ))
+                }
+                None => return Err(AuthError::TokenMissing),
             }
+        } else {
+            // Any other token neither helps nor hurts, but an admin's is not limited.
+            bearer.is_some_and(|token| self.require_admin(token).is_ok())
+        };
+        if by_admin {
+            self.register(request).await
+        } else {
+            self.register_from(request, client).await
         }
-        self.register(request).await
     }
 
     /// Creates an account as asked, with no check of who asks: for the command line, the
@@ -166,14 +204,12 @@ impl Auth {
         client: IpAddr,
     ) -> Result<TokenResponse, AuthError> {
         let canonical = Username::parse(username).ok();
-        let user_key = format!(
-            "u:{}",
-            canonical
-                .as_ref()
-                .map_or_else(|| username.to_lowercase(), |u| u.as_str().to_string())
-        );
-        let client_key = format!("a:{client}");
-        let keys = [user_key.as_str(), client_key.as_str()];
+        // Keyed by digest: a made-up 16 KiB username costs the limiter 16 bytes.
+        let user_key = match &canonical {
+            Some(name) => LimitKey::username(name.as_str()),
+            None => LimitKey::username(&username.to_lowercase()),
+        };
+        let keys = [user_key, LimitKey::address(client)];
         if let Err(wait) = self.limiter.check(&keys, Instant::now()) {
             self.metrics.login("limited");
             return Err(AuthError::TooManyAttempts {
@@ -192,19 +228,22 @@ impl Auth {
             .passwords
             .verify(Password::offered(password), phc)
             .await;
+        // A disabled account answers exactly like a wrong password, and counts like one: a
+        // distinct answer would confirm the password to whoever guessed it.
         let (id, user) = match found {
-            Some(found) if matched => found,
+            Some(found) if matched && !found.1.disabled => found,
+            Some(_) if matched => {
+                self.limiter.record(&keys, Instant::now());
+                self.metrics.login("disabled");
+                return Err(AuthError::InvalidCredentials);
+            }
             _ => {
-                self.limiter.record_failure(&keys, Instant::now());
+                self.limiter.record(&keys, Instant::now());
                 self.metrics.login("failed");
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        if user.disabled {
-            self.metrics.login("disabled");
-            return Err(AuthError::Forbidden("account disabled".into()));
-        }
-        self.limiter.clear(&user_key);
+        self.limiter.clear(user_key);
         self.metrics.login("success");
         self.start_session(id, &user).await
     }
@@ -241,15 +280,15 @@ impl Auth {
             .store
             .user(caller.user_id)?
             .ok_or(AuthError::TokenRevoked)?;
-        let user_key = format!("u:{}", current_user.username);
-        if let Err(wait) = self.limiter.check(&[&user_key], Instant::now()) {
+        let user_key = LimitKey::username(&current_user.username);
+        if let Err(wait) = self.limiter.check(&[user_key], Instant::now()) {
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
         let phc = Some(current_user.password_hash.clone());
         if !self.passwords.verify(Password::offered(current), phc).await {
-            self.limiter.record_failure(&[&user_key], Instant::now());
+            self.limiter.record(&[user_key], Instant::now());
             return Err(AuthError::InvalidCredentials);
         }
         let password_hash = self

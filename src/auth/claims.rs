@@ -15,7 +15,7 @@ use crate::domain::TenantId;
 use crate::store::UserRecord;
 
 /// The user fields `PATCH /me` can ever change (`claims.self_service` picks among them).
-pub const SELF_SERVICE_FIELDS: [&str; 3] = ["plan", "roles", "attrs"];
+pub use crate::config::SELF_SERVICE_FIELDS;
 /// The user fields an admin can change.
 pub const ADMIN_FIELDS: [&str; 5] = ["plan", "roles", "attrs", "tenant", "disabled"];
 
@@ -137,6 +137,40 @@ impl UserPatch {
         Ok(patch)
     }
 
+    /// Checks each value a user set for itself against `claims.self_service`: the plan is
+    /// one of the plan's listed values, every role one of the listed roles, every attribute
+    /// name one of the listed names. A value outside the list is a bad request naming the
+    /// field (400, not 403: the field is the user's to change, the value is what is wrong),
+    /// and the detail lists what is allowed, which is configuration, not a secret.
+    ///
+    /// # Errors
+    /// `InvalidRequest` naming the field and its allowed values.
+    pub fn check_self_service_values(
+        &self,
+        table: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<(), AuthError> {
+        let outside = |field: &str, value: &str| -> Result<(), AuthError> {
+            let allowed = table.get(field).map(Vec::as_slice).unwrap_or_default();
+            if allowed.iter().any(|v| v == value) {
+                return Ok(());
+            }
+            Err(invalid(
+                field,
+                &format!("not an allowed value (allowed: {})", allowed.join(", ")),
+            ))
+        };
+        if let Some(plan) = &self.plan {
+            outside("plan", plan)?;
+        }
+        for role in self.roles.iter().flatten() {
+            outside("roles", role)?;
+        }
+        for name in self.attrs.iter().flat_map(Map::keys) {
+            outside("attrs", name)?;
+        }
+        Ok(())
+    }
+
     /// Applies the patch; returns whether anything a token carries (or the account's
     /// standing) changed, and so whether `uv` must move.
     pub fn apply(&self, user: &mut UserRecord) -> bool {
@@ -220,14 +254,10 @@ impl Auth {
         body: &Map<String, Value>,
     ) -> Result<(UserView, RefreshedToken), AuthError> {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
-        let allowed: Vec<&str> = self
-            .settings
-            .claims
-            .self_service
-            .iter()
-            .map(String::as_str)
-            .collect();
+        let table = &self.settings.claims.self_service;
+        let allowed: Vec<&str> = table.keys().map(String::as_str).collect();
         let patch = UserPatch::parse(body, &SELF_SERVICE_FIELDS, &allowed)?;
+        patch.check_self_service_values(table)?;
         let user = self.apply_user_patch(caller.user_id, &patch).await?;
         let token = self.refreshed_token(&caller)?;
         tracing::info!(user = %caller.user_id, uv = user.claims_version, "claims changed by the user");

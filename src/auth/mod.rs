@@ -44,7 +44,7 @@ use crate::store::{Store, StoreError, TenantWriteError, UserRecord, UserWriteErr
 use crate::telemetry::Metrics;
 use crate::tokens::{AccessTokens, KeyRing, VerifiedTokenCache};
 use password::Passwords;
-use rate_limit::LoginLimiter;
+use rate_limit::RateLimiter;
 
 /// Why a flow said no. `http::error` alone turns these into status codes.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +208,8 @@ pub struct Auth {
     verified: VerifiedTokenCache,
     ring: RwLock<Arc<KeyRing>>,
     passwords: Passwords,
-    limiter: LoginLimiter,
+    limiter: RateLimiter,
+    register_limiter: RateLimiter,
     session_locks: SessionLocks,
     metrics: Arc<Metrics>,
 }
@@ -236,7 +237,16 @@ impl Auth {
                 settings.tokens.verified_cache_entries,
                 settings.tokens.leeway.as_secs(),
             ),
-            limiter: LoginLimiter::new(settings.auth.login_attempts, rate_limit::DEFAULT_CAPACITY),
+            limiter: RateLimiter::new(
+                settings.auth.login_attempts,
+                settings.auth.rate_limit_entries,
+                metrics.rate_limit_evictions("login"),
+            ),
+            register_limiter: RateLimiter::new(
+                settings.auth.register_limit,
+                settings.auth.rate_limit_entries,
+                metrics.rate_limit_evictions("register"),
+            ),
             ring: RwLock::new(Arc::new(ring)),
             session_locks: SessionLocks::new(),
             store,

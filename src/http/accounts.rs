@@ -48,11 +48,13 @@ struct RegisterBody {
     invitation: Option<String>,
 }
 
-/// Who may register, and into which tenant, is the flow's business
-/// ([`crate::auth::Auth::register_over_api`]); the route passes the Bearer token along.
+/// Who may register, into which tenant and how often is the flow's business
+/// ([`crate::auth::Auth::register_over_api`]); the route passes the Bearer token and the
+/// client address along.
 async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
+    client: ClientAddr,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let token = BearerToken::from_request_optional(&req)?;
@@ -68,6 +70,7 @@ async fn register(
                 roles: Vec::new(),
             },
             token.as_ref().map(|token| token.0.as_str()),
+            client.0,
         )
         .await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "user": user })))

@@ -56,6 +56,15 @@ impl ApiError {
         )
     }
 
+    /// 408 `request_timeout`: the body did not arrive within `server.body_timeout`.
+    pub fn request_timeout() -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
     /// 415 `unsupported_media_type`.
     pub fn unsupported_media_type() -> ApiError {
         ApiError::new(

@@ -1,5 +1,6 @@
 //! Request extractors: the bearer token (RFC 6750 §2.1) and the client address used for
-//! login rate limits (`X-Forwarded-For` believed only from `server.trusted_proxies`).
+//! rate limits of logins and registrations (`X-Forwarded-For` believed only from
+//! `server.trusted_proxies`).
 
 use std::future::{ready, Ready};
 use std::net::IpAddr;
@@ -61,7 +62,7 @@ impl FromRequest for BearerToken {
     }
 }
 
-/// The address a login attempt is charged to.
+/// The address a login or registration attempt is charged to.
 pub struct ClientAddr(pub IpAddr);
 
 impl FromRequest for ClientAddr {

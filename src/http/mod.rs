@@ -16,7 +16,9 @@ pub mod ops;
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::body::EitherBody;
 use actix_web::dev::{Service as _, ServiceResponse};
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::{web, App, HttpResponse};
 
 use crate::auth::Auth;
@@ -70,32 +72,52 @@ pub fn app(
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
         Config = (),
-        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Response = ServiceResponse<EitherBody<impl actix_web::body::MessageBody>>,
         Error = actix_web::Error,
         InitError = (),
     >,
 > {
     let metrics = Arc::clone(&state.metrics);
+    let max_body_bytes = state.auth.settings().server.max_body_bytes;
+    let body_timeout = state.auth.settings().server.body_timeout;
     App::new()
         .app_data(state)
         .configure(configure)
         .default_service(web::to(|| async {
             Err::<HttpResponse, ApiError>(ApiError::not_found())
         }))
-        .wrap_fn(move |req, srv| {
+        .wrap_fn(move |mut req, srv| {
             let started = Instant::now();
             let route = req
                 .match_pattern()
                 .unwrap_or_else(|| "unmatched".to_string());
-            let method = req.method().as_str().to_string();
+            let method = crate::telemetry::method_label(req.method().as_str());
             let metrics = Arc::clone(&metrics);
-            let call = srv.call(req);
+            let call = match body::guard_body(&mut req, max_body_bytes, body_timeout) {
+                Ok(()) => Ok(srv.call(req)),
+                Err(refused) => Err((req, refused)),
+            };
             async move {
-                let response = call.await?;
+                let mut response = match call {
+                    Ok(call) => call.await?.map_into_left_body(),
+                    Err((req, refused)) => req
+                        .into_response(actix_web::ResponseError::error_response(&refused))
+                        .map_into_right_body(),
+                };
+                let status = response.status();
+                if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT
+                {
+                    // Part of the body may still be on its way: it must not be read as the
+                    // next request.
+                    response
+                        .response_mut()
+                        .head_mut()
+                        .set_connection_type(ConnectionType::Close);
+                }
                 metrics.request(
                     &route,
-                    &method,
-                    response.status().as_u16(),
+                    method,
+                    status.as_u16(),
                     started.elapsed().as_secs_f64(),
                 );
                 Ok(response)

@@ -22,8 +22,11 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// Tokens longer than this are refused before any decoding.
 pub const MAX_ACCESS_TOKEN_BYTES: usize = 8 * 1024;
 
-/// Header members that would let a token choose its own verification key.
-const REFUSED_HEADER_MEMBERS: [&str; 6] = ["jku", "x5u", "x5c", "jwk", "crit", "zip"];
+/// The only header members claimd writes, and so the only ones it accepts (RFC 8725 §3.11:
+/// refuse what is not expected). Anything else is refused: `jku`, `x5u`, `jwk` and `x5c`
+/// would let a token choose its own key, `crit` and `zip` change how it is read, and
+/// `cty` announces a nested token claimd never issues (RFC 7519 §5.2).
+const ACCEPTED_HEADER_MEMBERS: [&str; 3] = ["alg", "typ", "kid"];
 
 /// Why an access token is not accepted. The reasons are for logs and problem details;
 /// none carries token material.
@@ -133,9 +136,9 @@ impl AccessTokens {
         if header.get("alg").and_then(Value::as_str) != Some(self.algorithm.as_str()) {
             return Err(TokenError::Invalid("wrong algorithm"));
         }
-        if REFUSED_HEADER_MEMBERS
-            .iter()
-            .any(|name| header.contains_key(*name))
+        if header
+            .keys()
+            .any(|name| !ACCEPTED_HEADER_MEMBERS.contains(&name.as_str()))
         {
             return Err(TokenError::Invalid("refused header member"));
         }
@@ -300,6 +303,8 @@ mod tests {
             r#"{"alg":"EdDSA","typ":"at+jwt","kid":"nope"}"#,
             r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","jku":"http://x"}"#,
             r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","crit":["exp"]}"#,
+            r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","cty":"JWT"}"#,
+            r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","x-anything":1}"#,
             r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","alg":"EdDSA"}"#,
         ] {
             let hostile = with_header(&token, header);

@@ -484,7 +484,23 @@ async fn admin_patch_disabled_revokes_at_once_and_blocks_login() {
         .await;
         assert_problem(app.refresh(session.refresh()).await, 400, "invalid_grant").await;
     }
-    assert_problem(app.login("alice", PASSWORD).await, 403, "forbidden").await;
+    // Answered like a wrong password: a distinct answer would confirm the password.
+    let (_, right) = assert_problem(
+        app.login("alice", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let (_, wrong) = assert_problem(
+        app.login("alice", "not the password").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(
+        right, wrong,
+        "the same body for the right and a wrong password"
+    );
 }
 
 #[tokio::test]

@@ -9,9 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_no_secret_fields, assert_problem, assert_token_error, header_str, json_response,
-    jwt_claims, refresh_parts, refreshed_response, sleep_until_past, spawn_app, spawn_app_with,
-    token_response, TestApp, PASSWORD,
+    allow_plans, assert_no_secret_fields, assert_problem, assert_token_error, header_str,
+    json_response, jwt_claims, refresh_parts, refreshed_response, sleep_until_past, spawn_app,
+    spawn_app_with, token_response, TestApp, PASSWORD, TEST_PLANS,
 };
 
 async fn me_body(app: &TestApp, access_token: &str) -> Value {
@@ -128,7 +128,11 @@ async fn patch_me_bumps_the_version_once_per_change() {
 
 #[tokio::test]
 async fn patch_me_accepts_every_allowed_plan_character_up_to_64() {
-    let app = spawn_app().await;
+    let long = "p".repeat(64);
+    let app = spawn_app_with(|s| {
+        s.claims.self_service = allow_plans(&["x", "Pro_2.0:eu-west", long.as_str()]);
+    })
+    .await;
     let (_, login) = app.signed_up("alice").await;
     let mut token = login.access_token.clone();
 
@@ -171,7 +175,7 @@ async fn patch_me_of_a_field_outside_self_service_is_forbidden() {
 
 #[tokio::test]
 async fn patch_me_with_empty_self_service_forbids_the_plan_too() {
-    let app = spawn_app_with(|s| s.claims.self_service = Vec::new()).await;
+    let app = spawn_app_with(|s| s.claims.self_service.clear()).await;
     let (_, login) = app.signed_up("alice").await;
 
     let resp = app
@@ -188,7 +192,7 @@ async fn patch_me_with_empty_self_service_forbids_the_plan_too() {
 #[tokio::test]
 async fn patch_me_of_a_field_that_is_not_a_user_claim_is_invalid_request() {
     let app = spawn_app_with(|s| {
-        s.claims.self_service = vec!["plan".into(), "roles".into(), "attrs".into()];
+        open_roles_and_attrs(s);
     })
     .await;
     let (_, login) = app.signed_up("alice").await;
@@ -217,7 +221,7 @@ async fn patch_me_of_a_field_that_is_not_a_user_claim_is_invalid_request() {
 #[tokio::test]
 async fn patch_me_with_a_bad_value_is_invalid_request() {
     let app = spawn_app_with(|s| {
-        s.claims.self_service = vec!["plan".into(), "roles".into(), "attrs".into()];
+        open_roles_and_attrs(s);
     })
     .await;
     let (_, login) = app.signed_up("alice").await;
@@ -302,7 +306,7 @@ async fn patch_me_without_json_content_type_is_a_problem_and_changes_nothing() {
 #[tokio::test]
 async fn patch_me_of_roles_and_attrs_when_self_service_allows_them() {
     let app = spawn_app_with(|s| {
-        s.claims.self_service = vec!["plan".into(), "roles".into(), "attrs".into()];
+        open_roles_and_attrs(s);
     })
     .await;
     let (_, login) = app.signed_up("alice").await;
@@ -529,4 +533,73 @@ async fn revoked_token_cannot_remint_with_bearer_refresh() {
     let resp = app.refresh_with_access(&second.access_token).await;
 
     assert_token_error(resp, "token_revoked").await;
+}
+
+/// Self-service of all three fields, with the values these tests use.
+fn open_roles_and_attrs(s: &mut claimd::config::Settings) {
+    s.claims.self_service = allow_plans(&TEST_PLANS);
+    s.claims
+        .self_service
+        .insert("roles".into(), vec!["beta".into(), "reader".into()]);
+    s.claims
+        .self_service
+        .insert("attrs".into(), vec!["team".into(), "seats".into()]);
+}
+
+#[tokio::test]
+async fn patch_me_of_a_value_outside_the_allowlist_is_invalid_request_naming_the_field() {
+    let app = spawn_app_with(open_roles_and_attrs).await;
+    let (_, login) = app.signed_up("alice").await;
+
+    for (body, field) in [
+        (json!({"plan": "platinum"}), "plan"),
+        (json!({"plan": "premium", "roles": ["admin"]}), "roles"),
+        (json!({"roles": ["beta", "admin"]}), "roles"),
+        (
+            json!({"attrs": {"team": "red", "billing": "none"}}),
+            "attrs",
+        ),
+    ] {
+        let resp = app.patch_me(&login.access_token, &body).await;
+        let (_, problem) = assert_problem(resp, 400, "invalid_request").await;
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.starts_with(field), "{body}: {detail}");
+    }
+
+    let me = me_body(&app, &login.access_token).await;
+    assert_eq!(
+        me["user"]["plan"],
+        json!("free"),
+        "nothing was half-applied"
+    );
+    assert_eq!(me["user"]["roles"], json!([]));
+    assert_eq!(me["user"]["claims_version"], json!(1));
+}
+
+#[tokio::test]
+async fn self_service_opens_nothing_by_default() {
+    assert!(claimd::config::Settings::default()
+        .claims
+        .self_service
+        .is_empty());
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let settings = claimd::config::Settings::load(Some(&shipped)).expect("config.toml loads");
+    assert!(
+        settings.claims.self_service.is_empty(),
+        "config.toml opens no field"
+    );
+
+    let app = spawn_app_with(|s| {
+        *s = claimd::config::Settings {
+            server: s.server.clone(),
+            storage: s.storage.clone(),
+            ..Default::default()
+        }
+    })
+    .await;
+    let (_, login) = app.signed_up("alice").await;
+    let resp = app
+        .patch_me(&login.access_token, &json!({"plan": "premium"}))
+        .await;
+    assert_problem(resp, 403, "forbidden").await;
 }

@@ -53,10 +53,7 @@ pub async fn spawn_app() -> TestApp {
 /// runs, so it may override them too.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("create temp dir");
-    let mut settings = Settings::default();
-    settings.server.bind = "127.0.0.1:0".to_string();
-    settings.server.workers = Some(2);
-    settings.storage.path = dir.path().join("data");
+    let mut settings = test_settings(&dir.path().join("data"));
     tweak(&mut settings);
     let app = Application::build(settings)
         .await
@@ -617,7 +614,38 @@ pub fn claimd_command(workdir: &Path) -> Command {
         }
     }
     cmd.env("CLAIMD__SERVER__BIND", "127.0.0.1:0");
+    // Tests register many users from 127.0.0.1; the registration limit has its own tests.
+    cmd.env("CLAIMD__AUTH__REGISTER_LIMIT", "100000/1s");
     cmd
+}
+
+/// The plans tests move users between with `PATCH /me`.
+pub const TEST_PLANS: [&str; 6] = ["free", "premium", "gold", "pro", "enterprise", "x"];
+
+/// The base every in-process test server starts from: DESIGN.md's defaults, except that
+/// users may set their plan to one of [`TEST_PLANS`] (the shipped default opens no
+/// self-service field: `claim_changes::self_service_opens_nothing_by_default` holds it to that) and
+/// registrations from 127.0.0.1 are not limited (`rate_limit` tests set the limit they
+/// check).
+pub fn test_settings(data: &Path) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".to_string();
+    settings.server.workers = Some(2);
+    settings.storage.path = data.to_path_buf();
+    settings.claims.self_service = allow_plans(&TEST_PLANS);
+    settings.auth.register_limit = claimd::config::LoginAttempts {
+        max: 100_000,
+        window: Duration::from_secs(1),
+    };
+    settings
+}
+
+/// A `claims.self_service` table that lets users choose among `plans` only.
+pub fn allow_plans(plans: &[&str]) -> std::collections::BTreeMap<String, Vec<String>> {
+    std::collections::BTreeMap::from([(
+        "plan".to_string(),
+        plans.iter().map(|p| (*p).to_string()).collect(),
+    )])
 }
 
 /// Everything a child wrote, collected by reader threads so its pipes never fill up.
@@ -871,6 +899,13 @@ fn collect_exit(mut child: Child, timeout: Duration) -> Exit {
 }
 
 /// A fresh working directory (no `config.toml`) and a data path inside it.
+/// Creates an empty claimd store at `data`, as a first server start would: command-line
+/// operations (`user add`, `keys rotate`, ...) refuse to create one.
+pub fn init_store(data: &Path) {
+    let store = claimd::store::Store::open(data, 16).expect("create a store");
+    store.close();
+}
+
 pub fn workdir() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("create temp dir");
     let data = dir.path().join("data");
@@ -1171,10 +1206,8 @@ pub async fn spawn_app_on_issuer(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("create temp dir");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     let port = listener.local_addr().expect("listener address").port();
-    let mut settings = Settings::default();
+    let mut settings = test_settings(&dir.path().join("data"));
     settings.server.bind = format!("127.0.0.1:{port}");
-    settings.server.workers = Some(2);
-    settings.storage.path = dir.path().join("data");
     settings.tokens.issuer = format!("http://127.0.0.1:{port}");
     tweak(&mut settings);
     let app = Application::build_with_listener(settings, listener)

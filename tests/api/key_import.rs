@@ -17,9 +17,9 @@ use serde_json::{json, Map, Value};
 use tempfile::TempDir;
 
 use crate::helpers::{
-    assert_token_error, assert_token_error_any, b64url, claimd_command, header_str, json_response,
-    jwks_kids, jwt_kid, now_unix, run_to_exit, workdir, ClaimdProcess, Exit, TestApp, Tokens,
-    PASSWORD,
+    assert_token_error, assert_token_error_any, b64url, claimd_command, header_str, init_store,
+    json_response, jwks_kids, jwt_kid, now_unix, run_to_exit, workdir, ClaimdProcess, Exit,
+    TestApp, Tokens, PASSWORD,
 };
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -88,6 +88,7 @@ impl Imported {
     async fn start() -> Imported {
         let key = new_key();
         let (dir, data) = workdir();
+        init_store(&data);
         let file = dir.path().join("key.pem");
         std::fs::write(&file, pem_of(&key)).expect("write key.pem");
         assert_success(&keys_import(dir.path(), &data, &file, Some(KID)));
@@ -311,6 +312,30 @@ async fn nested_jwts_are_refused() {
         .await;
 }
 
+/// Issue 9 item 8: a token claimd could have minted but for a header member claimd never
+/// writes. `cty` over plain claims was accepted before; only `alg`, `typ` and `kid` are.
+#[tokio::test]
+async fn header_members_claimd_does_not_write_are_refused() {
+    let imported = Imported::start().await;
+    let plain = imported.with_header(|_| {});
+    imported.assert_accepted(&plain, "the good header").await;
+
+    for (name, value) in [
+        ("cty", json!("JWT")),
+        ("cty", json!("json")),
+        ("x-custom", json!("anything")),
+        ("b64", json!(true)),
+        ("enc", json!("A256GCM")),
+    ] {
+        let token = imported.with_header(|h| {
+            h.insert(name.into(), value.clone());
+        });
+        imported
+            .assert_refused(&token, &format!("header {name}: {value}"))
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn only_typ_at_jwt_is_accepted() {
     let imported = Imported::start().await;
@@ -508,6 +533,7 @@ async fn expired_or_foreign_tokens_signed_with_the_trusted_key_are_refused() {
 async fn a_private_jwk_imports_with_its_own_kid() {
     let key = new_key();
     let (dir, data) = workdir();
+    init_store(&data);
     let jwk = json!({
         "kty": "OKP",
         "crv": "Ed25519",
@@ -536,6 +562,7 @@ async fn a_private_jwk_imports_with_its_own_kid() {
 #[tokio::test]
 async fn import_keeps_the_old_key_verifying_for_a_migration() {
     let (dir, data) = workdir();
+    init_store(&data);
     let server = ClaimdProcess::start_on(dir.path(), &data);
     let (_, before) = server.app().signed_up("alice").await;
     let (status, out, err) = server.terminate(Duration::from_secs(20));
@@ -559,6 +586,7 @@ async fn import_keeps_the_old_key_verifying_for_a_migration() {
 /// leaves the store usable with its own single key.
 async fn assert_import_refused(text: &[u8], name: &str) -> String {
     let (dir, data) = workdir();
+    init_store(&data);
     let file: PathBuf = dir.path().join(name);
     std::fs::write(&file, text).expect("write key file");
 
@@ -614,6 +642,7 @@ async fn importing_a_public_key_fails_with_one_line() {
 #[tokio::test]
 async fn importing_a_missing_file_fails_with_one_line() {
     let (dir, data) = workdir();
+    init_store(&data);
 
     let exit = keys_import(dir.path(), &data, &dir.path().join("nope.pem"), None);
 
@@ -624,6 +653,7 @@ async fn importing_a_missing_file_fails_with_one_line() {
 #[tokio::test]
 async fn import_refuses_a_data_dir_the_server_holds() {
     let (dir, data) = workdir();
+    init_store(&data);
     let server = ClaimdProcess::start_on(dir.path(), &data);
     let file = dir.path().join("key.pem");
     std::fs::write(&file, pem_of(&new_key())).expect("write key.pem");

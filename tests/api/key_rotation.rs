@@ -15,8 +15,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, assert_token_error, claimd_command, jwks_kids, jwt_kid, now_unix, run_to_exit,
-    sleep_until_past, spawn_app_with_admin, tamper_signature, token_response, workdir,
+    assert_problem, assert_token_error, claimd_command, init_store, jwks_kids, jwt_kid, now_unix,
+    run_to_exit, sleep_until_past, spawn_app_with_admin, tamper_signature, token_response, workdir,
     ClaimdProcess, TestApp, PASSWORD,
 };
 
@@ -370,6 +370,7 @@ async fn first_run(dir: &Path, data: &Path) -> String {
 #[tokio::test]
 async fn cli_keys_rotate_publishes_a_second_key_that_signs_later() {
     let (dir, data) = workdir();
+    init_store(&data);
     let old_token = first_run(dir.path(), &data).await;
     let old_kid = jwt_kid(&old_token);
 
@@ -392,6 +393,7 @@ async fn cli_keys_rotate_publishes_a_second_key_that_signs_later() {
 #[tokio::test]
 async fn cli_keys_rotate_now_signs_at_once() {
     let (dir, data) = workdir();
+    init_store(&data);
     let old_token = first_run(dir.path(), &data).await;
     let old_kid = jwt_kid(&old_token);
 
@@ -459,6 +461,7 @@ async fn rotation_with_a_malformed_body_is_invalid_request() {
 #[tokio::test]
 async fn cli_keys_rotate_refuses_a_data_dir_the_server_holds() {
     let (dir, data) = workdir();
+    init_store(&data);
     let server = ClaimdProcess::start_on(dir.path(), &data);
     let before = server.app().jwks_ok().await;
     let mut cmd = claimd_command(dir.path());

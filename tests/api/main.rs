@@ -30,6 +30,7 @@ mod persistence;
 mod rate_limit;
 mod refresh;
 mod register;
+mod request_bodies;
 mod revocation;
 mod services;
 mod session_churn;

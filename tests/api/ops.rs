@@ -293,3 +293,57 @@ async fn metrics_show_deny_entries_after_logout() {
     let after = metric_sum(&app.metrics_text().await, "claimd_deny_entries", &[]);
     assert!(after > before, "deny entries {before} -> {after}");
 }
+
+/// Issue 9: every made-up HTTP method used to become a new `/metrics` series, kept
+/// forever (200 requests with 16 kB methods: +3.1 MiB). Methods outside the standard set
+/// now share the label `OTHER`; routes are patterns or `unmatched`, never the raw path.
+#[tokio::test]
+async fn made_up_methods_and_paths_add_no_metrics_series() {
+    let app = spawn_app().await;
+    let _ = app.healthz().await;
+    let before = app.metrics_text().await;
+    let series_before = metric_samples(&before, "claimd_http_requests_total").len();
+
+    for n in 0..50 {
+        let method =
+            reqwest::Method::from_bytes(format!("MADEUP{n}{}", "X".repeat(2000)).as_bytes())
+                .expect("a token is a valid method");
+        let path = format!("/made/up/path/{n}");
+        for target in [path.as_str(), "/healthz"] {
+            let resp = app
+                .client
+                .request(method.clone(), app.url(target))
+                .send()
+                .await
+                .expect("request sent");
+            assert!(resp.status().is_client_error(), "{}", resp.status());
+        }
+    }
+
+    let after = app.metrics_text().await;
+    assert!(
+        !after.contains("MADEUP"),
+        "no series names a made-up method"
+    );
+    assert!(!after.contains("/made/up"), "no series names a raw path");
+    let samples = metric_samples(&after, "claimd_http_requests_total");
+    let methods: std::collections::BTreeSet<String> = samples
+        .iter()
+        .flat_map(|(labels, _)| labels.iter())
+        .filter(|(name, _)| name == "method")
+        .map(|(_, value)| value.clone())
+        .collect();
+    assert!(methods.contains("OTHER"), "{methods:?}");
+    assert!(
+        samples.len() <= series_before + 4,
+        "100 odd requests added at most a few series: {} -> {}",
+        series_before,
+        samples.len()
+    );
+    assert!(
+        after.len() < before.len() + 4096,
+        "{} -> {} bytes",
+        before.len(),
+        after.len()
+    );
+}

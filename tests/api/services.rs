@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_invalid_client, assert_no_secret_fields, assert_problem, assert_token_error,
-    claimd_command, json_response, now_unix, run_to_exit, run_to_exit_with_stdin, workdir, Caller,
-    ClaimdProcess, Exit, TestApp, Tokens,
+    claimd_command, init_store, json_response, now_unix, run_to_exit, run_to_exit_with_stdin,
+    workdir, Caller, ClaimdProcess, Exit, TestApp, Tokens,
 };
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -219,6 +219,7 @@ fn client_line<'a>(stdout: &'a str, key: &str) -> &'a str {
 #[tokio::test]
 async fn cli_service_add_prints_a_credential_that_authenticates() {
     let (dir, data) = workdir();
+    init_store(&data);
     let admin_exit = run_to_exit_with_stdin(
         {
             let mut cmd = claimd_command(dir.path());
@@ -281,6 +282,7 @@ async fn cli_service_add_prints_a_credential_that_authenticates() {
 #[tokio::test]
 async fn cli_service_add_refuses_a_data_dir_the_server_holds() {
     let (dir, data) = workdir();
+    init_store(&data);
     let server = ClaimdProcess::start_on(dir.path(), &data);
     let mut cmd = claimd_command(dir.path());
     cmd.env("CLAIMD__STORAGE__PATH", &data)
