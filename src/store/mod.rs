@@ -627,3 +627,24 @@ pub(crate) fn test_store() -> (tempfile::TempDir, Store) {
 pub(crate) fn corrupt(tree: &'static str) -> impl Fn(CodecError) -> StoreError {
     move |source| StoreError::Corrupt { tree, source }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_store_lets_go_of_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..3 {
+            let store = Store::open(dir.path(), 4).unwrap();
+            store
+                .deny(DenyKind::Token, &[1; 16], 4_000..=4_000)
+                .unwrap();
+            drop(store);
+        }
+        let store = Store::open(dir.path(), 4).unwrap();
+        store.close();
+        drop(store);
+        Store::open(dir.path(), 4).unwrap();
+    }
+}
