@@ -10,6 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::Map;
 
 use claimd::auth::{Auth, Registration};
+use claimd::clock::Clock;
 use claimd::config::Settings;
 use claimd::domain::UserId;
 use claimd::store::{evict_expired, DenyKind, Store, UserRecord};
@@ -163,8 +164,14 @@ fn refresh_rotation(c: &mut Criterion) {
     let ring =
         claimd::auth::keyring::load_or_create_key_ring(&store, settings.tokens.algorithm, now())
             .expect("key ring");
-    let auth =
-        Auth::new(Arc::clone(&store), settings, ring, Arc::new(Metrics::new())).expect("auth");
+    let auth = Auth::new(
+        Arc::clone(&store),
+        settings,
+        ring,
+        Arc::new(Metrics::new()),
+        Clock::system(),
+    )
+    .expect("auth");
     let mut refresh_token = runtime.block_on(async {
         auth.register(Registration {
             username: "bench".into(),

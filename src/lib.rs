@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //!
+//! - [`clock`]: the time everything reads, the system's or a manual one in tests.
 //! - [`config`]: typed settings, defaults and validation.
 //! - [`data_dir`]: the data directory's permissions (owner only) and whether it holds a store.
 //! - [`domain`]: ids, usernames and passwords, built only through `parse`.
@@ -19,6 +20,7 @@
 //! - [`telemetry`]: tracing and Prometheus metrics.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod domain;

@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::keyring::{import_key, load_or_create_key_ring, AddedKey};
-use crate::auth::{now, Auth, AuthError, NewService, Registration, UserView, ADMIN_ROLE};
+use crate::auth::{Auth, AuthError, NewService, Registration, UserView, ADMIN_ROLE};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::store::backup::BackupSummary;
@@ -25,21 +26,24 @@ use crate::telemetry::Metrics;
 async fn open_flows(
     settings: &Settings,
     metrics: Arc<Metrics>,
+    clock: Clock,
 ) -> anyhow::Result<(Arc<Store>, Auth)> {
     crate::data_dir::make_private(&settings.storage.path)?;
     let path = settings.storage.path.clone();
     let cache_mb = settings.storage.cache_mb;
-    let store = tokio::task::spawn_blocking(move || Store::open(&path, cache_mb))
-        .await?
-        .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
+    let store_clock = clock.clone();
+    let store =
+        tokio::task::spawn_blocking(move || Store::open_with_clock(&path, cache_mb, store_clock))
+            .await?
+            .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
     let store = Arc::new(store);
     let alg = settings.tokens.algorithm;
     let ring_store = Arc::clone(&store);
-    let ring =
-        tokio::task::spawn_blocking(move || load_or_create_key_ring(&ring_store, alg, now()))
-            .await?
-            .context("keys")?;
-    let auth = Auth::new(Arc::clone(&store), settings.clone(), ring, metrics)?;
+    let now = clock.now();
+    let ring = tokio::task::spawn_blocking(move || load_or_create_key_ring(&ring_store, alg, now))
+        .await?
+        .context("keys")?;
+    let auth = Auth::new(Arc::clone(&store), settings.clone(), ring, metrics, clock)?;
     Ok((store, auth))
 }
 
@@ -65,7 +69,8 @@ impl Offline {
             "storage.path {}: no claimd store there (start the server once to create one)",
             path.display()
         );
-        let (store, auth) = open_flows(&settings, Arc::new(Metrics::new())).await?;
+        let (store, auth) =
+            open_flows(&settings, Arc::new(Metrics::new()), Clock::system()).await?;
         Ok(Offline { store, auth })
     }
 
@@ -122,7 +127,7 @@ impl Offline {
     /// The key does not parse or is not of the configured algorithm.
     pub async fn import_key(&self, text: &str, kid: Option<String>) -> anyhow::Result<AddedKey> {
         let alg = self.auth.settings().tokens.algorithm;
-        let added = import_key(&self.store, alg, text, kid, now())?;
+        let added = import_key(&self.store, alg, text, kid, self.auth.clock().now())?;
         self.store.wait_durable().await?;
         Ok(added)
     }
@@ -175,21 +180,23 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(&settings.server.bind)
             .with_context(|| format!("server.bind {}: cannot listen", settings.server.bind))?;
-        Application::build_with_listener(settings, listener).await
+        Application::build_with_listener(settings, listener, Clock::system()).await
     }
 
     /// As [`Application::build`], on a listener the caller bound (tests bind port 0 first
-    /// to know the issuer URL before claimd starts).
+    /// to know the issuer URL before claimd starts) and reading `clock` (tests move a
+    /// manual one instead of waiting for time to pass).
     ///
     /// # Errors
     /// Each step's failure, with the setting or path it concerns.
     pub async fn build_with_listener(
         settings: Settings,
         listener: TcpListener,
+        clock: Clock,
     ) -> anyhow::Result<Application> {
         settings.validate()?;
         let metrics = Arc::new(Metrics::new());
-        let (store, auth) = open_flows(&settings, Arc::clone(&metrics)).await?;
+        let (store, auth) = open_flows(&settings, Arc::clone(&metrics), clock.clone()).await?;
         let auth = Arc::new(auth);
         auth.bootstrap_admin().await.context("bootstrap")?;
 
@@ -216,6 +223,7 @@ impl Application {
             metrics,
             settings.eviction.interval,
             settings.tokens.leeway,
+            clock,
             shutdown_rx.clone(),
         ));
         let (fatal_tx, fatal) = mpsc::unbounded_channel();

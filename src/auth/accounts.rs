@@ -4,12 +4,11 @@
 //! caller's own record, password changes, and the bootstrap admin.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use super::invitations::code_digest;
 use super::rate_limit::LimitKey;
 use super::verdict::{Authenticated, Freshness};
-use super::{now, Auth, AuthError, TokenResponse, UserView};
+use super::{Auth, AuthError, TokenResponse, UserView};
 use crate::config;
 use crate::domain::{Password, TenantId, UserId, Username};
 use crate::store::UserRecord;
@@ -56,14 +55,14 @@ impl Auth {
         client: IpAddr,
     ) -> Result<UserView, AuthError> {
         let key = [LimitKey::address(client)];
-        if let Err(wait) = self.register_limiter.check(&key, Instant::now()) {
+        if let Err(wait) = self.register_limiter.check(&key, self.clock.instant()) {
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
         let outcome = self.register(request).await;
         if !matches!(outcome, Err(AuthError::InvalidRequest(_))) {
-            self.register_limiter.record(&key, Instant::now());
+            self.register_limiter.record(&key, self.clock.instant());
         }
         outcome
     }
@@ -126,7 +125,7 @@ impl Auth {
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         let password = Password::parse_new(request.password)
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
-        let now = now();
+        let now = self.clock.now();
         let invitation = request.invitation.as_deref().map(code_digest);
         let tenant = match (request.tenant.as_deref(), &invitation) {
             (Some(_), Some(_)) => {
@@ -210,7 +209,7 @@ impl Auth {
             None => LimitKey::username(&username.to_lowercase()),
         };
         let keys = [user_key, LimitKey::address(client)];
-        if let Err(wait) = self.limiter.check(&keys, Instant::now()) {
+        if let Err(wait) = self.limiter.check(&keys, self.clock.instant()) {
             self.metrics.login("limited");
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
@@ -233,12 +232,12 @@ impl Auth {
         let (id, user) = match found {
             Some(found) if matched && !found.1.disabled => found,
             Some(_) if matched => {
-                self.limiter.record(&keys, Instant::now());
+                self.limiter.record(&keys, self.clock.instant());
                 self.metrics.login("disabled");
                 return Err(AuthError::InvalidCredentials);
             }
             _ => {
-                self.limiter.record(&keys, Instant::now());
+                self.limiter.record(&keys, self.clock.instant());
                 self.metrics.login("failed");
                 return Err(AuthError::InvalidCredentials);
             }
@@ -281,14 +280,14 @@ impl Auth {
             .user(caller.user_id)?
             .ok_or(AuthError::TokenRevoked)?;
         let user_key = LimitKey::username(&current_user.username);
-        if let Err(wait) = self.limiter.check(&[user_key], Instant::now()) {
+        if let Err(wait) = self.limiter.check(&[user_key], self.clock.instant()) {
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
         let phc = Some(current_user.password_hash.clone());
         if !self.passwords.verify(Password::offered(current), phc).await {
-            self.limiter.record(&[user_key], Instant::now());
+            self.limiter.record(&[user_key], self.clock.instant());
             return Err(AuthError::InvalidCredentials);
         }
         let password_hash = self
@@ -296,7 +295,7 @@ impl Auth {
             .hash(new)
             .await
             .map_err(|err| AuthError::Internal(err.to_string()))?;
-        let now = now();
+        let now = self.clock.now();
         let changed = |user: &mut crate::store::UserRecord| {
             user.password_hash.clone_from(&password_hash);
             user.not_before = now;

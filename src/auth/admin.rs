@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::claims::{parse_attrs_value, parse_name, RefreshedToken, UserPatch, ADMIN_FIELDS};
 use super::verdict::{Authenticated, Freshness};
-use super::{now, parse_attrs, Auth, AuthError, UserView};
+use super::{parse_attrs, Auth, AuthError, UserView};
 use crate::domain::{SessionId, TenantId, UserId};
 use crate::store::TenantRecord;
 
@@ -163,7 +163,7 @@ impl Auth {
     pub fn get_user(&self, id: &str) -> Result<(UserView, Vec<SessionView>), AuthError> {
         let id = parse_user_id(id)?;
         let user = self.store.user(id)?.ok_or(AuthError::NotFound)?;
-        let now = now();
+        let now = self.clock.now();
         let mut sessions = Vec::new();
         for sid in self.store.user_session_ids(id)? {
             if let Some(session) = self.store.session(sid)? {
@@ -250,7 +250,7 @@ impl Auth {
         let name = fields
             .name
             .ok_or_else(|| AuthError::InvalidRequest("name: required".into()))?;
-        let now = now();
+        let now = self.clock.now();
         let tenant = TenantRecord {
             name,
             plan: fields
@@ -306,7 +306,7 @@ impl Auth {
             return Err(AuthError::InvalidRequest("nothing to change".into()));
         }
         let fields = TenantFields::parse(body)?;
-        let now = now();
+        let now = self.clock.now();
         let tenant = self.store.update_tenant(id, |tenant| {
             if let Some(name) = &fields.name {
                 tenant.name.clone_from(name);

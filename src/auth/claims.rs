@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::verdict::{Authenticated, Freshness};
-use super::{now, Auth, AuthError, UserView};
+use super::{Auth, AuthError, UserView};
 use crate::domain::TenantId;
 use crate::store::UserRecord;
 
@@ -216,7 +216,7 @@ impl Auth {
         user_id: crate::domain::UserId,
         patch: &UserPatch,
     ) -> Result<UserRecord, AuthError> {
-        let now = now();
+        let now = self.clock.now();
         let user = self.store.update_user(user_id, now, |user| {
             if patch.apply(user) {
                 user.claims_version += 1;
@@ -239,7 +239,7 @@ impl Auth {
         Ok(RefreshedToken {
             access_token,
             token_type: "Bearer",
-            expires_in: claims.exp.saturating_sub(now()),
+            expires_in: claims.exp.saturating_sub(self.clock.now()),
         })
     }
 

@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 
 use super::verdict::Freshness;
-use super::{now, Auth, AuthError};
+use super::{Auth, AuthError};
 use crate::config::OnStale;
 use crate::domain::TokenId;
 use crate::store::DenyKind;
@@ -94,7 +94,7 @@ impl Auth {
         let Some(presented) = PresentedRefreshToken::parse(token) else {
             return Ok(inactive);
         };
-        let now = now();
+        let now = self.clock.now();
         let Some(session) = self.store.session(presented.sid)? else {
             return Ok(inactive);
         };
@@ -131,7 +131,7 @@ impl Auth {
         token: &str,
         _hint: Option<TokenHint>,
     ) -> Result<(), AuthError> {
-        let now = now();
+        let now = self.clock.now();
         if looks_like_jwt(token) {
             match self.verify_signature(token, now) {
                 Ok(claims) => {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::services::random_text;
-use super::{now, Auth, AuthError};
+use super::{Auth, AuthError};
 use crate::domain::{InvitationId, TenantId, UserId};
 use crate::store::{InvitationRecord, InvitationStatus, InvitationWriteError};
 
@@ -118,7 +118,7 @@ impl Auth {
             )));
         }
         let code = random_text(32);
-        let now = now();
+        let now = self.clock.now();
         let record = InvitationRecord::new(code_digest(&code), now, now.saturating_add(life));
         self.store.create_invitation(tenant, &record, now)?;
         self.store.wait_durable().await?;
@@ -139,7 +139,7 @@ impl Auth {
     /// `NotFound` for an unknown tenant.
     pub fn list_invitations(&self, tenant: &str) -> Result<Vec<InvitationView>, AuthError> {
         let tenant = parse_tenant(tenant)?;
-        let now = now();
+        let now = self.clock.now();
         Ok(self
             .store
             .invitations(tenant)?
@@ -157,7 +157,7 @@ impl Auth {
     pub async fn revoke_invitation(&self, tenant: &str, id: &str) -> Result<(), AuthError> {
         let tenant = parse_tenant(tenant)?;
         let id = InvitationId::parse(id).ok_or(AuthError::NotFound)?;
-        self.store.revoke_invitation(tenant, id, now())?;
+        self.store.revoke_invitation(tenant, id, self.clock.now())?;
         self.store.wait_durable().await?;
         tracing::info!(%tenant, invitation = %id, "invitation revoked");
         Ok(())

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, PoisonError};
 
-use super::{now, Auth, AuthError};
+use super::{Auth, AuthError};
 use crate::config::SigningAlgorithm;
 use crate::store::{KeyRecord, Store, StoreError};
 use crate::tokens::keys::{generate_private_key, load_signing_key, KeyError};
@@ -190,7 +190,8 @@ impl Auth {
 
     /// The JWKS now: every key that can verify a live token, and the next one.
     pub fn jwks(&self) -> serde_json::Value {
-        self.key_ring().jwks(now(), self.token_lifetime())
+        self.key_ring()
+            .jwks(self.clock.now(), self.token_lifetime())
     }
 
     /// Adds a new signing key, published `keys.publish_ahead` before it signs (at once
@@ -207,10 +208,10 @@ impl Auth {
         };
         let store = Arc::clone(&self.store);
         let alg = self.settings.tokens.algorithm;
-        let added =
-            tokio::task::spawn_blocking(move || add_generated_key(&store, alg, now(), ahead))
-                .await
-                .map_err(|err| AuthError::Internal(err.to_string()))??;
+        let now = self.clock.now();
+        let added = tokio::task::spawn_blocking(move || add_generated_key(&store, alg, now, ahead))
+            .await
+            .map_err(|err| AuthError::Internal(err.to_string()))??;
         self.store.wait_durable().await?;
         self.reload_key_ring()?;
         Ok(added)
@@ -222,7 +223,7 @@ impl Auth {
     /// # Errors
     /// Generation or storage failures.
     pub async fn rotate_if_due(&self) -> Result<Option<AddedKey>, AuthError> {
-        let now = now();
+        let now = self.clock.now();
         let ring = self.key_ring();
         let pruned = prune_retired_keys(&self.store, &ring, now, self.token_lifetime())?;
         if pruned > 0 {
@@ -246,7 +247,11 @@ impl Auth {
     /// # Errors
     /// Storage failures or a stored key that no longer parses.
     pub fn reload_key_ring(&self) -> Result<(), AuthError> {
-        let ring = load_or_create_key_ring(&self.store, self.settings.tokens.algorithm, now())?;
+        let ring = load_or_create_key_ring(
+            &self.store,
+            self.settings.tokens.algorithm,
+            self.clock.now(),
+        )?;
         *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
         Ok(())
     }

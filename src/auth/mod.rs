@@ -38,6 +38,7 @@ use serde_json::{Map, Value};
 
 pub use verdict::Authenticated;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::{SessionId, UserId};
 use crate::store::{Store, StoreError, TenantWriteError, UserRecord, UserWriteError};
@@ -212,6 +213,7 @@ pub struct Auth {
     register_limiter: RateLimiter,
     session_locks: SessionLocks,
     metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 impl Auth {
@@ -224,6 +226,7 @@ impl Auth {
         settings: Settings,
         ring: KeyRing,
         metrics: Arc<Metrics>,
+        clock: Clock,
     ) -> Result<Auth, AuthError> {
         // Session deny entries must cover tokens minted under any lifetime this store has
         // been configured with.
@@ -253,7 +256,13 @@ impl Auth {
             settings,
             passwords,
             metrics,
+            clock,
         })
+    }
+
+    /// The clock the flows read.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The settings the flows run with.
@@ -273,20 +282,6 @@ impl Auth {
 
     /// Ready when a signing key can sign now.
     pub fn is_ready(&self) -> bool {
-        self.key_ring().signing_key(now()).is_some()
+        self.key_ring().signing_key(self.clock.now()).is_some()
     }
-}
-
-/// Unix seconds now.
-pub fn now() -> u64 {
-    now_ms() / 1000
-}
-
-/// Unix milliseconds now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
 }

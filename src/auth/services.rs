@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{now, Auth, AuthError};
+use super::{Auth, AuthError};
 use crate::store::ServiceRecord;
 
 /// A new credential, as shown once.
@@ -52,7 +52,7 @@ impl Auth {
         let record = ServiceRecord {
             name: name.to_string(),
             secret_digest: Sha256::digest(client_secret.as_bytes()).into(),
-            created_at: now(),
+            created_at: self.clock.now(),
         };
         self.store.put_service(&client_id, &record)?;
         self.store.wait_durable().await?;

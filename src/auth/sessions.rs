@@ -17,7 +17,7 @@
 use serde_json::Map;
 
 use super::verdict::{Authenticated, Freshness};
-use super::{now, now_ms, parse_attrs, Auth, AuthError, TokenResponse};
+use super::{parse_attrs, Auth, AuthError, TokenResponse};
 use crate::domain::{SessionId, TokenId, UserId};
 use crate::store::revocations::Revocation;
 use crate::store::{DenyKind, SessionRecord, UserRecord};
@@ -111,7 +111,7 @@ impl Auth {
         user_id: UserId,
         user: &UserRecord,
     ) -> Result<TokenResponse, AuthError> {
-        let now = now();
+        let now = self.clock.now();
         self.make_room_for_session(user_id, now).await?;
         let sid = SessionId::generate();
         let key = SessionKey::generate();
@@ -128,7 +128,7 @@ impl Auth {
             created_at: now,
             expires_at,
             last_used: now,
-            rotated_at_ms: now_ms(),
+            rotated_at_ms: self.clock.now_ms(),
             revoked: false,
             current_access_token: access_token.clone(),
             current_access_expires: access_exp,
@@ -209,7 +209,7 @@ impl Auth {
             .ok_or_else(|| refuse("malformed refresh token"))?;
         let sid = token.sid;
         let _turn = self.session_locks.for_session(sid).lock().await;
-        let now = now();
+        let now = self.clock.now();
         let store_err = |err: crate::store::StoreError| (AuthError::Store(err), Refused);
         let mut session = self
             .store
@@ -246,7 +246,7 @@ impl Auth {
                 .mint_access(user_id, &user, sid, session.expires_at, now)
                 .map_err(|err| (err, Refused))?;
             session.generation += 1;
-            session.rotated_at_ms = now_ms();
+            session.rotated_at_ms = self.clock.now_ms();
             session.last_used = now;
             session.current_access_token = access_token.clone();
             session.current_access_expires = access_exp;
@@ -261,7 +261,7 @@ impl Auth {
         if token.generation + 1 == session.generation {
             let grace_ms = u64::try_from(self.settings.tokens.refresh_reuse_grace.as_millis())
                 .unwrap_or(u64::MAX);
-            let since_rotation_ms = now_ms().saturating_sub(session.rotated_at_ms);
+            let since_rotation_ms = self.clock.now_ms().saturating_sub(session.rotated_at_ms);
             let outcome = if since_rotation_ms <= grace_ms {
                 Race
             } else if self
@@ -377,7 +377,7 @@ impl Auth {
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
-            expires_in: claims.exp.saturating_sub(now()),
+            expires_in: claims.exp.saturating_sub(self.clock.now()),
             refresh_token: None,
             refresh_expires_in: None,
             session_id: caller.session_id.to_string(),
@@ -390,7 +390,7 @@ impl Auth {
     /// An access token that does not authenticate.
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
-        let now = now();
+        let now = self.clock.now();
         self.revoke_session(caller.session_id, now).await?;
         self.store.deny(
             DenyKind::Token,
@@ -413,7 +413,7 @@ impl Auth {
     /// Ends every session of a user and sets its `not_before`, all or nothing. Durable on
     /// return.
     pub(crate) async fn end_everywhere(&self, user_id: UserId) -> Result<(), AuthError> {
-        let now = now();
+        let now = self.clock.now();
         let moved = |user: &mut UserRecord| {
             user.not_before = now;
             user.updated_at = now;
@@ -451,7 +451,7 @@ impl Auth {
             .filter(|sid| Some(*sid) != keep)
             .collect();
         let _turns = self.session_locks.lock_all(&sids).await;
-        let now = now();
+        let now = self.clock.now();
         let mut revocations = Vec::with_capacity(sids.len());
         for sid in sids {
             if let Some(session) = self.store.session(sid)? {
@@ -523,7 +523,7 @@ impl Auth {
     ) -> Result<(TokenResponse, u64), AuthError> {
         let sid = caller.session_id;
         let _turn = self.session_locks.for_session(sid).lock().await;
-        let now = now();
+        let now = self.clock.now();
         let mut session = match self.store.session(sid)? {
             Some(session) if !session.revoked && now < session.expires_at => session,
             _ => return Err(AuthError::TokenRevoked),
@@ -534,7 +534,7 @@ impl Auth {
             ..
         } = self.mint_access(caller.user_id, user, sid, session.expires_at, now)?;
         session.generation += 1;
-        session.rotated_at_ms = now_ms();
+        session.rotated_at_ms = self.clock.now_ms();
         session.last_used = now;
         session.current_access_token = access_token.clone();
         session.current_access_expires = access_exp;

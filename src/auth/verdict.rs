@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::{now, Auth, AuthError};
+use super::{Auth, AuthError};
 use crate::config::OnStale;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
 use crate::store::UserStamp;
@@ -60,7 +60,7 @@ impl Auth {
         token: &str,
         freshness: Freshness,
     ) -> Result<Authenticated, AuthError> {
-        let now = now();
+        let now = self.clock.now();
         let claims = self.verify_signature(token, now)?;
         let malformed = || AuthError::TokenInvalid("malformed claims");
         let user_id = UserId::parse(&claims.sub).ok_or_else(malformed)?;
@@ -149,7 +149,7 @@ impl Auth {
         &self,
         caller: &Authenticated,
     ) -> Result<(String, AccessClaims), AuthError> {
-        let now = now();
+        let now = self.clock.now();
         let session = match self.store.session(caller.session_id)? {
             Some(session) if !session.revoked && now < session.expires_at => session,
             _ => return Err(AuthError::TokenRevoked),

@@ -41,6 +41,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
+
 pub use codec::CodecError;
 pub use deny::{DenyEviction, DenyKind};
 pub use eviction::{evict_expired, EvictionReport};
@@ -137,6 +139,8 @@ pub(crate) struct Engine {
 pub struct Store {
     path: PathBuf,
     cache_mb: u64,
+    /// The time migrations at open read (the deny list's horizon).
+    clock: Clock,
     engine: RwLock<Option<Arc<Engine>>>,
     health: Arc<health::Health>,
     pub(crate) user_locks: Stripes,
@@ -163,12 +167,21 @@ impl BackgroundScan {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path` on the system clock.
+    ///
+    /// # Errors
+    /// As [`Store::open_with_clock`].
+    pub fn open(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
+        Store::open_with_clock(path, cache_mb, Clock::system())
+    }
+
+    /// Opens (or creates) the store at `path`, reading `clock` where opening needs the
+    /// time.
     ///
     /// # Errors
     /// The directory cannot be created or locked (another claimd holds it), the files are
     /// not a sled database, or they were written by a newer schema.
-    pub fn open(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
+    pub fn open_with_clock(path: &Path, cache_mb: u64, clock: Clock) -> Result<Store, StoreError> {
         // A typo in `storage.path` must not quietly create a new store somewhere else:
         // the directory itself may be new, its parent may not.
         if let Some(parent) = path
@@ -183,12 +196,13 @@ impl Store {
             }
         }
         let health = Arc::new(health::Health::default());
-        let engine = Engine::open(path, cache_mb, Arc::clone(&health))?;
+        let engine = Engine::open(path, cache_mb, Arc::clone(&health), &clock)?;
         let damage = Arc::new(std::sync::Mutex::new(None));
         let scan = scan_deny_buckets_behind(engine.db.clone(), Arc::clone(&damage));
         Ok(Store {
             path: path.to_path_buf(),
             cache_mb,
+            clock,
             engine: RwLock::new(Some(Arc::new(engine))),
             health,
             user_locks: Stripes::new(64),
@@ -333,7 +347,7 @@ impl Store {
                 }
             }
         }
-        let reopened = reopen_with_retries(&self.path, self.cache_mb, &self.health)?;
+        let reopened = reopen_with_retries(&self.path, self.cache_mb, &self.health, &self.clock)?;
         *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(reopened));
         self.health.recovered();
         Ok(true)
@@ -388,10 +402,11 @@ fn reopen_with_retries(
     path: &Path,
     cache_mb: u64,
     health: &Arc<health::Health>,
+    clock: &Clock,
 ) -> Result<Engine, StoreError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match Engine::open(path, cache_mb, Arc::clone(health)) {
+        match Engine::open(path, cache_mb, Arc::clone(health), clock) {
             Err(StoreError::InUse) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -401,7 +416,12 @@ fn reopen_with_retries(
 }
 
 impl Engine {
-    fn open(path: &Path, cache_mb: u64, health: Arc<health::Health>) -> Result<Engine, StoreError> {
+    fn open(
+        path: &Path,
+        cache_mb: u64,
+        health: Arc<health::Health>,
+        clock: &Clock,
+    ) -> Result<Engine, StoreError> {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
@@ -461,7 +481,7 @@ impl Engine {
         };
         match migrate_from {
             None => {}
-            Some(1) => engine.migrate_from_schema_1(&meta)?,
+            Some(1) => engine.migrate_from_schema_1(&meta, clock.now())?,
             Some(version) => {
                 return Err(StoreError::Open(format!(
                     "schema version {version} was never written by claimd: damaged store"
@@ -488,10 +508,7 @@ impl Engine {
 
     /// Schema 1 kept the deny list in one tree. Its entries move into buckets, then the
     /// version is bumped; a crash before the bump runs the (idempotent) move again.
-    fn migrate_from_schema_1(&self, meta: &sled::Tree) -> Result<(), StoreError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
+    fn migrate_from_schema_1(&self, meta: &sled::Tree, now: u64) -> Result<(), StoreError> {
         // The largest leeway a configuration may set: no token older than this verifies.
         let earliest_live = now.saturating_sub(MAX_LEEWAY_SECONDS);
         let moved = self.deny.migrate_single_tree(earliest_live)?;

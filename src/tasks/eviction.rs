@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::auth::now;
+use crate::clock::Clock;
 use crate::store::{evict_expired, Store};
 use crate::telemetry::Metrics;
 
@@ -23,6 +23,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     interval: Duration,
     leeway: Duration,
+    clock: Clock,
     shutdown: watch::Receiver<bool>,
 ) {
     let leeway = leeway.as_secs();
@@ -31,11 +32,12 @@ pub async fn run(
         let store = Arc::clone(&store);
         let metrics = Arc::clone(&metrics);
         let pace = Arc::clone(&pace);
+        let clock = clock.clone();
         async move {
             let at = pace
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .now(now(), Instant::now());
+                .now(clock.now(), clock.instant());
             match tokio::task::spawn_blocking(move || evict_expired(&store, at, leeway)).await {
                 Ok(Ok(report)) => {
                     metrics.evicted(report.deny_removed, report.sessions_removed);

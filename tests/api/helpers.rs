@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use claimd::clock::Clock;
 use claimd::config::Settings;
 use claimd::startup::Application;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
@@ -1210,7 +1211,7 @@ pub async fn spawn_app_on_issuer(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     settings.server.bind = format!("127.0.0.1:{port}");
     settings.tokens.issuer = format!("http://127.0.0.1:{port}");
     tweak(&mut settings);
-    let app = Application::build_with_listener(settings, listener)
+    let app = Application::build_with_listener(settings, listener, Clock::system())
         .await
         .expect("application builds");
     assert_eq!(app.port(), port, "serves on the listener it was given");

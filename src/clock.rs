@@ -1,0 +1,171 @@
+//! Time as claimd reads it. One [`Clock`] is handed to everything that asks what time it
+//! is (the flows, the store's migrations, the background tasks, the rate limiters), so that
+//! no rule about time is proven only by waiting for it to pass.
+//!
+//! A clock answers two questions: the wall-clock time in Unix seconds or milliseconds (what
+//! tokens, sessions and deny-list entries are stamped with) and a monotonic instant (what
+//! rate-limit windows and the eviction pace are measured in). The server runs on
+//! [`Clock::system`]. A [`ManualClock`] is moved by hand: [`ManualClock::advance`] moves
+//! both readings, as time passing does; [`ManualClock::set`] moves only the wall clock, as
+//! an operator or NTP setting it does.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Where the time comes from. Cheap to clone; clones read the same time.
+#[derive(Clone, Debug)]
+pub struct Clock {
+    source: Source,
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    System,
+    Manual(Arc<ManualTime>),
+}
+
+impl Clock {
+    /// The operating system's clocks.
+    pub fn system() -> Clock {
+        Clock {
+            source: Source::System,
+        }
+    }
+
+    /// Unix seconds now.
+    pub fn now(&self) -> u64 {
+        self.now_ms() / 1000
+    }
+
+    /// Unix milliseconds now.
+    pub fn now_ms(&self) -> u64 {
+        match &self.source {
+            Source::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| {
+                    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+                }),
+            Source::Manual(time) => time.wall_ms.load(Ordering::SeqCst),
+        }
+    }
+
+    /// A monotonic reading: never goes back, not moved by setting the wall clock.
+    pub fn instant(&self) -> Instant {
+        match &self.source {
+            Source::System => Instant::now(),
+            Source::Manual(time) => {
+                time.origin + Duration::from_millis(time.elapsed_ms.load(Ordering::SeqCst))
+            }
+        }
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock::system()
+    }
+}
+
+/// A clock that stands still until it is moved: for tests and simulations. Its
+/// [`ManualClock::clock`] is handed to the parts under test; the handle keeps moving it.
+#[derive(Clone, Debug)]
+pub struct ManualClock {
+    time: Arc<ManualTime>,
+}
+
+#[derive(Debug)]
+struct ManualTime {
+    wall_ms: AtomicU64,
+    origin: Instant,
+    elapsed_ms: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock reading `unix_secs`.
+    pub fn starting_at(unix_secs: u64) -> ManualClock {
+        ManualClock {
+            time: Arc::new(ManualTime {
+                wall_ms: AtomicU64::new(unix_secs.saturating_mul(1000)),
+                origin: Instant::now(),
+                elapsed_ms: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A clock reading the system's time now, standing still from here.
+    pub fn starting_now() -> ManualClock {
+        let manual = ManualClock::starting_at(0);
+        manual
+            .time
+            .wall_ms
+            .store(Clock::system().now_ms(), Ordering::SeqCst);
+        manual
+    }
+
+    /// The clock to hand to the parts under test.
+    pub fn clock(&self) -> Clock {
+        Clock {
+            source: Source::Manual(Arc::clone(&self.time)),
+        }
+    }
+
+    /// Lets `by` pass: both the wall clock and the monotonic one move.
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.time.wall_ms.fetch_add(ms, Ordering::SeqCst);
+        self.time.elapsed_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Sets the wall clock to `unix_secs` (forward or back); the monotonic one stays.
+    pub fn set(&self, unix_secs: u64) {
+        self.time
+            .wall_ms
+            .store(unix_secs.saturating_mul(1000), Ordering::SeqCst);
+    }
+
+    /// Unix seconds on this clock.
+    pub fn now(&self) -> u64 {
+        self.clock().now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let manual = ManualClock::starting_at(1_000);
+        let clock = manual.clock();
+        let before = clock.instant();
+        assert_eq!(clock.now(), 1_000);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.now(), 1_000);
+        assert_eq!(clock.instant(), before);
+
+        manual.advance(Duration::from_millis(2_500));
+        assert_eq!(clock.now(), 1_002);
+        assert_eq!(clock.now_ms(), 1_002_500);
+        assert_eq!(clock.instant() - before, Duration::from_millis(2_500));
+    }
+
+    #[test]
+    fn setting_the_wall_clock_leaves_the_monotonic_one() {
+        let manual = ManualClock::starting_at(5_000);
+        let clock = manual.clock();
+        let before = clock.instant();
+        manual.set(4_000);
+        assert_eq!(clock.now(), 4_000);
+        assert_eq!(clock.instant(), before);
+    }
+
+    #[test]
+    fn the_system_clock_reads_the_present() {
+        let clock = Clock::system();
+        // 2020-01-01: any machine running this is past it.
+        assert!(clock.now() > 1_577_836_800);
+        let first = clock.instant();
+        assert!(clock.instant() >= first);
+    }
+}
