@@ -55,7 +55,11 @@ impl AccessTokens {
     pub fn new(settings: &TokenSettings) -> AccessTokens {
         let mut validation = Validation::new(jwt_algorithm(settings.algorithm));
         validation.leeway = settings.leeway.as_secs();
-        validation.validate_exp = true;
+        // `exp` is checked against the clock the caller passes (`verify`'s `now`), not
+        // jsonwebtoken's reading of the system clock. `nbf` is left to jsonwebtoken:
+        // claimd never mints it, so only a token minted elsewhere with a key imported from
+        // there can carry one.
+        validation.validate_exp = false;
         validation.validate_nbf = true;
         validation.validate_aud = true;
         validation.reject_tokens_expiring_in_less_than = 0;
@@ -84,7 +88,8 @@ impl AccessTokens {
         }
     }
 
-    /// Checks a presented token's header, signature and registered claims.
+    /// Checks a presented token's header, signature and registered claims, its times
+    /// against `now`.
     ///
     /// # Errors
     /// `Expired` past `exp` + leeway; `Invalid` with the reason for anything else.
@@ -109,6 +114,9 @@ impl AccessTokens {
                 ErrorKind::MissingRequiredClaim(_) => TokenError::Invalid("missing claim"),
                 _ => TokenError::Invalid("malformed token"),
             })?;
+        if data.claims.exp.saturating_add(self.leeway) < now {
+            return Err(TokenError::Expired);
+        }
         if data.claims.iat > now.saturating_add(self.leeway) {
             return Err(TokenError::Invalid("token issued in the future"));
         }
@@ -335,6 +343,23 @@ mod tests {
         future.exp = now() + 600;
         let token = tokens.mint(key, &future).unwrap();
         assert!(tokens.verify(&ring, &token, now()).is_err());
+    }
+
+    #[test]
+    fn expiry_is_judged_by_the_clock_passed_in_not_the_system_one() {
+        let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
+        let key = ring.signing_key(now()).unwrap();
+        // Minted a day ago with a 15-minute life: long expired by the system clock.
+        let mut old = claims(now() - 86_400);
+        old.exp = now() - 86_400 + 900;
+        let token = tokens.mint(key, &old).unwrap();
+        let then = now() - 86_400 + 60;
+        assert_eq!(tokens.verify(&ring, &token, then).unwrap().jti, "j");
+        assert_eq!(
+            tokens.verify(&ring, &token, old.exp + 31),
+            Err(TokenError::Expired)
+        );
+        assert!(tokens.verify(&ring, &token, old.exp + 30).is_ok());
     }
 
     #[test]
