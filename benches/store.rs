@@ -44,7 +44,7 @@ fn user(n: u64) -> UserRecord {
         tenant: None,
         roles: vec!["member".into()],
         plan: "free".into(),
-        attrs: "{}".into(),
+        attrs: serde_json::Map::new(),
         claims_version: 1,
         not_before: 0,
         disabled: false,

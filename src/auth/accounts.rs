@@ -169,10 +169,10 @@ impl Auth {
         let user = UserRecord {
             username: username.as_str().to_string(),
             password_hash,
-            tenant: tenant.map(|t| *t.as_bytes()),
+            tenant,
             roles: request.roles,
             plan: DEFAULT_PLAN.to_string(),
-            attrs: "{}".to_string(),
+            attrs: serde_json::Map::new(),
             claims_version: 1,
             not_before: 0,
             disabled: false,

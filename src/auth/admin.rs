@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::claims::{parse_attrs_value, parse_name, RefreshedToken, UserPatch, ADMIN_FIELDS};
 use super::verdict::{Authenticated, Freshness};
-use super::{parse_attrs, Auth, AuthError, UserView};
+use super::{Auth, AuthError, UserView};
 use crate::domain::{SessionId, TenantId, UserId};
 use crate::store::TenantRecord;
 
@@ -49,7 +49,7 @@ impl TenantView {
             name: tenant.name.clone(),
             plan: tenant.plan.clone(),
             max_accounts: tenant.max_accounts,
-            attrs: parse_attrs(&tenant.attrs),
+            attrs: tenant.attrs.clone(),
             version: tenant.version,
             members: tenant.members,
             created_at: tenant.created_at,
@@ -257,7 +257,7 @@ impl Auth {
                 .plan
                 .unwrap_or_else(|| super::accounts::DEFAULT_PLAN.to_string()),
             max_accounts: fields.max_accounts.flatten(),
-            attrs: Value::Object(fields.attrs.unwrap_or_default()).to_string(),
+            attrs: fields.attrs.unwrap_or_default(),
             version: 1,
             members: 0,
             created_at: now,
@@ -318,7 +318,7 @@ impl Auth {
                 tenant.max_accounts = max;
             }
             if let Some(attrs) = &fields.attrs {
-                tenant.attrs = Value::Object(attrs.clone()).to_string();
+                tenant.attrs.clone_from(attrs);
             }
             tenant.version += 1;
             tenant.updated_at = now;

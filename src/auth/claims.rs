@@ -184,12 +184,10 @@ impl UserPatch {
             user.roles.clone_from(roles);
         }
         if let Some(attrs) = &self.attrs {
-            let text = Value::Object(attrs.clone()).to_string();
-            changed |= super::parse_attrs(&user.attrs) != *attrs;
-            user.attrs = text;
+            changed |= user.attrs != *attrs;
+            user.attrs.clone_from(attrs);
         }
-        if let Some(tenant) = &self.tenant {
-            let tenant = tenant.map(|t| *t.as_bytes());
+        if let Some(tenant) = self.tenant {
             changed |= user.tenant != tenant;
             user.tenant = tenant;
         }
@@ -325,7 +323,7 @@ mod tests {
             tenant: None,
             roles: vec![],
             plan: "free".into(),
-            attrs: "{}".into(),
+            attrs: serde_json::Map::new(),
             claims_version: 1,
             not_before: 0,
             disabled: false,

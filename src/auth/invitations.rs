@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::services::random_text;
 use super::{Auth, AuthError};
-use crate::domain::{InvitationId, TenantId, UserId};
+use crate::domain::{InvitationId, TenantId};
 use crate::store::{InvitationRecord, InvitationStatus, InvitationWriteError};
 
 /// How long an invitation lives when the admin names no `expires_in`: a week.
@@ -57,7 +57,7 @@ pub struct InvitationView {
 impl InvitationView {
     fn new(tenant: TenantId, record: &InvitationRecord, now: u64) -> InvitationView {
         InvitationView {
-            id: InvitationId::from_bytes(record.id).to_string(),
+            id: record.id.to_string(),
             tenant: tenant.to_string(),
             created_at: record.created_at,
             expires_at: record.expires_at,
@@ -67,9 +67,7 @@ impl InvitationView {
                 InvitationStatus::Revoked => "revoked",
                 InvitationStatus::Expired => "expired",
             },
-            used_by: record
-                .used_by
-                .map(|user| UserId::from_bytes(user).to_string()),
+            used_by: record.used_by.map(|user| user.to_string()),
         }
     }
 }
@@ -122,7 +120,7 @@ impl Auth {
         let record = InvitationRecord::new(code_digest(&code), now, now.saturating_add(life));
         self.store.create_invitation(tenant, &record, now)?;
         self.store.wait_durable().await?;
-        let id = InvitationId::from_bytes(record.id);
+        let id = record.id;
         tracing::info!(%tenant, invitation = %id, expires_at = record.expires_at, "invitation created");
         Ok(NewInvitation {
             id: id.to_string(),

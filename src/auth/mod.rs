@@ -156,17 +156,13 @@ impl UserView {
             tenant: user.tenant_id().map(|tenant| tenant.to_string()),
             roles: user.roles.clone(),
             plan: user.plan.clone(),
-            attrs: parse_attrs(&user.attrs),
+            attrs: user.attrs.clone(),
             claims_version: user.claims_version,
             disabled: user.disabled,
             created_at: user.created_at,
             updated_at: user.updated_at,
         }
     }
-}
-
-pub(crate) fn parse_attrs(text: &str) -> Map<String, Value> {
-    serde_json::from_str(text).unwrap_or_default()
 }
 
 /// Serialises refreshes of one session: 256 stripes keyed by the session id, so two tabs

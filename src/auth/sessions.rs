@@ -14,10 +14,8 @@
 //! the grace window too, exactly when the current one was never acknowledged. A previous
 //! generation presented after its successor was acknowledged is a replay, as before.
 
-use serde_json::Map;
-
 use super::verdict::{Authenticated, Freshness};
-use super::{parse_attrs, Auth, AuthError, TokenResponse};
+use super::{Auth, AuthError, TokenResponse};
 use crate::domain::{SessionId, TokenId, UserId};
 use crate::store::revocations::Revocation;
 use crate::store::{DenyKind, SessionRecord, UserRecord};
@@ -90,10 +88,7 @@ impl Auth {
             tid: tenant.map(|(tid, _)| tid.to_string()),
             roles: user.roles.clone(),
             plan: user.plan.clone(),
-            attrs: match parse_attrs(&user.attrs) {
-                attrs if attrs.is_empty() => Map::new(),
-                attrs => attrs,
-            },
+            attrs: user.attrs.clone(),
             uv: user.claims_version,
             tv: tenant.map_or(0, |(_, version)| version),
         };
@@ -122,7 +117,7 @@ impl Auth {
             ..
         } = self.mint_access(user_id, user, sid, expires_at, now)?;
         let session = SessionRecord {
-            user: *user_id.as_bytes(),
+            user: user_id,
             session_key: key.to_bytes(),
             generation: 1,
             created_at: now,

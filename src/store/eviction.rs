@@ -117,7 +117,7 @@ mod tests {
         let sid = SessionId::generate();
         let user = crate::domain::UserId::generate();
         let session = SessionRecord {
-            user: *user.as_bytes(),
+            user,
             session_key: [0; 32],
             generation: 1,
             created_at: 10,

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::disk::Stored;
 use super::{
     codec, InvitationBook, KeyRecord, ServiceRecord, SessionRecord, StoreError, TenantRecord,
     UserRecord,
@@ -183,12 +184,12 @@ pub(crate) fn scan(
         for entry in tree.iter() {
             let (_, value) = entry.map_err(|err| damaged(&label, &err.to_string()))?;
             let decoded = match label.as_str() {
-                "users" => codec::decode::<UserRecord>(&value).map(drop),
-                "tenants" => codec::decode::<TenantRecord>(&value).map(drop),
-                "sessions" => codec::decode::<SessionRecord>(&value).map(drop),
-                "keys" => codec::decode::<KeyRecord>(&value).map(drop),
-                "services" => codec::decode::<ServiceRecord>(&value).map(drop),
-                "invitations" => codec::decode::<InvitationBook>(&value).map(drop),
+                "users" => UserRecord::from_disk(&value).map(drop),
+                "tenants" => TenantRecord::from_disk(&value).map(drop),
+                "sessions" => SessionRecord::from_disk(&value).map(drop),
+                "keys" => KeyRecord::from_disk(&value).map(drop),
+                "services" => ServiceRecord::from_disk(&value).map(drop),
+                "invitations" => InvitationBook::from_disk(&value).map(drop),
                 // Every value in a deny bucket is an `exp` or a count.
                 bucket if bucket.starts_with(super::deny::TREE_PREFIX) => {
                     codec::decode_u64(&value).map(drop)

@@ -16,10 +16,10 @@
 //! in [`Store::evict_expired_invitations`]. A book holds at most [`MAX_PER_TENANT`]
 //! invitations, which bounds the record every registration into the tenant reads.
 
-use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
+use super::disk::Stored;
 use super::{codec, corrupt, Store, StoreError, TenantRecord};
 use crate::domain::{InvitationId, TenantId, UserId};
 
@@ -29,9 +29,8 @@ pub const ENDED_RETENTION_SECS: u64 = 24 * 60 * 60;
 /// Most invitations one tenant's book holds (outstanding and recently ended together).
 pub const MAX_PER_TENANT: usize = 1000;
 
-/// Where an invitation stands. On-disk type (bincode stores the variant index): add
-/// variants only at the end.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+/// Where an invitation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvitationState {
     /// Not used or revoked yet (it may still have expired: see [`InvitationRecord::status`]).
     Outstanding,
@@ -48,12 +47,11 @@ pub enum InvitationStatus {
     Expired,
 }
 
-/// One invitation as stored. On-disk type: bincode is positional, so changing a field
-/// (even adding one at the end) is a new format: bump [`codec::CURRENT_FORMAT`] with a
-/// decoder for this shape.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+/// One invitation as the store hands it out (its on-disk shapes are in
+/// `disk::invitation`).
+#[derive(Clone, PartialEq)]
 pub struct InvitationRecord {
-    pub id: [u8; 16],
+    pub id: InvitationId,
     /// SHA-256 of the code; the code itself is never stored.
     pub code_digest: [u8; 32],
     pub created_at: u64,
@@ -62,13 +60,13 @@ pub struct InvitationRecord {
     /// When it was used or revoked (0 while outstanding).
     pub ended_at: u64,
     /// The account it admitted.
-    pub used_by: Option<[u8; 16]>,
+    pub used_by: Option<UserId>,
 }
 
 impl std::fmt::Debug for InvitationRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InvitationRecord")
-            .field("id", &InvitationId::from_bytes(self.id))
+            .field("id", &self.id)
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
             .field("state", &self.state)
@@ -80,7 +78,7 @@ impl InvitationRecord {
     /// A new outstanding invitation.
     pub fn new(code_digest: [u8; 32], created_at: u64, expires_at: u64) -> InvitationRecord {
         InvitationRecord {
-            id: *InvitationId::generate().as_bytes(),
+            id: InvitationId::generate(),
             code_digest,
             created_at,
             expires_at,
@@ -110,8 +108,9 @@ impl InvitationRecord {
     }
 }
 
-/// Every invitation of one tenant, oldest first. On-disk type: see [`InvitationRecord`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// Every invitation of one tenant, oldest first (its on-disk shapes are in
+/// `disk::invitation`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct InvitationBook {
     pub invitations: Vec<InvitationRecord>,
 }
@@ -182,7 +181,7 @@ pub(super) fn read_tenant<E: From<StoreError>>(
 ) -> Result<Option<TenantRecord>, ConflictableTransactionError<E>> {
     tenants
         .get(&tenant[..])?
-        .map(|bytes| codec::decode(&bytes).map_err(corrupt_in("tenants")))
+        .map(|bytes| Stored::from_disk(&bytes).map_err(corrupt_in("tenants")))
         .transpose()
 }
 
@@ -193,7 +192,7 @@ pub(super) fn read_book<E: From<StoreError>>(
 ) -> Result<InvitationBook, ConflictableTransactionError<E>> {
     match invitations.get(&tenant[..])? {
         None => Ok(InvitationBook::default()),
-        Some(bytes) => codec::decode(&bytes).map_err(corrupt_in("invitations")),
+        Some(bytes) => Stored::from_disk(&bytes).map_err(corrupt_in("invitations")),
     }
 }
 
@@ -219,7 +218,7 @@ pub(super) fn write_book<E: From<StoreError>>(
     if book.invitations.is_empty() {
         invitations.remove(&tenant[..])?;
     } else {
-        let value = codec::encode(book).map_err(corrupt_in("invitations"))?;
+        let value = Stored::to_disk(book).map_err(corrupt_in("invitations"))?;
         invitations.insert(&tenant[..], value)?;
     }
     Ok(())
@@ -248,7 +247,7 @@ pub(super) fn redeem<E: From<StoreError>>(
     };
     invitation.state = InvitationState::Used;
     invitation.ended_at = now;
-    invitation.used_by = Some(*user.as_bytes());
+    invitation.used_by = Some(user);
     codes.remove(&code_digest[..])?;
     Ok(true)
 }
@@ -312,7 +311,7 @@ impl Store {
         }
         let book: InvitationBook = match engine.invitations.get(tenant.as_bytes())? {
             None => InvitationBook::default(),
-            Some(bytes) => codec::decode(&bytes).map_err(corrupt("invitations"))?,
+            Some(bytes) => Stored::from_disk(&bytes).map_err(corrupt("invitations"))?,
         };
         Ok(Some(book.invitations))
     }
@@ -339,7 +338,7 @@ impl Store {
         let Some(bytes) = engine.invitations.get(tenant.as_bytes())? else {
             return Ok(None);
         };
-        let book: InvitationBook = codec::decode(&bytes).map_err(corrupt("invitations"))?;
+        let book: InvitationBook = Stored::from_disk(&bytes).map_err(corrupt("invitations"))?;
         let pending = book.invitations.iter().any(|invitation| {
             invitation.code_digest == *code_digest
                 && invitation.status(now) == InvitationStatus::Pending
@@ -356,7 +355,8 @@ impl Store {
         match engine.invitations.get(tenant.as_bytes())? {
             None => Ok(0),
             Some(bytes) => {
-                let book: InvitationBook = codec::decode(&bytes).map_err(corrupt("invitations"))?;
+                let book: InvitationBook =
+                    Stored::from_disk(&bytes).map_err(corrupt("invitations"))?;
                 Ok(book.pending(now))
             }
         }
@@ -383,7 +383,7 @@ impl Store {
                 let invitation = book
                     .invitations
                     .iter_mut()
-                    .find(|invitation| invitation.id == *id.as_bytes())
+                    .find(|invitation| invitation.id == id)
                     .ok_or_else(|| abort(InvitationWriteError::NotFound))?;
                 if invitation.status(now) == InvitationStatus::Pending {
                     invitation.state = InvitationState::Revoked;
@@ -407,7 +407,8 @@ impl Store {
         let mut evicted = 0u64;
         for entry in engine.invitations.iter() {
             let (key, value) = entry?;
-            let mut book: InvitationBook = codec::decode(&value).map_err(corrupt("invitations"))?;
+            let mut book: InvitationBook =
+                Stored::from_disk(&value).map_err(corrupt("invitations"))?;
             if book.prune(now).is_empty() {
                 continue;
             }
@@ -472,7 +473,7 @@ mod tests {
             name: "Acme".into(),
             plan: "free".into(),
             max_accounts,
-            attrs: "{}".into(),
+            attrs: serde_json::Map::new(),
             version: 1,
             members: 0,
             created_at: 0,
@@ -517,7 +518,7 @@ mod tests {
         let book = InvitationBook {
             invitations: vec![invitation(200)],
         };
-        let bytes = codec::encode(&book).unwrap();
-        assert_eq!(codec::decode::<InvitationBook>(&bytes).unwrap(), book);
+        let bytes = Stored::to_disk(&book).unwrap();
+        assert_eq!(InvitationBook::from_disk(&bytes).unwrap(), book);
     }
 }

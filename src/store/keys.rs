@@ -1,12 +1,11 @@
 //! The `keys` tree: key id → [`KeyRecord`], the signing-key ring. Private keys are kept as
 //! PKCS#8 PEM (HS256: the secret, base64url), the same form `keys import` will accept.
 
-use serde::{Deserialize, Serialize};
-
+use super::disk::Stored;
 use super::{codec, corrupt, Store, StoreError};
 
-/// A signing key as stored. On-disk type: add fields only at the end.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+/// A signing key as the store hands it out (its on-disk shapes are in `disk::key`).
+#[derive(Clone, PartialEq)]
 pub struct KeyRecord {
     /// The JOSE `alg` name.
     pub alg: String,
@@ -47,7 +46,7 @@ impl Store {
                     tree: "keys",
                     source: codec::CodecError::Decode("key id is not UTF-8".into()),
                 })?;
-                Ok((kid, codec::decode(&value).map_err(corrupt("keys"))?))
+                Ok((kid, Stored::from_disk(&value).map_err(corrupt("keys"))?))
             })
             .collect()
     }
@@ -70,7 +69,7 @@ impl Store {
     pub fn put_signing_key(&self, kid: &str, key: &KeyRecord) -> Result<(), StoreError> {
         let engine = self.engine()?;
         let _gate = self.writing();
-        let value = codec::encode(key).map_err(corrupt("keys"))?;
+        let value = Stored::to_disk(key).map_err(corrupt("keys"))?;
         engine.keys.insert(kid.as_bytes(), value)?;
         Ok(())
     }

@@ -18,7 +18,7 @@ pub struct UserStamp {
     pub claims_version: u64,
     pub not_before: u64,
     pub disabled: bool,
-    pub tenant: Option<[u8; 16]>,
+    pub tenant: Option<crate::domain::TenantId>,
 }
 
 #[derive(Default)]

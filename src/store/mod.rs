@@ -24,6 +24,7 @@
 pub mod backup;
 pub mod codec;
 pub mod deny;
+mod disk;
 pub mod eviction;
 mod flusher;
 pub mod health;

@@ -17,6 +17,7 @@ use std::ops::RangeInclusive;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
+use super::disk::Stored;
 use super::{
     codec, corrupt, DenyKind, Engine, SessionRecord, Store, StoreError, UserRecord, UserWriteError,
 };
@@ -92,7 +93,7 @@ impl Store {
                 revocation.session.expires_at,
                 revocation.sid.as_bytes(),
             );
-            let value = codec::encode(&revocation.session).map_err(corrupt("sessions"))?;
+            let value = Stored::to_disk(&revocation.session).map_err(corrupt("sessions"))?;
             writes.push((
                 revocation.sid,
                 value,
@@ -126,7 +127,7 @@ impl Store {
                     let bytes = users.get(&user.as_bytes()[..])?.ok_or(
                         ConflictableTransactionError::Abort(UserWriteError::NotFound),
                     )?;
-                    let mut record: UserRecord = codec::decode(&bytes).map_err(|source| {
+                    let mut record: UserRecord = Stored::from_disk(&bytes).map_err(|source| {
                         ConflictableTransactionError::Abort(UserWriteError::Store(
                             StoreError::Corrupt {
                                 tree: "users",
@@ -135,7 +136,7 @@ impl Store {
                         ))
                     })?;
                     change(&mut record);
-                    let value = codec::encode(&record).map_err(|source| {
+                    let value = Stored::to_disk(&record).map_err(|source| {
                         ConflictableTransactionError::Abort(UserWriteError::Store(
                             StoreError::Corrupt {
                                 tree: "users",
@@ -196,7 +197,7 @@ mod tests {
 
     fn session(user: UserId) -> SessionRecord {
         SessionRecord {
-            user: *user.as_bytes(),
+            user,
             session_key: [0; 32],
             generation: 1,
             created_at: 1_000,

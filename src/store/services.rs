@@ -3,12 +3,12 @@
 //! enough to store them: unlike a password, nothing can be guessed, and checking one stays
 //! cheap on the introspection hot path.
 
-use serde::{Deserialize, Serialize};
+use super::disk::Stored;
+use super::{corrupt, Store, StoreError};
 
-use super::{codec, corrupt, Store, StoreError};
-
-/// A service credential as stored. On-disk type: add fields only at the end.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+/// A service credential as the store hands it out (its on-disk shapes are in
+/// `disk::service`).
+#[derive(Clone, PartialEq)]
 pub struct ServiceRecord {
     pub name: String,
     /// SHA-256 of the client secret.
@@ -33,7 +33,7 @@ impl Store {
     pub fn put_service(&self, client_id: &str, service: &ServiceRecord) -> Result<(), StoreError> {
         let engine = self.engine()?;
         let _gate = self.writing();
-        let value = codec::encode(service).map_err(corrupt("services"))?;
+        let value = Stored::to_disk(service).map_err(corrupt("services"))?;
         engine.services.insert(client_id.as_bytes(), value)?;
         Ok(())
     }
@@ -47,7 +47,7 @@ impl Store {
         engine
             .services
             .get(client_id.as_bytes())?
-            .map(|bytes| codec::decode(&bytes).map_err(corrupt("services")))
+            .map(|bytes| Stored::from_disk(&bytes).map_err(corrupt("services")))
             .transpose()
     }
 
@@ -64,7 +64,7 @@ impl Store {
                 let (key, value) = entry?;
                 Ok((
                     String::from_utf8_lossy(&key).into_owned(),
-                    codec::decode(&value).map_err(corrupt("services"))?,
+                    Stored::from_disk(&value).map_err(corrupt("services"))?,
                 ))
             })
             .collect()

@@ -15,22 +15,23 @@
 //! 503, or the process died before answering) has no ack, and that is how a retry with the
 //! previous token is told from a replay (see `auth::sessions`).
 
-use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
 use std::sync::atomic::Ordering;
 
+use super::disk::Stored;
 use super::{codec, corrupt, Engine, Store, StoreError};
 use crate::domain::{SessionId, UserId};
 
-/// A refresh-token family. On-disk type: add fields only at the end.
+/// A refresh-token family as the store hands it out (its on-disk shapes are in
+/// `disk::session`).
 ///
 /// One record verifies every generation ever issued: the refresh token's MAC is computed
 /// from `session_key` and the generation, so no per-token rows exist.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct SessionRecord {
-    pub user: [u8; 16],
+    pub user: UserId,
     /// 32 random bytes; the refresh-token MAC key. Never leaves the store.
     pub session_key: [u8; 32],
     /// The generation of the newest refresh token issued.
@@ -53,7 +54,7 @@ pub struct SessionRecord {
 impl std::fmt::Debug for SessionRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionRecord")
-            .field("user", &UserId::from_bytes(self.user))
+            .field("user", &self.user)
             .field("generation", &self.generation)
             .field("expires_at", &self.expires_at)
             .field("revoked", &self.revoked)
@@ -64,7 +65,7 @@ impl std::fmt::Debug for SessionRecord {
 impl SessionRecord {
     /// The owning user.
     pub fn user_id(&self) -> UserId {
-        UserId::from_bytes(self.user)
+        self.user
     }
 }
 
@@ -87,7 +88,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let engine = self.engine()?;
         let _gate = self.writing();
-        let value = codec::encode(session).map_err(corrupt("sessions"))?;
+        let value = Stored::to_disk(session).map_err(corrupt("sessions"))?;
         let by_user = user_session_key(session.user_id(), sid);
         let by_expiry = codec::expiry_key(b"", session.expires_at, sid.as_bytes());
         (
@@ -121,7 +122,7 @@ impl Store {
         engine
             .sessions
             .get(sid.as_bytes())?
-            .map(|bytes| codec::decode(&bytes).map_err(corrupt("sessions")))
+            .map(|bytes| Stored::from_disk(&bytes).map_err(corrupt("sessions")))
             .transpose()
     }
 
@@ -132,7 +133,7 @@ impl Store {
     pub fn put_session(&self, sid: SessionId, session: &SessionRecord) -> Result<(), StoreError> {
         let engine = self.engine()?;
         let _gate = self.writing();
-        let value = codec::encode(session).map_err(corrupt("sessions"))?;
+        let value = Stored::to_disk(session).map_err(corrupt("sessions"))?;
         engine.sessions.insert(sid.as_bytes(), value)?;
         Ok(())
     }

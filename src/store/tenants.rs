@@ -3,21 +3,22 @@
 //! writes (see `users.rs`) in the same transactions that move users. Deleting a tenant
 //! deletes its invitations with it.
 
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
-use super::{codec, corrupt, invitations, Engine, Store, StoreError};
+use super::disk::Stored;
+use super::{corrupt, invitations, Engine, Store, StoreError};
 use crate::domain::TenantId;
 
-/// A tenant as stored. On-disk type: add fields only at the end.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// A tenant as the store hands it out (its on-disk shapes are in `disk::tenant`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct TenantRecord {
     pub name: String,
     pub plan: String,
     pub max_accounts: Option<u64>,
-    /// The `attrs` object as JSON text.
-    pub attrs: String,
+    /// The `attrs` object, parsed once when the record is read.
+    pub attrs: Map<String, Value>,
     /// `tv`: bumped by every change to the tenant.
     pub version: u64,
     /// Users in the tenant now.
@@ -57,7 +58,7 @@ impl Store {
         engine
             .tenants
             .get(id.as_bytes())?
-            .map(|bytes| codec::decode(&bytes).map_err(corrupt("tenants")))
+            .map(|bytes| Stored::from_disk(&bytes).map_err(corrupt("tenants")))
             .transpose()
     }
 
@@ -80,7 +81,7 @@ impl Store {
             .iter()
             .filter_map(|entry| match entry {
                 Ok((key, value)) => TenantId::from_slice(&key)
-                    .map(|id| Ok((id, codec::decode(&value).map_err(corrupt("tenants"))?))),
+                    .map(|id| Ok((id, Stored::from_disk(&value).map_err(corrupt("tenants"))?))),
                 Err(err) => Some(Err(err.into())),
             })
             .collect()
@@ -93,7 +94,7 @@ impl Store {
     pub fn create_tenant(&self, id: TenantId, tenant: &TenantRecord) -> Result<(), StoreError> {
         let engine = self.engine()?;
         let _gate = self.writing();
-        let value = codec::encode(tenant).map_err(corrupt("tenants"))?;
+        let value = Stored::to_disk(tenant).map_err(corrupt("tenants"))?;
         engine.tenants.insert(id.as_bytes(), value)?;
         engine
             .mirror
@@ -117,7 +118,7 @@ impl Store {
             let bytes = tenants
                 .get(&id.as_bytes()[..])?
                 .ok_or_else(|| abort(TenantWriteError::NotFound))?;
-            let mut tenant: TenantRecord = codec::decode(&bytes).map_err(|source| {
+            let mut tenant: TenantRecord = Stored::from_disk(&bytes).map_err(|source| {
                 abort(
                     StoreError::Corrupt {
                         tree: "tenants",
@@ -127,7 +128,7 @@ impl Store {
                 )
             })?;
             change(&mut tenant);
-            let value = codec::encode(&tenant).map_err(|source| {
+            let value = Stored::to_disk(&tenant).map_err(|source| {
                 abort(
                     StoreError::Corrupt {
                         tree: "tenants",
@@ -167,7 +168,7 @@ impl Store {
                     let bytes = tenants
                         .get(&id.as_bytes()[..])?
                         .ok_or_else(|| abort(TenantWriteError::NotFound))?;
-                    let tenant: TenantRecord = codec::decode(&bytes).map_err(|source| {
+                    let tenant: TenantRecord = Stored::from_disk(&bytes).map_err(|source| {
                         abort(
                             StoreError::Corrupt {
                                 tree: "tenants",
@@ -197,7 +198,7 @@ impl Engine {
     pub(crate) fn load_tenant_mirror(&self) -> Result<(), StoreError> {
         for entry in self.tenants.iter() {
             let (key, value) = entry?;
-            let tenant: TenantRecord = codec::decode(&value).map_err(corrupt("tenants"))?;
+            let tenant: TenantRecord = Stored::from_disk(&value).map_err(corrupt("tenants"))?;
             if let Some(id) = TenantId::from_slice(&key) {
                 self.mirror
                     .set_tenant_version(*id.as_bytes(), tenant.version);

@@ -6,26 +6,26 @@
 //! invitation is used up in the same transaction (see `invitations.rs`). Every write
 //! updates the mirror after it commits.
 
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
+use super::disk::Stored;
 use super::mirror::UserStamp;
 use super::{codec, corrupt, invitations, Engine, Store, StoreError, TenantRecord};
 use crate::domain::{TenantId, UserId, Username};
 
-/// A user as stored. On-disk type: add fields only at the end, and bump
-/// [`codec::CURRENT_FORMAT`] with a decoder for the old shape when changing one.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+/// A user as the store hands it out (its on-disk shapes are in `disk::user`).
+#[derive(Clone, PartialEq)]
 pub struct UserRecord {
     pub username: String,
     /// argon2id PHC string.
     pub password_hash: String,
-    pub tenant: Option<[u8; 16]>,
+    pub tenant: Option<TenantId>,
     pub roles: Vec<String>,
     pub plan: String,
-    /// The `attrs` object as JSON text (bincode cannot carry `serde_json::Value`).
-    pub attrs: String,
+    /// The `attrs` object, parsed once when the record is read.
+    pub attrs: Map<String, Value>,
     /// `uv`: bumped by every change to what a token says about the user.
     pub claims_version: u64,
     /// Tokens issued before this unix second are revoked.
@@ -39,7 +39,7 @@ impl std::fmt::Debug for UserRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserRecord")
             .field("username", &self.username)
-            .field("tenant", &self.tenant.map(TenantId::from_bytes))
+            .field("tenant", &self.tenant)
             .field("roles", &self.roles)
             .field("plan", &self.plan)
             .field("claims_version", &self.claims_version)
@@ -51,7 +51,7 @@ impl std::fmt::Debug for UserRecord {
 impl UserRecord {
     /// The tenant as a typed id.
     pub fn tenant_id(&self) -> Option<TenantId> {
-        self.tenant.map(TenantId::from_bytes)
+        self.tenant
     }
 
     /// What verification needs of this user.
@@ -106,7 +106,7 @@ enum Entry<'a> {
 }
 
 fn decode_tenant(bytes: &[u8]) -> Result<TenantRecord, Abort> {
-    codec::decode(bytes).map_err(|source| {
+    Stored::from_disk(bytes).map_err(|source| {
         abort(
             StoreError::Corrupt {
                 tree: "tenants",
@@ -122,7 +122,7 @@ fn write_tenant(
     tenant: &[u8; 16],
     record: &TenantRecord,
 ) -> Result<(), Abort> {
-    let value = codec::encode(record).map_err(|source| {
+    let value = Stored::to_disk(record).map_err(|source| {
         abort(
             StoreError::Corrupt {
                 tree: "tenants",
@@ -195,7 +195,7 @@ impl Store {
     ) -> Result<(), UserWriteError> {
         let engine = self.engine()?;
         let _gate = self.writing();
-        let value = codec::encode(user).map_err(corrupt("users"))?;
+        let value = Stored::to_disk(user).map_err(corrupt("users"))?;
         let entry = match invitation {
             Some(code_digest) => Entry::Invited(code_digest, id),
             None => Entry::Placed,
@@ -223,8 +223,15 @@ impl Store {
                     }
                     let version = match &user.tenant {
                         Some(tenant) => Some((
-                            *tenant,
-                            count_member_in(tenants, invitations, codes, tenant, entry, now)?,
+                            *tenant.as_bytes(),
+                            count_member_in(
+                                tenants,
+                                invitations,
+                                codes,
+                                tenant.as_bytes(),
+                                entry,
+                                now,
+                            )?,
                         )),
                         None => None,
                     };
@@ -249,7 +256,7 @@ impl Store {
         engine
             .users
             .get(id.as_bytes())?
-            .map(|bytes| codec::decode(&bytes).map_err(corrupt("users")))
+            .map(|bytes| Stored::from_disk(&bytes).map_err(corrupt("users")))
             .transpose()
     }
 
@@ -309,7 +316,7 @@ impl Store {
                     let bytes = users
                         .get(&id.as_bytes()[..])?
                         .ok_or_else(|| abort(UserWriteError::NotFound))?;
-                    let mut user: UserRecord = codec::decode(&bytes).map_err(|source| {
+                    let mut user: UserRecord = Stored::from_disk(&bytes).map_err(|source| {
                         abort(
                             StoreError::Corrupt {
                                 tree: "users",
@@ -323,21 +330,21 @@ impl Store {
                     let mut version = None;
                     if user.tenant != old_tenant {
                         if let Some(old) = &old_tenant {
-                            count_member_out(tenants, old)?;
+                            count_member_out(tenants, old.as_bytes())?;
                         }
                         if let Some(new) = &user.tenant {
                             let counted = count_member_in(
                                 tenants,
                                 invitations,
                                 codes,
-                                new,
+                                new.as_bytes(),
                                 Entry::Placed,
                                 now,
                             )?;
-                            version = Some((*new, counted));
+                            version = Some((*new.as_bytes(), counted));
                         }
                     }
-                    let value = codec::encode(&user).map_err(|source| {
+                    let value = Stored::to_disk(&user).map_err(|source| {
                         abort(
                             StoreError::Corrupt {
                                 tree: "users",
@@ -375,7 +382,7 @@ impl Store {
                 let bytes = users
                     .remove(&id.as_bytes()[..])?
                     .ok_or_else(|| abort(UserWriteError::NotFound))?;
-                let user: UserRecord = codec::decode(&bytes).map_err(|source| {
+                let user: UserRecord = Stored::from_disk(&bytes).map_err(|source| {
                     abort(
                         StoreError::Corrupt {
                             tree: "users",
@@ -386,7 +393,7 @@ impl Store {
                 })?;
                 usernames.remove(user.username.as_bytes())?;
                 if let Some(tenant) = &user.tenant {
-                    match count_member_out(tenants, tenant) {
+                    match count_member_out(tenants, tenant.as_bytes()) {
                         Ok(())
                         | Err(ConflictableTransactionError::Abort(UserWriteError::UnknownTenant)) =>
                             {}
@@ -425,7 +432,7 @@ impl Store {
                     tree: "users",
                     source: codec::CodecError::Decode("user id is not 16 bytes".into()),
                 })?;
-                Ok((id, codec::decode(&value).map_err(corrupt("users"))?))
+                Ok((id, Stored::from_disk(&value).map_err(corrupt("users"))?))
             })
             .collect()
     }
@@ -435,7 +442,7 @@ impl Engine {
     pub(crate) fn load_user_mirror(&self) -> Result<(), StoreError> {
         for entry in self.users.iter() {
             let (key, value) = entry?;
-            let user: UserRecord = codec::decode(&value).map_err(corrupt("users"))?;
+            let user: UserRecord = Stored::from_disk(&value).map_err(corrupt("users"))?;
             if let Some(id) = UserId::from_slice(&key) {
                 self.mirror.set_user(*id.as_bytes(), user.stamp());
             }

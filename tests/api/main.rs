@@ -37,4 +37,5 @@ mod session_churn;
 mod startup_errors;
 mod storage_faults;
 mod tokens;
+mod upgrade;
 mod verified_cache;

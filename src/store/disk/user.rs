@@ -1,0 +1,128 @@
+//! A user on disk. Format 1: claimd 0.1.0.
+
+use serde::{Deserialize, Serialize};
+
+use super::{attrs_from_text, attrs_to_text, Stored};
+use crate::domain::TenantId;
+use crate::store::codec::{self, CodecError};
+use crate::store::UserRecord;
+
+/// Format 1. Never changed: a change is a new shape.
+#[derive(Serialize, Deserialize)]
+struct UserV1 {
+    username: String,
+    password_hash: String,
+    tenant: Option<[u8; 16]>,
+    roles: Vec<String>,
+    plan: String,
+    /// The `attrs` object as JSON text.
+    attrs: String,
+    claims_version: u64,
+    not_before: u64,
+    disabled: bool,
+    created_at: u64,
+    updated_at: u64,
+}
+
+impl Stored for UserRecord {
+    const FORMAT: u8 = 1;
+
+    fn to_disk(&self) -> Result<Vec<u8>, CodecError> {
+        let shape = UserV1 {
+            username: self.username.clone(),
+            password_hash: self.password_hash.clone(),
+            tenant: self.tenant.map(|tenant| *tenant.as_bytes()),
+            roles: self.roles.clone(),
+            plan: self.plan.clone(),
+            attrs: attrs_to_text(&self.attrs)?,
+            claims_version: self.claims_version,
+            not_before: self.not_before,
+            disabled: self.disabled,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        };
+        codec::encode_as(Self::FORMAT, &shape)
+    }
+
+    fn from_disk(bytes: &[u8]) -> Result<Self, CodecError> {
+        match codec::split_format(bytes)? {
+            (1, body) => {
+                let shape: UserV1 = codec::decode_body(body)?;
+                Ok(UserRecord {
+                    username: shape.username,
+                    password_hash: shape.password_hash,
+                    tenant: shape.tenant.map(TenantId::from_bytes),
+                    roles: shape.roles,
+                    plan: shape.plan,
+                    attrs: attrs_from_text(&shape.attrs)?,
+                    claims_version: shape.claims_version,
+                    not_before: shape.not_before,
+                    disabled: shape.disabled,
+                    created_at: shape.created_at,
+                    updated_at: shape.updated_at,
+                })
+            }
+            (other, _) => Err(CodecError::UnknownFormat(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::golden;
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> UserRecord {
+        UserRecord {
+            username: "alice".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            tenant: Some(TenantId::from_bytes([7; 16])),
+            roles: vec!["editor".into(), "viewer".into()],
+            plan: "pro".into(),
+            attrs: json!({"team": "blue", "seats": 3})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            claims_version: 4,
+            not_before: 1_795_000_000,
+            disabled: false,
+            created_at: 1_794_000_000,
+            updated_at: 1_795_000_001,
+        }
+    }
+
+    #[test]
+    fn format_1_keeps_its_golden_bytes() {
+        golden::assert_matches("user.v1", &sample().to_disk().unwrap());
+        assert!(UserRecord::from_disk(&golden::bytes("user.v1")).unwrap() == sample());
+    }
+
+    #[test]
+    fn unknown_formats_and_bad_attrs_are_refused() {
+        let mut bytes = sample().to_disk().unwrap();
+        bytes[0] = 9;
+        assert!(matches!(
+            UserRecord::from_disk(&bytes),
+            Err(CodecError::UnknownFormat(9))
+        ));
+        let mut shape = UserV1 {
+            username: "bob".into(),
+            password_hash: String::new(),
+            tenant: None,
+            roles: vec![],
+            plan: "free".into(),
+            attrs: "[1]".into(),
+            claims_version: 1,
+            not_before: 0,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let not_an_object = codec::encode_as(1, &shape).unwrap();
+        assert!(UserRecord::from_disk(&not_an_object).is_err());
+        shape.attrs = "{}".into();
+        let fine = codec::encode_as(1, &shape).unwrap();
+        assert!(UserRecord::from_disk(&fine).unwrap().attrs.is_empty());
+    }
+}
