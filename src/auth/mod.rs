@@ -42,7 +42,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::{SessionId, UserId};
 use crate::store::{Store, StoreError, TenantWriteError, UserRecord, UserWriteError};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, StoreGauges};
 use crate::tokens::{AccessTokens, KeyRing, VerifiedTokenCache};
 use password::Passwords;
 use rate_limit::RateLimiter;
@@ -266,18 +266,36 @@ impl Auth {
         &self.settings
     }
 
-    /// The store, for operations endpoints.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// The key ring in force.
     pub fn key_ring(&self) -> Arc<KeyRing> {
         Arc::clone(&self.ring.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Ready when a signing key can sign now.
-    pub fn is_ready(&self) -> bool {
-        self.key_ring().signing_key(self.clock.now()).is_some()
+    /// Whether this server can take every request now (`/readyz`): the store makes
+    /// writes durable and a signing key can sign.
+    ///
+    /// # Errors
+    /// `Unavailable` naming what is missing; a store that is not taking writes is a
+    /// storage fault (503 `storage_unavailable`).
+    pub fn readiness(&self) -> Result<(), AuthError> {
+        if !self.store.is_writable() {
+            return Err(AuthError::Store(StoreError::Unavailable(
+                "the store is not taking writes".into(),
+            )));
+        }
+        if self.key_ring().signing_key(self.clock.now()).is_none() {
+            return Err(AuthError::Unavailable("no signing key is loaded"));
+        }
+        Ok(())
+    }
+
+    /// The store's gauges for `/metrics`.
+    pub fn store_gauges(&self) -> StoreGauges {
+        StoreGauges {
+            deny_entries: self.store.deny_entries(),
+            sessions: self.store.sessions_held(),
+            bytes: self.store.size_on_disk(),
+            health: self.store.health(),
+        }
     }
 }

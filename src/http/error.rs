@@ -100,7 +100,7 @@ impl ApiError {
     /// 503 `storage_unavailable`: the store cannot write now (disk full, I/O error,
     /// read-only) or is being reopened after it could not. The request's outcome is
     /// unknown; retrying it after `Retry-After` seconds is safe.
-    pub fn storage_unavailable() -> ApiError {
+    fn storage_unavailable() -> ApiError {
         ApiError {
             retry_after: Some(STORAGE_RETRY_AFTER_SECS),
             ..ApiError::new(

@@ -6,8 +6,6 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::{resource, AppState};
-use crate::auth::AuthError;
-use crate::telemetry::StoreGauges;
 
 /// How long verifiers may cache the JWKS at most; never longer than `keys.publish_ahead`,
 /// so a verifier that honours it has refetched before a newly published key signs.
@@ -33,14 +31,8 @@ async fn healthz() -> HttpResponse {
 /// answer is 503 `storage_unavailable`, so a load balancer sends writes elsewhere (or
 /// nowhere) until the store has recovered.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if !state.auth.store().is_writable() {
-        return Err(ApiError::storage_unavailable());
-    }
-    if state.auth.is_ready() {
-        Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
-    } else {
-        Err(AuthError::Unavailable("no signing key is loaded").into())
-    }
+    state.auth.readiness()?;
+    Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
 
 async fn jwks(state: web::Data<AppState>) -> HttpResponse {
@@ -81,13 +73,7 @@ async fn metadata(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let store = state.auth.store();
-    let text = state.metrics.render(&StoreGauges {
-        deny_entries: store.deny_entries(),
-        sessions: store.sessions_held(),
-        bytes: store.size_on_disk(),
-        health: store.health(),
-    });
+    let text = state.metrics.render(&state.auth.store_gauges());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)
