@@ -11,7 +11,7 @@ use super::verdict::{Authenticated, Freshness};
 use super::{Auth, AuthError, TokenResponse, UserView};
 use crate::config;
 use crate::domain::{Password, TenantId, UserId, Username};
-use crate::store::UserRecord;
+use crate::store::{AccountChange, UserRecord};
 
 /// The plan every new account starts on.
 pub const DEFAULT_PLAN: &str = "free";
@@ -295,15 +295,13 @@ impl Auth {
             .hash(new)
             .await
             .map_err(|err| AuthError::Internal(err.to_string()))?;
-        let now = self.clock.now();
-        let changed = |user: &mut crate::store::UserRecord| {
-            user.password_hash.clone_from(&password_hash);
-            user.not_before = now;
-            user.updated_at = now;
-        };
         // The new hash, `not_before` and the end of every other session: one write.
         let user = self
-            .end_user_sessions_and(caller.user_id, Some(caller.session_id), Some(&changed))
+            .end_user_sessions_and(
+                caller.user_id,
+                Some(caller.session_id),
+                AccountChange::NewPassword(&password_hash),
+            )
             .await?
             .ok_or(AuthError::TokenRevoked)?;
         let (response, generation) = self.rotate_session(&caller, &user).await?;

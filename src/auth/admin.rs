@@ -5,11 +5,13 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::claims::{parse_attrs_value, parse_name, RefreshedToken, UserPatch, ADMIN_FIELDS};
+use super::claims::{
+    parse_attrs_value, parse_name, parse_user_patch, RefreshedToken, ADMIN_FIELDS,
+};
 use super::verdict::{Authenticated, Freshness};
 use super::{Auth, AuthError, UserView};
 use crate::domain::{SessionId, TenantId, UserId};
-use crate::store::TenantRecord;
+use crate::store::{TenantChange, TenantRecord};
 
 /// The role that may use the administration API.
 pub const ADMIN_ROLE: &str = "admin";
@@ -58,46 +60,36 @@ impl TenantView {
     }
 }
 
-/// Validated tenant fields; `None` leaves a field as it is.
-#[derive(Debug, Default)]
-struct TenantFields {
-    name: Option<String>,
-    plan: Option<String>,
-    max_accounts: Option<Option<u64>>,
-    attrs: Option<Map<String, Value>>,
-}
-
-impl TenantFields {
-    fn parse(body: &Map<String, Value>) -> Result<TenantFields, AuthError> {
-        let invalid = |field: &str, why: &str| AuthError::InvalidRequest(format!("{field}: {why}"));
-        let mut fields = TenantFields::default();
-        for (name, value) in body {
-            match name.as_str() {
-                "name" => {
-                    let text = value.as_str().map(str::trim).unwrap_or_default();
-                    if text.is_empty()
-                        || text.chars().count() > MAX_TENANT_NAME_CHARS
-                        || text.chars().any(char::is_control)
-                    {
-                        return Err(invalid("name", "expected 1 to 128 printable characters"));
-                    }
-                    fields.name = Some(text.to_string());
+/// Validates tenant fields (all optional here; creating a tenant requires a name).
+fn parse_tenant_fields(body: &Map<String, Value>) -> Result<TenantChange, AuthError> {
+    let invalid = |field: &str, why: &str| AuthError::InvalidRequest(format!("{field}: {why}"));
+    let mut fields = TenantChange::default();
+    for (name, value) in body {
+        match name.as_str() {
+            "name" => {
+                let text = value.as_str().map(str::trim).unwrap_or_default();
+                if text.is_empty()
+                    || text.chars().count() > MAX_TENANT_NAME_CHARS
+                    || text.chars().any(char::is_control)
+                {
+                    return Err(invalid("name", "expected 1 to 128 printable characters"));
                 }
-                "plan" => fields.plan = Some(parse_name("plan", value)?),
-                "max_accounts" => {
-                    fields.max_accounts = Some(match value {
-                        Value::Null => None,
-                        other => Some(other.as_u64().ok_or_else(|| {
-                            invalid("max_accounts", "expected a whole number or null")
-                        })?),
-                    })
-                }
-                "attrs" => fields.attrs = Some(parse_attrs_value("attrs", value)?),
-                other => return Err(invalid(other, "not a tenant field")),
+                fields.name = Some(text.to_string());
             }
+            "plan" => fields.plan = Some(parse_name("plan", value)?),
+            "max_accounts" => {
+                fields.max_accounts = Some(match value {
+                    Value::Null => None,
+                    other => Some(other.as_u64().ok_or_else(|| {
+                        invalid("max_accounts", "expected a whole number or null")
+                    })?),
+                })
+            }
+            "attrs" => fields.attrs = Some(parse_attrs_value("attrs", value)?),
+            other => return Err(invalid(other, "not a tenant field")),
         }
-        Ok(fields)
     }
+    Ok(fields)
 }
 
 fn parse_user_id(text: &str) -> Result<UserId, AuthError> {
@@ -192,7 +184,7 @@ impl Auth {
         body: &Map<String, Value>,
     ) -> Result<(UserView, Option<RefreshedToken>), AuthError> {
         let id = parse_user_id(id)?;
-        let patch = UserPatch::parse(body, &ADMIN_FIELDS, &ADMIN_FIELDS)?;
+        let patch = parse_user_patch(body, &ADMIN_FIELDS, &ADMIN_FIELDS)?;
         let user = self.apply_user_patch(id, &patch).await?;
         tracing::info!(admin = %caller.user_id, user = %id, uv = user.claims_version, "claims changed by an admin");
         let token = if id == caller.user_id && !user.disabled {
@@ -246,7 +238,7 @@ impl Auth {
     /// # Errors
     /// `InvalidRequest` for the body (a name is required).
     pub async fn create_tenant(&self, body: &Map<String, Value>) -> Result<TenantView, AuthError> {
-        let fields = TenantFields::parse(body)?;
+        let fields = parse_tenant_fields(body)?;
         let name = fields
             .name
             .ok_or_else(|| AuthError::InvalidRequest("name: required".into()))?;
@@ -305,24 +297,8 @@ impl Auth {
         if body.is_empty() {
             return Err(AuthError::InvalidRequest("nothing to change".into()));
         }
-        let fields = TenantFields::parse(body)?;
-        let now = self.clock.now();
-        let tenant = self.store.update_tenant(id, |tenant| {
-            if let Some(name) = &fields.name {
-                tenant.name.clone_from(name);
-            }
-            if let Some(plan) = &fields.plan {
-                tenant.plan.clone_from(plan);
-            }
-            if let Some(max) = fields.max_accounts {
-                tenant.max_accounts = max;
-            }
-            if let Some(attrs) = &fields.attrs {
-                tenant.attrs.clone_from(attrs);
-            }
-            tenant.version += 1;
-            tenant.updated_at = now;
-        })?;
+        let fields = parse_tenant_fields(body)?;
+        let tenant = self.store.change_tenant(id, &fields, self.clock.now())?;
         self.store.wait_durable().await?;
         tracing::info!(tenant = %id, tv = tenant.version, "tenant changed");
         Ok(TenantView::new(id, &tenant))

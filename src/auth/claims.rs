@@ -1,5 +1,5 @@
 //! Claim changes: what a user (`PATCH /me`, limited to `claims.self_service`) or an admin
-//! may change about a user, validated into a [`UserPatch`], and refresh-on-change: the
+//! may change about a user, validated into a [`ClaimsChange`](crate::store::ClaimsChange), and refresh-on-change: the
 //! request that changes the claims is answered with a token that carries them, for the
 //! same session, without rotating the refresh token (a refresh in flight from another tab
 //! never collides with it).
@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::verdict::{Authenticated, Freshness};
 use super::{Auth, AuthError, UserView};
 use crate::domain::TenantId;
-use crate::store::UserRecord;
+use crate::store::{ClaimsChange, UserRecord};
 
 /// The user fields `PATCH /me` can ever change (`claims.self_service` picks among them).
 pub use crate::config::SELF_SERVICE_FIELDS;
@@ -25,16 +25,6 @@ const MAX_NAME_CHARS: usize = 64;
 const MAX_ROLES: usize = 32;
 /// Largest `attrs` object, serialised: it rides in every token.
 pub const MAX_ATTRS_BYTES: usize = 4096;
-
-/// A validated change to a user.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct UserPatch {
-    pub plan: Option<String>,
-    pub roles: Option<Vec<String>>,
-    pub attrs: Option<Map<String, Value>>,
-    pub tenant: Option<Option<TenantId>>,
-    pub disabled: Option<bool>,
-}
 
 fn invalid(field: &str, why: &str) -> AuthError {
     AuthError::InvalidRequest(format!("{field}: {why}"))
@@ -73,130 +63,101 @@ pub(crate) fn parse_attrs_value(
     Ok(object.clone())
 }
 
-impl UserPatch {
-    /// Validates a JSON object of changes. A field outside `universe` is a bad request; a
-    /// field inside it but not in `allowed` is forbidden.
-    ///
-    /// # Errors
-    /// `InvalidRequest` naming the field, or `Forbidden`.
-    pub fn parse(
-        body: &Map<String, Value>,
-        universe: &[&str],
-        allowed: &[&str],
-    ) -> Result<UserPatch, AuthError> {
-        if body.is_empty() {
-            return Err(AuthError::InvalidRequest("nothing to change".into()));
-        }
-        if let Some(name) = body.keys().find(|name| !universe.contains(&name.as_str())) {
-            return Err(invalid(name, "not a field that can be changed here"));
-        }
-        if let Some(name) = body.keys().find(|name| !allowed.contains(&name.as_str())) {
-            return Err(AuthError::Forbidden(format!("{name}: not yours to change")));
-        }
-        let mut patch = UserPatch::default();
-        for (name, value) in body {
-            match name.as_str() {
-                "plan" => patch.plan = Some(parse_name("plan", value)?),
-                "roles" => {
-                    let items = value
-                        .as_array()
-                        .ok_or_else(|| invalid("roles", "expected an array of strings"))?;
-                    if items.len() > MAX_ROLES {
-                        return Err(invalid("roles", "at most 32 roles"));
+/// Validates a JSON object of changes to a user. A field outside `universe` is a bad
+/// request; a field inside it but not in `allowed` is forbidden.
+///
+/// # Errors
+/// `InvalidRequest` naming the field, or `Forbidden`.
+pub fn parse_user_patch(
+    body: &Map<String, Value>,
+    universe: &[&str],
+    allowed: &[&str],
+) -> Result<ClaimsChange, AuthError> {
+    if body.is_empty() {
+        return Err(AuthError::InvalidRequest("nothing to change".into()));
+    }
+    if let Some(name) = body.keys().find(|name| !universe.contains(&name.as_str())) {
+        return Err(invalid(name, "not a field that can be changed here"));
+    }
+    if let Some(name) = body.keys().find(|name| !allowed.contains(&name.as_str())) {
+        return Err(AuthError::Forbidden(format!("{name}: not yours to change")));
+    }
+    let mut patch = ClaimsChange::default();
+    for (name, value) in body {
+        match name.as_str() {
+            "plan" => patch.plan = Some(parse_name("plan", value)?),
+            "roles" => {
+                let items = value
+                    .as_array()
+                    .ok_or_else(|| invalid("roles", "expected an array of strings"))?;
+                if items.len() > MAX_ROLES {
+                    return Err(invalid("roles", "at most 32 roles"));
+                }
+                let mut roles: Vec<String> = Vec::with_capacity(items.len());
+                for item in items {
+                    let role = parse_name("roles", item)?;
+                    if !roles.contains(&role) {
+                        roles.push(role);
                     }
-                    let mut roles: Vec<String> = Vec::with_capacity(items.len());
-                    for item in items {
-                        let role = parse_name("roles", item)?;
-                        if !roles.contains(&role) {
-                            roles.push(role);
-                        }
-                    }
-                    patch.roles = Some(roles);
                 }
-                "attrs" => patch.attrs = Some(parse_attrs_value("attrs", value)?),
-                "tenant" => {
-                    patch.tenant = Some(match value {
-                        Value::Null => None,
-                        Value::String(text) => Some(
-                            TenantId::parse(text)
-                                .ok_or_else(|| invalid("tenant", "not a tenant id"))?,
-                        ),
-                        _ => return Err(invalid("tenant", "expected a tenant id or null")),
-                    })
-                }
-                "disabled" => {
-                    patch.disabled = Some(
-                        value
-                            .as_bool()
-                            .ok_or_else(|| invalid("disabled", "expected true or false"))?,
-                    )
-                }
-                other => return Err(invalid(other, "not a field that can be changed here")),
+                patch.roles = Some(roles);
             }
-        }
-        Ok(patch)
-    }
-
-    /// Checks each value a user set for itself against `claims.self_service`: the plan is
-    /// one of the plan's listed values, every role one of the listed roles, every attribute
-    /// name one of the listed names. A value outside the list is a bad request naming the
-    /// field (400, not 403: the field is the user's to change, the value is what is wrong),
-    /// and the detail lists what is allowed, which is configuration, not a secret.
-    ///
-    /// # Errors
-    /// `InvalidRequest` naming the field and its allowed values.
-    pub fn check_self_service_values(
-        &self,
-        table: &std::collections::BTreeMap<String, Vec<String>>,
-    ) -> Result<(), AuthError> {
-        let outside = |field: &str, value: &str| -> Result<(), AuthError> {
-            let allowed = table.get(field).map(Vec::as_slice).unwrap_or_default();
-            if allowed.iter().any(|v| v == value) {
-                return Ok(());
+            "attrs" => patch.attrs = Some(parse_attrs_value("attrs", value)?),
+            "tenant" => {
+                patch.tenant = Some(match value {
+                    Value::Null => None,
+                    Value::String(text) => Some(
+                        TenantId::parse(text)
+                            .ok_or_else(|| invalid("tenant", "not a tenant id"))?,
+                    ),
+                    _ => return Err(invalid("tenant", "expected a tenant id or null")),
+                })
             }
-            Err(invalid(
-                field,
-                &format!("not an allowed value (allowed: {})", allowed.join(", ")),
-            ))
-        };
-        if let Some(plan) = &self.plan {
-            outside("plan", plan)?;
+            "disabled" => {
+                patch.disabled = Some(
+                    value
+                        .as_bool()
+                        .ok_or_else(|| invalid("disabled", "expected true or false"))?,
+                )
+            }
+            other => return Err(invalid(other, "not a field that can be changed here")),
         }
-        for role in self.roles.iter().flatten() {
-            outside("roles", role)?;
-        }
-        for name in self.attrs.iter().flat_map(Map::keys) {
-            outside("attrs", name)?;
-        }
-        Ok(())
     }
+    Ok(patch)
+}
 
-    /// Applies the patch; returns whether anything a token carries (or the account's
-    /// standing) changed, and so whether `uv` must move.
-    pub fn apply(&self, user: &mut UserRecord) -> bool {
-        let mut changed = false;
-        if let Some(plan) = &self.plan {
-            changed |= user.plan != *plan;
-            user.plan.clone_from(plan);
+/// Checks each value a user set for itself against `claims.self_service`: the plan is
+/// one of the plan's listed values, every role one of the listed roles, every attribute
+/// name one of the listed names. A value outside the list is a bad request naming the
+/// field (400, not 403: the field is the user's to change, the value is what is wrong),
+/// and the detail lists what is allowed, which is configuration, not a secret.
+///
+/// # Errors
+/// `InvalidRequest` naming the field and its allowed values.
+pub fn check_self_service_values(
+    patch: &ClaimsChange,
+    table: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<(), AuthError> {
+    let outside = |field: &str, value: &str| -> Result<(), AuthError> {
+        let allowed = table.get(field).map(Vec::as_slice).unwrap_or_default();
+        if allowed.iter().any(|v| v == value) {
+            return Ok(());
         }
-        if let Some(roles) = &self.roles {
-            changed |= user.roles != *roles;
-            user.roles.clone_from(roles);
-        }
-        if let Some(attrs) = &self.attrs {
-            changed |= user.attrs != *attrs;
-            user.attrs.clone_from(attrs);
-        }
-        if let Some(tenant) = self.tenant {
-            changed |= user.tenant != tenant;
-            user.tenant = tenant;
-        }
-        if let Some(disabled) = self.disabled {
-            changed |= user.disabled != disabled;
-            user.disabled = disabled;
-        }
-        changed
+        Err(invalid(
+            field,
+            &format!("not an allowed value (allowed: {})", allowed.join(", ")),
+        ))
+    };
+    if let Some(plan) = &patch.plan {
+        outside("plan", plan)?;
     }
+    for role in patch.roles.iter().flatten() {
+        outside("roles", role)?;
+    }
+    for name in patch.attrs.iter().flat_map(Map::keys) {
+        outside("attrs", name)?;
+    }
+    Ok(())
 }
 
 /// The answer to a claim change made with the caller's own token: the new access token.
@@ -212,15 +173,11 @@ impl Auth {
     pub(crate) async fn apply_user_patch(
         &self,
         user_id: crate::domain::UserId,
-        patch: &UserPatch,
+        patch: &ClaimsChange,
     ) -> Result<UserRecord, AuthError> {
-        let now = self.clock.now();
-        let user = self.store.update_user(user_id, now, |user| {
-            if patch.apply(user) {
-                user.claims_version += 1;
-                user.updated_at = now;
-            }
-        })?;
+        let user = self
+            .store
+            .change_user_claims(user_id, patch, self.clock.now())?;
         if patch.disabled == Some(true) {
             self.end_user_sessions(user_id, None).await?;
         }
@@ -254,8 +211,8 @@ impl Auth {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
         let table = &self.settings.claims.self_service;
         let allowed: Vec<&str> = table.keys().map(String::as_str).collect();
-        let patch = UserPatch::parse(body, &SELF_SERVICE_FIELDS, &allowed)?;
-        patch.check_self_service_values(table)?;
+        let patch = parse_user_patch(body, &SELF_SERVICE_FIELDS, &allowed)?;
+        check_self_service_values(&patch, table)?;
         let user = self.apply_user_patch(caller.user_id, &patch).await?;
         let token = self.refreshed_token(&caller)?;
         tracing::info!(user = %caller.user_id, uv = user.claims_version, "claims changed by the user");
@@ -274,19 +231,19 @@ mod tests {
 
     #[test]
     fn fields_outside_the_universe_are_bad_requests_and_others_forbidden() {
-        let err = UserPatch::parse(
+        let err = parse_user_patch(
             &body(json!({"username": "x"})),
             &SELF_SERVICE_FIELDS,
             &["plan"],
         );
         assert!(matches!(err, Err(AuthError::InvalidRequest(_))));
-        let err = UserPatch::parse(
+        let err = parse_user_patch(
             &body(json!({"roles": ["admin"]})),
             &SELF_SERVICE_FIELDS,
             &["plan"],
         );
         assert!(matches!(err, Err(AuthError::Forbidden(_))));
-        let err = UserPatch::parse(&body(json!({})), &SELF_SERVICE_FIELDS, &["plan"]);
+        let err = parse_user_patch(&body(json!({})), &SELF_SERVICE_FIELDS, &["plan"]);
         assert!(matches!(err, Err(AuthError::InvalidRequest(_))));
     }
 
@@ -303,41 +260,9 @@ mod tests {
             json!({"disabled": "yes"}),
         ] {
             assert!(
-                UserPatch::parse(&body(bad.clone()), &ADMIN_FIELDS, &ADMIN_FIELDS).is_err(),
+                parse_user_patch(&body(bad.clone()), &ADMIN_FIELDS, &ADMIN_FIELDS).is_err(),
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn only_real_changes_count() {
-        let patch = UserPatch::parse(
-            &body(json!({"plan": "free", "roles": []})),
-            &ADMIN_FIELDS,
-            &ADMIN_FIELDS,
-        )
-        .unwrap();
-        let mut user = UserRecord {
-            username: "a".into(),
-            password_hash: String::new(),
-            tenant: None,
-            roles: vec![],
-            plan: "free".into(),
-            attrs: serde_json::Map::new(),
-            claims_version: 1,
-            not_before: 0,
-            disabled: false,
-            created_at: 0,
-            updated_at: 0,
-        };
-        assert!(!patch.apply(&mut user));
-        let upgrade = UserPatch::parse(
-            &body(json!({"plan": "premium"})),
-            &ADMIN_FIELDS,
-            &ADMIN_FIELDS,
-        )
-        .unwrap();
-        assert!(upgrade.apply(&mut user));
-        assert_eq!(user.plan, "premium");
     }
 }

@@ -22,7 +22,7 @@ mod verdict;
 
 pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
-pub use claims::{RefreshedToken, UserPatch};
+pub use claims::RefreshedToken;
 pub use introspection::TokenHint;
 pub use invitations::{
     InvitationView, NewInvitation, DEFAULT_INVITATION_TTL_SECS, MAX_INVITATION_TTL_SECS,

@@ -18,7 +18,7 @@ use super::verdict::{Authenticated, Freshness};
 use super::{Auth, AuthError, TokenResponse};
 use crate::domain::{SessionId, TokenId, UserId};
 use crate::store::revocations::Revocation;
-use crate::store::{DenyKind, SessionRecord, UserRecord};
+use crate::store::{AccountChange, DenyKind, Rotation, SessionRecord, UserRecord};
 use crate::tokens::{mint_refresh_token, AccessClaims, PresentedRefreshToken, SessionKey};
 
 /// A freshly minted access token with its claims.
@@ -240,12 +240,20 @@ impl Auth {
             } = self
                 .mint_access(user_id, &user, sid, session.expires_at, now)
                 .map_err(|err| (err, Refused))?;
-            session.generation += 1;
-            session.rotated_at_ms = self.clock.now_ms();
-            session.last_used = now;
-            session.current_access_token = access_token.clone();
-            session.current_access_expires = access_exp;
-            self.store.put_session(sid, &session).map_err(store_err)?;
+            let rotation = Rotation {
+                from_generation: token.generation,
+                access_token: access_token.clone(),
+                access_expires: access_exp,
+                at: now,
+                at_ms: self.clock.now_ms(),
+            };
+            // Under the session's lock nothing else rotates it, so `None` means it was
+            // revoked or removed meanwhile.
+            let session = self
+                .store
+                .rotate_session(sid, &rotation)
+                .map_err(store_err)?
+                .ok_or_else(|| refuse("session revoked"))?;
             self.acknowledge(sid, session.generation)
                 .await
                 .map_err(store_err)?;
@@ -275,9 +283,16 @@ impl Auth {
                 let minted = self
                     .mint_access(user_id, &user, sid, session.expires_at, now)
                     .map_err(|err| (err, outcome))?;
-                session.current_access_token = minted.token;
-                session.current_access_expires = minted.exp;
-                self.store.put_session(sid, &session).map_err(store_err)?;
+                session = self
+                    .store
+                    .renew_session_access(
+                        sid,
+                        session.generation,
+                        (&minted.token, minted.exp),
+                        None,
+                    )
+                    .map_err(store_err)?
+                    .ok_or_else(|| refuse("session revoked"))?;
             }
             // The successor may not be on disk yet (its own answer may still be waiting
             // for the flush, or may have failed): hand it out only once it is.
@@ -408,12 +423,7 @@ impl Auth {
     /// Ends every session of a user and sets its `not_before`, all or nothing. Durable on
     /// return.
     pub(crate) async fn end_everywhere(&self, user_id: UserId) -> Result<(), AuthError> {
-        let now = self.clock.now();
-        let moved = |user: &mut UserRecord| {
-            user.not_before = now;
-            user.updated_at = now;
-        };
-        self.end_user_sessions_and(user_id, None, Some(&moved))
+        self.end_user_sessions_and(user_id, None, AccountChange::RefuseEarlierTokens)
             .await?;
         self.store.wait_durable().await?;
         Ok(())
@@ -426,7 +436,8 @@ impl Auth {
         user_id: UserId,
         keep: Option<SessionId>,
     ) -> Result<(), AuthError> {
-        self.end_user_sessions_and(user_id, keep, None).await?;
+        self.end_user_sessions_and(user_id, keep, AccountChange::Unchanged)
+            .await?;
         Ok(())
     }
 
@@ -437,7 +448,7 @@ impl Auth {
         &self,
         user_id: UserId,
         keep: Option<SessionId>,
-        change: Option<&(dyn Fn(&mut UserRecord) + Sync)>,
+        change: AccountChange<'_>,
     ) -> Result<Option<UserRecord>, AuthError> {
         let sids: Vec<SessionId> = self
             .store
@@ -455,7 +466,6 @@ impl Auth {
                 }
             }
         }
-        let change = change.map(|change| change as &dyn Fn(&mut UserRecord));
         Ok(self
             .store
             .revoke_sessions(user_id, &mut revocations, now, change)?)
@@ -483,8 +493,12 @@ impl Auth {
             return Ok(());
         }
         let mut revocation = [self.revocation(sid, session.clone(), now)];
-        self.store
-            .revoke_sessions(session.user_id(), &mut revocation, now, None)?;
+        self.store.revoke_sessions(
+            session.user_id(),
+            &mut revocation,
+            now,
+            AccountChange::Unchanged,
+        )?;
         let [revocation] = revocation;
         *session = revocation.session;
         Ok(())
@@ -519,7 +533,7 @@ impl Auth {
         let sid = caller.session_id;
         let _turn = self.session_locks.for_session(sid).lock().await;
         let now = self.clock.now();
-        let mut session = match self.store.session(sid)? {
+        let session = match self.store.session(sid)? {
             Some(session) if !session.revoked && now < session.expires_at => session,
             _ => return Err(AuthError::TokenRevoked),
         };
@@ -528,12 +542,17 @@ impl Auth {
             exp: access_exp,
             ..
         } = self.mint_access(caller.user_id, user, sid, session.expires_at, now)?;
-        session.generation += 1;
-        session.rotated_at_ms = self.clock.now_ms();
-        session.last_used = now;
-        session.current_access_token = access_token.clone();
-        session.current_access_expires = access_exp;
-        self.store.put_session(sid, &session)?;
+        let rotation = Rotation {
+            from_generation: session.generation,
+            access_token: access_token.clone(),
+            access_expires: access_exp,
+            at: now,
+            at_ms: self.clock.now_ms(),
+        };
+        let session = self
+            .store
+            .rotate_session(sid, &rotation)?
+            .ok_or(AuthError::TokenRevoked)?;
         self.metrics.tokens_issued("refresh");
         let key = SessionKey::from_bytes(session.session_key);
         let response = self.token_response(sid, &key, &session, access_token, access_exp, now);

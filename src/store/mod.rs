@@ -52,10 +52,11 @@ pub use invitations::{
 };
 pub use keys::KeyRecord;
 pub use mirror::UserStamp;
+pub use revocations::AccountChange;
 pub use services::ServiceRecord;
-pub use sessions::SessionRecord;
-pub use tenants::{TenantRecord, TenantWriteError};
-pub use users::{UserRecord, UserWriteError};
+pub use sessions::{Rotation, SessionRecord};
+pub use tenants::{TenantChange, TenantRecord, TenantWriteError};
+pub use users::{ClaimsChange, UserRecord, UserWriteError};
 
 /// What can go wrong below the flows.
 #[derive(Debug, thiserror::Error)]

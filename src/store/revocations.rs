@@ -24,6 +24,31 @@ use super::{
 
 use crate::domain::{SessionId, UserId};
 
+/// What ending sessions changes about their user, in the same write.
+#[derive(Debug, Clone, Copy)]
+pub enum AccountChange<'a> {
+    /// Nothing: the sessions end, the account stays as it is.
+    Unchanged,
+    /// Every token issued before now is refused from now on (`not_before`): a logout
+    /// everywhere.
+    RefuseEarlierTokens,
+    /// A new password hash, and `not_before`: a password change.
+    NewPassword(&'a str),
+}
+
+impl AccountChange<'_> {
+    /// Applies the change at `now`.
+    fn apply(self, user: &mut UserRecord, now: u64) {
+        match self {
+            AccountChange::Unchanged => return,
+            AccountChange::RefuseEarlierTokens => {}
+            AccountChange::NewPassword(hash) => user.password_hash = hash.to_string(),
+        }
+        user.not_before = now;
+        user.updated_at = now;
+    }
+}
+
 /// One session to end: its record as read under its lock, and the `exp`s its deny entry
 /// must cover.
 pub struct Revocation {
@@ -52,27 +77,31 @@ fn read_intent(bytes: &[u8]) -> Result<RangeInclusive<u64>, StoreError> {
 }
 
 impl Store {
-    /// Ends every session in `revocations` and applies `change` to `user` (when given), all
-    /// or nothing: the records are marked revoked and leave the expiry index at `now`, and
+    /// Ends every session in `revocations` and applies `change` to `user`, all or nothing: the records are marked revoked and leave the expiry index at `now`, and
     /// the deny entries are written, with intents replayed at open if the process dies
     /// between the two. Returns the changed user record. Not yet durable: the caller waits.
     ///
     /// # Errors
-    /// `NotFound` when `change` is given for a missing user; storage failures.
+    /// `NotFound` when `change` is not `Unchanged` for a missing user; storage failures.
     pub fn revoke_sessions(
         &self,
         user: UserId,
         revocations: &mut [Revocation],
         now: u64,
-        change: Option<&dyn Fn(&mut UserRecord)>,
+        change: AccountChange<'_>,
     ) -> Result<Option<UserRecord>, UserWriteError> {
         let engine = self.engine()?;
-        let asked = std::time::Instant::now();
+        let asked = self.clock.instant();
         let _gate = self.writing();
-        let _turn = change.map(|_| self.user_locks.lock(user.as_bytes()));
+        let changes_user = !matches!(change, AccountChange::Unchanged);
+        let _turn = changes_user.then(|| self.user_locks.lock(user.as_bytes()));
         // A token minted without seeing the mark was minted before the mark is written:
         // time spent waiting here (for a backup, say) widens every range to match.
-        let waited = asked.elapsed().as_secs();
+        let waited = self
+            .clock
+            .instant()
+            .saturating_duration_since(asked)
+            .as_secs();
         if waited > 0 {
             for revocation in revocations.iter_mut() {
                 let (start, end) = (*revocation.deny.start(), *revocation.deny.end());
@@ -121,9 +150,9 @@ impl Store {
                         expiry.insert(new_key.clone(), &[][..])?;
                         pending.insert(&sid.as_bytes()[..], &intent[..])?;
                     }
-                    let Some(change) = change else {
+                    if !changes_user {
                         return Ok(None);
-                    };
+                    }
                     let bytes = users.get(&user.as_bytes()[..])?.ok_or(
                         ConflictableTransactionError::Abort(UserWriteError::NotFound),
                     )?;
@@ -135,7 +164,7 @@ impl Store {
                             },
                         ))
                     })?;
-                    change(&mut record);
+                    change.apply(&mut record, now);
                     let value = Stored::to_disk(&record).map_err(|source| {
                         ConflictableTransactionError::Abort(UserWriteError::Store(
                             StoreError::Corrupt {
@@ -249,7 +278,7 @@ mod tests {
             .collect();
 
         store
-            .revoke_sessions(user, &mut revocations, 1_200, None)
+            .revoke_sessions(user, &mut revocations, 1_200, AccountChange::Unchanged)
             .unwrap();
 
         for revocation in &revocations {

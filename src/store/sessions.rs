@@ -76,6 +76,19 @@ fn user_session_key(user: UserId, sid: SessionId) -> [u8; 32] {
     key
 }
 
+/// A refresh's rotation of its session, as the refresh saw it.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The generation presented: the session rotates only if it is still at it.
+    pub from_generation: u64,
+    /// The access token issued with the next generation, and its `exp`.
+    pub access_token: String,
+    pub access_expires: u64,
+    /// When: unix seconds (`last_used`) and milliseconds (the reuse-grace window).
+    pub at: u64,
+    pub at_ms: u64,
+}
+
 impl Store {
     /// Stores a new session with its index entries.
     ///
@@ -126,16 +139,89 @@ impl Store {
             .transpose()
     }
 
-    /// Replaces an existing session's record; its expiry (and so its indexes) is unchanged.
+    /// Moves a live session from `rotation.from_generation` to the next generation, with
+    /// the access token issued beside it. Returns the rotated record; `None` when the
+    /// session is gone, revoked, or no longer at that generation (another refresh rotated
+    /// it first: the caller judges again).
     ///
     /// # Errors
-    /// Storage failures.
-    pub fn put_session(&self, sid: SessionId, session: &SessionRecord) -> Result<(), StoreError> {
+    /// Storage failures and damaged records.
+    pub fn rotate_session(
+        &self,
+        sid: SessionId,
+        rotation: &Rotation,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.change_session(sid, |session| {
+            if session.revoked || session.generation != rotation.from_generation {
+                return false;
+            }
+            session.generation += 1;
+            session.rotated_at_ms = rotation.at_ms;
+            session.last_used = rotation.at;
+            session
+                .current_access_token
+                .clone_from(&rotation.access_token);
+            session.current_access_expires = rotation.access_expires;
+            true
+        })
+    }
+
+    /// Records a new access token for a live session still at `generation` (its refresh
+    /// token unchanged), and when it was `used` if the holder used the session to get it.
+    /// Returns the changed record; `None` when the session is gone, revoked or has moved
+    /// on.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub fn renew_session_access(
+        &self,
+        sid: SessionId,
+        generation: u64,
+        access: (&str, u64),
+        used: Option<u64>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let (access_token, access_expires) = access;
+        self.change_session(sid, |session| {
+            if session.revoked || session.generation != generation {
+                return false;
+            }
+            session.current_access_token = access_token.to_string();
+            session.current_access_expires = access_expires;
+            if let Some(at) = used {
+                session.last_used = at;
+            }
+            true
+        })
+    }
+
+    /// Reads a session, lets `change` judge and change it, and writes it back only if
+    /// nothing wrote it meanwhile (compare and swap; judged again if something did). Its
+    /// expiry, and so its indexes, never change here.
+    fn change_session(
+        &self,
+        sid: SessionId,
+        change: impl Fn(&mut SessionRecord) -> bool,
+    ) -> Result<Option<SessionRecord>, StoreError> {
         let engine = self.engine()?;
         let _gate = self.writing();
-        let value = Stored::to_disk(session).map_err(corrupt("sessions"))?;
-        engine.sessions.insert(sid.as_bytes(), value)?;
-        Ok(())
+        loop {
+            let Some(old) = engine.sessions.get(sid.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut session: SessionRecord =
+                Stored::from_disk(&old).map_err(corrupt("sessions"))?;
+            if !change(&mut session) {
+                return Ok(None);
+            }
+            let new = Stored::to_disk(&session).map_err(corrupt("sessions"))?;
+            if engine
+                .sessions
+                .compare_and_swap(sid.as_bytes(), Some(&old), Some(new))?
+                .is_ok()
+            {
+                return Ok(Some(session));
+            }
+        }
     }
 
     /// Every session id of a user, live or revoked, not yet evicted.
@@ -257,5 +343,85 @@ impl Engine {
             held += 1;
         }
         Ok(held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_store;
+
+    fn session() -> SessionRecord {
+        SessionRecord {
+            user: UserId::generate(),
+            session_key: [1; 32],
+            generation: 1,
+            created_at: 100,
+            expires_at: 10_000,
+            last_used: 100,
+            rotated_at_ms: 100_000,
+            revoked: false,
+            current_access_token: "first".into(),
+            current_access_expires: 1_000,
+        }
+    }
+
+    fn rotation(from_generation: u64) -> Rotation {
+        Rotation {
+            from_generation,
+            access_token: format!("after {from_generation}"),
+            access_expires: 2_000,
+            at: 200,
+            at_ms: 200_500,
+        }
+    }
+
+    #[test]
+    fn a_session_rotates_only_from_the_generation_it_is_at() {
+        let (_dir, store) = test_store();
+        let sid = SessionId::generate();
+        store.insert_session(sid, &session()).unwrap();
+
+        let rotated = store.rotate_session(sid, &rotation(1)).unwrap().unwrap();
+        assert_eq!(rotated.generation, 2);
+        assert_eq!(rotated.rotated_at_ms, 200_500);
+        assert_eq!(rotated.last_used, 200);
+        assert_eq!(rotated.current_access_token, "after 1");
+        // A second refresh that saw generation 1 finds the session moved on.
+        assert!(store.rotate_session(sid, &rotation(1)).unwrap().is_none());
+        assert!(store.session(sid).unwrap().unwrap() == rotated);
+        assert!(store
+            .rotate_session(SessionId::generate(), &rotation(1))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_revoked_or_moved_session_gets_no_new_access_token() {
+        let (_dir, store) = test_store();
+        let sid = SessionId::generate();
+        store.insert_session(sid, &session()).unwrap();
+
+        let renewed = store
+            .renew_session_access(sid, 1, ("renewed", 3_000), Some(300))
+            .unwrap()
+            .unwrap();
+        assert_eq!(renewed.generation, 1);
+        assert_eq!(renewed.current_access_token, "renewed");
+        assert_eq!(renewed.last_used, 300);
+        assert!(store
+            .renew_session_access(sid, 2, ("other", 3_000), None)
+            .unwrap()
+            .is_none());
+
+        let mut revoked = renewed;
+        revoked.revoked = true;
+        store.remove_session(sid, &revoked).unwrap();
+        store.insert_session(sid, &revoked).unwrap();
+        assert!(store
+            .renew_session_access(sid, 1, ("late", 3_000), None)
+            .unwrap()
+            .is_none());
+        assert!(store.rotate_session(sid, &rotation(1)).unwrap().is_none());
     }
 }

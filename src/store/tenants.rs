@@ -27,6 +27,16 @@ pub struct TenantRecord {
     pub updated_at: u64,
 }
 
+/// A change to a tenant; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TenantChange {
+    pub name: Option<String>,
+    pub plan: Option<String>,
+    /// `Some(None)` removes the limit.
+    pub max_accounts: Option<Option<u64>>,
+    pub attrs: Option<Map<String, Value>>,
+}
+
 /// Why a tenant write was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TenantWriteError {
@@ -102,15 +112,17 @@ impl Store {
         Ok(())
     }
 
-    /// Reads, changes and writes a tenant atomically (member counts written concurrently
-    /// by registrations are not lost). Returns the new record.
+    /// Changes a tenant and bumps its version (`tv`), so every member's token turns
+    /// stale, atomically (member counts written concurrently by registrations are not
+    /// lost). Returns the new record.
     ///
     /// # Errors
     /// `NotFound`, storage failures.
-    pub fn update_tenant(
+    pub fn change_tenant(
         &self,
         id: TenantId,
-        change: impl Fn(&mut TenantRecord),
+        change: &TenantChange,
+        now: u64,
     ) -> Result<TenantRecord, TenantWriteError> {
         let engine = self.engine()?;
         let _gate = self.writing();
@@ -127,7 +139,20 @@ impl Store {
                     .into(),
                 )
             })?;
-            change(&mut tenant);
+            if let Some(name) = &change.name {
+                tenant.name.clone_from(name);
+            }
+            if let Some(plan) = &change.plan {
+                tenant.plan.clone_from(plan);
+            }
+            if let Some(max) = change.max_accounts {
+                tenant.max_accounts = max;
+            }
+            if let Some(attrs) = &change.attrs {
+                tenant.attrs.clone_from(attrs);
+            }
+            tenant.version += 1;
+            tenant.updated_at = now;
             let value = Stored::to_disk(&tenant).map_err(|source| {
                 abort(
                     StoreError::Corrupt {

@@ -66,6 +66,47 @@ impl UserRecord {
     }
 }
 
+/// A change to what a user's tokens say or to the account's standing: the fields an
+/// admin (or a user, through `claims.self_service`) may change. `None` leaves a field as
+/// it is.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ClaimsChange {
+    pub plan: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub attrs: Option<Map<String, Value>>,
+    pub tenant: Option<Option<TenantId>>,
+    pub disabled: Option<bool>,
+}
+
+impl ClaimsChange {
+    /// Applies the change; returns whether anything a token carries (or the account's
+    /// standing) changed, and so whether `uv` must move.
+    fn apply(&self, user: &mut UserRecord) -> bool {
+        let mut changed = false;
+        if let Some(plan) = &self.plan {
+            changed |= user.plan != *plan;
+            user.plan.clone_from(plan);
+        }
+        if let Some(roles) = &self.roles {
+            changed |= user.roles != *roles;
+            user.roles.clone_from(roles);
+        }
+        if let Some(attrs) = &self.attrs {
+            changed |= user.attrs != *attrs;
+            user.attrs.clone_from(attrs);
+        }
+        if let Some(tenant) = self.tenant {
+            changed |= user.tenant != tenant;
+            user.tenant = tenant;
+        }
+        if let Some(disabled) = self.disabled {
+            changed |= user.disabled != disabled;
+            user.disabled = disabled;
+        }
+        changed
+    }
+}
+
 /// Why a user write was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UserWriteError {
@@ -285,17 +326,18 @@ impl Store {
         }
     }
 
-    /// Reads, changes and writes a user atomically; a change of tenant is counted out of
-    /// the old tenant and into the new one in the same transaction (the new one's
-    /// outstanding invitations at `now` hold their seats). Returns the new record.
+    /// Changes a user's claims or standing, bumping its claims version (`uv`) when
+    /// anything changed; a change of tenant is counted out of the old tenant and into the
+    /// new one in the same transaction (the new one's outstanding invitations at `now`
+    /// hold their seats). Returns the new record.
     ///
     /// # Errors
     /// `NotFound`, `UnknownTenant`, `TenantFull`, storage failures.
-    pub fn update_user(
+    pub fn change_user_claims(
         &self,
         id: UserId,
+        change: &ClaimsChange,
         now: u64,
-        change: impl Fn(&mut UserRecord),
     ) -> Result<UserRecord, UserWriteError> {
         let engine = self.engine()?;
         let _gate = self.writing();
@@ -326,7 +368,10 @@ impl Store {
                         )
                     })?;
                     let old_tenant = user.tenant;
-                    change(&mut user);
+                    if change.apply(&mut user) {
+                        user.claims_version += 1;
+                        user.updated_at = now;
+                    }
                     let mut version = None;
                     if user.tenant != old_tenant {
                         if let Some(old) = &old_tenant {
@@ -448,5 +493,61 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_store;
+
+    fn user() -> UserRecord {
+        UserRecord {
+            username: "a".into(),
+            password_hash: String::new(),
+            tenant: None,
+            roles: vec![],
+            plan: "free".into(),
+            attrs: Map::new(),
+            claims_version: 1,
+            not_before: 0,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn only_real_changes_bump_the_claims_version() {
+        let (_dir, store) = test_store();
+        let id = UserId::generate();
+        store.create_user(id, &user(), None, 10).unwrap();
+
+        let same = ClaimsChange {
+            plan: Some("free".into()),
+            roles: Some(vec![]),
+            ..ClaimsChange::default()
+        };
+        let unchanged = store.change_user_claims(id, &same, 20).unwrap();
+        assert_eq!(unchanged.claims_version, 1);
+        assert_eq!(unchanged.updated_at, 0);
+
+        let upgrade = ClaimsChange {
+            plan: Some("premium".into()),
+            ..ClaimsChange::default()
+        };
+        let upgraded = store.change_user_claims(id, &upgrade, 30).unwrap();
+        assert_eq!(upgraded.plan, "premium");
+        assert_eq!(upgraded.claims_version, 2);
+        assert_eq!(upgraded.updated_at, 30);
+        assert_eq!(store.user_stamp(id).unwrap().unwrap().claims_version, 2);
+        assert!(store.user(id).unwrap().unwrap() == upgraded);
+    }
+
+    #[test]
+    fn a_change_to_a_missing_user_is_not_found() {
+        let (_dir, store) = test_store();
+        let err = store.change_user_claims(UserId::generate(), &ClaimsChange::default(), 1);
+        assert!(matches!(err, Err(UserWriteError::NotFound)));
     }
 }
