@@ -16,6 +16,7 @@ use crate::auth::keyring::{import_key, load_or_create_key_ring, AddedKey};
 use crate::auth::{now, Auth, AuthError, NewService, Registration, UserView, ADMIN_ROLE};
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::secret::SecretString;
 use crate::store::backup::BackupSummary;
 use crate::store::Store;
 use crate::tasks;
@@ -76,7 +77,7 @@ impl Offline {
     pub async fn add_user(
         &self,
         username: String,
-        password: String,
+        password: SecretString,
         admin: bool,
     ) -> anyhow::Result<UserView> {
         let roles = if admin {
