@@ -13,6 +13,7 @@ use claimd::auth::{Auth, Registration};
 use claimd::clock::Clock;
 use claimd::config::Settings;
 use claimd::domain::UserId;
+use claimd::secret::ExposeSecret as _;
 use claimd::store::{evict_expired, DenyKind, Store, UserRecord};
 use claimd::telemetry::Metrics;
 use claimd::tokens::{AccessClaims, VerifiedTokenCache};
@@ -193,7 +194,7 @@ fn refresh_rotation(c: &mut Criterion) {
     group.bench_function("rotation incl. durable write", |b| {
         b.iter(|| {
             let answer = runtime
-                .block_on(auth.refresh(&refresh_token))
+                .block_on(auth.refresh(refresh_token.expose_secret()))
                 .expect("rotation");
             refresh_token = answer.refresh_token.expect("rotated");
         })

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::secret::SecretString;
+
 /// Everything claimd can be told. Fields are public so tests and embedders can adjust a
 /// [`Settings::default`] directly.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -290,23 +292,13 @@ fn self_service_table<'de, D: Deserializer<'de>>(
         .collect())
 }
 
-#[derive(Clone, Default, Deserialize)]
+/// The first admin, created at start-up when both are set. The password is a secret:
+/// `Debug` (and so any log of the settings) shows it redacted.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BootstrapSettings {
     pub admin_username: Option<String>,
-    pub admin_password: Option<String>,
-}
-
-impl std::fmt::Debug for BootstrapSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BootstrapSettings")
-            .field("admin_username", &self.admin_username)
-            .field(
-                "admin_password",
-                &self.admin_password.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
+    pub admin_password: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use secrecy::{ExposeSecret as _, SecretString};
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
@@ -130,10 +131,11 @@ fn is_invisible_or_control(c: char) -> bool {
         )
 }
 
-/// A password as the user typed it. It never prints, and its length is bounded so an
-/// attacker cannot make us hash megabytes.
-#[derive(Clone)]
-pub struct Password(String);
+/// A password as the user typed it. It never prints (its `Debug` is secrecy's redaction),
+/// its buffer is zeroed when dropped, and its length is bounded so an attacker cannot make
+/// us hash megabytes.
+#[derive(Clone, Debug)]
+pub struct Password(SecretString);
 
 /// Shortest and longest password, in characters.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
@@ -143,8 +145,8 @@ impl Password {
     ///
     /// # Errors
     /// Why it is refused, fit to show the user.
-    pub fn parse_new(raw: String) -> Result<Password, &'static str> {
-        if !PASSWORD_CHARS.contains(&raw.chars().count()) {
+    pub fn parse_new(raw: SecretString) -> Result<Password, &'static str> {
+        if !PASSWORD_CHARS.contains(&raw.expose_secret().chars().count()) {
             return Err("password must be 8 to 1024 characters");
         }
         Ok(Password(raw))
@@ -152,22 +154,17 @@ impl Password {
 
     /// Wraps a password offered at login; an overlong one can never match, so it is cut
     /// rather than hashed whole.
-    pub fn offered(mut raw: String) -> Password {
-        if let Some((index, _)) = raw.char_indices().nth(*PASSWORD_CHARS.end() + 1) {
-            raw.truncate(index);
+    pub fn offered(raw: SecretString) -> Password {
+        let text = raw.expose_secret();
+        match text.char_indices().nth(*PASSWORD_CHARS.end() + 1) {
+            Some((index, _)) => Password(SecretString::from(&text[..index])),
+            None => Password(raw),
         }
-        Password(raw)
     }
 
     /// The secret bytes, for hashing only.
     pub fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
+        self.0.expose_secret().as_bytes()
     }
 }
 
@@ -194,8 +191,15 @@ mod tests {
 
     #[test]
     fn passwords_never_print() {
-        let password = Password::parse_new("correct horse".to_string()).unwrap();
+        let password = Password::parse_new("correct horse".into()).unwrap();
         assert!(!format!("{password:?}").contains("horse"));
-        assert!(Password::parse_new("short".to_string()).is_err());
+        assert!(Password::parse_new("short".into()).is_err());
+    }
+
+    #[test]
+    fn offered_passwords_are_cut_past_the_longest() {
+        let long = "é".repeat(2000);
+        assert_eq!(Password::offered(long.into()).expose().len(), 2 * 1025);
+        assert_eq!(Password::offered("short".into()).expose(), b"short");
     }
 }

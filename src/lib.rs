@@ -16,8 +16,16 @@
 //!   token. No HTTP here.
 //! - [`http`]: routes, extractors, bodies, errors → problem+json. Only it imports actix-web.
 //! - [`tasks`]: background work (eviction).
+//! - [`secret`]: secrets as types (passwords, tokens, client secrets): never printed.
 //! - [`startup`]: [`startup::Application`], which builds all of the above and runs it.
 //! - [`telemetry`]: tracing and Prometheus metrics.
+
+// Discipline by the compiler, not by hand: outside tests nothing unwraps, expects or
+// panics; errors are returned and values that cannot fail are built so they cannot.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod auth;
 pub mod clock;
@@ -25,6 +33,7 @@ pub mod config;
 pub mod data_dir;
 pub mod domain;
 pub mod http;
+pub mod secret;
 pub mod startup;
 pub mod store;
 pub mod tasks;

@@ -1,14 +1,24 @@
 //! The `claimd` binary: parses the command line, loads settings, runs the server until
 //! SIGINT or SIGTERM. Every start-up failure ends in one line on stderr and exit code 1.
 
+// Discipline by the compiler, not by hand: outside tests nothing unwraps, expects or
+// panics; errors are returned and values that cannot fail are built so they cannot.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use std::io::{BufRead as _, IsTerminal as _};
 
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret as _;
+use zeroize::Zeroizing;
 
 use claimd::config::Settings;
+use claimd::secret::SecretString;
 use claimd::startup::{Application, Offline};
 use claimd::telemetry;
 
@@ -135,7 +145,7 @@ async fn offline(settings: Settings, command: Command) -> anyhow::Result<()> {
     // Ask for a password before opening the store, so a slow typist holds no lock.
     let password = match &command {
         Command::User { .. } => read_password()?,
-        _ => String::new(),
+        _ => SecretString::default(),
     };
     let tool = Offline::open(settings).await?;
     let outcome = run_offline(&tool, command, password).await;
@@ -143,7 +153,11 @@ async fn offline(settings: Settings, command: Command) -> anyhow::Result<()> {
     outcome
 }
 
-async fn run_offline(tool: &Offline, command: Command, password: String) -> anyhow::Result<()> {
+async fn run_offline(
+    tool: &Offline,
+    command: Command,
+    password: SecretString,
+) -> anyhow::Result<()> {
     match command {
         Command::Serve | Command::Restore { .. } => Ok(()),
         Command::Backup { file } => {
@@ -170,7 +184,8 @@ async fn run_offline(tool: &Offline, command: Command, password: String) -> anyh
         } => {
             let created = tool.add_service(&name).await?;
             println!("client_id: {}", created.client_id);
-            println!("client_secret: {}", created.client_secret);
+            // The one place a client secret is printed: shown this once, on purpose.
+            println!("client_secret: {}", created.client_secret.expose_secret());
             println!("(the secret is shown this once)");
             Ok(())
         }
@@ -178,8 +193,10 @@ async fn run_offline(tool: &Offline, command: Command, password: String) -> anyh
             let added = match action {
                 KeysAction::Rotate { now } => tool.rotate_key(now).await?,
                 KeysAction::Import { file, kid } => {
-                    let text = std::fs::read_to_string(&file)
-                        .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?;
+                    let text = Zeroizing::new(
+                        std::fs::read_to_string(&file)
+                            .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?,
+                    );
                     tool.import_key(&text, kid).await?
                 }
             };
@@ -210,19 +227,19 @@ fn restore(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// The new account's password: asked twice without echo on a terminal, otherwise the
-/// first line of standard input.
-fn read_password() -> anyhow::Result<String> {
+/// first line of standard input. Every buffer that held it is zeroed when dropped.
+fn read_password() -> anyhow::Result<SecretString> {
     if std::io::stdin().is_terminal() {
-        let password = rpassword::prompt_password("password: ")?;
-        let again = rpassword::prompt_password("again: ")?;
+        let password = Zeroizing::new(rpassword::prompt_password("password: ")?);
+        let again = Zeroizing::new(rpassword::prompt_password("again: ")?);
         anyhow::ensure!(password == again, "the passwords differ");
-        return Ok(password);
+        return Ok(SecretString::from(password.as_str()));
     }
-    let mut line = String::new();
+    let mut line = Zeroizing::new(String::new());
     std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    let password = line.trim_end_matches(['\n', '\r']);
     anyhow::ensure!(!password.is_empty(), "no password on standard input");
-    Ok(password)
+    Ok(SecretString::from(password))
 }
 
 fn fail(message: &dyn std::fmt::Display) -> ExitCode {

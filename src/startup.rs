@@ -17,6 +17,7 @@ use crate::auth::{Auth, AuthError, NewService, Registration, UserView, ADMIN_ROL
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::secret::SecretString;
 use crate::store::backup::BackupSummary;
 use crate::store::Store;
 use crate::tasks;
@@ -81,7 +82,7 @@ impl Offline {
     pub async fn add_user(
         &self,
         username: String,
-        password: String,
+        password: SecretString,
         admin: bool,
     ) -> anyhow::Result<UserView> {
         let roles = if admin {

@@ -5,40 +5,31 @@
 
 use std::net::IpAddr;
 
+use secrecy::ExposeSecret as _;
+
 use super::invitations::code_digest;
 use super::rate_limit::LimitKey;
 use super::verdict::{Authenticated, Freshness};
 use super::{Auth, AuthError, TokenResponse, UserView};
 use crate::config;
 use crate::domain::{Password, TenantId, UserId, Username};
+use crate::secret::SecretString;
 use crate::store::{AccountChange, UserRecord};
 
 /// The plan every new account starts on.
 pub const DEFAULT_PLAN: &str = "free";
 
-/// A registration request, as received.
+/// A registration request, as received. The password and the invitation code are
+/// secrets: the derived `Debug` shows them redacted.
+#[derive(Debug)]
 pub struct Registration {
     pub username: String,
-    pub password: String,
+    pub password: SecretString,
     /// The tenant to join: only an admin may place an account in a tenant.
     pub tenant: Option<String>,
     /// An invitation code: joins the invitation's tenant and uses the invitation up.
-    pub invitation: Option<String>,
+    pub invitation: Option<SecretString>,
     pub roles: Vec<String>,
-}
-
-impl std::fmt::Debug for Registration {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registration")
-            .field("username", &self.username)
-            .field("tenant", &self.tenant)
-            .field(
-                "invitation",
-                &self.invitation.as_ref().map(|_| "<redacted>"),
-            )
-            .field("roles", &self.roles)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Auth {
@@ -126,7 +117,10 @@ impl Auth {
         let password = Password::parse_new(request.password)
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         let now = self.clock.now();
-        let invitation = request.invitation.as_deref().map(code_digest);
+        let invitation = request
+            .invitation
+            .as_ref()
+            .map(|code| code_digest(code.expose_secret()));
         let tenant = match (request.tenant.as_deref(), &invitation) {
             (Some(_), Some(_)) => {
                 return Err(AuthError::InvalidRequest(
@@ -199,7 +193,7 @@ impl Auth {
     pub async fn login(
         &self,
         username: &str,
-        password: String,
+        password: SecretString,
         client: IpAddr,
     ) -> Result<TokenResponse, AuthError> {
         let canonical = Username::parse(username).ok();
@@ -269,8 +263,8 @@ impl Auth {
     pub async fn change_password(
         &self,
         token: &str,
-        current: String,
-        new: String,
+        current: SecretString,
+        new: SecretString,
     ) -> Result<TokenResponse, AuthError> {
         let caller = self.authenticate(token, Freshness::AllowStale)?;
         let new =

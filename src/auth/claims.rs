@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::verdict::{Authenticated, Freshness};
 use super::{Auth, AuthError, UserView};
 use crate::domain::TenantId;
+use crate::secret::SecretString;
 use crate::store::{ClaimsChange, UserRecord};
 
 /// The user fields `PATCH /me` can ever change (`claims.self_service` picks among them).
@@ -160,10 +161,12 @@ pub fn check_self_service_values(
     Ok(())
 }
 
-/// The answer to a claim change made with the caller's own token: the new access token.
+/// The answer to a claim change made with the caller's own token: the new access token
+/// (in the JSON body; `Debug` shows it redacted).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RefreshedToken {
-    pub access_token: String,
+    #[serde(serialize_with = "crate::secret::serialize")]
+    pub access_token: SecretString,
     pub token_type: &'static str,
     pub expires_in: u64,
 }

@@ -7,12 +7,14 @@
 //! for a value nobody can guess, and which a stolen store cannot turn back into a code.
 //! Codes never reach a log line or a `Debug` output.
 
+use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::services::random_text;
+use super::services::random_secret;
 use super::{Auth, AuthError};
 use crate::domain::{InvitationId, TenantId};
+use crate::secret::SecretString;
 use crate::store::{InvitationRecord, InvitationStatus, InvitationWriteError};
 
 /// How long an invitation lives when the admin names no `expires_in`: a week.
@@ -20,24 +22,16 @@ pub const DEFAULT_INVITATION_TTL_SECS: u64 = 7 * 24 * 60 * 60;
 /// The longest life an invitation may be given: 30 days.
 pub const MAX_INVITATION_TTL_SECS: u64 = 30 * 24 * 60 * 60;
 
-/// A new invitation, as shown once to the admin who created it.
-#[derive(Clone, Serialize)]
+/// A new invitation, as shown once to the admin who created it: the JSON answer carries
+/// the code, `Debug` does not.
+#[derive(Debug, Clone, Serialize)]
 pub struct NewInvitation {
     pub id: String,
-    pub code: String,
+    #[serde(serialize_with = "crate::secret::serialize")]
+    pub code: SecretString,
     pub tenant: String,
     pub created_at: u64,
     pub expires_at: u64,
-}
-
-impl std::fmt::Debug for NewInvitation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewInvitation")
-            .field("id", &self.id)
-            .field("tenant", &self.tenant)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
 }
 
 /// An invitation as listed: never its code.
@@ -115,9 +109,13 @@ impl Auth {
                 "expires_in: expected 1 to {MAX_INVITATION_TTL_SECS} seconds"
             )));
         }
-        let code = random_text(32);
+        let code = random_secret(32);
         let now = self.clock.now();
-        let record = InvitationRecord::new(code_digest(&code), now, now.saturating_add(life));
+        let record = InvitationRecord::new(
+            code_digest(code.expose_secret()),
+            now,
+            now.saturating_add(life),
+        );
         self.store.create_invitation(tenant, &record, now)?;
         self.store.wait_durable().await?;
         let id = record.id;

@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, PoisonError};
 
+use zeroize::Zeroizing;
+
 use super::{Auth, AuthError};
 use crate::config::SigningAlgorithm;
 use crate::store::{KeyRecord, Store, StoreError};
@@ -43,7 +45,7 @@ pub fn load_or_create_key_ring(
         let kid = uuid::Uuid::now_v7().simple().to_string();
         let record = KeyRecord {
             alg: alg.as_str().to_string(),
-            private_key,
+            private_key: private_key.to_string(),
             created_at: now,
             signs_from: now,
             retired_at: None,
@@ -56,7 +58,9 @@ pub fn load_or_create_key_ring(
     let keys = stored
         .into_iter()
         .map(|(kid, record)| {
-            load_signing_key(&kid, alg, &record.private_key, record.signs_from)
+            // Read once into the ring; the PEM text is zeroed as it goes.
+            let private_key = Zeroizing::new(record.private_key);
+            load_signing_key(&kid, alg, &private_key, record.signs_from)
                 .map_err(|source| KeyRingError::Key { kid, source })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -98,7 +102,7 @@ fn new_kid() -> String {
 fn add_key(
     store: &Store,
     alg: SigningAlgorithm,
-    private_key: String,
+    private_key: Zeroizing<String>,
     kid: String,
     now: u64,
     signs_from: u64,
@@ -109,12 +113,14 @@ fn add_key(
     })?;
     let record = KeyRecord {
         alg: alg.as_str().to_string(),
-        private_key,
+        private_key: private_key.to_string(),
         created_at: now,
         signs_from,
         retired_at: None,
     };
-    store.put_signing_key(&kid, &record)?;
+    let written = store.put_signing_key(&kid, &record);
+    drop(Zeroizing::new(record.private_key));
+    written?;
     tracing::info!(%kid, alg = alg.as_str(), signs_from, "signing key added");
     Ok(AddedKey {
         kid,

@@ -41,6 +41,7 @@ pub use verdict::Authenticated;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::{SessionId, UserId};
+use crate::secret::SecretString;
 use crate::store::{Store, StoreError, TenantWriteError, UserRecord, UserWriteError};
 use crate::telemetry::{Metrics, StoreGauges};
 use crate::tokens::{AccessTokens, KeyRing, VerifiedTokenCache};
@@ -118,14 +119,19 @@ impl From<TenantWriteError> for AuthError {
     }
 }
 
-/// A token endpoint's answer (RFC 6749 §5.1 shape).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A token endpoint's answer (RFC 6749 §5.1 shape). The JSON body carries the tokens;
+/// `Debug` shows them redacted.
+#[derive(Debug, Clone, Serialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    #[serde(serialize_with = "crate::secret::serialize")]
+    pub access_token: SecretString,
     pub token_type: &'static str,
     pub expires_in: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::secret::serialize_option"
+    )]
+    pub refresh_token: Option<SecretString>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_expires_in: Option<u64>,
     pub session_id: String,

@@ -5,18 +5,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::rngs::OsRng;
 use rand::RngCore;
+use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use super::{Auth, AuthError};
+use crate::secret::SecretString;
 use crate::store::ServiceRecord;
 
-/// A new credential, as shown once.
+/// A new credential, as shown once: the JSON answer carries the secret, `Debug` does not.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewService {
     pub client_id: String,
-    pub client_secret: String,
+    #[serde(serialize_with = "crate::secret::serialize")]
+    pub client_secret: SecretString,
     pub name: String,
 }
 
@@ -28,11 +32,12 @@ pub struct ServiceView {
     pub created_at: u64,
 }
 
-/// `bytes` random bytes from the OS, base64url without padding.
-pub(super) fn random_text(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
+/// `bytes` random bytes from the OS, base64url without padding: a secret from birth, its
+/// raw bytes zeroed once encoded.
+pub(super) fn random_secret(bytes: usize) -> SecretString {
+    let mut buffer = Zeroizing::new(vec![0u8; bytes]);
     OsRng.fill_bytes(&mut buffer);
-    URL_SAFE_NO_PAD.encode(buffer)
+    URL_SAFE_NO_PAD.encode(&*buffer).into()
 }
 
 impl Auth {
@@ -48,10 +53,10 @@ impl Auth {
             ));
         }
         let client_id = format!("svc_{}", uuid::Uuid::now_v7().simple());
-        let client_secret = random_text(32);
+        let client_secret = random_secret(32);
         let record = ServiceRecord {
             name: name.to_string(),
-            secret_digest: Sha256::digest(client_secret.as_bytes()).into(),
+            secret_digest: Sha256::digest(client_secret.expose_secret().as_bytes()).into(),
             created_at: self.clock.now(),
         };
         self.store.put_service(&client_id, &record)?;

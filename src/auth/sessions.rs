@@ -169,10 +169,10 @@ impl Auth {
         now: u64,
     ) -> TokenResponse {
         TokenResponse {
-            access_token,
+            access_token: access_token.into(),
             token_type: "Bearer",
             expires_in: access_exp.saturating_sub(now),
-            refresh_token: Some(mint_refresh_token(sid, key, session.generation)),
+            refresh_token: Some(mint_refresh_token(sid, key, session.generation).into()),
             refresh_expires_in: Some(session.expires_at.saturating_sub(now)),
             session_id: sid.to_string(),
         }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::{Auth, AuthError};
 use crate::config::OnStale;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
+use crate::secret::SecretString;
 use crate::store::UserStamp;
 use crate::tokens::{AccessClaims, TokenError};
 
@@ -28,7 +29,7 @@ pub struct Authenticated {
     /// The token's claim versions are behind the store's: its holder may re-mint.
     pub stale: bool,
     /// A token re-minted because the presented one was stale (`on_stale = "reissue"`).
-    pub refreshed: Option<String>,
+    pub refreshed: Option<SecretString>,
 }
 
 impl Authenticated {
@@ -148,7 +149,7 @@ impl Auth {
     pub(crate) fn remint_for_session(
         &self,
         caller: &Authenticated,
-    ) -> Result<(String, AccessClaims), AuthError> {
+    ) -> Result<(SecretString, AccessClaims), AuthError> {
         let now = self.clock.now();
         let session = match self.store.session(caller.session_id)? {
             Some(session) if !session.revoked && now < session.expires_at => session,
@@ -170,7 +171,7 @@ impl Auth {
         // is still absent, this mint's `exp` is inside that range; if it is present, the
         // token is never handed out.
         match self.store.session(caller.session_id)? {
-            Some(session) if !session.revoked => Ok((minted.token, minted.claims)),
+            Some(session) if !session.revoked => Ok((minted.token.into(), minted.claims)),
             _ => Err(AuthError::TokenRevoked),
         }
     }

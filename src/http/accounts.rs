@@ -2,6 +2,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -10,6 +11,7 @@ use super::error::ApiError;
 use super::extract::{BearerToken, ClientAddr};
 use super::{resource, with_refreshed_token, AppState};
 use crate::auth::{Registration, TokenResponse};
+use crate::secret::SecretString;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/register").route(web::post().to(register)))
@@ -41,11 +43,11 @@ fn token_answer(response: &TokenResponse) -> HttpResponse {
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
     username: String,
-    password: String,
+    password: SecretString,
     #[serde(default)]
     tenant: Option<String>,
     #[serde(default)]
-    invitation: Option<String>,
+    invitation: Option<SecretString>,
 }
 
 /// Who may register, into which tenant and how often is the flow's business
@@ -69,7 +71,7 @@ async fn register(
                 invitation: body.invitation,
                 roles: Vec::new(),
             },
-            token.as_ref().map(|token| token.0.as_str()),
+            token.as_ref().map(BearerToken::expose),
             client.0,
         )
         .await?;
@@ -80,7 +82,7 @@ async fn register(
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     username: String,
-    password: String,
+    password: SecretString,
 }
 
 async fn login(
@@ -101,7 +103,7 @@ async fn login(
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     #[serde(default)]
-    refresh_token: Option<String>,
+    refresh_token: Option<SecretString>,
 }
 
 /// With a refresh token in the body: a rotated pair. With none, and a Bearer access token
@@ -119,9 +121,9 @@ async fn refresh_token(
         parse_json::<RefreshBody>(&body)?.refresh_token
     };
     let tokens = match refresh {
-        Some(refresh) => state.auth.refresh(&refresh).await?,
+        Some(refresh) => state.auth.refresh(refresh.expose_secret()).await?,
         None => match BearerToken::from_request_optional(&req)? {
-            Some(token) => state.auth.reissue_access(&token.0).await?,
+            Some(token) => state.auth.reissue_access(token.expose()).await?,
             None => {
                 return Err(ApiError::invalid_request(
                     "refresh_token is required, or an Authorization: Bearer access token",
@@ -133,7 +135,7 @@ async fn refresh_token(
 }
 
 async fn logout(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    state.auth.logout(&token.0).await?;
+    state.auth.logout(token.expose()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -141,14 +143,14 @@ async fn logout_all(
     state: web::Data<AppState>,
     token: BearerToken,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.logout_all(&token.0).await?;
+    state.auth.logout_all(token.expose()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    let (user, caller) = state.auth.me(&token.0)?;
+    let (user, caller) = state.auth.me(token.expose())?;
     Ok(
-        with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_deref())
+        with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_ref())
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({ "user": user, "claims": *caller.claims })),
     )
@@ -163,7 +165,7 @@ async fn patch_me(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let (user, token) = state.auth.patch_me(&token.0, &body).await?;
+    let (user, token) = state.auth.patch_me(token.expose(), &body).await?;
     Ok(
         with_refreshed_token(HttpResponse::Ok(), Some(&token.access_token))
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -174,8 +176,8 @@ async fn patch_me(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
-    current_password: String,
-    new_password: String,
+    current_password: SecretString,
+    new_password: SecretString,
 }
 
 async fn change_password(
@@ -187,7 +189,7 @@ async fn change_password(
     let body: PasswordBody = json_body(&req, payload, limit(&state)).await?;
     let tokens = state
         .auth
-        .change_password(&token.0, body.current_password, body.new_password)
+        .change_password(token.expose(), body.current_password, body.new_password)
         .await?;
     Ok(token_answer(&tokens))
 }

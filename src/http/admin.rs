@@ -10,6 +10,7 @@ use super::body::{json_body, parse_json, read_body, require_json_content_type};
 use super::error::ApiError;
 use super::extract::BearerToken;
 use super::{resource, with_refreshed_token, AppState};
+use crate::secret::SecretString;
 
 /// Default page size of `GET /admin/users`.
 const DEFAULT_PAGE: usize = 50;
@@ -58,7 +59,7 @@ fn limit(state: &AppState) -> usize {
 
 /// An admin's answer: never cached, and with the caller's re-minted token when its own
 /// was stale under `on_stale = "reissue"`.
-fn answer(refreshed: Option<&str>) -> actix_web::HttpResponseBuilder {
+fn answer(refreshed: Option<&SecretString>) -> actix_web::HttpResponseBuilder {
     let mut response = with_refreshed_token(HttpResponse::Ok(), refreshed);
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     response
@@ -76,12 +77,12 @@ async fn list_users(
     token: BearerToken,
     page: Result<web::Query<Page>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(&token.0)?;
+    let caller = state.auth.require_admin(token.expose())?;
     let page = page.map_err(|err| ApiError::invalid_request(format!("query: {err}")))?;
     let (users, next) = state
         .auth
         .list_users(page.after.as_deref(), page.limit.unwrap_or(DEFAULT_PAGE))?;
-    Ok(answer(caller.refreshed.as_deref()).json(json!({ "users": users, "next": next })))
+    Ok(answer(caller.refreshed.as_ref()).json(json!({ "users": users, "next": next })))
 }
 
 async fn get_user(
@@ -89,9 +90,9 @@ async fn get_user(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(&token.0)?;
+    let caller = state.auth.require_admin(token.expose())?;
     let (user, sessions) = state.auth.get_user(&id)?;
-    Ok(answer(caller.refreshed.as_deref()).json(json!({ "user": user, "sessions": sessions })))
+    Ok(answer(caller.refreshed.as_ref()).json(json!({ "user": user, "sessions": sessions })))
 }
 
 async fn patch_user(
@@ -101,13 +102,13 @@ async fn patch_user(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(&token.0)?;
+    let caller = state.auth.require_admin(token.expose())?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
     let (user, own_token) = state.auth.patch_user(&caller, &id, &body).await?;
     let refreshed = own_token
         .as_ref()
-        .map(|token| token.access_token.as_str())
-        .or(caller.refreshed.as_deref());
+        .map(|token| &token.access_token)
+        .or(caller.refreshed.as_ref());
     let body = match &own_token {
         Some(token) => json!({ "user": user, "token": token }),
         None => json!({ "user": user }),
@@ -120,7 +121,7 @@ async fn delete_user(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(&token.0)?;
+    let caller = state.auth.require_admin(token.expose())?;
     state.auth.delete_user(&caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -130,7 +131,7 @@ async fn revoke_user(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(&token.0)?;
+    state.auth.require_admin(token.expose())?;
     state.auth.revoke_user(&id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -139,9 +140,9 @@ async fn list_tenants(
     state: web::Data<AppState>,
     token: BearerToken,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(&token.0)?;
+    let caller = state.auth.require_admin(token.expose())?;
     let tenants = state.auth.list_tenants()?;
-    Ok(answer(caller.refreshed.as_deref()).json(json!({ "tenants": tenants })))
+    Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenants": tenants })))
 }
 
 async fn create_tenant(
@@ -150,11 +151,11 @@ async fn create_tenant(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(&token.0)?;
+    let caller = state.auth.require_admin(token.expose())?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
     let tenant = state.auth.create_tenant(&body).await?;
     Ok(
-        with_refreshed_token(HttpResponse::Created(), caller.refreshed.as_deref())
+        with_refreshed_token(HttpResponse::Created(), caller.refreshed.as_ref())
             .json(json!({ "tenant": tenant })),
     )
 }
@@ -164,9 +165,9 @@ async fn get_tenant(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(&token.0)?;
+    let caller = state.auth.require_admin(token.expose())?;
     let tenant = state.auth.get_tenant(&id)?;
-    Ok(answer(caller.refreshed.as_deref()).json(json!({ "tenant": tenant })))
+    Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenant": tenant })))
 }
 
 async fn patch_tenant(
@@ -176,10 +177,10 @@ async fn patch_tenant(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(&token.0)?;
+    let caller = state.auth.require_admin(token.expose())?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
     let tenant = state.auth.patch_tenant(&id, &body).await?;
-    Ok(answer(caller.refreshed.as_deref()).json(json!({ "tenant": tenant })))
+    Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenant": tenant })))
 }
 
 async fn delete_tenant(
@@ -187,7 +188,7 @@ async fn delete_tenant(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(&token.0)?;
+    state.auth.require_admin(token.expose())?;
     state.auth.delete_tenant(&id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -209,7 +210,7 @@ async fn create_invitation(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(&token.0)?;
+    let caller = state.auth.require_admin(token.expose())?;
     let body = read_body(payload, limit(&state)).await?;
     let request: InvitationBody = if body.iter().all(u8::is_ascii_whitespace) {
         InvitationBody::default()
@@ -222,7 +223,7 @@ async fn create_invitation(
         .create_invitation(&id, request.expires_in)
         .await?;
     Ok(
-        with_refreshed_token(HttpResponse::Created(), caller.refreshed.as_deref())
+        with_refreshed_token(HttpResponse::Created(), caller.refreshed.as_ref())
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({ "invitation": invitation })),
     )
@@ -233,9 +234,9 @@ async fn list_invitations(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(&token.0)?;
+    let caller = state.auth.require_admin(token.expose())?;
     let invitations = state.auth.list_invitations(&id)?;
-    Ok(answer(caller.refreshed.as_deref()).json(json!({ "invitations": invitations })))
+    Ok(answer(caller.refreshed.as_ref()).json(json!({ "invitations": invitations })))
 }
 
 async fn revoke_invitation(
@@ -243,7 +244,7 @@ async fn revoke_invitation(
     token: BearerToken,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(&token.0)?;
+    state.auth.require_admin(token.expose())?;
     let (tenant, invitation) = path.into_inner();
     state.auth.revoke_invitation(&tenant, &invitation).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -264,7 +265,7 @@ async fn rotate_key(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(&token.0)?;
+    state.auth.require_admin(token.expose())?;
     let body = read_body(payload, limit(&state)).await?;
     let request: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
@@ -288,7 +289,7 @@ async fn create_service(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(&token.0)?;
+    state.auth.require_admin(token.expose())?;
     let body: ServiceBody = json_body(&req, payload, limit(&state)).await?;
     let created = state.auth.create_service(&body.name).await?;
     Ok(HttpResponse::Created()
@@ -300,7 +301,7 @@ async fn list_services(
     state: web::Data<AppState>,
     token: BearerToken,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(&token.0)?;
+    state.auth.require_admin(token.expose())?;
     Ok(answer(None).json(json!({ "services": state.auth.list_services()? })))
 }
 
@@ -309,7 +310,7 @@ async fn delete_service(
     token: BearerToken,
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(&token.0)?;
+    state.auth.require_admin(token.expose())?;
     state.auth.delete_service(&client_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

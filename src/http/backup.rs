@@ -19,7 +19,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn backup(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(&token.0)?;
+    state.auth.require_admin(token.expose())?;
     let (file, summary) = state.auth.export_backup().await?;
     let file = tokio::fs::File::from_std(file);
     let body = stream::unfold(Some(file), |file| async move {

@@ -8,16 +8,30 @@ use std::net::IpAddr;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use secrecy::ExposeSecret as _;
 
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::AuthError;
+use crate::secret::SecretString;
 use crate::tokens::access::MAX_ACCESS_TOKEN_BYTES;
 
-/// The access token from `Authorization: Bearer <token>`, shape-checked only.
-pub struct BearerToken(pub String);
+/// The access token from `Authorization: Bearer <token>`, shape-checked only. A secret:
+/// it never prints.
+#[derive(Debug)]
+pub struct BearerToken(SecretString);
 
 impl BearerToken {
+    /// The token's text, for verification.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The token as a secret, for a caller that keeps it.
+    pub fn into_secret(self) -> SecretString {
+        self.0
+    }
+
     /// Reads the header: `Ok(None)` when absent.
     ///
     /// # Errors
@@ -46,7 +60,7 @@ impl BearerToken {
         if token.is_empty() || token.contains(' ') {
             return Err(invalid("malformed bearer token"));
         }
-        Ok(Some(BearerToken(token.to_string())))
+        Ok(Some(BearerToken(token.into())))
     }
 }
 

@@ -4,11 +4,13 @@
 //! the verified token and the store, never echoed from the request.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret as _;
 
 use super::error::ApiError;
 use super::extract::BearerToken;
 use super::{resource, with_refreshed_token, AppState};
 use crate::auth::{AuthError, Freshness};
+use crate::secret::SecretString;
 
 /// The cookie a browser-facing deployment may carry the access token in.
 pub const ACCESS_TOKEN_COOKIE: &str = "access_token";
@@ -18,21 +20,23 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/verify").route(web::route().to(verify)));
 }
 
-fn presented_token(req: &HttpRequest) -> Result<String, ApiError> {
+fn presented_token(req: &HttpRequest) -> Result<SecretString, ApiError> {
     if let Some(bearer) = BearerToken::from_request_optional(req)? {
-        return Ok(bearer.0);
+        return Ok(bearer.into_secret());
     }
     match req.cookie(ACCESS_TOKEN_COOKIE) {
-        Some(cookie) if !cookie.value().is_empty() => Ok(cookie.value().to_string()),
+        Some(cookie) if !cookie.value().is_empty() => Ok(cookie.value().into()),
         _ => Err(AuthError::TokenMissing.into()),
     }
 }
 
 async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let token = presented_token(&req)?;
-    let caller = state.auth.authenticate(&token, Freshness::Current)?;
+    let caller = state
+        .auth
+        .authenticate(token.expose_secret(), Freshness::Current)?;
     let claims = &caller.claims;
-    let mut response = with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_deref());
+    let mut response = with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_ref());
     response
         .insert_header(("x-auth-user", claims.sub.as_str()))
         .insert_header(("x-auth-username", percent_encode(&caller.stamp.username)))

@@ -20,8 +20,10 @@ use actix_web::body::EitherBody;
 use actix_web::dev::{Service as _, ServiceResponse};
 use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::{web, App, HttpResponse};
+use secrecy::ExposeSecret as _;
 
 use crate::auth::Auth;
+use crate::secret::SecretString;
 use crate::telemetry::Metrics;
 use error::ApiError;
 
@@ -50,10 +52,10 @@ pub const REFRESHED_TOKEN_HEADER: &str = "x-refreshed-token";
 /// Adds `X-Refreshed-Token` when a new token was minted for the caller.
 pub(crate) fn with_refreshed_token(
     mut response: actix_web::HttpResponseBuilder,
-    token: Option<&str>,
+    token: Option<&SecretString>,
 ) -> actix_web::HttpResponseBuilder {
     if let Some(token) = token {
-        response.insert_header((REFRESHED_TOKEN_HEADER, token.to_string()));
+        response.insert_header((REFRESHED_TOKEN_HEADER, token.expose_secret().to_string()));
     }
     response
 }

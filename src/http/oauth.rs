@@ -49,7 +49,7 @@ fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
     let (scheme, credentials) = text.split_once(' ').unwrap_or((text, ""));
     if scheme.eq_ignore_ascii_case("bearer") {
         let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
-        state.auth.require_admin(&bearer.0)?;
+        state.auth.require_admin(bearer.expose())?;
         return Ok(Client::Admin);
     }
     if !scheme.eq_ignore_ascii_case("basic") {

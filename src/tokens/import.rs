@@ -1,10 +1,13 @@
 //! Importing private keys made elsewhere (`claimd keys import`): PKCS#8 PEM, PKCS#1 RSA
 //! PEM, SEC1 EC PEM, or a private JWK, turned into the stored form (PKCS#8 PEM, or the
-//! base64url secret for HS256).
+//! base64url secret for HS256). Every buffer of ours that holds the key on the way (the
+//! decoded JWK members, the PEM) is zeroed when dropped, and so are the JWK's own members
+//! once read.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::Value;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use super::keys::{load_signing_key, KeyError};
 use crate::config::SigningAlgorithm;
@@ -17,7 +20,7 @@ use crate::config::SigningAlgorithm;
 pub fn private_key_from_text(
     alg: SigningAlgorithm,
     text: &str,
-) -> Result<(String, Option<String>), KeyError> {
+) -> Result<(Zeroizing<String>, Option<String>), KeyError> {
     use ed25519_dalek::pkcs8::EncodePrivateKey as _;
     let text = text.trim();
     let invalid = |reason: &dyn std::fmt::Display| KeyError::Invalid {
@@ -25,13 +28,15 @@ pub fn private_key_from_text(
         reason: reason.to_string(),
     };
     let (stored, kid) = if text.starts_with('{') {
-        let jwk: Value = serde_json::from_str(text).map_err(|err| invalid(&err))?;
-        let member = |name: &str| -> Result<Vec<u8>, KeyError> {
+        let jwk = JwkText(serde_json::from_str(text).map_err(|err| invalid(&err))?);
+        let jwk = &jwk.0;
+        let member = |name: &str| -> Result<Zeroizing<Vec<u8>>, KeyError> {
             let encoded = jwk[name]
                 .as_str()
                 .ok_or_else(|| invalid(&format!("JWK member `{name}` is missing")))?;
             URL_SAFE_NO_PAD
                 .decode(encoded.trim_end_matches('='))
+                .map(Zeroizing::new)
                 .map_err(|err| invalid(&err))
         };
         let expect = |kty: &str, crv: Option<&str>| -> Result<(), KeyError> {
@@ -46,13 +51,15 @@ pub fn private_key_from_text(
         let pem = match alg {
             SigningAlgorithm::EdDSA => {
                 expect("OKP", Some("Ed25519"))?;
-                let d: [u8; 32] = member("d")?
-                    .try_into()
-                    .map_err(|_| invalid(&"`d` must be 32 bytes"))?;
+                let d = member("d")?;
+                let d: Zeroizing<[u8; 32]> = Zeroizing::new(
+                    d.as_slice()
+                        .try_into()
+                        .map_err(|_| invalid(&"`d` must be 32 bytes"))?,
+                );
                 ed25519_dalek::SigningKey::from_bytes(&d)
                     .to_pkcs8_pem(Default::default())
                     .map_err(|err| invalid(&err))?
-                    .to_string()
             }
             SigningAlgorithm::ES256 => {
                 expect("EC", Some("P-256"))?;
@@ -60,7 +67,6 @@ pub fn private_key_from_text(
                     .map_err(|err| invalid(&err))?
                     .to_pkcs8_pem(Default::default())
                     .map_err(|err| invalid(&err))?
-                    .to_string()
             }
             SigningAlgorithm::RS256 => {
                 expect("RSA", None)?;
@@ -75,11 +81,10 @@ pub fn private_key_from_text(
                 .map_err(|err| invalid(&err))?
                 .to_pkcs8_pem(Default::default())
                 .map_err(|err| invalid(&err))?
-                .to_string()
             }
             SigningAlgorithm::HS256 => {
                 expect("oct", None)?;
-                URL_SAFE_NO_PAD.encode(member("k")?)
+                Zeroizing::new(URL_SAFE_NO_PAD.encode(member("k")?.as_slice()))
             }
         };
         (pem, jwk["kid"].as_str().map(str::to_string))
@@ -88,23 +93,37 @@ pub fn private_key_from_text(
         let key = rsa::RsaPrivateKey::from_pkcs1_pem(text).map_err(|err| invalid(&err))?;
         (
             key.to_pkcs8_pem(Default::default())
-                .map_err(|err| invalid(&err))?
-                .to_string(),
+                .map_err(|err| invalid(&err))?,
             None,
         )
     } else if alg == SigningAlgorithm::ES256 && text.contains("BEGIN EC PRIVATE KEY") {
         let key = p256::SecretKey::from_sec1_pem(text).map_err(|err| invalid(&err))?;
         (
             key.to_pkcs8_pem(Default::default())
-                .map_err(|err| invalid(&err))?
-                .to_string(),
+                .map_err(|err| invalid(&err))?,
             None,
         )
     } else {
-        (text.to_string(), None)
+        (Zeroizing::new(text.to_string()), None)
     };
     load_signing_key("import", alg, &stored, 0)?;
     Ok((stored, kid))
+}
+
+/// A parsed JWK whose string members (the private ones among them) are zeroed when it is
+/// dropped.
+struct JwkText(Value);
+
+impl Drop for JwkText {
+    fn drop(&mut self) {
+        if let Value::Object(members) = &mut self.0 {
+            for value in members.values_mut() {
+                if let Value::String(text) = value {
+                    text.zeroize();
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //!
 //! Private keys are PKCS#8 PEM (HS256: a base64url secret). They are parsed here with the
 //! RustCrypto crates, which also give the public parts for the JWKS, and handed to
-//! jsonwebtoken as DER.
+//! jsonwebtoken as DER. Every buffer of ours that holds private key material (the PEM text,
+//! the DER, an HS256 secret) is zeroed when dropped (`Zeroizing`, or the RustCrypto types'
+//! own zeroize-on-drop); the copies inside jsonwebtoken's `EncodingKey` are its own.
 
 use std::collections::HashMap;
 
@@ -13,6 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use crate::config::SigningAlgorithm;
 
@@ -62,31 +65,29 @@ pub fn jwt_algorithm(alg: SigningAlgorithm) -> Algorithm {
     }
 }
 
-/// Generates a new private key for `alg`, in the stored form.
+/// Generates a new private key for `alg`, in the stored form, in a buffer zeroed when
+/// dropped.
 ///
 /// # Errors
 /// The RNG or encoder failed.
-pub fn generate_private_key(alg: SigningAlgorithm) -> Result<String, KeyError> {
+pub fn generate_private_key(alg: SigningAlgorithm) -> Result<Zeroizing<String>, KeyError> {
     use ed25519_dalek::pkcs8::EncodePrivateKey as _;
     let failed = |err: &dyn std::fmt::Display| KeyError::Generation(err.to_string());
     let pem = match alg {
         SigningAlgorithm::EdDSA => ed25519_dalek::SigningKey::generate(&mut OsRng)
             .to_pkcs8_pem(Default::default())
-            .map_err(|err| failed(&err))?
-            .to_string(),
+            .map_err(|err| failed(&err))?,
         SigningAlgorithm::ES256 => p256::SecretKey::random(&mut OsRng)
             .to_pkcs8_pem(Default::default())
-            .map_err(|err| failed(&err))?
-            .to_string(),
+            .map_err(|err| failed(&err))?,
         SigningAlgorithm::RS256 => rsa::RsaPrivateKey::new(&mut OsRng, 2048)
             .map_err(|err| failed(&err))?
             .to_pkcs8_pem(Default::default())
-            .map_err(|err| failed(&err))?
-            .to_string(),
+            .map_err(|err| failed(&err))?,
         SigningAlgorithm::HS256 => {
-            let mut secret = [0u8; 64];
-            OsRng.fill_bytes(&mut secret);
-            URL_SAFE_NO_PAD.encode(secret)
+            let mut secret = Zeroizing::new([0u8; 64]);
+            OsRng.fill_bytes(&mut *secret);
+            Zeroizing::new(URL_SAFE_NO_PAD.encode(secret.as_slice()))
         }
     };
     Ok(pem)
@@ -155,9 +156,11 @@ pub fn load_signing_key(
             )
         }
         SigningAlgorithm::HS256 => {
-            let secret = URL_SAFE_NO_PAD
-                .decode(private_key.trim())
-                .map_err(|err| invalid(&err))?;
+            let secret = Zeroizing::new(
+                URL_SAFE_NO_PAD
+                    .decode(private_key.trim())
+                    .map_err(|err| invalid(&err))?,
+            );
             if secret.len() < 32 {
                 return Err(invalid(&"HS256 secrets must be at least 32 bytes"));
             }

@@ -6,10 +6,12 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::domain::SessionId;
 
@@ -18,16 +20,17 @@ type HmacSha256 = Hmac<Sha256>;
 /// Longest refresh token we look at: a uuid, a u64, a 43-character MAC and two dots.
 pub const MAX_REFRESH_TOKEN_LEN: usize = 36 + 1 + 20 + 1 + 43;
 
-/// A session's MAC key. It never prints.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A session's MAC key. It never prints, and its bytes are zeroed when it is dropped (the
+/// copy in the session record belongs to the store).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SessionKey([u8; 32]);
 
 impl SessionKey {
     /// 32 fresh random bytes.
     pub fn generate() -> SessionKey {
-        let mut key = [0u8; 32];
-        OsRng.fill_bytes(&mut key);
-        SessionKey(key)
+        let mut key = SessionKey([0u8; 32]);
+        OsRng.fill_bytes(&mut key.0);
+        key
     }
 
     /// Wraps a key read from the store.
@@ -36,13 +39,18 @@ impl SessionKey {
     }
 
     /// The bytes, for storing.
-    pub fn to_bytes(self) -> [u8; 32] {
+    pub fn to_bytes(&self) -> [u8; 32] {
         self.0
     }
 
+    /// HMAC-SHA256 keyed with this key. A key shorter than SHA-256's 64-byte block is
+    /// zero-padded to it (RFC 2104 §2), so padding it here gives the very same MAC as
+    /// keying with the 32 bytes, through the constructor that takes a block-sized key
+    /// and so cannot fail.
     fn mac(&self) -> HmacSha256 {
-        // HMAC takes keys of any length: this cannot fail for 32 bytes.
-        <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
+        let mut block = Zeroizing::new(hmac::digest::Key::<HmacSha256>::default());
+        block[..self.0.len()].copy_from_slice(&self.0);
+        <HmacSha256 as KeyInit>::new(&block)
     }
 }
 
@@ -140,6 +148,19 @@ mod tests {
         ] {
             assert!(PresentedRefreshToken::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_padded_key_gives_the_mac_of_the_key_itself() {
+        let key = SessionKey::generate();
+        let mut plain = <HmacSha256 as Mac>::new_from_slice(&key.to_bytes()).unwrap();
+        let mut padded = key.mac();
+        plain.update(b"generation");
+        padded.update(b"generation");
+        assert_eq!(
+            plain.finalize().into_bytes(),
+            padded.finalize().into_bytes()
+        );
     }
 
     #[test]

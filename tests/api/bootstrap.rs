@@ -40,7 +40,7 @@ fn stop(server: ClaimdProcess) {
 async fn bootstrap_settings_create_an_admin_in_process() {
     let app = spawn_app_with(|s| {
         s.bootstrap.admin_username = Some("root".to_string());
-        s.bootstrap.admin_password = Some(FIRST_PASSWORD.to_string());
+        s.bootstrap.admin_password = Some(FIRST_PASSWORD.into());
     })
     .await;
 

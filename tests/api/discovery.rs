@@ -234,7 +234,7 @@ async fn pyjwt_verifies_tokens_before_and_after_a_rotation() {
     }
     let app = spawn_app_on_issuer(|s| {
         s.bootstrap.admin_username = Some(ADMIN.to_string());
-        s.bootstrap.admin_password = Some(ADMIN_PASSWORD.to_string());
+        s.bootstrap.admin_password = Some(ADMIN_PASSWORD.into());
     })
     .await;
     let admin = app.login_ok(ADMIN, ADMIN_PASSWORD).await;

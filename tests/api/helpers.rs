@@ -932,7 +932,7 @@ pub const ADMIN_PASSWORD: &str = "the admin's own passphrase";
 pub async fn spawn_app_with_admin(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Tokens) {
     let app = spawn_app_with(|s| {
         s.bootstrap.admin_username = Some(ADMIN.to_string());
-        s.bootstrap.admin_password = Some(ADMIN_PASSWORD.to_string());
+        s.bootstrap.admin_password = Some(ADMIN_PASSWORD.into());
         tweak(s);
     })
     .await;
