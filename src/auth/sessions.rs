@@ -100,6 +100,18 @@ impl Auth {
         Ok(MintedAccess { token, exp, claims })
     }
 
+    /// A rotation from `from_generation` now, carrying a new access token.
+    fn rotation(&self, from_generation: u64, access_token: &str, access_expires: u64) -> Rotation {
+        let at_ms = self.clock.now_ms();
+        Rotation {
+            from_generation,
+            access_token: access_token.to_string(),
+            access_expires,
+            at: at_ms / 1000,
+            at_ms,
+        }
+    }
+
     /// Starts a session for a user who just proved who they are. Durable on return.
     pub(crate) async fn start_session(
         &self,
@@ -240,13 +252,7 @@ impl Auth {
             } = self
                 .mint_access(user_id, &user, sid, session.expires_at, now)
                 .map_err(|err| (err, Refused))?;
-            let rotation = Rotation {
-                from_generation: token.generation,
-                access_token: access_token.clone(),
-                access_expires: access_exp,
-                at: now,
-                at_ms: self.clock.now_ms(),
-            };
+            let rotation = self.rotation(token.generation, &access_token, access_exp);
             // Under the session's lock nothing else rotates it, so `None` means it was
             // revoked or removed meanwhile.
             let session = self
@@ -542,13 +548,7 @@ impl Auth {
             exp: access_exp,
             ..
         } = self.mint_access(caller.user_id, user, sid, session.expires_at, now)?;
-        let rotation = Rotation {
-            from_generation: session.generation,
-            access_token: access_token.clone(),
-            access_expires: access_exp,
-            at: now,
-            at_ms: self.clock.now_ms(),
-        };
+        let rotation = self.rotation(session.generation, &access_token, access_exp);
         let session = self
             .store
             .rotate_session(sid, &rotation)?
