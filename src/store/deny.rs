@@ -486,8 +486,65 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::clock::ManualClock;
     use crate::store::test_store as store;
+    use crate::store::MAX_LEEWAY_SECONDS;
+
+    /// Where the manual clocks below start: the first second of a minute, so bucket
+    /// boundaries fall on round offsets from it, and years before the system clock, so a
+    /// part reading the system clock instead of the store's shows.
+    const T0: u64 = 1_500_000_000;
+
+    /// A store opened on a manual clock reading [`T0`]. The clock is the one source of every
+    /// `now` the tests hand the deny list; they move it between steps.
+    ///
+    /// The scan of the deny buckets that starts at open is stopped first: it opens every
+    /// bucket it listed, and sled's `open_tree` creates again, empty, one that eviction
+    /// dropped in between, which the checks of what is left on disk would see.
+    fn store_on_clock() -> (tempfile::TempDir, Store, ManualClock) {
+        let clock = ManualClock::starting_at(T0);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
+        store.stop_scan();
+        (dir, store, clock)
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// One eviction pass at the clock's time.
+    fn evict_now(store: &Store, clock: &ManualClock, leeway: u64) -> DenyEviction {
+        store
+            .engine()
+            .unwrap()
+            .deny
+            .evict(clock.now(), leeway)
+            .unwrap()
+    }
+
+    /// The bucket trees on disk, by the first second their names give.
+    fn bucket_starts(store: &Store) -> Vec<u64> {
+        let mut starts: Vec<u64> = store
+            .engine()
+            .unwrap()
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|name| {
+                std::str::from_utf8(name)
+                    .ok()?
+                    .strip_prefix(TREE_PREFIX)?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        starts.sort_unstable();
+        starts
+    }
 
     #[test]
     fn a_token_entry_is_found_under_its_exp_only() {
@@ -688,13 +745,13 @@ mod tests {
     #[test]
     fn a_schema_1_deny_list_moves_into_buckets() {
         let dir = tempfile::tempdir().unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        // The migration reads the store's clock; on the system clock, years later, it
+        // would find every entry here long dead.
+        let clock = ManualClock::starting_at(T0);
+        let now = clock.now();
         {
             // Write what a schema-1 claimd left: one `deny` tree with values `exp + leeway`.
-            let store = Store::open(dir.path(), 4).unwrap();
+            let store = Store::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
             let meta = store.engine().unwrap().db.open_tree("meta").unwrap();
             meta.insert("schema_version", &codec::encode_u64(1))
                 .unwrap();
@@ -712,7 +769,7 @@ mod tests {
             store.close();
         }
 
-        let store = Store::open(dir.path(), 4).unwrap();
+        let store = Store::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
 
         assert!(store
             .is_denied(DenyKind::Token, &[1; 16], now + 590)
@@ -773,5 +830,154 @@ mod tests {
         assert!(store.is_denied(DenyKind::Token, &[3; 16], 2_000).unwrap());
         assert!(!store.is_denied(DenyKind::Token, &[9; 16], 2_000).unwrap());
         assert_eq!(store.deny_entries(), 1);
+    }
+
+    #[test]
+    fn an_entry_is_filed_in_the_bucket_of_the_minute_of_its_exp() {
+        let (_dir, store, clock) = store_on_clock();
+        let now = clock.now();
+        // The first and last second of this minute, the first of the next, the last of the
+        // one before.
+        let tokens = [(1, now), (2, now + 59), (3, now + 60), (4, now - 1)];
+
+        for (id, exp) in tokens {
+            assert!(store.deny(DenyKind::Token, &[id; 16], exp..=exp).unwrap());
+        }
+
+        assert_eq!(bucket_starts(&store), vec![now - 60, now, now + 60]);
+        assert_eq!(store.deny_buckets(), 3);
+        assert_eq!(store.deny_entries(), 4);
+        for (id, exp) in tokens {
+            assert!(store.is_denied(DenyKind::Token, &[id; 16], exp).unwrap());
+        }
+    }
+
+    #[test]
+    fn an_entry_counts_until_exp_plus_leeway_and_stays_denied_after() {
+        let (_dir, store, clock) = store_on_clock();
+        let leeway = 10;
+        let exp = clock.now() + 30;
+        store.deny(DenyKind::Token, &[1; 16], exp..=exp).unwrap();
+
+        // At exp + leeway its token still verifies: the entry counts.
+        clock.advance(secs(30 + leeway));
+        let report = evict_now(&store, &clock, leeway);
+        assert_eq!(
+            (report.expired, report.next_expiry),
+            (0, Some(exp + leeway))
+        );
+        assert_eq!(store.deny_entries(), 1);
+
+        // One second later nothing it denies can verify: it leaves the gauge...
+        clock.advance(secs(1));
+        let report = evict_now(&store, &clock, leeway);
+        assert_eq!((report.expired, report.next_expiry), (1, None));
+        assert_eq!(store.deny_entries(), 0);
+        // ...but not the disk: a restart with a larger leeway must still refuse the token.
+        assert_eq!(report.buckets_dropped, 0);
+        assert!(store.is_denied(DenyKind::Token, &[1; 16], exp).unwrap());
+    }
+
+    #[test]
+    fn a_bucket_is_dropped_past_the_largest_leeway_whatever_the_configured_one() {
+        let (_dir, store, clock) = store_on_clock();
+        // The bucket of this minute, `now..=now + 59`.
+        let exp = clock.now() + 5;
+        let last_second = clock.now() + 59;
+        store.deny(DenyKind::Token, &[1; 16], exp..=exp).unwrap();
+
+        clock.advance(secs(last_second + MAX_LEEWAY_SECONDS - clock.now()));
+        for leeway in [0, 30, MAX_LEEWAY_SECONDS] {
+            let report = evict_now(&store, &clock, leeway);
+            assert_eq!(report.buckets_dropped, 0, "leeway {leeway}");
+        }
+        assert!(store.is_denied(DenyKind::Token, &[1; 16], exp).unwrap());
+
+        clock.advance(secs(1));
+        let report = evict_now(&store, &clock, 0);
+        assert_eq!(report.buckets_dropped, 1);
+        assert_eq!(store.deny_buckets(), 0);
+        assert!(bucket_starts(&store).is_empty());
+        assert!(!store.is_denied(DenyKind::Token, &[1; 16], exp).unwrap());
+    }
+
+    #[test]
+    fn each_pass_forgets_what_is_past_and_names_the_next_expiry() {
+        let (_dir, store, clock) = store_on_clock();
+        let leeway = 5;
+        let now = clock.now();
+        store
+            .deny(DenyKind::Token, &[1; 16], now + 100..=now + 100)
+            .unwrap();
+        store
+            .deny(DenyKind::Token, &[2; 16], now + 40..=now + 40)
+            .unwrap();
+        store
+            .deny(DenyKind::Token, &[3; 16], now + 40..=now + 40)
+            .unwrap();
+        // A session entry is counted once, at the last `exp` it covers.
+        store
+            .deny(DenyKind::Session, &[4; 16], now - 300..=now + 200)
+            .unwrap();
+
+        let mut passes = Vec::new();
+        for step in [0, 46, 60, 100] {
+            clock.advance(secs(step));
+            let report = evict_now(&store, &clock, leeway);
+            passes.push((report.expired, report.next_expiry, store.deny_entries()));
+        }
+
+        assert_eq!(
+            passes,
+            vec![
+                (0, Some(now + 45), 4),
+                (2, Some(now + 105), 2),
+                (1, Some(now + 205), 1),
+                (1, None, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_revoked_session_stays_denied_for_every_exp_still_accepted_as_time_passes() {
+        let (_dir, store, clock) = store_on_clock();
+        let leeway = 30;
+        let revoked_at = clock.now();
+        // As a revocation writes it: from the earliest `exp` any leeway accepts to the last
+        // one the session could have minted.
+        let last_exp = revoked_at + 900;
+        store
+            .deny(
+                DenyKind::Session,
+                &[7; 16],
+                revoked_at - MAX_LEEWAY_SECONDS..=last_exp,
+            )
+            .unwrap();
+
+        while clock.now() <= last_exp + MAX_LEEWAY_SECONDS + BUCKET_SECONDS {
+            clock.advance(secs(60));
+            let now = clock.now();
+            evict_now(&store, &clock, leeway);
+
+            for exp in (now.saturating_sub(MAX_LEEWAY_SECONDS)..=last_exp).step_by(7) {
+                assert!(
+                    store.is_revoked(&[0; 16], &[7; 16], exp).unwrap(),
+                    "exp {exp} at {now}"
+                );
+            }
+            assert_eq!(
+                store.deny_entries(),
+                i64::from(now <= last_exp + leeway),
+                "gauge at {now}"
+            );
+            // No bucket stays whose every `exp` is past the largest leeway.
+            for start in bucket_starts(&store) {
+                assert!(
+                    start + BUCKET_SECONDS - 1 + MAX_LEEWAY_SECONDS >= now,
+                    "bucket {start} kept at {now}"
+                );
+            }
+        }
+        assert_eq!(store.deny_buckets(), 0);
     }
 }

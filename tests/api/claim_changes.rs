@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     allow_plans, assert_no_secret_fields, assert_problem, assert_token_error, header_str,
-    json_response, jwt_claims, refresh_parts, refreshed_response, sleep_until_past, spawn_app,
+    json_response, jwt_claims, refresh_parts, refreshed_response, spawn_app, spawn_app_on_clock,
     spawn_app_with, token_response, TestApp, PASSWORD, TEST_PLANS,
 };
 
@@ -471,7 +471,7 @@ async fn stale_token_remints_current_claims_for_its_session() {
 #[tokio::test]
 async fn stale_remint_never_outlives_a_short_session() {
     // Access tokens would live longer than the session: the re-mint must be capped.
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_clock(|s| {
         s.tokens.access_ttl = Duration::from_secs(60);
         s.tokens.refresh_ttl = Duration::from_secs(60);
     })
@@ -479,7 +479,8 @@ async fn stale_remint_never_outlives_a_short_session() {
     let (_, first) = app.signed_up("alice").await;
     let second = app.login_ok("alice", PASSWORD).await;
     let login_iat = second.claims()["iat"].as_u64().unwrap();
-    sleep_until_past(login_iat + 1, 100).await;
+    // Two seconds on, an uncapped exp would be at least login_iat + 62.
+    app.advance_until_past(login_iat + 2, 100);
     refreshed_response(
         app.patch_me(&first.access_token, &json!({"plan": "premium"}))
             .await,

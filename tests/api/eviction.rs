@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    assert_problem, assert_token_error_any, metric_sum, now_unix, spawn_app_with, TestApp,
+    assert_problem, assert_token_error_any, metric_sum, now_unix, spawn_app_on_clock,
+    spawn_app_with, TestApp,
 };
 
 async fn short_lived_app() -> TestApp {
@@ -18,6 +19,21 @@ async fn short_lived_app() -> TestApp {
     .await
 }
 
+/// As [`short_lived_app`] on a manual clock, its eviction pass every 100 ms of real time (the least allowed):
+/// what a pass evicts depends only on how far the test moves the clock.
+async fn short_lived_app_on_clock() -> TestApp {
+    spawn_app_on_clock(|s| {
+        s.tokens.access_ttl = Duration::from_secs(2);
+        s.tokens.leeway = Duration::from_secs(0);
+        s.eviction.interval = Duration::from_millis(100);
+    })
+    .await
+}
+
+/// How much time the tests let pass for a logout's deny entries to become due: well past
+/// the last `exp` a token of the session could have been given.
+const EXPIRY_WAIT: Duration = Duration::from_secs(10);
+
 /// Polls `/metrics` (bounded) until `done` holds; returns the last text.
 async fn poll_metrics(app: &TestApp, limit: Duration, done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + limit;
@@ -26,13 +42,13 @@ async fn poll_metrics(app: &TestApp, limit: Duration, done: impl Fn(&str) -> boo
         if done(&text) || Instant::now() >= deadline {
             return text;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 #[tokio::test]
 async fn logout_adds_deny_entries_that_are_evicted_after_expiry() {
-    let app = short_lived_app().await;
+    let app = short_lived_app_on_clock().await;
     let (_, login) = app.signed_up("alice").await;
     let before = app.metrics_text().await;
     let evictions_before = metric_sum(&before, "claimd_evictions_total", &[]);
@@ -46,6 +62,7 @@ async fn logout_adds_deny_entries_that_are_evicted_after_expiry() {
     let entries = metric_sum(&after_logout, "claimd_deny_entries", &[]);
     assert!(entries > 0.0, "deny entries after logout: {entries}");
 
+    app.advance(EXPIRY_WAIT);
     let text = poll_metrics(&app, Duration::from_secs(10), |t| {
         metric_sum(t, "claimd_deny_entries", &[]) == 0.0
     })
@@ -64,12 +81,13 @@ async fn logout_adds_deny_entries_that_are_evicted_after_expiry() {
 
 #[tokio::test]
 async fn evicted_entries_do_not_bring_revoked_tokens_back() {
-    let app = short_lived_app().await;
+    let app = short_lived_app_on_clock().await;
     let (_, login) = app.signed_up("alice").await;
     assert_eq!(
         app.logout(&login.access_token).await.status(),
         StatusCode::NO_CONTENT
     );
+    app.advance(EXPIRY_WAIT);
 
     poll_metrics(&app, Duration::from_secs(10), |t| {
         metric_sum(t, "claimd_deny_entries", &[]) == 0.0
@@ -86,13 +104,14 @@ async fn evicted_entries_do_not_bring_revoked_tokens_back() {
 
 #[tokio::test]
 async fn unrevoked_sessions_survive_eviction_runs() {
-    let app = short_lived_app().await;
+    let app = short_lived_app_on_clock().await;
     let (_, revoked) = app.signed_up("alice").await;
     let (_, kept) = app.signed_up("bob").await;
     assert_eq!(
         app.logout(&revoked.access_token).await.status(),
         StatusCode::NO_CONTENT
     );
+    app.advance(EXPIRY_WAIT);
 
     poll_metrics(&app, Duration::from_secs(10), |t| {
         metric_sum(t, "claimd_evictions_total", &[]) > 0.0

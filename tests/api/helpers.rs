@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use claimd::clock::Clock;
+use claimd::clock::{Clock, ManualClock};
 use claimd::config::Settings;
 use claimd::startup::Application;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
@@ -42,6 +42,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Kept alive for the in-process server's lifetime; `None` when the caller owns the dir.
     pub data_dir: Option<TempDir>,
+    /// The clock the in-process server reads when the test moves it
+    /// ([`spawn_app_on_clock`]); `None` on the system clock.
+    pub clock: Option<ManualClock>,
 }
 
 /// Starts claimd in-process with the defaults of DESIGN.md's configuration table.
@@ -78,6 +81,7 @@ impl TestApp {
             port,
             client,
             data_dir,
+            clock: None,
         }
     }
 
@@ -426,6 +430,70 @@ pub async fn sleep_until_past(unix_secs: u64, extra_ms: u64) {
     if let Some(wait) = target.checked_sub(now) {
         assert!(wait < Duration::from_secs(30), "refusing to sleep {wait:?}");
         tokio::time::sleep(wait).await;
+    }
+}
+
+// ---- a server on a manual clock ----
+
+/// Starts claimd in-process as [`spawn_app_with`] does, on a [`ManualClock`] that stands
+/// still until the test moves it with [`TestApp::advance`]. Background tasks still tick in
+/// real time; each tick reads the manual clock.
+///
+/// The clock starts at the next whole second: jsonwebtoken checks `exp` against the system
+/// clock, so a token minted on this clock must not run out in real time sooner than one
+/// minted on the system clock would.
+pub async fn spawn_app_on_clock(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let manual = ManualClock::starting_at(now_unix() + 1);
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let mut settings = test_settings(&dir.path().join("data"));
+    tweak(&mut settings);
+    let listener = std::net::TcpListener::bind(&settings.server.bind).expect("bind the listener");
+    let app = Application::build_with_listener(settings, listener, manual.clock())
+        .await
+        .expect("application builds");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        clock: Some(manual),
+        ..TestApp::new(port, Some(dir))
+    }
+}
+
+/// [`spawn_app_with_admin`] on a manual clock, as [`spawn_app_on_clock`].
+pub async fn spawn_app_with_admin_on_clock(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Tokens) {
+    let app = spawn_app_on_clock(|s| {
+        s.bootstrap.admin_username = Some(ADMIN.to_string());
+        s.bootstrap.admin_password = Some(ADMIN_PASSWORD.to_string());
+        tweak(s);
+    })
+    .await;
+    let admin = app.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    (app, admin)
+}
+
+impl TestApp {
+    fn manual_clock(&self) -> &ManualClock {
+        self.clock
+            .as_ref()
+            .expect("a server started on a manual clock (spawn_app_on_clock)")
+    }
+
+    /// Lets `by` pass on the server's manual clock: wall-clock and monotonic time both move.
+    pub fn advance(&self, by: Duration) {
+        self.manual_clock().advance(by);
+    }
+
+    /// Moves the server's manual clock on to `unix_secs + extra_ms` (not back if it is
+    /// already past): what [`sleep_until_past`] waits for, without the wait.
+    pub fn advance_until_past(&self, unix_secs: u64, extra_ms: u64) {
+        let target_ms = unix_secs * 1000 + extra_ms;
+        let now_ms = self.manual_clock().clock().now_ms();
+        self.advance(Duration::from_millis(target_ms.saturating_sub(now_ms)));
+    }
+
+    /// Unix seconds on the server's clock: the manual one if it runs on one.
+    pub fn now(&self) -> u64 {
+        self.clock.as_ref().map_or_else(now_unix, ManualClock::now)
     }
 }
 

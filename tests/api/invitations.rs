@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_problem, assert_token_error, claimd_command, header_str, json_response, now_unix,
-    spawn_app_with_admin, workdir, ClaimdProcess, TestApp, Tokens, ADMIN, ADMIN_PASSWORD, PASSWORD,
-    UNKNOWN_ID,
+    spawn_app_with_admin, spawn_app_with_admin_on_clock, workdir, ClaimdProcess, TestApp, Tokens,
+    ADMIN, ADMIN_PASSWORD, PASSWORD, UNKNOWN_ID,
 };
 use claimd::config::Registration;
 
@@ -165,7 +165,7 @@ async fn concurrent_registrations_with_one_code_admit_exactly_one() {
 
 #[tokio::test]
 async fn an_expired_invitation_is_refused_and_frees_its_seat() {
-    let (app, admin) = admin_app().await;
+    let (app, admin) = spawn_app_with_admin_on_clock(|_| {}).await;
     let id = tenant(&app, &admin, Some(1)).await;
     let invitation = app
         .create_invitation_ok(&admin.access_token, &id, Some(&json!({"expires_in": 1})))
@@ -177,7 +177,7 @@ async fn an_expired_invitation_is_refused_and_frees_its_seat() {
     )
     .await;
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(Duration::from_millis(2100));
     let resp = app
         .register_with_invitation("alice", PASSWORD, text(&invitation, "code"))
         .await;

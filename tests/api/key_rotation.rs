@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_problem, assert_token_error, claimd_command, init_store, jwks_kids, jwt_kid, now_unix,
-    run_to_exit, sleep_until_past, spawn_app_with_admin, tamper_signature, token_response, workdir,
-    ClaimdProcess, TestApp, PASSWORD,
+    run_to_exit, spawn_app_with_admin, spawn_app_with_admin_on_clock, tamper_signature,
+    token_response, workdir, ClaimdProcess, TestApp, PASSWORD,
 };
 
 fn kid_set(jwks: &Value) -> BTreeSet<String> {
@@ -57,13 +57,13 @@ async fn assert_me_ok(app: &TestApp, token: &str, what: &str) {
 
 #[tokio::test]
 async fn rotation_publishes_the_key_first_and_signs_after_publish_ahead() {
-    let (app, admin) = spawn_app_with_admin(|s| {
+    let (app, admin) = spawn_app_with_admin_on_clock(|s| {
         s.keys.publish_ahead = Duration::from_secs(2);
     })
     .await;
     let old_kid = jwt_kid(&admin.access_token);
     assert_eq!(kid_set(&app.jwks_ok().await), set(&[&old_kid]));
-    let before = now_unix();
+    let before = app.now();
 
     let key = app.rotate_keys_ok(&admin.access_token, false).await;
 
@@ -72,7 +72,7 @@ async fn rotation_publishes_the_key_first_and_signs_after_publish_ahead() {
     assert_eq!(key["alg"], json!("EdDSA"));
     let signs_from = key["signs_from"].as_u64().unwrap();
     assert!(
-        signs_from + 1 >= before + 2 && signs_from <= now_unix() + 3,
+        signs_from + 1 >= before + 2 && signs_from <= app.now() + 3,
         "signs_from is publish_ahead (2s) from now: {key}, now {before}"
     );
     let cached = app.jwks_ok().await;
@@ -88,7 +88,7 @@ async fn rotation_publishes_the_key_first_and_signs_after_publish_ahead() {
         "during publish_ahead the old key still signs"
     );
 
-    sleep_until_past(signs_from, 1000).await;
+    app.advance_until_past(signs_from, 1000);
 
     let late = app.login_ok("alice", PASSWORD).await;
     assert_eq!(
@@ -185,7 +185,7 @@ async fn rotation_body_is_optional_and_defaults_to_publish_ahead() {
 
 #[tokio::test]
 async fn old_key_leaves_the_jwks_after_its_last_token_expires() {
-    let (app, _) = spawn_app_with_admin(|s| {
+    let (app, _) = spawn_app_with_admin_on_clock(|s| {
         s.tokens.access_ttl = Duration::from_secs(2);
         s.tokens.leeway = Duration::from_secs(0);
     })
@@ -208,7 +208,7 @@ async fn old_key_leaves_the_jwks_after_its_last_token_expires() {
         set(&[&old_kid, &new_kid]),
         "while old-key tokens live, the old key stays"
     );
-    sleep_until_past(last_exp, 1000).await;
+    app.advance_until_past(last_exp, 1000);
     let deadline = Instant::now() + Duration::from_secs(5);
     let jwks = loop {
         let jwks = app.jwks_ok().await;
@@ -221,7 +221,7 @@ async fn old_key_leaves_the_jwks_after_its_last_token_expires() {
         kid_set(&jwks),
         set(&[&new_kid]),
         "the retired key left the JWKS after its last token's exp ({last_exp}), now {}",
-        now_unix()
+        app.now()
     );
     // The session is untouched by the key's retirement.
     let rotated = token_response(app.refresh(alice.refresh()).await).await;

@@ -10,8 +10,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_token_error, header_str, json_response, jwt_claims, refreshed_response,
-    sleep_until_past, spawn_app, spawn_app_with, spawn_app_with_admin, TestApp, Tokens, PASSWORD,
+    assert_token_error, header_str, json_response, jwt_claims, refreshed_response, spawn_app,
+    spawn_app_on_clock, spawn_app_with, spawn_app_with_admin, TestApp, Tokens, PASSWORD,
     REFRESHED_TOKEN,
 };
 
@@ -87,7 +87,7 @@ async fn reissued_token_passes_without_another_refresh() {
 
 #[tokio::test]
 async fn reissue_never_outlives_a_short_session() {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_clock(|s| {
         s.tokens.on_stale = OnStale::Reissue;
         s.tokens.access_ttl = Duration::from_secs(60);
         s.tokens.refresh_ttl = Duration::from_secs(60);
@@ -96,7 +96,8 @@ async fn reissue_never_outlives_a_short_session() {
     let (_, first) = app.signed_up("alice").await;
     let second = app.login_ok("alice", PASSWORD).await;
     let login_iat = second.claims()["iat"].as_u64().unwrap();
-    sleep_until_past(login_iat + 1, 100).await;
+    // Two seconds on, an uncapped exp would be at least login_iat + 62.
+    app.advance_until_past(login_iat + 2, 100);
     refreshed_response(
         app.patch_me(&first.access_token, &json!({"plan": "premium"}))
             .await,

@@ -11,7 +11,9 @@ use reqwest::Response;
 
 use serde_json::json;
 
-use crate::helpers::{assert_problem, spawn_app_with, spawn_app_with_admin, TestApp, PASSWORD};
+use crate::helpers::{
+    assert_problem, spawn_app_on_clock, spawn_app_with, spawn_app_with_admin, TestApp, PASSWORD,
+};
 
 const WINDOW_SECS: u64 = 60;
 
@@ -121,7 +123,7 @@ async fn successful_logins_within_the_limit_still_work() {
 
 #[tokio::test]
 async fn limit_lifts_after_the_window() {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_clock(|s| {
         s.auth.login_attempts = LoginAttempts {
             max: 3,
             window: Duration::from_secs(2),
@@ -134,7 +136,7 @@ async fn limit_lifts_after_the_window() {
     }
     assert_limited(app.login("alice", "not the password").await, 2).await;
 
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    app.advance(Duration::from_millis(3100));
 
     app.login_ok("alice", PASSWORD).await;
 }

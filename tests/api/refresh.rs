@@ -8,8 +8,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_problem, assert_problem_any, assert_token_error, forge_mac, jwt_claims, now_unix,
-    refresh_parts, sleep_until_past, spawn_app, spawn_app_with, token_response, PASSWORD,
+    assert_problem, assert_problem_any, assert_token_error, forge_mac, jwt_claims, refresh_parts,
+    sleep_until_past, spawn_app, spawn_app_on_clock, spawn_app_with, token_response, PASSWORD,
 };
 
 #[tokio::test]
@@ -107,12 +107,12 @@ async fn concurrent_refreshes_with_one_token_all_get_the_same_pair() {
 
 #[tokio::test]
 async fn replay_after_grace_is_reuse_and_revokes_the_session() {
-    let app = spawn_app_with(|s| s.tokens.refresh_reuse_grace = Duration::from_secs(1)).await;
+    let app = spawn_app_on_clock(|s| s.tokens.refresh_reuse_grace = Duration::from_secs(1)).await;
     let (_, login) = app.signed_up("alice").await;
-    // Rotate early in a wall-clock second and replay 1.5 s later, so the outcome does not
-    // depend on where the second boundaries fall.
-    sleep_until_past(now_unix(), 1050).await;
     let second = token_response(app.refresh(login.refresh()).await).await;
+    app.advance(Duration::from_millis(1500));
+    // The server records that the rotation was answered on a real-time timer (the grace,
+    // at most 1 s); a replay before that counts as a retry.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let replay = app.refresh(login.refresh()).await;
@@ -240,14 +240,14 @@ async fn garbage_refresh_tokens_are_invalid_grant() {
 #[tokio::test]
 async fn expired_session_is_invalid_grant() {
     // refresh_ttl may not be shorter than access_ttl (a validated setting).
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_clock(|s| {
         s.tokens.access_ttl = Duration::from_secs(1);
         s.tokens.refresh_ttl = Duration::from_secs(2);
     })
     .await;
     let (_, login) = app.signed_up("alice").await;
     let iat = login.claims()["iat"].as_u64().unwrap();
-    sleep_until_past(iat + 2, 1200).await;
+    app.advance_until_past(iat + 2, 1200);
 
     let resp = app.refresh(login.refresh()).await;
 
@@ -281,7 +281,7 @@ async fn refresh_with_access_token_remints_for_the_same_session() {
 #[tokio::test]
 async fn refresh_with_access_token_never_outlives_the_session() {
     // Equal lives: any re-mint after the login second would outlive the session uncapped.
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_clock(|s| {
         s.tokens.access_ttl = Duration::from_secs(60);
         s.tokens.refresh_ttl = Duration::from_secs(60);
     })
@@ -289,7 +289,7 @@ async fn refresh_with_access_token_never_outlives_the_session() {
     let (_, login) = app.signed_up("alice").await;
     let login_iat = login.claims()["iat"].as_u64().unwrap();
     // Two seconds on, an uncapped exp would be at least login_iat + 62.
-    sleep_until_past(login_iat + 2, 100).await;
+    app.advance_until_past(login_iat + 2, 100);
 
     let remint = token_response(app.refresh_with_access(&login.access_token).await).await;
 

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    assert_problem, assert_token_error, metric_sum, spawn_app_with, TestApp, Tokens, PASSWORD,
+    assert_problem, assert_token_error, metric_sum, spawn_app_on_clock, spawn_app_with, TestApp,
+    Tokens, PASSWORD,
 };
 
 async fn app_with(tweak: impl FnOnce(&mut claimd::config::Settings)) -> TestApp {
@@ -74,13 +75,17 @@ async fn login_logout_churn_leaves_no_sessions_behind() {
 
 #[tokio::test]
 async fn a_login_past_the_cap_revokes_the_least_recently_used_session() {
-    let app = app_with(|s| s.auth.max_sessions_per_user = 3).await;
+    let app = spawn_app_on_clock(|s| {
+        s.eviction.interval = Duration::from_millis(200);
+        s.auth.max_sessions_per_user = 3;
+    })
+    .await;
     app.register_ok("alice", PASSWORD).await;
     let first = app.login_ok("alice", PASSWORD).await;
     let second = app.login_ok("alice", PASSWORD).await;
     let third = app.login_ok("alice", PASSWORD).await;
     // Last use is kept in seconds: let a second pass, then use the first session.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.advance(Duration::from_millis(1_100));
     let resp = app.refresh(first.refresh()).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let first = crate::helpers::token_response(resp).await;
