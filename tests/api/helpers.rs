@@ -463,7 +463,7 @@ pub async fn spawn_app_on_clock(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 pub async fn spawn_app_with_admin_on_clock(tweak: impl FnOnce(&mut Settings)) -> (TestApp, Tokens) {
     let app = spawn_app_on_clock(|s| {
         s.bootstrap.admin_username = Some(ADMIN.to_string());
-        s.bootstrap.admin_password = Some(ADMIN_PASSWORD.to_string());
+        s.bootstrap.admin_password = Some(ADMIN_PASSWORD.into());
         tweak(s);
     })
     .await;
