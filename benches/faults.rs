@@ -17,8 +17,8 @@
 //! it the kill cycles still run on an ordinary temporary directory and the episode is
 //! skipped with a loud note.
 //!
-//! Options: `--cycles N` (default 30; `--quick` 4), `--seconds S` of load per cycle
-//! (default 3; `--quick` 1.5), `--clients N` (default 8), `--quick`.
+//! Options (`--help` lists them): `--cycles N` (default 30; `--quick` 4), `--seconds S`
+//! of load per cycle (default 3; `--quick` 1.5), `--clients N` (default 8), `--quick`.
 
 #[path = "load/server.rs"]
 #[allow(dead_code)]
@@ -29,6 +29,7 @@ use std::process::{Command, ExitCode};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use serde_json::{json, Value};
 use server::Claimd;
 
@@ -36,41 +37,53 @@ const PASSWORD: &str = "soak test passphrase";
 /// How long a single request may take before the client gives up on it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The crash-and-fault soak: kill -9 cycles and a disk-full episode under load.
+#[derive(Parser)]
+#[command(
+    name = "faults",
+    override_usage = "cargo bench --bench faults -- [OPTIONS]",
+    disable_version_flag = true
+)]
 struct Options {
-    cycles: usize,
-    seconds: f64,
+    /// Kill -9 cycles (default 30; --quick 4)
+    #[arg(long, value_name = "N")]
+    cycles: Option<usize>,
+    /// Seconds of load per cycle, up to 600 (default 3; --quick 1.5)
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    seconds: Option<f64>,
+    /// Concurrent clients, 1 to 64
+    #[arg(long, value_name = "N", default_value_t = 8)]
     clients: usize,
+    /// A short run for CI
+    #[arg(long)]
+    quick: bool,
+    /// Passed by `cargo bench`: accepted, ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// A positional filter: there is nothing to filter by name.
+    #[arg(hide = true)]
+    filter: Vec<String>,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let quick = args.iter().any(|arg| arg == "--quick");
-    let mut options = Options {
-        cycles: if quick { 4 } else { 30 },
-        seconds: if quick { 1.5 } else { 3.0 },
-        clients: 8,
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--cycles" => options.cycles = value()?.parse().map_err(|_| "--cycles: a number")?,
-            "--seconds" => {
-                options.seconds = value()?
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|secs| *secs > 0.0 && *secs <= 600.0)
-                    .ok_or("--seconds: 0 to 600")?;
-            }
-            "--clients" => {
-                options.clients = value()?.parse().map_err(|_| "--clients: a number")?;
-            }
-            "--quick" | "--bench" => {}
-            other if other.starts_with('-') => return Err(format!("unknown option {other}")),
-            _ => {}
-        }
+impl Options {
+    fn cycles(&self) -> usize {
+        self.cycles.unwrap_or(if self.quick { 4 } else { 30 })
     }
-    options.clients = options.clients.clamp(1, 64);
-    Ok(options)
+
+    fn seconds(&self) -> f64 {
+        self.seconds.unwrap_or(if self.quick { 1.5 } else { 3.0 })
+    }
+
+    fn clients(&self) -> usize {
+        self.clients.clamp(1, 64)
+    }
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|secs| *secs > 0.0 && *secs <= 600.0)
+        .ok_or_else(|| format!("expected seconds in (0, 600], got {text:?}"))
 }
 
 /// What one client was told and still holds.
@@ -329,7 +342,7 @@ async fn run(options: &Options) -> Result<Tally, String> {
     let mut server = start(&data, &mut tally)?;
     let base = url(&server, "");
     let mut histories = Vec::new();
-    for n in 0..options.clients {
+    for n in 0..options.clients() {
         let name = format!("soak{n}");
         let (status, body) = post(
             &client,
@@ -359,12 +372,12 @@ async fn run(options: &Options) -> Result<Tally, String> {
         ));
     }
 
-    let episode_at = options.cycles / 2;
+    let episode_at = options.cycles() / 2;
     let mut episode = None;
-    for cycle in 0..options.cycles {
+    for cycle in 0..options.cycles() {
         let base = url(&server, "");
         let shared = Arc::new(Mutex::new(Tally::default()));
-        let until = Instant::now() + Duration::from_secs_f64(options.seconds);
+        let until = Instant::now() + Duration::from_secs_f64(options.seconds());
         let mut tasks = Vec::new();
         for (name, history) in &histories {
             tasks.push(tokio::spawn(client_load(
@@ -378,11 +391,11 @@ async fn run(options: &Options) -> Result<Tally, String> {
         }
         if cycle == episode_at {
             if let Some(disk) = &disk {
-                tokio::time::sleep(Duration::from_secs_f64(options.seconds / 2.0)).await;
+                tokio::time::sleep(Duration::from_secs_f64(options.seconds() / 2.0)).await;
                 disk.fill_leaving(200 * 1024)
                     .map_err(|err| err.to_string())?;
                 let filled = Instant::now();
-                tokio::time::sleep(Duration::from_secs_f64(options.seconds)).await;
+                tokio::time::sleep(Duration::from_secs_f64(options.seconds())).await;
                 disk.free().map_err(|err| err.to_string())?;
                 let freed = Instant::now();
                 let recovered = wait_ready(&client, &base, Duration::from_secs(30)).await;
@@ -390,9 +403,9 @@ async fn run(options: &Options) -> Result<Tally, String> {
             }
         }
         // Kill at a moment that differs from cycle to cycle.
-        let jitter = (cycle as f64 * 0.37).fract() * options.seconds;
+        let jitter = (cycle as f64 * 0.37).fract() * options.seconds();
         tokio::time::sleep(Duration::from_secs_f64(
-            options.seconds / 2.0 + jitter / 2.0,
+            options.seconds() / 2.0 + jitter / 2.0,
         ))
         .await;
         drop(server);
@@ -449,14 +462,8 @@ async fn wait_ready(client: &reqwest::Client, base: &str, limit: Duration) -> Op
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse(&args) {
-        Ok(options) => options,
-        Err(err) => {
-            eprintln!("faults: {err}");
-            return ExitCode::from(2);
-        }
-    };
+    // `--help` and refused arguments end here (clap prints them; exit 0 and 2).
+    let options = Options::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -480,9 +487,9 @@ fn main() -> ExitCode {
     let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     println!(
         "faults: {} kill -9 cycles of {:.1} s with {} clients in {:.0} s",
-        options.cycles,
-        options.seconds,
-        options.clients,
+        options.cycles(),
+        options.seconds(),
+        options.clients(),
         started.elapsed().as_secs_f64()
     );
     println!(

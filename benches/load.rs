@@ -45,7 +45,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use driver::{Outcome, Plan};
-use options::{Options, Parsed};
+use options::Options;
 use report::{Footprint, Report, Row, VerifyWithDenyList};
 use scenarios::{Bench, Scenario};
 use server::{Baseline, Claimd};
@@ -55,17 +55,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match options::parse(args.clone()) {
-        Ok(Parsed::Run(options)) => options,
-        Ok(Parsed::Help) => {
-            println!("{}", options::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            eprintln!("load: {err}\n{}", options::USAGE);
-            return ExitCode::from(2);
-        }
-    };
+    // `--help` and refused arguments end here (clap prints them; exit 0 and 2).
+    let options = options::parse(args.clone()).unwrap_or_else(|err| err.exit());
     let shown: Vec<&str> = args
         .iter()
         .map(String::as_str)

@@ -19,17 +19,39 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use serde_json::json;
 use server::{disk_usage, Claimd};
 
 const PASSWORD: &str = "churn passphrase";
 const CLIENTS: usize = 4;
 
-fn option(args: &[String], name: &str) -> Option<u64> {
-    args.iter()
-        .position(|arg| arg == name)
-        .and_then(|at| args.get(at + 1))
-        .and_then(|value| value.parse().ok())
+/// The disk under a steady login/logout churn.
+#[derive(Parser)]
+#[command(
+    name = "session_churn",
+    override_usage = "cargo bench --bench session_churn -- [OPTIONS]",
+    disable_version_flag = true
+)]
+struct Options {
+    /// Length of the run in seconds, at least 4 (default 720; --quick 30)
+    #[arg(long, value_name = "SECS")]
+    seconds: Option<u64>,
+    /// Seconds between samples (default 30; --quick 5)
+    #[arg(long, value_name = "SECS")]
+    every: Option<u64>,
+    /// Access-token lifetime in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    access_ttl: u64,
+    /// A short run
+    #[arg(long)]
+    quick: bool,
+    /// Passed by `cargo bench`: accepted, ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// A positional filter: there is nothing to filter by name.
+    #[arg(hide = true)]
+    filter: Vec<String>,
 }
 
 async fn churn(
@@ -155,15 +177,15 @@ async fn run(seconds: u64, every: u64, access_ttl: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|arg| arg == "--quick");
-    let seconds = option(&args, "--seconds")
+    // `--help` and refused arguments end here (clap prints them; exit 0 and 2).
+    let options = Options::parse();
+    let quick = options.quick;
+    let seconds = options
+        .seconds
         .unwrap_or(if quick { 30 } else { 720 })
         .max(4);
-    let every = option(&args, "--every")
-        .unwrap_or(if quick { 5 } else { 30 })
-        .max(1);
-    let access_ttl = format!("{}s", option(&args, "--access-ttl").unwrap_or(60).max(1));
+    let every = options.every.unwrap_or(if quick { 5 } else { 30 }).max(1);
+    let access_ttl = format!("{}s", options.access_ttl.max(1));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,11 +1,17 @@
 //! The `claimd` binary: parses the command line, loads settings, runs the server until
 //! SIGINT or SIGTERM. Every start-up failure ends in one line on stderr and exit code 1.
 
-// Discipline by the compiler, not by hand: outside tests nothing unwraps, expects or
-// panics; errors are returned and values that cannot fail are built so they cannot.
+// Discipline by the compiler, not by hand: outside tests nothing unwraps, expects,
+// panics or claims a branch unreachable. Errors are returned; a value that cannot fail
+// is built so that it cannot.
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )
 )]
 
 use std::path::PathBuf;
@@ -121,6 +127,8 @@ fn main() -> ExitCode {
     };
     telemetry::init_tracing("info");
     telemetry::log_panics_as_one_line();
+    // Safe to log whole: the bootstrap password is a secret type, its Debug redacted.
+    tracing::debug!(?settings, "settings loaded");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

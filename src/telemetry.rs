@@ -1,6 +1,14 @@
 //! Logging and metrics. `init_tracing` sets up the subscriber (`RUST_LOG` filters, default
 //! `info`); [`Metrics`] is the Prometheus registry behind `GET /metrics`. Nothing here sees
-//! a token, a password or a key: call sites pass ids and outcomes only.
+//! a token, a password or a key: call sites pass ids and outcomes, and the secrets in the
+//! types they may log whole print redacted (`crate::secret`).
+//!
+//! One dependency would print secrets itself: sled, at debug and trace, logs the records
+//! it writes and reads (`linking pid … with Set(key, value)`), and claimd's records hold
+//! password hashes, session keys, private keys and the current access token of each
+//! session. So sled is capped at `info` whatever `RUST_LOG` asks. actix-web's HTTP/1
+//! dispatcher logs timers and flags at trace, never a header (checked by the `log_secrets`
+//! test, which runs the binary at `RUST_LOG=trace`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -8,15 +16,47 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
-/// Starts the tracing subscriber once; later calls do nothing (tests start many apps).
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogOutput {
+    /// Standard output, coloured on a terminal: the server.
+    Stdout,
+    /// libtest's capturing writer: the tests' in-process servers under `TEST_LOG`.
+    Test,
+}
+
+/// The most a dependency may log, whatever `RUST_LOG` says: see the module doc.
+fn dependency_caps() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("sled", LevelFilter::INFO)
+}
+
+/// Starts the tracing subscriber once, writing to standard output; later calls do nothing.
 pub fn init_tracing(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+    init_tracing_to(default_filter, LogOutput::Stdout);
+}
+
+/// Starts the tracing subscriber once, writing to `output`; later calls do nothing (tests
+/// start many apps). `RUST_LOG` filters it (default `default_filter`), under
+/// [`dependency_caps`]. `log` records (actix-web's, sled's) are forwarded to it.
+pub fn init_tracing_to(default_filter: &str, output: LogOutput) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let format = tracing_subscriber::fmt::layer().with_target(false);
+    let format = match output {
+        LogOutput::Stdout => format
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed(),
+        LogOutput::Test => format.with_ansi(false).with_test_writer().boxed(),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(format.with_filter(filter).with_filter(dependency_caps()))
         .try_init();
 }
 

@@ -1,28 +1,79 @@
-//! The command line: `cargo bench --bench load -- [options]`. Arguments cargo or
-//! criterion-minded tooling add (`--bench`, a positional filter, libtest flags) are
-//! ignored; an unknown option is refused with the usage text.
+//! The command line: `cargo bench --bench load -- [options]`, parsed by clap. Arguments
+//! cargo or libtest-minded tooling add (`--bench`, a positional filter, `--nocapture`...)
+//! are accepted and ignored; an unknown option is refused with the usage text (exit 2).
 
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
+use clap::Parser;
+
 use crate::scenarios::Scenario;
 
-pub const USAGE: &str = "\
-usage: cargo bench --bench load -- [options]
-  --scenario NAME     run this scenario (repeatable; default: all of them)
-                      verify, introspect, refresh, change, login, mixed,
-                      verify-under-login-flood
-  --concurrency N     connections (repeatable; default: 1, 32, 128)
-  --duration SECS     measured window of each run (default 10; --quick: 2.5)
-  --warmup SECS       warm-up before each window (default 2; --quick: 0.75)
-  --workers N         server workers, claimd's and the baseline's (default: cores)
-  --users N           users registered for verify/introspect/login (default 200)
-  --quick             every scenario at concurrency 1 and 32, short windows, and the
-                      footprint figures at small sizes (100,000 deny entries, 20 s churn)
-  --footprint         measure the footprint figures (default: on)
-  --no-footprint      skip them
-  --deny-entries N    entries for the start-up figure (default 1,000,000; --quick 100,000)
-  --churn SECS        length of the churn run (default 300; --quick 20)
-  -h, --help          this text";
+/// The HTTP load test: the real claimd against a bare actix-web baseline.
+#[derive(Parser, Debug)]
+#[command(
+    name = "load",
+    override_usage = "cargo bench --bench load -- [OPTIONS]",
+    disable_version_flag = true
+)]
+struct Args {
+    /// Run this scenario (repeatable or comma-separated; default: all of them): verify,
+    /// introspect, refresh, change, login, mixed, verify-under-login-flood
+    #[arg(long = "scenario", value_name = "NAME", value_delimiter = ',', value_parser = scenario)]
+    scenarios: Vec<Scenario>,
+    /// Connections (repeatable or comma-separated; default: 1, 32, 128; --quick: 1, 32)
+    #[arg(
+        long,
+        value_name = "N",
+        value_delimiter = ',',
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=4096)
+    )]
+    concurrency: Vec<usize>,
+    /// Measured window of each run, in seconds (default 10; --quick 2.5)
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    duration: Option<Duration>,
+    /// Warm-up before each window, in seconds (default 2; --quick 0.75)
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    warmup: Option<Duration>,
+    /// Server workers, claimd's and the baseline's (default: cores)
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Users registered for verify/introspect/login
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    users: usize,
+    /// Every scenario at concurrency 1 and 32, short windows, and the footprint figures
+    /// at small sizes (100,000 deny entries, 20 s churn)
+    #[arg(long)]
+    quick: bool,
+    /// Measure the footprint figures (the default)
+    #[arg(long, overrides_with = "no_footprint")]
+    footprint: bool,
+    /// Skip the footprint figures
+    #[arg(long, overrides_with = "footprint")]
+    no_footprint: bool,
+    /// Entries for the start-up figure (default 1,000,000; --quick 100,000)
+    #[arg(long, value_name = "N")]
+    deny_entries: Option<u64>,
+    /// Length of the churn run, in seconds (default 300; --quick 20)
+    #[arg(long, value_name = "SECS")]
+    churn: Option<u64>,
+    /// What cargo bench and libtest-minded tools pass along: accepted, ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+    #[arg(long, hide = true)]
+    test: bool,
+    #[arg(long, hide = true)]
+    nocapture: bool,
+    #[arg(long, hide = true)]
+    exact: bool,
+    #[arg(long, short = 'q', hide = true)]
+    quiet: bool,
+    #[arg(long, hide = true)]
+    noplot: bool,
+    /// A positional filter: there is nothing to filter by name.
+    #[arg(hide = true)]
+    filter: Vec<String>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -38,105 +89,61 @@ pub struct Options {
     pub churn_seconds: u64,
 }
 
-/// What the command line asked for.
-pub enum Parsed {
-    Run(Options),
-    Help,
+fn scenario(text: &str) -> Result<Scenario, String> {
+    Scenario::parse(text.trim()).ok_or_else(|| format!("no scenario named {text:?}"))
 }
 
-fn seconds(text: &str, option: &str) -> Result<Duration, String> {
+fn seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs <= 3600.0 => Ok(Duration::from_secs_f64(secs)),
-        _ => Err(format!(
-            "{option}: expected seconds in (0, 3600], got {text:?}"
-        )),
+        _ => Err(format!("expected seconds in (0, 3600], got {text:?}")),
     }
 }
 
-fn number<T: std::str::FromStr>(text: &str, option: &str) -> Result<T, String> {
-    text.parse()
-        .map_err(|_| format!("{option}: expected a number, got {text:?}"))
+/// Keeps the first of each value, in order.
+fn distinct<T: PartialEq>(values: Vec<T>) -> Vec<T> {
+    let mut kept = Vec::with_capacity(values.len());
+    for value in values {
+        if !kept.contains(&value) {
+            kept.push(value);
+        }
+    }
+    kept
 }
 
 /// Parses the arguments after the program name.
 ///
 /// # Errors
-/// An unknown option or a bad value.
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut scenarios = Vec::new();
-    let mut concurrency = Vec::new();
-    let (mut duration, mut warmup, mut workers, mut users) = (None, None, None, 200usize);
-    let (mut quick, mut footprint, mut deny_entries, mut churn) = (false, None, None, None);
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => {
-                (name.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--scenario" => {
-                let text = value()?;
-                for part in text.split(',') {
-                    let scenario = Scenario::parse(part.trim())
-                        .ok_or_else(|| format!("--scenario: no scenario named {part:?}"))?;
-                    if !scenarios.contains(&scenario) {
-                        scenarios.push(scenario);
-                    }
-                }
-            }
-            "--concurrency" => {
-                for part in value()?.split(',') {
-                    let n: usize = number(part.trim(), "--concurrency")?;
-                    if n == 0 || n > 4096 {
-                        return Err(format!("--concurrency: expected 1 to 4096, got {n}"));
-                    }
-                    if !concurrency.contains(&n) {
-                        concurrency.push(n);
-                    }
-                }
-            }
-            "--duration" => duration = Some(seconds(&value()?, "--duration")?),
-            "--warmup" => warmup = Some(seconds(&value()?, "--warmup")?),
-            "--workers" => workers = Some(number::<usize>(&value()?, "--workers")?.max(1)),
-            "--users" => users = number::<usize>(&value()?, "--users")?.max(1),
-            "--quick" => quick = true,
-            "--footprint" => footprint = Some(true),
-            "--no-footprint" => footprint = Some(false),
-            "--deny-entries" => deny_entries = Some(number(&value()?, "--deny-entries")?),
-            "--churn" => churn = Some(number::<u64>(&value()?, "--churn")?.max(4)),
-            // What cargo bench and libtest-minded tools pass along.
-            "--bench" | "--test" | "--nocapture" | "--exact" | "--quiet" | "-q" | "--noplot" => {}
-            other if other.starts_with('-') => {
-                return Err(format!("unknown option {other}"));
-            }
-            _ => {} // a positional filter: there is nothing to filter by name
-        }
-    }
+/// An unknown option or a bad value; `--help`, as clap's error of that kind (its `exit`
+/// prints the help and exits 0).
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, clap::Error> {
+    let program = std::iter::once("load".to_string());
+    let args = Args::try_parse_from(program.chain(args))?;
+    let quick = args.quick;
+    let mut scenarios = distinct(args.scenarios);
     if scenarios.is_empty() {
         scenarios = Scenario::ALL.to_vec();
     }
+    let mut concurrency = distinct(args.concurrency);
     if concurrency.is_empty() {
         concurrency = if quick { vec![1, 32] } else { vec![1, 32, 128] };
     }
-    Ok(Parsed::Run(Options {
+    Ok(Options {
         scenarios,
         concurrency,
-        duration: duration.unwrap_or(Duration::from_secs_f64(if quick { 2.5 } else { 10.0 })),
-        warmup: warmup.unwrap_or(Duration::from_secs_f64(if quick { 0.75 } else { 2.0 })),
-        workers,
-        users,
+        duration: args
+            .duration
+            .unwrap_or(Duration::from_secs_f64(if quick { 2.5 } else { 10.0 })),
+        warmup: args
+            .warmup
+            .unwrap_or(Duration::from_secs_f64(if quick { 0.75 } else { 2.0 })),
+        workers: args.workers.map(|n| n.max(1)),
+        users: args.users.max(1),
         quick,
-        footprint: footprint.unwrap_or(true),
-        deny_entries: deny_entries.unwrap_or(if quick { 100_000 } else { 1_000_000 }),
-        churn_seconds: churn.unwrap_or(if quick { 20 } else { 300 }),
-    }))
+        footprint: !args.no_footprint,
+        deny_entries: args
+            .deny_entries
+            .unwrap_or(if quick { 100_000 } else { 1_000_000 }),
+        churn_seconds: args.churn.unwrap_or(if quick { 20 } else { 300 }).max(4),
+    })
 }

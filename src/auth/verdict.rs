@@ -113,6 +113,7 @@ impl Auth {
             caller.stale = false;
             caller.refreshed = Some(token);
         }
+        tracing::trace!(?caller, "token accepted");
         Ok(caller)
     }
 

@@ -33,6 +33,8 @@ fn limit(state: &AppState) -> usize {
 
 /// A token answer: never cached (RFC 6749 §5.1).
 fn token_answer(response: &TokenResponse) -> HttpResponse {
+    // Safe at any level: the tokens are secrets, their Debug is redacted.
+    tracing::trace!(answer = ?response, "token answer");
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -61,16 +63,18 @@ async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let token = BearerToken::from_request_optional(&req)?;
     let body: RegisterBody = json_body(&req, payload, limit(&state)).await?;
+    let registration = Registration {
+        username: body.username,
+        password: body.password,
+        tenant: body.tenant,
+        invitation: body.invitation,
+        roles: Vec::new(),
+    };
+    tracing::trace!(?registration, "registration asked");
     let user = state
         .auth
         .register_over_api(
-            Registration {
-                username: body.username,
-                password: body.password,
-                tenant: body.tenant,
-                invitation: body.invitation,
-                roles: Vec::new(),
-            },
+            registration,
             token.as_ref().map(BearerToken::expose),
             client.0,
         )
@@ -166,6 +170,7 @@ async fn patch_me(
 ) -> Result<HttpResponse, ApiError> {
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
     let (user, token) = state.auth.patch_me(token.expose(), &body).await?;
+    tracing::trace!(?token, "claims changed: token answered");
     Ok(
         with_refreshed_token(HttpResponse::Ok(), Some(&token.access_token))
             .insert_header((header::CACHE_CONTROL, "no-store"))

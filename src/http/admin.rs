@@ -222,6 +222,7 @@ async fn create_invitation(
         .auth
         .create_invitation(&id, request.expires_in)
         .await?;
+    tracing::trace!(?invitation, "invitation answered");
     Ok(
         with_refreshed_token(HttpResponse::Created(), caller.refreshed.as_ref())
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -292,6 +293,7 @@ async fn create_service(
     state.auth.require_admin(token.expose())?;
     let body: ServiceBody = json_body(&req, payload, limit(&state)).await?;
     let created = state.auth.create_service(&body.name).await?;
+    tracing::trace!(answer = ?created, "service credential answered");
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(created))

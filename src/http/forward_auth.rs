@@ -4,6 +4,7 @@
 //! the verified token and the store, never echoed from the request.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::ExposeSecret as _;
 
 use super::error::ApiError;
@@ -49,17 +50,16 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     Ok(response.finish())
 }
 
+/// Everything but RFC 3986's unreserved characters (`ALPHA / DIGIT / "-" / "." / "_" / "~"`).
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes UTF-8 (RFC 3986): everything but the unreserved characters.
 pub fn percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
+    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -71,5 +71,6 @@ mod tests {
         assert_eq!(percent_encode("alice"), "alice");
         assert_eq!(percent_encode("a b/é"), "a%20b%2F%C3%A9");
         assert_eq!(percent_encode("x\r\ny"), "x%0D%0Ay");
+        assert_eq!(percent_encode("a-b.c_d~e"), "a-b.c_d~e");
     }
 }

@@ -3,14 +3,15 @@
 //! persisted "dropped up to here" mark that refused every token for a day after it).
 //!
 //! The clock is moved for the claimd process alone with libfaketime (Debian's `faketime`,
-//! installed by `.ci/run`); without it the test skips loudly, unless `CI` is set.
+//! installed by `.ci/run`): the test is `#[ignore = "needs libfaketime"]`, run by
+//! `cargo test -- --include-ignored`, where a missing libfaketime fails it.
 
 use std::path::Path;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{claimd_command, external_available, workdir, ClaimdProcess};
+use crate::helpers::{claimd_command, require, workdir, ClaimdProcess};
 
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
@@ -25,13 +26,12 @@ fn start(workdir: &Path, data: &Path, offset: Option<&str>) -> ClaimdProcess {
 }
 
 #[tokio::test]
+#[ignore = "needs libfaketime"]
 async fn a_run_with_the_clock_a_day_ahead_does_not_revoke_tokens_after_it() {
-    if !external_available(
+    require(
         "libfaketime (Debian package faketime)",
         Path::new(LIBFAKETIME).exists(),
-    ) {
-        return;
-    }
+    );
     let (dir, data) = workdir();
     let ahead = start(dir.path(), &data, Some("+1d"));
     let app = ahead.app();

@@ -22,6 +22,7 @@ use base64::Engine;
 use claimd::clock::{Clock, ManualClock};
 use claimd::config::Settings;
 use claimd::startup::Application;
+use claimd::telemetry::LogOutput;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
@@ -34,6 +35,24 @@ pub const PASSWORD: &str = "correct horse battery staple";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the binary may take to print its listening line.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether `TEST_LOG` asks for the servers' logs.
+pub fn test_log() -> bool {
+    std::env::var_os("TEST_LOG").is_some_and(|value| !value.is_empty() && value != "0")
+}
+
+/// With `TEST_LOG` set, installs (once for this test binary) a tracing subscriber that
+/// writes the in-process servers' logs through libtest's writer: shown with a failing
+/// test's output, or live with `--nocapture`. `RUST_LOG` filters it (default `info`), with
+/// the server's own caps on dependencies.
+/// Without `TEST_LOG` nothing is installed and the servers log nowhere.
+pub fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if !test_log() {
+        return;
+    }
+    ONCE.call_once(|| claimd::telemetry::init_tracing_to("info", LogOutput::Test));
+}
 
 /// A running claimd (in-process or a child process) and a client aimed at it.
 pub struct TestApp {
@@ -56,6 +75,7 @@ pub async fn spawn_app() -> TestApp {
 /// limits, another algorithm...). Bind address, workers and data dir are set before `tweak`
 /// runs, so it may override them too.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    init_test_log();
     let dir = tempfile::tempdir().expect("create temp dir");
     let mut settings = test_settings(&dir.path().join("data"));
     tweak(&mut settings);
@@ -733,11 +753,16 @@ impl Output {
     }
 }
 
+/// Reads a child's stream line by line into `sink` (and to `lines`). With `TEST_LOG` set,
+/// each line is also printed, prefixed with the child's pid, through libtest's capture
+/// (the reader thread inherits the test's), like the in-process servers' logs.
 fn pump(
     stream: impl Read + Send + 'static,
     sink: Arc<Mutex<String>>,
     lines: Option<mpsc::Sender<String>>,
+    pid: u32,
 ) -> JoinHandle<()> {
+    let echo = test_log();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
@@ -746,6 +771,9 @@ fn pump(
             match reader.read_line(&mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
+                    if echo {
+                        print!("[claimd {pid}] {line}");
+                    }
                     if let Ok(mut all) = sink.lock() {
                         all.push_str(&line);
                     }
@@ -770,6 +798,7 @@ impl ClaimdProcess {
     /// Starts the binary with `cmd` and waits (bounded) for its `listening on` line.
     pub fn start(mut cmd: Command) -> ClaimdProcess {
         let mut child = cmd.spawn().expect("spawn claimd binary");
+        let pid = child.id();
         let output = Output::default();
         let (tx, rx) = mpsc::channel();
         let readers = vec![
@@ -777,11 +806,13 @@ impl ClaimdProcess {
                 child.stdout.take().expect("stdout piped"),
                 output.stdout.clone(),
                 Some(tx),
+                pid,
             ),
             pump(
                 child.stderr.take().expect("stderr piped"),
                 output.stderr.clone(),
                 None,
+                pid,
             ),
         ];
         let mut process = ClaimdProcess {
@@ -936,17 +967,20 @@ pub fn run_to_exit_with_stdin(mut cmd: Command, stdin: &str, timeout: Duration) 
 }
 
 fn collect_exit(mut child: Child, timeout: Duration) -> Exit {
+    let pid = child.id();
     let output = Output::default();
     let readers = [
         pump(
             child.stdout.take().expect("stdout piped"),
             output.stdout.clone(),
             None,
+            pid,
         ),
         pump(
             child.stderr.take().expect("stderr piped"),
             output.stderr.clone(),
             None,
+            pid,
         ),
     ];
     let status = wait_bounded(&mut child, timeout);
@@ -1272,6 +1306,7 @@ impl TestApp {
 /// `tokens.issuer` set to the server's real URL (`http://127.0.0.1:PORT`), so discovery
 /// documents and JWKS clients that follow `jwks_uri` reach this very server.
 pub async fn spawn_app_on_issuer(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    init_test_log();
     let dir = tempfile::tempdir().expect("create temp dir");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     let port = listener.local_addr().expect("listener address").port();
@@ -1340,22 +1375,17 @@ pub fn jwt_kid(token: &str) -> String {
         .to_string()
 }
 
-/// Whether a test needing an external program (nginx, python3 with PyJWT) may run: `true`
-/// when it is available; otherwise a loud skip, or a failure when `CI` is set (the CI
-/// image installs them, so a missing one there is a broken build, not a skip).
-pub fn external_available(what: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} is required when CI is set, and it is not installed");
-    }
-    eprintln!();
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! SKIPPED: {what} is not installed; this test proved nothing.");
-    eprintln!("!!! Install it (or set CI=1 to make its absence a failure).");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    false
+/// Fails the test, naming what is missing, unless `available`. Tests that need something
+/// the Rust toolchain does not bring (nginx, PyJWT, libfaketime, root for a tmpfs) are
+/// `#[ignore = "needs …"]`: a plain `cargo test` reports them as ignored, and
+/// `cargo test -- --include-ignored` (what `.ci/run` runs, after installing the tools)
+/// runs them, where a missing tool is a failure, never a silent pass.
+pub fn require(what: &str, available: bool) {
+    assert!(
+        available,
+        "{what} is needed by this test (run by `--include-ignored`) and is not available; \
+         `.ci/run` shows how to install it"
+    );
 }
 
 /// Asserts `Cache-Control` contains `no-store`.

@@ -19,6 +19,7 @@ mod introspection;
 mod invitations;
 mod key_import;
 mod key_rotation;
+mod log_secrets;
 mod login;
 mod logout;
 mod me;

@@ -5,8 +5,8 @@
 //! the last refresh token claimd acknowledged is never logged out, across the episode and
 //! a kill -9 after it, while a real replay is still caught.
 //!
-//! Mounting needs root. Without it these tests skip loudly, unless `CI` is set, where a
-//! skip is a failure (CI runs as root).
+//! Mounting needs root: the tests are `#[ignore = "needs root"]`, run by
+//! `cargo test -- --include-ignored` (CI runs as root), where a failed mount fails them.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    assert_problem, claimd_command, external_available, header_str, metric_sum, token_response,
-    ClaimdProcess, TestApp, Tokens,
+    assert_problem, claimd_command, header_str, metric_sum, require, token_response, ClaimdProcess,
+    TestApp, Tokens,
 };
 
 /// A tmpfs of a fixed size mounted on a fresh directory; unmounted when dropped.
@@ -27,8 +27,8 @@ struct SmallDisk {
 }
 
 impl SmallDisk {
-    /// Mounts a tmpfs of `mib` MiB, or says why it cannot (not root, no `mount`).
-    fn mount(mib: u64) -> Option<SmallDisk> {
+    /// Mounts a tmpfs of `mib` MiB; fails the test when it cannot (not root, no `mount`).
+    fn mount(mib: u64) -> SmallDisk {
         let dir = tempfile::tempdir().expect("create temp dir");
         let mount = dir.path().join("disk");
         std::fs::create_dir(&mount).expect("create mount point");
@@ -37,10 +37,8 @@ impl SmallDisk {
             .arg(&mount)
             .status()
             .is_ok_and(|status| status.success());
-        if !external_available("root (mount -t tmpfs) for a small real filesystem", mounted) {
-            return None;
-        }
-        Some(SmallDisk { mount, _dir: dir })
+        require("root (mount -t tmpfs) for a small real filesystem", mounted);
+        SmallDisk { mount, _dir: dir }
     }
 
     fn path(&self) -> &Path {
@@ -154,10 +152,9 @@ async fn assert_reads_go_on_while_writes_fail(app: &TestApp, tokens: &Tokens) {
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn a_full_disk_is_an_outage_of_writes_and_loses_nothing_acknowledged() {
-    let Some(disk) = SmallDisk::mount(64) else {
-        return;
-    };
+    let disk = SmallDisk::mount(64);
     let workdir = tempfile::tempdir().expect("workdir");
     let data = disk.path().join("data");
     let server = start(workdir.path(), &data);
