@@ -163,7 +163,7 @@ fn refresh_rotation(c: &mut Criterion) {
     settings.storage.path = dir.path().to_path_buf();
     let store = Arc::new(Store::open(dir.path(), 16).expect("store opens"));
     let ring =
-        claimd::auth::keyring::load_or_create_key_ring(&store, settings.tokens.algorithm, now())
+        claimd::auth::keys::load_or_create_key_ring(&store, settings.tokens.algorithm, now())
             .expect("key ring");
     let auth = Auth::new(
         Arc::clone(&store),
@@ -174,16 +174,18 @@ fn refresh_rotation(c: &mut Criterion) {
     )
     .expect("auth");
     let mut refresh_token = runtime.block_on(async {
-        auth.register(Registration {
-            username: "bench".into(),
-            password: "bench password".into(),
-            tenant: None,
-            invitation: None,
-            roles: Vec::new(),
-        })
-        .await
-        .expect("register");
+        auth.accounts
+            .register(Registration {
+                username: "bench".into(),
+                password: "bench password".into(),
+                tenant: None,
+                invitation: None,
+                roles: Vec::new(),
+            })
+            .await
+            .expect("register");
         let tokens = auth
+            .accounts
             .login("bench", "bench password".into(), [127, 0, 0, 1].into())
             .await
             .expect("login");
@@ -194,7 +196,7 @@ fn refresh_rotation(c: &mut Criterion) {
     group.bench_function("rotation incl. durable write", |b| {
         b.iter(|| {
             let answer = runtime
-                .block_on(auth.refresh(refresh_token.expose_secret()))
+                .block_on(auth.sessions.refresh(refresh_token.expose_secret()))
                 .expect("rotation");
             refresh_token = answer.refresh_token.expect("rotated");
         })

@@ -13,7 +13,7 @@
 //! - [`tokens`]: claims, keys and the JWKS, minting and verifying, the refresh-token MAC.
 //!   Only it imports jsonwebtoken.
 //! - [`auth`]: the flows (register, login, refresh, logout, password) and the verdict on a
-//!   token. No HTTP here.
+//!   token, one service per area over a small shared core. No HTTP here.
 //! - [`http`]: routes, extractors, bodies, errors → problem+json. Only it imports actix-web.
 //! - [`tasks`]: background work (eviction).
 //! - [`secret`]: secrets as types (passwords, tokens, client secrets): never printed.

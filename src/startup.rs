@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::auth::keyring::{import_key, load_or_create_key_ring, AddedKey};
+use crate::auth::keys::{import_key, load_or_create_key_ring, AddedKey};
 use crate::auth::{Auth, AuthError, NewService, Registration, UserView, ADMIN_ROLE};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -91,6 +91,7 @@ impl Offline {
             Vec::new()
         };
         self.auth
+            .accounts
             .register(Registration {
                 username,
                 password,
@@ -111,7 +112,7 @@ impl Offline {
     /// # Errors
     /// The name is refused.
     pub async fn add_service(&self, name: &str) -> anyhow::Result<NewService> {
-        Ok(self.auth.create_service(name).await?)
+        Ok(self.auth.admin.create_service(name).await?)
     }
 
     /// Adds a signing key (`claimd keys rotate`).
@@ -119,7 +120,7 @@ impl Offline {
     /// # Errors
     /// Generation or storage failures.
     pub async fn rotate_key(&self, at_once: bool) -> anyhow::Result<AddedKey> {
-        Ok(self.auth.rotate_signing_key(at_once).await?)
+        Ok(self.auth.keys.rotate_signing_key(at_once).await?)
     }
 
     /// Imports a private key (`claimd keys import`).
@@ -199,7 +200,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let (store, auth) = open_flows(&settings, Arc::clone(&metrics), clock.clone()).await?;
         let auth = Arc::new(auth);
-        auth.bootstrap_admin().await.context("bootstrap")?;
+        auth.accounts.bootstrap_admin().await.context("bootstrap")?;
 
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {

@@ -1,4 +1,4 @@
-//! Accounts: registration (into a tenant only by an admin or with an invitation;
+//! The [`Accounts`] service: registration (into a tenant only by an admin or with an invitation;
 //! rate-limited per client address unless an admin asks), login (rate-limited, same cost
 //! and the same answer for an unknown user, a wrong password and a disabled account), the
 //! caller's own record, password changes, and the bootstrap admin.
@@ -9,12 +9,19 @@ use secrecy::ExposeSecret as _;
 
 use super::invitations::code_digest;
 use super::rate_limit::LimitKey;
-use super::verdict::{Authenticated, Freshness};
-use super::{Auth, AuthError, TokenResponse, UserView};
+use super::verification::{Authenticated, Freshness};
+use super::{AuthError, TokenResponse, UserView};
 use crate::config;
 use crate::domain::{Password, TenantId, UserId, Username};
 use crate::secret::SecretString;
 use crate::store::{AccountChange, UserRecord};
+use std::sync::Arc;
+
+use super::core::Core;
+use super::password::Passwords;
+use super::rate_limit::RateLimiter;
+use super::sessions::Sessions;
+use super::verification::Verification;
 
 /// The plan every new account starts on.
 pub const DEFAULT_PLAN: &str = "free";
@@ -32,7 +39,45 @@ pub struct Registration {
     pub roles: Vec<String>,
 }
 
-impl Auth {
+/// Accounts: registration, login, the caller's own record, password and claim changes.
+pub struct Accounts {
+    pub(super) core: Arc<Core>,
+    pub(super) sessions: Arc<Sessions>,
+    pub(super) verification: Arc<Verification>,
+    pub(super) passwords: Passwords,
+    pub(super) limiter: RateLimiter,
+    pub(super) register_limiter: RateLimiter,
+}
+
+impl Accounts {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        sessions: Arc<Sessions>,
+        verification: Arc<Verification>,
+    ) -> Result<Accounts, AuthError> {
+        let hashing_slots = std::thread::available_parallelism().map_or(2, usize::from);
+        let passwords =
+            Passwords::new(hashing_slots).map_err(|err| AuthError::Internal(err.to_string()))?;
+        let auth = &core.settings.auth;
+        let limiter = |budget, name| {
+            RateLimiter::new(
+                budget,
+                auth.rate_limit_entries,
+                core.metrics.rate_limit_evictions(name),
+            )
+        };
+        Ok(Accounts {
+            limiter: limiter(auth.login_attempts, "login"),
+            register_limiter: limiter(auth.register_limit, "register"),
+            passwords,
+            core: Arc::clone(&core),
+            sessions,
+            verification,
+        })
+    }
+}
+
+impl Accounts {
     /// An open registration from `client` (no admin's Bearer): [`Auth::register`] within
     /// `auth.register_limit` per client address. Every attempt that gets as far as the store
     /// or the password hasher counts, created or not (a taken username probed again and
@@ -46,14 +91,15 @@ impl Auth {
         client: IpAddr,
     ) -> Result<UserView, AuthError> {
         let key = [LimitKey::address(client)];
-        if let Err(wait) = self.register_limiter.check(&key, self.clock.instant()) {
+        if let Err(wait) = self.register_limiter.check(&key, self.core.clock.instant()) {
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
         let outcome = self.register(request).await;
         if !matches!(outcome, Err(AuthError::InvalidRequest(_))) {
-            self.register_limiter.record(&key, self.clock.instant());
+            self.register_limiter
+                .record(&key, self.core.clock.instant());
         }
         outcome
     }
@@ -79,11 +125,11 @@ impl Auth {
     ) -> Result<UserView, AuthError> {
         let admin_only = request.invitation.is_none()
             && (request.tenant.is_some()
-                || self.settings.auth.registration == config::Registration::Admin);
+                || self.core.settings.auth.registration == config::Registration::Admin);
         let by_admin = if admin_only {
             match bearer {
                 Some(token) => {
-                    self.require_admin(token)?;
+                    self.verification.require_admin(token)?;
                     true
                 }
                 None if request.tenant.is_some() => {
@@ -95,7 +141,7 @@ impl Auth {
             }
         } else {
             // Any other token neither helps nor hurts, but an admin's is not limited.
-            bearer.is_some_and(|token| self.require_admin(token).is_ok())
+            bearer.is_some_and(|token| self.verification.require_admin(token).is_ok())
         };
         if by_admin {
             self.register(request).await
@@ -116,7 +162,7 @@ impl Auth {
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         let password = Password::parse_new(request.password)
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let invitation = request
             .invitation
             .as_ref()
@@ -131,27 +177,28 @@ impl Auth {
             (None, Some(digest)) => Some(
                 // Checked before the password is hashed, so a wrong code costs no hash;
                 // the write below decides.
-                self.store
+                self.core
+                    .store
                     .invitation_tenant(digest, now)?
                     .ok_or(AuthError::InvitationInvalid)?,
             ),
             (Some(text), None) => {
                 let id = TenantId::parse(text)
                     .ok_or_else(|| AuthError::InvalidRequest("tenant: not a tenant id".into()))?;
-                let tenant = self
-                    .store
-                    .tenant(id)?
-                    .ok_or_else(|| AuthError::InvalidRequest("tenant: no such tenant".into()))?;
+                let tenant =
+                    self.core.store.tenant(id)?.ok_or_else(|| {
+                        AuthError::InvalidRequest("tenant: no such tenant".into())
+                    })?;
                 let taken = tenant
                     .members
-                    .saturating_add(self.store.pending_invitations(id, now)?);
+                    .saturating_add(self.core.store.pending_invitations(id, now)?);
                 if tenant.max_accounts.is_some_and(|max| taken >= max) {
                     return Err(AuthError::TenantFull);
                 }
                 Some(id)
             }
         };
-        if self.store.user_id_by_name(&username)?.is_some() {
+        if self.core.store.user_id_by_name(&username)?.is_some() {
             return Err(AuthError::UsernameTaken);
         }
         let password_hash = self
@@ -173,9 +220,10 @@ impl Auth {
             created_at: now,
             updated_at: now,
         };
-        self.store
+        self.core
+            .store
             .create_user(id, &user, invitation.as_ref(), now)?;
-        self.store.wait_durable().await?;
+        self.core.store.wait_durable().await?;
         match tenant {
             Some(tenant) if invitation.is_some() => {
                 tracing::info!(user = %id, %tenant, "account registered with an invitation");
@@ -203,15 +251,15 @@ impl Auth {
             None => LimitKey::username(&username.to_lowercase()),
         };
         let keys = [user_key, LimitKey::address(client)];
-        if let Err(wait) = self.limiter.check(&keys, self.clock.instant()) {
-            self.metrics.login("limited");
+        if let Err(wait) = self.limiter.check(&keys, self.core.clock.instant()) {
+            self.core.metrics.login("limited");
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
         let found = match &canonical {
-            Some(name) => match self.store.user_id_by_name(name)? {
-                Some(id) => self.store.user(id)?.map(|user| (id, user)),
+            Some(name) => match self.core.store.user_id_by_name(name)? {
+                Some(id) => self.core.store.user(id)?.map(|user| (id, user)),
                 None => None,
             },
             None => None,
@@ -226,19 +274,19 @@ impl Auth {
         let (id, user) = match found {
             Some(found) if matched && !found.1.disabled => found,
             Some(_) if matched => {
-                self.limiter.record(&keys, self.clock.instant());
-                self.metrics.login("disabled");
+                self.limiter.record(&keys, self.core.clock.instant());
+                self.core.metrics.login("disabled");
                 return Err(AuthError::InvalidCredentials);
             }
             _ => {
-                self.limiter.record(&keys, self.clock.instant());
-                self.metrics.login("failed");
+                self.limiter.record(&keys, self.core.clock.instant());
+                self.core.metrics.login("failed");
                 return Err(AuthError::InvalidCredentials);
             }
         };
         self.limiter.clear(user_key);
-        self.metrics.login("success");
-        self.start_session(id, &user).await
+        self.core.metrics.login("success");
+        self.sessions.start_session(id, &user).await
     }
 
     /// The caller's own record and token claims.
@@ -246,8 +294,9 @@ impl Auth {
     /// # Errors
     /// Any verdict but valid (a stale token gets `TokenStale`).
     pub fn me(&self, token: &str) -> Result<(UserView, Authenticated), AuthError> {
-        let caller = self.authenticate(token, Freshness::Current)?;
+        let caller = self.verification.authenticate(token, Freshness::Current)?;
         let user = self
+            .core
             .store
             .user(caller.user_id)?
             .ok_or(AuthError::TokenRevoked)?;
@@ -266,22 +315,25 @@ impl Auth {
         current: SecretString,
         new: SecretString,
     ) -> Result<TokenResponse, AuthError> {
-        let caller = self.authenticate(token, Freshness::AllowStale)?;
+        let caller = self
+            .verification
+            .authenticate(token, Freshness::AllowStale)?;
         let new =
             Password::parse_new(new).map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         let current_user = self
+            .core
             .store
             .user(caller.user_id)?
             .ok_or(AuthError::TokenRevoked)?;
         let user_key = LimitKey::username(&current_user.username);
-        if let Err(wait) = self.limiter.check(&[user_key], self.clock.instant()) {
+        if let Err(wait) = self.limiter.check(&[user_key], self.core.clock.instant()) {
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
         let phc = Some(current_user.password_hash.clone());
         if !self.passwords.verify(Password::offered(current), phc).await {
-            self.limiter.record(&[user_key], self.clock.instant());
+            self.limiter.record(&[user_key], self.core.clock.instant());
             return Err(AuthError::InvalidCredentials);
         }
         let password_hash = self
@@ -291,6 +343,7 @@ impl Auth {
             .map_err(|err| AuthError::Internal(err.to_string()))?;
         // The new hash, `not_before` and the end of every other session: one write.
         let user = self
+            .sessions
             .end_user_sessions_and(
                 caller.user_id,
                 Some(caller.session_id),
@@ -298,10 +351,12 @@ impl Auth {
             )
             .await?
             .ok_or(AuthError::TokenRevoked)?;
-        let (response, generation) = self.rotate_session(&caller, &user).await?;
+        let (response, generation) = self.sessions.rotate_session(&caller, &user).await?;
         // Durable, and the new pair about to leave: the previous refresh token becomes a
         // replay.
-        self.acknowledge(caller.session_id, generation).await?;
+        self.sessions
+            .acknowledge(caller.session_id, generation)
+            .await?;
         tracing::info!(user = %caller.user_id, "password changed; other sessions revoked");
         Ok(response)
     }
@@ -312,14 +367,14 @@ impl Auth {
     /// An invalid bootstrap username or password, or a storage failure.
     pub async fn bootstrap_admin(&self) -> Result<(), AuthError> {
         let (Some(username), Some(password)) = (
-            self.settings.bootstrap.admin_username.clone(),
-            self.settings.bootstrap.admin_password.clone(),
+            self.core.settings.bootstrap.admin_username.clone(),
+            self.core.settings.bootstrap.admin_password.clone(),
         ) else {
             return Ok(());
         };
         let canonical = Username::parse(&username)
             .map_err(|why| AuthError::InvalidRequest(format!("bootstrap.admin_username: {why}")))?;
-        if self.store.user_id_by_name(&canonical)?.is_some() {
+        if self.core.store.user_id_by_name(&canonical)?.is_some() {
             return Ok(());
         }
         match self

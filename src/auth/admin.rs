@@ -1,5 +1,7 @@
-//! Administration flows (role `admin`): users (list, read with live sessions, change,
-//! delete, end every session) and tenants (create, read, list, change, delete). A tenant
+//! The [`Administration`] service (role `admin`): users (list, read with live sessions,
+//! change, delete, end every session) and tenants (create, read, list, change, delete);
+//! its invitations, service credentials and backups are in `invitations.rs`,
+//! `services.rs` and `backup.rs`. A tenant
 //! change bumps its version (`tv`): one write makes every member's token stale.
 
 use serde::Serialize;
@@ -8,10 +10,16 @@ use serde_json::{Map, Value};
 use super::claims::{
     parse_attrs_value, parse_name, parse_user_patch, RefreshedToken, ADMIN_FIELDS,
 };
-use super::verdict::{Authenticated, Freshness};
-use super::{Auth, AuthError, UserView};
+use super::verification::Authenticated;
+use super::{AuthError, UserView};
 use crate::domain::{SessionId, TenantId, UserId};
 use crate::store::{TenantChange, TenantRecord};
+use std::sync::Arc;
+
+use super::accounts::Accounts;
+use super::core::Core;
+use super::sessions::Sessions;
+use super::verification::Verification;
 
 /// The role that may use the administration API.
 pub const ADMIN_ROLE: &str = "admin";
@@ -100,19 +108,39 @@ fn parse_tenant_id(text: &str) -> Result<TenantId, AuthError> {
     TenantId::parse(text).ok_or(AuthError::NotFound)
 }
 
-impl Auth {
-    /// Authenticates an admin: a current token whose claims hold the admin role.
+/// Administration: users, tenants, invitations, service credentials, backups.
+pub struct Administration {
+    pub(super) core: Arc<Core>,
+    pub(super) sessions: Arc<Sessions>,
+    pub(super) verification: Arc<Verification>,
+    pub(super) accounts: Arc<Accounts>,
+}
+
+impl Administration {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        sessions: Arc<Sessions>,
+        verification: Arc<Verification>,
+        accounts: Arc<Accounts>,
+    ) -> Administration {
+        Administration {
+            core,
+            sessions,
+            verification,
+            accounts,
+        }
+    }
+
+    /// Authenticates an admin (see [`Verification::require_admin`]).
     ///
     /// # Errors
     /// Any verdict but valid; `Forbidden` without the role.
     pub fn require_admin(&self, token: &str) -> Result<Authenticated, AuthError> {
-        let caller = self.authenticate(token, Freshness::Current)?;
-        if !caller.has_role(ADMIN_ROLE) {
-            return Err(AuthError::Forbidden("the admin role is required".into()));
-        }
-        Ok(caller)
+        self.verification.require_admin(token)
     }
+}
 
+impl Administration {
     /// A page of users created after `after`, and the cursor of the next page.
     ///
     /// # Errors
@@ -132,7 +160,7 @@ impl Auth {
             ),
             None => None,
         };
-        let mut page = self.store.list_users(after, limit + 1)?;
+        let mut page = self.core.store.list_users(after, limit + 1)?;
         let more = page.len() > limit;
         page.truncate(limit);
         let next = if more {
@@ -154,11 +182,11 @@ impl Auth {
     /// `NotFound`.
     pub fn get_user(&self, id: &str) -> Result<(UserView, Vec<SessionView>), AuthError> {
         let id = parse_user_id(id)?;
-        let user = self.store.user(id)?.ok_or(AuthError::NotFound)?;
-        let now = self.clock.now();
+        let user = self.core.store.user(id)?.ok_or(AuthError::NotFound)?;
+        let now = self.core.clock.now();
         let mut sessions = Vec::new();
-        for sid in self.store.user_session_ids(id)? {
-            if let Some(session) = self.store.session(sid)? {
+        for sid in self.core.store.user_session_ids(id)? {
+            if let Some(session) = self.core.store.session(sid)? {
                 if !session.revoked && now < session.expires_at {
                     sessions.push(SessionView {
                         id: sid.to_string(),
@@ -185,10 +213,10 @@ impl Auth {
     ) -> Result<(UserView, Option<RefreshedToken>), AuthError> {
         let id = parse_user_id(id)?;
         let patch = parse_user_patch(body, &ADMIN_FIELDS, &ADMIN_FIELDS)?;
-        let user = self.apply_user_patch(id, &patch).await?;
+        let user = self.accounts.apply_user_patch(id, &patch).await?;
         tracing::info!(admin = %caller.user_id, user = %id, uv = user.claims_version, "claims changed by an admin");
         let token = if id == caller.user_id && !user.disabled {
-            Some(self.refreshed_token(caller)?)
+            Some(self.accounts.refreshed_token(caller)?)
         } else {
             None
         };
@@ -201,22 +229,22 @@ impl Auth {
     /// `NotFound`.
     pub async fn delete_user(&self, caller: &Authenticated, id: &str) -> Result<(), AuthError> {
         let id = parse_user_id(id)?;
-        if self.store.user(id)?.is_none() {
+        if self.core.store.user(id)?.is_none() {
             return Err(AuthError::NotFound);
         }
-        self.end_user_sessions(id, None).await?;
-        self.store.delete_user(id)?;
-        for sid in self.store.user_session_ids(id)? {
+        self.sessions.end_user_sessions(id, None).await?;
+        self.core.store.delete_user(id)?;
+        for sid in self.core.store.user_session_ids(id)? {
             self.remove_session(sid)?;
         }
-        self.store.wait_durable().await?;
+        self.core.store.wait_durable().await?;
         tracing::info!(admin = %caller.user_id, user = %id, "user deleted");
         Ok(())
     }
 
     fn remove_session(&self, sid: SessionId) -> Result<(), AuthError> {
-        if let Some(session) = self.store.session(sid)? {
-            self.store.remove_session(sid, &session)?;
+        if let Some(session) = self.core.store.session(sid)? {
+            self.core.store.remove_session(sid, &session)?;
         }
         Ok(())
     }
@@ -227,10 +255,10 @@ impl Auth {
     /// `NotFound`.
     pub async fn revoke_user(&self, id: &str) -> Result<(), AuthError> {
         let id = parse_user_id(id)?;
-        if self.store.user(id)?.is_none() {
+        if self.core.store.user(id)?.is_none() {
             return Err(AuthError::NotFound);
         }
-        self.end_everywhere(id).await
+        self.sessions.end_everywhere(id).await
     }
 
     /// Creates a tenant.
@@ -242,7 +270,7 @@ impl Auth {
         let name = fields
             .name
             .ok_or_else(|| AuthError::InvalidRequest("name: required".into()))?;
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let tenant = TenantRecord {
             name,
             plan: fields
@@ -256,8 +284,8 @@ impl Auth {
             updated_at: now,
         };
         let id = TenantId::generate();
-        self.store.create_tenant(id, &tenant)?;
-        self.store.wait_durable().await?;
+        self.core.store.create_tenant(id, &tenant)?;
+        self.core.store.wait_durable().await?;
         Ok(TenantView::new(id, &tenant))
     }
 
@@ -267,7 +295,7 @@ impl Auth {
     /// `NotFound`.
     pub fn get_tenant(&self, id: &str) -> Result<TenantView, AuthError> {
         let id = parse_tenant_id(id)?;
-        let tenant = self.store.tenant(id)?.ok_or(AuthError::NotFound)?;
+        let tenant = self.core.store.tenant(id)?.ok_or(AuthError::NotFound)?;
         Ok(TenantView::new(id, &tenant))
     }
 
@@ -277,6 +305,7 @@ impl Auth {
     /// Storage failures.
     pub fn list_tenants(&self) -> Result<Vec<TenantView>, AuthError> {
         Ok(self
+            .core
             .store
             .list_tenants()?
             .iter()
@@ -298,8 +327,11 @@ impl Auth {
             return Err(AuthError::InvalidRequest("nothing to change".into()));
         }
         let fields = parse_tenant_fields(body)?;
-        let tenant = self.store.change_tenant(id, &fields, self.clock.now())?;
-        self.store.wait_durable().await?;
+        let tenant = self
+            .core
+            .store
+            .change_tenant(id, &fields, self.core.clock.now())?;
+        self.core.store.wait_durable().await?;
         tracing::info!(tenant = %id, tv = tenant.version, "tenant changed");
         Ok(TenantView::new(id, &tenant))
     }
@@ -310,8 +342,8 @@ impl Auth {
     /// `NotFound`, `TenantNotEmpty`.
     pub async fn delete_tenant(&self, id: &str) -> Result<(), AuthError> {
         let id = parse_tenant_id(id)?;
-        self.store.delete_tenant(id)?;
-        self.store.wait_durable().await?;
+        self.core.store.delete_tenant(id)?;
+        self.core.store.wait_durable().await?;
         Ok(())
     }
 }

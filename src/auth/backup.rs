@@ -8,19 +8,20 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{Auth, AuthError};
+use super::admin::Administration;
+use super::AuthError;
 use crate::store::backup::BackupSummary;
 
 /// Distinguishes the names of backups taken at once (the file is unlinked at once anyway).
 static NEXT_BACKUP: AtomicU64 = AtomicU64::new(0);
 
-impl Auth {
+impl Administration {
     /// A consistent backup of the whole store, in a file positioned at its start.
     ///
     /// # Errors
     /// The copy could not be written (a full disk answers like any storage fault).
     pub async fn export_backup(&self) -> Result<(std::fs::File, BackupSummary), AuthError> {
-        let store = Arc::clone(&self.store);
+        let store = Arc::clone(&self.core.store);
         tokio::task::spawn_blocking(move || {
             let dir = store.path().to_path_buf();
             let name = format!(

@@ -1,6 +1,6 @@
-//! Claim changes: what a user (`PATCH /me`, limited to `claims.self_service`) or an admin
-//! may change about a user, validated into a [`ClaimsChange`](crate::store::ClaimsChange), and refresh-on-change: the
-//! request that changes the claims is answered with a token that carries them, for the
+//! Claim changes, on [`Accounts`]: what a user (`PATCH /me`, limited to
+//! `claims.self_service`) or an admin may change about a user, validated into a
+//! [`ClaimsChange`](crate::store::ClaimsChange), and refresh-on-change: the request that changes the claims is answered with a token that carries them, for the
 //! same session, without rotating the refresh token (a refresh in flight from another tab
 //! never collides with it).
 //!
@@ -9,8 +9,9 @@
 
 use serde_json::{Map, Value};
 
-use super::verdict::{Authenticated, Freshness};
-use super::{Auth, AuthError, UserView};
+use super::accounts::Accounts;
+use super::verification::{Authenticated, Freshness};
+use super::{AuthError, UserView};
 use crate::domain::TenantId;
 use crate::secret::SecretString;
 use crate::store::{ClaimsChange, UserRecord};
@@ -171,7 +172,7 @@ pub struct RefreshedToken {
     pub expires_in: u64,
 }
 
-impl Auth {
+impl Accounts {
     /// Applies a validated patch, bumping `uv` when something changed. Durable on return.
     pub(crate) async fn apply_user_patch(
         &self,
@@ -179,12 +180,13 @@ impl Auth {
         patch: &ClaimsChange,
     ) -> Result<UserRecord, AuthError> {
         let user = self
+            .core
             .store
-            .change_user_claims(user_id, patch, self.clock.now())?;
+            .change_user_claims(user_id, patch, self.core.clock.now())?;
         if patch.disabled == Some(true) {
-            self.end_user_sessions(user_id, None).await?;
+            self.sessions.end_user_sessions(user_id, None).await?;
         }
-        self.store.wait_durable().await?;
+        self.core.store.wait_durable().await?;
         Ok(user)
     }
 
@@ -193,11 +195,11 @@ impl Auth {
         &self,
         caller: &Authenticated,
     ) -> Result<RefreshedToken, AuthError> {
-        let (access_token, claims) = self.remint_for_session(caller)?;
+        let (access_token, claims) = self.core.remint_for_session(caller)?;
         Ok(RefreshedToken {
             access_token,
             token_type: "Bearer",
-            expires_in: claims.exp.saturating_sub(self.clock.now()),
+            expires_in: claims.exp.saturating_sub(self.core.clock.now()),
         })
     }
 
@@ -211,8 +213,10 @@ impl Auth {
         token: &str,
         body: &Map<String, Value>,
     ) -> Result<(UserView, RefreshedToken), AuthError> {
-        let caller = self.authenticate(token, Freshness::AllowStale)?;
-        let table = &self.settings.claims.self_service;
+        let caller = self
+            .verification
+            .authenticate(token, Freshness::AllowStale)?;
+        let table = &self.core.settings.claims.self_service;
         let allowed: Vec<&str> = table.keys().map(String::as_str).collect();
         let patch = parse_user_patch(body, &SELF_SERVICE_FIELDS, &allowed)?;
         check_self_service_values(&patch, table)?;

@@ -1,4 +1,5 @@
-//! Token introspection (RFC 7662) and revocation (RFC 7009) for other services.
+//! The [`Introspection`] service: token introspection (RFC 7662) and revocation
+//! (RFC 7009) for other services, which authenticate with their service credentials.
 //!
 //! Introspection answers `{"active": true, ...claims}` only for a token that would be
 //! accepted now, and exactly `{"active": false}` for anything else — expired, revoked,
@@ -7,13 +8,20 @@
 //! (RFC 7009 §2.2): nothing is learned from it.
 
 use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
-use super::verdict::Freshness;
-use super::{Auth, AuthError};
+use super::verification::Freshness;
+use super::AuthError;
 use crate::config::OnStale;
 use crate::domain::TokenId;
 use crate::store::DenyKind;
 use crate::tokens::{PresentedRefreshToken, SessionKey};
+use std::sync::Arc;
+
+use super::core::Core;
+use super::sessions::Sessions;
+use super::verification::Verification;
 
 /// What the presenter says the token is (`token_type_hint`); only an ordering hint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +45,28 @@ fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3 && PresentedRefreshToken::parse(token).is_none()
 }
 
-impl Auth {
+/// Introspection and revocation for other services.
+pub struct Introspection {
+    pub(super) core: Arc<Core>,
+    pub(super) verification: Arc<Verification>,
+    pub(super) sessions: Arc<Sessions>,
+}
+
+impl Introspection {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        verification: Arc<Verification>,
+        sessions: Arc<Sessions>,
+    ) -> Introspection {
+        Introspection {
+            core,
+            verification,
+            sessions,
+        }
+    }
+}
+
+impl Introspection {
     /// RFC 7662 introspection of an access or refresh token.
     ///
     /// # Errors
@@ -45,15 +74,17 @@ impl Auth {
     pub fn introspect(&self, token: &str, _hint: Option<TokenHint>) -> Result<Value, AuthError> {
         let inactive = json!({ "active": false });
         if looks_like_jwt(token) {
-            return match self.authenticate(token, Freshness::AllowStale) {
-                Ok(caller) if caller.stale && self.settings.tokens.on_stale == OnStale::Reject => {
+            return match self.verification.authenticate(token, Freshness::AllowStale) {
+                Ok(caller)
+                    if caller.stale && self.core.settings.tokens.on_stale == OnStale::Reject =>
+                {
                     Ok(inactive)
                 }
                 Ok(caller) => {
                     // A stale token under `reissue` is active with the claims in force now;
                     // its own identity (jti, sid, iat, exp) is reported as presented.
                     let current = if caller.stale {
-                        match self.remint_for_session(&caller) {
+                        match self.core.remint_for_session(&caller) {
                             Ok((_, current)) => Some(current),
                             Err(AuthError::Store(err)) => return Err(AuthError::Store(err)),
                             Err(_) => return Ok(inactive),
@@ -94,8 +125,8 @@ impl Auth {
         let Some(presented) = PresentedRefreshToken::parse(token) else {
             return Ok(inactive);
         };
-        let now = self.clock.now();
-        let Some(session) = self.store.session(presented.sid)? else {
+        let now = self.core.clock.now();
+        let Some(session) = self.core.store.session(presented.sid)? else {
             return Ok(inactive);
         };
         let key = SessionKey::from_bytes(session.session_key);
@@ -104,6 +135,7 @@ impl Auth {
             && !session.revoked
             && now < session.expires_at
             && self
+                .core
                 .store
                 .user_stamp(session.user_id())?
                 .is_some_and(|stamp| !stamp.disabled);
@@ -131,17 +163,17 @@ impl Auth {
         token: &str,
         _hint: Option<TokenHint>,
     ) -> Result<(), AuthError> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         if looks_like_jwt(token) {
-            match self.verify_signature(token, now) {
+            match self.verification.verify_signature(token, now) {
                 Ok(claims) => {
                     if let Some(jti) = TokenId::parse(&claims.jti) {
-                        self.store.deny(
+                        self.core.store.deny(
                             DenyKind::Token,
                             jti.as_bytes(),
                             claims.exp..=claims.exp,
                         )?;
-                        self.store.wait_durable().await?;
+                        self.core.store.wait_durable().await?;
                     }
                 }
                 Err(AuthError::Store(err)) => return Err(AuthError::Store(err)),
@@ -150,14 +182,32 @@ impl Auth {
             return Ok(());
         }
         if let Some(presented) = PresentedRefreshToken::parse(token) {
-            if let Some(session) = self.store.session(presented.sid)? {
+            if let Some(session) = self.core.store.session(presented.sid)? {
                 if presented.mac_is_valid(&SessionKey::from_bytes(session.session_key)) {
-                    self.revoke_session(presented.sid, now).await?;
-                    self.store.wait_durable().await?;
+                    self.sessions.revoke_session(presented.sid, now).await?;
+                    self.core.store.wait_durable().await?;
                     tracing::info!(session = %presented.sid, "session revoked through /oauth/revoke");
                 }
             }
         }
         Ok(())
+    }
+
+    /// Checks a service's client id and secret (constant time on the secret).
+    ///
+    /// # Errors
+    /// `InvalidClient` for an unknown id or a wrong secret.
+    pub fn authenticate_service(&self, client_id: &str, secret: &str) -> Result<(), AuthError> {
+        let record = self
+            .core
+            .store
+            .service(client_id)?
+            .ok_or(AuthError::InvalidClient)?;
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if bool::from(digest.ct_eq(&record.secret_digest)) {
+            Ok(())
+        } else {
+            Err(AuthError::InvalidClient)
+        }
     }
 }

@@ -11,8 +11,9 @@ use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::admin::Administration;
 use super::services::random_secret;
-use super::{Auth, AuthError};
+use super::AuthError;
 use crate::domain::{InvitationId, TenantId};
 use crate::secret::SecretString;
 use crate::store::{InvitationRecord, InvitationStatus, InvitationWriteError};
@@ -88,7 +89,7 @@ fn parse_tenant(text: &str) -> Result<TenantId, AuthError> {
     TenantId::parse(text).ok_or(AuthError::NotFound)
 }
 
-impl Auth {
+impl Administration {
     /// Creates an invitation into a tenant, living `expires_in` seconds (default
     /// [`DEFAULT_INVITATION_TTL_SECS`]). It holds a seat until used, revoked or expired.
     /// Durable on return.
@@ -110,14 +111,14 @@ impl Auth {
             )));
         }
         let code = random_secret(32);
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let record = InvitationRecord::new(
             code_digest(code.expose_secret()),
             now,
             now.saturating_add(life),
         );
-        self.store.create_invitation(tenant, &record, now)?;
-        self.store.wait_durable().await?;
+        self.core.store.create_invitation(tenant, &record, now)?;
+        self.core.store.wait_durable().await?;
         let id = record.id;
         tracing::info!(%tenant, invitation = %id, expires_at = record.expires_at, "invitation created");
         Ok(NewInvitation {
@@ -135,8 +136,9 @@ impl Auth {
     /// `NotFound` for an unknown tenant.
     pub fn list_invitations(&self, tenant: &str) -> Result<Vec<InvitationView>, AuthError> {
         let tenant = parse_tenant(tenant)?;
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         Ok(self
+            .core
             .store
             .invitations(tenant)?
             .ok_or(AuthError::NotFound)?
@@ -153,8 +155,10 @@ impl Auth {
     pub async fn revoke_invitation(&self, tenant: &str, id: &str) -> Result<(), AuthError> {
         let tenant = parse_tenant(tenant)?;
         let id = InvitationId::parse(id).ok_or(AuthError::NotFound)?;
-        self.store.revoke_invitation(tenant, id, self.clock.now())?;
-        self.store.wait_durable().await?;
+        self.core
+            .store
+            .revoke_invitation(tenant, id, self.core.clock.now())?;
+        self.core.store.wait_durable().await?;
         tracing::info!(%tenant, invitation = %id, "invitation revoked");
         Ok(())
     }

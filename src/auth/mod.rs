@@ -3,6 +3,12 @@
 //! know nothing of HTTP (answers are plain types and [`AuthError`]) and reach the store
 //! only through its typed methods.
 //!
+//! [`Auth`] holds one service per area over a small shared core (`core.rs`: the store,
+//! settings, clock, metrics, key ring and minting): [`Verification`] at the bottom,
+//! [`Sessions`] on it, [`Accounts`] and [`Administration`] on both, [`Introspection`] for
+//! other services and [`Keys`] for the signing keys. Each service holds only the others it
+//! calls, so one area can be built, and tested, without the rest.
+//!
 //! Every flow whose outcome the client is told about waits for the group-commit flush
 //! before it returns, so an acknowledged write survives a crash.
 
@@ -10,15 +16,23 @@ mod accounts;
 mod admin;
 mod backup;
 mod claims;
+mod core;
 mod hash_pool;
 mod introspection;
 mod invitations;
-pub mod keyring;
+pub mod keys;
 pub mod password;
 pub mod rate_limit;
 mod services;
 mod sessions;
-mod verdict;
+mod verification;
+
+pub use accounts::Accounts;
+pub use admin::Administration;
+pub use introspection::Introspection;
+pub use keys::Keys;
+pub use sessions::Sessions;
+pub use verification::Verification;
 
 pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
@@ -29,24 +43,23 @@ pub use invitations::{
 };
 pub use services::{NewService, ServiceView};
 pub use sessions::RefreshOutcome;
-pub use verdict::Freshness;
+pub use verification::Freshness;
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use verdict::Authenticated;
+pub use verification::Authenticated;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::{SessionId, UserId};
+use crate::domain::UserId;
 use crate::secret::SecretString;
 use crate::store::{Store, StoreError, TenantWriteError, UserRecord, UserWriteError};
 use crate::telemetry::{Metrics, StoreGauges};
-use crate::tokens::{AccessTokens, KeyRing, VerifiedTokenCache};
-use password::Passwords;
-use rate_limit::RateLimiter;
+use crate::tokens::KeyRing;
+use core::Core;
 
 /// Why a flow said no. `http::error` alone turns these into status codes.
 #[derive(Debug, thiserror::Error)]
@@ -171,51 +184,23 @@ impl UserView {
     }
 }
 
-/// Serialises refreshes of one session: 256 stripes keyed by the session id, so two tabs
-/// refreshing at once take turns while unrelated sessions rarely meet.
-struct SessionLocks(Vec<tokio::sync::Mutex<()>>);
-
-impl SessionLocks {
-    fn new() -> SessionLocks {
-        SessionLocks((0..256).map(|_| tokio::sync::Mutex::new(())).collect())
-    }
-
-    fn stripe(&self, sid: SessionId) -> usize {
-        let bytes = sid.as_bytes();
-        (usize::from(bytes[15]) ^ usize::from(bytes[14])) % self.0.len()
-    }
-
-    fn for_session(&self, sid: SessionId) -> &tokio::sync::Mutex<()> {
-        &self.0[self.stripe(sid)]
-    }
-
-    /// The locks of several sessions, taken in stripe order so that two callers locking
-    /// overlapping sets cannot deadlock.
-    async fn lock_all(&self, sids: &[SessionId]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = sids.iter().map(|sid| self.stripe(*sid)).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        let mut guards = Vec::with_capacity(stripes.len());
-        for stripe in stripes {
-            guards.push(self.0[stripe].lock().await);
-        }
-        guards
-    }
-}
-
-/// Everything the flows share.
+/// The flows, by area, over one shared core. Each area is its own service with the few
+/// others it calls: verification below everything, sessions on it, accounts and
+/// administration on both.
 pub struct Auth {
-    store: Arc<Store>,
-    settings: Settings,
-    tokens: AccessTokens,
-    verified: VerifiedTokenCache,
-    ring: RwLock<Arc<KeyRing>>,
-    passwords: Passwords,
-    limiter: RateLimiter,
-    register_limiter: RateLimiter,
-    session_locks: SessionLocks,
-    metrics: Arc<Metrics>,
-    clock: Clock,
+    /// Registration, login, the caller's own account, password and claim changes.
+    pub accounts: Arc<Accounts>,
+    /// Refresh, logout, the end of sessions.
+    pub sessions: Arc<Sessions>,
+    /// The verdict on a presented access token.
+    pub verification: Arc<Verification>,
+    /// Users, tenants, invitations, service credentials, backups.
+    pub admin: Administration,
+    /// RFC 7662 introspection and RFC 7009 revocation for other services.
+    pub introspection: Introspection,
+    /// The signing keys and the JWKS.
+    pub keys: Keys,
+    core: Arc<Core>,
 }
 
 impl Auth {
@@ -233,48 +218,42 @@ impl Auth {
         // Session deny entries must cover tokens minted under any lifetime this store has
         // been configured with.
         store.note_access_ttl(settings.tokens.access_ttl.as_secs())?;
-        let hashing_slots = std::thread::available_parallelism().map_or(2, usize::from);
-        let passwords =
-            Passwords::new(hashing_slots).map_err(|err| AuthError::Internal(err.to_string()))?;
+        let core = Arc::new(Core::new(store, settings, ring, metrics, clock));
+        let verification = Arc::new(Verification::new(Arc::clone(&core)));
+        let sessions = Arc::new(Sessions::new(Arc::clone(&core), Arc::clone(&verification)));
+        let accounts = Arc::new(Accounts::new(
+            Arc::clone(&core),
+            Arc::clone(&sessions),
+            Arc::clone(&verification),
+        )?);
         Ok(Auth {
-            tokens: AccessTokens::new(&settings.tokens),
-            verified: VerifiedTokenCache::new(
-                settings.tokens.verified_cache_entries,
-                settings.tokens.leeway.as_secs(),
+            admin: Administration::new(
+                Arc::clone(&core),
+                Arc::clone(&sessions),
+                Arc::clone(&verification),
+                Arc::clone(&accounts),
             ),
-            limiter: RateLimiter::new(
-                settings.auth.login_attempts,
-                settings.auth.rate_limit_entries,
-                metrics.rate_limit_evictions("login"),
+            introspection: Introspection::new(
+                Arc::clone(&core),
+                Arc::clone(&verification),
+                Arc::clone(&sessions),
             ),
-            register_limiter: RateLimiter::new(
-                settings.auth.register_limit,
-                settings.auth.rate_limit_entries,
-                metrics.rate_limit_evictions("register"),
-            ),
-            ring: RwLock::new(Arc::new(ring)),
-            session_locks: SessionLocks::new(),
-            store,
-            settings,
-            passwords,
-            metrics,
-            clock,
+            keys: Keys::new(Arc::clone(&core)),
+            accounts,
+            sessions,
+            verification,
+            core,
         })
     }
 
     /// The clock the flows read.
     pub fn clock(&self) -> &Clock {
-        &self.clock
+        &self.core.clock
     }
 
     /// The settings the flows run with.
     pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    /// The key ring in force.
-    pub fn key_ring(&self) -> Arc<KeyRing> {
-        Arc::clone(&self.ring.read().unwrap_or_else(PoisonError::into_inner))
+        &self.core.settings
     }
 
     /// Whether this server can take every request now (`/readyz`): the store makes
@@ -284,12 +263,18 @@ impl Auth {
     /// `Unavailable` naming what is missing; a store that is not taking writes is a
     /// storage fault (503 `storage_unavailable`).
     pub fn readiness(&self) -> Result<(), AuthError> {
-        if !self.store.is_writable() {
+        let store = &self.core.store;
+        if !store.is_writable() {
             return Err(AuthError::Store(StoreError::Unavailable(
                 "the store is not taking writes".into(),
             )));
         }
-        if self.key_ring().signing_key(self.clock.now()).is_none() {
+        if self
+            .core
+            .key_ring()
+            .signing_key(self.core.clock.now())
+            .is_none()
+        {
             return Err(AuthError::Unavailable("no signing key is loaded"));
         }
         Ok(())
@@ -297,11 +282,12 @@ impl Auth {
 
     /// The store's gauges for `/metrics`.
     pub fn store_gauges(&self) -> StoreGauges {
+        let store = &self.core.store;
         StoreGauges {
-            deny_entries: self.store.deny_entries(),
-            sessions: self.store.sessions_held(),
-            bytes: self.store.size_on_disk(),
-            health: self.store.health(),
+            deny_entries: store.deny_entries(),
+            sessions: store.sessions_held(),
+            bytes: store.size_on_disk(),
+            health: store.health(),
         }
     }
 }

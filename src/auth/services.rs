@@ -8,10 +8,10 @@ use rand::RngCore;
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{Auth, AuthError};
+use super::admin::Administration;
+use super::AuthError;
 use crate::secret::SecretString;
 use crate::store::ServiceRecord;
 
@@ -40,7 +40,7 @@ pub(super) fn random_secret(bytes: usize) -> SecretString {
     URL_SAFE_NO_PAD.encode(&*buffer).into()
 }
 
-impl Auth {
+impl Administration {
     /// Creates a service credential. Durable on return.
     ///
     /// # Errors
@@ -57,10 +57,10 @@ impl Auth {
         let record = ServiceRecord {
             name: name.to_string(),
             secret_digest: Sha256::digest(client_secret.expose_secret().as_bytes()).into(),
-            created_at: self.clock.now(),
+            created_at: self.core.clock.now(),
         };
-        self.store.put_service(&client_id, &record)?;
-        self.store.wait_durable().await?;
+        self.core.store.put_service(&client_id, &record)?;
+        self.core.store.wait_durable().await?;
         tracing::info!(%client_id, "service credential created");
         Ok(NewService {
             client_id,
@@ -75,6 +75,7 @@ impl Auth {
     /// Storage failures.
     pub fn list_services(&self) -> Result<Vec<ServiceView>, AuthError> {
         Ok(self
+            .core
             .store
             .list_services()?
             .into_iter()
@@ -91,27 +92,10 @@ impl Auth {
     /// # Errors
     /// `NotFound`.
     pub async fn delete_service(&self, client_id: &str) -> Result<(), AuthError> {
-        if !self.store.delete_service(client_id)? {
+        if !self.core.store.delete_service(client_id)? {
             return Err(AuthError::NotFound);
         }
-        self.store.wait_durable().await?;
+        self.core.store.wait_durable().await?;
         Ok(())
-    }
-
-    /// Checks a service's client id and secret (constant time on the secret).
-    ///
-    /// # Errors
-    /// `InvalidClient` for an unknown id or a wrong secret.
-    pub fn authenticate_service(&self, client_id: &str, secret: &str) -> Result<(), AuthError> {
-        let record = self
-            .store
-            .service(client_id)?
-            .ok_or(AuthError::InvalidClient)?;
-        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        if bool::from(digest.ct_eq(&record.secret_digest)) {
-            Ok(())
-        } else {
-            Err(AuthError::InvalidClient)
-        }
     }
 }

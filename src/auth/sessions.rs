@@ -1,4 +1,4 @@
-//! Sessions and their tokens: starting one at login, refreshing it (rotation, the
+//! The [`Sessions`] service: sessions and their tokens. Starting one at login, refreshing it (rotation, the
 //! concurrent-refresh race, reuse detection), re-minting claims for a still-valid access
 //! token, and ending sessions (logout, logout everywhere).
 //!
@@ -14,19 +14,16 @@
 //! the grace window too, exactly when the current one was never acknowledged. A previous
 //! generation presented after its successor was acknowledged is a replay, as before.
 
-use super::verdict::{Authenticated, Freshness};
-use super::{Auth, AuthError, TokenResponse};
-use crate::domain::{SessionId, TokenId, UserId};
+use super::verification::{Authenticated, Freshness};
+use super::{AuthError, TokenResponse};
+use crate::domain::{SessionId, UserId};
 use crate::store::revocations::Revocation;
 use crate::store::{AccountChange, DenyKind, Rotation, SessionRecord, UserRecord};
-use crate::tokens::{mint_refresh_token, AccessClaims, PresentedRefreshToken, SessionKey};
+use crate::tokens::{mint_refresh_token, PresentedRefreshToken, SessionKey};
+use std::sync::Arc;
 
-/// A freshly minted access token with its claims.
-pub(crate) struct MintedAccess {
-    pub token: String,
-    pub exp: u64,
-    pub claims: AccessClaims,
-}
+use super::core::{Core, MintedAccess};
+use super::verification::Verification;
 
 /// How a refresh-token presentation ended; counted apart in `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,55 +51,22 @@ impl RefreshOutcome {
     }
 }
 
-impl Auth {
-    /// Mints an access token for `user` in session `sid`, never outliving the session.
-    pub(crate) fn mint_access(
-        &self,
-        user_id: UserId,
-        user: &UserRecord,
-        sid: SessionId,
-        session_expires_at: u64,
-        now: u64,
-    ) -> Result<MintedAccess, AuthError> {
-        let ring = self.key_ring();
-        let key = ring
-            .signing_key(now)
-            .ok_or(AuthError::Unavailable("no signing key"))?;
-        let tenant = user
-            .tenant_id()
-            .map(|tid| {
-                self.store
-                    .tenant_version(tid)
-                    .map(|version| (tid, version.unwrap_or(0)))
-            })
-            .transpose()?;
-        let exp = (now + self.settings.tokens.access_ttl.as_secs()).min(session_expires_at);
-        let claims = AccessClaims {
-            iss: self.settings.tokens.issuer.clone(),
-            sub: user_id.to_string(),
-            aud: self.settings.tokens.audience.clone(),
-            exp,
-            iat: now,
-            jti: TokenId::generate().to_string(),
-            sid: sid.to_string(),
-            tid: tenant.map(|(tid, _)| tid.to_string()),
-            roles: user.roles.clone(),
-            plan: user.plan.clone(),
-            attrs: user.attrs.clone(),
-            uv: user.claims_version,
-            tv: tenant.map_or(0, |(_, version)| version),
-        };
-        let token = self
-            .tokens
-            .mint(key, &claims)
-            .map_err(|err| AuthError::Internal(err.to_string()))?;
-        self.metrics.tokens_issued("access");
-        Ok(MintedAccess { token, exp, claims })
-    }
+/// Sessions: refresh, logout, and ending them.
+pub struct Sessions {
+    pub(super) core: Arc<Core>,
+    pub(super) verification: Arc<Verification>,
+}
 
+impl Sessions {
+    pub(crate) fn new(core: Arc<Core>, verification: Arc<Verification>) -> Sessions {
+        Sessions { core, verification }
+    }
+}
+
+impl Sessions {
     /// A rotation from `from_generation` now, carrying a new access token.
     fn rotation(&self, from_generation: u64, access_token: &str, access_expires: u64) -> Rotation {
-        let at_ms = self.clock.now_ms();
+        let at_ms = self.core.clock.now_ms();
         Rotation {
             from_generation,
             access_token: access_token.to_string(),
@@ -118,16 +82,16 @@ impl Auth {
         user_id: UserId,
         user: &UserRecord,
     ) -> Result<TokenResponse, AuthError> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         self.make_room_for_session(user_id, now).await?;
         let sid = SessionId::generate();
         let key = SessionKey::generate();
-        let expires_at = now + self.settings.tokens.refresh_ttl.as_secs();
+        let expires_at = now + self.core.settings.tokens.refresh_ttl.as_secs();
         let MintedAccess {
             token: access_token,
             exp: access_exp,
             ..
-        } = self.mint_access(user_id, user, sid, expires_at, now)?;
+        } = self.core.mint_access(user_id, user, sid, expires_at, now)?;
         let session = SessionRecord {
             user: user_id,
             session_key: key.to_bytes(),
@@ -135,14 +99,14 @@ impl Auth {
             created_at: now,
             expires_at,
             last_used: now,
-            rotated_at_ms: self.clock.now_ms(),
+            rotated_at_ms: self.core.clock.now_ms(),
             revoked: false,
             current_access_token: access_token.clone(),
             current_access_expires: access_exp,
         };
-        self.store.insert_session(sid, &session)?;
-        self.store.wait_durable().await?;
-        self.metrics.tokens_issued("refresh");
+        self.core.store.insert_session(sid, &session)?;
+        self.core.store.wait_durable().await?;
+        self.core.metrics.tokens_issued("refresh");
         Ok(self.token_response(sid, &key, &session, access_token, access_exp, now))
     }
 
@@ -150,10 +114,10 @@ impl Auth {
     /// would pass the cap, the least recently used are revoked. Not yet durable: the
     /// caller's wait covers it.
     async fn make_room_for_session(&self, user_id: UserId, now: u64) -> Result<(), AuthError> {
-        let cap = self.settings.auth.max_sessions_per_user;
+        let cap = self.core.settings.auth.max_sessions_per_user;
         let mut live = Vec::new();
-        for sid in self.store.user_session_ids(user_id)? {
-            if let Some(session) = self.store.session(sid)? {
+        for sid in self.core.store.user_session_ids(user_id)? {
+            if let Some(session) = self.core.store.session(sid)? {
                 if !session.revoked && now < session.expires_at {
                     live.push((session.last_used, session.created_at, sid));
                 }
@@ -200,7 +164,7 @@ impl Auth {
         let label = match &outcome {
             Ok((_, outcome)) | Err((_, outcome)) => outcome.label(),
         };
-        self.metrics.refresh(label);
+        self.core.metrics.refresh(label);
         outcome
             .map(|(response, _)| response)
             .map_err(|(err, _)| err)
@@ -215,10 +179,11 @@ impl Auth {
         let token = PresentedRefreshToken::parse(presented)
             .ok_or_else(|| refuse("malformed refresh token"))?;
         let sid = token.sid;
-        let _turn = self.session_locks.for_session(sid).lock().await;
-        let now = self.clock.now();
+        let _turn = self.core.session_locks.for_session(sid).lock().await;
+        let now = self.core.clock.now();
         let store_err = |err: crate::store::StoreError| (AuthError::Store(err), Refused);
         let mut session = self
+            .core
             .store
             .session(sid)
             .map_err(store_err)?
@@ -233,13 +198,13 @@ impl Auth {
         if now >= session.expires_at {
             return Err(refuse("session expired"));
         }
-        if let Some(idle) = self.settings.tokens.refresh_idle_ttl {
+        if let Some(idle) = self.core.settings.tokens.refresh_idle_ttl {
             if now.saturating_sub(session.last_used) > idle.as_secs() {
                 return Err(refuse("session idle too long"));
             }
         }
         let user_id = session.user_id();
-        let user = match self.store.user(user_id).map_err(store_err)? {
+        let user = match self.core.store.user(user_id).map_err(store_err)? {
             Some(user) if !user.disabled => user,
             _ => return Err(refuse("account unavailable")),
         };
@@ -250,12 +215,14 @@ impl Auth {
                 exp: access_exp,
                 ..
             } = self
+                .core
                 .mint_access(user_id, &user, sid, session.expires_at, now)
                 .map_err(|err| (err, Refused))?;
             let rotation = self.rotation(token.generation, &access_token, access_exp);
             // Under the session's lock nothing else rotates it, so `None` means it was
             // revoked or removed meanwhile.
             let session = self
+                .core
                 .store
                 .rotate_session(sid, &rotation)
                 .map_err(store_err)?
@@ -263,17 +230,22 @@ impl Auth {
             self.acknowledge(sid, session.generation)
                 .await
                 .map_err(store_err)?;
-            self.metrics.tokens_issued("refresh");
+            self.core.metrics.tokens_issued("refresh");
             let response = self.token_response(sid, &key, &session, access_token, access_exp, now);
             return Ok((response, Rotated));
         }
         if token.generation + 1 == session.generation {
-            let grace_ms = u64::try_from(self.settings.tokens.refresh_reuse_grace.as_millis())
+            let grace_ms = u64::try_from(self.core.settings.tokens.refresh_reuse_grace.as_millis())
                 .unwrap_or(u64::MAX);
-            let since_rotation_ms = self.clock.now_ms().saturating_sub(session.rotated_at_ms);
+            let since_rotation_ms = self
+                .core
+                .clock
+                .now_ms()
+                .saturating_sub(session.rotated_at_ms);
             let outcome = if since_rotation_ms <= grace_ms {
                 Race
             } else if self
+                .core
                 .store
                 .acknowledged_generation(sid)
                 .map_err(store_err)?
@@ -283,13 +255,15 @@ impl Auth {
             } else {
                 return self.reuse_detected(sid, user_id, &mut session, now).await;
             };
-            if session.current_access_expires <= now + self.settings.tokens.leeway.as_secs() {
+            if session.current_access_expires <= now + self.core.settings.tokens.leeway.as_secs() {
                 // The successor's access token has run out while its answer was lost:
                 // the same refresh token, with an access token that can still be used.
                 let minted = self
+                    .core
                     .mint_access(user_id, &user, sid, session.expires_at, now)
                     .map_err(|err| (err, outcome))?;
                 session = self
+                    .core
                     .store
                     .renew_session_access(
                         sid,
@@ -333,13 +307,14 @@ impl Auth {
         sid: SessionId,
         generation: u64,
     ) -> Result<(), crate::store::StoreError> {
-        self.store.wait_durable().await?;
+        self.core.store.wait_durable().await?;
         let delay = self
+            .core
             .settings
             .tokens
             .refresh_reuse_grace
             .min(ACKNOWLEDGE_AFTER);
-        let store = std::sync::Arc::clone(&self.store);
+        let store = std::sync::Arc::clone(&self.core.store);
         let record = move || {
             if let Err(err) = store.acknowledge_generation(sid, generation) {
                 // A lost acknowledgement only makes a later replay of the previous token
@@ -369,10 +344,11 @@ impl Auth {
     ) -> Result<(TokenResponse, RefreshOutcome), (AuthError, RefreshOutcome)> {
         use RefreshOutcome::Reuse;
         tracing::warn!(session = %sid, user = %user_id, "refresh token reuse detected: session revoked");
-        self.metrics.reuse_detected();
+        self.core.metrics.reuse_detected();
         self.revoke_session_locked(sid, session, now)
             .map_err(|err| (err, Reuse))?;
-        self.store
+        self.core
+            .store
             .wait_durable()
             .await
             .map_err(|err| (AuthError::Store(err), Reuse))?;
@@ -388,12 +364,14 @@ impl Auth {
     /// # Errors
     /// Any verdict but valid or stale; a session that has ended.
     pub async fn reissue_access(&self, token: &str) -> Result<TokenResponse, AuthError> {
-        let caller = self.authenticate(token, Freshness::AllowStale)?;
-        let (access_token, claims) = self.remint_for_session(&caller)?;
+        let caller = self
+            .verification
+            .authenticate(token, Freshness::AllowStale)?;
+        let (access_token, claims) = self.core.remint_for_session(&caller)?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
-            expires_in: claims.exp.saturating_sub(self.clock.now()),
+            expires_in: claims.exp.saturating_sub(self.core.clock.now()),
             refresh_token: None,
             refresh_expires_in: None,
             session_id: caller.session_id.to_string(),
@@ -405,15 +383,17 @@ impl Auth {
     /// # Errors
     /// An access token that does not authenticate.
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
-        let caller = self.authenticate(token, Freshness::AllowStale)?;
-        let now = self.clock.now();
+        let caller = self
+            .verification
+            .authenticate(token, Freshness::AllowStale)?;
+        let now = self.core.clock.now();
         self.revoke_session(caller.session_id, now).await?;
-        self.store.deny(
+        self.core.store.deny(
             DenyKind::Token,
             caller.token_id.as_bytes(),
             caller.claims.exp..=caller.claims.exp,
         )?;
-        self.store.wait_durable().await?;
+        self.core.store.wait_durable().await?;
         Ok(())
     }
 
@@ -422,7 +402,9 @@ impl Auth {
     /// # Errors
     /// An access token that does not authenticate.
     pub async fn logout_all(&self, token: &str) -> Result<(), AuthError> {
-        let caller = self.authenticate(token, Freshness::AllowStale)?;
+        let caller = self
+            .verification
+            .authenticate(token, Freshness::AllowStale)?;
         self.end_everywhere(caller.user_id).await
     }
 
@@ -431,7 +413,7 @@ impl Auth {
     pub(crate) async fn end_everywhere(&self, user_id: UserId) -> Result<(), AuthError> {
         self.end_user_sessions_and(user_id, None, AccountChange::RefuseEarlierTokens)
             .await?;
-        self.store.wait_durable().await?;
+        self.core.store.wait_durable().await?;
         Ok(())
     }
 
@@ -457,30 +439,32 @@ impl Auth {
         change: AccountChange<'_>,
     ) -> Result<Option<UserRecord>, AuthError> {
         let sids: Vec<SessionId> = self
+            .core
             .store
             .user_session_ids(user_id)?
             .into_iter()
             .filter(|sid| Some(*sid) != keep)
             .collect();
-        let _turns = self.session_locks.lock_all(&sids).await;
-        let now = self.clock.now();
+        let _turns = self.core.session_locks.lock_all(&sids).await;
+        let now = self.core.clock.now();
         let mut revocations = Vec::with_capacity(sids.len());
         for sid in sids {
-            if let Some(session) = self.store.session(sid)? {
+            if let Some(session) = self.core.store.session(sid)? {
                 if !session.revoked {
                     revocations.push(self.revocation(sid, session, now));
                 }
             }
         }
         Ok(self
+            .core
             .store
             .revoke_sessions(user_id, &mut revocations, now, change)?)
     }
 
     /// Marks a session revoked and denies its `sid`, under the session's lock.
     pub(crate) async fn revoke_session(&self, sid: SessionId, now: u64) -> Result<(), AuthError> {
-        let _turn = self.session_locks.for_session(sid).lock().await;
-        if let Some(mut session) = self.store.session(sid)? {
+        let _turn = self.core.session_locks.for_session(sid).lock().await;
+        if let Some(mut session) = self.core.store.session(sid)? {
             self.revoke_session_locked(sid, &mut session, now)?;
         }
         Ok(())
@@ -499,7 +483,7 @@ impl Auth {
             return Ok(());
         }
         let mut revocation = [self.revocation(sid, session.clone(), now)];
-        self.store.revoke_sessions(
+        self.core.store.revoke_sessions(
             session.user_id(),
             &mut revocation,
             now,
@@ -517,7 +501,7 @@ impl Auth {
     /// did not see the mark (see `remint_for_session`) ran before the mark was written, so
     /// within the slack after `now`.
     fn revocation(&self, sid: SessionId, session: SessionRecord, now: u64) -> Revocation {
-        let last_token_exp = (now + REVOCATION_SLACK_SECS + self.store.longest_access_ttl())
+        let last_token_exp = (now + REVOCATION_SLACK_SECS + self.core.store.longest_access_ttl())
             .min(session.expires_at)
             .max(session.current_access_expires)
             .max(now);
@@ -537,9 +521,9 @@ impl Auth {
         user: &UserRecord,
     ) -> Result<(TokenResponse, u64), AuthError> {
         let sid = caller.session_id;
-        let _turn = self.session_locks.for_session(sid).lock().await;
-        let now = self.clock.now();
-        let session = match self.store.session(sid)? {
+        let _turn = self.core.session_locks.for_session(sid).lock().await;
+        let now = self.core.clock.now();
+        let session = match self.core.store.session(sid)? {
             Some(session) if !session.revoked && now < session.expires_at => session,
             _ => return Err(AuthError::TokenRevoked),
         };
@@ -547,13 +531,16 @@ impl Auth {
             token: access_token,
             exp: access_exp,
             ..
-        } = self.mint_access(caller.user_id, user, sid, session.expires_at, now)?;
+        } = self
+            .core
+            .mint_access(caller.user_id, user, sid, session.expires_at, now)?;
         let rotation = self.rotation(session.generation, &access_token, access_exp);
         let session = self
+            .core
             .store
             .rotate_session(sid, &rotation)?
             .ok_or(AuthError::TokenRevoked)?;
-        self.metrics.tokens_issued("refresh");
+        self.core.metrics.tokens_issued("refresh");
         let key = SessionKey::from_bytes(session.session_key);
         let response = self.token_response(sid, &key, &session, access_token, access_exp, now);
         Ok((response, session.generation))
@@ -567,3 +554,143 @@ const ACKNOWLEDGE_AFTER: std::time::Duration = std::time::Duration::from_secs(1)
 /// could have been minted: the mark is written within the same second or the next
 /// (the store adds any time it had to wait for a backup to finish).
 const REVOCATION_SLACK_SECS: u64 = 2;
+
+#[cfg(test)]
+mod tests {
+    //! The refresh flow on its own: a real store on a manual clock, no server, no HTTP.
+
+    use std::time::Duration;
+
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+    use crate::auth::keys::load_or_create_key_ring;
+    use crate::clock::ManualClock;
+    use crate::config::Settings;
+    use crate::store::Store;
+    use crate::telemetry::Metrics;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        sessions: Sessions,
+        clock: ManualClock,
+        user_id: UserId,
+        user: UserRecord,
+    }
+
+    fn fixture(grace: Duration) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), 4).unwrap());
+        let clock = ManualClock::starting_at(1_800_000_000);
+        let mut settings = Settings::default();
+        settings.tokens.refresh_reuse_grace = grace;
+        let ring = load_or_create_key_ring(&store, settings.tokens.algorithm, clock.now()).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let core = Arc::new(Core::new(
+            Arc::clone(&store),
+            settings,
+            ring,
+            metrics,
+            clock.clock(),
+        ));
+        let verification = Arc::new(Verification::new(Arc::clone(&core)));
+        let user_id = UserId::generate();
+        let user = UserRecord {
+            username: "alice".into(),
+            password_hash: String::new(),
+            tenant: None,
+            roles: vec!["reader".into()],
+            plan: "free".into(),
+            attrs: serde_json::Map::new(),
+            claims_version: 1,
+            not_before: 0,
+            disabled: false,
+            created_at: clock.now(),
+            updated_at: clock.now(),
+        };
+        store
+            .create_user(user_id, &user, None, clock.now())
+            .unwrap();
+        Fixture {
+            _dir: dir,
+            sessions: Sessions::new(core, verification),
+            clock,
+            user_id,
+            user,
+        }
+    }
+
+    fn refresh_token(response: &TokenResponse) -> String {
+        response
+            .refresh_token
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_refresh_token_used_twice_ends_its_session() {
+        let fx = fixture(Duration::ZERO);
+        let login = fx
+            .sessions
+            .start_session(fx.user_id, &fx.user)
+            .await
+            .unwrap();
+        fx.clock.advance(Duration::from_secs(60));
+        let rotated = fx.sessions.refresh(&refresh_token(&login)).await.unwrap();
+        let access = rotated.access_token.expose_secret().to_string();
+        assert!(fx
+            .sessions
+            .verification
+            .authenticate(&access, Freshness::Current)
+            .is_ok());
+
+        fx.clock.advance(Duration::from_secs(1));
+        let replay = fx.sessions.refresh(&refresh_token(&login)).await;
+        assert!(matches!(replay, Err(AuthError::InvalidGrant(_))));
+        let successor = fx.sessions.refresh(&refresh_token(&rotated)).await;
+        assert!(matches!(successor, Err(AuthError::InvalidGrant(_))));
+        assert!(matches!(
+            fx.sessions
+                .verification
+                .authenticate(&access, Freshness::Current),
+            Err(AuthError::TokenRevoked)
+        ));
+    }
+
+    #[tokio::test]
+    async fn two_tabs_within_the_grace_window_get_the_same_pair() {
+        let fx = fixture(Duration::from_secs(10));
+        let login = fx
+            .sessions
+            .start_session(fx.user_id, &fx.user)
+            .await
+            .unwrap();
+        let first = fx.sessions.refresh(&refresh_token(&login)).await.unwrap();
+        fx.clock.advance(Duration::from_secs(2));
+        let second = fx.sessions.refresh(&refresh_token(&login)).await.unwrap();
+        assert_eq!(refresh_token(&first), refresh_token(&second));
+        assert_eq!(
+            first.access_token.expose_secret(),
+            second.access_token.expose_secret()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_session_past_its_end_no_longer_refreshes() {
+        let fx = fixture(Duration::ZERO);
+        let login = fx
+            .sessions
+            .start_session(fx.user_id, &fx.user)
+            .await
+            .unwrap();
+        let life = fx.sessions.core.settings.tokens.refresh_ttl;
+        fx.clock.advance(life + Duration::from_secs(1));
+        let late = fx.sessions.refresh(&refresh_token(&login)).await;
+        assert!(matches!(
+            late,
+            Err(AuthError::InvalidGrant("session expired"))
+        ));
+    }
+}

@@ -73,6 +73,7 @@ async fn register(
     tracing::trace!(?registration, "registration asked");
     let user = state
         .auth
+        .accounts
         .register_over_api(
             registration,
             token.as_ref().map(BearerToken::expose),
@@ -98,6 +99,7 @@ async fn login(
     let body: LoginBody = json_body(&req, payload, limit(&state)).await?;
     let tokens = state
         .auth
+        .accounts
         .login(&body.username, body.password, client.0)
         .await?;
     Ok(token_answer(&tokens))
@@ -125,9 +127,9 @@ async fn refresh_token(
         parse_json::<RefreshBody>(&body)?.refresh_token
     };
     let tokens = match refresh {
-        Some(refresh) => state.auth.refresh(refresh.expose_secret()).await?,
+        Some(refresh) => state.auth.sessions.refresh(refresh.expose_secret()).await?,
         None => match BearerToken::from_request_optional(&req)? {
-            Some(token) => state.auth.reissue_access(token.expose()).await?,
+            Some(token) => state.auth.sessions.reissue_access(token.expose()).await?,
             None => {
                 return Err(ApiError::invalid_request(
                     "refresh_token is required, or an Authorization: Bearer access token",
@@ -139,7 +141,7 @@ async fn refresh_token(
 }
 
 async fn logout(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    state.auth.logout(token.expose()).await?;
+    state.auth.sessions.logout(token.expose()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -147,12 +149,12 @@ async fn logout_all(
     state: web::Data<AppState>,
     token: BearerToken,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.logout_all(token.expose()).await?;
+    state.auth.sessions.logout_all(token.expose()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    let (user, caller) = state.auth.me(token.expose())?;
+    let (user, caller) = state.auth.accounts.me(token.expose())?;
     Ok(
         with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_ref())
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -169,7 +171,7 @@ async fn patch_me(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let (user, token) = state.auth.patch_me(token.expose(), &body).await?;
+    let (user, token) = state.auth.accounts.patch_me(token.expose(), &body).await?;
     tracing::trace!(?token, "claims changed: token answered");
     Ok(
         with_refreshed_token(HttpResponse::Ok(), Some(&token.access_token))
@@ -194,6 +196,7 @@ async fn change_password(
     let body: PasswordBody = json_body(&req, payload, limit(&state)).await?;
     let tokens = state
         .auth
+        .accounts
         .change_password(token.expose(), body.current_password, body.new_password)
         .await?;
     Ok(token_answer(&tokens))

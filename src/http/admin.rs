@@ -77,10 +77,11 @@ async fn list_users(
     token: BearerToken,
     page: Result<web::Query<Page>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose())?;
     let page = page.map_err(|err| ApiError::invalid_request(format!("query: {err}")))?;
     let (users, next) = state
         .auth
+        .admin
         .list_users(page.after.as_deref(), page.limit.unwrap_or(DEFAULT_PAGE))?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "users": users, "next": next })))
 }
@@ -90,8 +91,8 @@ async fn get_user(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(token.expose())?;
-    let (user, sessions) = state.auth.get_user(&id)?;
+    let caller = state.auth.admin.require_admin(token.expose())?;
+    let (user, sessions) = state.auth.admin.get_user(&id)?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "user": user, "sessions": sessions })))
 }
 
@@ -102,9 +103,9 @@ async fn patch_user(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose())?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let (user, own_token) = state.auth.patch_user(&caller, &id, &body).await?;
+    let (user, own_token) = state.auth.admin.patch_user(&caller, &id, &body).await?;
     let refreshed = own_token
         .as_ref()
         .map(|token| &token.access_token)
@@ -121,8 +122,8 @@ async fn delete_user(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(token.expose())?;
-    state.auth.delete_user(&caller, &id).await?;
+    let caller = state.auth.admin.require_admin(token.expose())?;
+    state.auth.admin.delete_user(&caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -131,8 +132,8 @@ async fn revoke_user(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(token.expose())?;
-    state.auth.revoke_user(&id).await?;
+    state.auth.admin.require_admin(token.expose())?;
+    state.auth.admin.revoke_user(&id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -140,8 +141,8 @@ async fn list_tenants(
     state: web::Data<AppState>,
     token: BearerToken,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(token.expose())?;
-    let tenants = state.auth.list_tenants()?;
+    let caller = state.auth.admin.require_admin(token.expose())?;
+    let tenants = state.auth.admin.list_tenants()?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenants": tenants })))
 }
 
@@ -151,9 +152,9 @@ async fn create_tenant(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose())?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let tenant = state.auth.create_tenant(&body).await?;
+    let tenant = state.auth.admin.create_tenant(&body).await?;
     Ok(
         with_refreshed_token(HttpResponse::Created(), caller.refreshed.as_ref())
             .json(json!({ "tenant": tenant })),
@@ -165,8 +166,8 @@ async fn get_tenant(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(token.expose())?;
-    let tenant = state.auth.get_tenant(&id)?;
+    let caller = state.auth.admin.require_admin(token.expose())?;
+    let tenant = state.auth.admin.get_tenant(&id)?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenant": tenant })))
 }
 
@@ -177,9 +178,9 @@ async fn patch_tenant(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose())?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let tenant = state.auth.patch_tenant(&id, &body).await?;
+    let tenant = state.auth.admin.patch_tenant(&id, &body).await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenant": tenant })))
 }
 
@@ -188,8 +189,8 @@ async fn delete_tenant(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(token.expose())?;
-    state.auth.delete_tenant(&id).await?;
+    state.auth.admin.require_admin(token.expose())?;
+    state.auth.admin.delete_tenant(&id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -210,7 +211,7 @@ async fn create_invitation(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose())?;
     let body = read_body(payload, limit(&state)).await?;
     let request: InvitationBody = if body.iter().all(u8::is_ascii_whitespace) {
         InvitationBody::default()
@@ -220,6 +221,7 @@ async fn create_invitation(
     };
     let invitation = state
         .auth
+        .admin
         .create_invitation(&id, request.expires_in)
         .await?;
     tracing::trace!(?invitation, "invitation answered");
@@ -235,8 +237,8 @@ async fn list_invitations(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_admin(token.expose())?;
-    let invitations = state.auth.list_invitations(&id)?;
+    let caller = state.auth.admin.require_admin(token.expose())?;
+    let invitations = state.auth.admin.list_invitations(&id)?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "invitations": invitations })))
 }
 
@@ -245,9 +247,13 @@ async fn revoke_invitation(
     token: BearerToken,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(token.expose())?;
+    state.auth.admin.require_admin(token.expose())?;
     let (tenant, invitation) = path.into_inner();
-    state.auth.revoke_invitation(&tenant, &invitation).await?;
+    state
+        .auth
+        .admin
+        .revoke_invitation(&tenant, &invitation)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -266,7 +272,7 @@ async fn rotate_key(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(token.expose())?;
+    state.auth.admin.require_admin(token.expose())?;
     let body = read_body(payload, limit(&state)).await?;
     let request: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
@@ -274,7 +280,7 @@ async fn rotate_key(
         require_json_content_type(&req)?;
         parse_json(&body)?
     };
-    let added = state.auth.rotate_signing_key(request.now).await?;
+    let added = state.auth.keys.rotate_signing_key(request.now).await?;
     Ok(answer(None).json(json!({ "key": added })))
 }
 
@@ -290,9 +296,9 @@ async fn create_service(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(token.expose())?;
+    state.auth.admin.require_admin(token.expose())?;
     let body: ServiceBody = json_body(&req, payload, limit(&state)).await?;
-    let created = state.auth.create_service(&body.name).await?;
+    let created = state.auth.admin.create_service(&body.name).await?;
     tracing::trace!(answer = ?created, "service credential answered");
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -303,8 +309,8 @@ async fn list_services(
     state: web::Data<AppState>,
     token: BearerToken,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(token.expose())?;
-    Ok(answer(None).json(json!({ "services": state.auth.list_services()? })))
+    state.auth.admin.require_admin(token.expose())?;
+    Ok(answer(None).json(json!({ "services": state.auth.admin.list_services()? })))
 }
 
 async fn delete_service(
@@ -312,7 +318,7 @@ async fn delete_service(
     token: BearerToken,
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(token.expose())?;
-    state.auth.delete_service(&client_id).await?;
+    state.auth.admin.require_admin(token.expose())?;
+    state.auth.admin.delete_service(&client_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -19,8 +19,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn backup(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    state.auth.require_admin(token.expose())?;
-    let (file, summary) = state.auth.export_backup().await?;
+    state.auth.admin.require_admin(token.expose())?;
+    let (file, summary) = state.auth.admin.export_backup().await?;
     let file = tokio::fs::File::from_std(file);
     let body = stream::unfold(Some(file), |file| async move {
         let mut file = file?;

@@ -35,6 +35,7 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     let token = presented_token(&req)?;
     let caller = state
         .auth
+        .verification
         .authenticate(token.expose_secret(), Freshness::Current)?;
     let claims = &caller.claims;
     let mut response = with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_ref());

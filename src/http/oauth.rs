@@ -49,7 +49,7 @@ fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
     let (scheme, credentials) = text.split_once(' ').unwrap_or((text, ""));
     if scheme.eq_ignore_ascii_case("bearer") {
         let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
-        state.auth.require_admin(bearer.expose())?;
+        state.auth.admin.require_admin(bearer.expose())?;
         return Ok(Client::Admin);
     }
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -63,7 +63,10 @@ fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
     // RFC 6749 §2.3.1: both parts are form-urlencoded inside Basic.
     let id = form_decode(id)?;
     let secret = form_decode(secret)?;
-    state.auth.authenticate_service(&id, &secret)?;
+    state
+        .auth
+        .introspection
+        .authenticate_service(&id, &secret)?;
     Ok(Client::Service)
 }
 
@@ -123,7 +126,9 @@ async fn introspect(
     }
     let form = read_form(&req, &state, payload).await?;
     let hint = TokenHint::parse(form.token_type_hint.as_deref());
-    Ok(no_store(state.auth.introspect(&form.token, hint)?))
+    Ok(no_store(
+        state.auth.introspection.introspect(&form.token, hint)?,
+    ))
 }
 
 async fn revoke(
@@ -138,7 +143,11 @@ async fn revoke(
     }
     let form = read_form(&req, &state, payload).await?;
     let hint = TokenHint::parse(form.token_type_hint.as_deref());
-    state.auth.revoke_token(&form.token, hint).await?;
+    state
+        .auth
+        .introspection
+        .revoke_token(&form.token, hint)
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())

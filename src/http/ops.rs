@@ -41,7 +41,7 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
             header::CACHE_CONTROL,
             format!("public, max-age={}", jwks_max_age(&state)),
         ))
-        .json(state.auth.jwks())
+        .json(state.auth.keys.jwks())
 }
 
 /// RFC 8414-style metadata, so a standard JWT library pointed at the issuer finds the

@@ -21,7 +21,7 @@ pub async fn run(auth: Arc<Auth>, shutdown: watch::Receiver<bool>) {
     super::every(period, shutdown, || {
         let auth = Arc::clone(&auth);
         async move {
-            match auth.rotate_if_due().await {
+            match auth.keys.rotate_if_due().await {
                 Ok(Some(added)) => {
                     tracing::info!(kid = %added.kid, signs_from = added.signs_from, "signing key rotated")
                 }

@@ -1,4 +1,5 @@
-//! The verdict on a presented access token, in DESIGN.md's order: header, signature and
+//! The [`Verification`] service: the verdict on a presented access token, in DESIGN.md's
+//! order: header, signature and
 //! registered claims (`tokens`), then the deny list (`jti`, then `sid`), then the user
 //! (exists, not disabled, issued after `not_before`, `uv` current) and the tenant (`tv`
 //! current). Steps 3 and 4 run on every call: the deny list is read from sled, versions
@@ -10,11 +11,13 @@
 
 use std::sync::Arc;
 
-use super::{Auth, AuthError};
+use super::core::Core;
+use super::AuthError;
 use crate::config::OnStale;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
 use crate::secret::SecretString;
 use crate::store::UserStamp;
+use crate::tokens::VerifiedTokenCache;
 use crate::tokens::{AccessClaims, TokenError};
 
 /// A token that passed every check, with what it was checked against.
@@ -50,7 +53,26 @@ pub enum Freshness {
     AllowStale,
 }
 
-impl Auth {
+/// The verdict on presented access tokens.
+pub struct Verification {
+    pub(super) core: Arc<Core>,
+    pub(super) verified: VerifiedTokenCache,
+}
+
+impl Verification {
+    pub(crate) fn new(core: Arc<Core>) -> Verification {
+        let tokens = &core.settings.tokens;
+        Verification {
+            verified: VerifiedTokenCache::new(
+                tokens.verified_cache_entries,
+                tokens.leeway.as_secs(),
+            ),
+            core,
+        }
+    }
+}
+
+impl Verification {
     /// Checks a presented access token.
     ///
     /// # Errors
@@ -61,7 +83,7 @@ impl Auth {
         token: &str,
         freshness: Freshness,
     ) -> Result<Authenticated, AuthError> {
-        let now = self.clock.now();
+        let now = self.core.clock.now();
         let claims = self.verify_signature(token, now)?;
         let malformed = || AuthError::TokenInvalid("malformed claims");
         let user_id = UserId::parse(&claims.sub).ok_or_else(malformed)?;
@@ -73,12 +95,14 @@ impl Auth {
         };
 
         if self
+            .core
             .store
             .is_revoked(token_id.as_bytes(), session_id.as_bytes(), claims.exp)?
         {
             return Err(AuthError::TokenRevoked);
         }
         let stamp = self
+            .core
             .store
             .user_stamp(user_id)?
             .ok_or(AuthError::TokenRevoked)?;
@@ -90,7 +114,7 @@ impl Auth {
         }
         let mut stale = claims.uv < stamp.claims_version;
         if let Some(tenant_id) = tenant_id {
-            stale |= match self.store.tenant_version(tenant_id)? {
+            stale |= match self.core.store.tenant_version(tenant_id)? {
                 Some(version) => claims.tv < version,
                 None => true,
             };
@@ -105,15 +129,27 @@ impl Auth {
             refreshed: None,
         };
         if stale && freshness == Freshness::Current {
-            if self.settings.tokens.on_stale == OnStale::Reject {
+            if self.core.settings.tokens.on_stale == OnStale::Reject {
                 return Err(AuthError::TokenStale);
             }
-            let (token, claims) = self.remint_for_session(&caller)?;
+            let (token, claims) = self.core.remint_for_session(&caller)?;
             caller.claims = Arc::new(claims);
             caller.stale = false;
             caller.refreshed = Some(token);
         }
         tracing::trace!(?caller, "token accepted");
+        Ok(caller)
+    }
+
+    /// Authenticates an admin: a current token whose claims hold the admin role.
+    ///
+    /// # Errors
+    /// Any verdict but valid; `Forbidden` without the role.
+    pub fn require_admin(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let caller = self.authenticate(token, Freshness::Current)?;
+        if !caller.has_role(super::ADMIN_ROLE) {
+            return Err(AuthError::Forbidden("the admin role is required".into()));
+        }
         Ok(caller)
     }
 
@@ -126,8 +162,9 @@ impl Auth {
         if let Some(claims) = self.verified.get(token, now) {
             return Ok(claims);
         }
-        let ring = self.key_ring();
+        let ring = self.core.key_ring();
         let claims = self
+            .core
             .tokens
             .verify(&ring, token, now)
             .map_err(|err| match err {
@@ -140,40 +177,5 @@ impl Auth {
         let claims = Arc::new(claims);
         self.verified.insert(token, Arc::clone(&claims), now);
         Ok(claims)
-    }
-
-    /// A new access token with the current claims for the caller's session, capped at the
-    /// session's end.
-    ///
-    /// # Errors
-    /// `TokenRevoked` when the session has ended or the user is gone.
-    pub(crate) fn remint_for_session(
-        &self,
-        caller: &Authenticated,
-    ) -> Result<(SecretString, AccessClaims), AuthError> {
-        let now = self.clock.now();
-        let session = match self.store.session(caller.session_id)? {
-            Some(session) if !session.revoked && now < session.expires_at => session,
-            _ => return Err(AuthError::TokenRevoked),
-        };
-        let user = self
-            .store
-            .user(caller.user_id)?
-            .ok_or(AuthError::TokenRevoked)?;
-        let minted = self.mint_access(
-            caller.user_id,
-            &user,
-            caller.session_id,
-            session.expires_at,
-            now,
-        )?;
-        // No session lock here (verification is synchronous), so look again: a revocation
-        // marks the session before it reads the clock for its deny range, so if the mark
-        // is still absent, this mint's `exp` is inside that range; if it is present, the
-        // token is never handed out.
-        match self.store.session(caller.session_id)? {
-            Some(session) if !session.revoked => Ok((minted.token.into(), minted.claims)),
-            _ => Err(AuthError::TokenRevoked),
-        }
     }
 }

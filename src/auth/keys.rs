@@ -1,12 +1,14 @@
-//! Loading the signing-key ring from the store, and creating the first key on first
+//! The [`Keys`] service (the JWKS, rotation by hand or on a schedule, reloading the ring),
+//! and loading the signing-key ring from the store, creating the first key on first
 //! start. Keys of another algorithm than the configured one stay in the store (a later
 //! switch back finds them) but are not loaded: verification pins the algorithm.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::{Auth, AuthError};
+use super::core::Core;
+use super::AuthError;
 use crate::config::SigningAlgorithm;
 use crate::store::{KeyRecord, Store, StoreError};
 use crate::tokens::keys::{generate_private_key, load_signing_key, KeyError};
@@ -188,16 +190,28 @@ impl From<KeyRingError> for AuthError {
     }
 }
 
-impl Auth {
+/// The signing keys: the JWKS, rotation, reloading the ring.
+pub struct Keys {
+    pub(super) core: Arc<Core>,
+}
+
+impl Keys {
+    pub(crate) fn new(core: Arc<Core>) -> Keys {
+        Keys { core }
+    }
+}
+
+impl Keys {
     /// How long after its successor takes over a key may still verify a live token.
     pub fn token_lifetime(&self) -> u64 {
-        self.settings.tokens.access_ttl.as_secs() + self.settings.tokens.leeway.as_secs()
+        self.core.settings.tokens.access_ttl.as_secs() + self.core.settings.tokens.leeway.as_secs()
     }
 
     /// The JWKS now: every key that can verify a live token, and the next one.
     pub fn jwks(&self) -> serde_json::Value {
-        self.key_ring()
-            .jwks(self.clock.now(), self.token_lifetime())
+        self.core
+            .key_ring()
+            .jwks(self.core.clock.now(), self.token_lifetime())
     }
 
     /// Adds a new signing key, published `keys.publish_ahead` before it signs (at once
@@ -210,15 +224,15 @@ impl Auth {
         let ahead = if at_once {
             0
         } else {
-            self.settings.keys.publish_ahead.as_secs()
+            self.core.settings.keys.publish_ahead.as_secs()
         };
-        let store = Arc::clone(&self.store);
-        let alg = self.settings.tokens.algorithm;
-        let now = self.clock.now();
+        let store = Arc::clone(&self.core.store);
+        let alg = self.core.settings.tokens.algorithm;
+        let now = self.core.clock.now();
         let added = tokio::task::spawn_blocking(move || add_generated_key(&store, alg, now, ahead))
             .await
             .map_err(|err| AuthError::Internal(err.to_string()))??;
-        self.store.wait_durable().await?;
+        self.core.store.wait_durable().await?;
         self.reload_key_ring()?;
         Ok(added)
     }
@@ -229,14 +243,14 @@ impl Auth {
     /// # Errors
     /// Generation or storage failures.
     pub async fn rotate_if_due(&self) -> Result<Option<AddedKey>, AuthError> {
-        let now = self.clock.now();
-        let ring = self.key_ring();
-        let pruned = prune_retired_keys(&self.store, &ring, now, self.token_lifetime())?;
+        let now = self.core.clock.now();
+        let ring = self.core.key_ring();
+        let pruned = prune_retired_keys(&self.core.store, &ring, now, self.token_lifetime())?;
         if pruned > 0 {
-            self.store.wait_durable().await?;
+            self.core.store.wait_durable().await?;
             self.reload_key_ring()?;
         }
-        let Some(every) = self.settings.keys.rotate_every else {
+        let Some(every) = self.core.settings.keys.rotate_every else {
             return Ok(None);
         };
         let due = ring
@@ -254,11 +268,11 @@ impl Auth {
     /// Storage failures or a stored key that no longer parses.
     pub fn reload_key_ring(&self) -> Result<(), AuthError> {
         let ring = load_or_create_key_ring(
-            &self.store,
-            self.settings.tokens.algorithm,
-            self.clock.now(),
+            &self.core.store,
+            self.core.settings.tokens.algorithm,
+            self.core.clock.now(),
         )?;
-        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+        self.core.replace_key_ring(ring);
         Ok(())
     }
 }
