@@ -78,13 +78,13 @@ impl Accounts {
 }
 
 impl Accounts {
-    /// An open registration from `client` (no admin's Bearer): [`Auth::register`] within
+    /// An open registration from `client` (no admin's Bearer): [`Accounts::register`] within
     /// `auth.register_limit` per client address. Every attempt that gets as far as the store
     /// or the password hasher counts, created or not (a taken username probed again and
     /// again costs the prober too); a malformed request does not.
     ///
     /// # Errors
-    /// `TooManyAttempts` past the budget; otherwise as [`Auth::register`].
+    /// `TooManyAttempts` past the budget; otherwise as [`Accounts::register`].
     pub async fn register_from(
         &self,
         request: Registration,
@@ -116,7 +116,7 @@ impl Accounts {
     /// `Forbidden` when a tenant is named without an admin's token, or a non-admin
     /// registers under `auth.registration = "admin"`; `TokenMissing` (and the verdicts) for
     /// the token; `TooManyAttempts`; `InvitationInvalid`; and the errors of
-    /// [`Auth::register`].
+    /// [`Accounts::register`].
     pub async fn register_over_api(
         &self,
         request: Registration,
@@ -151,7 +151,7 @@ impl Accounts {
     }
 
     /// Creates an account as asked, with no check of who asks: for the command line, the
-    /// bootstrap admin and [`Auth::register_over_api`]. An invitation is checked and used
+    /// bootstrap admin and [`Accounts::register_over_api`]. An invitation is checked and used
     /// up in the same write that creates the account. Durable on return.
     ///
     /// # Errors

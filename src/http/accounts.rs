@@ -53,7 +53,7 @@ struct RegisterBody {
 }
 
 /// Who may register, into which tenant and how often is the flow's business
-/// ([`crate::auth::Auth::register_over_api`]); the route passes the Bearer token and the
+/// ([`crate::auth::Accounts::register_over_api`]); the route passes the Bearer token and the
 /// client address along.
 async fn register(
     req: HttpRequest,
