@@ -26,6 +26,15 @@
 //! counted. The counts make start-up independent of the list's size (sum a few count keys
 //! per bucket instead of scanning every entry) and give the `claimd_deny_entries` gauge,
 //! which drops an entry as soon as its last token is past `exp + leeway`.
+//!
+//! The integrity scan reads every bucket once right after open, on a thread of its own
+//! (`integrity`), while eviction may already be dropping buckets. It reads the trees this
+//! list holds through [`DenyList::read_buckets`], never by name: opening a dropped tree by
+//! name would create it again, empty and unknown to the list. And reading a tree that is
+//! dropped meanwhile fails (sled: the collection does not exist), which the scan would
+//! report as damage, stopping the server; so the scan holds `scanning` while it reads a
+//! bucket and eviction takes it before it drops any. A bucket evicted before the scan
+//! reaches it is skipped: it held only dead tokens, and nothing will read it again.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -118,6 +127,9 @@ pub(crate) struct DenyList {
     /// Held while eviction drops trees, and by a write that must create a bucket: a tree
     /// being dropped is never opened again under its name until the drop is done.
     dropping: Mutex<()>,
+    /// Held by the scan at open while it reads one bucket, and by eviction (before
+    /// `dropping`) while it drops trees: no tree is dropped under the scan.
+    scanning: Mutex<()>,
     /// The longest access-token lifetime any configuration of this store has used.
     longest_ttl: AtomicU64,
     meta: sled::Tree,
@@ -169,6 +181,7 @@ impl DenyList {
             expiring: Mutex::new(expiring),
             entries: AtomicI64::new(entries),
             dropping: Mutex::new(()),
+            scanning: Mutex::new(()),
             longest_ttl: AtomicU64::new(longest_ttl),
             meta,
             id_locks: Stripes::new(64),
@@ -329,6 +342,9 @@ impl DenyList {
         // token, and a missing bucket never needs to count as denied (which, persisted,
         // refused every token for a day after the clock had run a day ahead).
         let drop_before = now.saturating_sub(super::MAX_LEEWAY_SECONDS);
+        // Lock order: `scanning`, `dropping`, `buckets`. Waiting on the scan (one bucket's
+        // read at most) does not hold `dropping`, so writes can still create buckets.
+        let _scanning = lock(&self.scanning);
         let _dropping = lock(&self.dropping);
         let dead: Vec<u64> = {
             let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
@@ -350,6 +366,29 @@ impl DenyList {
             buckets_dropped: dead.len() as u64,
             next_expiry,
         })
+    }
+
+    /// Calls `read` with the name and tree of every bucket held now, one at a time, in
+    /// order, until it returns `Ok(false)` or an error. Eviction does not drop the bucket
+    /// being read; a bucket evicted before its turn is skipped (see the module docs).
+    ///
+    /// # Errors
+    /// The first error `read` returns.
+    pub(crate) fn read_buckets(
+        &self,
+        mut read: impl FnMut(&str, &sled::Tree) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let starts: Vec<u64> = self.read().keys().copied().collect();
+        for start in starts {
+            let _scanning = lock(&self.scanning);
+            let Some(tree) = self.read().get(&start).map(|bucket| bucket.tree.clone()) else {
+                continue;
+            };
+            if !read(&tree_name(start), &tree)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn bucket_count(&self) -> usize {

@@ -14,14 +14,18 @@
 //!   damaged page or record stops start-up instead of failing the first request to touch it.
 //!   The deny-list buckets, which can hold millions of entries, are read by a thread right
 //!   after the store opens (a million entries take seconds, and start-up must not); damage
-//!   there stops the server with one line as well (`Store::damage`).
+//!   there stops the server with one line as well (`Store::damage`). Eviction may be
+//!   dropping buckets meanwhile: the thread reads the buckets the deny list holds, never a
+//!   tree by name, and eviction does not drop the one it is reading (see `deny`), so a
+//!   dropped bucket is neither created again nor reported as damage.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::deny::DenyList;
 use super::disk::Stored;
 use super::{
     codec, InvitationBook, KeyRecord, ServiceRecord, SessionRecord, StoreError, TenantRecord,
@@ -143,67 +147,70 @@ fn write_seal_file(path: &Path, value: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Which trees a scan reads.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Trees {
-    /// Everything but the deny-list buckets: read before the store opens.
-    Records,
-    /// The deny-list buckets, which may hold millions of entries: read right after.
-    DenyBuckets,
-}
-
-impl Trees {
-    fn includes(self, name: &[u8]) -> bool {
-        let bucket = name.starts_with(super::deny::TREE_PREFIX.as_bytes());
-        match self {
-            Trees::Records => !bucket,
-            Trees::DenyBuckets => bucket,
-        }
-    }
-}
-
-/// Reads the `which` trees through and decodes every record.
+/// Reads every tree but the deny-list buckets through and decodes every record: before
+/// the store opens.
 ///
 /// # Errors
 /// The first unreadable page or undecodable record, naming its tree.
-pub(crate) fn scan(
-    db: &sled::Db,
-    which: Trees,
-    stop: &std::sync::atomic::AtomicBool,
-) -> Result<u64, StoreError> {
+pub(crate) fn scan_records(db: &sled::Db) -> Result<u64, StoreError> {
+    let never = AtomicBool::new(false);
     let mut records = 0u64;
     for name in db.tree_names() {
-        if !which.includes(&name) {
+        if name.starts_with(super::deny::TREE_PREFIX.as_bytes()) {
             continue;
         }
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let tree = db.open_tree(&name)?;
         let label = String::from_utf8_lossy(&name).into_owned();
-        for entry in tree.iter() {
-            let (_, value) = entry.map_err(|err| damaged(&label, &err.to_string()))?;
-            let decoded = match label.as_str() {
-                "users" => UserRecord::from_disk(&value).map(drop),
-                "tenants" => TenantRecord::from_disk(&value).map(drop),
-                "sessions" => SessionRecord::from_disk(&value).map(drop),
-                "keys" => KeyRecord::from_disk(&value).map(drop),
-                "services" => ServiceRecord::from_disk(&value).map(drop),
-                "invitations" => InvitationBook::from_disk(&value).map(drop),
-                // Every value in a deny bucket is an `exp` or a count.
-                bucket if bucket.starts_with(super::deny::TREE_PREFIX) => {
-                    codec::decode_u64(&value).map(drop)
-                }
-                _ => Ok(()),
-            };
-            decoded.map_err(|err| damaged(&label, &err.to_string()))?;
-            records += 1;
-            if records.is_multiple_of(4096) && stop.load(Ordering::Relaxed) {
-                return Ok(records);
-            }
-        }
+        read_tree(&label, &db.open_tree(&name)?, &mut records, &never)?;
     }
     Ok(records)
+}
+
+/// Reads the deny-list buckets through, one at a time, until `stop` is set: right after
+/// the store opens, while eviction may be dropping buckets.
+///
+/// # Errors
+/// The first unreadable page or undecodable value, naming its bucket.
+pub(crate) fn scan_deny_buckets(deny: &DenyList, stop: &AtomicBool) -> Result<u64, StoreError> {
+    let mut records = 0u64;
+    deny.read_buckets(|label, tree| {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        read_tree(label, tree, &mut records, stop)
+    })?;
+    Ok(records)
+}
+
+/// Reads `tree` through, decoding each value as its tree's records are; adds to
+/// `records`. Returns `Ok(false)` if `stop` was set meanwhile.
+fn read_tree(
+    label: &str,
+    tree: &sled::Tree,
+    records: &mut u64,
+    stop: &AtomicBool,
+) -> Result<bool, StoreError> {
+    for entry in tree.iter() {
+        let (_, value) = entry.map_err(|err| damaged(label, &err.to_string()))?;
+        let decoded = match label {
+            "users" => UserRecord::from_disk(&value).map(drop),
+            "tenants" => TenantRecord::from_disk(&value).map(drop),
+            "sessions" => SessionRecord::from_disk(&value).map(drop),
+            "keys" => KeyRecord::from_disk(&value).map(drop),
+            "services" => ServiceRecord::from_disk(&value).map(drop),
+            "invitations" => InvitationBook::from_disk(&value).map(drop),
+            // Every value in a deny bucket is an `exp` or a count.
+            bucket if bucket.starts_with(super::deny::TREE_PREFIX) => {
+                codec::decode_u64(&value).map(drop)
+            }
+            _ => Ok(()),
+        };
+        decoded.map_err(|err| damaged(label, &err.to_string()))?;
+        *records += 1;
+        if records.is_multiple_of(4096) && stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn damaged(tree: &str, why: &str) -> StoreError {
@@ -273,6 +280,81 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(store.damage().is_some_and(|why| why.contains("deny/960")));
+    }
+
+    /// Writes a bucket of `large` entries at `large_start` and a hundred buckets of one
+    /// entry from `small_from` on, reopens the store, evicts at `now` while its scan of the
+    /// buckets is under way, and lets the scan end. Returns the buckets eviction dropped,
+    /// the damage the scan reported, and the bucket trees left in the database.
+    fn evict_during_the_scan(
+        large_start: u64,
+        large: u64,
+        small_from: u64,
+        now: u64,
+    ) -> (u64, Option<String>, Vec<String>) {
+        use super::super::deny::{BUCKET_SECONDS, TREE_PREFIX};
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = super::super::Store::open(dir.path(), 4).unwrap();
+            let db = &store.engine().unwrap().db;
+            let tree = db.open_tree(format!("{TREE_PREFIX}{large_start}")).unwrap();
+            let mut batch = sled::Batch::default();
+            for i in 0..large {
+                let mut key = [b'j'; 17];
+                key[1..9].copy_from_slice(&i.to_be_bytes());
+                batch.insert(&key[..], &codec::encode_u64(large_start)[..]);
+            }
+            tree.apply_batch(batch).unwrap();
+            for k in 0..100 {
+                let start = small_from + k * BUCKET_SECONDS;
+                db.open_tree(format!("{TREE_PREFIX}{start}"))
+                    .unwrap()
+                    .insert([b'j'; 17], &codec::encode_u64(start)[..])
+                    .unwrap();
+            }
+            store.close();
+        }
+
+        let store = super::super::Store::open(dir.path(), 4).unwrap();
+        // Time for the scan to get under way: reading the large bucket keeps it busy while
+        // eviction runs.
+        std::thread::sleep(Duration::from_millis(20));
+        let evicted = store.engine().unwrap().deny.evict(now, 0).unwrap();
+        assert!(
+            store.finish_scan(Duration::from_secs(20)),
+            "the scan did not end"
+        );
+        let left = store
+            .engine()
+            .unwrap()
+            .db
+            .tree_names()
+            .iter()
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .filter(|name| name.starts_with(TREE_PREFIX))
+            .collect();
+        (evicted.buckets_dropped, store.damage(), left)
+    }
+
+    #[test]
+    fn a_bucket_dropped_while_the_scan_reads_it_is_not_damage() {
+        // Every bucket is dropped, the large one while the scan reads it.
+        let (dropped, damage, left) = evict_during_the_scan(100_020, 50_000, 100_080, 2_000_000);
+
+        assert_eq!(dropped, 101);
+        assert_eq!(damage, None);
+        assert!(left.is_empty(), "bucket trees left behind: {left:?}");
+    }
+
+    #[test]
+    fn buckets_dropped_before_the_scan_reaches_them_are_not_created_again() {
+        // The small buckets (200_040 on) are dropped while the scan is under way; the large
+        // one stays.
+        let (dropped, damage, left) = evict_during_the_scan(1_000_020, 50_000, 200_040, 500_000);
+
+        assert_eq!(dropped, 100);
+        assert_eq!(damage, None);
+        assert_eq!(left, vec!["deny/1000020".to_string()]);
     }
 
     #[test]

@@ -125,7 +125,8 @@ pub(crate) struct Engine {
     pub(crate) session_expiry: sled::Tree,
     pub(crate) session_acks: sled::Tree,
     pub(crate) pending_denials: sled::Tree,
-    pub(crate) deny: deny::DenyList,
+    /// Shared with the scan of the buckets at open (see [`integrity`]).
+    pub(crate) deny: Arc<deny::DenyList>,
     pub(crate) keys: sled::Tree,
     pub(crate) services: sled::Tree,
     pub(crate) invitations: sled::Tree,
@@ -200,7 +201,7 @@ impl Store {
         let health = Arc::new(health::Health::default());
         let engine = Engine::open(path, cache_mb, Arc::clone(&health), &clock)?;
         let damage = Arc::new(std::sync::Mutex::new(None));
-        let scan = scan_deny_buckets_behind(engine.db.clone(), Arc::clone(&damage));
+        let scan = scan_deny_buckets_behind(Arc::clone(&engine.deny), Arc::clone(&damage));
         Ok(Store {
             path: path.to_path_buf(),
             cache_mb,
@@ -373,6 +374,28 @@ impl Store {
         }
     }
 
+    /// Waits (up to `limit`) for the background scan to end by itself; whether it did.
+    #[cfg(test)]
+    pub(crate) fn finish_scan(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let finished = self
+                .scan
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_none_or(|scan| scan.thread.is_finished());
+            if finished {
+                self.stop_scan();
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     fn stop_scan(&self) {
         let scan = self
             .scan
@@ -471,7 +494,7 @@ impl Engine {
             session_expiry: db.open_tree("session_expiry")?,
             session_acks: db.open_tree("session_acks")?,
             pending_denials: db.open_tree("pending_denials")?,
-            deny: deny::DenyList::open(&db)?,
+            deny: Arc::new(deny::DenyList::open(&db)?),
             keys: db.open_tree("keys")?,
             services: db.open_tree("services")?,
             invitations: db.open_tree("invitations")?,
@@ -557,7 +580,7 @@ fn without_panics<T>(
 /// Reads the deny-list buckets on a thread of their own, right after open; what it finds
 /// wrong is left in `damage`.
 fn scan_deny_buckets_behind(
-    db: sled::Db,
+    deny: Arc<deny::DenyList>,
     damage: Arc<std::sync::Mutex<Option<String>>>,
 ) -> Option<BackgroundScan> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -566,8 +589,7 @@ fn scan_deny_buckets_behind(
         .name("claimd-scan".into())
         .spawn(move || {
             let started = Instant::now();
-            let scanned =
-                without_panics(|| integrity::scan(&db, integrity::Trees::DenyBuckets, &stopping));
+            let scanned = without_panics(|| integrity::scan_deny_buckets(&deny, &stopping));
             match scanned {
                 Ok(Ok(records)) => tracing::debug!(
                     records,
@@ -598,8 +620,7 @@ impl Drop for Store {
 /// errors.
 fn scan_quietly(db: &sled::Db) -> Result<(), StoreError> {
     let started = Instant::now();
-    let never = std::sync::atomic::AtomicBool::new(false);
-    let scanned = without_panics(|| integrity::scan(db, integrity::Trees::Records, &never))??;
+    let scanned = without_panics(|| integrity::scan_records(db))??;
     tracing::debug!(
         records = scanned,
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

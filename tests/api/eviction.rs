@@ -6,21 +6,12 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    assert_problem, assert_token_error_any, metric_sum, now_unix, spawn_app_on_clock,
-    spawn_app_with, TestApp,
+    assert_problem, assert_token_error_any, metric_sum, spawn_app_on_clock, TestApp,
 };
 
-async fn short_lived_app() -> TestApp {
-    spawn_app_with(|s| {
-        s.tokens.access_ttl = Duration::from_secs(2);
-        s.tokens.leeway = Duration::from_secs(0);
-        s.eviction.interval = Duration::from_secs(1);
-    })
-    .await
-}
-
-/// As [`short_lived_app`] on a manual clock, its eviction pass every 100 ms of real time (the least allowed):
-/// what a pass evicts depends only on how far the test moves the clock.
+/// A server on a manual clock with 2 s access tokens, no leeway, and an eviction pass every
+/// 100 ms of real time (the least allowed): what a pass evicts depends only on how far the
+/// test moves the clock.
 async fn short_lived_app_on_clock() -> TestApp {
     spawn_app_on_clock(|s| {
         s.tokens.access_ttl = Duration::from_secs(2);
@@ -124,7 +115,7 @@ async fn unrevoked_sessions_survive_eviction_runs() {
 
 #[tokio::test]
 async fn revoked_token_is_refused_at_every_moment_until_it_expires() {
-    let app = short_lived_app().await;
+    let app = short_lived_app_on_clock().await;
     let (_, login) = app.signed_up("alice").await;
     let exp = login.claims()["exp"].as_u64().unwrap();
     assert_eq!(
@@ -132,10 +123,13 @@ async fn revoked_token_is_refused_at_every_moment_until_it_expires() {
         StatusCode::NO_CONTENT
     );
 
-    // Probe across the boundary second where the deny entry is evicted and `exp` is reached.
+    // Probe across the boundary second where the deny entry is evicted and `exp` is reached,
+    // 100 ms of the server's clock at a time. A 10 ms pause between probes lets an eviction
+    // pass (every 100 ms of real time) run about once a second of the server's clock, as
+    // often as on the system clock with a 1 s interval.
     let deadline = Instant::now() + Duration::from_secs(8);
     loop {
-        let now = now_unix();
+        let now = app.now();
         let resp = app.me(&login.access_token).await;
         assert_ne!(
             resp.status(),
@@ -147,6 +141,7 @@ async fn revoked_token_is_refused_at_every_moment_until_it_expires() {
             break;
         }
         assert!(Instant::now() < deadline, "token never reported expired");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        app.advance(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

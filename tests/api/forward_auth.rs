@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_no_store, assert_token_error, header_str, json_response, jwt_claims, refreshed_response,
-    sleep_until_past, spawn_app, spawn_app_with, spawn_app_with_admin, tamper_signature, Caller,
+    spawn_app, spawn_app_on_clock, spawn_app_with, spawn_app_with_admin, tamper_signature, Caller,
     Tokens, PASSWORD, REFRESHED_TOKEN,
 };
 
@@ -331,7 +331,7 @@ async fn stale_token_is_token_stale() {
 
 #[tokio::test]
 async fn expired_token_is_token_expired() {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_clock(|s| {
         s.tokens.access_ttl = Duration::from_secs(1);
         s.tokens.leeway = Duration::from_secs(0);
     })
@@ -339,7 +339,7 @@ async fn expired_token_is_token_expired() {
     let (_, login) = app.signed_up("alice").await;
     let exp = login.claims()["exp"].as_u64().unwrap();
 
-    sleep_until_past(exp, 1100).await;
+    app.advance_until_past(exp, 1100);
 
     assert_refused(app.verify(Some(&login.access_token)).await, "token_expired").await;
 }

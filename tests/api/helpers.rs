@@ -434,23 +434,12 @@ pub fn jwt_claims(token: &str) -> Value {
     jwt_segment(token, 1)
 }
 
+/// Unix seconds on the system clock.
 pub fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs()
-}
-
-/// Sleeps until the wall clock is strictly past `unix_secs + extra_ms`.
-pub async fn sleep_until_past(unix_secs: u64, extra_ms: u64) {
-    let target = Duration::from_secs(unix_secs) + Duration::from_millis(extra_ms);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    if let Some(wait) = target.checked_sub(now) {
-        assert!(wait < Duration::from_secs(30), "refusing to sleep {wait:?}");
-        tokio::time::sleep(wait).await;
-    }
 }
 
 // ---- a server on a manual clock ----
@@ -459,11 +448,11 @@ pub async fn sleep_until_past(unix_secs: u64, extra_ms: u64) {
 /// still until the test moves it with [`TestApp::advance`]. Background tasks still tick in
 /// real time; each tick reads the manual clock.
 ///
-/// The clock starts at the next whole second: jsonwebtoken checks `exp` against the system
-/// clock, so a token minted on this clock must not run out in real time sooner than one
-/// minted on the system clock would.
+/// The clock starts at the system's time in whole seconds. Everything the server judges by
+/// time reads it, access-token `exp` included (`tokens::access` checks it against the
+/// clock, not jsonwebtoken's system time), so a test may move it as far as it likes.
 pub async fn spawn_app_on_clock(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let manual = ManualClock::starting_at(now_unix() + 1);
+    let manual = ManualClock::starting_at(now_unix());
     let dir = tempfile::tempdir().expect("create temp dir");
     let mut settings = test_settings(&dir.path().join("data"));
     tweak(&mut settings);
@@ -504,7 +493,7 @@ impl TestApp {
     }
 
     /// Moves the server's manual clock on to `unix_secs + extra_ms` (not back if it is
-    /// already past): what [`sleep_until_past`] waits for, without the wait.
+    /// already past), e.g. just past a token's `exp`.
     pub fn advance_until_past(&self, unix_secs: u64, extra_ms: u64) {
         let target_ms = unix_secs * 1000 + extra_ms;
         let now_ms = self.manual_clock().clock().now_ms();

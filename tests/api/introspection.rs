@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_invalid_client, assert_problem, inactive, json_response, refreshed_response,
-    sleep_until_past, spawn_app_with_admin, tamper_signature, token_response, Caller, Service,
-    TestApp, Tokens, PASSWORD,
+    spawn_app_with_admin, spawn_app_with_admin_on_clock, tamper_signature, token_response, Caller,
+    Service, TestApp, Tokens, PASSWORD,
 };
 
 /// An app with an admin and a service credential.
@@ -234,15 +234,18 @@ async fn garbage_and_forged_tokens_are_exactly_inactive() {
 
 #[tokio::test]
 async fn expired_access_token_is_exactly_inactive() {
-    let (app, _, service) = app_with_service(|s| {
+    let (app, admin) = spawn_app_with_admin_on_clock(|s| {
         s.tokens.access_ttl = Duration::from_secs(1);
         s.tokens.leeway = Duration::from_secs(0);
     })
     .await;
+    let service = app
+        .create_service_ok(&admin.access_token, "resource-server")
+        .await;
     let (_, alice) = app.signed_up("alice").await;
     let exp = alice.claims()["exp"].as_u64().unwrap();
 
-    sleep_until_past(exp, 1100).await;
+    app.advance_until_past(exp, 1100);
 
     let body = app
         .introspect_ok(service.caller(), &alice.access_token)

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::helpers::{
     assert_problem, assert_problem_any, assert_token_error, forge_mac, jwt_claims, refresh_parts,
-    sleep_until_past, spawn_app, spawn_app_on_clock, spawn_app_with, token_response, PASSWORD,
+    spawn_app, spawn_app_on_clock, token_response, PASSWORD,
 };
 
 #[tokio::test]
@@ -335,13 +335,13 @@ async fn refresh_with_revoked_access_token_is_token_revoked() {
 
 #[tokio::test]
 async fn refresh_with_expired_access_token_is_token_expired() {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_clock(|s| {
         s.tokens.access_ttl = Duration::from_secs(1);
         s.tokens.leeway = Duration::from_secs(0);
     })
     .await;
     let (_, login) = app.signed_up("alice").await;
-    sleep_until_past(login.claims()["exp"].as_u64().unwrap(), 1100).await;
+    app.advance_until_past(login.claims()["exp"].as_u64().unwrap(), 1100);
 
     let resp = app.refresh_with_access(&login.access_token).await;
 

@@ -13,7 +13,7 @@ use sha2::Sha256;
 
 use crate::helpers::{
     assert_token_error, assert_token_error_any, b64url, b64url_decode, jwt_claims, jwt_header,
-    sleep_until_past, spawn_app, spawn_app_with, TestApp, PASSWORD,
+    spawn_app, spawn_app_on_clock, spawn_app_with, TestApp, PASSWORD,
 };
 use claimd::config::SigningAlgorithm;
 
@@ -315,13 +315,13 @@ async fn another_users_token_with_swapped_sub_is_refused() {
 
 #[tokio::test]
 async fn expired_token_is_token_expired() {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_clock(|s| {
         s.tokens.access_ttl = Duration::from_secs(1);
         s.tokens.leeway = Duration::from_secs(0);
     })
     .await;
     let token = alice(&app).await;
-    sleep_until_past(jwt_claims(&token)["exp"].as_u64().unwrap(), 1100).await;
+    app.advance_until_past(jwt_claims(&token)["exp"].as_u64().unwrap(), 1100);
 
     let resp = app.me(&token).await;
 
@@ -330,13 +330,13 @@ async fn expired_token_is_token_expired() {
 
 #[tokio::test]
 async fn token_just_past_exp_is_accepted_within_leeway() {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_clock(|s| {
         s.tokens.access_ttl = Duration::from_secs(1);
         s.tokens.leeway = Duration::from_secs(30);
     })
     .await;
     let token = alice(&app).await;
-    sleep_until_past(jwt_claims(&token)["exp"].as_u64().unwrap(), 1100).await;
+    app.advance_until_past(jwt_claims(&token)["exp"].as_u64().unwrap(), 1100);
 
     let resp = app.me(&token).await;
 

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_token_error, inactive, refreshed_response, sleep_until_past, spawn_app_with,
+    assert_token_error, inactive, refreshed_response, spawn_app_on_clock, spawn_app_with,
     spawn_app_with_admin, tamper_signature, Caller, TestApp, PASSWORD,
 };
 
@@ -129,7 +129,7 @@ async fn a_tampered_copy_never_hits_the_entry(entries: Option<usize>) {
 }
 
 async fn a_cached_token_still_expires(entries: Option<usize>) {
-    let app = spawn_app_with(|s| {
+    let app = spawn_app_on_clock(|s| {
         cache(entries)(s);
         s.tokens.access_ttl = Duration::from_secs(2);
         s.tokens.leeway = Duration::from_secs(0);
@@ -139,7 +139,7 @@ async fn a_cached_token_still_expires(entries: Option<usize>) {
     warm(&app, &alice.access_token).await;
     let exp = alice.claims()["exp"].as_u64().unwrap();
 
-    sleep_until_past(exp, 1100).await;
+    app.advance_until_past(exp, 1100);
 
     assert_refused_everywhere(&app, &alice.access_token, "token_expired").await;
 }
