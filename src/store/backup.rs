@@ -330,7 +330,7 @@ mod tests {
         let summary = restore(&path, &bytes[..]).unwrap();
 
         assert_eq!(summary.bytes, bytes.len() as u64);
-        let restored = Store::open(&path, 4).unwrap();
+        let restored = crate::store::open_for_test(&path);
         assert!(restored
             .is_denied(DenyKind::Token, &[7; 16], 4_000)
             .unwrap());

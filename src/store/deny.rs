@@ -709,7 +709,7 @@ mod tests {
     fn a_bucket_outlives_the_largest_leeway_so_a_restart_cannot_revive_its_tokens() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), 4).unwrap();
+            let store = crate::store::open_for_test(dir.path());
             store
                 .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
                 .unwrap();
@@ -719,7 +719,7 @@ mod tests {
             store.close();
         }
         // Restarted with the largest leeway: the token would verify through 1_300.
-        let store = Store::open(dir.path(), 4).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         let report = store.engine().unwrap().deny.evict(1_300, 300).unwrap();
         assert_eq!(report.buckets_dropped, 0);
         assert!(store.is_denied(DenyKind::Token, &[1; 16], 1_000).unwrap());
@@ -752,12 +752,12 @@ mod tests {
     fn the_longest_access_ttl_is_remembered() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), 4).unwrap();
+            let store = crate::store::open_for_test(dir.path());
             assert_eq!(store.note_access_ttl(900).unwrap(), 900);
             assert_eq!(store.note_access_ttl(60).unwrap(), 900);
             store.close();
         }
-        let store = Store::open(dir.path(), 4).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         assert_eq!(store.longest_access_ttl(), 900);
         assert_eq!(store.note_access_ttl(120).unwrap(), 900);
     }
@@ -766,14 +766,14 @@ mod tests {
     fn counts_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), 4).unwrap();
+            let store = crate::store::open_for_test(dir.path());
             store.deny(DenyKind::Token, &[1; 16], 100..=100).unwrap();
             store.deny(DenyKind::Token, &[2; 16], 100..=100).unwrap();
             store.deny(DenyKind::Session, &[3; 16], 90..=400).unwrap();
             store.deny(DenyKind::Session, &[3; 16], 95..=500).unwrap();
             store.close();
         }
-        let store = Store::open(dir.path(), 4).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         assert_eq!(store.deny_entries(), 3);
         assert!(store.is_revoked(&[0; 16], &[3; 16], 450).unwrap());
         let report = store.engine().unwrap().deny.evict(101 + 30, 30).unwrap();

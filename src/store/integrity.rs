@@ -266,7 +266,7 @@ mod tests {
     fn damage_in_a_deny_bucket_is_found_right_after_open() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = super::super::Store::open(dir.path(), 4).unwrap();
+            let store = crate::store::open_for_test(dir.path());
             let engine = store.engine().unwrap();
             let bucket = engine.db.open_tree("deny/960").unwrap();
             bucket
@@ -274,7 +274,7 @@ mod tests {
                 .unwrap();
             store.close();
         }
-        let store = super::super::Store::open(dir.path(), 4).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         let deadline = Instant::now() + Duration::from_secs(10);
         while store.damage().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
@@ -295,7 +295,7 @@ mod tests {
         use super::super::deny::{BUCKET_SECONDS, TREE_PREFIX};
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = super::super::Store::open(dir.path(), 4).unwrap();
+            let store = crate::store::open_for_test(dir.path());
             let db = &store.engine().unwrap().db;
             let tree = db.open_tree(format!("{TREE_PREFIX}{large_start}")).unwrap();
             let mut batch = sled::Batch::default();
@@ -315,7 +315,7 @@ mod tests {
             store.close();
         }
 
-        let store = super::super::Store::open(dir.path(), 4).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         // Time for the scan to get under way: reading the large bucket keeps it busy while
         // eviction runs.
         std::thread::sleep(Duration::from_millis(20));

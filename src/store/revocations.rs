@@ -244,7 +244,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sid = SessionId::generate();
         {
-            let store = Store::open(dir.path(), 4).unwrap();
+            let store = crate::store::open_for_test(dir.path());
             let engine = store.engine().unwrap();
             // What a crash right after the transaction leaves: the intent, no entry.
             engine
@@ -254,7 +254,7 @@ mod tests {
             store.close();
         }
 
-        let store = Store::open(dir.path(), 4).unwrap();
+        let store = crate::store::open_for_test(dir.path());
 
         assert!(store.is_revoked(&[0; 16], sid.as_bytes(), 1_500).unwrap());
         assert_eq!(store.engine().unwrap().pending_denials.len(), 0);
