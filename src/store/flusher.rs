@@ -88,7 +88,16 @@ impl Flusher {
 
     /// Flushes what is waiting, then stops the thread.
     pub fn stop(&self) {
-        self.shared.stopping.store(true, Ordering::Release);
+        {
+            // Set under the lock the thread checks it under: set between its check and its
+            // wait, the flag and the notification were lost and the join below never ended.
+            let _waiting = self
+                .shared
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.shared.stopping.store(true, Ordering::Release);
+        }
         self.shared.wake.notify_one();
         let thread = self
             .thread
