@@ -261,8 +261,17 @@ fn restore_into(path: &Path, backup: impl Read) -> Result<BackupSummary, Restore
     summary.bytes = input.bytes + 32;
 
     // Open it as the server would: the seal starts, every record is decoded, an older
-    // schema is migrated.
-    let store = Store::open(path, 16)?;
+    // schema is migrated. sled's file lock can outlive the database just dropped by a
+    // moment (one of its I/O threads still holds it), so `InUse` is retried briefly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let store = loop {
+        match Store::open(path, 16) {
+            Err(StoreError::InUse) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            outcome => break outcome?,
+        }
+    };
     store.close();
     Ok(summary)
 }
