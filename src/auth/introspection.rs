@@ -15,7 +15,6 @@ use super::verification::Freshness;
 use super::AuthError;
 use crate::config::OnStale;
 use crate::domain::TokenId;
-use crate::store::DenyKind;
 use crate::tokens::{PresentedRefreshToken, SessionKey};
 use std::sync::Arc;
 
@@ -168,11 +167,7 @@ impl Introspection {
             match self.verification.verify_signature(token, now) {
                 Ok(claims) => {
                     if let Some(jti) = TokenId::parse(&claims.jti) {
-                        self.core.store.deny(
-                            DenyKind::Token,
-                            jti.as_bytes(),
-                            claims.exp..=claims.exp,
-                        )?;
+                        self.core.store.deny_token(jti, claims.exp)?;
                         self.core.store.wait_durable().await?;
                     }
                 }

@@ -18,7 +18,7 @@ use super::verification::{Authenticated, Freshness};
 use super::{AuthError, TokenResponse};
 use crate::domain::{SessionId, UserId};
 use crate::store::revocations::Revocation;
-use crate::store::{AccountChange, DenyKind, Rotation, SessionRecord, UserRecord};
+use crate::store::{AccountChange, Rotation, SessionRecord, UserRecord};
 use crate::tokens::{mint_refresh_token, PresentedRefreshToken, SessionKey};
 use std::sync::Arc;
 
@@ -388,11 +388,9 @@ impl Sessions {
             .authenticate(token, Freshness::AllowStale)?;
         let now = self.core.clock.now();
         self.revoke_session(caller.session_id, now).await?;
-        self.core.store.deny(
-            DenyKind::Token,
-            caller.token_id.as_bytes(),
-            caller.claims.exp..=caller.claims.exp,
-        )?;
+        self.core
+            .store
+            .deny_token(caller.token_id, caller.claims.exp)?;
         self.core.store.wait_durable().await?;
         Ok(())
     }

@@ -97,7 +97,7 @@ impl Verification {
         if self
             .core
             .store
-            .is_revoked(token_id.as_bytes(), session_id.as_bytes(), claims.exp)?
+            .token_is_revoked(token_id, session_id, claims.exp)?
         {
             return Err(AuthError::TokenRevoked);
         }

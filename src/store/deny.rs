@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::{codec, corrupt, Store, StoreError, Stripes};
+use crate::domain::{SessionId, TokenId};
 
 /// Seconds of `exp` per bucket tree: how much longer than necessary an entry may stay on
 /// disk, and (with the access-token lifetime) how many copies a session entry takes.
@@ -471,6 +472,27 @@ impl Store {
         let engine = self.engine()?;
         let _gate = self.writing();
         engine.deny.deny(kind, id, exps)
+    }
+
+    /// Denies one access token until its `exp`: a logout, an RFC 7009 revocation.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn deny_token(&self, jti: TokenId, exp: u64) -> Result<bool, StoreError> {
+        self.deny(DenyKind::Token, jti.as_bytes(), exp..=exp)
+    }
+
+    /// Whether an access token is revoked, by its own id or its session's.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn token_is_revoked(
+        &self,
+        jti: TokenId,
+        sid: SessionId,
+        exp: u64,
+    ) -> Result<bool, StoreError> {
+        self.is_revoked(jti.as_bytes(), sid.as_bytes(), exp)
     }
 
     /// Whether `id` is on the deny list for a token expiring at `exp`.
