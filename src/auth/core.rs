@@ -109,7 +109,7 @@ impl Core {
             .signing_key(now)
             .ok_or(AuthError::Unavailable("no signing key"))?;
         let tenant = user
-            .tenant_id()
+            .tenant
             .map(|tid| {
                 self.store
                     .tenant_version(tid)

@@ -172,7 +172,7 @@ impl UserView {
         UserView {
             id: id.to_string(),
             username: user.username.clone(),
-            tenant: user.tenant_id().map(|tenant| tenant.to_string()),
+            tenant: user.tenant.map(|tenant| tenant.to_string()),
             roles: user.roles.clone(),
             plan: user.plan.clone(),
             attrs: user.attrs.clone(),

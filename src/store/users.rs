@@ -49,11 +49,6 @@ impl std::fmt::Debug for UserRecord {
 }
 
 impl UserRecord {
-    /// The tenant as a typed id.
-    pub fn tenant_id(&self) -> Option<TenantId> {
-        self.tenant
-    }
-
     /// What verification needs of this user.
     pub fn stamp(&self) -> UserStamp {
         UserStamp {
