@@ -25,6 +25,7 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub eviction: EvictionSettings,
     pub keys: KeySettings,
+    pub demo: DemoSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +42,13 @@ pub struct ServerSettings {
     /// Longest a request body may take to arrive once its headers are in (408 past it).
     #[serde(deserialize_with = "duration")]
     pub body_timeout: Duration,
+    /// Browser origins (`scheme://host[:port]`, exactly) whose pages may call the API:
+    /// they get CORS answers. `"*"` lets any page call it, and is refused together with
+    /// `tokens.refresh_cookie`.
+    pub cors_origins: Vec<String>,
+    /// Origins that may also reach `/admin/*` and `/metrics` from a browser; those stay
+    /// same-origin unless listed here.
+    pub cors_admin_origins: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -51,6 +59,8 @@ impl Default for ServerSettings {
             max_body_bytes: 16 * 1024,
             trusted_proxies: Vec::new(),
             body_timeout: Duration::from_secs(10),
+            cors_origins: Vec::new(),
+            cors_admin_origins: Vec::new(),
         }
     }
 }
@@ -127,6 +137,8 @@ pub enum OnStale {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenSettings {
+    /// The `iss` claim and the public base URL of every advertised endpoint. Empty: derived
+    /// from the address claimd listens on (see [`Settings::derive_issuer`]).
     pub issuer: String,
     pub audience: String,
     pub algorithm: SigningAlgorithm,
@@ -144,12 +156,16 @@ pub struct TokenSettings {
     pub on_stale: OnStale,
     /// Entries in the verified-token cache (signature and registered claims only); 0: off.
     pub verified_cache_entries: usize,
+    /// Browsers: the refresh token travels in an `HttpOnly` cookie instead of JSON bodies.
+    pub refresh_cookie: bool,
+    /// Whether that cookie is `Secure` (HTTPS only); off only for plain-HTTP demos.
+    pub refresh_cookie_secure: bool,
 }
 
 impl Default for TokenSettings {
     fn default() -> Self {
         Self {
-            issuer: "http://127.0.0.1:8080".to_string(),
+            issuer: String::new(),
             audience: "claimd".to_string(),
             algorithm: SigningAlgorithm::EdDSA,
             access_ttl: Duration::from_secs(15 * 60),
@@ -159,6 +175,8 @@ impl Default for TokenSettings {
             leeway: Duration::from_secs(30),
             on_stale: OnStale::Reject,
             verified_cache_entries: 10_000,
+            refresh_cookie: false,
+            refresh_cookie_secure: true,
         }
     }
 }
@@ -334,6 +352,14 @@ impl Default for KeySettings {
     }
 }
 
+/// The demo page at `/demo`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoSettings {
+    /// Serve the demo page (off by default: it is for trying claimd out, not production).
+    pub enabled: bool,
+}
+
 /// A setting that cannot be used, with the key it came from.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -367,7 +393,9 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("server.trusted_proxies"),
+                .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("server.cors_origins")
+                .with_list_parse_key("server.cors_admin_origins"),
         );
         let mut settings: Settings = builder
             .build()
@@ -418,8 +446,30 @@ impl Settings {
         if self.auth.max_sessions_per_user == 0 {
             return fail("auth.max_sessions_per_user", "must be at least 1");
         }
-        if self.tokens.issuer.is_empty() {
-            return fail("tokens.issuer", "must not be empty");
+        if !self.tokens.issuer.is_empty() {
+            if let Err(why) = check_base_url(&self.tokens.issuer) {
+                return fail("tokens.issuer", &why);
+            }
+        }
+        for (key, origins) in [
+            ("server.cors_origins", &self.server.cors_origins),
+            ("server.cors_admin_origins", &self.server.cors_admin_origins),
+        ] {
+            for origin in origins {
+                if origin == "*" {
+                    if self.tokens.refresh_cookie {
+                        return fail(
+                            key,
+                            "\"*\" cannot be used with tokens.refresh_cookie: a request that \
+                             carries a cookie must come from an origin named here",
+                        );
+                    }
+                    continue;
+                }
+                if let Err(why) = check_origin(origin) {
+                    return fail(key, &format!("`{origin}`: {why}"));
+                }
+            }
         }
         if self.tokens.audience.is_empty() {
             return fail("tokens.audience", "must not be empty");
@@ -447,6 +497,68 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+impl Settings {
+    /// Fills an empty `tokens.issuer` from the address claimd listens on:
+    /// `http://127.0.0.1:8080` for the default bind, the real port when it bound port 0.
+    /// Behind a proxy, or listening on every address, the public URL cannot be guessed and
+    /// must be set.
+    ///
+    /// # Errors
+    /// `tokens.issuer` is empty and `listening` is an unspecified address (0.0.0.0, ::).
+    pub fn derive_issuer(&mut self, listening: std::net::SocketAddr) -> Result<(), ConfigError> {
+        if !self.tokens.issuer.is_empty() {
+            return Ok(());
+        }
+        if listening.ip().is_unspecified() {
+            return Err(ConfigError(format!(
+                "tokens.issuer: must be set when server.bind ({listening}) listens on every \
+                 address: name the URL clients reach claimd at, e.g. https://auth.example.com"
+            )));
+        }
+        self.tokens.issuer = format!("http://{listening}");
+        Ok(())
+    }
+
+    /// The origin (`scheme://host[:port]`) of `tokens.issuer`: the server's own origin, for
+    /// telling same-origin browser requests from cross-origin ones.
+    pub fn own_origin(&self) -> &str {
+        let issuer = self.tokens.issuer.as_str();
+        let after_scheme = issuer.find("://").map_or(0, |at| at + 3);
+        match issuer[after_scheme..].find('/') {
+            Some(slash) => &issuer[..after_scheme + slash],
+            None => issuer,
+        }
+    }
+}
+
+/// An absolute `http(s)` URL without query or fragment.
+fn check_base_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("expected an http:// or https:// URL")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("the URL names no host".to_string());
+    }
+    if rest.contains(['?', '#', ' ']) {
+        return Err("the URL must not carry a query, fragment or space".to_string());
+    }
+    Ok(())
+}
+
+/// A browser origin as browsers send it: `scheme://host[:port]`, nothing after.
+fn check_origin(origin: &str) -> Result<(), String> {
+    check_base_url(origin)?;
+    let host = origin.split_once("://").map_or("", |(_, host)| host);
+    if host.contains('/') {
+        return Err("an origin has no path, not even a trailing `/`".to_string());
+    }
+    if origin.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err("browsers send origins in lower case".to_string());
+    }
+    Ok(())
 }
 
 /// A relative `storage.path` written in a config file means "beside this file", wherever
@@ -502,6 +614,58 @@ fn optional_duration<'de, D: Deserializer<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_issuer_is_derived_from_the_listening_address() {
+        let mut settings = Settings::default();
+        settings
+            .derive_issuer("127.0.0.1:9000".parse().unwrap())
+            .unwrap();
+        assert_eq!(settings.tokens.issuer, "http://127.0.0.1:9000");
+        assert_eq!(settings.own_origin(), "http://127.0.0.1:9000");
+
+        let mut v6 = Settings::default();
+        v6.derive_issuer("[::1]:8080".parse().unwrap()).unwrap();
+        assert_eq!(v6.tokens.issuer, "http://[::1]:8080");
+
+        let mut everywhere = Settings::default();
+        let refused = everywhere
+            .derive_issuer("0.0.0.0:8080".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("tokens.issuer: must be set"), "{refused}");
+
+        let mut set = Settings::default();
+        set.tokens.issuer = "https://auth.example.com/tenant-a".into();
+        set.derive_issuer("0.0.0.0:8080".parse().unwrap()).unwrap();
+        assert_eq!(set.tokens.issuer, "https://auth.example.com/tenant-a");
+        assert_eq!(set.own_origin(), "https://auth.example.com");
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins_and_star_never_goes_with_the_cookie() {
+        let with = |origins: &[&str], cookie: bool| {
+            let mut settings = Settings::default();
+            settings.server.cors_origins = origins.iter().map(|o| (*o).to_string()).collect();
+            settings.tokens.refresh_cookie = cookie;
+            settings.validate().map_err(|err| err.to_string())
+        };
+        assert!(with(&["https://app.example.com", "http://localhost:5173"], true).is_ok());
+        assert!(with(&["*"], false).is_ok());
+        let star = with(&["*"], true).unwrap_err();
+        assert!(
+            star.contains("server.cors_origins") && star.contains("refresh_cookie"),
+            "{star}"
+        );
+        for bad in [
+            "https://app.example.com/",
+            "app.example.com",
+            "https://App.example.com",
+        ] {
+            let refused = with(&[bad], false).unwrap_err();
+            assert!(refused.contains(bad), "{refused}");
+        }
+    }
 
     #[test]
     fn durations_use_human_units() {

@@ -61,7 +61,7 @@ impl Offline {
     /// # Errors
     /// No store at `storage.path`, the store is in use or unusable, or a stored key does
     /// not load.
-    pub async fn open(settings: Settings) -> anyhow::Result<Offline> {
+    pub async fn open(mut settings: Settings) -> anyhow::Result<Offline> {
         // Only the server creates a store: a command run from the wrong directory, or
         // with a mistyped path, must not make a new empty one and report success.
         let path = &settings.storage.path;
@@ -70,6 +70,11 @@ impl Offline {
             "storage.path {}: no claimd store there (start the server once to create one)",
             path.display()
         );
+        // The flows are the server's, with its issuer where it can be derived; the tools
+        // mint and verify nothing, so one that cannot be derived (0.0.0.0) does not matter.
+        if let Ok(bind) = settings.server.bind.parse() {
+            settings.derive_issuer(bind).ok();
+        }
         let (store, auth) =
             open_flows(&settings, Arc::new(Metrics::new()), Clock::system()).await?;
         Ok(Offline { store, auth })
@@ -192,10 +197,11 @@ impl Application {
     /// # Errors
     /// Each step's failure, with the setting or path it concerns.
     pub async fn build_with_listener(
-        settings: Settings,
+        mut settings: Settings,
         listener: TcpListener,
         clock: Clock,
     ) -> anyhow::Result<Application> {
+        settings.derive_issuer(listener.local_addr().context("server.bind")?)?;
         settings.validate()?;
         let metrics = Arc::new(Metrics::new());
         let (store, auth) = open_flows(&settings, Arc::clone(&metrics), clock.clone()).await?;
