@@ -581,6 +581,7 @@ mod tests {
         let store = Arc::new(Store::open(dir.path(), 4).unwrap());
         let clock = ManualClock::starting_at(1_800_000_000);
         let mut settings = Settings::default();
+        settings.tokens.issuer = "http://claimd.test".to_string();
         settings.tokens.refresh_reuse_grace = grace;
         let ring = load_or_create_key_ring(&store, settings.tokens.algorithm, clock.now()).unwrap();
         let metrics = Arc::new(Metrics::new());

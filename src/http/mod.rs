@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admin;
 pub mod backup;
 pub mod body;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod forward_auth;
@@ -18,7 +19,8 @@ use std::time::Instant;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{Service as _, ServiceResponse};
-use actix_web::http::{ConnectionType, StatusCode};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{ConnectionType, Method, StatusCode};
 use actix_web::{web, App, HttpResponse};
 use secrecy::ExposeSecret as _;
 
@@ -60,14 +62,51 @@ pub(crate) fn with_refreshed_token(
     response
 }
 
-/// A resource that answers methods it has no route for with a 405 problem.
+/// A resource. Methods it has no route for are answered by actix's default, a bare 405
+/// with `Allow` naming the methods it takes; [`app`] turns that into a 405 problem (and
+/// into the answer to `OPTIONS` and to CORS preflights), so the route table is the one
+/// list of what each path takes.
 pub(crate) fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, ApiError>(ApiError::method_not_allowed())
-    }))
+    web::resource(path)
 }
 
-/// Builds the application: state, routes, 404s and the request-metrics middleware.
+/// The router's own answer for a method a resource has no route for: 405, `Allow`, no body.
+fn is_bare_method_not_allowed<B: actix_web::body::MessageBody>(
+    response: &ServiceResponse<B>,
+) -> bool {
+    response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && response.headers().contains_key(header::ALLOW)
+        && matches!(
+            response.response().body().size(),
+            actix_web::body::BodySize::Sized(0) | actix_web::body::BodySize::None
+        )
+}
+
+/// Turns the router's bare 405 into what claimd answers: `OPTIONS` gets 204 with `Allow`
+/// (and, for a preflight, the CORS preflight headers), any other method a 405 problem that
+/// keeps `Allow` (RFC 9110 §15.5.6).
+fn answer_unrouted_method(
+    req: &actix_web::HttpRequest,
+    allow: Option<HeaderValue>,
+    cors: &cors::CorsAnswer,
+) -> HttpResponse {
+    let mut response = if req.method() == Method::OPTIONS {
+        let mut response = HttpResponse::NoContent().finish();
+        if cors::is_preflight(req) {
+            cors.apply_preflight(allow.as_ref(), response.headers_mut());
+        }
+        response
+    } else {
+        actix_web::ResponseError::error_response(&ApiError::method_not_allowed())
+    };
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
+}
+
+/// Builds the application: state, routes, 404s and 405s, CORS and the request-metrics
+/// middleware.
 pub fn app(
     state: web::Data<AppState>,
 ) -> App<
@@ -82,6 +121,7 @@ pub fn app(
     let metrics = Arc::clone(&state.metrics);
     let max_body_bytes = state.auth.settings().server.max_body_bytes;
     let body_timeout = state.auth.settings().server.body_timeout;
+    let cors_policy = cors::CorsPolicy::from_settings(&state.auth.settings().server);
     App::new()
         .app_data(state)
         .configure(configure)
@@ -95,6 +135,7 @@ pub fn app(
                 .unwrap_or_else(|| "unmatched".to_string());
             let method = crate::telemetry::method_label(req.method().as_str());
             let metrics = Arc::clone(&metrics);
+            let cors = cors_policy.judge(req.request());
             let call = match body::guard_body(&mut req, max_body_bytes, body_timeout) {
                 Ok(()) => Ok(srv.call(req)),
                 Err(refused) => Err((req, refused)),
@@ -106,6 +147,12 @@ pub fn app(
                         .into_response(actix_web::ResponseError::error_response(&refused))
                         .map_into_right_body(),
                 };
+                if is_bare_method_not_allowed(&response) {
+                    let allow = response.headers().get(header::ALLOW).cloned();
+                    let answer = answer_unrouted_method(response.request(), allow, &cors);
+                    response = response.into_response(answer).map_into_right_body();
+                }
+                cors.apply(response.headers_mut());
                 let status = response.status();
                 if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT
                 {

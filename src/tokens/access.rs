@@ -221,6 +221,7 @@ mod tests {
     fn setup(alg: SigningAlgorithm) -> (AccessTokens, KeyRing) {
         let settings = TokenSettings {
             algorithm: alg,
+            issuer: "http://127.0.0.1:8080".to_string(),
             ..TokenSettings::default()
         };
         let pem = generate_private_key(alg).unwrap();

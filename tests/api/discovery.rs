@@ -18,8 +18,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    header_str, jwks_kids, jwt_kid, require, run_to_exit, spawn_app_on_issuer, spawn_app_with,
-    tamper_signature, Exit, TestApp, Tokens, ADMIN, ADMIN_PASSWORD, PASSWORD,
+    header_str, jwks_kids, jwt_claims, jwt_kid, require, run_to_exit, spawn_app_on_issuer,
+    spawn_app_with, tamper_signature, Exit, TestApp, Tokens, ADMIN, ADMIN_PASSWORD, PASSWORD,
 };
 
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(60);
@@ -135,6 +135,24 @@ async fn metadata_urls_lead_to_the_live_endpoints() {
         StatusCode::UNAUTHORIZED,
         "the revocation endpoint revoked"
     );
+}
+
+/// With `tokens.issuer` unset, the issuer is the address claimd really listens on (port 0
+/// resolved), not a default that goes wrong the moment `server.bind` changes.
+#[tokio::test]
+async fn an_unset_issuer_is_the_address_claimd_listens_on() {
+    let app = spawn_app_with(|s| s.tokens.issuer = String::new()).await;
+    let (_, tokens) = app.signed_up("carol").await;
+
+    let meta = metadata(&app).await;
+
+    assert_eq!(meta["issuer"], json!(app.address), "{meta}");
+    assert_eq!(
+        meta["jwks_uri"],
+        json!(format!("{}/.well-known/jwks.json", app.address))
+    );
+    assert_eq!(jwt_claims(&tokens.access_token)["iss"], json!(app.address));
+    assert_eq!(app.me(&tokens.access_token).await.status(), 200);
 }
 
 #[tokio::test]

@@ -692,10 +692,17 @@ pub fn claimd_command(workdir: &Path) -> Command {
         }
     }
     cmd.env("CLAIMD__SERVER__BIND", "127.0.0.1:0");
+    // Port 0 gives every restart a new port: one fixed issuer keeps a store's tokens valid
+    // across restarts (an unset issuer is derived from the port: discovery's tests).
+    cmd.env("CLAIMD__TOKENS__ISSUER", TEST_ISSUER);
     // Tests register many users from 127.0.0.1; the registration limit has its own tests.
     cmd.env("CLAIMD__AUTH__REGISTER_LIMIT", "100000/1s");
     cmd
 }
+
+/// The issuer of test servers, in-process or child: fixed, since each restart on port 0
+/// gets a new port (and an unset issuer follows the port).
+pub const TEST_ISSUER: &str = "http://127.0.0.1:8080";
 
 /// The plans tests move users between with `PATCH /me`.
 pub const TEST_PLANS: [&str; 6] = ["free", "premium", "gold", "pro", "enterprise", "x"];
@@ -710,6 +717,7 @@ pub fn test_settings(data: &Path) -> Settings {
     settings.server.bind = "127.0.0.1:0".to_string();
     settings.server.workers = Some(2);
     settings.storage.path = data.to_path_buf();
+    settings.tokens.issuer = TEST_ISSUER.to_string();
     settings.claims.self_service = allow_plans(&TEST_PLANS);
     settings.auth.register_limit = claimd::config::LoginAttempts {
         max: 100_000,

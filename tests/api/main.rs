@@ -10,6 +10,7 @@ mod bootstrap;
 mod claim_changes;
 mod cli;
 mod clock;
+mod cors;
 mod discovery;
 mod eviction;
 mod forward_auth;

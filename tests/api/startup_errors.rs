@@ -96,6 +96,26 @@ fn unparsable_bind_address_stops_startup() {
 }
 
 #[test]
+fn listening_on_every_address_without_an_issuer_stops_startup() {
+    let exit = run_with_env(&[
+        ("CLAIMD__SERVER__BIND", "0.0.0.0:0"),
+        ("CLAIMD__TOKENS__ISSUER", ""),
+    ]);
+
+    assert_startup_failure(&exit, &["tokens.issuer"]);
+}
+
+#[test]
+fn star_cors_origin_with_the_refresh_cookie_stops_startup() {
+    let exit = run_with_env(&[
+        ("CLAIMD__SERVER__CORS_ORIGINS", "*"),
+        ("CLAIMD__TOKENS__REFRESH_COOKIE", "true"),
+    ]);
+
+    assert_startup_failure(&exit, &["cors_origins"]);
+}
+
+#[test]
 fn invalid_on_stale_stops_startup() {
     let exit = run_with_env(&[("CLAIMD__TOKENS__ON_STALE", "sometimes")]);
 
