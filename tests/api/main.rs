@@ -18,6 +18,7 @@ mod helpers;
 mod interrupted_revocation;
 mod introspection;
 mod invitations;
+mod js_client;
 mod key_import;
 mod key_rotation;
 mod log_secrets;
