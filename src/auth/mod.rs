@@ -17,6 +17,7 @@ mod admin;
 mod backup;
 mod claims;
 mod core;
+mod demo;
 mod hash_pool;
 mod introspection;
 mod invitations;
@@ -37,6 +38,7 @@ pub use verification::Verification;
 pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
 pub use claims::RefreshedToken;
+pub use demo::DEMO_ADMIN;
 pub use introspection::TokenHint;
 pub use invitations::{
     InvitationView, NewInvitation, DEFAULT_INVITATION_TTL_SECS, MAX_INVITATION_TTL_SECS,

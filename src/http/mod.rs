@@ -8,6 +8,7 @@ pub mod admin;
 pub mod backup;
 pub mod body;
 pub mod cors;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod forward_auth;
@@ -46,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     accounts::routes(cfg);
     admin::routes(cfg);
     backup::routes(cfg);
+    demo::routes(cfg);
 }
 
 /// The header that carries a token minted because the caller's claims changed.

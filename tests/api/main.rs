@@ -11,6 +11,7 @@ mod claim_changes;
 mod cli;
 mod clock;
 mod cors;
+mod demo;
 mod discovery;
 mod eviction;
 mod forward_auth;
