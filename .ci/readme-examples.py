@@ -251,13 +251,9 @@ def nginx_binary() -> str | None:
 # ---- the session ----
 
 PRELUDE = r"""
-set -euo pipefail
-__failed() {
-  local status=$? at=$1
-  echo "$at" > "$__T/failed_at"
-  exit "$status"
-}
-trap '__failed $LINENO' ERR
+set -Eeuo pipefail
+__at=0
+trap 'echo "$__at" > "$__T/failed_at"' ERR
 __stop_server() {
   if [ -s "$__T/claimd.pid" ]; then
     local pid; pid=$(cat "$__T/claimd.pid")
@@ -270,7 +266,7 @@ __stop_server() {
 trap '__stop_server' EXIT
 __serve() {
   __stop_server
-  echo "  (runner: claimd $* started in the background, log in $__T/claimd.log)"
+  echo "  (runner: claimd${*:+ $*} started in the background; its log: $__T/claimd.log)"
   "$__CLAIMD" "$@" >> "$__T/claimd.log" 2>&1 &
   echo $! > "$__T/claimd.pid"
   for _ in $(seq 300); do
@@ -311,27 +307,32 @@ __expect() {
 
 
 def command_ends(lines: list[str]) -> list[tuple[int, int]]:
-    """(first, last) index of each shell command of a block: lines joined by a trailing `\\`."""
+    """(first, last) index of each complete shell command of a block: the shortest run of
+    lines that `bash -n` accepts and that does not end in a `\\` continuation."""
     spans = []
     i = 0
     while i < len(lines):
         j = i
-        while lines[j].rstrip().endswith("\\") and j + 1 < len(lines):
+        while j + 1 < len(lines):
+            text = "\n".join(lines[i : j + 1]) + "\n"
+            complete = not lines[j].rstrip().endswith("\\") and (
+                subprocess.run(["bash", "-n"], input=text, text=True, capture_output=True).returncode == 0
+            )
+            if complete:
+                break
             j += 1
         spans.append((i, j))
         i = j + 1
     return spans
 
 
-def session_script(blocks: list[Block], work: Path, scratch: Path, claimd: str) -> tuple[str, dict[int, int]]:
-    """The bash script of the whole README, and a map from its lines to README lines."""
+def session_script(blocks: list[Block], work: Path, scratch: Path, claimd: str) -> str:
+    """The bash script of the whole README; `$__at` holds the README line being run."""
     out = PRELUDE.replace("__SERVER__", SERVER).split("\n")
-    origin: dict[int, int] = {}
 
     def emit(text: str, readme_line: int) -> None:
-        for row in text.split("\n"):
-            out.append(row)
-            origin[len(out)] = readme_line
+        out.append(f"__at={readme_line}")
+        out.append(text)
 
     runner = shlex.quote(str(Path(__file__).resolve()))
     for block in blocks:
@@ -339,15 +340,16 @@ def session_script(blocks: list[Block], work: Path, scratch: Path, claimd: str) 
             continue
         header = f"README.md:{block.line} {block.tag}"
         shown = "\n".join("  | " + row for row in block.lines)
-        emit(f"printf '%s\\n' {shlex.quote('── ' + header)} {shlex.quote(shown)}", block.line)
+        emit(f"printf '\\n%s\\n%s\\n' {shlex.quote('── ' + header)} {shlex.quote(shown)}", block.line)
         if block.tag in SHELL_TAGS:
             spans = command_ends(block.lines)
             for first, last in spans:
-                for k in range(first, last + 1):
-                    emit(block.lines[k], block.line + 1 + k)
+                command = "\n".join(block.lines[first : last + 1])
+                if command.strip() and not command.lstrip().startswith("#"):
+                    emit(command, block.line + 1 + first)
                 after = last + 1
                 head = block.lines[first].lstrip()
-                if after < len(block.lines) and re.match(r"^curl\b", head):
+                if after < len(block.lines) and re.match(r"^(\w+=\$\()?curl\b", head):
                     m = EXPECT.match(block.lines[after].strip())
                     if m:
                         line = block.line + 1 + after
@@ -373,7 +375,7 @@ def session_script(blocks: list[Block], work: Path, scratch: Path, claimd: str) 
             "json": f"python3 {runner} --json {quoted}",
         }[block.tag]
         emit(command, block.line)
-    return "\n".join(out) + "\n", origin
+    return "\n".join(out) + "\n"
 
 
 def copy_repo(into: Path) -> None:
@@ -444,7 +446,7 @@ def main() -> int:
         work.mkdir()
         scratch.mkdir()
         copy_repo(work)
-        script, origin = session_script(blocks, work, scratch, claimd)
+        script = session_script(blocks, work, scratch, claimd)
         (scratch / "session.sh").write_text(script)
         env = dict(os.environ, __T=str(scratch), __CLAIMD=claimd, __RUNNER=str(Path(__file__).resolve()))
         started = time.monotonic()
@@ -452,11 +454,7 @@ def main() -> int:
         elapsed = time.monotonic() - started
         if result.returncode != 0:
             failed_at = scratch / "failed_at"
-            line = None
-            if failed_at.exists():
-                at = int(failed_at.read_text().strip() or 0)
-                near = [k for k in origin if k <= at]
-                line = origin[max(near)] if near else None
+            line = failed_at.read_text().strip() if failed_at.exists() else None
             log = scratch / "claimd.log"
             if log.exists():
                 tail = log.read_text(errors="replace").splitlines()[-30:]
