@@ -13,7 +13,9 @@ Fenced blocks, by their language tag, in README order:
             `"eyJ…"` any string of that shape, `"exp":…` any value, `{…}` any object,
             `,…` further members.
   js        run with node as an ES module (a file in the repository copy's root), in the
-            same order, against the same claimd.
+            same order, against the same claimd. Each package of the repository
+            (`clients/*/package.json`) is linked into the copy's node_modules under its
+            name, as installing it would, so `import … from "<its name>"` resolves.
   python    run with python3, likewise.
   toml      parsed with tomllib; one whose top-level tables are all sections of the
             shipped config.toml is claimd configuration, and claimd must start with it
@@ -171,7 +173,7 @@ def check(line: str, status: str, expected_file: str, trace: str, out: str) -> i
     )
     body = Path(out).read_text(errors="replace")
     got = statuses[-1] if statuses else "no answer"
-    where = f"README.md:{line}"
+    where = f"{os.environ.get('__README', 'README.md')}:{line}"
     if got != status:
         print(f"{where}: expected status {status}, claimd answered {got}: {body[:2000]}", file=sys.stderr)
         return 1
@@ -213,9 +215,19 @@ def check_toml(path: str, claimd: str) -> int:
         print("  valid TOML (not claimd configuration)")
         return 0
     with tempfile.TemporaryDirectory() as store:
-        env = dict(os.environ, CLAIMD__SERVER__BIND="127.0.0.1:0", CLAIMD__STORAGE__PATH=store)
+        # A scratch store, and a free port: the block's own bind with port 0 (so a bad
+        # address still fails), or 127.0.0.1:0 when it names none.
+        env = dict(os.environ, CLAIMD__STORAGE__PATH=store)
+        config = Path(store) / "config.toml"
+        if "bind" in parsed.get("server", {}):
+            text = Path(path).read_text()
+            config.write_text(re.sub(r'(?m)^(\s*bind\s*=\s*"[^"\n]*:)\d+"', r'\g<1>0"', text))
+        else:
+            shutil.copyfile(path, config)
+            env["CLAIMD__SERVER__BIND"] = "127.0.0.1:0"
+        env["CLAIMD__STORAGE__PATH"] = str(Path(store) / "data")
         child = subprocess.Popen(
-            [claimd, "--config", path],
+            [claimd, "--config", str(config)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -326,7 +338,7 @@ def command_ends(lines: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def session_script(blocks: list[Block], work: Path, scratch: Path, claimd: str) -> str:
+def session_script(blocks: list[Block], name: str, work: Path, scratch: Path, claimd: str) -> str:
     """The bash script of the whole README; `$__at` holds the README line being run."""
     out = PRELUDE.replace("__SERVER__", SERVER).split("\n")
 
@@ -338,7 +350,7 @@ def session_script(blocks: list[Block], work: Path, scratch: Path, claimd: str) 
     for block in blocks:
         if block.skip is not None or block.tag in ("text", ""):
             continue
-        header = f"README.md:{block.line} {block.tag}"
+        header = f"{name}:{block.line} {block.tag}"
         shown = "\n".join("  | " + row for row in block.lines)
         emit(f"printf '\\n%s\\n%s\\n' {shlex.quote('── ' + header)} {shlex.quote(shown)}", block.line)
         if block.tag in SHELL_TAGS:
@@ -359,7 +371,7 @@ def session_script(blocks: list[Block], work: Path, scratch: Path, claimd: str) 
                             try:
                                 expected_json(expect)
                             except json.JSONDecodeError as e:
-                                fail(Path("README.md"), line, f"the expected answer is not JSON ({e})")
+                                fail(Path(name), line, f"the expected answer is not JSON ({e})")
                         (scratch / f"expect-{line}").write_text(expect)
                         emit(f"__expect {line} {m.group('status')}", line)
             continue
@@ -396,9 +408,24 @@ def copy_repo(into: Path) -> None:
             shutil.copy2(source, into / name)
 
 
+def link_packages(work: Path) -> None:
+    """Links each `clients/*/package.json` package into `work/node_modules` by its name."""
+    for manifest in sorted(work.glob("clients/*/package.json")):
+        try:
+            name = json.loads(manifest.read_text())["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        link = work / "node_modules" / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(manifest.parent.resolve(), target_is_directory=True)
+
+
 def port_free(address: str) -> bool:
     host, port = address.rsplit(":", 1)
     with socket.socket() as s:
+        # As the server binds: connections of a previous run in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, int(port)))
         except OSError:
@@ -446,9 +473,10 @@ def main() -> int:
         work.mkdir()
         scratch.mkdir()
         copy_repo(work)
-        script = session_script(blocks, work, scratch, claimd)
+        link_packages(work)
+        script = session_script(blocks, readme.name, work, scratch, claimd)
         (scratch / "session.sh").write_text(script)
-        env = dict(os.environ, __T=str(scratch), __CLAIMD=claimd, __RUNNER=str(Path(__file__).resolve()))
+        env = dict(os.environ, __README=readme.name, __T=str(scratch), __CLAIMD=claimd, __RUNNER=str(Path(__file__).resolve()))
         started = time.monotonic()
         result = subprocess.run(["bash", str(scratch / "session.sh")], cwd=work, env=env)
         elapsed = time.monotonic() - started
@@ -459,7 +487,7 @@ def main() -> int:
             if log.exists():
                 tail = log.read_text(errors="replace").splitlines()[-30:]
                 print("\nclaimd's log, last lines:\n" + "\n".join(tail), file=sys.stderr)
-            where = f"README.md:{line}" if line else "README.md (see the output above)"
+            where = f"{readme.name}:{line}" if line else f"{readme.name} (see the output above)"
             print(f"\nREADME EXAMPLE FAILED at {where}: exit status {result.returncode}", file=sys.stderr)
             return 1
 
@@ -471,8 +499,9 @@ def main() -> int:
         kinds[b.tag] = kinds.get(b.tag, 0) + 1
     print(f"\nREADME examples: {len(ran)} run and passed in {elapsed:.1f} s ({', '.join(f'{n} {t}' for t, n in sorted(kinds.items()))})")
     for b in skipped:
-        print(f"  not run: README.md:{b.line} {b.tag or 'text'}: {b.skip}")
-    print(f"  {len(text)} untagged or text blocks (prose, not examples): lines {', '.join(str(b.line) for b in text)}")
+        print(f"  not run: {readme.name}:{b.line} {b.tag or 'text'}: {b.skip}")
+    if text:
+        print(f"  prose, not examples (untagged or text): {readme.name} lines {', '.join(str(b.line) for b in text)}")
     return 0
 
 
