@@ -22,6 +22,9 @@ Fenced blocks, by their language tag, in README order:
             (`--config FILE` on a free port and a scratch store) and listen.
   nginx     checked with `nginx -t` (tests/api/nginx.rs runs it against a real nginx).
   json      parsed (with `…` elisions allowed as above).
+  console   a transcript: each `$ COMMAND` line runs in a fresh bash in the repository
+            copy (`cargo run --release` in the foreground this time, for at most 20 s),
+            and what it writes (stdout and stderr) must be the lines that follow it.
   text, or no tag: prose, not an example.
 
 Any other tag fails the runner, so nothing slips through. A block preceded by the line
@@ -63,7 +66,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHELL_TAGS = {"sh", "bash"}
-KNOWN_TAGS = SHELL_TAGS | {"js", "python", "toml", "nginx", "json", "text", ""}
+KNOWN_TAGS = SHELL_TAGS | {"js", "python", "toml", "nginx", "json", "console", "text", ""}
 NOT_RUN = re.compile(r"^<!--\s*example:\s*not run\s*\((?P<reason>.+)\)\s*-->\s*$")
 EXPECT = re.compile(r"^#\s+(?P<status>[1-5]\d\d)(?:\s+(?P<rest>.*))?$")
 ANY = "\x00any"  # the value of `"name":…` in expected JSON
@@ -254,6 +257,51 @@ def check_toml(path: str, claimd: str) -> int:
         return 1
 
 
+CONSOLE_PRELUDE = r"""
+cargo() {
+  if [ "${1:-}" = run ] && [ "${2:-}" = --release ]; then
+    shift 2
+    [ "${1:-}" = -- ] && shift
+    timeout 20 "$__CLAIMD" "$@"
+  else
+    echo "README runner: cannot run \`cargo $*\` in a transcript" >&2
+    return 2
+  fi
+}
+"""
+
+
+def check_console(path: str) -> int:
+    """Runs each `$ COMMAND` of a transcript and compares its output with the lines after it."""
+    steps: list[tuple[str, list[str]]] = []
+    for row in Path(path).read_text().splitlines():
+        if row.startswith("$ "):
+            steps.append((row[2:], []))
+        elif steps:
+            steps[-1][1].append(row.rstrip())
+        elif row.strip():
+            print(f"a transcript starts with `$ COMMAND`, not: {row}", file=sys.stderr)
+            return 1
+    for command, expected in steps:
+        while expected and not expected[-1]:
+            expected.pop()
+        result = subprocess.run(
+            ["bash", "-c", CONSOLE_PRELUDE + command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+        )
+        got = [row.rstrip() for row in result.stdout.rstrip("\n").split("\n")] if result.stdout else []
+        if got != expected:
+            print(
+                f"`{command}` wrote:\n" + "\n".join(got) + "\nthe README shows:\n" + "\n".join(expected),
+                file=sys.stderr,
+            )
+            return 1
+    return 0
+
+
 def nginx_binary() -> str | None:
     return shutil.which("nginx") or (
         "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
@@ -311,6 +359,8 @@ cargo() {
 curl() {
   : > "$__T/trace"
   command curl --trace-ascii "$__T/trace" "$@" | tee "$__T/out"
+  # Keep the runner's own output readable; what the command's stdout gets is untouched.
+  if [ -s "$__T/out" ] && [ -n "$(tail -c1 "$__T/out")" ]; then echo >&2; fi
 }
 __expect() {
   python3 "$__RUNNER" --check "$1" "$2" "$__T/expect-$1" "$__T/trace" "$__T/out"
@@ -375,7 +425,7 @@ def session_script(blocks: list[Block], name: str, work: Path, scratch: Path, cl
                         (scratch / f"expect-{line}").write_text(expect)
                         emit(f"__expect {line} {m.group('status')}", line)
             continue
-        ext = {"js": "mjs", "python": "py", "toml": "toml", "nginx": "conf", "json": "json"}[block.tag]
+        ext = {"js": "mjs", "python": "py", "toml": "toml", "nginx": "conf", "json": "json", "console": "txt"}[block.tag]
         path = work / f".readme-example-{block.line}.{ext}"
         path.write_text("\n".join(block.lines) + "\n")
         quoted = shlex.quote(str(path))
@@ -385,6 +435,7 @@ def session_script(blocks: list[Block], name: str, work: Path, scratch: Path, cl
             "toml": f"python3 {runner} --toml {quoted} --claimd {shlex.quote(claimd)}",
             "nginx": f"{shlex.quote(nginx_binary() or 'nginx')} -t -q -e stderr -c {quoted}",
             "json": f"python3 {runner} --json {quoted}",
+            "console": f"python3 {runner} --console {quoted}",
         }[block.tag]
         emit(command, block.line)
     return "\n".join(out) + "\n"
@@ -441,11 +492,14 @@ def main() -> int:
     parser.add_argument("--check", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--toml", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
+    parser.add_argument("--console", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.check:
         return check(*args.check)
     if args.toml:
         return check_toml(args.toml, args.claimd)
+    if args.console:
+        return check_console(args.console)
     if args.json:
         try:
             expected_json(Path(args.json).read_text())
