@@ -11,7 +11,8 @@ Fenced blocks, by their language tag, in README order:
             expected answer: the status must match and the listed JSON members must be a
             subset of the answer's body. In expected JSON `…` elides: `"…"` is any string,
             `"eyJ…"` any string of that shape, `"exp":…` any value, `{…}` any object,
-            `,…` further members.
+            `,…` further members. Such a line anywhere else fails the runner: it would
+            go unchecked.
   js        run with node as an ES module (a file in the repository copy's root), in the
             same order, against the same claimd. Each package of the repository
             (`clients/*/package.json`) is linked into the copy's node_modules under its
@@ -407,6 +408,7 @@ def session_script(blocks: list[Block], name: str, work: Path, scratch: Path, cl
         emit(f"printf '\\n%s\\n%s\\n' {shlex.quote('── ' + header)} {shlex.quote(shown)}", block.line)
         if block.tag in SHELL_TAGS:
             spans = command_ends(block.lines)
+            attached = set()
             for first, last in spans:
                 command = "\n".join(block.lines[first : last + 1])
                 if command.strip() and not command.lstrip().startswith("#"):
@@ -417,6 +419,7 @@ def session_script(blocks: list[Block], name: str, work: Path, scratch: Path, cl
                     m = EXPECT.match(block.lines[after].strip())
                     if m:
                         line = block.line + 1 + after
+                        attached.add(after)
                         rest = (m.group("rest") or "").strip()
                         expect = rest if rest.startswith(("{", "[")) else ""
                         if expect:
@@ -426,6 +429,14 @@ def session_script(blocks: list[Block], name: str, work: Path, scratch: Path, cl
                                 fail(Path(name), line, f"the expected answer is not JSON ({e})")
                         (scratch / f"expect-{line}").write_text(expect)
                         emit(f"__expect {line} {m.group('status')}", line)
+            for k, row in enumerate(block.lines):
+                if k not in attached and EXPECT.match(row.strip()):
+                    fail(
+                        Path(name),
+                        block.line + 1 + k,
+                        "an expected answer (`# STATUS …`) must come right after the curl"
+                        " command it is about, or it would go unchecked",
+                    )
             continue
         ext = {"js": "mjs", "python": "py", "toml": "toml", "nginx": "conf", "json": "json", "console": "txt"}[block.tag]
         path = work / f".readme-example-{block.line}.{ext}"
