@@ -429,6 +429,43 @@ mod tests {
     }
 
     #[test]
+    fn a_user_token_and_a_service_token_never_read_as_each_other() {
+        let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
+        let key = ring.signing_key(now()).unwrap();
+        let service = ClientClaims {
+            iss: "http://127.0.0.1:8080".into(),
+            sub: "svc_1".into(),
+            aud: "claimd".into(),
+            exp: now() + 60,
+            iat: now(),
+            jti: "j".into(),
+            client_id: "svc_1".into(),
+        };
+        let service_token = tokens.mint_client(key, &service).unwrap();
+        let user_token = tokens.mint(key, &claims(now())).unwrap();
+
+        assert_eq!(
+            tokens.verify_client(&ring, &service_token, now()).unwrap(),
+            service
+        );
+        assert!(matches!(
+            tokens.verify(&ring, &service_token, now()),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            tokens.verify_client(&ring, &user_token, now()),
+            Err(TokenError::Invalid(_))
+        ));
+        let mut expired = service;
+        expired.exp = now() - 31;
+        let expired = tokens.mint_client(key, &expired).unwrap();
+        assert_eq!(
+            tokens.verify_client(&ring, &expired, now()),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
     fn wrong_audience_or_issuer_is_refused() {
         let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
         let key = ring.signing_key(now()).unwrap();
