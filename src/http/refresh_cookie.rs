@@ -58,7 +58,7 @@ pub fn move_refresh_token_to_cookie(
     if let Some(refresh) = tokens.refresh_token.take() {
         let max_age = tokens
             .refresh_expires_in
-            .unwrap_or_else(|| settings.tokens.refresh_ttl.as_secs());
+            .unwrap_or(settings.tokens.refresh_ttl.as_secs());
         response.cookie(cookie(
             settings,
             refresh.expose_secret().to_string(),
