@@ -16,6 +16,7 @@ mod accounts;
 mod admin;
 mod backup;
 mod claims;
+mod client_credentials;
 mod core;
 mod demo;
 mod hash_pool;
@@ -38,6 +39,7 @@ pub use verification::Verification;
 pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
 pub use claims::RefreshedToken;
+pub use client_credentials::ClientTokenResponse;
 pub use demo::DEMO_ADMIN;
 pub use introspection::TokenHint;
 pub use invitations::{
