@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use claimd::config::Settings;
 
-use crate::helpers::{spawn_app_with, TestApp, ADMIN, ADMIN_PASSWORD};
+use crate::helpers::{
+    require, spawn_app_on_issuer, spawn_app_with, TestApp, ADMIN, ADMIN_PASSWORD,
+};
 
 /// How long one `node --test` run may take before it is killed and the test fails.
 const NODE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -102,4 +104,45 @@ async fn the_js_client_tests_pass_against_a_live_claimd() {
     let app = spawn_for_js(|_| {}).await;
 
     node_test(&app, &["test/"], &[]).await;
+}
+
+/// Starts claimd for the browser tests: the demo on (it serves the client module), a
+/// bootstrap admin, and the issuer on the port it listens on, so the pages' `Origin` is
+/// claimd's own (the refresh cookie's CSRF check wants that).
+async fn spawn_for_browser(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on_issuer(|s| {
+        s.bootstrap.admin_username = Some(ADMIN.to_string());
+        s.bootstrap.admin_password = Some(ADMIN_PASSWORD.into());
+        s.demo.enabled = true;
+        tweak(s);
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs chromium"]
+async fn two_tabs_on_a_stale_token_share_one_refresh_of_the_cookie() {
+    require("Debian's chromium", Path::new(CHROMIUM).exists());
+    let app = spawn_for_browser(|s| {
+        s.tokens.refresh_cookie = true;
+        // Plain HTTP on loopback: a Secure cookie would not be stored.
+        s.tokens.refresh_cookie_secure = false;
+    })
+    .await;
+
+    node_test(&app, &["browser/cross-tab.test.js"], &[]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs chromium"]
+async fn the_demo_page_runs_its_story_in_chromium() {
+    require("Debian's chromium", Path::new(CHROMIUM).exists());
+    let app = spawn_for_browser(|_| {}).await;
+    let mut extra = Vec::new();
+    if std::env::var_os("CLAIMD_DEMO_SCREENSHOT").is_some() {
+        let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/demo.png");
+        extra.push(("DEMO_SCREENSHOT", png.display().to_string()));
+    }
+
+    node_test(&app, &["browser/demo.test.js"], &extra).await;
 }

@@ -195,11 +195,12 @@ export class ClaimdClient {
    * token (refresh-on-change), which this client adopts. Resolves to the updated user.
    */
   async updateMe(fields) {
-    const response = await this.fetch("/me", {
+    const init = {
       method: "PATCH",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(fields),
-    });
+    };
+    const response = await this.#fetchAdopting("/me", init, "update");
     if (!response.ok) throw await failure(response, "update");
     const answer = await response.json();
     if (answer.token?.access_token && answer.token.access_token !== this.#access) {
@@ -214,10 +215,17 @@ export class ClaimdClient {
    * ends the session. A relative `input` is a claimd path. A retried request is sent
    * again with the same `init`, so its body must be re-sendable (not a stream).
    */
-  async fetch(input, init = {}) {
+  fetch(input, init = {}) {
+    return this.#fetchAdopting(input, init, "refreshed-token");
+  }
+
+  // ---- internals ----
+
+  /** `fetch`, naming a token that arrives in X-Refreshed-Token after `reason`. */
+  async #fetchAdopting(input, init, reason) {
     if (this.#inFlight) await this.#inFlight.catch(() => {});
     const sent = this.#access;
-    let response = await this.#send(input, init, sent);
+    let response = await this.#send(input, init, sent, reason);
     const code = await this.#unauthorizedCode(response);
     if (code === "token_stale" || code === "token_expired") {
       try {
@@ -226,7 +234,7 @@ export class ClaimdClient {
         if (err instanceof ClaimdError && err.status) return response;
         throw err;
       }
-      response = await this.#send(input, init, this.#access);
+      response = await this.#send(input, init, this.#access, reason);
       if ((await this.#unauthorizedCode(response)) === "token_revoked") this.#clear("revoked");
     } else if (code === "token_revoked") {
       this.#clear("revoked");
@@ -234,9 +242,7 @@ export class ClaimdClient {
     return response;
   }
 
-  // ---- internals ----
-
-  async #send(input, init, token) {
+  async #send(input, init, token, reason) {
     const headers = new Headers(init.headers ?? (input instanceof Request ? input.headers : undefined));
     if (token) headers.set("Authorization", `Bearer ${token}`);
     const target =
@@ -244,7 +250,7 @@ export class ClaimdClient {
     const response = await this.#fetch(target, { ...init, headers });
     const refreshed = response.headers.get(REFRESHED_HEADER);
     if (refreshed && refreshed !== this.#access && this.#access === token) {
-      this.#setAccess(refreshed, "refreshed-token");
+      this.#setAccess(refreshed, reason);
     }
     return response;
   }
