@@ -64,6 +64,7 @@ function renderUserState() {
   badge.textContent = claims ? `logged in as ${$("username").value}` : "logged out";
   badge.className = claims ? "badge" : "badge off";
   for (const id of ["upgrade", "call-me", "logout-all"]) $(id).disabled = !claims;
+  $("register").disabled = Boolean(claims);
   for (const id of ["set-role", "set-plan", "disable"]) $(id).disabled = !claims || !admin.claims;
   document.body.dataset.user = claims ? "in" : "out";
 }
@@ -101,6 +102,8 @@ user.onChange(({ reason, claims, previous }) => {
   const changed = [...changedKeys].map((k) => `${k}: ${JSON.stringify(previous?.[k])} → ${JSON.stringify(claims?.[k])}`);
   log(userLog, `${REASONS[reason] ?? reason}${changed.length ? ` (${changed.join(", ")})` : ""}`, reason === "revoked" ? "bad" : "");
   renderClaims(claims);
+  const token = user.accessToken;
+  $("token").textContent = token ? `${token.slice(0, 28)}…${token.slice(-8)}` : "—";
   renderUserState();
   tick();
 });
