@@ -106,6 +106,8 @@ user.onChange(({ reason, claims, previous }) => {
   $("token").textContent = token ? `${token.slice(0, 28)}…${token.slice(-8)}` : "—";
   renderUserState();
   tick();
+  // A disabled or logged-out account makes way for a fresh one.
+  if (!claims) $("username").value = freshName();
 });
 
 async function callMe() {
@@ -203,7 +205,11 @@ $("disable").addEventListener("click", () => adminChange({ disabled: true }, "di
 
 // ---- start ----
 
-$("username").value = `alice-${Math.random().toString(36).slice(2, 6)}`;
+function freshName() {
+  return `alice-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+$("username").value = freshName();
 $("password").value = "correct horse battery staple";
 renderClaims(null);
 renderUserState();
