@@ -121,7 +121,7 @@ async fn spawn_for_browser(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 
 #[tokio::test]
 #[ignore = "needs chromium"]
-async fn two_tabs_on_a_stale_token_share_one_refresh_of_the_cookie() {
+async fn tabs_share_one_refresh_of_the_cookie_and_nothing_else() {
     require("Debian's chromium", Path::new(CHROMIUM).exists());
     let app = spawn_for_browser(|s| {
         s.tokens.refresh_cookie = true;

@@ -1,6 +1,7 @@
 // Two tabs of one origin in cookie mode (the refresh token in claimd's HttpOnly cookie,
 // shared by both) meet a stale token at the same moment: exactly one refresh reaches
-// claimd, and both tabs carry on with the new claims. Run by tests/api/js_client.rs
+// claimd, and both tabs carry on with the new claims. A session that is not the cookie's
+// (a token adopted with useTokens) is never offered to another tab. Run by tests/api/js_client.rs
 // against a claimd with tokens.refresh_cookie on and its issuer on the page's origin.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -12,8 +13,8 @@ const browser = await launch();
 after(() => browser.close());
 
 /** A tab on claimd's origin with a ClaimdClient as window.claimd and a refresh counter. */
-async function openTab() {
-  const page = await browser.newPage();
+async function openTab(context = browser) {
+  const page = await context.newPage();
   const errors = collectErrors(page);
   // Any page of the origin will do; /healthz has no favicon link, so Chromium asks for one.
   await page.goto(`${BASE}/healthz`);
@@ -76,4 +77,29 @@ test("two tabs on a stale token share one refresh of the cookie", async () => {
   assert.deepEqual(await Promise.all([call(a), call(b)]), answers);
   assert.equal((await refreshesCounted()) - before, 1);
   assert.deepEqual(unexpected([...a.errors, ...b.errors]), []);
+});
+
+test("a session that is not the cookie's stays in its own tab", async () => {
+  const context = await browser.createBrowserContext();
+  try {
+    const a = await openTab(context);
+    const b = await openTab(context);
+    const admin = await adminClient();
+    // Tab A adopts a token it got elsewhere (no refresh token, no cookie), as the demo's
+    // admin panel does, and refreshes it with itself as Bearer.
+    const token = admin.accessToken;
+    const refreshed = await a.page.evaluate(async (token) => {
+      window.claimd.useTokens({ access_token: token, token_type: "Bearer", expires_in: 900 });
+      await window.claimd.refresh();
+      return window.claimd.accessToken !== token;
+    }, token);
+    assert.equal(refreshed, true);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    const seen = await b.page.evaluate(() => ({ claims: window.claimd.claims, reasons: window.reasons }));
+
+    assert.deepEqual(seen, { claims: null, reasons: [] }, "tab B never received tab A's token");
+  } finally {
+    await context.close();
+  }
 });

@@ -291,10 +291,12 @@ export class ClaimdClient {
     return this.#inFlight;
   }
 
+  /** Only the cookie is shared between tabs: a session of this client's own never is. */
   #useLocks() {
     return (
       this.#channel !== null &&
       !this.#refreshToken &&
+      (this.#cookieMode || !this.#access) &&
       typeof globalThis.navigator?.locks?.request === "function"
     );
   }
@@ -313,7 +315,7 @@ export class ClaimdClient {
     }
     const before = this.#access;
     await this.#refreshNow();
-    if (this.#access && this.#access !== before) this.#share();
+    if (this.#cookieMode && this.#access && this.#access !== before) this.#share();
   }
 
   async #refreshNow() {
@@ -378,7 +380,7 @@ export class ClaimdClient {
   }
 
   #onShared(message) {
-    if (!this.#cookieMode && this.#access) return;
+    if (this.#refreshToken || (!this.#cookieMode && this.#access)) return;
     if (message?.kind === "token" && typeof message.accessToken === "string") {
       const claims = decodeClaims(message.accessToken);
       const mine = this.#claims;
