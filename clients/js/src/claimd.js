@@ -87,6 +87,8 @@ export class ClaimdClient {
   #refreshToken = null;
   #cookieMode = false;
   #inFlight = null;
+  /** When the current access token arrived (Date.now()), to tell older shared tokens from newer. */
+  #obtainedAt = 0;
   #listeners = new Set();
   #channel = null;
   #sharedWaiters = new Map();
@@ -106,6 +108,9 @@ export class ClaimdClient {
     }
     this.#fetch = (...args) => chosen(...args);
     this.#lockName = `claimd-refresh ${this.#base}`;
+    // A token another tab shares from now on reaches this one by message; one shared
+    // before cannot, so only later ones are worth waiting for.
+    this.#obtainedAt = Date.now();
     // Tabs exist only where there is a page; Node's BroadcastChannel would also keep the
     // process alive.
     if (crossTab && globalThis.location && typeof globalThis.BroadcastChannel === "function") {
@@ -277,8 +282,7 @@ export class ClaimdClient {
     const run = async () => {
       try {
         if (this.#useLocks()) {
-          const seen = this.#lastSharedMark();
-          await navigator.locks.request(this.#lockName, () => this.#refreshHoldingLock(stale, seen));
+          await navigator.locks.request(this.#lockName, () => this.#refreshHoldingLock(stale));
         } else {
           await this.#refreshNow();
         }
@@ -303,14 +307,16 @@ export class ClaimdClient {
 
   /**
    * In cookie mode every tab spends the same cookie: under the origin-wide lock, a tab
-   * first checks whether another tab refreshed while it waited (its token arrives by
-   * BroadcastChannel; the jti of the last one is noted in localStorage, never the token).
+   * first checks whether another tab refreshed after this one got its token. The new
+   * token travels by BroadcastChannel; localStorage notes only its jti and when it was
+   * shared, so a tab whose message is still on its way knows to wait for it rather than
+   * spend the cookie again.
    */
-  async #refreshHoldingLock(stale, seen) {
+  async #refreshHoldingLock(stale) {
     if (this.#access !== stale && this.#access) return;
     const marked = this.#lastSharedMark();
-    if (marked && (marked.jti !== seen?.jti || marked.at !== seen?.at)) {
-      // Another tab refreshed while this one waited for the lock: take its token.
+    const mine = this.#claims?.jti;
+    if (marked && marked.jti !== mine && marked.at >= this.#obtainedAt) {
       if (await this.#awaitShared(marked.jti)) return;
     }
     const before = this.#access;
@@ -418,6 +424,7 @@ export class ClaimdClient {
     const previous = this.#claims;
     this.#access = token;
     this.#claims = decodeClaims(token);
+    this.#obtainedAt = Date.now();
     this.#emit(reason, previous);
   }
 
@@ -427,6 +434,7 @@ export class ClaimdClient {
     this.#access = null;
     this.#claims = null;
     this.#refreshToken = null;
+    this.#obtainedAt = Date.now();
     if (had) this.#emit(reason, previous);
   }
 
