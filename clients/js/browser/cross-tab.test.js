@@ -26,7 +26,9 @@ async function openTab(context = browser) {
       if (String(input).endsWith("/auth/refresh-token")) window.refreshes += 1;
       return fetch(input, init);
     };
-    window.claimd = new ClaimdClient({ baseUrl: "", fetch: counting });
+    // A loaded CI machine may take a while to deliver a message between tabs; a late one
+    // would cost a second refresh, which is what this test counts.
+    window.claimd = new ClaimdClient({ baseUrl: "", fetch: counting, crossTabWaitMs: 15000 });
     window.reasons = [];
     window.claimd.onChange((event) => window.reasons.push(event.reason));
   });

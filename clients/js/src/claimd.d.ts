@@ -68,6 +68,8 @@ export interface ClaimdClientOptions {
   fetch?: typeof fetch;
   /** In cookie mode, share refreshes with other tabs of this origin (Web Locks + BroadcastChannel). Default true. */
   crossTab?: boolean;
+  /** How long a tab waits for another tab's announced token before refreshing itself. Default 2000 ms. */
+  crossTabWaitMs?: number;
 }
 
 /** A problem answer from claimd (RFC 9457). */

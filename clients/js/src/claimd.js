@@ -7,7 +7,7 @@ const REFRESH_PATH = "/auth/refresh-token";
 const REFRESHED_HEADER = "X-Refreshed-Token";
 /** Sent on the requests that may carry the refresh cookie: claimd refuses them without it (CSRF). */
 const REQUESTED_WITH = "claimd";
-/** How long a tab that waited for another tab's refresh waits for its broadcast. */
+/** How long a tab that waited for another tab's refresh waits for its broadcast, by default. */
 const SHARED_TOKEN_WAIT_MS = 2000;
 
 /** A problem answer from claimd (RFC 9457), or a failure to reach it. */
@@ -93,15 +93,19 @@ export class ClaimdClient {
   #channel = null;
   #sharedWaiters = new Map();
   #lockName;
+  #crossTabWaitMs;
 
   /**
-   * @param {{ baseUrl?: string, fetch?: typeof fetch, crossTab?: boolean }} options
+   * @param {{ baseUrl?: string, fetch?: typeof fetch, crossTab?: boolean, crossTabWaitMs?: number }} options
    *   baseUrl: where claimd answers (relative URLs are resolved against the page);
    *   fetch: the fetch to send with (default: the global one);
-   *   crossTab: share refreshes with other tabs of this origin in cookie mode (default true).
+   *   crossTab: share refreshes with other tabs of this origin in cookie mode (default true);
+   *   crossTabWaitMs: how long to wait for another tab's announced token before refreshing
+   *   with the cookie itself (default 2000; a late token only costs one more refresh).
    */
-  constructor({ baseUrl = "", fetch: fetchImpl, crossTab = true } = {}) {
+  constructor({ baseUrl = "", fetch: fetchImpl, crossTab = true, crossTabWaitMs = SHARED_TOKEN_WAIT_MS } = {}) {
     this.#base = absoluteBase(baseUrl);
+    this.#crossTabWaitMs = crossTabWaitMs;
     const chosen = fetchImpl ?? globalThis.fetch;
     if (typeof chosen !== "function") {
       throw new TypeError("ClaimdClient: no fetch; pass one as { fetch } (Node 20+ has it)");
@@ -377,7 +381,7 @@ export class ClaimdClient {
       const timer = setTimeout(() => {
         this.#sharedWaiters.delete(jti);
         resolve(false);
-      }, SHARED_TOKEN_WAIT_MS);
+      }, this.#crossTabWaitMs);
       this.#sharedWaiters.set(jti, () => {
         clearTimeout(timer);
         resolve(true);
