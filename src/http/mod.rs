@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod forward_auth;
 pub mod oauth;
+pub mod openapi;
 pub mod ops;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     accounts::routes(cfg);
     admin::routes(cfg);
     backup::routes(cfg);
+    openapi::routes(cfg);
 }
 
 /// The header that carries a token minted because the caller's claims changed.
