@@ -106,7 +106,10 @@ mod tests {
         for (path, method, op) in &ops {
             let id = op["operationId"].as_str().unwrap_or_default();
             assert!(!id.is_empty(), "{method} {path}: no operationId");
-            assert!(ids.insert(id.to_string()), "{method} {path}: duplicate {id}");
+            assert!(
+                ids.insert(id.to_string()),
+                "{method} {path}: duplicate {id}"
+            );
             let responses = op["responses"]
                 .as_object()
                 .unwrap_or_else(|| panic!("{method} {path}: no responses"));
@@ -186,7 +189,12 @@ mod tests {
             .expect("security schemes");
         for (path, method, op) in operations(&doc) {
             for requirement in op["security"].as_array().into_iter().flatten() {
-                for name in requirement.as_object().into_iter().flatten().map(|(k, _)| k) {
+                for name in requirement
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
                     assert!(schemes.contains_key(name), "{method} {path}: {name}");
                 }
             }
