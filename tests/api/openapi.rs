@@ -1,7 +1,7 @@
 //! `GET /openapi.json` against the routes: the document names exactly the paths and methods
 //! the server answers (each path probed with `OPTIONS`, whose `Allow` comes from the route
 //! table), and every `resource("…")` in `src/http` is in it, so a route added without its
-//! documentation fails here. Response shapes are Schemathesis's job (`.ci/schemathesis.py`).
+//! documentation fails here. Response shapes are Schemathesis's job (`.ci/schemathesis_run.py`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
