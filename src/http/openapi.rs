@@ -6,7 +6,8 @@
 //! codes an operation answers, the cookie and form variants of the token endpoint, the
 //! forward-auth headers) are prose that no annotation derives. What keeps it true instead:
 //! the unit tests below (a 3.1 document, every operation answers something, every `$ref`
-//! resolves, every path parameter declared), `tests/api/openapi.rs` (its paths and methods
+//! resolves, every path parameter declared, every problem `code` in `error.rs` documented
+//! under its status), `tests/api/openapi.rs` (its paths and methods
 //! are exactly the route table's, probed with `OPTIONS` on a live server, and every
 //! `resource("…")` in `src/http` is in it), and Schemathesis against a live server in CI.
 
@@ -178,6 +179,83 @@ mod tests {
                 .filter_map(|param| param["name"].as_str())
                 .collect();
             assert_eq!(in_template, declared, "{path}");
+        }
+    }
+
+    /// `(status, code)` of every `ApiError::new(StatusCode::X, "code", …)` in error.rs.
+    fn error_codes() -> Vec<(u16, String)> {
+        let source = include_str!("error.rs");
+        let status_of = |name: &str| match name {
+            "BAD_REQUEST" => 400,
+            "UNAUTHORIZED" => 401,
+            "FORBIDDEN" => 403,
+            "NOT_FOUND" => 404,
+            "METHOD_NOT_ALLOWED" => 405,
+            "REQUEST_TIMEOUT" => 408,
+            "CONFLICT" => 409,
+            "PAYLOAD_TOO_LARGE" => 413,
+            "UNSUPPORTED_MEDIA_TYPE" => 415,
+            "TOO_MANY_REQUESTS" => 429,
+            "INTERNAL_SERVER_ERROR" => 500,
+            "SERVICE_UNAVAILABLE" => 503,
+            other => panic!("add StatusCode::{other} to this table"),
+        };
+        source
+            .split("ApiError::new(")
+            .skip(1)
+            .map(|call| {
+                let (status, rest) = call.split_once(',').expect("a status argument");
+                let name = status.rsplit("::").next().unwrap_or_default().trim();
+                let code = rest.split('"').nth(1).expect("a code literal");
+                (status_of(name), code.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_error_code_is_documented_under_its_status() {
+        let doc = document();
+        let codes = error_codes();
+        assert!(codes.len() > 20, "error.rs scan found only {codes:?}");
+        // Answers given outside any operation (a method a path does not take) are documented
+        // as components only.
+        let components: Vec<&Value> = doc["components"]["responses"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, response)| response)
+            .collect();
+        for (status, code) in codes {
+            if status == 500 {
+                // An internal error is a bug, never part of the contract: Schemathesis
+                // fails the run on any 5xx but 503.
+                continue;
+            }
+            let mention = format!("`{code}`");
+            let in_operations = operations(&doc).into_iter().any(|(_, _, op)| {
+                op["responses"]
+                    .get(status.to_string())
+                    .map(
+                        |response| match response.get("$ref").and_then(Value::as_str) {
+                            Some(reference) => resolve(&doc, reference).expect("resolves"),
+                            None => response,
+                        },
+                    )
+                    .is_some_and(|response| {
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|text| text.contains(&mention))
+                    })
+            });
+            let in_components = components.iter().any(|response| {
+                response["description"]
+                    .as_str()
+                    .is_some_and(|text| text.contains(&mention))
+            });
+            assert!(
+                in_operations || (status == 405 && in_components),
+                "{status} {code}: no response documents it"
+            );
         }
     }
 
