@@ -13,7 +13,7 @@ use crate::domain::{SessionId, TokenId, UserId};
 use crate::secret::SecretString;
 use crate::store::{Store, UserRecord};
 use crate::telemetry::Metrics;
-use crate::tokens::{AccessClaims, AccessTokens, KeyRing};
+use crate::tokens::{AccessClaims, AccessTokens, ClientClaims, KeyRing};
 
 /// A freshly minted access token with its claims.
 pub(crate) struct MintedAccess {
@@ -138,6 +138,34 @@ impl Core {
             .map_err(|err| AuthError::Internal(err.to_string()))?;
         self.metrics.tokens_issued("access");
         Ok(MintedAccess { token, exp, claims })
+    }
+
+    /// Mints a service's access token (the `client_credentials` grant): `sub` and
+    /// `client_id` are the client id, the lifetime is `tokens.access_ttl`.
+    pub(crate) fn mint_client_access(
+        &self,
+        client_id: &str,
+        now: u64,
+    ) -> Result<(String, ClientClaims), AuthError> {
+        let ring = self.key_ring();
+        let key = ring
+            .signing_key(now)
+            .ok_or(AuthError::Unavailable("no signing key"))?;
+        let claims = ClientClaims {
+            iss: self.settings.tokens.issuer.clone(),
+            sub: client_id.to_string(),
+            aud: self.settings.tokens.audience.clone(),
+            exp: now + self.settings.tokens.access_ttl.as_secs(),
+            iat: now,
+            jti: TokenId::generate().to_string(),
+            client_id: client_id.to_string(),
+        };
+        let token = self
+            .tokens
+            .mint_client(key, &claims)
+            .map_err(|err| AuthError::Internal(err.to_string()))?;
+        self.metrics.tokens_issued("access");
+        Ok((token, claims))
     }
 
     /// A new access token with the current claims for the caller's session, capped at the

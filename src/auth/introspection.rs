@@ -1,6 +1,9 @@
 //! The [`Introspection`] service: token introspection (RFC 7662) and revocation
 //! (RFC 7009) for other services, which authenticate with their service credentials.
 //!
+//! Services' own tokens (the `client_credentials` grant) are introspected and revoked
+//! too: `client_credentials.rs`.
+//!
 //! Introspection answers `{"active": true, ...claims}` only for a token that would be
 //! accepted now, and exactly `{"active": false}` for anything else — expired, revoked,
 //! forged, unknown, or stale (unless `tokens.on_stale = "reissue"`): RFC 7662 §2.2 says an
@@ -118,6 +121,8 @@ impl Introspection {
                     Ok(answer)
                 }
                 Err(AuthError::Store(err)) => Err(AuthError::Store(err)),
+                // Not a user's token: perhaps a service's (`client_credentials`).
+                Err(AuthError::TokenInvalid(_)) => self.introspect_client_token(token),
                 Err(_) => Ok(inactive),
             };
         }
@@ -172,6 +177,7 @@ impl Introspection {
                     }
                 }
                 Err(AuthError::Store(err)) => return Err(AuthError::Store(err)),
+                Err(AuthError::TokenInvalid(_)) => self.revoke_client_token(token).await?,
                 Err(_) => {}
             }
             return Ok(());

@@ -16,6 +16,7 @@ mod accounts;
 mod admin;
 mod backup;
 mod claims;
+mod client_credentials;
 mod core;
 mod hash_pool;
 mod introspection;
@@ -37,6 +38,7 @@ pub use verification::Verification;
 pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
 pub use claims::RefreshedToken;
+pub use client_credentials::ClientTokenResponse;
 pub use introspection::TokenHint;
 pub use invitations::{
     InvitationView, NewInvitation, DEFAULT_INVITATION_TTL_SECS, MAX_INVITATION_TTL_SECS,

@@ -1,22 +1,23 @@
-//! Account and session routes: register, login, refresh, logout, `/me`.
+//! Account and session routes: register, login, logout, `/me`. The token endpoint,
+//! `/auth/refresh-token`, is `token_endpoint.rs`; in cookie mode login and a password
+//! change put the refresh token in the cookie and logout clears it (`refresh_cookie.rs`).
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
-use secrecy::ExposeSecret as _;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::body::{json_body, parse_json, read_body, require_json_content_type};
+use super::body::json_body;
 use super::error::ApiError;
 use super::extract::{BearerToken, ClientAddr};
-use super::{resource, with_refreshed_token, AppState};
-use crate::auth::{Registration, TokenResponse};
+use super::token_endpoint::token_answer;
+use super::{refresh_cookie, resource, with_refreshed_token, AppState};
+use crate::auth::{AuthError, Registration};
 use crate::secret::SecretString;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/register").route(web::post().to(register)))
         .service(resource("/auth/login").route(web::post().to(login)))
-        .service(resource("/auth/refresh-token").route(web::post().to(refresh_token)))
         .service(resource("/auth/logout").route(web::post().to(logout)))
         .service(resource("/auth/logout-all").route(web::post().to(logout_all)))
         .service(
@@ -29,16 +30,6 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 
 fn limit(state: &AppState) -> usize {
     state.auth.settings().server.max_body_bytes
-}
-
-/// A token answer: never cached (RFC 6749 §5.1).
-fn token_answer(response: &TokenResponse) -> HttpResponse {
-    // Safe at any level: the tokens are secrets, their Debug is redacted.
-    tracing::trace!(answer = ?response, "token answer");
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(response)
 }
 
 #[derive(Deserialize)]
@@ -102,55 +93,42 @@ async fn login(
         .accounts
         .login(&body.username, body.password, client.0)
         .await?;
-    Ok(token_answer(&tokens))
+    let settings = state.auth.settings();
+    Ok(token_answer(
+        settings,
+        tokens,
+        refresh_cookie::enabled(settings),
+    ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RefreshBody {
-    #[serde(default)]
-    refresh_token: Option<SecretString>,
-}
-
-/// With a refresh token in the body: a rotated pair. With none, and a Bearer access token
-/// (valid or stale): a new access token for the same session.
-async fn refresh_token(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, limit(&state)).await?;
-    let refresh = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        require_json_content_type(&req)?;
-        parse_json::<RefreshBody>(&body)?.refresh_token
+/// 204; in cookie mode every answer, a refusal too, clears the refresh cookie, so a
+/// browser that logs out never keeps it.
+async fn end_sessions(req: &HttpRequest, state: &AppState, everywhere: bool) -> HttpResponse {
+    let outcome = async {
+        let token = BearerToken::from_request_optional(req)?.ok_or(AuthError::TokenMissing)?;
+        let sessions = &state.auth.sessions;
+        if everywhere {
+            sessions.logout_all(token.expose()).await?;
+        } else {
+            sessions.logout(token.expose()).await?;
+        }
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    let mut response = match outcome {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(err) => err.error_response(),
     };
-    let tokens = match refresh {
-        Some(refresh) => state.auth.sessions.refresh(refresh.expose_secret()).await?,
-        None => match BearerToken::from_request_optional(&req)? {
-            Some(token) => state.auth.sessions.reissue_access(token.expose()).await?,
-            None => {
-                return Err(ApiError::invalid_request(
-                    "refresh_token is required, or an Authorization: Bearer access token",
-                ))
-            }
-        },
-    };
-    Ok(token_answer(&tokens))
+    refresh_cookie::clear(state.auth.settings(), &mut response);
+    response
 }
 
-async fn logout(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    state.auth.sessions.logout(token.expose()).await?;
-    Ok(HttpResponse::NoContent().finish())
+async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    end_sessions(&req, &state, false).await
 }
 
-async fn logout_all(
-    state: web::Data<AppState>,
-    token: BearerToken,
-) -> Result<HttpResponse, ApiError> {
-    state.auth.sessions.logout_all(token.expose()).await?;
-    Ok(HttpResponse::NoContent().finish())
+async fn logout_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    end_sessions(&req, &state, true).await
 }
 
 async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
@@ -199,5 +177,10 @@ async fn change_password(
         .accounts
         .change_password(token.expose(), body.current_password, body.new_password)
         .await?;
-    Ok(token_answer(&tokens))
+    let settings = state.auth.settings();
+    Ok(token_answer(
+        settings,
+        tokens,
+        refresh_cookie::enabled(settings),
+    ))
 }

@@ -1,6 +1,10 @@
 //! The only place that decides status codes. Every error leaves as an RFC 9457 problem
 //! (`application/problem+json`) with a stable `code`; 401s carry `WWW-Authenticate`
 //! (RFC 6750), 429s `Retry-After`. 5xx bodies are opaque: the cause goes to the log.
+//!
+//! The token endpoint's errors also carry RFC 6749 §5.2's `error` and `error_description`
+//! as extension members of the problem ([`ApiError::at_token_endpoint`]), so a standard
+//! OAuth client reads them as it would any authorization server's.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -20,6 +24,8 @@ pub struct ApiError {
     code: &'static str,
     detail: String,
     retry_after: Option<u64>,
+    /// RFC 6749 §5.2 `error`, for answers of the token endpoint.
+    oauth_error: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -30,6 +36,10 @@ struct Problem<'a> {
     status: u16,
     code: &'a str,
     detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
 }
 
 impl ApiError {
@@ -39,6 +49,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             retry_after: None,
+            oauth_error: None,
         }
     }
 
@@ -81,6 +92,56 @@ impl ApiError {
             "unsupported_media_type",
             "the request body must be application/x-www-form-urlencoded",
         )
+    }
+
+    /// 415 `unsupported_media_type`, for the token endpoint.
+    pub fn unsupported_media_type_token() -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be application/x-www-form-urlencoded or application/json",
+        )
+    }
+
+    /// 400 `unsupported_grant_type` (RFC 6749 §5.2).
+    pub fn unsupported_grant_type(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", detail)
+    }
+
+    /// 400 `invalid_scope` (RFC 6749 §5.2): claimd grants no scopes.
+    pub fn invalid_scope() -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "claimd grants no scopes: leave scope out",
+        )
+    }
+
+    /// 403 `csrf_refused`: a request authenticated by the refresh cookie without the
+    /// custom header, or from an origin that may not use it.
+    pub fn csrf_refused(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "csrf_refused", detail)
+    }
+
+    /// The same error as the token endpoint answers it: with RFC 6749 §5.2's `error` (and
+    /// `error_description`, the detail) when the error is one §5.2 names. Body-level
+    /// refusals (malformed, too large, wrong media type, too slow) are `invalid_request`.
+    /// The token errors of the Bearer re-mint path stay RFC 6750 ones.
+    #[must_use]
+    pub fn at_token_endpoint(mut self) -> ApiError {
+        self.oauth_error = match self.code {
+            "invalid_request"
+            | "payload_too_large"
+            | "unsupported_media_type"
+            | "request_timeout" => Some("invalid_request"),
+            code @ ("invalid_grant"
+            | "invalid_client"
+            | "unauthorized_client"
+            | "unsupported_grant_type"
+            | "invalid_scope") => Some(code),
+            _ => None,
+        };
+        self
     }
 
     /// 404 `not_found`.
@@ -231,6 +292,8 @@ impl ResponseError for ApiError {
             status: self.status.as_u16(),
             code: self.code,
             detail: &self.detail,
+            error: self.oauth_error,
+            error_description: self.oauth_error.map(|_| self.detail.as_str()),
         };
         let body = serde_json::to_string(&problem).unwrap_or_default();
         let mut response = HttpResponse::build(self.status);

@@ -1,6 +1,6 @@
-//! Request extractors: the bearer token (RFC 6750 §2.1) and the client address used for
-//! rate limits of logins and registrations (`X-Forwarded-For` believed only from
-//! `server.trusted_proxies`).
+//! Request extractors: the bearer token (RFC 6750 §2.1), a service's HTTP Basic client
+//! credentials (RFC 6749 §2.3.1) and the client address used for rate limits of logins
+//! and registrations (`X-Forwarded-For` believed only from `server.trusted_proxies`).
 
 use std::future::{ready, Ready};
 use std::net::IpAddr;
@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use secrecy::ExposeSecret as _;
 
 use super::error::ApiError;
@@ -74,6 +76,44 @@ impl FromRequest for BearerToken {
                 .and_then(|token| token.ok_or_else(|| ApiError::from(AuthError::TokenMissing))),
         )
     }
+}
+
+/// A client id and secret a service presents. The secret never prints.
+#[derive(Debug)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+/// The client credentials of `Authorization: Basic` (RFC 6749 §2.3.1: id and secret
+/// form-urlencoded, then joined by `:` and base64-encoded); `Ok(None)` without an
+/// `Authorization` header or with another scheme.
+///
+/// # Errors
+/// `invalid_client` for a Basic header that does not decode.
+pub fn basic_credentials(req: &HttpRequest) -> Result<Option<ClientCredentials>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let invalid = || ApiError::from(AuthError::InvalidClient);
+    let text = value.to_str().map_err(|_| invalid())?;
+    let (scheme, credentials) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = STANDARD.decode(credentials.trim()).map_err(|_| invalid())?;
+    let decoded = zeroize::Zeroizing::new(String::from_utf8(decoded).map_err(|_| invalid())?);
+    let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
+    Ok(Some(ClientCredentials {
+        client_id: form_decode(id).ok_or_else(invalid)?,
+        client_secret: form_decode(secret).ok_or_else(invalid)?.into(),
+    }))
+}
+
+/// One form-urlencoded value decoded.
+fn form_decode(text: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={text}")).ok()?;
+    pairs.into_iter().next().map(|(_, value)| value)
 }
 
 /// The address a login or registration attempt is charged to.

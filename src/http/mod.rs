@@ -14,6 +14,8 @@ pub mod forward_auth;
 pub mod oauth;
 pub mod openapi;
 pub mod ops;
+pub mod refresh_cookie;
+pub mod token_endpoint;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     oauth::routes(cfg);
     ops::routes(cfg);
     accounts::routes(cfg);
+    token_endpoint::routes(cfg);
     admin::routes(cfg);
     backup::routes(cfg);
     openapi::routes(cfg);

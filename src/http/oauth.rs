@@ -5,13 +5,12 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 
 use super::body::read_body;
 use super::error::ApiError;
-use super::extract::BearerToken;
+use super::extract::{basic_credentials, BearerToken};
 use super::{resource, AppState};
 use crate::auth::{AuthError, TokenHint};
 
@@ -42,32 +41,24 @@ impl Client {
 /// Reads `Authorization`: Basic (a service), Bearer (must be an admin), or nothing. Any
 /// other scheme, or Basic without valid credentials, is `invalid_client` (RFC 6749 §5.2).
 fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
+    if let Some(credentials) = basic_credentials(req)? {
+        state.auth.introspection.authenticate_service(
+            &credentials.client_id,
+            credentials.client_secret.expose_secret(),
+        )?;
+        return Ok(Client::Service);
+    }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(Client::Anonymous);
     };
     let text = value.to_str().map_err(|_| AuthError::InvalidClient)?;
-    let (scheme, credentials) = text.split_once(' ').unwrap_or((text, ""));
-    if scheme.eq_ignore_ascii_case("bearer") {
-        let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
-        state.auth.admin.require_admin(bearer.expose())?;
-        return Ok(Client::Admin);
-    }
-    if !scheme.eq_ignore_ascii_case("basic") {
+    let scheme = text.split(' ').next().unwrap_or_default();
+    if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::InvalidClient.into());
     }
-    let decoded = STANDARD
-        .decode(credentials.trim())
-        .map_err(|_| AuthError::InvalidClient)?;
-    let decoded = String::from_utf8(decoded).map_err(|_| AuthError::InvalidClient)?;
-    let (id, secret) = decoded.split_once(':').ok_or(AuthError::InvalidClient)?;
-    // RFC 6749 §2.3.1: both parts are form-urlencoded inside Basic.
-    let id = form_decode(id)?;
-    let secret = form_decode(secret)?;
-    state
-        .auth
-        .introspection
-        .authenticate_service(&id, &secret)?;
-    Ok(Client::Service)
+    let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
+    state.auth.admin.require_admin(bearer.expose())?;
+    Ok(Client::Admin)
 }
 
 /// Whether the request presents client credentials (anything but a Bearer token).
@@ -79,16 +70,6 @@ fn presents_client_credentials(req: &HttpRequest) -> bool {
             let scheme = text.split(' ').next().unwrap_or_default();
             !scheme.eq_ignore_ascii_case("bearer")
         })
-}
-
-fn form_decode(text: &str) -> Result<String, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={text}"))
-        .map_err(|_| ApiError::from(AuthError::InvalidClient))?;
-    pairs
-        .into_iter()
-        .next()
-        .map(|(_, value)| value)
-        .ok_or_else(|| AuthError::InvalidClient.into())
 }
 
 async fn read_form(

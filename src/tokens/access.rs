@@ -8,11 +8,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Header, Validation};
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::claims::AccessClaims;
+use super::claims::{AccessClaims, ClientClaims};
 use super::keys::{jwt_algorithm, KeyRing, SigningKey};
 use crate::config::{SigningAlgorithm, TokenSettings};
 
@@ -78,6 +78,22 @@ impl AccessTokens {
     /// # Errors
     /// The key cannot sign.
     pub fn mint(&self, key: &SigningKey, claims: &AccessClaims) -> Result<String, TokenError> {
+        self.mint_any(key, claims)
+    }
+
+    /// Signs a service's `claims` (the `client_credentials` grant) like [`Self::mint`].
+    ///
+    /// # Errors
+    /// The key cannot sign.
+    pub fn mint_client(
+        &self,
+        key: &SigningKey,
+        claims: &ClientClaims,
+    ) -> Result<String, TokenError> {
+        self.mint_any(key, claims)
+    }
+
+    fn mint_any(&self, key: &SigningKey, claims: &impl Serialize) -> Result<String, TokenError> {
         let mut header = Header::new(jwt_algorithm(key.alg));
         header.typ = Some(ACCESS_TOKEN_TYP.to_string());
         header.kid = Some(key.kid.clone());
@@ -99,25 +115,50 @@ impl AccessTokens {
         token: &str,
         now: u64,
     ) -> Result<AccessClaims, TokenError> {
+        self.verify_any(ring, token, now)
+    }
+
+    /// Checks a service's token (the `client_credentials` grant) like [`Self::verify`]; a
+    /// user's token is `Invalid` here, as a service's is there.
+    ///
+    /// # Errors
+    /// As [`Self::verify`].
+    pub fn verify_client(
+        &self,
+        ring: &KeyRing,
+        token: &str,
+        now: u64,
+    ) -> Result<ClientClaims, TokenError> {
+        self.verify_any(ring, token, now)
+    }
+
+    fn verify_any<C: DeserializeOwned + Times>(
+        &self,
+        ring: &KeyRing,
+        token: &str,
+        now: u64,
+    ) -> Result<C, TokenError> {
         if token.len() > MAX_ACCESS_TOKEN_BYTES {
             return Err(TokenError::Invalid("token too large"));
         }
         let key = self.check_header(ring, token)?;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
-            .map_err(|err| match err.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::InvalidSignature => TokenError::Invalid("bad signature"),
-                ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer"),
-                ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience"),
-                ErrorKind::ImmatureSignature => TokenError::Invalid("token not yet valid"),
-                ErrorKind::InvalidAlgorithm => TokenError::Invalid("wrong algorithm"),
-                ErrorKind::MissingRequiredClaim(_) => TokenError::Invalid("missing claim"),
-                _ => TokenError::Invalid("malformed token"),
+        let data =
+            jsonwebtoken::decode::<C>(token, &key.decoding, &self.validation).map_err(|err| {
+                match err.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    ErrorKind::InvalidSignature => TokenError::Invalid("bad signature"),
+                    ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer"),
+                    ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience"),
+                    ErrorKind::ImmatureSignature => TokenError::Invalid("token not yet valid"),
+                    ErrorKind::InvalidAlgorithm => TokenError::Invalid("wrong algorithm"),
+                    ErrorKind::MissingRequiredClaim(_) => TokenError::Invalid("missing claim"),
+                    _ => TokenError::Invalid("malformed token"),
+                }
             })?;
-        if data.claims.exp.saturating_add(self.leeway) < now {
+        if data.claims.exp().saturating_add(self.leeway) < now {
             return Err(TokenError::Expired);
         }
-        if data.claims.iat > now.saturating_add(self.leeway) {
+        if data.claims.iat() > now.saturating_add(self.leeway) {
             return Err(TokenError::Invalid("token issued in the future"));
         }
         Ok(data.claims)
@@ -160,6 +201,30 @@ impl AccessTokens {
     }
 }
 
+/// The times every claim set carries, checked against the caller's clock.
+trait Times {
+    fn exp(&self) -> u64;
+    fn iat(&self) -> u64;
+}
+
+impl Times for AccessClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+    fn iat(&self) -> u64 {
+        self.iat
+    }
+}
+
+impl Times for ClientClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+    fn iat(&self) -> u64 {
+        self.iat
+    }
+}
+
 /// A JSON object that refuses duplicate member names (RFC 7515 §5.2 lets us), so a header
 /// cannot say one thing to us and another to a library that keeps the first value.
 struct UniqueMembers(Map<String, Value>);
@@ -196,7 +261,7 @@ impl<'de> Deserialize<'de> for UniqueMembers {
 fn sign_eddsa(
     key: &ed25519_dalek::SigningKey,
     header: &Header,
-    claims: &AccessClaims,
+    claims: &impl Serialize,
 ) -> Result<String, TokenError> {
     use ed25519_dalek::Signer as _;
 
@@ -361,6 +426,43 @@ mod tests {
             Err(TokenError::Expired)
         );
         assert!(tokens.verify(&ring, &token, old.exp + 30).is_ok());
+    }
+
+    #[test]
+    fn a_user_token_and_a_service_token_never_read_as_each_other() {
+        let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
+        let key = ring.signing_key(now()).unwrap();
+        let service = ClientClaims {
+            iss: "http://127.0.0.1:8080".into(),
+            sub: "svc_1".into(),
+            aud: "claimd".into(),
+            exp: now() + 60,
+            iat: now(),
+            jti: "j".into(),
+            client_id: "svc_1".into(),
+        };
+        let service_token = tokens.mint_client(key, &service).unwrap();
+        let user_token = tokens.mint(key, &claims(now())).unwrap();
+
+        assert_eq!(
+            tokens.verify_client(&ring, &service_token, now()).unwrap(),
+            service
+        );
+        assert!(matches!(
+            tokens.verify(&ring, &service_token, now()),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            tokens.verify_client(&ring, &user_token, now()),
+            Err(TokenError::Invalid(_))
+        ));
+        let mut expired = service;
+        expired.exp = now() - 31;
+        let expired = tokens.mint_client(key, &expired).unwrap();
+        assert_eq!(
+            tokens.verify_client(&ring, &expired, now()),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]

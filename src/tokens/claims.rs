@@ -31,3 +31,22 @@ pub struct AccessClaims {
     /// The tenant's version when minted (0 without a tenant).
     pub tv: u64,
 }
+
+/// The claims of an access token minted for a service by the `client_credentials` grant
+/// (RFC 6749 §4.4), in RFC 9068's shape: `sub` and `client_id` are both the client id. No
+/// session, roles, plan or versions: the token stands for the service, not a user, so a
+/// user-facing route never takes it (it does not read as [`AccessClaims`]), while
+/// introspection and revocation do. Every claim is required, so a user's token never reads
+/// as one of these either.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientClaims {
+    pub iss: String,
+    /// The client id, as RFC 9068 §2.2 asks when no user is involved.
+    pub sub: String,
+    pub aud: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub jti: String,
+    /// The client the token was granted to.
+    pub client_id: String,
+}

@@ -11,6 +11,6 @@ pub mod refresh;
 
 pub use access::{AccessTokens, TokenError};
 pub use cache::VerifiedTokenCache;
-pub use claims::AccessClaims;
+pub use claims::{AccessClaims, ClientClaims};
 pub use keys::{KeyError, KeyRing, SigningKey};
 pub use refresh::{mint_refresh_token, PresentedRefreshToken, SessionKey};

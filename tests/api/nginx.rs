@@ -1,8 +1,11 @@
-//! Forward-auth through a real nginx: the shipped `examples/nginx/claimd.conf`, with its three
-//! addresses moved to free loopback ports, in front of a tiny upstream that echoes the
-//! `X-Auth-*` headers it receives. A valid token reaches the upstream with the identity
-//! claimd vouched for (a client's own `X-Auth-*` replaced); a missing, invalid, revoked or
-//! stale token is refused by nginx with 401 and the upstream never sees the request.
+//! Forward-auth through a real nginx: the configuration README.md prints (taken from the
+//! README, so the README cannot drift; `examples/nginx/claimd.conf` is held to it), with its
+//! three addresses moved to free loopback ports and its `/tmp` paths into a temporary
+//! directory, in front of a tiny upstream that echoes the `X-Auth-*` headers it receives.
+//! A valid token reaches the upstream with the identity claimd vouched for (a client's own
+//! `X-Auth-*` replaced); a missing, invalid, revoked or stale token is refused with claimd's
+//! own 401 problem+json (its `code`, one Bearer challenge) and the upstream never sees the
+//! request; claimd's public endpoints (`/auth/*`, `/me`, discovery) answer through nginx.
 //!
 //! They need nginx: `#[ignore = "needs nginx"]`, run by `cargo test -- --include-ignored`
 //! (`.ci/run` installs nginx first), where a missing nginx fails them.
@@ -23,7 +26,7 @@ use tempfile::TempDir;
 
 use crate::helpers::{
     header_str, json_response, jwt_claims, refreshed_response, require, spawn_app, spawn_app_with,
-    spawn_app_with_admin, TestApp, Tokens, PASSWORD, REFRESHED_TOKEN,
+    spawn_app_with_admin, token_response, TestApp, Tokens, PASSWORD, REFRESHED_TOKEN,
 };
 
 const NGINX_START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -159,11 +162,38 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The shipped example with its addresses replaced; fails if any of them is gone from it.
-fn example_config(nginx_port: u16, claimd_port: u16, upstream_port: u16) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx/claimd.conf");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{} is shipped: {e}", path.display()));
+/// The one ```nginx block of README.md, which `examples/nginx/claimd.conf` must equal.
+fn readme_config() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match current.as_mut() {
+            None if line == "```nginx" => current = Some(String::new()),
+            None => {}
+            Some(_) if line == "```" => blocks.extend(current.take()),
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+        }
+    }
+    assert_eq!(blocks.len(), 1, "README.md prints one ```nginx block");
+    let block = blocks.remove(0);
+    let example = std::fs::read_to_string(root.join("examples/nginx/claimd.conf"))
+        .expect("examples/nginx/claimd.conf is shipped");
+    assert_eq!(
+        example, block,
+        "examples/nginx/claimd.conf is the configuration README.md prints"
+    );
+    block
+}
+
+/// README's configuration with its addresses and its `/tmp` paths replaced; fails if any of
+/// them is gone from it.
+fn example_config(prefix: &Path, nginx_port: u16, claimd_port: u16, upstream_port: u16) -> String {
+    let text = readme_config();
     let mut out = text.clone();
     for (from, to) in [
         ("127.0.0.1:8000", nginx_port),
@@ -172,11 +202,18 @@ fn example_config(nginx_port: u16, claimd_port: u16, upstream_port: u16) -> Stri
     ] {
         assert!(
             text.contains(from),
-            "examples/nginx/claimd.conf names {from} (the documented address)"
+            "README's nginx configuration names {from} (the documented address)"
         );
         out = out.replace(from, &format!("127.0.0.1:{to}"));
     }
-    out
+    assert!(
+        text.contains("/tmp/claimd-nginx"),
+        "its paths are under /tmp"
+    );
+    out.replace(
+        "/tmp/claimd-nginx",
+        &prefix.join("claimd-nginx").to_string_lossy(),
+    )
 }
 
 /// A running nginx master with the example configuration; stopped when dropped.
@@ -191,23 +228,19 @@ impl Nginx {
         let prefix = tempfile::tempdir().expect("nginx prefix");
         let port = free_port();
         let conf = prefix.path().join("claimd.conf");
-        std::fs::write(&conf, example_config(port, claimd_port, upstream_port))
-            .expect("write nginx.conf");
-        std::fs::create_dir_all(prefix.path().join("tmp")).expect("create PREFIX/tmp");
-        // Running as root, nginx's workers drop to `nobody`: let them into the prefix.
+        let config = example_config(prefix.path(), port, claimd_port, upstream_port);
+        std::fs::write(&conf, config).expect("write nginx.conf");
+        // Running as root, nginx's workers drop to `nobody`: let them into the directory
+        // that stands for /tmp (nginx makes the temp directories in it itself).
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for dir in [prefix.path().to_path_buf(), prefix.path().join("tmp")] {
-                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
-            }
+            let _ = std::fs::set_permissions(prefix.path(), std::fs::Permissions::from_mode(0o755));
         }
         let log = std::fs::File::create(prefix.path().join("nginx.log")).expect("nginx log");
-        let mut prefix_arg = prefix.path().as_os_str().to_owned();
-        prefix_arg.push("/");
+        // The command README's configuration gives, from a directory it does not use.
         let child = Command::new(binary)
-            .arg("-p")
-            .arg(&prefix_arg)
+            .current_dir(prefix.path())
             .arg("-c")
             .arg(&conf)
             .args(["-e", "stderr", "-g", "daemon off;"])
@@ -330,27 +363,41 @@ impl Front {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("upstream json ({e}): {text}"))
     }
 
-    /// Asserts nginx refused with 401 and a Bearer challenge, and the upstream saw nothing.
-    async fn assert_refused(&self, resp: Response, hits_before: usize, what: &str) {
+    /// Asserts the request was refused with claimd's own answer, not nginx's page: 401,
+    /// `application/problem+json` with `code`, one Bearer challenge; the upstream saw nothing.
+    async fn assert_refused(&self, resp: Response, hits_before: usize, code: &str) {
         let status = resp.status();
-        let challenge = header_str(resp.headers(), "www-authenticate");
+        let challenges: Vec<String> = resp
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .collect();
+        let content_type = header_str(resp.headers(), "content-type");
         let text = resp.text().await.unwrap_or_default();
         assert_eq!(
             status,
             StatusCode::UNAUTHORIZED,
-            "{what}: nginx refuses with 401; body: {text}\nnginx log:\n{}",
+            "{code}: refused with 401; body: {text}\nnginx log:\n{}",
             self.nginx.log()
         );
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/problem+json"),
+            "{code}: claimd's problem reaches the client, not nginx's HTML; body: {text}"
+        );
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{code}: a JSON problem ({e}): {text}"));
+        assert_eq!(body["code"], json!(code), "{body}");
+        assert_eq!(body["status"], json!(401), "{body}");
         assert!(
-            challenge
-                .as_deref()
-                .is_some_and(|c| c.starts_with("Bearer")),
-            "{what}: claimd's Bearer challenge passes through nginx, got {challenge:?}"
+            challenges.len() == 1 && challenges[0].starts_with("Bearer"),
+            "{code}: claimd's Bearer challenge passes through nginx once, got {challenges:?}"
         );
         assert_eq!(
             self.upstream.hits(),
             hits_before,
-            "{what}: the upstream never sees a refused request"
+            "{code}: the upstream never sees a refused request"
         );
     }
 }
@@ -477,13 +524,13 @@ async fn missing_and_garbage_tokens_are_refused_before_the_upstream() {
     let front = Front::start(&app);
 
     let resp = front.get("/", &[("x-auth-user", "evil")]).await;
-    front.assert_refused(resp, 0, "no token").await;
+    front.assert_refused(resp, 0, "token_missing").await;
     let resp = front.get_bearer("/", "not.a.jwt", &[]).await;
-    front.assert_refused(resp, 0, "garbage token").await;
+    front.assert_refused(resp, 0, "token_invalid").await;
     let resp = front
         .get("/", &[("cookie", "access_token=not.a.jwt")])
         .await;
-    front.assert_refused(resp, 0, "garbage cookie").await;
+    front.assert_refused(resp, 0, "token_invalid").await;
 }
 
 #[tokio::test]
@@ -501,7 +548,7 @@ async fn revoked_token_is_refused_before_the_upstream() {
     );
 
     let resp = front.get_bearer("/", &login.access_token, &[]).await;
-    front.assert_refused(resp, 1, "revoked token").await;
+    front.assert_refused(resp, 1, "token_revoked").await;
 }
 
 #[tokio::test]
@@ -520,7 +567,7 @@ async fn stale_token_is_refused_before_the_upstream() {
     .await;
 
     let resp = front.get_bearer("/", &login.access_token, &[]).await;
-    front.assert_refused(resp, 1, "stale token").await;
+    front.assert_refused(resp, 1, "token_stale").await;
     let resp = front.get_bearer("/", &fresh, &[]).await;
     let echo = front.assert_reached(resp, 1).await;
     assert_eq!(seen(&echo, "x-auth-plan"), json!(["premium"]), "{echo}");
@@ -547,4 +594,72 @@ async fn reissue_hands_the_client_its_new_token_through_nginx() {
     let token = refreshed.expect("nginx passes X-Refreshed-Token to the client");
     assert_eq!(jwt_claims(&token)["plan"], json!("premium"));
     assert_eq!(jwt_claims(&token)["sid"], json!(other.session_id));
+}
+
+#[tokio::test]
+#[ignore = "needs nginx"]
+async fn claimds_public_endpoints_answer_through_nginx() {
+    let app = spawn_app().await;
+    let front = Front::start(&app);
+
+    let registered = front
+        .client
+        .post(front.url("/auth/register"))
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("register through nginx");
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let login = front
+        .client
+        .post(front.url("/auth/login"))
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("log in through nginx");
+    let tokens = token_response(login).await;
+    let me = front
+        .client
+        .get(front.url("/me"))
+        .bearer_auth(&tokens.access_token)
+        .send()
+        .await
+        .expect("/me through nginx");
+    let me = json_response(me, 200).await;
+    assert_eq!(me["user"]["username"], json!("alice"), "{me}");
+    let discovery = front
+        .client
+        .get(front.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("discovery through nginx");
+    assert_eq!(discovery.status(), StatusCode::OK);
+
+    // The token from /auth/login opens the application behind nginx.
+    let resp = front.get_bearer("/orders", &tokens.access_token, &[]).await;
+    front.assert_reached(resp, 0).await;
+    // /auth/*, /me and discovery went to claimd, never to the application, and the admin
+    // endpoints are not exposed: they fall to the protected application location.
+    let resp = front
+        .get_bearer("/admin/users", &tokens.access_token, &[])
+        .await;
+    let echo = front.assert_reached(resp, 1).await;
+    assert_eq!(echo["target"], json!("/admin/users"), "{echo}");
+}
+
+#[tokio::test]
+#[ignore = "needs nginx"]
+async fn a_refused_post_gets_claimds_problem_and_its_body_stays_out() {
+    let app = spawn_app().await;
+    let front = Front::start(&app);
+
+    let resp = front
+        .client
+        .post(front.url("/orders"))
+        .bearer_auth("not.a.jwt")
+        .json(&json!({"item": 42}))
+        .send()
+        .await
+        .expect("post through nginx");
+    front.assert_refused(resp, 0, "token_invalid").await;
 }
