@@ -14,7 +14,9 @@ Starts the debug binary `cargo test` built (or the one given as the first argume
    infers (create a tenant, then read, change and delete it...);
 3. the operations that spoil the token they are called with (`PATCH /me` makes it stale,
    password change, logout and logout-all revoke it), each in a pass of its own with the
-   token of an ordinary user of its own, last.
+   token of an ordinary user of its own, last;
+4. on a second claimd in cookie mode (`tokens.refresh_cookie = true`): login, the token
+   endpoint and logout, with the refresh cookie a login set.
 
 Schemathesis reuses the ids it sees in answers, so it would soon revoke, disable or delete
 the very users whose tokens the run uses; .ci/schemathesis_hooks.py steers requests away
@@ -58,7 +60,8 @@ CHECKS = os.environ.get("SCHEMATHESIS_CHECKS") or ",".join(
 SESSION_ENDING = ["patchMe", "changePassword", "logout", "logoutAll"]
 
 
-def start_claimd(binary, workdir):
+def start_claimd(binary, workdir, extra_env=None):
+    workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMD__")}
     env.update(
         {
@@ -72,6 +75,7 @@ def start_claimd(binary, workdir):
             "CLAIMD__AUTH__REGISTER_LIMIT": "100000/1s",
         }
     )
+    env.update(extra_env or {})
     env.pop("RUST_LOG", None)
     # Run in the temporary directory, whose config.toml opens a self-service field, so
     # that PATCH /me can succeed.
@@ -110,7 +114,7 @@ def get_json(base, path, bearer):
         return json.load(response)
 
 
-def post_json(base, path, body, bearer=None):
+def post_json(base, path, body, bearer=None, with_headers=False):
     request = urllib.request.Request(
         base + path,
         data=json.dumps(body).encode(),
@@ -120,10 +124,11 @@ def post_json(base, path, body, bearer=None):
     if bearer:
         request.add_header("Authorization", f"Bearer {bearer}")
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
+        answer = json.load(response)
+        return (answer, response.headers) if with_headers else answer
 
 
-def run_pass(base, token, phases, operations_flag, workdir, name, protected):
+def run_pass(base, headers, phases, operations_flag, workdir, name, protected):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.abspath(__file__)), env.get("PYTHONPATH", "")]
@@ -143,8 +148,7 @@ def run_pass(base, token, phases, operations_flag, workdir, name, protected):
         MAX_EXAMPLES,
         "--seed",
         os.environ.get("SCHEMATHESIS_SEED", "1"),
-        "--header",
-        f"Authorization: Bearer {token}",
+        *[arg for header in headers for arg in ("--header", header)],
         "--request-timeout",
         "30",
         "--workers",
@@ -178,8 +182,32 @@ def main():
     if not schemathesis.__version__.startswith("4."):
         sys.exit(f"schemathesis {schemathesis.__version__}: this script speaks version 4's CLI")
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="claimd-schemathesis-"))
+    failed = main_server(binary, workdir / "main") or cookie_server(binary, workdir / "cookie")
+    if failed:
+        print(f"reports and logs in {workdir}", flush=True)
+        sys.exit(1)
+    shutil.rmtree(workdir, ignore_errors=True)
+    print("schemathesis: no 5xx, every answer as documented", flush=True)
+
+
+def stop(proc, workdir, failed):
+    """Stops claimd; on failure shows the end of its log. Returns whether the run failed."""
+    alive = proc.poll() is None
+    if not alive:
+        print("claimd died during the run", flush=True)
+    proc.kill()
+    proc.wait()
+    if failed or not alive:
+        log = (workdir / "claimd.log").read_text(errors="replace")
+        print(f"claimd's log (last 4000 chars):\n{log[-4000:]}", flush=True)
+    return failed or not alive
+
+
+def main_server(binary, workdir):
+    """The passes against a server with the shipped settings. Returns whether any failed."""
     proc, port = start_claimd(binary, workdir)
     base = f"http://127.0.0.1:{port}"
+    passes = []
     try:
         admin = post_json(base, "/auth/login", {"username": ADMIN, "password": ADMIN_PASSWORD})
         excluded = [flag for op in SESSION_ENDING for flag in ("--exclude-operation-id", op)]
@@ -195,29 +223,58 @@ def main():
         protected = [
             get_json(base, "/me", token)["user"]["id"] for token in [admin_token, *users.values()]
         ]
-        passes = [
-            run_pass(base, admin_token, "coverage,fuzzing", excluded, workdir, "admin", protected),
-            run_pass(base, admin_token, "stateful", excluded, workdir, "stateful", protected),
-        ]
+        admin = [f"Authorization: Bearer {admin_token}"]
+        passes.append(
+            run_pass(base, admin, "coverage,fuzzing", excluded, workdir, "admin", protected)
+        )
+        passes.append(run_pass(base, admin, "stateful", excluded, workdir, "stateful", protected))
         for operation, token in users.items():
             only = ["--include-operation-id", operation]
+            user = [f"Authorization: Bearer {token}"]
             passes.append(
-                run_pass(base, token, "coverage,fuzzing", only, workdir, operation, protected)
+                run_pass(base, user, "coverage,fuzzing", only, workdir, operation, protected)
             )
-        alive = proc.poll() is None
-        if not alive:
-            print("claimd died during the run", flush=True)
-        failed = any(code != 0 for code in passes) or not alive
     finally:
-        proc.kill()
-        proc.wait()
-    if failed:
-        log = (workdir / "claimd.log").read_text(errors="replace")
-        print(f"claimd's log (last 4000 chars):\n{log[-4000:]}", flush=True)
-        print(f"reports in {workdir}", flush=True)
-        sys.exit(1)
-    shutil.rmtree(workdir, ignore_errors=True)
-    print("schemathesis: no 5xx, every answer as documented", flush=True)
+        failed = stop(proc, workdir, any(code != 0 for code in passes) or len(passes) < 6)
+    return failed
+
+
+def cookie_server(binary, workdir):
+    """Cookie mode (`tokens.refresh_cookie`): login, the token endpoint and logout, with the
+    refresh cookie a login set (Schemathesis sends `X-Requested-With` or not, so both the
+    answer and the `csrf_refused` refusal come up). Returns whether any pass failed."""
+    proc, port = start_claimd(binary, workdir, {"CLAIMD__TOKENS__REFRESH_COOKIE": "true"})
+    base = f"http://127.0.0.1:{port}"
+    passes = []
+    try:
+        login = {"username": USER, "password": USER_PASSWORD}
+        post_json(base, "/auth/register", login)
+
+        def browser_session():
+            answer, headers = post_json(base, "/auth/login", login, with_headers=True)
+            assert "refresh_token" not in answer, "cookie mode left the refresh token in the body"
+            cookie = next(
+                value.split(";")[0]
+                for value in headers.get_all("Set-Cookie") or []
+                if value.startswith("claimd_refresh=")
+            )
+            return [f"Cookie: {cookie}", f"Authorization: Bearer {answer['access_token']}"]
+
+        # Logout last, with a session of its own (logged in now: the login pass soon has
+        # this address past the rate limit), as it ends the session it is called with.
+        sessions = [browser_session(), browser_session()]
+        for headers, name, operations in [
+            (sessions[0], "cookie", ["login", "refreshToken"]),
+            (sessions[1], "cookie-logout", ["logout"]),
+        ]:
+            only = [flag for op in operations for flag in ("--include-operation-id", op)]
+            # The examples phase too: the document's example of the token endpoint is the
+            # browser's own request (`X-Requested-With: claimd`, body `{}`).
+            phases = "examples,coverage,fuzzing"
+            passes.append(run_pass(base, headers, phases, only, workdir, name, []))
+    finally:
+        failed = stop(proc, workdir, any(code != 0 for code in passes) or len(passes) < 2)
+    return failed
 
 
 if __name__ == "__main__":
