@@ -134,6 +134,7 @@ def run_pass(base, headers, phases, operations_flag, workdir, name, protected):
         [os.path.dirname(os.path.abspath(__file__)), env.get("PYTHONPATH", "")]
     )
     env["SCHEMATHESIS_HOOKS"] = "schemathesis_hooks"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ left beside the hooks
     env["CLAIMD_PROTECTED_IDS"] = ",".join(protected)
     # Through the interpreter, not the `st` script: pip may have put that off PATH.
     command = [
@@ -163,7 +164,8 @@ def run_pass(base, headers, phases, operations_flag, workdir, name, protected):
     ]
     print(f"== schemathesis pass: {name}", flush=True)
     try:
-        return subprocess.run(command, env=env, timeout=PASS_TIMEOUT_SECS).returncode
+        # In the scratch directory: Schemathesis keeps a cache of crashes in its cwd.
+        return subprocess.run(command, env=env, cwd=workdir, timeout=PASS_TIMEOUT_SECS).returncode
     except subprocess.TimeoutExpired:
         print(f"schemathesis pass {name} took over {PASS_TIMEOUT_SECS}s", flush=True)
         return 1
@@ -182,8 +184,8 @@ def main():
     if not schemathesis.__version__.startswith("4."):
         sys.exit(f"schemathesis {schemathesis.__version__}: this script speaks version 4's CLI")
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="claimd-schemathesis-"))
-    failed = main_server(binary, workdir / "main") or cookie_server(binary, workdir / "cookie")
-    if failed:
+    outcomes = [main_server(binary, workdir / "main"), cookie_server(binary, workdir / "cookie")]
+    if any(outcomes):
         print(f"reports and logs in {workdir}", flush=True)
         sys.exit(1)
     shutil.rmtree(workdir, ignore_errors=True)
