@@ -357,8 +357,14 @@ impl Default for KeySettings {
 #[serde(default, deny_unknown_fields)]
 pub struct DemoSettings {
     /// Serve the demo page (off by default: it is for trying claimd out, not production).
+    /// The page signs its admin panel in without a password, so it is refused unless
+    /// `server.bind` is a loopback address; it also opens `plan` to self-service
+    /// ([`DEMO_PLANS`]) when `claims.self_service` names no plans.
     pub enabled: bool,
 }
+
+/// The plans the demo lets a user pick when `claims.self_service` names none.
+pub const DEMO_PLANS: [&str; 2] = ["free", "pro"];
 
 /// A setting that cannot be used, with the key it came from.
 #[derive(Debug, thiserror::Error)]
@@ -404,6 +410,7 @@ impl Settings {
         if let Some(path) = file {
             settings.storage.path = storage_path_from_file(path, settings.storage.path)?;
         }
+        settings.apply_demo_defaults();
         settings.validate()?;
         Ok(settings)
     }
@@ -489,6 +496,19 @@ impl Settings {
         if self.eviction.interval < Duration::from_millis(100) {
             return fail("eviction.interval", "must be at least 100ms");
         }
+        if self.demo.enabled
+            && !self
+                .server
+                .bind
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|addr| addr.ip().is_loopback())
+        {
+            return fail(
+                "demo.enabled",
+                "the demo page signs visitors in as an admin, so server.bind must be a \
+                 loopback address (127.0.0.1 or [::1])",
+            );
+        }
         if self.bootstrap.admin_username.is_some() != self.bootstrap.admin_password.is_some() {
             return fail(
                 "bootstrap.admin_password",
@@ -500,6 +520,18 @@ impl Settings {
 }
 
 impl Settings {
+    /// With `demo.enabled`, lets users choose their plan among [`DEMO_PLANS`] unless
+    /// `claims.self_service` already names plans: the demo's "upgrade plan" is a `PATCH
+    /// /me`, and one setting must be enough to see it.
+    pub fn apply_demo_defaults(&mut self) {
+        if self.demo.enabled && !self.claims.self_service.contains_key("plan") {
+            self.claims.self_service.insert(
+                "plan".to_string(),
+                DEMO_PLANS.iter().map(|plan| (*plan).to_string()).collect(),
+            );
+        }
+    }
+
     /// Fills an empty `tokens.issuer` from the address claimd listens on:
     /// `http://127.0.0.1:8080` for the default bind, the real port when it bound port 0.
     /// Behind a proxy, or listening on every address, the public URL cannot be guessed and
@@ -640,6 +672,52 @@ mod tests {
         set.derive_issuer("0.0.0.0:8080".parse().unwrap()).unwrap();
         assert_eq!(set.tokens.issuer, "https://auth.example.com/tenant-a");
         assert_eq!(set.own_origin(), "https://auth.example.com");
+    }
+
+    #[test]
+    fn the_demo_is_refused_unless_claimd_listens_on_loopback() {
+        for (bind, allowed) in [
+            ("127.0.0.1:8080", true),
+            ("[::1]:8080", true),
+            ("127.0.0.1:0", true),
+            ("0.0.0.0:8080", false),
+            ("[::]:8080", false),
+            ("192.168.1.10:8080", false),
+        ] {
+            let mut settings = Settings::default();
+            settings.server.bind = bind.to_string();
+            settings.demo.enabled = true;
+            let verdict = settings.validate();
+            assert_eq!(verdict.is_ok(), allowed, "{bind}: {verdict:?}");
+            if let Err(err) = verdict {
+                assert!(err.to_string().contains("demo.enabled"), "{err}");
+            }
+            settings.demo.enabled = false;
+            assert!(settings.validate().is_ok(), "{bind} without the demo");
+        }
+    }
+
+    #[test]
+    fn the_demo_opens_plan_self_service_only_when_none_is_configured() {
+        let mut settings = Settings::default();
+        settings.apply_demo_defaults();
+        assert!(
+            settings.claims.self_service.is_empty(),
+            "demo off: nothing opened"
+        );
+
+        settings.demo.enabled = true;
+        settings.apply_demo_defaults();
+        assert_eq!(settings.claims.self_service["plan"], DEMO_PLANS);
+
+        let mut chosen = Settings::default();
+        chosen.demo.enabled = true;
+        chosen
+            .claims
+            .self_service
+            .insert("plan".into(), vec!["basic".into()]);
+        chosen.apply_demo_defaults();
+        assert_eq!(chosen.claims.self_service["plan"], ["basic"]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod backup;
 mod claims;
 mod client_credentials;
 mod core;
+mod demo;
 mod hash_pool;
 mod introspection;
 mod invitations;
@@ -39,6 +40,7 @@ pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
 pub use claims::RefreshedToken;
 pub use client_credentials::ClientTokenResponse;
+pub use demo::DEMO_ADMIN;
 pub use introspection::TokenHint;
 pub use invitations::{
     InvitationView, NewInvitation, DEFAULT_INVITATION_TTL_SECS, MAX_INVITATION_TTL_SECS,

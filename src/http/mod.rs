@@ -8,6 +8,7 @@ pub mod admin;
 pub mod backup;
 pub mod body;
 pub mod cors;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod forward_auth;
@@ -50,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     token_endpoint::routes(cfg);
     admin::routes(cfg);
     backup::routes(cfg);
+    demo::routes(cfg);
     openapi::routes(cfg);
 }
 

@@ -1,0 +1,64 @@
+//! The demo page's admin: with `demo.enabled`, `/demo` signs its admin panel in as the
+//! account [`DEMO_ADMIN`] without a password. That account is created on first use with a
+//! random password nobody is told (so no one can log in as it otherwise), and a session is
+//! started for it only while it is still an enabled admin. Safe only because
+//! `Settings::validate` refuses `demo.enabled` unless claimd listens on loopback, and the
+//! HTTP route refuses any Host that is not a loopback name (see `http::demo`).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore as _;
+
+use super::accounts::{Accounts, Registration};
+use super::{AuthError, TokenResponse};
+use crate::domain::Username;
+
+/// The account the demo's admin panel acts as.
+pub const DEMO_ADMIN: &str = "demo-admin";
+
+impl Accounts {
+    /// A new session for [`DEMO_ADMIN`], creating the account first if it does not exist.
+    /// The caller (the demo route) answers only the access token.
+    ///
+    /// # Errors
+    /// `Forbidden` when an account of that name exists but is not an enabled admin (someone
+    /// registered the name first: the demo will not hand out its session); storage errors.
+    pub async fn demo_admin_session(&self) -> Result<TokenResponse, AuthError> {
+        let name =
+            Username::parse(DEMO_ADMIN).map_err(|why| AuthError::Internal(why.to_string()))?;
+        if self.core.store.user_id_by_name(&name)?.is_none() {
+            let mut secret = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut secret);
+            let created = self
+                .register(Registration {
+                    username: DEMO_ADMIN.to_string(),
+                    password: URL_SAFE_NO_PAD.encode(secret).into(),
+                    tenant: None,
+                    invitation: None,
+                    roles: vec!["admin".to_string()],
+                })
+                .await;
+            match created {
+                Ok(view) => tracing::info!(user = %view.id, "demo admin created"),
+                Err(AuthError::UsernameTaken) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        let id = self
+            .core
+            .store
+            .user_id_by_name(&name)?
+            .ok_or_else(|| AuthError::Internal("demo admin vanished".into()))?;
+        let user = self
+            .core
+            .store
+            .user(id)?
+            .ok_or_else(|| AuthError::Internal("demo admin vanished".into()))?;
+        if user.disabled || !user.roles.iter().any(|role| role == "admin") {
+            return Err(AuthError::Forbidden(format!(
+                "the account `{DEMO_ADMIN}` is not an enabled admin; the demo will not sign in as it"
+            )));
+        }
+        self.sessions.start_session(id, &user).await
+    }
+}

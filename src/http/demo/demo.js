@@ -1,0 +1,218 @@
+// The demo page's script (served as /demo/demo.js; the CSP allows no inline script).
+// Panel 1 is a user session held by ClaimdClient; panel 2 an admin session from
+// /demo/admin-session. The user panel calls GET /me every few seconds, as an app would,
+// so the admin's changes show up through the client without a reload.
+import { ClaimdClient } from "/demo/claimd.js";
+
+const $ = (id) => document.getElementById(id);
+const POLL_MS = 3000;
+const SHOWN = ["sub", "roles", "plan", "attrs", "tid", "uv", "tv", "sid", "jti", "iat", "exp"];
+
+function log(list, text, kind = "") {
+  const item = document.createElement("li");
+  item.textContent = `${new Date().toLocaleTimeString()}  ${text}`;
+  if (kind) item.className = kind;
+  list.prepend(item);
+}
+
+// A fetch that writes each request the client makes, with the problem code of a 401.
+function loggingFetch(list) {
+  return async (input, init = {}) => {
+    const url = new URL(input instanceof Request ? input.url : String(input), location.href);
+    const method = (init.method ?? "GET").toUpperCase();
+    const response = await fetch(input, init);
+    let note = "";
+    if (!response.ok) {
+      try {
+        note = ` ${(await response.clone().json()).code ?? ""}`;
+      } catch {
+        note = "";
+      }
+    }
+    const refreshed = response.headers.get("X-Refreshed-Token") ? " + X-Refreshed-Token" : "";
+    log(list, `${method} ${url.pathname} → ${response.status}${note}${refreshed}`, response.ok ? "good" : "bad");
+    return response;
+  };
+}
+
+// ---- panel 1: the user ----
+
+const userLog = $("user-log");
+const user = new ClaimdClient({ baseUrl: "", fetch: loggingFetch(userLog) });
+let changedKeys = new Set();
+
+function renderClaims(claims) {
+  const box = $("claims");
+  box.textContent = "";
+  if (!claims) {
+    box.textContent = "—";
+    return;
+  }
+  box.append("{\n");
+  for (const key of SHOWN.filter((k) => k in claims)) {
+    const line = document.createElement("span");
+    line.textContent = `  "${key}": ${JSON.stringify(claims[key])}`;
+    if (changedKeys.has(key)) line.className = "changed";
+    box.append(line, ",\n");
+  }
+  box.append("}");
+}
+
+function renderUserState() {
+  const claims = user.claims;
+  const badge = $("user-status");
+  badge.textContent = claims ? `logged in as ${$("username").value}` : "logged out";
+  badge.className = claims ? "badge" : "badge off";
+  for (const id of ["upgrade", "call-me", "logout-all"]) $(id).disabled = !claims;
+  $("register").disabled = Boolean(claims);
+  for (const id of ["set-role", "set-plan", "disable"]) $(id).disabled = !claims || !admin.claims;
+  document.body.dataset.user = claims ? "in" : "out";
+}
+
+function tick() {
+  const claims = user.claims;
+  if (!claims) {
+    $("expiry").textContent = "";
+    return;
+  }
+  const left = Math.max(0, claims.exp - Math.floor(Date.now() / 1000));
+  const mm = String(Math.floor(left / 60)).padStart(2, "0");
+  const ss = String(left % 60).padStart(2, "0");
+  $("expiry").textContent = `token expires in ${mm}:${ss}`;
+}
+
+const REASONS = {
+  login: "logged in: new session",
+  refresh: "token_stale → refreshed with current claims, request retried",
+  "refreshed-token": "adopted X-Refreshed-Token",
+  update: "PATCH /me answered with a new token (refresh-on-change)",
+  logout: "logged out",
+  revoked: "session revoked → logged out, no reload",
+};
+
+user.onChange(({ reason, claims, previous }) => {
+  changedKeys = new Set();
+  if (claims && previous) {
+    for (const key of SHOWN) {
+      if (JSON.stringify(claims[key]) !== JSON.stringify(previous[key]) && !["jti", "iat", "exp"].includes(key)) {
+        changedKeys.add(key);
+      }
+    }
+  }
+  const changed = [...changedKeys].map((k) => `${k}: ${JSON.stringify(previous?.[k])} → ${JSON.stringify(claims?.[k])}`);
+  log(userLog, `${REASONS[reason] ?? reason}${changed.length ? ` (${changed.join(", ")})` : ""}`, reason === "revoked" ? "bad" : "");
+  renderClaims(claims);
+  const token = user.accessToken;
+  $("token").textContent = token ? `${token.slice(0, 28)}…${token.slice(-8)}` : "—";
+  renderUserState();
+  tick();
+  // A disabled or logged-out account makes way for a fresh one.
+  if (!claims) $("username").value = freshName();
+});
+
+async function callMe() {
+  if (!user.claims) return;
+  try {
+    await user.fetch("/me");
+  } catch (err) {
+    log(userLog, `GET /me failed: ${err.message}`, "bad");
+  }
+}
+
+$("signup").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const username = $("username").value;
+  const password = $("password").value;
+  try {
+    await user.register(username, password);
+    log(userLog, `registered ${username}`, "good");
+  } catch (err) {
+    if (err.code !== "username_taken") {
+      log(userLog, `register: ${err.message}`, "bad");
+      return;
+    }
+  }
+  try {
+    await user.login(username, password);
+  } catch (err) {
+    log(userLog, `login: ${err.message}`, "bad");
+  }
+});
+
+$("upgrade").addEventListener("click", async () => {
+  try {
+    await user.updateMe({ plan: "pro" });
+  } catch (err) {
+    log(userLog, `upgrade: ${err.message}`, "bad");
+  }
+});
+$("call-me").addEventListener("click", callMe);
+$("logout-all").addEventListener("click", async () => {
+  try {
+    await user.logoutAll();
+  } catch (err) {
+    log(userLog, `logout: ${err.message}`, "bad");
+  }
+});
+
+// ---- panel 2: the admin ----
+
+const adminLog = $("admin-log");
+const admin = new ClaimdClient({ baseUrl: "", fetch: loggingFetch(adminLog) });
+
+async function adminSignIn() {
+  const response = await fetch("/demo/admin-session", {
+    method: "POST",
+    headers: { "X-Requested-With": "claimd" },
+  });
+  if (!response.ok) {
+    log(adminLog, `admin sign-in refused: ${response.status}`, "bad");
+    return;
+  }
+  admin.useTokens(await response.json());
+  $("admin-status").textContent = "signed in as demo-admin";
+  $("admin-status").className = "badge";
+  renderUserState();
+}
+
+async function adminChange(body, what) {
+  const id = user.claims?.sub;
+  if (!id) return;
+  const send = () =>
+    admin.fetch(`/admin/users/${id}`, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  let response = await send();
+  if (response.status === 401) {
+    await adminSignIn();
+    response = await send();
+  }
+  if (response.ok) {
+    log(adminLog, `${what}: the user's token is now ${body.disabled ? "revoked" : "stale"}`, "good");
+    // The user's app notices at its next request; make that now rather than at the poll.
+    setTimeout(callMe, 300);
+  }
+}
+
+$("set-role").addEventListener("click", () => {
+  const role = $("role").value;
+  adminChange({ roles: role ? [role] : [] }, `roles → [${role}]`);
+});
+$("set-plan").addEventListener("click", () => adminChange({ plan: "enterprise" }, "plan → enterprise"));
+$("disable").addEventListener("click", () => adminChange({ disabled: true }, "disabled the user"));
+
+// ---- start ----
+
+function freshName() {
+  return `alice-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+$("username").value = freshName();
+$("password").value = "correct horse battery staple";
+renderClaims(null);
+renderUserState();
+setInterval(tick, 1000);
+setInterval(callMe, POLL_MS);
+adminSignIn().catch((err) => log(adminLog, `admin sign-in failed: ${err.message}`, "bad"));

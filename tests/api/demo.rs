@@ -1,0 +1,157 @@
+//! The demo page (`demo.enabled`): absent by default, served with a strict CSP when on, its
+//! client module the very file of `clients/js`, and its password-less admin session kept to
+//! pages of this machine. The Chromium run of the page is in `js_client`.
+
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::{assert_problem, header_str, jwt_claims, spawn_app, spawn_app_with, TestApp};
+
+async fn demo_app() -> TestApp {
+    spawn_app_with(|s| s.demo.enabled = true).await
+}
+
+#[tokio::test]
+async fn every_demo_path_is_404_when_the_demo_is_off() {
+    let app = spawn_app().await;
+
+    for path in [
+        "/demo",
+        "/demo/demo.js",
+        "/demo/demo.css",
+        "/demo/claimd.js",
+    ] {
+        let resp = app.request(Method::GET, path, None).await;
+        assert_problem(resp, 404, "not_found").await;
+    }
+    let resp = app
+        .client
+        .post(app.url("/demo/admin-session"))
+        .header("X-Requested-With", "claimd")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn the_demo_page_is_served_with_a_strict_csp_and_no_inline_script() {
+    let app = demo_app().await;
+
+    let resp = app.request(Method::GET, "/demo", None).await;
+
+    assert_eq!(resp.status(), StatusCode::OK);
+    let headers = resp.headers().clone();
+    assert!(header_str(&headers, "content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = header_str(&headers, "content-security-policy").expect("a CSP");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(
+        header_str(&headers, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    let html = resp.text().await.unwrap();
+    assert!(html.contains(r#"<script type="module" src="/demo/demo.js"></script>"#));
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "the only script is the external one"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_serves_the_js_client_unchanged() {
+    let app = demo_app().await;
+
+    let resp = app.request(Method::GET, "/demo/claimd.js", None).await;
+
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(header_str(resp.headers(), "content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
+    let served = resp.text().await.unwrap();
+    let file = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/js/src/claimd.js"),
+    )
+    .unwrap();
+    assert_eq!(served, file);
+    for path in ["/demo/demo.js", "/demo/demo.css"] {
+        assert_eq!(
+            app.request(Method::GET, path, None).await.status(),
+            200,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_demo_admin_session_is_an_admin_token_for_this_machines_pages_only() {
+    let app = demo_app().await;
+    let url = app.url("/demo/admin-session");
+
+    let bare = app.client.post(&url).send().await.unwrap();
+    assert_problem(bare, 403, "forbidden").await;
+    let foreign = app
+        .client
+        .post(&url)
+        .header("X-Requested-With", "claimd")
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(foreign, 403, "forbidden").await;
+    let rebound = app
+        .client
+        .post(&url)
+        .header("X-Requested-With", "claimd")
+        .header("Host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(rebound, 403, "forbidden").await;
+
+    let own = format!("http://127.0.0.1:{}", app.port);
+    let resp = app
+        .client
+        .post(&url)
+        .header("X-Requested-With", "claimd")
+        .header("Origin", own)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        header_str(resp.headers(), "cache-control").as_deref(),
+        Some("no-store")
+    );
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(token)["roles"], serde_json::json!(["admin"]));
+    let users = app.admin_list_users(token, "").await;
+    assert_eq!(
+        users.status(),
+        StatusCode::OK,
+        "the token works as an admin's"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_will_not_sign_in_as_a_demo_admin_someone_else_registered() {
+    let app = demo_app().await;
+    app.register_ok(claimd::auth::DEMO_ADMIN, crate::helpers::PASSWORD)
+        .await;
+
+    let resp = app
+        .client
+        .post(app.url("/demo/admin-session"))
+        .header("X-Requested-With", "claimd")
+        .send()
+        .await
+        .unwrap();
+
+    assert_problem(resp, 403, "forbidden").await;
+}
