@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod forward_auth;
 pub mod oauth;
+pub mod openapi;
 pub mod ops;
 pub mod refresh_cookie;
 pub mod token_endpoint;
@@ -51,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::routes(cfg);
     backup::routes(cfg);
     demo::routes(cfg);
+    openapi::routes(cfg);
 }
 
 /// The header that carries a token minted because the caller's claims changed.

@@ -28,6 +28,7 @@ mod logout;
 mod me;
 mod nginx;
 mod on_stale;
+mod openapi;
 mod ops;
 mod password;
 mod persistence;
