@@ -41,7 +41,7 @@ use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
-use super::{codec, corrupt, Store, StoreError, Stripes};
+use super::{codec, corrupt, Change, Store, StoreError, Stripes};
 use crate::domain::{SessionId, TokenId};
 
 /// Seconds of `exp` per bucket tree: how much longer than necessary an entry may stay on
@@ -474,12 +474,28 @@ impl Store {
         engine.deny.deny(kind, id, exps)
     }
 
-    /// Denies one access token until its `exp`: a logout, an RFC 7009 revocation.
+    /// Denies one access token until its `exp`: a logout, an RFC 7009 revocation. The
+    /// change log records it first (replayed at open if the entry is lost to a crash).
     ///
     /// # Errors
     /// Storage failures.
     pub fn deny_token(&self, jti: TokenId, exp: u64) -> Result<bool, StoreError> {
-        self.deny(DenyKind::Token, jti.as_bytes(), exp..=exp)
+        let engine = self.engine()?;
+        let _gate = self.writing();
+        if engine
+            .deny
+            .any_denied(&[(DenyKind::Token, jti.as_bytes())], exp)?
+        {
+            return Ok(false);
+        }
+        let change = [Change::TokenRevoked { jti, exp }];
+        let appending = engine.changes.begin();
+        let written = engine
+            .changes
+            .tree()
+            .transaction(|tree| appending.write::<StoreError>(tree, self.clock.now(), &change))?;
+        let _unfinished = appending.committed(written);
+        engine.deny.deny(DenyKind::Token, jti.as_bytes(), exp..=exp)
     }
 
     /// Whether an access token is revoked, by its own id or its session's.

@@ -1,8 +1,9 @@
 //! Removing what has expired: deny-list entries past their token's last valid moment
 //! (whole bucket trees, see [`super::deny`]) and sessions past their absolute expiry (a
 //! range scan over the expiry-ordered index up to `now`, so the work is proportional to
-//! what expired, never to the size of the table). Driven by `tasks::eviction`; `now` is a
-//! parameter so tests choose the clock.
+//! what expired, never to the size of the table), and change-log records no token they
+//! could matter to still verifies against (older than the longest access-token life plus
+//! leeway). Driven by `tasks::eviction`; `now` is a parameter so tests choose the clock.
 
 use super::{codec, Store, StoreError};
 use crate::domain::SessionId;
@@ -17,6 +18,8 @@ pub struct EvictionReport {
     pub sessions_removed: u64,
     /// Tenant invitations ended long enough ago to leave their tenant's list.
     pub invitations_removed: u64,
+    /// Change-log records past the longest access-token life plus leeway.
+    pub changes_removed: u64,
     /// The earliest expiry (`exp + leeway`) still on the deny list, if any.
     pub next_deny_expiry: Option<u64>,
 }
@@ -39,6 +42,7 @@ pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionRep
         deny_buckets_dropped: deny.buckets_dropped,
         sessions_removed: 0,
         invitations_removed: 0,
+        changes_removed: 0,
         next_deny_expiry: deny.next_expiry,
     };
 
@@ -63,6 +67,10 @@ pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionRep
         report.sessions_removed += 1;
     }
     report.invitations_removed = store.evict_expired_invitations(now)?;
+    // A record written at `at` concerns tokens issued before it, all past their last
+    // valid moment by `at + longest life + leeway`.
+    let kept_for = engine.deny.longest_access_ttl().saturating_add(leeway);
+    report.changes_removed = store.evict_changes(now.saturating_sub(kept_for))?;
     Ok(report)
 }
 

@@ -2,7 +2,9 @@
 //! PKCS#8 PEM (HS256: the secret, base64url), the same form `keys import` will accept.
 
 use super::disk::Stored;
-use super::{codec, corrupt, Store, StoreError};
+use sled::Transactional;
+
+use super::{codec, corrupt, Change, Engine, Store, StoreError};
 
 /// A signing key as the store hands it out (its on-disk shapes are in `disk::key`).
 #[derive(Clone, PartialEq)]
@@ -58,8 +60,7 @@ impl Store {
     pub fn remove_signing_key(&self, kid: &str) -> Result<(), StoreError> {
         let engine = self.engine()?;
         let _gate = self.writing();
-        engine.keys.remove(kid.as_bytes())?;
-        Ok(())
+        self.write_key(&engine, kid, None)
     }
 
     /// Adds or replaces a key.
@@ -70,7 +71,25 @@ impl Store {
         let engine = self.engine()?;
         let _gate = self.writing();
         let value = Stored::to_disk(key).map_err(corrupt("keys"))?;
-        engine.keys.insert(kid.as_bytes(), value)?;
+        self.write_key(&engine, kid, Some(value))
+    }
+
+    /// Puts (`Some`) or removes a key, and logs that the key set changed.
+    fn write_key(
+        &self,
+        engine: &Engine,
+        kid: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let appending = engine.changes.begin();
+        (&engine.keys, engine.changes.tree()).transaction(|(keys, changes)| {
+            match &value {
+                Some(value) => keys.insert(kid.as_bytes(), value.clone())?,
+                None => keys.remove(kid.as_bytes())?,
+            };
+            appending.write::<StoreError>(changes, self.clock.now(), &[Change::KeysChanged])
+        })?;
+        let _unfinished = appending.committed(1);
         Ok(())
     }
 }

@@ -22,6 +22,7 @@
 //! scan).
 
 pub mod backup;
+pub mod changes;
 pub mod codec;
 pub mod deny;
 mod disk;
@@ -44,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 
+pub use changes::{Change, ChangeRecord, ChangesAfter};
 pub use codec::CodecError;
 pub use deny::{DenyEviction, DenyKind};
 pub use eviction::{evict_expired, EvictionReport};
@@ -131,6 +133,8 @@ pub(crate) struct Engine {
     pub(crate) services: sled::Tree,
     pub(crate) invitations: sled::Tree,
     pub(crate) invitation_codes: sled::Tree,
+    /// The change log (see [`changes`]).
+    pub(crate) changes: changes::ChangeLog,
     flusher: flusher::Flusher,
     pub(crate) mirror: mirror::Mirror,
     /// Session records held, for the `claimd_sessions` gauge (counted at open).
@@ -154,6 +158,8 @@ pub struct Store {
     damage: Arc<std::sync::Mutex<Option<String>>>,
     /// That scan, stopped (and its handle on the database let go) when the store closes.
     scan: std::sync::Mutex<Option<BackgroundScan>>,
+    /// The highest published change-log id (see [`changes`]); outlives a reopen.
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 /// The thread reading the deny-list buckets after open, and how to stop it.
@@ -202,6 +208,7 @@ impl Store {
         let engine = Engine::open(path, cache_mb, Arc::clone(&health), &clock)?;
         let damage = Arc::new(std::sync::Mutex::new(None));
         let scan = scan_deny_buckets_behind(Arc::clone(&engine.deny), Arc::clone(&damage));
+        let (published, _) = tokio::sync::watch::channel(engine.changes.finished_through());
         Ok(Store {
             path: path.to_path_buf(),
             cache_mb,
@@ -212,6 +219,7 @@ impl Store {
             write_gate: RwLock::new(()),
             damage,
             scan: std::sync::Mutex::new(scan),
+            published,
         })
     }
 
@@ -250,10 +258,15 @@ impl Store {
         if let Some(reason) = self.health.failing_reason() {
             return Err(StoreError::Unavailable(reason));
         }
+        // Every change-log record of a write finished before this call is covered by the
+        // flush it waits for.
+        let finished = engine.changes.finished_through();
         engine.flusher.wait_durable().await.map_err(|err| {
             self.health.write_failed(&err);
             StoreError::Flush(err)
-        })
+        })?;
+        self.publish(finished);
+        Ok(())
     }
 
     /// Damage found in the deny-list buckets by the scan that runs right after open:
@@ -351,6 +364,8 @@ impl Store {
             }
         }
         let reopened = reopen_with_retries(&self.path, self.cache_mb, &self.health, &self.clock)?;
+        // What sled recovered is on disk: its change-log records are published.
+        self.publish(reopened.changes.finished_through());
         *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(reopened));
         self.health.recovered();
         Ok(true)
@@ -499,6 +514,7 @@ impl Engine {
             services: db.open_tree("services")?,
             invitations: db.open_tree("invitations")?,
             invitation_codes: db.open_tree("invitation_codes")?,
+            changes: changes::ChangeLog::open(&db, meta.clone())?,
             flusher,
             mirror: mirror::Mirror::default(),
             sessions_held: std::sync::atomic::AtomicI64::new(0),
@@ -514,6 +530,7 @@ impl Engine {
             }
         }
         engine.replay_pending_denials()?;
+        engine.replay_logged_revocations()?;
         engine.load_user_mirror()?;
         engine.load_tenant_mirror()?;
         let held = engine.count_sessions()?;

@@ -19,7 +19,8 @@ use sled::Transactional;
 
 use super::disk::Stored;
 use super::{
-    codec, corrupt, DenyKind, Engine, SessionRecord, Store, StoreError, UserRecord, UserWriteError,
+    codec, corrupt, Change, DenyKind, Engine, SessionRecord, Store, StoreError, UserRecord,
+    UserWriteError,
 };
 
 use crate::domain::{SessionId, UserId};
@@ -131,14 +132,24 @@ impl Store {
                 intent(&revocation.deny),
             ));
         }
-        let changed = (
+        let logged: Vec<Change> = revocations
+            .iter()
+            .map(|revocation| Change::SessionRevoked {
+                sid: revocation.sid,
+                exp: *revocation.deny.end(),
+            })
+            .collect();
+        let appending = engine.changes.begin();
+        let (changed, written) = (
             &engine.users,
             &engine.sessions,
             &engine.session_expiry,
             &engine.pending_denials,
+            engine.changes.tree(),
         )
             .transaction(
-                |(users, sessions, expiry, pending): &(
+                |(users, sessions, expiry, pending, changes): &(
+                    TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
@@ -151,7 +162,8 @@ impl Store {
                         pending.insert(&sid.as_bytes()[..], &intent[..])?;
                     }
                     if !changes_user {
-                        return Ok(None);
+                        let written = appending.write(changes, now, &logged)?;
+                        return Ok((None, written));
                     }
                     let bytes = users.get(&user.as_bytes()[..])?.ok_or(
                         ConflictableTransactionError::Abort(UserWriteError::NotFound),
@@ -174,9 +186,14 @@ impl Store {
                         ))
                     })?;
                     users.insert(&user.as_bytes()[..], value)?;
-                    Ok(Some(record))
+                    let mut with_user = logged.clone();
+                    with_user.push(record.change(user));
+                    let written = appending.write(changes, now, &with_user)?;
+                    Ok((Some(record), written))
                 },
             )?;
+        // Published once the deny entries below are written.
+        let _unfinished = appending.committed(written);
         if let Some(record) = &changed {
             engine.mirror.set_user(*user.as_bytes(), record.stamp());
         }

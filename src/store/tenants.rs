@@ -8,7 +8,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use super::disk::Stored;
-use super::{corrupt, invitations, Engine, Store, StoreError};
+use super::{corrupt, invitations, Change, Engine, Store, StoreError};
 use crate::domain::TenantId;
 
 /// A tenant as the store hands it out (its on-disk shapes are in `disk::tenant`).
@@ -126,45 +126,57 @@ impl Store {
     ) -> Result<TenantRecord, TenantWriteError> {
         let engine = self.engine()?;
         let _gate = self.writing();
-        let tenant = engine.tenants.transaction(|tenants| {
-            let bytes = tenants
-                .get(&id.as_bytes()[..])?
-                .ok_or_else(|| abort(TenantWriteError::NotFound))?;
-            let mut tenant: TenantRecord = Stored::from_disk(&bytes).map_err(|source| {
-                abort(
-                    StoreError::Corrupt {
-                        tree: "tenants",
-                        source,
-                    }
-                    .into(),
-                )
+        let appending = engine.changes.begin();
+        let tenant =
+            (&engine.tenants, engine.changes.tree()).transaction(|(tenants, changes)| {
+                let bytes = tenants
+                    .get(&id.as_bytes()[..])?
+                    .ok_or_else(|| abort(TenantWriteError::NotFound))?;
+                let mut tenant: TenantRecord = Stored::from_disk(&bytes).map_err(|source| {
+                    abort(
+                        StoreError::Corrupt {
+                            tree: "tenants",
+                            source,
+                        }
+                        .into(),
+                    )
+                })?;
+                if let Some(name) = &change.name {
+                    tenant.name.clone_from(name);
+                }
+                if let Some(plan) = &change.plan {
+                    tenant.plan.clone_from(plan);
+                }
+                if let Some(max) = change.max_accounts {
+                    tenant.max_accounts = max;
+                }
+                if let Some(attrs) = &change.attrs {
+                    tenant.attrs.clone_from(attrs);
+                }
+                tenant.version += 1;
+                tenant.updated_at = now;
+                let value = Stored::to_disk(&tenant).map_err(|source| {
+                    abort(
+                        StoreError::Corrupt {
+                            tree: "tenants",
+                            source,
+                        }
+                        .into(),
+                    )
+                })?;
+                tenants.insert(&id.as_bytes()[..], value)?;
+                let version = tenant.version;
+                appending.write(
+                    changes,
+                    now,
+                    &[Change::Tenant {
+                        tenant: id,
+                        version,
+                    }],
+                )?;
+                Ok(tenant)
             })?;
-            if let Some(name) = &change.name {
-                tenant.name.clone_from(name);
-            }
-            if let Some(plan) = &change.plan {
-                tenant.plan.clone_from(plan);
-            }
-            if let Some(max) = change.max_accounts {
-                tenant.max_accounts = max;
-            }
-            if let Some(attrs) = &change.attrs {
-                tenant.attrs.clone_from(attrs);
-            }
-            tenant.version += 1;
-            tenant.updated_at = now;
-            let value = Stored::to_disk(&tenant).map_err(|source| {
-                abort(
-                    StoreError::Corrupt {
-                        tree: "tenants",
-                        source,
-                    }
-                    .into(),
-                )
-            })?;
-            tenants.insert(&id.as_bytes()[..], value)?;
-            Ok(tenant)
-        })?;
+        let _unfinished = appending.committed(1);
         engine
             .mirror
             .set_tenant_version(*id.as_bytes(), tenant.version);
@@ -179,13 +191,16 @@ impl Store {
     pub fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
         let engine = self.engine()?;
         let _gate = self.writing();
+        let appending = engine.changes.begin();
         (
             &engine.tenants,
             &engine.invitations,
             &engine.invitation_codes,
+            engine.changes.tree(),
         )
             .transaction(
-                |(tenants, invitations, codes): &(
+                |(tenants, invitations, codes, changes): &(
+                    TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
@@ -211,9 +226,12 @@ impl Store {
                     }
                     invitations.remove(&id.as_bytes()[..])?;
                     tenants.remove(&id.as_bytes()[..])?;
+                    let change = [Change::TenantDeleted { tenant: id }];
+                    appending.write(changes, self.clock.now(), &change)?;
                     Ok(())
                 },
             )?;
+        let _unfinished = appending.committed(1);
         engine.mirror.remove_tenant(id.as_bytes());
         Ok(())
     }

@@ -12,7 +12,7 @@ use sled::Transactional;
 
 use super::disk::Stored;
 use super::mirror::UserStamp;
-use super::{codec, corrupt, invitations, Engine, Store, StoreError, TenantRecord};
+use super::{codec, corrupt, invitations, Change, Engine, Store, StoreError, TenantRecord};
 use crate::domain::{TenantId, UserId, Username};
 
 /// A user as the store hands it out (its on-disk shapes are in `disk::user`).
@@ -49,6 +49,16 @@ impl std::fmt::Debug for UserRecord {
 }
 
 impl UserRecord {
+    /// The change-log record of this user's verification state, as `id`.
+    pub(crate) fn change(&self, id: UserId) -> Change {
+        Change::User {
+            user: id,
+            claims_version: self.claims_version,
+            not_before: self.not_before,
+            disabled: self.disabled,
+        }
+    }
+
     /// What verification needs of this user.
     pub fn stamp(&self) -> UserStamp {
         UserStamp {
@@ -337,14 +347,17 @@ impl Store {
         let engine = self.engine()?;
         let _gate = self.writing();
         let _turn = self.user_locks.lock(id.as_bytes());
-        let (user, tenant_version) = (
+        let appending = engine.changes.begin();
+        let (user, tenant_version, logged) = (
             &engine.users,
             &engine.tenants,
             &engine.invitations,
             &engine.invitation_codes,
+            engine.changes.tree(),
         )
             .transaction(
-                |(users, tenants, invitations, codes): &(
+                |(users, tenants, invitations, codes, changes): &(
+                    TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
@@ -363,9 +376,11 @@ impl Store {
                         )
                     })?;
                     let old_tenant = user.tenant;
+                    let mut logged = 0;
                     if change.apply(&mut user) {
                         user.claims_version += 1;
                         user.updated_at = now;
+                        logged = appending.write(changes, now, &[user.change(id)])?;
                     }
                     let mut version = None;
                     if user.tenant != old_tenant {
@@ -394,9 +409,10 @@ impl Store {
                         )
                     })?;
                     users.insert(&id.as_bytes()[..], value)?;
-                    Ok((user, version))
+                    Ok((user, version, logged))
                 },
             )?;
+        let _unfinished = appending.committed(logged);
         engine.mirror.set_user(*id.as_bytes(), user.stamp());
         if let Some((tenant, version)) = tenant_version {
             engine.mirror.set_tenant_version(tenant, version);
@@ -413,36 +429,51 @@ impl Store {
         let engine = self.engine()?;
         let _gate = self.writing();
         let _turn = self.user_locks.lock(id.as_bytes());
-        let user = (&engine.users, &engine.usernames, &engine.tenants).transaction(
-            |(users, usernames, tenants): &(
-                TransactionalTree,
-                TransactionalTree,
-                TransactionalTree,
-            )| {
-                let bytes = users
-                    .remove(&id.as_bytes()[..])?
-                    .ok_or_else(|| abort(UserWriteError::NotFound))?;
-                let user: UserRecord = Stored::from_disk(&bytes).map_err(|source| {
-                    abort(
-                        StoreError::Corrupt {
-                            tree: "users",
-                            source,
+        let appending = engine.changes.begin();
+        let user = (
+            &engine.users,
+            &engine.usernames,
+            &engine.tenants,
+            engine.changes.tree(),
+        )
+            .transaction(
+                |(users, usernames, tenants, changes): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    let bytes = users
+                        .remove(&id.as_bytes()[..])?
+                        .ok_or_else(|| abort(UserWriteError::NotFound))?;
+                    let user: UserRecord = Stored::from_disk(&bytes).map_err(|source| {
+                        abort(
+                            StoreError::Corrupt {
+                                tree: "users",
+                                source,
+                            }
+                            .into(),
+                        )
+                    })?;
+                    usernames.remove(user.username.as_bytes())?;
+                    if let Some(tenant) = &user.tenant {
+                        match count_member_out(tenants, tenant.as_bytes()) {
+                            Ok(())
+                            | Err(ConflictableTransactionError::Abort(
+                                UserWriteError::UnknownTenant,
+                            )) => {}
+                            Err(err) => return Err(err),
                         }
-                        .into(),
-                    )
-                })?;
-                usernames.remove(user.username.as_bytes())?;
-                if let Some(tenant) = &user.tenant {
-                    match count_member_out(tenants, tenant.as_bytes()) {
-                        Ok(())
-                        | Err(ConflictableTransactionError::Abort(UserWriteError::UnknownTenant)) =>
-                            {}
-                        Err(err) => return Err(err),
                     }
-                }
-                Ok(user)
-            },
-        )?;
+                    appending.write(
+                        changes,
+                        self.clock.now(),
+                        &[Change::UserDeleted { user: id }],
+                    )?;
+                    Ok(user)
+                },
+            )?;
+        let _unfinished = appending.committed(1);
         engine.mirror.remove_user(id.as_bytes());
         Ok(user)
     }

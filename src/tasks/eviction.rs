@@ -47,6 +47,7 @@ pub async fn run(
                             deny_buckets = report.deny_buckets_dropped,
                             sessions = report.sessions_removed,
                             invitations = report.invitations_removed,
+                            changes = report.changes_removed,
                             "evicted expired entries"
                         );
                     }

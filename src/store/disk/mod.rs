@@ -16,6 +16,7 @@
 //! The big-endian numbers in `meta`, the deny buckets, `session_acks` and
 //! `pending_denials` are fixed-width and covered by the store's schema version instead.
 
+mod change;
 mod invitation;
 mod key;
 mod service;
