@@ -26,6 +26,7 @@ pub struct Settings {
     pub eviction: EvictionSettings,
     pub keys: KeySettings,
     pub demo: DemoSettings,
+    pub events: EventsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -363,6 +364,24 @@ pub struct DemoSettings {
     pub enabled: bool,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsSettings {
+    /// How often `GET /events` sends a heartbeat when nothing else happens: a verifier
+    /// that hears nothing for its `max_staleness` stops trusting what it holds, so this
+    /// must stay well below that (the verifier's default is 5 s).
+    #[serde(deserialize_with = "duration")]
+    pub heartbeat: Duration,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(1),
+        }
+    }
+}
+
 /// The plans the demo lets a user pick when `claims.self_service` names none.
 pub const DEMO_PLANS: [&str; 2] = ["free", "pro"];
 
@@ -495,6 +514,11 @@ impl Settings {
         }
         if self.eviction.interval < Duration::from_millis(100) {
             return fail("eviction.interval", "must be at least 100ms");
+        }
+        if self.events.heartbeat < Duration::from_millis(100)
+            || self.events.heartbeat > Duration::from_secs(60)
+        {
+            return fail("events.heartbeat", "must be between 100ms and 60s");
         }
         if self.demo.enabled
             && !self

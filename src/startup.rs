@@ -167,6 +167,22 @@ impl Offline {
     }
 }
 
+/// Stops a running [`Application`]: long-lived answers end first, then the server drains
+/// what is in flight (when `graceful`) and stops.
+#[derive(Clone)]
+pub struct StopHandle {
+    server: ServerHandle,
+    stopping: Arc<watch::Sender<bool>>,
+}
+
+impl StopHandle {
+    /// Stops the server; waits until it has.
+    pub async fn stop(&self, graceful: bool) {
+        self.stopping.send_replace(true);
+        self.server.stop(graceful).await;
+    }
+}
+
 /// A built server, bound and ready to run.
 pub struct Application {
     port: u16,
@@ -174,6 +190,8 @@ pub struct Application {
     store: Arc<Store>,
     tasks: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
+    /// Tells long-lived answers (the change feed) that the server is stopping.
+    stopping: Arc<watch::Sender<bool>>,
     /// Why the server must stop and exit non-zero (a store that cannot be recovered).
     fatal: mpsc::UnboundedReceiver<String>,
 }
@@ -209,9 +227,11 @@ impl Application {
         auth.accounts.bootstrap_admin().await.context("bootstrap")?;
 
         let port = listener.local_addr()?.port();
+        let (stopping, stopping_rx) = watch::channel(false);
         let state = web::Data::new(AppState {
             auth: Arc::clone(&auth),
             metrics: Arc::clone(&metrics),
+            stopping: stopping_rx,
         });
         let workers = settings
             .server
@@ -247,6 +267,7 @@ impl Application {
             store,
             tasks: vec![eviction, recovery, rotation],
             shutdown,
+            stopping: Arc::new(stopping),
             fatal,
         })
     }
@@ -256,9 +277,12 @@ impl Application {
         self.port
     }
 
-    /// A handle that stops the server gracefully (used by the signal handler).
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// A handle that stops the server (used by the signal handler).
+    pub fn handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            stopping: Arc::clone(&self.stopping),
+        }
     }
 
     /// Serves until the server is stopped, then stops the tasks and flushes the store.
@@ -272,6 +296,7 @@ impl Application {
         let (served, fatal) = tokio::select! {
             served = &mut server => (served, None),
             Some(reason) = self.fatal.recv() => {
+                self.stopping.send_replace(true);
                 handle.stop(false).await;
                 (server.await, Some(reason))
             }

@@ -19,6 +19,7 @@ mod claims;
 mod client_credentials;
 mod core;
 mod demo;
+mod feed;
 mod hash_pool;
 mod introspection;
 mod invitations;
@@ -31,6 +32,7 @@ mod verification;
 
 pub use accounts::Accounts;
 pub use admin::Administration;
+pub use feed::{Feed, FeedEvent, FeedPage, Snapshot};
 pub use introspection::Introspection;
 pub use keys::Keys;
 pub use sessions::Sessions;
@@ -103,6 +105,9 @@ pub enum AuthError {
     InvitationInvalid,
     #[error("the tenant holds too many invitations")]
     TooManyInvitations,
+    /// Change-feed events after the id asked for were evicted.
+    #[error("events gone through {evicted_through}")]
+    EventsGone { evicted_through: u64 },
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
     #[error(transparent)]
@@ -204,6 +209,8 @@ pub struct Auth {
     pub introspection: Introspection,
     /// The signing keys and the JWKS.
     pub keys: Keys,
+    /// The change feed for services that verify tokens themselves.
+    pub feed: Feed,
     core: Arc<Core>,
 }
 
@@ -243,6 +250,7 @@ impl Auth {
                 Arc::clone(&sessions),
             ),
             keys: Keys::new(Arc::clone(&core)),
+            feed: Feed::new(Arc::clone(&core)),
             accounts,
             sessions,
             verification,

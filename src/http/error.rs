@@ -258,6 +258,13 @@ impl From<AuthError> for ApiError {
                 "too_many_invitations",
                 "the tenant holds too many invitations; revoke some or wait for them to expire",
             ),
+            AuthError::EventsGone { evicted_through } => ApiError::new(
+                S::GONE,
+                "events_gone",
+                format!(
+                    "events up to {evicted_through} were evicted: take GET /events/snapshot and resume from its continues_from"
+                ),
+            ),
             AuthError::Unavailable(reason) => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", reason)
             }

@@ -10,6 +10,7 @@ pub mod body;
 pub mod cors;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod forward_auth;
 pub mod oauth;
@@ -37,6 +38,9 @@ use error::ApiError;
 pub struct AppState {
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
+    /// Turns true when the server begins to stop: long-lived answers (the change feed)
+    /// end then, instead of holding the graceful stop to its timeout.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Registers every route on an actix `App`.
@@ -46,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // regexes at the top of the server's own CPU time).
     forward_auth::routes(cfg);
     oauth::routes(cfg);
+    events::routes(cfg);
     ops::routes(cfg);
     accounts::routes(cfg);
     token_endpoint::routes(cfg);

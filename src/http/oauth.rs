@@ -26,21 +26,21 @@ struct TokenForm {
 }
 
 /// Who is asking.
-enum Client {
+pub(super) enum Client {
     Service,
     Admin,
     Anonymous,
 }
 
 impl Client {
-    fn is_trusted(&self) -> bool {
+    pub(super) fn is_trusted(&self) -> bool {
         matches!(self, Client::Service | Client::Admin)
     }
 }
 
 /// Reads `Authorization`: Basic (a service), Bearer (must be an admin), or nothing. Any
 /// other scheme, or Basic without valid credentials, is `invalid_client` (RFC 6749 §5.2).
-fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
+pub(super) fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
     if let Some(credentials) = basic_credentials(req)? {
         state.auth.introspection.authenticate_service(
             &credentials.client_id,

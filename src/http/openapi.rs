@@ -197,6 +197,7 @@ mod tests {
             "UNSUPPORTED_MEDIA_TYPE" => 415,
             "TOO_MANY_REQUESTS" => 429,
             "INTERNAL_SERVER_ERROR" => 500,
+            "GONE" => 410,
             "SERVICE_UNAVAILABLE" => 503,
             other => panic!("add StatusCode::{other} to this table"),
         };

@@ -82,8 +82,13 @@ pub struct ChangeRecord {
 /// What a reader gets when resuming after `after`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangesAfter {
-    /// The published records after the id asked for, oldest first (maybe none).
-    Records(Vec<ChangeRecord>),
+    /// The published records after the id asked for, oldest first (maybe none, maybe
+    /// cut at the limit), and the highest published id when they were read: with every
+    /// record up to it read, a reader has seen the log through `through`.
+    Records {
+        records: Vec<ChangeRecord>,
+        through: u64,
+    },
     /// Records after the id asked for were evicted: the reader must start over from a
     /// snapshot.
     Gone { evicted_through: u64 },
@@ -151,7 +156,7 @@ impl ChangeLog {
     }
 
     /// The highest evicted id (0: none yet).
-    fn evicted_through(&self) -> Result<u64, StoreError> {
+    pub(crate) fn evicted_through(&self) -> Result<u64, StoreError> {
         read_u64(&self.meta, EVICTED_THROUGH)
     }
 
@@ -278,6 +283,15 @@ impl Engine {
 }
 
 impl Store {
+    /// The highest evicted change-log id (0: none yet): a reader starting from scratch
+    /// reads after it.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn changes_evicted_through(&self) -> Result<u64, StoreError> {
+        self.engine()?.changes.evicted_through()
+    }
+
     /// Records published after `after`, at most `limit`, oldest first; or `Gone` when
     /// some of them were evicted.
     ///
@@ -290,9 +304,10 @@ impl Store {
             return Ok(ChangesAfter::Gone { evicted_through });
         }
         let through = self.published_through();
-        Ok(ChangesAfter::Records(
-            engine.changes.read(after, through, limit)?,
-        ))
+        Ok(ChangesAfter::Records {
+            records: engine.changes.read(after, through, limit)?,
+            through,
+        })
     }
 
     /// The highest published id: a reader has everything up to it once it has read it.
@@ -385,17 +400,23 @@ mod tests {
         append(&store, 100, &[token(1), token(2)]);
         assert_eq!(
             store.changes_after(0, 10).unwrap(),
-            ChangesAfter::Records(vec![])
+            ChangesAfter::Records {
+                records: vec![],
+                through: 0
+            }
         );
         store.wait_durable().await.unwrap();
-        let ChangesAfter::Records(records) = store.changes_after(0, 10).unwrap() else {
+        let ChangesAfter::Records { records, .. } = store.changes_after(0, 10).unwrap() else {
             panic!("nothing evicted yet");
         };
         assert_eq!(records.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(records[1].change, token(2));
         assert_eq!(
             store.changes_after(1, 10).unwrap(),
-            ChangesAfter::Records(vec![records[1].clone()])
+            ChangesAfter::Records {
+                records: vec![records[1].clone()],
+                through: 2
+            }
         );
         assert_eq!(store.published_through(), 2);
     }
@@ -434,7 +455,7 @@ mod tests {
         drop(appending);
         append(&store, 100, &[token(2)]);
         store.wait_durable().await.unwrap();
-        let ChangesAfter::Records(records) = store.changes_after(0, 10).unwrap() else {
+        let ChangesAfter::Records { records, .. } = store.changes_after(0, 10).unwrap() else {
             panic!("nothing evicted");
         };
         assert_eq!(records.len(), 1);
@@ -454,7 +475,7 @@ mod tests {
         assert_eq!(store.published_through(), 3);
         append(&store, 100, &[token(4)]);
         store.wait_durable().await.unwrap();
-        let ChangesAfter::Records(records) = store.changes_after(3, 10).unwrap() else {
+        let ChangesAfter::Records { records, .. } = store.changes_after(3, 10).unwrap() else {
             panic!("nothing evicted");
         };
         assert_eq!(records[0].id, 4);
@@ -471,7 +492,7 @@ mod tests {
             store.changes_after(1, 10).unwrap(),
             ChangesAfter::Gone { evicted_through: 2 }
         );
-        let ChangesAfter::Records(records) = store.changes_after(2, 10).unwrap() else {
+        let ChangesAfter::Records { records, .. } = store.changes_after(2, 10).unwrap() else {
             panic!("a reader at the evicted mark misses nothing");
         };
         assert_eq!(records.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3]);
@@ -491,7 +512,7 @@ mod tests {
         let store = crate::store::open_for_test(dir.path());
         append(&store, 200, &[token(3)]);
         store.wait_durable().await.unwrap();
-        let ChangesAfter::Records(records) = store.changes_after(2, 10).unwrap() else {
+        let ChangesAfter::Records { records, .. } = store.changes_after(2, 10).unwrap() else {
             panic!("nothing after the mark was evicted");
         };
         assert_eq!(records[0].id, 3, "an id is never given twice");
@@ -499,7 +520,9 @@ mod tests {
 
     fn published(store: &Store) -> Vec<Change> {
         match store.changes_after(0, 100).unwrap() {
-            ChangesAfter::Records(records) => records.into_iter().map(|r| r.change).collect(),
+            ChangesAfter::Records { records, .. } => {
+                records.into_iter().map(|r| r.change).collect()
+            }
             ChangesAfter::Gone { .. } => panic!("nothing evicted"),
         }
     }
@@ -550,7 +573,7 @@ mod tests {
         );
         let report = crate::store::evict_expired(&store, 1_000 + 900 + 31, 30).unwrap();
         assert_eq!(report.changes_removed, 1);
-        let ChangesAfter::Records(records) = store.changes_after(1, 100).unwrap() else {
+        let ChangesAfter::Records { records, .. } = store.changes_after(1, 100).unwrap() else {
             panic!("only record 1 was evicted");
         };
         assert_eq!(records.len(), 1);

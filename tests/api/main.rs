@@ -13,6 +13,7 @@ mod clock;
 mod cors;
 mod demo;
 mod discovery;
+mod events;
 mod eviction;
 mod forward_auth;
 mod helpers;
