@@ -258,6 +258,72 @@ impl Drop for Unfinished<'_> {
 }
 
 impl Engine {
+    /// Schema 3 added the log. A store written before it starts its log with what can
+    /// still matter to a live token: every deny entry, and every user and tenant changed
+    /// within the longest access-token life plus the largest leeway. A verifier starting
+    /// from the log then knows what one that had followed it all along would. Run once, at
+    /// the migration; running it again after a crash only repeats records, which readers
+    /// apply idempotently.
+    pub(crate) fn seed_change_log(&self, now: u64) -> Result<u64, StoreError> {
+        let window = self
+            .deny
+            .longest_access_ttl()
+            .saturating_add(super::MAX_LEEWAY_SECONDS);
+        let since = now.saturating_sub(window);
+        let mut changes = Vec::new();
+        let mut denied = std::collections::BTreeMap::new();
+        self.deny.read_buckets(|_, tree| {
+            for entry in tree.iter() {
+                let (key, value) = entry?;
+                let (Some(&tag), Ok(id)) = (key.first(), <[u8; 16]>::try_from(&key[1..])) else {
+                    continue;
+                };
+                let exp = codec::decode_u64(&value).map_err(corrupt("deny"))?;
+                let slot = denied.entry((tag, id)).or_insert(exp);
+                *slot = (*slot).max(exp);
+            }
+            Ok(true)
+        })?;
+        for ((tag, id), exp) in denied {
+            match tag {
+                b'j' => changes.push(Change::TokenRevoked {
+                    jti: TokenId::from_bytes(id),
+                    exp,
+                }),
+                b's' => changes.push(Change::SessionRevoked {
+                    sid: SessionId::from_bytes(id),
+                    exp,
+                }),
+                _ => {}
+            }
+        }
+        for entry in self.users.iter() {
+            let (key, value) = entry?;
+            let user: super::UserRecord = Stored::from_disk(&value).map_err(corrupt("users"))?;
+            if let (true, Some(id)) = (user.updated_at >= since, UserId::from_slice(&key)) {
+                changes.push(user.change(id));
+            }
+        }
+        for entry in self.tenants.iter() {
+            let (key, value) = entry?;
+            let tenant: super::TenantRecord =
+                Stored::from_disk(&value).map_err(corrupt("tenants"))?;
+            if let (true, Some(id)) = (tenant.updated_at >= since, TenantId::from_slice(&key)) {
+                changes.push(Change::Tenant {
+                    tenant: id,
+                    version: tenant.version,
+                });
+            }
+        }
+        let appending = self.changes.begin();
+        let written = self
+            .changes
+            .tree()
+            .transaction(|tree| appending.write::<StoreError>(tree, now, &changes))?;
+        drop(appending.committed(written));
+        Ok(written as u64)
+    }
+
     /// Applies every retained token revocation in the log to the deny list again
     /// (idempotent): a crash between its transaction and its deny entry loses nothing. Run
     /// at open, before anything is served.
@@ -577,6 +643,48 @@ mod tests {
             panic!("only record 1 was evicted");
         };
         assert_eq!(records.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_the_log_starts_it_with_its_live_deny_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = crate::clock::ManualClock::starting_at(1_796_000_000);
+        let now = clock.now();
+        {
+            // What schema 2 left: deny entries, no change log.
+            let store = Store::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
+            store
+                .deny(DenyKind::Session, &[4; 16], now - 60..=now + 600)
+                .unwrap();
+            store
+                .deny(DenyKind::Token, &[5; 16], now + 300..=now + 300)
+                .unwrap();
+            let engine = store.engine().unwrap();
+            engine.db.drop_tree("changes").unwrap();
+            engine
+                .db
+                .open_tree("meta")
+                .unwrap()
+                .insert("schema_version", &codec::encode_u64(2))
+                .unwrap();
+            store.close();
+        }
+        let store = Store::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
+        let mut seeded = published(&store);
+        seeded.sort_by_key(|change| format!("{change:?}"));
+        assert_eq!(
+            seeded,
+            vec![
+                Change::SessionRevoked {
+                    sid: SessionId::from_bytes([4; 16]),
+                    exp: now + 600
+                },
+                Change::TokenRevoked {
+                    jti: TokenId::from_bytes([5; 16]),
+                    exp: now + 300
+                },
+            ]
+        );
     }
 
     #[tokio::test]

@@ -109,8 +109,9 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 }
 
 /// The schema this build writes; stored in `meta` on first start and checked after.
-/// Version 2 moved the deny list from one tree into time buckets.
-pub const SCHEMA_VERSION: u64 = 2;
+/// Version 2 moved the deny list from one tree into time buckets; version 3 added the
+/// change log (an older build would write without logging, so it must refuse the store).
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// The largest `tokens.leeway` a configuration may set (config.rs checks it).
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
@@ -522,7 +523,7 @@ impl Engine {
         };
         match migrate_from {
             None => {}
-            Some(1) => engine.migrate_from_schema_1(&meta, clock.now())?,
+            Some(version @ (1 | 2)) => engine.migrate(version, &meta, clock.now())?,
             Some(version) => {
                 return Err(StoreError::Open(format!(
                     "schema version {version} was never written by claimd: damaged store"
@@ -548,18 +549,30 @@ impl Engine {
         }
     }
 
-    /// Schema 1 kept the deny list in one tree. Its entries move into buckets, then the
-    /// version is bumped; a crash before the bump runs the (idempotent) move again.
-    fn migrate_from_schema_1(&self, meta: &sled::Tree, now: u64) -> Result<(), StoreError> {
-        // The largest leeway a configuration may set: no token older than this verifies.
-        let earliest_live = now.saturating_sub(MAX_LEEWAY_SECONDS);
-        let moved = self.deny.migrate_single_tree(earliest_live)?;
-        meta.insert("schema_version", &codec::encode_u64(SCHEMA_VERSION))?;
-        self.db.flush()?;
-        tracing::info!(
-            entries = moved,
-            "moved the deny list into time buckets (schema 2)"
-        );
+    /// Brings a store written by schema `from` up to this build's, step by step; the
+    /// version is bumped after each step, so a crash runs the (idempotent) step again.
+    fn migrate(&self, from: u64, meta: &sled::Tree, now: u64) -> Result<(), StoreError> {
+        if from < 2 {
+            // Schema 1 kept the deny list in one tree. The largest leeway a configuration
+            // may set: no token older than this verifies.
+            let earliest_live = now.saturating_sub(MAX_LEEWAY_SECONDS);
+            let moved = self.deny.migrate_single_tree(earliest_live)?;
+            meta.insert("schema_version", &codec::encode_u64(2))?;
+            self.db.flush()?;
+            tracing::info!(
+                entries = moved,
+                "moved the deny list into time buckets (schema 2)"
+            );
+        }
+        if from < 3 {
+            let seeded = self.seed_change_log(now)?;
+            meta.insert("schema_version", &codec::encode_u64(3))?;
+            self.db.flush()?;
+            tracing::info!(
+                records = seeded,
+                "started the change log with what can still matter to a live token (schema 3)"
+            );
+        }
         Ok(())
     }
 }
