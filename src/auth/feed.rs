@@ -84,9 +84,14 @@ impl Feed {
                 events: records.iter().map(event).collect(),
                 through,
             }),
-            ChangesAfter::Gone { evicted_through } => {
-                Err(AuthError::EventsGone { evicted_through })
-            }
+            ChangesAfter::Gone { evicted_through } => Err(AuthError::EventsGone {
+                reason: format!("events up to {evicted_through} were evicted"),
+            }),
+            ChangesAfter::Ahead { through } => Err(AuthError::EventsGone {
+                reason: format!(
+                    "event {after} was never published by this server, whose log ends at {through} (restored from a backup?)"
+                ),
+            }),
         }
     }
 
@@ -123,7 +128,7 @@ impl Feed {
         let mut state = Folded::default();
         loop {
             match store.changes_after(after, PAGE)? {
-                ChangesAfter::Gone { .. } => return Ok(None),
+                ChangesAfter::Gone { .. } | ChangesAfter::Ahead { .. } => return Ok(None),
                 ChangesAfter::Records { records, through } => {
                     let Some(last) = records.last().map(|record| record.id) else {
                         return Ok(Some(state.into_snapshot(through.max(after))));

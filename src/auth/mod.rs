@@ -106,8 +106,8 @@ pub enum AuthError {
     #[error("the tenant holds too many invitations")]
     TooManyInvitations,
     /// Change-feed events after the id asked for were evicted.
-    #[error("events gone through {evicted_through}")]
-    EventsGone { evicted_through: u64 },
+    #[error("events gone: {reason}")]
+    EventsGone { reason: String },
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
     #[error(transparent)]

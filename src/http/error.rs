@@ -258,12 +258,10 @@ impl From<AuthError> for ApiError {
                 "too_many_invitations",
                 "the tenant holds too many invitations; revoke some or wait for them to expire",
             ),
-            AuthError::EventsGone { evicted_through } => ApiError::new(
+            AuthError::EventsGone { reason } => ApiError::new(
                 S::GONE,
                 "events_gone",
-                format!(
-                    "events up to {evicted_through} were evicted: take GET /events/snapshot and resume from its continues_from"
-                ),
+                format!("{reason}: take GET /events/snapshot and resume from its continues_from"),
             ),
             AuthError::Unavailable(reason) => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", reason)

@@ -92,6 +92,9 @@ pub enum ChangesAfter {
     /// Records after the id asked for were evicted: the reader must start over from a
     /// snapshot.
     Gone { evicted_through: u64 },
+    /// The id asked for was never published by this log (the store was restored from an
+    /// older backup, say): the reader's state is from another history and must start over.
+    Ahead { through: u64 },
 }
 
 /// The log's in-memory side, rebuilt at each open.
@@ -370,6 +373,9 @@ impl Store {
             return Ok(ChangesAfter::Gone { evicted_through });
         }
         let through = self.published_through();
+        if after > through {
+            return Ok(ChangesAfter::Ahead { through });
+        }
         Ok(ChangesAfter::Records {
             records: engine.changes.read(after, through, limit)?,
             through,
@@ -589,7 +595,7 @@ mod tests {
             ChangesAfter::Records { records, .. } => {
                 records.into_iter().map(|r| r.change).collect()
             }
-            ChangesAfter::Gone { .. } => panic!("nothing evicted"),
+            other => panic!("nothing evicted: {other:?}"),
         }
     }
 

@@ -244,6 +244,12 @@ async fn last_event_id_resumes_right_after_it() {
         .await
         .unwrap();
     assert_problem(garbage, 400, "invalid_request").await;
+
+    // An id this server never published (its store restored from an older backup, say):
+    // the verifier's state is from another history.
+    let ahead = open(&app, &reader, Some(1_000_000)).await;
+    let (_, body) = assert_problem(ahead, 410, "events_gone").await;
+    assert!(body["detail"].as_str().unwrap().contains("never published"));
 }
 
 #[tokio::test]
