@@ -377,7 +377,10 @@ impl Store {
     /// # Errors
     /// The flush failed.
     pub fn flush_now(&self) -> Result<(), StoreError> {
-        self.engine()?.db.flush()?;
+        let engine = self.engine()?;
+        let finished = engine.changes.finished_through();
+        engine.db.flush()?;
+        self.publish(finished);
         Ok(())
     }
 
