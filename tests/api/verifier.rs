@@ -214,6 +214,39 @@ async fn json_response_any(resp: reqwest::Response) -> Value {
     resp.json().await.expect("a JSON body")
 }
 
+#[tokio::test]
+async fn with_the_introspect_fallback_a_silent_feed_means_asking_claimd() {
+    // claimd's slowest heartbeat: past max_staleness the feed says nothing at all.
+    let (app, admin) = spawn_app_with_admin(|s| s.events.heartbeat = Duration::from_secs(60)).await;
+    let service = app.create_service_ok(&admin.access_token, "verifier").await;
+    let (_, tokens) = app.signed_up("hana").await;
+    let mut config = config(&app, &service);
+    config.fallback = claimd_verify::Fallback::Introspect;
+    let verifier = Verifier::start(config).await.expect("the verifier starts");
+    accepted(&verifier, &tokens.access_token).await;
+    assert_eq!(
+        verification_requests(&app).await,
+        0.0,
+        "fresh: answered locally"
+    );
+
+    tokio::time::sleep(MAX_STALENESS + Duration::from_millis(300)).await;
+    assert!(!verifier.is_fresh());
+    accepted(&verifier, &tokens.access_token).await;
+    assert_eq!(
+        verification_requests(&app).await,
+        1.0,
+        "stale: one introspection"
+    );
+    let forged = crate::helpers::tamper_signature(&tokens.access_token);
+    assert_eq!(
+        verifier.verify(&forged).await.map(|_| ()),
+        Err(VerifyError::Invalid("bad signature")),
+        "the signature is still checked locally"
+    );
+    assert_eq!(verification_requests(&app).await, 1.0);
+}
+
 /// A claimd child on `data`, with a bootstrap admin and a fast heartbeat, on `port` (0:
 /// any).
 fn claimd_process(workdir: &std::path::Path, data: &std::path::Path, port: u16) -> ClaimdProcess {
