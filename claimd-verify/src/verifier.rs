@@ -317,7 +317,17 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use super::path_of;
+    use super::{path_of, Verifier};
+
+    /// A web framework on a multi-threaded runtime needs `verify`'s future to be `Send`.
+    #[allow(dead_code)]
+    fn verify_is_send(verifier: &Verifier) {
+        fn send<T: Send>(_: T) {}
+        send(verifier.verify("token"));
+        send(Verifier::start(crate::VerifierConfig::new(
+            "http://x", "id", "secret",
+        )));
+    }
 
     #[test]
     fn the_jwks_path_is_taken_from_its_uri() {

@@ -247,6 +247,134 @@ async fn with_the_introspect_fallback_a_silent_feed_means_asking_claimd() {
     assert_eq!(verification_requests(&app).await, 1.0);
 }
 
+/// The verifier's clock on an in-process claimd's manual one: token times follow the
+/// server's, staleness the real monotonic clock.
+struct ServerClock(claimd::clock::ManualClock);
+
+impl claimd_verify::Clock for ServerClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn unix(&self) -> u64 {
+        self.0.now()
+    }
+}
+
+/// A TCP relay to claimd that the test can cut: while cut, connections are refused and
+/// open ones dropped, as if claimd were unreachable.
+struct Relay {
+    port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(to: u16) -> Relay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        let open = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
+        let (accept_open, accept_connections) = (open.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accept_open.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is closed at once
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                accept_connections.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Relay {
+            port,
+            open,
+            connections,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn away_longer_than_the_log_it_starts_again_from_a_snapshot() {
+    let (app, admin) = crate::helpers::spawn_app_with_admin_on_clock(|s| {
+        s.events.heartbeat = HEARTBEAT;
+        s.eviction.interval = Duration::from_millis(100);
+    })
+    .await;
+    let service = app.create_service_ok(&admin.access_token, "verifier").await;
+    let (_, alice) = app.signed_up("alice").await;
+    let relay = Relay::start(app.port).await;
+    let mut config = config(&app, &service);
+    config.base_url = format!("http://127.0.0.1:{}", relay.port);
+    config.clock = std::sync::Arc::new(ServerClock(app.clock.clone().expect("manual clock")));
+    let verifier = Verifier::start(config).await.expect("the verifier starts");
+    accepted(&verifier, &alice.access_token).await;
+    let through = verifier.through();
+
+    relay.cut();
+    // A change the verifier misses, then evicted: resuming after `through` is 410.
+    app.patch_me(&alice.access_token, &json!({"plan": "premium"}))
+        .await;
+    app.advance(Duration::from_secs(3600));
+    let admin = app.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app
+        .client
+        .get(app.url("/events"))
+        .header("last-event-id", through.to_string())
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .expect("GET /events")
+        .status()
+        != 410
+    {
+        assert!(Instant::now() < deadline, "the change was never evicted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A revocation made while it was away, that a token still alive needs.
+    let (_, bob) = app.signed_up("bob").await;
+    assert_eq!(app.logout(&bob.access_token).await.status(), 204);
+    until(
+        &verifier,
+        &bob.access_token,
+        "verifier_unavailable",
+        Duration::from_secs(3),
+    )
+    .await;
+
+    relay.restore();
+    until(
+        &verifier,
+        &bob.access_token,
+        "token_revoked",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(verifier.through() > through);
+    let (_, carol) = app.signed_up("carol").await;
+    accepted(&verifier, &carol.access_token).await;
+}
+
 /// A claimd child on `data`, with a bootstrap admin and a fast heartbeat, on `port` (0:
 /// any).
 fn claimd_process(workdir: &std::path::Path, data: &std::path::Path, port: u16) -> ClaimdProcess {
