@@ -52,4 +52,5 @@ pub use config::{Fallback, VerifierConfig};
 pub use error::{StartError, VerifyError};
 #[cfg(feature = "actix")]
 pub use extract::{Rejection, VerifiedToken};
+pub use state::{FeedState, Followup};
 pub use verifier::Verifier;

@@ -30,9 +30,11 @@ struct TenantState {
     at: u64,
 }
 
-/// The state built from the snapshot and the events after it.
+/// The state built from the snapshot and the events after it: the low-level part
+/// [`crate::Verifier`] drives, public for tools that feed it themselves (and the
+/// memory benchmark).
 #[derive(Debug, Default)]
-pub(crate) struct FeedState {
+pub struct FeedState {
     /// Revoked tokens: `jti` → the `exp` they were revoked up to.
     tokens: HashMap<String, u64>,
     /// Revoked sessions: `sid` → the `exp` their tokens were revoked up to.
@@ -47,7 +49,7 @@ pub(crate) struct FeedState {
 
 /// What an event asks of the feed's follower besides the state change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Followup {
+pub enum Followup {
     None,
     /// `keys-changed`: fetch the JWKS again.
     RefetchKeys,
@@ -85,7 +87,7 @@ impl FeedState {
     ///
     /// # Errors
     /// The snapshot does not have claimd's shape.
-    pub(crate) fn load_snapshot(
+    pub fn load_snapshot(
         &mut self,
         data: &Value,
         now: Instant,
@@ -120,13 +122,7 @@ impl FeedState {
     }
 
     /// Applies one event of the stream (heartbeats included).
-    pub(crate) fn apply(
-        &mut self,
-        id: Option<u64>,
-        event: &str,
-        data: &Value,
-        now: Instant,
-    ) -> Followup {
+    pub fn apply(&mut self, id: Option<u64>, event: &str, data: &Value, now: Instant) -> Followup {
         self.last_heard = Some(now);
         if let Some(id) = id {
             self.through = self.through.max(id);
@@ -210,7 +206,7 @@ impl FeedState {
     }
 
     /// Whether claimd was heard within `max_staleness` of `now`.
-    pub(crate) fn is_fresh(&self, now: Instant, max_staleness: Duration) -> bool {
+    pub fn is_fresh(&self, now: Instant, max_staleness: Duration) -> bool {
         self.last_heard
             .is_some_and(|heard| now.saturating_duration_since(heard) <= max_staleness)
     }
@@ -221,7 +217,7 @@ impl FeedState {
     ///
     /// # Errors
     /// `Revoked` or `Stale`, as claimd answers.
-    pub(crate) fn check(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
+    pub fn check(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
         let denied = |list: &HashMap<String, u64>, id: &str| {
             list.get(id).is_some_and(|&exp| claims.exp <= exp)
         };
@@ -249,7 +245,7 @@ impl FeedState {
 
     /// Drops what can no longer matter at `unix`: deny entries past `exp + leeway`,
     /// version changes older than the longest token life plus leeway.
-    pub(crate) fn prune(&mut self, unix: u64, leeway: u64, token_lifetime: u64) {
+    pub fn prune(&mut self, unix: u64, leeway: u64, token_lifetime: u64) {
         self.tokens
             .retain(|_, exp| exp.saturating_add(leeway) >= unix);
         self.sessions
@@ -261,8 +257,18 @@ impl FeedState {
             .retain(|_, tenant| tenant.at.saturating_add(horizon) >= unix);
     }
 
+    /// The id of the last event applied.
+    pub fn through(&self) -> u64 {
+        self.through
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// How many entries are held (deny entries, users, tenants).
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.tokens.len() + self.sessions.len() + self.users.len() + self.tenants.len()
     }
 }
