@@ -451,32 +451,62 @@ fn example_binary() -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("target/<profile>")
         .to_path_buf();
-    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "build",
-        "--quiet",
-        "-p",
-        "claimd-verify",
-        "--example",
-        "protected_service",
-    ]);
-    if profile_dir
-        .file_name()
-        .is_some_and(|name| name == "release")
-    {
-        cargo.arg("--release");
-    }
-    // The target dir is the one this binary was built in.
-    cargo.env(
-        "CARGO_TARGET_DIR",
-        profile_dir.parent().expect("target dir"),
-    );
-    let status = cargo.status().expect("run cargo build");
-    assert!(status.success(), "cargo build --example protected_service");
     let path = profile_dir.join("examples").join("protected_service");
+    // `cargo test` at the root builds the workspace's examples before running tests; a
+    // focused run (`--test api`) does not, so build it when missing or older than its
+    // sources. Building here may compile dependencies for another feature set: slow once.
+    if !is_newer_than_sources(&path) {
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--quiet",
+            "-p",
+            "claimd-verify",
+            "--example",
+            "protected_service",
+        ]);
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
+            cargo.arg("--release");
+        }
+        // The target dir is the one this binary was built in.
+        cargo.env(
+            "CARGO_TARGET_DIR",
+            profile_dir.parent().expect("target dir"),
+        );
+        let status = cargo.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --example protected_service");
+    }
     assert!(path.exists(), "{} was built", path.display());
     *built = Some(path.clone());
     path
+}
+
+/// Whether `binary` exists and is newer than every file of the claimd-verify crate.
+fn is_newer_than_sources(binary: &std::path::Path) -> bool {
+    fn newest(dir: &std::path::Path) -> std::time::SystemTime {
+        let mut latest = std::time::UNIX_EPOCH;
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let modified = if path.is_dir() {
+                newest(&path)
+            } else {
+                entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH)
+            };
+            latest = latest.max(modified);
+        }
+        latest
+    }
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("claimd-verify");
+    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return false;
+    };
+    built >= newest(&crate_dir)
 }
 
 /// The example service as a child; killed when dropped.
