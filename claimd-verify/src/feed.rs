@@ -189,7 +189,16 @@ pub(crate) async fn follow(inner: Arc<Inner>, mut reader: Option<EventReader>) {
         while let Some(event) = open_reader.next(inner.config.max_staleness).await {
             backoff = FIRST_BACKOFF;
             match apply(&inner, &event).await {
-                Ok(_) => resume = Some(current_through(&inner)),
+                Ok(snapshot) => {
+                    resume = Some(current_through(&inner));
+                    // Starting again from a snapshot (after 410): a `keys-changed` may
+                    // have been among what was missed.
+                    if snapshot {
+                        if let Err(err) = inner.refetch_keys().await {
+                            tracing::warn!(error = %err, "the JWKS could not be fetched");
+                        }
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "change feed: an event could not be applied");
                     break;
