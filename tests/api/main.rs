@@ -47,3 +47,4 @@ mod token_endpoint;
 mod tokens;
 mod upgrade;
 mod verified_cache;
+mod verifier;

@@ -1,0 +1,55 @@
+//! Why a token is refused ([`VerifyError`], with claimd's codes) and why the verifier
+//! could not start ([`StartError`]).
+
+/// Why a token is refused. [`VerifyError::code`] is the string claimd answers with; the
+/// `Display` text is its detail, with no token material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// No token was presented (the extractor: no `Authorization` header).
+    #[error("an access token is required")]
+    Missing,
+    /// Malformed, forged, wrong issuer/audience/algorithm, unknown key.
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("the access token has expired")]
+    Expired,
+    /// On the deny list, or its user deleted, disabled or signed out everywhere.
+    #[error("the token has been revoked")]
+    Revoked,
+    /// Its claims are behind the user's or tenant's: refresh.
+    #[error("claims have changed: get a new token from /auth/refresh-token")]
+    Stale,
+    /// claimd has not been heard from for longer than `max_staleness` (and the fallback,
+    /// if any, failed): nothing is accepted.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl VerifyError {
+    /// claimd's error code for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::Missing => "token_missing",
+            VerifyError::Invalid(_) => "token_invalid",
+            VerifyError::Expired => "token_expired",
+            VerifyError::Revoked => "token_revoked",
+            VerifyError::Stale => "token_stale",
+            VerifyError::Unavailable(_) => "verifier_unavailable",
+        }
+    }
+}
+
+/// Why [`crate::Verifier::start`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{what}: {source}")]
+    Http {
+        what: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{0}")]
+    Claimd(String),
+    #[error("no snapshot from claimd within the start timeout")]
+    Timeout,
+}

@@ -1,0 +1,56 @@
+//! Verify claimd's access tokens inside your own service, with no call to claimd per
+//! request, and still refuse a revoked or stale token within a bounded time.
+//!
+//! [`Verifier::start`] reads claimd's discovery document and JWKS, takes the change
+//! feed's snapshot (`GET /events`), then follows the feed in a background task. Each
+//! [`Verifier::verify`] runs the checks claimd's own verification runs, in the same order
+//! (DESIGN.md "Verification order"): header, signature and registered claims
+//! (`token_invalid`, `token_expired`), the deny list (`token_revoked`), the user
+//! (deleted, disabled, issued before `not_before`: `token_revoked`), then the claim
+//! versions (`token_stale`). Error codes are claimd's strings ([`VerifyError::code`]).
+//!
+//! What it holds is only what can still matter to a live token: deny entries until their
+//! `exp` plus leeway, version changes for the longest token life after they happened.
+//!
+//! When nothing (no event, no heartbeat) has been heard from claimd for longer than
+//! `max_staleness`, it fails closed ([`VerifyError::Unavailable`]), or, with
+//! [`Fallback::Introspect`], asks claimd's `POST /oauth/introspect` instead.
+//!
+//! With the default `actix` feature, [`VerifiedToken`] is an actix-web extractor that
+//! answers as claimd does: the same 401 problem+json and `WWW-Authenticate` challenge.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), claimd_verify::StartError> {
+//! use claimd_verify::{Verifier, VerifierConfig};
+//! let verifier = Verifier::start(VerifierConfig::new(
+//!     "http://127.0.0.1:8080",
+//!     "svc_client_id",
+//!     "the client secret",
+//! ))
+//! .await?;
+//! match verifier.verify("eyJ...").await {
+//!     Ok(claims) => println!("hello {}", claims.sub),
+//!     Err(err) => println!("refused: {}", err.code()),
+//! }
+//! # Ok(()) }
+//! ```
+
+mod check;
+mod clock;
+mod config;
+mod error;
+#[cfg(feature = "actix")]
+mod extract;
+mod feed;
+mod keys;
+mod state;
+mod verifier;
+
+pub use check::VerifiedClaims;
+pub use clock::{Clock, SystemClock};
+pub use config::{Fallback, VerifierConfig};
+pub use error::{StartError, VerifyError};
+#[cfg(feature = "actix")]
+pub use extract::{Rejection, VerifiedToken};
+pub use state::{FeedState, Followup};
+pub use verifier::Verifier;
