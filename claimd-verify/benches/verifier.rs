@@ -5,16 +5,24 @@
 //! - local verifications per second (`Verifier::verify`, one task), the work a
 //!   `GET /hello` through the extractor adds to an empty handler;
 //! - memory held per 100,000 deny entries (the process's resident set before and after
-//!   applying that many `token-revoked` events to a `FeedState`).
+//!   applying that many `token-revoked` events to a `FeedState`);
+//! - `GET /hello` through the [`VerifiedToken`] extractor against the same handler with
+//!   no verification at all (a bare actix-web endpoint), one after the other in this run,
+//!   on one actix worker each with the load from this process on loopback: the ratio is
+//!   what the library costs a service.
 //!
 //! `cargo bench -p claimd-verify --bench verifier` (`-- --quick`: fewer rounds).
 
 use std::time::{Duration, Instant};
 
+use actix_web::{web, App, HttpResponse, HttpServer};
 use claimd::config::Settings;
 use claimd::startup::Application;
-use claimd_verify::{FeedState, Verifier, VerifierConfig};
+use claimd_verify::{FeedState, VerifiedToken, Verifier, VerifierConfig};
 use serde_json::{json, Value};
+
+/// Clients driving each `/hello` server at once.
+const HELLO_CLIENTS: usize = 16;
 
 const ADMIN: &str = "root";
 const ADMIN_PASSWORD: &str = "the admin's own passphrase";
@@ -73,6 +81,84 @@ impl Claimd {
     }
 }
 
+/// The example service's answer, from a verified token.
+async fn hello(token: VerifiedToken) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "sub": token.sub,
+        "roles": token.roles,
+        "plan": token.plan,
+        "tenant": token.tid,
+    }))
+}
+
+/// The same answer with nothing verified: the framework's own cost.
+async fn bare_hello() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "sub": "01a23353-7ed6-73ba-96f2-77ded80da8c4",
+        "roles": [],
+        "plan": "free",
+        "tenant": null,
+    }))
+}
+
+/// Serves `/hello` (verified when `verifier` is given) on one worker; its address and a
+/// handle to stop it.
+fn serve_hello(
+    verifier: Option<web::Data<Verifier>>,
+) -> std::io::Result<(std::net::SocketAddr, actix_web::dev::ServerHandle)> {
+    let server = HttpServer::new(move || {
+        let app = App::new();
+        match &verifier {
+            Some(verifier) => app
+                .app_data(verifier.clone())
+                .route("/hello", web::get().to(hello)),
+            None => app.route("/hello", web::get().to(bare_hello)),
+        }
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")?;
+    let addr = server.addrs()[0];
+    let running = server.run();
+    let handle = running.handle();
+    tokio::spawn(running);
+    Ok((addr, handle))
+}
+
+/// `GET /hello` answered 200 per second at `addr` over `window`, from [`HELLO_CLIENTS`]
+/// clients each sending `token`.
+async fn hello_rate(addr: std::net::SocketAddr, token: &str, window: Duration) -> f64 {
+    let url = format!("http://{addr}/hello");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let deadline = started + window;
+    let clients: Vec<_> = (0..HELLO_CLIENTS)
+        .map(|_| {
+            let (http, url, token) = (http.clone(), url.clone(), token.to_string());
+            tokio::spawn(async move {
+                let mut ok = 0u64;
+                while Instant::now() < deadline {
+                    let response = http.get(&url).bearer_auth(&token).send().await;
+                    match response {
+                        Ok(response) if response.status().is_success() => {
+                            let _ = response.bytes().await;
+                            ok += 1;
+                        }
+                        Ok(response) => panic!("/hello answered {}", response.status()),
+                        Err(err) => panic!("/hello: {err}"),
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for client in clients {
+        total += client.await.expect("client task");
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -101,7 +187,7 @@ async fn main() {
         service["client_secret"].as_str().expect("client_secret"),
     );
     config.max_staleness = Duration::from_secs(2);
-    let verifier = Verifier::start(config).await.expect("verifier starts");
+    let verifier = web::Data::new(Verifier::start(config).await.expect("verifier starts"));
 
     // Enforcement latency.
     let mut latencies = Vec::with_capacity(rounds);
@@ -167,6 +253,30 @@ async fn main() {
         "verify(): {per_second:.0} verifications/s on one task ({:.1} µs each)",
         1e6 / per_second
     );
+
+    // /hello through the extractor against a bare endpoint, side by side.
+    let (bare_addr, bare_server) = serve_hello(None).expect("bare server");
+    let (hello_addr, hello_server) = serve_hello(Some(verifier.clone())).expect("protected server");
+    let hello_window = if quick {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    // Warm both up, then measure bare, protected, bare again: the ratio is against their
+    // mean, so a drift of the machine during the run shows less.
+    hello_rate(bare_addr, &token, Duration::from_millis(300)).await;
+    hello_rate(hello_addr, &token, Duration::from_millis(300)).await;
+    let bare_before = hello_rate(bare_addr, &token, hello_window).await;
+    let protected = hello_rate(hello_addr, &token, hello_window).await;
+    let bare_after = hello_rate(bare_addr, &token, hello_window).await;
+    let bare = (bare_before + bare_after) / 2.0;
+    println!(
+        "GET /hello, {HELLO_CLIENTS} clients, one worker each: bare actix-web {bare:.0} req/s \
+         ({bare_before:.0} before, {bare_after:.0} after), through VerifiedToken {protected:.0} req/s: {:.2}x",
+        protected / bare
+    );
+    bare_server.stop(true).await;
+    hello_server.stop(true).await;
 
     // Memory per 100,000 deny entries.
     let mut state = FeedState::default();

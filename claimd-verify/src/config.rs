@@ -40,6 +40,10 @@ pub struct VerifierConfig {
     /// (default 5 s; claimd's heartbeat is 1 s by default).
     pub max_staleness: Duration,
     pub fallback: Fallback,
+    /// Tokens whose header, signature and registered claims are remembered after one
+    /// check, until their `exp` (claimd's `tokens.verified_cache_entries`, default
+    /// 10,000; 0 turns it off). The deny list and versions are checked on every call.
+    pub verified_cache_entries: usize,
     /// How long [`crate::Verifier::start`] waits for discovery, the JWKS and the snapshot.
     pub start_timeout: Duration,
     /// Where time is read; tests move it.
@@ -62,6 +66,7 @@ impl VerifierConfig {
             token_lifetime: Duration::from_secs(15 * 60),
             max_staleness: Duration::from_secs(5),
             fallback: Fallback::FailClosed,
+            verified_cache_entries: 10_000,
             start_timeout: Duration::from_secs(10),
             clock: Arc::new(SystemClock),
         }
@@ -84,6 +89,7 @@ impl fmt::Debug for VerifierConfig {
             .field("token_lifetime", &self.token_lifetime)
             .field("max_staleness", &self.max_staleness)
             .field("fallback", &self.fallback)
+            .field("verified_cache_entries", &self.verified_cache_entries)
             .finish_non_exhaustive()
     }
 }

@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod check;
 mod clock;
 mod config;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+use crate::cache::VerifiedCache;
 use crate::check::{check_token, CheckError, Expectations, VerifiedClaims};
 use crate::config::{Fallback, VerifierConfig};
 use crate::error::{StartError, VerifyError};
@@ -39,6 +40,8 @@ pub(crate) struct Inner {
     /// its issuer).
     jwks_url: String,
     keys: RwLock<Arc<KeySet>>,
+    /// Tokens that passed steps 1–2 (see [`VerifiedCache`]).
+    verified: VerifiedCache,
     pub(crate) state: RwLock<FeedState>,
     /// When the JWKS was last fetched; held across a fetch so fetches do not pile up.
     keys_fetched: tokio::sync::Mutex<Instant>,
@@ -104,6 +107,7 @@ impl Verifier {
             issuer: discovery.issuer,
             jwks_url,
             keys: RwLock::new(Arc::new(KeySet::default())),
+            verified: VerifiedCache::new(config.verified_cache_entries),
             state: RwLock::new(FeedState::default()),
             keys_fetched: tokio::sync::Mutex::new(config.clock.now()),
             config,
@@ -221,6 +225,11 @@ fn path_of(url: &str) -> &str {
 
 impl Inner {
     fn check_token(&self, token: &str) -> Result<VerifiedClaims, CheckError> {
+        let now = self.config.clock.unix();
+        let leeway = self.config.leeway.as_secs();
+        if let Some(claims) = self.verified.get(token, now, leeway) {
+            return Ok(claims);
+        }
         let keys = self
             .keys
             .read()
@@ -231,7 +240,9 @@ impl Inner {
             audience: &self.config.audience,
             leeway: self.config.leeway.as_secs(),
         };
-        check_token(&keys, token, &expect, self.config.clock.unix())
+        let claims = check_token(&keys, token, &expect, now)?;
+        self.verified.insert(token, &claims, now, leeway);
+        Ok(claims)
     }
 
     fn read_state(&self) -> Result<std::sync::RwLockReadGuard<'_, FeedState>, VerifyError> {
@@ -257,6 +268,8 @@ impl Inner {
         let keys = KeySet::from_jwks(&jwks);
         tracing::debug!(keys = keys.len(), "JWKS fetched");
         *self.keys.write().map_err(|_| "key lock poisoned")? = Arc::new(keys);
+        // A key that left the set verifies nothing more, cached or not.
+        self.verified.clear();
         *fetched = self.config.clock.now();
         Ok(())
     }
