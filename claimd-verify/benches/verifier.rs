@@ -1,7 +1,9 @@
 //! What the verifier costs and how fast it enforces, against a real claimd in-process:
 //!
-//! - enforcement latency: from `POST /auth/logout` answered by claimd to the verifier
-//!   refusing the token (`token_revoked`), over a number of logouts: p50, p90, max;
+//! - enforcement latency: from a change answered by claimd to the verifier refusing the
+//!   token it concerns: a revocation (`POST /oauth/revoke` → `token_revoked`) and a claim
+//!   change (`PATCH /me` → the old token `token_stale`), 1000 of each (`--quick`: 50),
+//!   and a few logouts (each costs a login's argon2 hash): p50, p99, max;
 //! - local verifications per second (`Verifier::verify`, one task), the work a
 //!   `GET /hello` through the extractor adds to an empty handler;
 //! - memory held per 100,000 deny entries (the process's resident set before and after
@@ -41,6 +43,10 @@ impl Claimd {
         settings.server.bind = "127.0.0.1:0".to_string();
         settings.storage.path = dir.path().join("data");
         settings.events.heartbeat = Duration::from_millis(200);
+        settings.claims.self_service.insert(
+            "plan".to_string(),
+            vec!["free".to_string(), "pro".to_string()],
+        );
         settings.bootstrap.admin_username = Some(ADMIN.to_string());
         settings.bootstrap.admin_password = Some(ADMIN_PASSWORD.into());
         settings.auth.register_limit = claimd::config::LoginAttempts {
@@ -159,6 +165,32 @@ async fn hello_rate(addr: std::net::SocketAddr, token: &str, window: Duration) -
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Asks the verifier about `token` until it refuses it with `code` (at most 5 s).
+async fn until_refused(verifier: &Verifier, token: &str, code: &str) {
+    let started = Instant::now();
+    loop {
+        match verifier.verify(token).await {
+            Err(err) if err.code() == code => return,
+            Err(err) => panic!("refused as {} instead of {code}", err.code()),
+            Ok(_) => {
+                assert!(started.elapsed() < Duration::from_secs(5), "never enforced");
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+fn report_latency(what: &str, mut latencies: Vec<Duration>) {
+    latencies.sort();
+    println!(
+        "enforcement latency ({what}), n={}: p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1]
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -176,6 +208,7 @@ fn rss_bytes() -> u64 {
 async fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let rounds = if quick { 5 } else { 30 };
+    let changes = if quick { 50 } else { 1000 };
     let claimd = Claimd::start().await;
     let admin = claimd.login(ADMIN, ADMIN_PASSWORD).await;
     let service = claimd
@@ -207,26 +240,76 @@ async fn main() {
             .expect("accepted before logout");
         claimd.post("/auth/logout", Some(&token), &json!({})).await;
         let answered = Instant::now();
-        loop {
-            if verifier.verify(&token).await.is_err() {
-                break;
-            }
-            assert!(
-                answered.elapsed() < Duration::from_secs(5),
-                "never enforced"
-            );
-            tokio::time::sleep(Duration::from_micros(500)).await;
-        }
+        until_refused(&verifier, &token, "token_revoked").await;
         latencies.push(answered.elapsed());
     }
-    latencies.sort();
-    println!(
-        "enforcement latency (logout answered -> token_revoked), {} logouts: p50 {:?}, p90 {:?}, max {:?}",
-        latencies.len(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.9),
-        latencies[latencies.len() - 1]
-    );
+    report_latency("logout answered -> token_revoked", latencies);
+
+    // Revocations and claim changes, on one session: no argon2 per round.
+    claimd
+        .post(
+            "/auth/register",
+            None,
+            &json!({"username": "changer", "password": PASSWORD}),
+        )
+        .await;
+    let mut access = claimd.login("changer", PASSWORD).await;
+    let mut revocations = Vec::with_capacity(changes);
+    for _ in 0..changes {
+        let minted = claimd
+            .post("/auth/refresh-token", Some(&access), &json!({}))
+            .await;
+        let token = minted["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_string();
+        verifier
+            .verify(&token)
+            .await
+            .expect("accepted before revocation");
+        let revoked = claimd
+            .http
+            .post(format!("{}/oauth/revoke", claimd.base))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .expect("revoke sent");
+        let answered = Instant::now();
+        assert!(revoked.status().is_success());
+        until_refused(&verifier, &token, "token_revoked").await;
+        revocations.push(answered.elapsed());
+    }
+    report_latency("POST /oauth/revoke answered -> token_revoked", revocations);
+    let mut claim_changes = Vec::with_capacity(changes);
+    for round in 0..changes {
+        verifier
+            .verify(&access)
+            .await
+            .expect("current before the change");
+        let plan = if round % 2 == 0 { "pro" } else { "free" };
+        let answer = claimd
+            .http
+            .patch(format!("{}/me", claimd.base))
+            .bearer_auth(&access)
+            .json(&json!({ "plan": plan }))
+            .send()
+            .await
+            .expect("PATCH /me sent");
+        let answered = Instant::now();
+        assert!(
+            answer.status().is_success(),
+            "PATCH /me: {}",
+            answer.status()
+        );
+        let body: Value = answer.json().await.expect("PATCH /me body");
+        until_refused(&verifier, &access, "token_stale").await;
+        claim_changes.push(answered.elapsed());
+        access = body["token"]["access_token"]
+            .as_str()
+            .expect("the new token")
+            .to_string();
+    }
+    report_latency("PATCH /me answered -> old token_stale", claim_changes);
 
     // Local verifications per second.
     claimd
