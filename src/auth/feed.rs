@@ -12,7 +12,7 @@
 //! verifier that applies the snapshot and then the stream after `continues_from` answers
 //! every token as claimd does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -150,9 +150,9 @@ impl Feed {
 #[derive(Default)]
 struct Folded {
     users: BTreeMap<String, Value>,
-    deleted_users: BTreeMap<String, ()>,
+    deleted_users: BTreeSet<String>,
     tenants: BTreeMap<String, Value>,
-    deleted_tenants: BTreeMap<String, ()>,
+    deleted_tenants: BTreeSet<String>,
     sessions: BTreeMap<String, u64>,
     tokens: BTreeMap<String, u64>,
 }
@@ -168,7 +168,7 @@ impl Folded {
             Change::UserDeleted { user } => {
                 let sub = user.to_string();
                 self.users.remove(&sub);
-                self.deleted_users.insert(sub, ());
+                self.deleted_users.insert(sub);
             }
             Change::Tenant { tenant, .. } => {
                 self.tenants.insert(tenant.to_string(), event(record).data);
@@ -176,7 +176,7 @@ impl Folded {
             Change::TenantDeleted { tenant } => {
                 let id = tenant.to_string();
                 self.tenants.remove(&id);
-                self.deleted_tenants.insert(id, ());
+                self.deleted_tenants.insert(id);
             }
             Change::SessionRevoked { sid, exp } => {
                 let entry = self.sessions.entry(sid.to_string()).or_insert(*exp);
@@ -194,9 +194,9 @@ impl Folded {
         Snapshot {
             continues_from,
             users: self.users.into_values().collect(),
-            deleted_users: self.deleted_users.into_keys().collect(),
+            deleted_users: self.deleted_users.into_iter().collect(),
             tenants: self.tenants.into_values().collect(),
-            deleted_tenants: self.deleted_tenants.into_keys().collect(),
+            deleted_tenants: self.deleted_tenants.into_iter().collect(),
             revoked_sessions: self
                 .sessions
                 .into_iter()

@@ -63,9 +63,11 @@ async fn events(
             let after = text.trim().parse::<u64>().map_err(|_| {
                 ApiError::invalid_request("Last-Event-ID: expected an event id (a number)")
             })?;
-            // Refuse now, with a status, rather than in the middle of a stream.
-            state.auth.feed.after(after)?;
-            after
+            // Refuse now, with a status, rather than in the middle of a stream; the page
+            // read for that is the stream's first.
+            let page = state.auth.feed.after(after)?;
+            pending.extend(page.events.iter().map(event_frame));
+            page.events.last().map_or(after, |event| event.id)
         }
         None => {
             let snapshot = state.auth.feed.snapshot()?;

@@ -461,6 +461,10 @@ impl Store {
     /// token, its own `exp`; for a session, from the earliest `exp` still accepted to the
     /// last one the session could have minted. Returns whether the entry is new.
     ///
+    /// The entry alone, with no change-log record: for filling a deny list in tests and
+    /// benchmarks. The flows revoke through [`Store::deny_token`] and
+    /// [`Store::revoke_sessions`], which log what they deny.
+    ///
     /// # Errors
     /// Storage failures.
     pub fn deny(
