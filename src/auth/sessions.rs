@@ -242,7 +242,9 @@ impl Sessions {
                 .clock
                 .now_ms()
                 .saturating_sub(session.rotated_at_ms);
-            let outcome = if since_rotation_ms <= grace_ms {
+            // A zero grace is no window at all, not one millisecond wide: a replay in the
+            // same millisecond as the rotation is a replay too.
+            let outcome = if grace_ms > 0 && since_rotation_ms <= grace_ms {
                 Race
             } else if self
                 .core

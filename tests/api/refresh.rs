@@ -125,6 +125,19 @@ async fn replay_after_grace_is_reuse_and_revokes_the_session() {
 }
 
 #[tokio::test]
+async fn with_no_grace_a_replay_in_the_rotations_own_millisecond_is_reuse() {
+    // The manual clock stands still: the replay comes 0 ms after the rotation.
+    let app = spawn_app_on_clock(|s| s.tokens.refresh_reuse_grace = Duration::ZERO).await;
+    let (_, login) = app.signed_up("alice").await;
+    let second = token_response(app.refresh(login.refresh()).await).await;
+
+    let replay = app.refresh(login.refresh()).await;
+
+    assert_problem(replay, 400, "invalid_grant").await;
+    assert_token_error(app.me(&second.access_token).await, "token_revoked").await;
+}
+
+#[tokio::test]
 async fn replay_two_generations_behind_is_reuse_and_revokes_the_session() {
     let app = spawn_app().await;
     let (_, login) = app.signed_up("alice").await;
