@@ -46,9 +46,13 @@ test("two tabs on a stale token share one refresh of the cookie", async () => {
   }, username, PASSWORD);
   assert.equal(cookieMode, true, "claimd answered the login without a refresh token");
   // Tab B has no token of its own: it resumes the session from the shared cookie.
-  const resumed = await b.page.evaluate(async () => (await window.claimd.refresh()).sid);
-  const sid = await a.page.evaluate(() => window.claimd.claims.sid);
-  assert.equal(resumed, sid, "tab B resumed tab A's session");
+  const resumed = await b.page.evaluate(async () => (await window.claimd.refresh()).jti);
+  // Resuming spent the cookie, so tab A's refresh token is now tab B's: A adopts the token
+  // B shared. Wait for that message here, so the race below starts from one token in both
+  // tabs (the client copes with a late one too, at the cost of a second refresh).
+  await a.page.waitForFunction((jti) => window.claimd.claims?.jti === jti, { timeout: 15000 }, resumed);
+  const sids = await Promise.all([a, b].map((t) => t.page.evaluate(() => window.claimd.claims.sid)));
+  assert.equal(sids[0], sids[1], "tab B resumed tab A's session");
   const userId = await a.page.evaluate(() => window.claimd.claims.sub);
   const admin = await adminClient();
   await adminCall(admin, "PATCH", `/admin/users/${userId}`, { plan: "enterprise", roles: ["editor"] });

@@ -89,6 +89,8 @@ export class ClaimdClient {
   #inFlight = null;
   /** When the current access token arrived (Date.now()), to tell older shared tokens from newer. */
   #obtainedAt = 0;
+  /** How the current access token arrived (login, refresh, shared, ...). */
+  #accessReason = null;
   #listeners = new Set();
   #channel = null;
   #sharedWaiters = new Map();
@@ -243,8 +245,23 @@ export class ClaimdClient {
         if (err instanceof ClaimdError && err.status) return response;
         throw err;
       }
-      response = await this.#send(input, init, this.#access, reason);
-      if ((await this.#unauthorizedCode(response)) === "token_revoked") this.#clear("revoked");
+      let retried = this.#access;
+      response = await this.#send(input, init, retried, reason);
+      let again = await this.#unauthorizedCode(response);
+      // A token another tab shared may itself predate the change that made ours stale
+      // (its message was late): then this tab refreshes once on its own.
+      if (again === "token_stale" && this.#accessReason === "shared" && this.#access === retried) {
+        try {
+          await this.#refreshReplacing(retried);
+        } catch (err) {
+          if (err instanceof ClaimdError && err.status) return response;
+          throw err;
+        }
+        retried = this.#access;
+        response = await this.#send(input, init, retried, reason);
+        again = await this.#unauthorizedCode(response);
+      }
+      if (again === "token_revoked") this.#clear("revoked");
     } else if (code === "token_revoked") {
       this.#clear("revoked");
     }
@@ -372,7 +389,7 @@ export class ClaimdClient {
     } catch {
       // No storage (private mode, a worker): other tabs then wait for nothing and refresh.
     }
-    this.#channel?.postMessage({ kind: "token", accessToken: this.#access, jti });
+    this.#channel?.postMessage({ kind: "token", accessToken: this.#access, jti, at: this.#obtainedAt });
   }
 
   #awaitShared(jti) {
@@ -395,9 +412,14 @@ export class ClaimdClient {
       const claims = decodeClaims(message.accessToken);
       const mine = this.#claims;
       if (mine && claims?.sid !== mine.sid) return;
-      if (mine && claims?.iat < mine.iat) return;
+      // A late message can carry a token older than this tab's own: `iat` is in whole
+      // seconds, so the time the sharing tab obtained it decides.
+      if (mine && (claims?.iat < mine.iat || message.at < this.#obtainedAt)) return;
       this.#cookieMode = true;
-      if (message.accessToken !== this.#access) this.#setAccess(message.accessToken, "shared");
+      if (message.accessToken !== this.#access) {
+        this.#setAccess(message.accessToken, "shared");
+        if (typeof message.at === "number") this.#obtainedAt = message.at;
+      }
       const waiter = this.#sharedWaiters.get(message.jti);
       if (waiter) {
         this.#sharedWaiters.delete(message.jti);
@@ -428,6 +450,7 @@ export class ClaimdClient {
     const previous = this.#claims;
     this.#access = token;
     this.#claims = decodeClaims(token);
+    this.#accessReason = reason;
     this.#obtainedAt = Date.now();
     this.#emit(reason, previous);
   }
