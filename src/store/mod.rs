@@ -65,6 +65,10 @@ pub use users::{ClaimsChange, UserRecord, UserWriteError};
 pub enum StoreError {
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
+    /// The database server refused or failed a statement, or could not be reached (the
+    /// PostgreSQL backend). Never carries the connection string.
+    #[error("database error: {0}")]
+    Database(String),
     #[error("corrupt record in `{tree}`: {source}")]
     Corrupt {
         tree: &'static str,
@@ -88,7 +92,10 @@ impl StoreError {
     pub fn is_storage_fault(&self) -> bool {
         matches!(
             self,
-            StoreError::Sled(_) | StoreError::Flush(_) | StoreError::Unavailable(_)
+            StoreError::Sled(_)
+                | StoreError::Database(_)
+                | StoreError::Flush(_)
+                | StoreError::Unavailable(_)
         )
     }
 }
