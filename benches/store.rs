@@ -14,7 +14,8 @@ use claimd::clock::Clock;
 use claimd::config::Settings;
 use claimd::domain::UserId;
 use claimd::secret::ExposeSecret as _;
-use claimd::store::{evict_expired, DenyKind, Store, UserRecord};
+use claimd::store::sled::evict_expired;
+use claimd::store::{DenyKind, SledStore, Store, UserRecord};
 use claimd::telemetry::Metrics;
 use claimd::tokens::{AccessClaims, VerifiedTokenCache};
 
@@ -56,7 +57,7 @@ fn user(n: u64) -> UserRecord {
 
 fn checks_on_a_large_store(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path(), 16).expect("store opens");
+    let store = SledStore::open(dir.path(), 16).expect("store opens");
     let entries = deny_entries();
     let started = Instant::now();
     // Spread over one default access-token lifetime (15 minutes of `exp`), as revoked
@@ -99,7 +100,7 @@ fn checks_on_a_large_store(c: &mut Criterion) {
         })
     });
     let empty_dir = tempfile::tempdir().expect("temp dir");
-    let empty = Store::open(empty_dir.path(), 16).expect("store opens");
+    let empty = SledStore::open(empty_dir.path(), 16).expect("store opens");
     // One entry, so the bucket of the checked `exp` exists: a lookup, not a map miss.
     empty
         .deny(DenyKind::Token, &id(u64::MAX), base..=base)
@@ -162,17 +163,21 @@ fn refresh_rotation(c: &mut Criterion) {
     let mut settings = Settings::default();
     settings.storage.path = dir.path().to_path_buf();
     let store = Arc::new(Store::open(dir.path(), 16).expect("store opens"));
-    let ring =
-        claimd::auth::keys::load_or_create_key_ring(&store, settings.tokens.algorithm, now())
-            .expect("key ring");
-    let auth = Auth::new(
-        Arc::clone(&store),
-        settings,
-        ring,
-        Arc::new(Metrics::new()),
-        Clock::system(),
-    )
-    .expect("auth");
+    let auth = runtime.block_on(async {
+        let ring =
+            claimd::auth::keys::load_or_create_key_ring(&store, settings.tokens.algorithm, now())
+                .await
+                .expect("key ring");
+        Auth::new(
+            Arc::clone(&store),
+            settings,
+            ring,
+            Arc::new(Metrics::new()),
+            Clock::system(),
+        )
+        .await
+        .expect("auth")
+    });
     let mut refresh_token = runtime.block_on(async {
         auth.accounts
             .register(Registration {
@@ -212,7 +217,7 @@ fn eviction(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let store = Store::open(dir.path(), 16).expect("store opens");
+                let store = SledStore::open(dir.path(), 16).expect("store opens");
                 for n in 0..100_000 {
                     let exp = 1_000 + n % 100;
                     store

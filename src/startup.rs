@@ -39,12 +39,10 @@ async fn open_flows(
             .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
     let store = Arc::new(store);
     let alg = settings.tokens.algorithm;
-    let ring_store = Arc::clone(&store);
-    let now = clock.now();
-    let ring = tokio::task::spawn_blocking(move || load_or_create_key_ring(&ring_store, alg, now))
-        .await?
+    let ring = load_or_create_key_ring(&store, alg, clock.now())
+        .await
         .context("keys")?;
-    let auth = Auth::new(Arc::clone(&store), settings.clone(), ring, metrics, clock)?;
+    let auth = Auth::new(Arc::clone(&store), settings.clone(), ring, metrics, clock).await?;
     Ok((store, auth))
 }
 
@@ -134,7 +132,7 @@ impl Offline {
     /// The key does not parse or is not of the configured algorithm.
     pub async fn import_key(&self, text: &str, kid: Option<String>) -> anyhow::Result<AddedKey> {
         let alg = self.auth.settings().tokens.algorithm;
-        let added = import_key(&self.store, alg, text, kid, self.auth.clock().now())?;
+        let added = import_key(&self.store, alg, text, kid, self.auth.clock().now()).await?;
         self.store.wait_durable().await?;
         Ok(added)
     }

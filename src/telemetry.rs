@@ -152,7 +152,7 @@ pub struct StoreGauges {
     /// Session records held.
     pub sessions: i64,
     pub bytes: u64,
-    pub health: crate::store::health::HealthCounts,
+    pub health: crate::store::HealthCounts,
 }
 
 impl Default for Metrics {

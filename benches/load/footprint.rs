@@ -10,8 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::Serialize;
 
-use claimd::store::deny::BUCKET_SECONDS;
-use claimd::store::{evict_expired, DenyKind, Store};
+use claimd::store::sled::deny::BUCKET_SECONDS;
+use claimd::store::sled::evict_expired;
+use claimd::store::{DenyKind, SledStore};
 
 use crate::server::{disk_usage, Claimd};
 
@@ -119,7 +120,7 @@ pub async fn idle_rss(workers: usize) -> Result<Option<u64>, String> {
 pub struct LargeDenyList {
     pub entries: u64,
     pub fill_seconds: f64,
-    /// `Store::open` alone on the filled store, in this process (what start-up spends
+    /// `SledStore::open` alone on the filled store, in this process (what start-up spends
     /// in the store).
     pub store_open_ms: f64,
     /// Spawn to the first answered `GET /healthz`.
@@ -152,7 +153,7 @@ pub async fn large_deny_list(
     let path = dir.path().to_path_buf();
     let store_open_ms = tokio::task::spawn_blocking(move || {
         let opening = Instant::now();
-        let store = Store::open(&path, 16).map_err(|err| format!("reopen store: {err}"))?;
+        let store = SledStore::open(&path, 16).map_err(|err| format!("reopen store: {err}"))?;
         let elapsed = opening.elapsed();
         drop(store);
         Ok::<_, String>(elapsed.as_secs_f64() * 1000.0)
@@ -178,7 +179,7 @@ pub async fn large_deny_list(
 }
 
 fn fill(path: &Path, entries: u64, threads: usize) -> Result<u64, String> {
-    let store = Store::open(path, 16).map_err(|err| format!("open store: {err}"))?;
+    let store = SledStore::open(path, 16).map_err(|err| format!("open store: {err}"))?;
     // Spread over one default access-token lifetime of `exp`, as revoked tokens are.
     let base = unix_now() + 60;
     let deadline = Instant::now() + FILL_LIMIT;
@@ -247,7 +248,7 @@ pub fn churn(seconds: u64, rate: u64, ttl: u64, sample_every: u64) -> Result<Chu
         .prefix("claimd-bench-churn-")
         .tempdir()
         .map_err(|err| format!("temp dir: {err}"))?;
-    let store = Store::open(dir.path(), 16).map_err(|err| format!("open store: {err}"))?;
+    let store = SledStore::open(dir.path(), 16).map_err(|err| format!("open store: {err}"))?;
     let run = unix_now();
     let started = Instant::now();
     let tick = Duration::from_millis(100);

@@ -129,7 +129,7 @@ impl Accounts {
         let by_admin = if admin_only {
             match bearer {
                 Some(token) => {
-                    self.verification.require_admin(token)?;
+                    self.verification.require_admin(token).await?;
                     true
                 }
                 None if request.tenant.is_some() => {
@@ -141,7 +141,10 @@ impl Accounts {
             }
         } else {
             // Any other token neither helps nor hurts, but an admin's is not limited.
-            bearer.is_some_and(|token| self.verification.require_admin(token).is_ok())
+            match bearer {
+                Some(token) => self.verification.require_admin(token).await.is_ok(),
+                None => false,
+            }
         };
         if by_admin {
             self.register(request).await
@@ -179,26 +182,27 @@ impl Accounts {
                 // the write below decides.
                 self.core
                     .store
-                    .invitation_tenant(digest, now)?
+                    .invitation_tenant(digest, now)
+                    .await?
                     .ok_or(AuthError::InvitationInvalid)?,
             ),
             (Some(text), None) => {
                 let id = TenantId::parse(text)
                     .ok_or_else(|| AuthError::InvalidRequest("tenant: not a tenant id".into()))?;
                 let tenant =
-                    self.core.store.tenant(id)?.ok_or_else(|| {
+                    self.core.store.tenant(id).await?.ok_or_else(|| {
                         AuthError::InvalidRequest("tenant: no such tenant".into())
                     })?;
                 let taken = tenant
                     .members
-                    .saturating_add(self.core.store.pending_invitations(id, now)?);
+                    .saturating_add(self.core.store.pending_invitations(id, now).await?);
                 if tenant.max_accounts.is_some_and(|max| taken >= max) {
                     return Err(AuthError::TenantFull);
                 }
                 Some(id)
             }
         };
-        if self.core.store.user_id_by_name(&username)?.is_some() {
+        if self.core.store.user_id_by_name(&username).await?.is_some() {
             return Err(AuthError::UsernameTaken);
         }
         let password_hash = self
@@ -222,7 +226,8 @@ impl Accounts {
         };
         self.core
             .store
-            .create_user(id, &user, invitation.as_ref(), now)?;
+            .create_user(id, &user, invitation.as_ref(), now)
+            .await?;
         self.core.store.wait_durable().await?;
         match tenant {
             Some(tenant) if invitation.is_some() => {
@@ -258,8 +263,8 @@ impl Accounts {
             });
         }
         let found = match &canonical {
-            Some(name) => match self.core.store.user_id_by_name(name)? {
-                Some(id) => self.core.store.user(id)?.map(|user| (id, user)),
+            Some(name) => match self.core.store.user_id_by_name(name).await? {
+                Some(id) => self.core.store.user(id).await?.map(|user| (id, user)),
                 None => None,
             },
             None => None,
@@ -293,12 +298,16 @@ impl Accounts {
     ///
     /// # Errors
     /// Any verdict but valid (a stale token gets `TokenStale`).
-    pub fn me(&self, token: &str) -> Result<(UserView, Authenticated), AuthError> {
-        let caller = self.verification.authenticate(token, Freshness::Current)?;
+    pub async fn me(&self, token: &str) -> Result<(UserView, Authenticated), AuthError> {
+        let caller = self
+            .verification
+            .authenticate(token, Freshness::Current)
+            .await?;
         let user = self
             .core
             .store
-            .user(caller.user_id)?
+            .user(caller.user_id)
+            .await?
             .ok_or(AuthError::TokenRevoked)?;
         Ok((UserView::new(caller.user_id, &user), caller))
     }
@@ -317,13 +326,15 @@ impl Accounts {
     ) -> Result<TokenResponse, AuthError> {
         let caller = self
             .verification
-            .authenticate(token, Freshness::AllowStale)?;
+            .authenticate(token, Freshness::AllowStale)
+            .await?;
         let new =
             Password::parse_new(new).map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         let current_user = self
             .core
             .store
-            .user(caller.user_id)?
+            .user(caller.user_id)
+            .await?
             .ok_or(AuthError::TokenRevoked)?;
         let user_key = LimitKey::username(&current_user.username);
         if let Err(wait) = self.limiter.check(&[user_key], self.core.clock.instant()) {
@@ -374,7 +385,7 @@ impl Accounts {
         };
         let canonical = Username::parse(&username)
             .map_err(|why| AuthError::InvalidRequest(format!("bootstrap.admin_username: {why}")))?;
-        if self.core.store.user_id_by_name(&canonical)?.is_some() {
+        if self.core.store.user_id_by_name(&canonical).await?.is_some() {
             return Ok(());
         }
         match self

@@ -135,8 +135,8 @@ impl Administration {
     ///
     /// # Errors
     /// Any verdict but valid; `Forbidden` without the role.
-    pub fn require_admin(&self, token: &str) -> Result<Authenticated, AuthError> {
-        self.verification.require_admin(token)
+    pub async fn require_admin(&self, token: &str) -> Result<Authenticated, AuthError> {
+        self.verification.require_admin(token).await
     }
 }
 
@@ -145,7 +145,7 @@ impl Administration {
     ///
     /// # Errors
     /// `InvalidRequest` for a bad cursor or limit.
-    pub fn list_users(
+    pub async fn list_users(
         &self,
         after: Option<&str>,
         limit: usize,
@@ -160,7 +160,7 @@ impl Administration {
             ),
             None => None,
         };
-        let mut page = self.core.store.list_users(after, limit + 1)?;
+        let mut page = self.core.store.list_users(after, limit + 1).await?;
         let more = page.len() > limit;
         page.truncate(limit);
         let next = if more {
@@ -180,13 +180,13 @@ impl Administration {
     ///
     /// # Errors
     /// `NotFound`.
-    pub fn get_user(&self, id: &str) -> Result<(UserView, Vec<SessionView>), AuthError> {
+    pub async fn get_user(&self, id: &str) -> Result<(UserView, Vec<SessionView>), AuthError> {
         let id = parse_user_id(id)?;
-        let user = self.core.store.user(id)?.ok_or(AuthError::NotFound)?;
+        let user = self.core.store.user(id).await?.ok_or(AuthError::NotFound)?;
         let now = self.core.clock.now();
         let mut sessions = Vec::new();
-        for sid in self.core.store.user_session_ids(id)? {
-            if let Some(session) = self.core.store.session(sid)? {
+        for sid in self.core.store.user_session_ids(id).await? {
+            if let Some(session) = self.core.store.session(sid).await? {
                 if !session.revoked && now < session.expires_at {
                     sessions.push(SessionView {
                         id: sid.to_string(),
@@ -216,7 +216,7 @@ impl Administration {
         let user = self.accounts.apply_user_patch(id, &patch).await?;
         tracing::info!(admin = %caller.user_id, user = %id, uv = user.claims_version, "claims changed by an admin");
         let token = if id == caller.user_id && !user.disabled {
-            Some(self.accounts.refreshed_token(caller)?)
+            Some(self.accounts.refreshed_token(caller).await?)
         } else {
             None
         };
@@ -229,22 +229,22 @@ impl Administration {
     /// `NotFound`.
     pub async fn delete_user(&self, caller: &Authenticated, id: &str) -> Result<(), AuthError> {
         let id = parse_user_id(id)?;
-        if self.core.store.user(id)?.is_none() {
+        if self.core.store.user(id).await?.is_none() {
             return Err(AuthError::NotFound);
         }
         self.sessions.end_user_sessions(id, None).await?;
-        self.core.store.delete_user(id)?;
-        for sid in self.core.store.user_session_ids(id)? {
-            self.remove_session(sid)?;
+        self.core.store.delete_user(id).await?;
+        for sid in self.core.store.user_session_ids(id).await? {
+            self.remove_session(sid).await?;
         }
         self.core.store.wait_durable().await?;
         tracing::info!(admin = %caller.user_id, user = %id, "user deleted");
         Ok(())
     }
 
-    fn remove_session(&self, sid: SessionId) -> Result<(), AuthError> {
-        if let Some(session) = self.core.store.session(sid)? {
-            self.core.store.remove_session(sid, &session)?;
+    async fn remove_session(&self, sid: SessionId) -> Result<(), AuthError> {
+        if let Some(session) = self.core.store.session(sid).await? {
+            self.core.store.remove_session(sid, &session).await?;
         }
         Ok(())
     }
@@ -255,7 +255,7 @@ impl Administration {
     /// `NotFound`.
     pub async fn revoke_user(&self, id: &str) -> Result<(), AuthError> {
         let id = parse_user_id(id)?;
-        if self.core.store.user(id)?.is_none() {
+        if self.core.store.user(id).await?.is_none() {
             return Err(AuthError::NotFound);
         }
         self.sessions.end_everywhere(id).await
@@ -284,7 +284,7 @@ impl Administration {
             updated_at: now,
         };
         let id = TenantId::generate();
-        self.core.store.create_tenant(id, &tenant)?;
+        self.core.store.create_tenant(id, &tenant).await?;
         self.core.store.wait_durable().await?;
         Ok(TenantView::new(id, &tenant))
     }
@@ -293,9 +293,14 @@ impl Administration {
     ///
     /// # Errors
     /// `NotFound`.
-    pub fn get_tenant(&self, id: &str) -> Result<TenantView, AuthError> {
+    pub async fn get_tenant(&self, id: &str) -> Result<TenantView, AuthError> {
         let id = parse_tenant_id(id)?;
-        let tenant = self.core.store.tenant(id)?.ok_or(AuthError::NotFound)?;
+        let tenant = self
+            .core
+            .store
+            .tenant(id)
+            .await?
+            .ok_or(AuthError::NotFound)?;
         Ok(TenantView::new(id, &tenant))
     }
 
@@ -303,11 +308,12 @@ impl Administration {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn list_tenants(&self) -> Result<Vec<TenantView>, AuthError> {
+    pub async fn list_tenants(&self) -> Result<Vec<TenantView>, AuthError> {
         Ok(self
             .core
             .store
-            .list_tenants()?
+            .list_tenants()
+            .await?
             .iter()
             .map(|(id, tenant)| TenantView::new(*id, tenant))
             .collect())
@@ -330,7 +336,8 @@ impl Administration {
         let tenant = self
             .core
             .store
-            .change_tenant(id, &fields, self.core.clock.now())?;
+            .change_tenant(id, &fields, self.core.clock.now())
+            .await?;
         self.core.store.wait_durable().await?;
         tracing::info!(tenant = %id, tv = tenant.version, "tenant changed");
         Ok(TenantView::new(id, &tenant))
@@ -342,7 +349,7 @@ impl Administration {
     /// `NotFound`, `TenantNotEmpty`.
     pub async fn delete_tenant(&self, id: &str) -> Result<(), AuthError> {
         let id = parse_tenant_id(id)?;
-        self.core.store.delete_tenant(id)?;
+        self.core.store.delete_tenant(id).await?;
         self.core.store.wait_durable().await?;
         Ok(())
     }

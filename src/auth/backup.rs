@@ -23,7 +23,12 @@ impl Administration {
     pub async fn export_backup(&self) -> Result<(std::fs::File, BackupSummary), AuthError> {
         let store = Arc::clone(&self.core.store);
         tokio::task::spawn_blocking(move || {
-            let dir = store.path().to_path_buf();
+            let dir = store
+                .data_dir()
+                .ok_or(AuthError::Unavailable(
+                    "backups of a database store are taken with the database's own tools",
+                ))?
+                .to_path_buf();
             let name = format!(
                 ".backup-{}-{}",
                 std::process::id(),

@@ -182,7 +182,8 @@ impl Accounts {
         let user = self
             .core
             .store
-            .change_user_claims(user_id, patch, self.core.clock.now())?;
+            .change_user_claims(user_id, patch, self.core.clock.now())
+            .await?;
         if patch.disabled == Some(true) {
             self.sessions.end_user_sessions(user_id, None).await?;
         }
@@ -191,11 +192,11 @@ impl Accounts {
     }
 
     /// A token with the caller's current claims for its own session.
-    pub(crate) fn refreshed_token(
+    pub(crate) async fn refreshed_token(
         &self,
         caller: &Authenticated,
     ) -> Result<RefreshedToken, AuthError> {
-        let (access_token, claims) = self.core.remint_for_session(caller)?;
+        let (access_token, claims) = self.core.remint_for_session(caller).await?;
         Ok(RefreshedToken {
             access_token,
             token_type: "Bearer",
@@ -215,13 +216,14 @@ impl Accounts {
     ) -> Result<(UserView, RefreshedToken), AuthError> {
         let caller = self
             .verification
-            .authenticate(token, Freshness::AllowStale)?;
+            .authenticate(token, Freshness::AllowStale)
+            .await?;
         let table = &self.core.settings.claims.self_service;
         let allowed: Vec<&str> = table.keys().map(String::as_str).collect();
         let patch = parse_user_patch(body, &SELF_SERVICE_FIELDS, &allowed)?;
         check_self_service_values(&patch, table)?;
         let user = self.apply_user_patch(caller.user_id, &patch).await?;
-        let token = self.refreshed_token(&caller)?;
+        let token = self.refreshed_token(&caller).await?;
         tracing::info!(user = %caller.user_id, uv = user.claims_version, "claims changed by the user");
         Ok((UserView::new(caller.user_id, &user), token))
     }

@@ -30,12 +30,12 @@ impl Introspection {
     ///
     /// # Errors
     /// `InvalidClient` for an unknown client id or a wrong secret.
-    pub fn grant_client_credentials(
+    pub async fn grant_client_credentials(
         &self,
         client_id: &str,
         secret: &str,
     ) -> Result<ClientTokenResponse, AuthError> {
-        self.authenticate_service(client_id, secret)?;
+        self.authenticate_service(client_id, secret).await?;
         let now = self.core.clock.now();
         let (token, claims) = self.core.mint_client_access(client_id, now)?;
         tracing::debug!(%client_id, "client_credentials token issued");
@@ -66,7 +66,7 @@ impl Introspection {
     ///
     /// # Errors
     /// Storage failures.
-    pub(super) fn introspect_client_token(&self, token: &str) -> Result<Value, AuthError> {
+    pub(super) async fn introspect_client_token(&self, token: &str) -> Result<Value, AuthError> {
         let inactive = json!({ "active": false });
         let Some((claims, jti)) = self.verify_client_token(token, self.core.clock.now()) else {
             return Ok(inactive);
@@ -75,7 +75,7 @@ impl Introspection {
             .core
             .store
             .is_denied(DenyKind::Token, jti.as_bytes(), claims.exp)?
-            || self.core.store.service(&claims.client_id)?.is_none()
+            || self.core.store.service(&claims.client_id).await?.is_none()
         {
             return Ok(inactive);
         }
@@ -99,7 +99,7 @@ impl Introspection {
     /// Storage failures.
     pub(super) async fn revoke_client_token(&self, token: &str) -> Result<(), AuthError> {
         if let Some((claims, jti)) = self.verify_client_token(token, self.core.clock.now()) {
-            self.core.store.deny_token(jti, claims.exp)?;
+            self.core.store.deny_token(jti, claims.exp).await?;
             self.core.store.wait_durable().await?;
             tracing::info!(client_id = %claims.client_id, "service token revoked through /oauth/revoke");
         }

@@ -173,18 +173,19 @@ impl Core {
     ///
     /// # Errors
     /// `TokenRevoked` when the session has ended or the user is gone.
-    pub(crate) fn remint_for_session(
+    pub(crate) async fn remint_for_session(
         &self,
         caller: &Authenticated,
     ) -> Result<(SecretString, AccessClaims), AuthError> {
         let now = self.clock.now();
-        let session = match self.store.session(caller.session_id)? {
+        let session = match self.store.session(caller.session_id).await? {
             Some(session) if !session.revoked && now < session.expires_at => session,
             _ => return Err(AuthError::TokenRevoked),
         };
         let user = self
             .store
-            .user(caller.user_id)?
+            .user(caller.user_id)
+            .await?
             .ok_or(AuthError::TokenRevoked)?;
         let minted = self.mint_access(
             caller.user_id,
@@ -197,7 +198,7 @@ impl Core {
         // marks the session before it reads the clock for its deny range, so if the mark
         // is still absent, this mint's `exp` is inside that range; if it is present, the
         // token is never handed out.
-        match self.store.session(caller.session_id)? {
+        match self.store.session(caller.session_id).await? {
             Some(session) if !session.revoked => Ok((minted.token.into(), minted.claims)),
             _ => Err(AuthError::TokenRevoked),
         }

@@ -26,7 +26,7 @@ impl Accounts {
     pub async fn demo_admin_session(&self) -> Result<TokenResponse, AuthError> {
         let name =
             Username::parse(DEMO_ADMIN).map_err(|why| AuthError::Internal(why.to_string()))?;
-        if self.core.store.user_id_by_name(&name)?.is_none() {
+        if self.core.store.user_id_by_name(&name).await?.is_none() {
             let mut secret = [0u8; 32];
             rand::thread_rng().fill_bytes(&mut secret);
             let created = self
@@ -47,12 +47,14 @@ impl Accounts {
         let id = self
             .core
             .store
-            .user_id_by_name(&name)?
+            .user_id_by_name(&name)
+            .await?
             .ok_or_else(|| AuthError::Internal("demo admin vanished".into()))?;
         let user = self
             .core
             .store
-            .user(id)?
+            .user(id)
+            .await?
             .ok_or_else(|| AuthError::Internal("demo admin vanished".into()))?;
         if user.disabled || !user.roles.iter().any(|role| role == "admin") {
             return Err(AuthError::Forbidden(format!(

@@ -78,8 +78,8 @@ impl Feed {
     /// # Errors
     /// `EventsGone` when some of them were evicted (start again from a snapshot); storage
     /// failures.
-    pub fn after(&self, after: u64) -> Result<FeedPage, AuthError> {
-        match self.core.store.changes_after(after, PAGE)? {
+    pub async fn after(&self, after: u64) -> Result<FeedPage, AuthError> {
+        match self.core.store.changes_after(after, PAGE).await? {
             ChangesAfter::Records { records, through } => Ok(FeedPage {
                 events: records.iter().map(event).collect(),
                 through,
@@ -109,10 +109,10 @@ impl Feed {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn snapshot(&self) -> Result<Snapshot, AuthError> {
+    pub async fn snapshot(&self) -> Result<Snapshot, AuthError> {
         // Eviction may move the start while the log is read: read again from the new one.
         for _ in 0..3 {
-            match self.fold()? {
+            match self.fold().await? {
                 Some(snapshot) => return Ok(snapshot),
                 None => continue,
             }
@@ -122,12 +122,12 @@ impl Feed {
         ))
     }
 
-    fn fold(&self) -> Result<Option<Snapshot>, AuthError> {
+    async fn fold(&self) -> Result<Option<Snapshot>, AuthError> {
         let store = &self.core.store;
-        let mut after = store.changes_evicted_through()?;
+        let mut after = store.changes_evicted_through().await?;
         let mut state = Folded::default();
         loop {
-            match store.changes_after(after, PAGE)? {
+            match store.changes_after(after, PAGE).await? {
                 ChangesAfter::Gone { .. } | ChangesAfter::Ahead { .. } => return Ok(None),
                 ChangesAfter::Records { records, through } => {
                     let Some(last) = records.last().map(|record| record.id) else {

@@ -73,10 +73,18 @@ impl Introspection {
     ///
     /// # Errors
     /// Only storage failures: every kind of bad token is `{"active": false}`.
-    pub fn introspect(&self, token: &str, _hint: Option<TokenHint>) -> Result<Value, AuthError> {
+    pub async fn introspect(
+        &self,
+        token: &str,
+        _hint: Option<TokenHint>,
+    ) -> Result<Value, AuthError> {
         let inactive = json!({ "active": false });
         if looks_like_jwt(token) {
-            return match self.verification.authenticate(token, Freshness::AllowStale) {
+            return match self
+                .verification
+                .authenticate(token, Freshness::AllowStale)
+                .await
+            {
                 Ok(caller)
                     if caller.stale && self.core.settings.tokens.on_stale == OnStale::Reject =>
                 {
@@ -86,7 +94,7 @@ impl Introspection {
                     // A stale token under `reissue` is active with the claims in force now;
                     // its own identity (jti, sid, iat, exp) is reported as presented.
                     let current = if caller.stale {
-                        match self.core.remint_for_session(&caller) {
+                        match self.core.remint_for_session(&caller).await {
                             Ok((_, current)) => Some(current),
                             Err(AuthError::Store(err)) => return Err(AuthError::Store(err)),
                             Err(_) => return Ok(inactive),
@@ -122,7 +130,7 @@ impl Introspection {
                 }
                 Err(AuthError::Store(err)) => Err(AuthError::Store(err)),
                 // Not a user's token: perhaps a service's (`client_credentials`).
-                Err(AuthError::TokenInvalid(_)) => self.introspect_client_token(token),
+                Err(AuthError::TokenInvalid(_)) => self.introspect_client_token(token).await,
                 Err(_) => Ok(inactive),
             };
         }
@@ -130,7 +138,7 @@ impl Introspection {
             return Ok(inactive);
         };
         let now = self.core.clock.now();
-        let Some(session) = self.core.store.session(presented.sid)? else {
+        let Some(session) = self.core.store.session(presented.sid).await? else {
             return Ok(inactive);
         };
         let key = SessionKey::from_bytes(session.session_key);
@@ -172,7 +180,7 @@ impl Introspection {
             match self.verification.verify_signature(token, now) {
                 Ok(claims) => {
                     if let Some(jti) = TokenId::parse(&claims.jti) {
-                        self.core.store.deny_token(jti, claims.exp)?;
+                        self.core.store.deny_token(jti, claims.exp).await?;
                         self.core.store.wait_durable().await?;
                     }
                 }
@@ -183,7 +191,7 @@ impl Introspection {
             return Ok(());
         }
         if let Some(presented) = PresentedRefreshToken::parse(token) {
-            if let Some(session) = self.core.store.session(presented.sid)? {
+            if let Some(session) = self.core.store.session(presented.sid).await? {
                 if presented.mac_is_valid(&SessionKey::from_bytes(session.session_key)) {
                     self.sessions.revoke_session(presented.sid, now).await?;
                     self.core.store.wait_durable().await?;
@@ -198,11 +206,16 @@ impl Introspection {
     ///
     /// # Errors
     /// `InvalidClient` for an unknown id or a wrong secret.
-    pub fn authenticate_service(&self, client_id: &str, secret: &str) -> Result<(), AuthError> {
+    pub async fn authenticate_service(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<(), AuthError> {
         let record = self
             .core
             .store
-            .service(client_id)?
+            .service(client_id)
+            .await?
             .ok_or(AuthError::InvalidClient)?;
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         if bool::from(digest.ct_eq(&record.secret_digest)) {

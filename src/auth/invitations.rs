@@ -117,7 +117,10 @@ impl Administration {
             now,
             now.saturating_add(life),
         );
-        self.core.store.create_invitation(tenant, &record, now)?;
+        self.core
+            .store
+            .create_invitation(tenant, &record, now)
+            .await?;
         self.core.store.wait_durable().await?;
         let id = record.id;
         tracing::info!(%tenant, invitation = %id, expires_at = record.expires_at, "invitation created");
@@ -134,13 +137,14 @@ impl Administration {
     ///
     /// # Errors
     /// `NotFound` for an unknown tenant.
-    pub fn list_invitations(&self, tenant: &str) -> Result<Vec<InvitationView>, AuthError> {
+    pub async fn list_invitations(&self, tenant: &str) -> Result<Vec<InvitationView>, AuthError> {
         let tenant = parse_tenant(tenant)?;
         let now = self.core.clock.now();
         Ok(self
             .core
             .store
-            .invitations(tenant)?
+            .invitations(tenant)
+            .await?
             .ok_or(AuthError::NotFound)?
             .iter()
             .map(|record| InvitationView::new(tenant, record, now))
@@ -157,7 +161,8 @@ impl Administration {
         let id = InvitationId::parse(id).ok_or(AuthError::NotFound)?;
         self.core
             .store
-            .revoke_invitation(tenant, id, self.core.clock.now())?;
+            .revoke_invitation(tenant, id, self.core.clock.now())
+            .await?;
         self.core.store.wait_durable().await?;
         tracing::info!(%tenant, invitation = %id, "invitation revoked");
         Ok(())

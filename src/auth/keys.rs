@@ -29,21 +29,19 @@ pub enum KeyRingError {
 ///
 /// # Errors
 /// Storage failures, or a stored key that no longer parses.
-pub fn load_or_create_key_ring(
+pub async fn load_or_create_key_ring(
     store: &Store,
     alg: SigningAlgorithm,
     now: u64,
 ) -> Result<KeyRing, KeyRingError> {
     let mut stored: Vec<(String, KeyRecord)> = store
-        .signing_keys()?
+        .signing_keys()
+        .await?
         .into_iter()
         .filter(|(_, key)| key.alg == alg.as_str())
         .collect();
     if stored.is_empty() {
-        let private_key = generate_private_key(alg).map_err(|source| KeyRingError::Key {
-            kid: "(new)".into(),
-            source,
-        })?;
+        let private_key = generate_off_the_workers(alg).await?;
         let kid = uuid::Uuid::now_v7().simple().to_string();
         let record = KeyRecord {
             alg: alg.as_str().to_string(),
@@ -52,8 +50,8 @@ pub fn load_or_create_key_ring(
             signs_from: now,
             retired_at: None,
         };
-        store.put_signing_key(&kid, &record)?;
-        store.flush_now()?;
+        store.put_signing_key(&kid, &record).await?;
+        store.wait_durable().await?;
         tracing::info!(%kid, alg = alg.as_str(), "generated a signing key");
         stored.push((kid, record));
     }
@@ -84,24 +82,36 @@ pub struct AddedKey {
 ///
 /// # Errors
 /// Generation or storage failures.
-pub fn add_generated_key(
+pub async fn add_generated_key(
     store: &Store,
     alg: SigningAlgorithm,
     now: u64,
     publish_ahead: u64,
 ) -> Result<AddedKey, KeyRingError> {
-    let private_key = generate_private_key(alg).map_err(|source| KeyRingError::Key {
+    let private_key = generate_off_the_workers(alg).await?;
+    add_key(store, alg, private_key, new_kid(), now, now + publish_ahead).await
+}
+
+/// Generates a private key on the blocking pool: an RSA key takes long enough to stall
+/// every request on the worker that made it.
+async fn generate_off_the_workers(
+    alg: SigningAlgorithm,
+) -> Result<Zeroizing<String>, KeyRingError> {
+    let failed = |source| KeyRingError::Key {
         kid: "(new)".into(),
         source,
-    })?;
-    add_key(store, alg, private_key, new_kid(), now, now + publish_ahead)
+    };
+    tokio::task::spawn_blocking(move || generate_private_key(alg))
+        .await
+        .map_err(|err| failed(KeyError::Generation(err.to_string())))?
+        .map_err(failed)
 }
 
 fn new_kid() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-fn add_key(
+async fn add_key(
     store: &Store,
     alg: SigningAlgorithm,
     private_key: Zeroizing<String>,
@@ -120,7 +130,7 @@ fn add_key(
         signs_from,
         retired_at: None,
     };
-    let written = store.put_signing_key(&kid, &record);
+    let written = store.put_signing_key(&kid, &record).await;
     drop(Zeroizing::new(record.private_key));
     written?;
     tracing::info!(%kid, alg = alg.as_str(), signs_from, "signing key added");
@@ -136,7 +146,7 @@ fn add_key(
 ///
 /// # Errors
 /// A key that does not parse, is of another algorithm, or a storage failure.
-pub fn import_key(
+pub async fn import_key(
     store: &Store,
     alg: SigningAlgorithm,
     text: &str,
@@ -152,20 +162,21 @@ pub fn import_key(
         })?;
     let kid = kid.or(jwk_kid).unwrap_or_else(new_kid);
     if store
-        .signing_keys()?
+        .signing_keys()
+        .await?
         .iter()
         .any(|(existing, _)| *existing == kid)
     {
         return Err(KeyRingError::Duplicate(kid));
     }
-    add_key(store, alg, private_key, kid, now, now)
+    add_key(store, alg, private_key, kid, now, now).await
 }
 
 /// Removes from the store the keys no live token can need any more.
 ///
 /// # Errors
 /// Storage failures.
-pub fn prune_retired_keys(
+pub async fn prune_retired_keys(
     store: &Store,
     ring: &KeyRing,
     now: u64,
@@ -173,7 +184,7 @@ pub fn prune_retired_keys(
 ) -> Result<usize, KeyRingError> {
     let retired = ring.retired(now, token_lifetime);
     for kid in &retired {
-        store.remove_signing_key(kid)?;
+        store.remove_signing_key(kid).await?;
     }
     Ok(retired.len())
 }
@@ -226,14 +237,11 @@ impl Keys {
         } else {
             self.core.settings.keys.publish_ahead.as_secs()
         };
-        let store = Arc::clone(&self.core.store);
         let alg = self.core.settings.tokens.algorithm;
         let now = self.core.clock.now();
-        let added = tokio::task::spawn_blocking(move || add_generated_key(&store, alg, now, ahead))
-            .await
-            .map_err(|err| AuthError::Internal(err.to_string()))??;
+        let added = add_generated_key(&self.core.store, alg, now, ahead).await?;
         self.core.store.wait_durable().await?;
-        self.reload_key_ring()?;
+        self.reload_key_ring().await?;
         Ok(added)
     }
 
@@ -245,10 +253,11 @@ impl Keys {
     pub async fn rotate_if_due(&self) -> Result<Option<AddedKey>, AuthError> {
         let now = self.core.clock.now();
         let ring = self.core.key_ring();
-        let pruned = prune_retired_keys(&self.core.store, &ring, now, self.token_lifetime())?;
+        let pruned =
+            prune_retired_keys(&self.core.store, &ring, now, self.token_lifetime()).await?;
         if pruned > 0 {
             self.core.store.wait_durable().await?;
-            self.reload_key_ring()?;
+            self.reload_key_ring().await?;
         }
         let Some(every) = self.core.settings.keys.rotate_every else {
             return Ok(None);
@@ -266,12 +275,13 @@ impl Keys {
     ///
     /// # Errors
     /// Storage failures or a stored key that no longer parses.
-    pub fn reload_key_ring(&self) -> Result<(), AuthError> {
+    pub async fn reload_key_ring(&self) -> Result<(), AuthError> {
         let ring = load_or_create_key_ring(
             &self.core.store,
             self.core.settings.tokens.algorithm,
             self.core.clock.now(),
-        )?;
+        )
+        .await?;
         self.core.replace_key_ring(ring);
         Ok(())
     }

@@ -219,7 +219,7 @@ impl Auth {
     ///
     /// # Errors
     /// The password hasher could not be built.
-    pub fn new(
+    pub async fn new(
         store: Arc<Store>,
         settings: Settings,
         ring: KeyRing,
@@ -228,7 +228,9 @@ impl Auth {
     ) -> Result<Auth, AuthError> {
         // Session deny entries must cover tokens minted under any lifetime this store has
         // been configured with.
-        store.note_access_ttl(settings.tokens.access_ttl.as_secs())?;
+        store
+            .note_access_ttl(settings.tokens.access_ttl.as_secs())
+            .await?;
         let core = Arc::new(Core::new(store, settings, ring, metrics, clock));
         let verification = Arc::new(Verification::new(Arc::clone(&core)));
         let sessions = Arc::new(Sessions::new(Arc::clone(&core), Arc::clone(&verification)));

@@ -59,7 +59,7 @@ impl Administration {
             secret_digest: Sha256::digest(client_secret.expose_secret().as_bytes()).into(),
             created_at: self.core.clock.now(),
         };
-        self.core.store.put_service(&client_id, &record)?;
+        self.core.store.put_service(&client_id, &record).await?;
         self.core.store.wait_durable().await?;
         tracing::info!(%client_id, "service credential created");
         Ok(NewService {
@@ -73,11 +73,12 @@ impl Administration {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn list_services(&self) -> Result<Vec<ServiceView>, AuthError> {
+    pub async fn list_services(&self) -> Result<Vec<ServiceView>, AuthError> {
         Ok(self
             .core
             .store
-            .list_services()?
+            .list_services()
+            .await?
             .into_iter()
             .map(|(client_id, record)| ServiceView {
                 client_id,
@@ -92,7 +93,7 @@ impl Administration {
     /// # Errors
     /// `NotFound`.
     pub async fn delete_service(&self, client_id: &str) -> Result<(), AuthError> {
-        if !self.core.store.delete_service(client_id)? {
+        if !self.core.store.delete_service(client_id).await? {
             return Err(AuthError::NotFound);
         }
         self.core.store.wait_durable().await?;

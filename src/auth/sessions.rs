@@ -17,7 +17,7 @@
 use super::verification::{Authenticated, Freshness};
 use super::{AuthError, TokenResponse};
 use crate::domain::{SessionId, UserId};
-use crate::store::revocations::Revocation;
+use crate::store::Revocation;
 use crate::store::{AccountChange, Rotation, SessionRecord, UserRecord};
 use crate::tokens::{mint_refresh_token, PresentedRefreshToken, SessionKey};
 use std::sync::Arc;
@@ -104,7 +104,7 @@ impl Sessions {
             current_access_token: access_token.clone(),
             current_access_expires: access_exp,
         };
-        self.core.store.insert_session(sid, &session)?;
+        self.core.store.insert_session(sid, &session).await?;
         self.core.store.wait_durable().await?;
         self.core.metrics.tokens_issued("refresh");
         Ok(self.token_response(sid, &key, &session, access_token, access_exp, now))
@@ -116,8 +116,8 @@ impl Sessions {
     async fn make_room_for_session(&self, user_id: UserId, now: u64) -> Result<(), AuthError> {
         let cap = self.core.settings.auth.max_sessions_per_user;
         let mut live = Vec::new();
-        for sid in self.core.store.user_session_ids(user_id)? {
-            if let Some(session) = self.core.store.session(sid)? {
+        for sid in self.core.store.user_session_ids(user_id).await? {
+            if let Some(session) = self.core.store.session(sid).await? {
                 if !session.revoked && now < session.expires_at {
                     live.push((session.last_used, session.created_at, sid));
                 }
@@ -186,6 +186,7 @@ impl Sessions {
             .core
             .store
             .session(sid)
+            .await
             .map_err(store_err)?
             .ok_or_else(|| refuse("unknown session"))?;
         let key = SessionKey::from_bytes(session.session_key);
@@ -204,7 +205,7 @@ impl Sessions {
             }
         }
         let user_id = session.user_id();
-        let user = match self.core.store.user(user_id).map_err(store_err)? {
+        let user = match self.core.store.user(user_id).await.map_err(store_err)? {
             Some(user) if !user.disabled => user,
             _ => return Err(refuse("account unavailable")),
         };
@@ -225,6 +226,7 @@ impl Sessions {
                 .core
                 .store
                 .rotate_session(sid, &rotation)
+                .await
                 .map_err(store_err)?
                 .ok_or_else(|| refuse("session revoked"))?;
             self.acknowledge(sid, session.generation)
@@ -250,6 +252,7 @@ impl Sessions {
                 .core
                 .store
                 .acknowledged_generation(sid)
+                .await
                 .map_err(store_err)?
                 .is_none_or(|acknowledged| acknowledged < session.generation)
             {
@@ -273,6 +276,7 @@ impl Sessions {
                         (&minted.token, minted.exp),
                         None,
                     )
+                    .await
                     .map_err(store_err)?
                     .ok_or_else(|| refuse("session revoked"))?;
             }
@@ -317,19 +321,19 @@ impl Sessions {
             .refresh_reuse_grace
             .min(ACKNOWLEDGE_AFTER);
         let store = std::sync::Arc::clone(&self.core.store);
-        let record = move || {
-            if let Err(err) = store.acknowledge_generation(sid, generation) {
+        let record = async move {
+            if let Err(err) = store.acknowledge_generation(sid, generation).await {
                 // A lost acknowledgement only makes a later replay of the previous token
                 // count as a retry once.
                 tracing::debug!(error = %err, "could not record a refresh acknowledgement");
             }
         };
         if delay.is_zero() {
-            record();
+            record.await;
         } else {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                record();
+                record.await;
             });
         }
         Ok(())
@@ -348,6 +352,7 @@ impl Sessions {
         tracing::warn!(session = %sid, user = %user_id, "refresh token reuse detected: session revoked");
         self.core.metrics.reuse_detected();
         self.revoke_session_locked(sid, session, now)
+            .await
             .map_err(|err| (err, Reuse))?;
         self.core
             .store
@@ -368,8 +373,9 @@ impl Sessions {
     pub async fn reissue_access(&self, token: &str) -> Result<TokenResponse, AuthError> {
         let caller = self
             .verification
-            .authenticate(token, Freshness::AllowStale)?;
-        let (access_token, claims) = self.core.remint_for_session(&caller)?;
+            .authenticate(token, Freshness::AllowStale)
+            .await?;
+        let (access_token, claims) = self.core.remint_for_session(&caller).await?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
@@ -387,12 +393,14 @@ impl Sessions {
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
         let caller = self
             .verification
-            .authenticate(token, Freshness::AllowStale)?;
+            .authenticate(token, Freshness::AllowStale)
+            .await?;
         let now = self.core.clock.now();
         self.revoke_session(caller.session_id, now).await?;
         self.core
             .store
-            .deny_token(caller.token_id, caller.claims.exp)?;
+            .deny_token(caller.token_id, caller.claims.exp)
+            .await?;
         self.core.store.wait_durable().await?;
         Ok(())
     }
@@ -404,7 +412,8 @@ impl Sessions {
     pub async fn logout_all(&self, token: &str) -> Result<(), AuthError> {
         let caller = self
             .verification
-            .authenticate(token, Freshness::AllowStale)?;
+            .authenticate(token, Freshness::AllowStale)
+            .await?;
         self.end_everywhere(caller.user_id).await
     }
 
@@ -441,7 +450,8 @@ impl Sessions {
         let sids: Vec<SessionId> = self
             .core
             .store
-            .user_session_ids(user_id)?
+            .user_session_ids(user_id)
+            .await?
             .into_iter()
             .filter(|sid| Some(*sid) != keep)
             .collect();
@@ -449,7 +459,7 @@ impl Sessions {
         let now = self.core.clock.now();
         let mut revocations = Vec::with_capacity(sids.len());
         for sid in sids {
-            if let Some(session) = self.core.store.session(sid)? {
+            if let Some(session) = self.core.store.session(sid).await? {
                 if !session.revoked {
                     revocations.push(self.revocation(sid, session, now));
                 }
@@ -458,14 +468,15 @@ impl Sessions {
         Ok(self
             .core
             .store
-            .revoke_sessions(user_id, &mut revocations, now, change)?)
+            .revoke_sessions(user_id, &mut revocations, now, change)
+            .await?)
     }
 
     /// Marks a session revoked and denies its `sid`, under the session's lock.
     pub(crate) async fn revoke_session(&self, sid: SessionId, now: u64) -> Result<(), AuthError> {
         let _turn = self.core.session_locks.for_session(sid).lock().await;
-        if let Some(mut session) = self.core.store.session(sid)? {
-            self.revoke_session_locked(sid, &mut session, now)?;
+        if let Some(mut session) = self.core.store.session(sid).await? {
+            self.revoke_session_locked(sid, &mut session, now).await?;
         }
         Ok(())
     }
@@ -473,7 +484,7 @@ impl Sessions {
     /// Ends one session whose lock the caller holds: its record is marked revoked (it
     /// leaves the store at the next eviction pass: its tokens are refused by the deny
     /// entry and its refresh tokens by the mark) and its `sid` is denied, together.
-    fn revoke_session_locked(
+    async fn revoke_session_locked(
         &self,
         sid: SessionId,
         session: &mut SessionRecord,
@@ -483,12 +494,15 @@ impl Sessions {
             return Ok(());
         }
         let mut revocation = [self.revocation(sid, session.clone(), now)];
-        self.core.store.revoke_sessions(
-            session.user_id(),
-            &mut revocation,
-            now,
-            AccountChange::Unchanged,
-        )?;
+        self.core
+            .store
+            .revoke_sessions(
+                session.user_id(),
+                &mut revocation,
+                now,
+                AccountChange::Unchanged,
+            )
+            .await?;
         let [revocation] = revocation;
         *session = revocation.session;
         Ok(())
@@ -523,7 +537,7 @@ impl Sessions {
         let sid = caller.session_id;
         let _turn = self.core.session_locks.for_session(sid).lock().await;
         let now = self.core.clock.now();
-        let session = match self.core.store.session(sid)? {
+        let session = match self.core.store.session(sid).await? {
             Some(session) if !session.revoked && now < session.expires_at => session,
             _ => return Err(AuthError::TokenRevoked),
         };
@@ -538,7 +552,8 @@ impl Sessions {
         let session = self
             .core
             .store
-            .rotate_session(sid, &rotation)?
+            .rotate_session(sid, &rotation)
+            .await?
             .ok_or(AuthError::TokenRevoked)?;
         self.core.metrics.tokens_issued("refresh");
         let key = SessionKey::from_bytes(session.session_key);
@@ -578,14 +593,16 @@ mod tests {
         user: UserRecord,
     }
 
-    fn fixture(grace: Duration) -> Fixture {
+    async fn fixture(grace: Duration) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), 4).unwrap());
         let clock = ManualClock::starting_at(1_800_000_000);
         let mut settings = Settings::default();
         settings.tokens.issuer = "http://claimd.test".to_string();
         settings.tokens.refresh_reuse_grace = grace;
-        let ring = load_or_create_key_ring(&store, settings.tokens.algorithm, clock.now()).unwrap();
+        let ring = load_or_create_key_ring(&store, settings.tokens.algorithm, clock.now())
+            .await
+            .unwrap();
         let metrics = Arc::new(Metrics::new());
         let core = Arc::new(Core::new(
             Arc::clone(&store),
@@ -611,6 +628,7 @@ mod tests {
         };
         store
             .create_user(user_id, &user, None, clock.now())
+            .await
             .unwrap();
         Fixture {
             _dir: dir,
@@ -632,7 +650,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refresh_token_used_twice_ends_its_session() {
-        let fx = fixture(Duration::ZERO);
+        let fx = fixture(Duration::ZERO).await;
         let login = fx
             .sessions
             .start_session(fx.user_id, &fx.user)
@@ -645,6 +663,7 @@ mod tests {
             .sessions
             .verification
             .authenticate(&access, Freshness::Current)
+            .await
             .is_ok());
 
         fx.clock.advance(Duration::from_secs(1));
@@ -655,14 +674,15 @@ mod tests {
         assert!(matches!(
             fx.sessions
                 .verification
-                .authenticate(&access, Freshness::Current),
+                .authenticate(&access, Freshness::Current)
+                .await,
             Err(AuthError::TokenRevoked)
         ));
     }
 
     #[tokio::test]
     async fn two_tabs_within_the_grace_window_get_the_same_pair() {
-        let fx = fixture(Duration::from_secs(10));
+        let fx = fixture(Duration::from_secs(10)).await;
         let login = fx
             .sessions
             .start_session(fx.user_id, &fx.user)
@@ -680,7 +700,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_past_its_end_no_longer_refreshes() {
-        let fx = fixture(Duration::ZERO);
+        let fx = fixture(Duration::ZERO).await;
         let login = fx
             .sessions
             .start_session(fx.user_id, &fx.user)

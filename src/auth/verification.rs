@@ -78,7 +78,7 @@ impl Verification {
     /// # Errors
     /// `TokenInvalid`, `TokenExpired`, `TokenRevoked`, or `TokenStale` when `freshness` is
     /// `Current`, the claims are behind and `on_stale` is `reject`.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         token: &str,
         freshness: Freshness,
@@ -132,7 +132,7 @@ impl Verification {
             if self.core.settings.tokens.on_stale == OnStale::Reject {
                 return Err(AuthError::TokenStale);
             }
-            let (token, claims) = self.core.remint_for_session(&caller)?;
+            let (token, claims) = self.core.remint_for_session(&caller).await?;
             caller.claims = Arc::new(claims);
             caller.stale = false;
             caller.refreshed = Some(token);
@@ -145,8 +145,8 @@ impl Verification {
     ///
     /// # Errors
     /// Any verdict but valid; `Forbidden` without the role.
-    pub fn require_admin(&self, token: &str) -> Result<Authenticated, AuthError> {
-        let caller = self.authenticate(token, Freshness::Current)?;
+    pub async fn require_admin(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let caller = self.authenticate(token, Freshness::Current).await?;
         if !caller.has_role(super::ADMIN_ROLE) {
             return Err(AuthError::Forbidden("the admin role is required".into()));
         }

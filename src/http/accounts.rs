@@ -132,7 +132,7 @@ async fn logout_all(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
 }
 
 async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    let (user, caller) = state.auth.accounts.me(token.expose())?;
+    let (user, caller) = state.auth.accounts.me(token.expose()).await?;
     Ok(
         with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_ref())
             .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -77,12 +77,13 @@ async fn list_users(
     token: BearerToken,
     page: Result<web::Query<Page>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose()).await?;
     let page = page.map_err(|err| ApiError::invalid_request(format!("query: {err}")))?;
     let (users, next) = state
         .auth
         .admin
-        .list_users(page.after.as_deref(), page.limit.unwrap_or(DEFAULT_PAGE))?;
+        .list_users(page.after.as_deref(), page.limit.unwrap_or(DEFAULT_PAGE))
+        .await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "users": users, "next": next })))
 }
 
@@ -91,8 +92,8 @@ async fn get_user(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose())?;
-    let (user, sessions) = state.auth.admin.get_user(&id)?;
+    let caller = state.auth.admin.require_admin(token.expose()).await?;
+    let (user, sessions) = state.auth.admin.get_user(&id).await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "user": user, "sessions": sessions })))
 }
 
@@ -103,7 +104,7 @@ async fn patch_user(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose()).await?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
     let (user, own_token) = state.auth.admin.patch_user(&caller, &id, &body).await?;
     let refreshed = own_token
@@ -122,7 +123,7 @@ async fn delete_user(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose()).await?;
     state.auth.admin.delete_user(&caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -132,7 +133,7 @@ async fn revoke_user(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose())?;
+    state.auth.admin.require_admin(token.expose()).await?;
     state.auth.admin.revoke_user(&id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -141,8 +142,8 @@ async fn list_tenants(
     state: web::Data<AppState>,
     token: BearerToken,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose())?;
-    let tenants = state.auth.admin.list_tenants()?;
+    let caller = state.auth.admin.require_admin(token.expose()).await?;
+    let tenants = state.auth.admin.list_tenants().await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenants": tenants })))
 }
 
@@ -152,7 +153,7 @@ async fn create_tenant(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose()).await?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
     let tenant = state.auth.admin.create_tenant(&body).await?;
     Ok(
@@ -166,8 +167,8 @@ async fn get_tenant(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose())?;
-    let tenant = state.auth.admin.get_tenant(&id)?;
+    let caller = state.auth.admin.require_admin(token.expose()).await?;
+    let tenant = state.auth.admin.get_tenant(&id).await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenant": tenant })))
 }
 
@@ -178,7 +179,7 @@ async fn patch_tenant(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose()).await?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
     let tenant = state.auth.admin.patch_tenant(&id, &body).await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenant": tenant })))
@@ -189,7 +190,7 @@ async fn delete_tenant(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose())?;
+    state.auth.admin.require_admin(token.expose()).await?;
     state.auth.admin.delete_tenant(&id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -211,7 +212,7 @@ async fn create_invitation(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose())?;
+    let caller = state.auth.admin.require_admin(token.expose()).await?;
     let body = read_body(payload, limit(&state)).await?;
     let request: InvitationBody = if body.iter().all(u8::is_ascii_whitespace) {
         InvitationBody::default()
@@ -237,8 +238,8 @@ async fn list_invitations(
     token: BearerToken,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose())?;
-    let invitations = state.auth.admin.list_invitations(&id)?;
+    let caller = state.auth.admin.require_admin(token.expose()).await?;
+    let invitations = state.auth.admin.list_invitations(&id).await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "invitations": invitations })))
 }
 
@@ -247,7 +248,7 @@ async fn revoke_invitation(
     token: BearerToken,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose())?;
+    state.auth.admin.require_admin(token.expose()).await?;
     let (tenant, invitation) = path.into_inner();
     state
         .auth
@@ -272,7 +273,7 @@ async fn rotate_key(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose())?;
+    state.auth.admin.require_admin(token.expose()).await?;
     let body = read_body(payload, limit(&state)).await?;
     let request: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
@@ -296,7 +297,7 @@ async fn create_service(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose())?;
+    state.auth.admin.require_admin(token.expose()).await?;
     let body: ServiceBody = json_body(&req, payload, limit(&state)).await?;
     let created = state.auth.admin.create_service(&body.name).await?;
     tracing::trace!(answer = ?created, "service credential answered");
@@ -309,8 +310,8 @@ async fn list_services(
     state: web::Data<AppState>,
     token: BearerToken,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose())?;
-    Ok(answer(None).json(json!({ "services": state.auth.admin.list_services()? })))
+    state.auth.admin.require_admin(token.expose()).await?;
+    Ok(answer(None).json(json!({ "services": state.auth.admin.list_services().await? })))
 }
 
 async fn delete_service(
@@ -318,7 +319,7 @@ async fn delete_service(
     token: BearerToken,
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose())?;
+    state.auth.admin.require_admin(token.expose()).await?;
     state.auth.admin.delete_service(&client_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -39,8 +39,8 @@ struct Resume {
 const RETRY_MS: u64 = 1000;
 
 async fn snapshot(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    require_reader(&req, &state)?;
-    let snapshot = state.auth.feed.snapshot()?;
+    require_reader(&req, &state).await?;
+    let snapshot = state.auth.feed.snapshot().await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(snapshot))
@@ -51,7 +51,7 @@ async fn events(
     state: web::Data<AppState>,
     query: web::Query<Resume>,
 ) -> Result<HttpResponse, ApiError> {
-    require_reader(&req, &state)?;
+    require_reader(&req, &state).await?;
     let resume = match req.headers().get("last-event-id") {
         Some(value) => Some(value.to_str().unwrap_or_default().to_string()),
         None => query.into_inner().last_event_id,
@@ -65,12 +65,12 @@ async fn events(
             })?;
             // Refuse now, with a status, rather than in the middle of a stream; the page
             // read for that is the stream's first.
-            let page = state.auth.feed.after(after)?;
+            let page = state.auth.feed.after(after).await?;
             pending.extend(page.events.iter().map(event_frame));
             page.events.last().map_or(after, |event| event.id)
         }
         None => {
-            let snapshot = state.auth.feed.snapshot()?;
+            let snapshot = state.auth.feed.snapshot().await?;
             let id = snapshot.continues_from;
             let data = serde_json::to_string(&snapshot)
                 .map_err(|err| AuthError::Internal(format!("snapshot: {err}")))?;
@@ -96,8 +96,8 @@ async fn events(
 }
 
 /// Only services and admins read the feed.
-fn require_reader(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    if client(req, state)?.is_trusted() {
+async fn require_reader(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    if client(req, state).await?.is_trusted() {
         Ok(())
     } else {
         Err(AuthError::InvalidClient.into())
@@ -128,7 +128,7 @@ impl Stream {
             }
             // Seen before reading, so a record published meanwhile wakes the wait below.
             self.published.borrow_and_update();
-            let page = match self.state.auth.feed.after(self.last) {
+            let page = match self.state.auth.feed.after(self.last).await {
                 Ok(page) => page,
                 Err(err) => {
                     // Evicted past this reader, or the store failed: end the stream; the

@@ -36,7 +36,8 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     let caller = state
         .auth
         .verification
-        .authenticate(token.expose_secret(), Freshness::Current)?;
+        .authenticate(token.expose_secret(), Freshness::Current)
+        .await?;
     let claims = &caller.claims;
     let mut response = with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_ref());
     response

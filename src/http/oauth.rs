@@ -40,12 +40,16 @@ impl Client {
 
 /// Reads `Authorization`: Basic (a service), Bearer (must be an admin), or nothing. Any
 /// other scheme, or Basic without valid credentials, is `invalid_client` (RFC 6749 §5.2).
-pub(super) fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
+pub(super) async fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
     if let Some(credentials) = basic_credentials(req)? {
-        state.auth.introspection.authenticate_service(
-            &credentials.client_id,
-            credentials.client_secret.expose_secret(),
-        )?;
+        state
+            .auth
+            .introspection
+            .authenticate_service(
+                &credentials.client_id,
+                credentials.client_secret.expose_secret(),
+            )
+            .await?;
         return Ok(Client::Service);
     }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
@@ -57,7 +61,7 @@ pub(super) fn client(req: &HttpRequest, state: &AppState) -> Result<Client, ApiE
         return Err(AuthError::InvalidClient.into());
     }
     let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
-    state.auth.admin.require_admin(bearer.expose())?;
+    state.auth.admin.require_admin(bearer.expose()).await?;
     Ok(Client::Admin)
 }
 
@@ -102,13 +106,17 @@ async fn introspect(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    if !client(&req, &state)?.is_trusted() {
+    if !client(&req, &state).await?.is_trusted() {
         return Err(AuthError::InvalidClient.into());
     }
     let form = read_form(&req, &state, payload).await?;
     let hint = TokenHint::parse(form.token_type_hint.as_deref());
     Ok(no_store(
-        state.auth.introspection.introspect(&form.token, hint)?,
+        state
+            .auth
+            .introspection
+            .introspect(&form.token, hint)
+            .await?,
     ))
 }
 
@@ -120,7 +128,7 @@ async fn revoke(
     // Holding the token is proof enough to revoke it (RFC 7009 §2.1 for public clients);
     // a service that does present credentials must present valid ones.
     if presents_client_credentials(&req) {
-        client(&req, &state)?;
+        client(&req, &state).await?;
     }
     let form = read_form(&req, &state, payload).await?;
     let hint = TokenHint::parse(form.token_type_hint.as_deref());

@@ -200,10 +200,11 @@ async fn form_grant(
             // Refresh tokens belong to users, not to clients: a public client needs no
             // credentials, but credentials that are presented must be right.
             if let Some(client) = &client {
-                state.auth.introspection.authenticate_service(
-                    &client.client_id,
-                    client.client_secret.expose_secret(),
-                )?;
+                state
+                    .auth
+                    .introspection
+                    .authenticate_service(&client.client_id, client.client_secret.expose_secret())
+                    .await?;
             }
             let refresh = form
                 .take_secret("refresh_token")
@@ -213,10 +214,11 @@ async fn form_grant(
         }
         "client_credentials" => {
             let client = client.ok_or(AuthError::InvalidClient)?;
-            let tokens = state.auth.introspection.grant_client_credentials(
-                &client.client_id,
-                client.client_secret.expose_secret(),
-            )?;
+            let tokens = state
+                .auth
+                .introspection
+                .grant_client_credentials(&client.client_id, client.client_secret.expose_secret())
+                .await?;
             Ok(client_token_answer(&tokens))
         }
         other => Err(ApiError::unsupported_grant_type(format!(

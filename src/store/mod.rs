@@ -1,70 +1,45 @@
-//! The embedded store: sled trees, one file per tree, and the group-commit flusher.
-//! Only this module imports sled. Every value goes through [`codec`]; every write a
-//! client is told about is followed by [`Store::wait_durable`] before the answer.
+//! The store the flows talk to, named by what they need (create a user, rotate a session if
+//! its generation is still N, revoke, bump a version, read the change log after an id),
+//! whichever backend runs under it (DESIGN.md "Two backends"). `auth/` and `http/` hold a
+//! [`Store`] and never learn which one that is.
 //!
-//! [`Store`] is the handle the rest of the server holds for its whole life; the open
-//! database behind it (an `Engine`: the sled handles, the deny buckets, the mirror and the
-//! flusher) can be replaced. sled 0.34 poisons a database after one failed write to its
-//! log (disk full, I/O error, read-only remount): every later write fails even once the
-//! disk has room again. So a failed write starts an *episode* ([`health`]): writes answer
-//! `Unavailable`, reads go on from the poisoned engine, and [`Store::try_recover`] (driven
-//! by `tasks::recovery`) reopens the directory once the disk takes writes again. Reopening
-//! runs sled's recovery and rebuilds the mirror from what is on disk, so nothing that was
-//! never made durable survives in memory either.
+//! - [`sled`]: the embedded default, one process over one data directory.
 //!
-//! Trees (DESIGN.md "Storage"): `users`, `usernames`, `tenants`, `sessions`, `keys`,
-//! `meta`, `services` (credentials for introspection), `invitations` and
-//! `invitation_codes` (invitations into tenants, see [`invitations`]), the deny list as
-//! one tree per minute of token expiry (`deny/<second>`, see [`deny`]), plus two indexes
-//! DESIGN.md
-//! leaves implicit: `user_sessions` (user id + session id, to end every session of a user)
-//! and `session_expiry` (expiry + session id, so expired sessions are evicted by a range
-//! scan).
+//! What belongs to no backend lives here too: the errors, the record codec ([`codec`]) and
+//! the versioned record shapes both backends write (`disk`).
+//!
+//! Reads that verification makes on every request ([`Store::user_stamp`],
+//! [`Store::tenant_version`], [`Store::token_is_revoked`]) are synchronous and answered from
+//! memory; everything else may wait on the backend and is `async`. A write is acknowledged
+//! only after [`Store::wait_durable`].
 
-pub mod backup;
-pub mod changes;
 pub mod codec;
-pub mod deny;
-mod disk;
-pub mod eviction;
-mod flusher;
-pub mod health;
-mod integrity;
-pub mod invitations;
-pub mod keys;
-pub mod mirror;
-pub mod revocations;
-pub mod services;
-pub mod sessions;
-pub mod tenants;
-pub mod users;
+pub(crate) mod disk;
+pub mod sled;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::clock::Clock;
+use crate::domain::{InvitationId, SessionId, TenantId, TokenId, UserId, Username};
 
-pub use changes::{Change, ChangeRecord, ChangesAfter};
 pub use codec::CodecError;
-pub use deny::{DenyEviction, DenyKind};
-pub use eviction::{evict_expired, EvictionReport};
-pub use invitations::{
+pub use sled::backup::{self, BackupSummary};
+pub use sled::health::HealthCounts;
+pub use sled::revocations::Revocation;
+pub use sled::{
+    AccountChange, Change, ChangeRecord, ChangesAfter, ClaimsChange, DenyKind, EvictionReport,
     InvitationBook, InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError,
+    KeyRecord, LoggedChange, Rotation, ServiceRecord, SessionRecord, SledStore, TenantChange,
+    TenantRecord, TenantWriteError, UserRecord, UserStamp, UserWriteError, SCHEMA_VERSION,
 };
-pub use keys::KeyRecord;
-pub use mirror::UserStamp;
-pub use revocations::AccountChange;
-pub use services::ServiceRecord;
-pub use sessions::{Rotation, SessionRecord};
-pub use tenants::{TenantChange, TenantRecord, TenantWriteError};
-pub use users::{ClaimsChange, UserRecord, UserWriteError};
 
 /// What can go wrong below the flows.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(#[from] ::sled::Error),
     /// The database server refused or failed a statement, or could not be reached (the
     /// PostgreSQL backend). Never carries the connection string.
     #[error("database error: {0}")]
@@ -100,577 +75,725 @@ impl StoreError {
     }
 }
 
-/// A failed sled transaction as the error its closure aborted with, or as a storage
-/// error: one conversion for every write error type of this module.
-pub(crate) fn settle<E: From<StoreError>>(err: sled::transaction::TransactionError<E>) -> E {
-    match err {
-        sled::transaction::TransactionError::Abort(inner) => inner,
-        sled::transaction::TransactionError::Storage(inner) => E::from(StoreError::Sled(inner)),
-    }
-}
-
-impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
-    fn from(err: sled::transaction::TransactionError<StoreError>) -> Self {
-        settle(err)
-    }
-}
-
-/// The schema this build writes; stored in `meta` on first start and checked after.
-/// Version 2 moved the deny list from one tree into time buckets; version 3 added the
-/// change log (an older build would write without logging, so it must refuse the store).
-pub const SCHEMA_VERSION: u64 = 3;
-
 /// The largest `tokens.leeway` a configuration may set (config.rs checks it).
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
 
-/// The open database and its trees. Replaced whole when the store is reopened after a
-/// write failure; nothing outside this module sees it.
-pub(crate) struct Engine {
-    db: sled::Db,
-    pub(crate) users: sled::Tree,
-    pub(crate) usernames: sled::Tree,
-    pub(crate) tenants: sled::Tree,
-    pub(crate) sessions: sled::Tree,
-    pub(crate) user_sessions: sled::Tree,
-    pub(crate) session_expiry: sled::Tree,
-    pub(crate) session_acks: sled::Tree,
-    pub(crate) pending_denials: sled::Tree,
-    /// Shared with the scan of the buckets at open (see [`integrity`]).
-    pub(crate) deny: Arc<deny::DenyList>,
-    pub(crate) keys: sled::Tree,
-    pub(crate) services: sled::Tree,
-    pub(crate) invitations: sled::Tree,
-    pub(crate) invitation_codes: sled::Tree,
-    /// The change log (see [`changes`]).
-    pub(crate) changes: changes::ChangeLog,
-    flusher: flusher::Flusher,
-    pub(crate) mirror: mirror::Mirror,
-    /// Session records held, for the `claimd_sessions` gauge (counted at open).
-    pub(crate) sessions_held: std::sync::atomic::AtomicI64,
-}
-
-/// The store for the server's whole life: the open [`Engine`], its health, and what it
-/// takes to open it again.
+/// The store for the server's whole life, over whichever backend the settings chose.
 pub struct Store {
-    path: PathBuf,
-    cache_mb: u64,
-    /// The time migrations at open read (the deny list's horizon).
-    clock: Clock,
-    engine: RwLock<Option<Arc<Engine>>>,
-    health: Arc<health::Health>,
-    pub(crate) user_locks: Stripes,
-    /// Every write holds the shared side while it writes; a backup holds the exclusive
-    /// side while it copies (see [`backup`]).
-    write_gate: RwLock<()>,
-    /// Damage the background scan of the deny-list buckets found (see [`integrity`]).
-    damage: Arc<std::sync::Mutex<Option<String>>>,
-    /// That scan, stopped (and its handle on the database let go) when the store closes.
-    scan: std::sync::Mutex<Option<BackgroundScan>>,
-    /// The highest published change-log id (see [`changes`]); outlives a reopen.
-    published: tokio::sync::watch::Sender<u64>,
+    backend: Backend,
 }
 
-/// The thread reading the deny-list buckets after open, and how to stop it.
-struct BackgroundScan {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
+enum Backend {
+    Sled(SledStore),
 }
 
-impl BackgroundScan {
-    fn stop(self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.thread.join();
+impl From<SledStore> for Store {
+    fn from(store: SledStore) -> Store {
+        Store {
+            backend: Backend::Sled(store),
+        }
     }
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path` on the system clock.
+    /// Opens (or creates) the embedded store at `path` on the system clock.
     ///
     /// # Errors
-    /// As [`Store::open_with_clock`].
+    /// As [`SledStore::open_with_clock`].
     pub fn open(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
-        Store::open_with_clock(path, cache_mb, Clock::system())
+        SledStore::open(path, cache_mb).map(Store::from)
     }
 
-    /// Opens (or creates) the store at `path`, reading `clock` where opening needs the
-    /// time.
+    /// Opens (or creates) the embedded store at `path`, reading `clock` where opening
+    /// needs the time.
     ///
     /// # Errors
-    /// The directory cannot be created or locked (another claimd holds it), the files are
-    /// not a sled database, or they were written by a newer schema.
+    /// As [`SledStore::open_with_clock`].
     pub fn open_with_clock(path: &Path, cache_mb: u64, clock: Clock) -> Result<Store, StoreError> {
-        // A typo in `storage.path` must not quietly create a new store somewhere else:
-        // the directory itself may be new, its parent may not.
-        if let Some(parent) = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-        {
-            if !path.exists() && !parent.is_dir() {
-                return Err(StoreError::Open(format!(
-                    "the parent directory {} does not exist",
-                    parent.display()
-                )));
-            }
+        SledStore::open_with_clock(path, cache_mb, clock).map(Store::from)
+    }
+
+    /// The embedded backend, for what only it can do (its backup file, its data
+    /// directory); `None` on another backend.
+    pub fn as_sled(&self) -> Option<&SledStore> {
+        match &self.backend {
+            Backend::Sled(store) => Some(store),
         }
-        let health = Arc::new(health::Health::default());
-        let engine = Engine::open(path, cache_mb, Arc::clone(&health), &clock)?;
-        let damage = Arc::new(std::sync::Mutex::new(None));
-        let scan = scan_deny_buckets_behind(Arc::clone(&engine.deny), Arc::clone(&damage));
-        let (published, _) = tokio::sync::watch::channel(engine.changes.finished_through());
-        Ok(Store {
-            path: path.to_path_buf(),
-            cache_mb,
-            clock,
-            engine: RwLock::new(Some(Arc::new(engine))),
-            health,
-            user_locks: Stripes::new(64),
-            write_gate: RwLock::new(()),
-            damage,
-            scan: std::sync::Mutex::new(scan),
-            published,
-        })
     }
 
-    /// Held by each write for the duration of its sled write. Write methods do not call
-    /// one another while holding it (a waiting backup would deadlock a nested read).
-    pub(crate) fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.write_gate
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// What runs under this store, for logs and `/metrics`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sled(_) => "sled",
+        }
     }
 
-    /// Held by a backup while it copies: no write runs meanwhile.
-    pub(crate) fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        self.write_gate
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The embedded backend's data directory; `None` on another backend.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.as_sled().map(SledStore::path)
     }
 
-    /// The open engine, or `Unavailable` while it is being reopened.
-    pub(crate) fn engine(&self) -> Result<Arc<Engine>, StoreError> {
-        self.engine
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| StoreError::Unavailable("the store is being reopened".into()))
+    /// Where the store lives, for messages: `storage.path <dir>`, or the database.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sled(store) => format!("storage.path {}", store.path().display()),
+        }
     }
 
-    /// Waits until every write made before this call is on disk (group commit). A failed
-    /// flush starts a write-failure episode.
+    // ---- health and durability ----
+
+    /// Waits until every write made before this call is durable.
     ///
     /// # Errors
-    /// The flush failed, or writes are failing already: the write must not be
-    /// acknowledged, and its outcome is unknown.
+    /// The write must not be acknowledged: its outcome is unknown.
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
-        let engine = self.engine()?;
-        if let Some(reason) = self.health.failing_reason() {
-            return Err(StoreError::Unavailable(reason));
+        match &self.backend {
+            Backend::Sled(store) => store.wait_durable().await,
         }
-        // Every change-log record of a write finished before this call is covered by the
-        // flush it waits for.
-        let finished = engine.changes.finished_through();
-        engine.flusher.wait_durable().await.map_err(|err| {
-            self.health.write_failed(&err);
-            StoreError::Flush(err)
-        })?;
-        self.publish(finished);
-        Ok(())
     }
 
-    /// Damage found in the deny-list buckets by the scan that runs right after open:
-    /// the server stops on it (`tasks::recovery`).
-    pub fn damage(&self) -> Option<String> {
-        self.damage
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Whether writes are being made durable (no write-failure episode is going on).
+    /// Whether writes are being made durable.
     pub fn is_writable(&self) -> bool {
-        self.health.failing_reason().is_none()
+        match &self.backend {
+            Backend::Sled(store) => store.is_writable(),
+        }
     }
 
     /// Write failures and recoveries so far, for `/metrics`.
-    pub fn health(&self) -> health::HealthCounts {
-        self.health.counts()
+    pub fn health(&self) -> HealthCounts {
+        match &self.backend {
+            Backend::Sled(store) => store.health(),
+        }
     }
 
-    /// Notes a failed write seen outside the flusher (sled refusing an insert because its
-    /// own background flush failed); [`Store::probe`] calls it.
+    /// Notes a failed write seen outside the backend's own durability path.
     pub fn note_write_failure(&self, err: &StoreError) {
-        if err.is_storage_fault() {
-            self.health.write_failed(&err.to_string());
+        match &self.backend {
+            Backend::Sled(store) => store.note_write_failure(err),
         }
     }
 
-    /// Asks the database whether it can still write: an empty flush returns sled's error
-    /// once its log has failed, even when the failing write was its own background flush.
-    /// Called every second by `tasks::recovery`.
+    /// Asks the backend whether it can still write (called every second by
+    /// `tasks::recovery`).
     pub async fn probe(&self) {
-        if !self.is_writable() {
-            return;
-        }
-        let flushed = match self.engine() {
-            Ok(engine) => engine
-                .flusher
-                .wait_flushed()
-                .await
-                .map_err(StoreError::Flush),
-            Err(err) => Err(err),
-        };
-        if let Err(err) = flushed {
-            self.note_write_failure(&err);
+        match &self.backend {
+            Backend::Sled(store) => store.probe().await,
         }
     }
 
-    /// Ends a write-failure episode if the disk takes writes again: checks that a file can
-    /// be written and synced in the data directory, waits for requests still holding the
-    /// poisoned engine, then opens the directory again (sled's recovery runs, the mirror is
-    /// rebuilt from disk). Blocking: run it off the async workers.
-    ///
-    /// Returns `Ok(true)` once recovered, `Ok(false)` while the disk still refuses writes.
+    /// Ends a write-failure episode if the backend takes writes again. Blocking.
     ///
     /// # Errors
-    /// The directory could not be opened again: the process cannot recover in place and
-    /// should exit for its supervisor to restart it.
+    /// The store cannot recover in place: the process should exit for its supervisor.
     pub fn try_recover(&self) -> Result<bool, StoreError> {
-        if self.is_writable() {
-            return Ok(true);
+        match &self.backend {
+            Backend::Sled(store) => store.try_recover(),
         }
-        if let Err(err) = health::disk_takes_writes(&self.path) {
-            tracing::debug!(error = %err, "the data directory does not take writes yet");
-            return Ok(false);
-        }
-        let Some(old) = self
-            .engine
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        else {
-            return Ok(false);
-        };
-        // Requests that took the engine before it was taken out finish quickly: their
-        // writes fail at once, and reads do not block.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut old = old;
-        loop {
-            match Arc::try_unwrap(old) {
-                Ok(engine) => {
-                    engine.close();
-                    break;
-                }
-                Err(still_shared) if Instant::now() < deadline => {
-                    old = still_shared;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(still_shared) => {
-                    *self.engine.write().unwrap_or_else(PoisonError::into_inner) =
-                        Some(still_shared);
-                    return Ok(false);
-                }
-            }
-        }
-        let reopened = reopen_with_retries(&self.path, self.cache_mb, &self.health, &self.clock)?;
-        // What sled recovered is on disk: its change-log records are published.
-        self.publish(reopened.changes.finished_through());
-        *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(reopened));
-        self.health.recovered();
-        Ok(true)
     }
 
-    /// Flushes synchronously: for the command line, which has no runtime to share.
+    /// Damage found after open that the server must stop on.
+    pub fn damage(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Sled(store) => store.damage(),
+        }
+    }
+
+    /// Makes every write so far durable, synchronously (the command line).
     ///
     /// # Errors
     /// The flush failed.
     pub fn flush_now(&self) -> Result<(), StoreError> {
-        let engine = self.engine()?;
-        let finished = engine.changes.finished_through();
-        engine.db.flush()?;
-        self.publish(finished);
-        Ok(())
+        match &self.backend {
+            Backend::Sled(store) => store.flush_now(),
+        }
     }
 
-    /// Stops the flusher after a last flush; later writes are no longer made durable.
-    /// The background scan stops too, so the database is let go once the store is dropped.
+    /// Lets go of the backend after a last flush.
     pub fn close(&self) {
-        self.stop_scan();
-        if let Ok(engine) = self.engine() {
-            engine.close();
+        match &self.backend {
+            Backend::Sled(store) => store.close(),
         }
     }
 
-    /// Waits (up to `limit`) for the background scan to end by itself; whether it did.
-    #[cfg(test)]
-    pub(crate) fn finish_scan(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            let finished = self
-                .scan
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-                .is_none_or(|scan| scan.thread.is_finished());
-            if finished {
-                self.stop_scan();
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn stop_scan(&self) {
-        let scan = self
-            .scan
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(scan) = scan {
-            scan.stop();
-        }
-    }
-
-    /// Bytes the database occupies on disk.
+    /// Bytes the store occupies.
     pub fn size_on_disk(&self) -> u64 {
-        self.engine()
-            .ok()
-            .and_then(|engine| engine.db.size_on_disk().ok())
-            .unwrap_or(0)
-    }
-
-    /// The data directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// sled's file lock and background threads go with the last handle of the old database;
-/// the lock may outlive it by a moment, so "in use" is retried briefly.
-fn reopen_with_retries(
-    path: &Path,
-    cache_mb: u64,
-    health: &Arc<health::Health>,
-    clock: &Clock,
-) -> Result<Engine, StoreError> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match Engine::open(path, cache_mb, Arc::clone(health), clock) {
-            Err(StoreError::InUse) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            outcome => return outcome,
+        match &self.backend {
+            Backend::Sled(store) => store.size_on_disk(),
         }
     }
-}
 
-impl Engine {
-    fn open(
-        path: &Path,
-        cache_mb: u64,
-        health: Arc<health::Health>,
-        clock: &Clock,
-    ) -> Result<Engine, StoreError> {
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
-            .flush_every_ms(Some(1000));
-        let fresh = !path.join("conf").exists() && !path.join("db").exists();
-        let db = open_quietly(config)?;
-        let meta = db.open_tree("meta")?;
-        let mut migrate_from = None;
-        match meta.get("schema_version")? {
-            None if fresh => {
-                meta.insert("schema_version", &codec::encode_u64(SCHEMA_VERSION))?;
-                db.flush()?;
-            }
-            None => {
-                return Err(StoreError::Open(
-                    "the data directory holds no claimd schema: damaged, or not a claimd store"
-                        .into(),
-                ))
-            }
-            Some(bytes) => {
-                let version = codec::decode_u64(&bytes).map_err(|source| StoreError::Corrupt {
-                    tree: "meta",
-                    source,
-                })?;
-                if version > SCHEMA_VERSION {
-                    return Err(StoreError::Open(format!(
-                        "schema version {version} is newer than this build ({SCHEMA_VERSION})"
-                    )));
-                }
-                if version < SCHEMA_VERSION {
-                    migrate_from = Some(version);
-                }
+    /// A consistent copy of the store in claimd's backup format.
+    ///
+    /// # Errors
+    /// Storage failures, or a backend whose backups are its own tools' business.
+    pub fn export(&self, out: impl Write) -> Result<BackupSummary, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.export(out),
+        }
+    }
+
+    /// Removes what can no longer matter: expired sessions, deny entries and invitations,
+    /// and change-log records older than any live token. sled's passes scan trees, so they run on the blocking pool.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn evict_expired(
+        self: &Arc<Self>,
+        now: u64,
+        leeway: u64,
+    ) -> Result<EvictionReport, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => {
+                let store = Arc::clone(self);
+                tokio::task::spawn_blocking(move || {
+                    store
+                        .as_sled()
+                        .map_or(Ok(EvictionReport::default()), |sled| {
+                            sled::evict_expired(sled, now, leeway)
+                        })
+                })
+                .await
+                .map_err(|err| {
+                    StoreError::Unavailable(format!("the eviction pass failed: {err}"))
+                })?
             }
         }
-        let seal = integrity::Seal::open(path, meta.clone(), fresh)?;
-        scan_quietly(&db)?;
-        let flusher = flusher::Flusher::start(db.clone(), health, seal)
-            .map_err(|err| StoreError::Open(format!("cannot start the flusher: {err}")))?;
-        let engine = Engine {
-            users: db.open_tree("users")?,
-            usernames: db.open_tree("usernames")?,
-            tenants: db.open_tree("tenants")?,
-            sessions: db.open_tree("sessions")?,
-            user_sessions: db.open_tree("user_sessions")?,
-            session_expiry: db.open_tree("session_expiry")?,
-            session_acks: db.open_tree("session_acks")?,
-            pending_denials: db.open_tree("pending_denials")?,
-            deny: Arc::new(deny::DenyList::open(&db)?),
-            keys: db.open_tree("keys")?,
-            services: db.open_tree("services")?,
-            invitations: db.open_tree("invitations")?,
-            invitation_codes: db.open_tree("invitation_codes")?,
-            changes: changes::ChangeLog::open(&db, meta.clone())?,
-            flusher,
-            mirror: mirror::Mirror::default(),
-            sessions_held: std::sync::atomic::AtomicI64::new(0),
-            db,
-        };
-        match migrate_from {
-            None => {}
-            Some(version @ (1 | 2)) => engine.migrate(version, &meta, clock.now())?,
-            Some(version) => {
-                return Err(StoreError::Open(format!(
-                    "schema version {version} was never written by claimd: damaged store"
-                )))
-            }
-        }
-        engine.replay_pending_denials()?;
-        engine.replay_logged_revocations()?;
-        engine.load_user_mirror()?;
-        engine.load_tenant_mirror()?;
-        let held = engine.count_sessions()?;
-        engine
-            .sessions_held
-            .store(held, std::sync::atomic::Ordering::Relaxed);
-        Ok(engine)
     }
 
-    /// Stops the flusher after a last flush.
-    fn close(&self) {
-        self.flusher.stop();
-        if let Err(err) = self.db.flush() {
-            tracing::debug!(error = %err, "final flush failed");
+    // ---- verification, from memory ----
+
+    /// What verification needs of a user.
+    ///
+    /// # Errors
+    /// The store cannot vouch for what it holds.
+    pub fn user_stamp(&self, id: UserId) -> Result<Option<UserStamp>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.user_stamp(id),
         }
     }
 
-    /// Brings a store written by schema `from` up to this build's, step by step; the
-    /// version is bumped after each step, so a crash runs the (idempotent) step again.
-    fn migrate(&self, from: u64, meta: &sled::Tree, now: u64) -> Result<(), StoreError> {
-        if from < 2 {
-            // Schema 1 kept the deny list in one tree. The largest leeway a configuration
-            // may set: no token older than this verifies.
-            let earliest_live = now.saturating_sub(MAX_LEEWAY_SECONDS);
-            let moved = self.deny.migrate_single_tree(earliest_live)?;
-            meta.insert("schema_version", &codec::encode_u64(2))?;
-            self.db.flush()?;
-            tracing::info!(
-                entries = moved,
-                "moved the deny list into time buckets (schema 2)"
-            );
-        }
-        if from < 3 {
-            let seeded = self.seed_change_log(now)?;
-            meta.insert("schema_version", &codec::encode_u64(3))?;
-            self.db.flush()?;
-            tracing::info!(
-                records = seeded,
-                "started the change log with what can still matter to a live token (schema 3)"
-            );
-        }
-        Ok(())
-    }
-}
-
-/// sled 0.34 panics on some kinds of damage instead of returning an error. Turn such a
-/// panic into an error, so a corrupt data dir stops start-up with one line rather than a
-/// backtrace. (The panic hook is the binary's business: it logs panics as one line.)
-fn open_quietly(config: sled::Config) -> Result<sled::Db, StoreError> {
-    match without_panics(move || config.open().map_err(StoreError::from))? {
-        Err(StoreError::Sled(err)) if err.to_string().contains("could not acquire lock") => {
-            Err(StoreError::InUse)
-        }
-        Err(StoreError::Sled(err)) => Err(StoreError::Open(one_line(&err.to_string()))),
-        other => other,
-    }
-}
-
-/// Runs `work`, turning a panic of sled's on damaged data into an `Open` error.
-fn without_panics<T>(
-    work: impl FnOnce() -> Result<T, StoreError>,
-) -> Result<Result<T, StoreError>, StoreError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
-        let reason = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown damage".into());
-        StoreError::Open(format!(
-            "the data directory is damaged ({})",
-            one_line(&reason)
-        ))
-    })
-}
-
-/// Reads the deny-list buckets on a thread of their own, right after open; what it finds
-/// wrong is left in `damage`.
-fn scan_deny_buckets_behind(
-    deny: Arc<deny::DenyList>,
-    damage: Arc<std::sync::Mutex<Option<String>>>,
-) -> Option<BackgroundScan> {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stopping = Arc::clone(&stop);
-    let spawned = std::thread::Builder::new()
-        .name("claimd-scan".into())
-        .spawn(move || {
-            let started = Instant::now();
-            let scanned = without_panics(|| integrity::scan_deny_buckets(&deny, &stopping));
-            match scanned {
-                Ok(Ok(records)) => tracing::debug!(
-                    records,
-                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    "deny-list buckets scanned"
-                ),
-                Ok(Err(err)) | Err(err) => {
-                    *damage.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
-                }
-            }
-        });
-    match spawned {
-        Ok(thread) => Some(BackgroundScan { stop, thread }),
-        Err(err) => {
-            tracing::warn!(error = %err, "could not start the deny-list scan");
-            None
+    /// A tenant's claims version.
+    ///
+    /// # Errors
+    /// The store cannot vouch for what it holds.
+    pub fn tenant_version(&self, id: TenantId) -> Result<Option<u64>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.tenant_version(id),
         }
     }
-}
 
-impl Drop for Store {
-    fn drop(&mut self) {
-        self.stop_scan();
+    /// Whether an access token (its `jti`) or its session (`sid`) is denied at `exp`.
+    ///
+    /// # Errors
+    /// The store cannot vouch for what it holds.
+    pub fn token_is_revoked(
+        &self,
+        jti: TokenId,
+        sid: SessionId,
+        exp: u64,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.token_is_revoked(jti, sid, exp),
+        }
     }
-}
 
-/// The open-time scan ([`integrity::scan`]), with sled's panics on damage turned into
-/// errors.
-fn scan_quietly(db: &sled::Db) -> Result<(), StoreError> {
-    let started = Instant::now();
-    let scanned = without_panics(|| integrity::scan_records(db))??;
-    tracing::debug!(
-        records = scanned,
-        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "store scanned at open"
-    );
-    Ok(())
-}
+    /// Whether one deny entry covers `exp`.
+    ///
+    /// # Errors
+    /// The store cannot vouch for what it holds.
+    pub fn is_denied(&self, kind: DenyKind, id: &[u8; 16], exp: u64) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.is_denied(kind, id, exp),
+        }
+    }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    /// Notes the access-token life in force; the longest one noted, which decides how long
+    /// the change log is kept.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.note_access_ttl(ttl),
+        }
+    }
+
+    /// The longest access-token life ever noted.
+    pub fn longest_access_ttl(&self) -> u64 {
+        match &self.backend {
+            Backend::Sled(store) => store.longest_access_ttl(),
+        }
+    }
+
+    /// Live deny entries, for `/metrics`.
+    pub fn deny_entries(&self) -> i64 {
+        match &self.backend {
+            Backend::Sled(store) => store.deny_entries(),
+        }
+    }
+
+    /// Session records held, for `/metrics`.
+    pub fn sessions_held(&self) -> i64 {
+        match &self.backend {
+            Backend::Sled(store) => store.sessions_held(),
+        }
+    }
+
+    // ---- revocation ----
+
+    /// Denies one access token until its `exp` and logs it; whether it was new.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn deny_token(&self, jti: TokenId, exp: u64) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.deny_token(jti, exp),
+        }
+    }
+
+    /// Ends `revocations` of `user` and applies `change` to the user in one write.
+    ///
+    /// # Errors
+    /// Storage failures, or the user is gone.
+    pub async fn revoke_sessions(
+        &self,
+        user: UserId,
+        revocations: &mut [Revocation],
+        now: u64,
+        change: AccountChange<'_>,
+    ) -> Result<Option<UserRecord>, UserWriteError> {
+        match &self.backend {
+            Backend::Sled(store) => store.revoke_sessions(user, revocations, now, change),
+        }
+    }
+
+    // ---- the change log ----
+
+    /// Published change-log records after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn changes_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<ChangesAfter, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.changes_after(after, limit),
+        }
+    }
+
+    /// The highest change-log id evicted.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn changes_evicted_through(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.changes_evicted_through(),
+        }
+    }
+
+    /// The highest published change-log id.
+    pub fn published_through(&self) -> u64 {
+        match &self.backend {
+            Backend::Sled(store) => store.published_through(),
+        }
+    }
+
+    /// Wakes on each newly published change-log id.
+    pub fn watch_published(&self) -> tokio::sync::watch::Receiver<u64> {
+        match &self.backend {
+            Backend::Sled(store) => store.watch_published(),
+        }
+    }
+
+    // ---- users ----
+
+    /// Creates a user (spending an invitation when one is named).
+    ///
+    /// # Errors
+    /// The username is taken, the invitation spent, `max_accounts` reached, or storage.
+    pub async fn create_user(
+        &self,
+        id: UserId,
+        user: &UserRecord,
+        invitation: Option<&[u8; 32]>,
+        now: u64,
+    ) -> Result<(), UserWriteError> {
+        match &self.backend {
+            Backend::Sled(store) => store.create_user(id, user, invitation, now),
+        }
+    }
+
+    /// Reads a user.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.user(id),
+        }
+    }
+
+    /// Finds a user by name.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn user_id_by_name(&self, name: &Username) -> Result<Option<UserId>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.user_id_by_name(name),
+        }
+    }
+
+    /// Changes a user's claims, bumping their version, and logs it.
+    ///
+    /// # Errors
+    /// The user is gone, or storage.
+    pub async fn change_user_claims(
+        &self,
+        id: UserId,
+        change: &ClaimsChange,
+        now: u64,
+    ) -> Result<UserRecord, UserWriteError> {
+        match &self.backend {
+            Backend::Sled(store) => store.change_user_claims(id, change, now),
+        }
+    }
+
+    /// Deletes a user and logs it.
+    ///
+    /// # Errors
+    /// The user is gone, or storage.
+    pub async fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
+        match &self.backend {
+            Backend::Sled(store) => store.delete_user(id),
+        }
+    }
+
+    /// A page of users in id order, after `after`.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn list_users(
+        &self,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, UserRecord)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.list_users(after, limit),
+        }
+    }
+
+    // ---- sessions ----
+
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn insert_session(
+        &self,
+        sid: SessionId,
+        session: &SessionRecord,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.insert_session(sid, session),
+        }
+    }
+
+    /// Reads a session.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn session(&self, sid: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.session(sid),
+        }
+    }
+
+    /// Rotates a session if it is still at `rotation.from_generation` (one compare-and-set);
+    /// the session as it is after the attempt.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn rotate_session(
+        &self,
+        sid: SessionId,
+        rotation: &Rotation,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.rotate_session(sid, rotation),
+        }
+    }
+
+    /// Replaces the access token kept for `generation` (a refresh with current claims).
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn renew_session_access(
+        &self,
+        sid: SessionId,
+        generation: u64,
+        access: (&str, u64),
+        used: Option<u64>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.renew_session_access(sid, generation, access, used),
+        }
+    }
+
+    /// Every session id of a user.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn user_session_ids(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.user_session_ids(user),
+        }
+    }
+
+    /// Removes a session and its index entries.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn remove_session(
+        &self,
+        sid: SessionId,
+        session: &SessionRecord,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.remove_session(sid, session),
+        }
+    }
+
+    /// Records that the answer carrying `generation` is leaving.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn acknowledge_generation(
+        &self,
+        sid: SessionId,
+        generation: u64,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.acknowledge_generation(sid, generation),
+        }
+    }
+
+    /// The newest acknowledged generation of a session.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn acknowledged_generation(&self, sid: SessionId) -> Result<Option<u64>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.acknowledged_generation(sid),
+        }
+    }
+
+    // ---- tenants ----
+
+    /// Reads a tenant.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.tenant(id),
+        }
+    }
+
+    /// Every tenant.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn list_tenants(&self) -> Result<Vec<(TenantId, TenantRecord)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.list_tenants(),
+        }
+    }
+
+    /// Creates a tenant.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn create_tenant(
+        &self,
+        id: TenantId,
+        tenant: &TenantRecord,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.create_tenant(id, tenant),
+        }
+    }
+
+    /// Changes a tenant, bumping its version, and logs it.
+    ///
+    /// # Errors
+    /// The tenant is gone, or storage.
+    pub async fn change_tenant(
+        &self,
+        id: TenantId,
+        change: &TenantChange,
+        now: u64,
+    ) -> Result<TenantRecord, TenantWriteError> {
+        match &self.backend {
+            Backend::Sled(store) => store.change_tenant(id, change, now),
+        }
+    }
+
+    /// Deletes a tenant and logs it.
+    ///
+    /// # Errors
+    /// The tenant is gone or has members, or storage.
+    pub async fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
+        match &self.backend {
+            Backend::Sled(store) => store.delete_tenant(id),
+        }
+    }
+
+    // ---- invitations ----
+
+    /// Stores an invitation into `tenant`.
+    ///
+    /// # Errors
+    /// The tenant is gone, or storage.
+    pub async fn create_invitation(
+        &self,
+        tenant: TenantId,
+        invitation: &InvitationRecord,
+        now: u64,
+    ) -> Result<(), InvitationWriteError> {
+        match &self.backend {
+            Backend::Sled(store) => store.create_invitation(tenant, invitation, now),
+        }
+    }
+
+    /// A tenant's invitations (`None`: no such tenant).
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn invitations(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<Vec<InvitationRecord>>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.invitations(tenant),
+        }
+    }
+
+    /// The tenant a pending invitation code admits to.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn invitation_tenant(
+        &self,
+        code_digest: &[u8; 32],
+        now: u64,
+    ) -> Result<Option<TenantId>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.invitation_tenant(code_digest, now),
+        }
+    }
+
+    /// How many invitations of a tenant are still pending.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn pending_invitations(&self, tenant: TenantId, now: u64) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.pending_invitations(tenant, now),
+        }
+    }
+
+    /// Voids an invitation.
+    ///
+    /// # Errors
+    /// Unknown, already spent, or storage.
+    pub async fn revoke_invitation(
+        &self,
+        tenant: TenantId,
+        id: InvitationId,
+        now: u64,
+    ) -> Result<(), InvitationWriteError> {
+        match &self.backend {
+            Backend::Sled(store) => store.revoke_invitation(tenant, id, now),
+        }
+    }
+
+    // ---- keys and services ----
+
+    /// Every signing key, by kid.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn signing_keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.signing_keys(),
+        }
+    }
+
+    /// Stores a signing key (publishing, signing or retiring it) and logs the change.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn put_signing_key(&self, kid: &str, key: &KeyRecord) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.put_signing_key(kid, key),
+        }
+    }
+
+    /// Removes a signing key and logs the change.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn remove_signing_key(&self, kid: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.remove_signing_key(kid),
+        }
+    }
+
+    /// Stores a service credential.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn put_service(
+        &self,
+        client_id: &str,
+        service: &ServiceRecord,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.put_service(client_id, service),
+        }
+    }
+
+    /// Reads a service credential.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn service(&self, client_id: &str) -> Result<Option<ServiceRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.service(client_id),
+        }
+    }
+
+    /// Every service credential.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn list_services(&self) -> Result<Vec<(String, ServiceRecord)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.list_services(),
+        }
+    }
+
+    /// Deletes a service credential; whether it existed.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn delete_service(&self, client_id: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => store.delete_service(client_id),
+        }
+    }
 }
 
 /// Striped locks: serialise writes that read before they write (one user's record, one
@@ -696,55 +819,7 @@ impl Stripes {
     }
 }
 
-/// A store in a fresh temporary directory, for the store's unit tests.
-#[cfg(test)]
-pub(crate) fn test_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(dir.path(), 4).expect("store opens");
-    (dir, store)
-}
-
-/// Opens the store at `path` for a unit test that may just have dropped another handle on
-/// it: sled's file lock can outlive the dropped database by a moment (one of its I/O
-/// threads still holds it), so `InUse` is retried for a few seconds, as the store's own
-/// reopening after a write failure does.
-#[cfg(test)]
-pub(crate) fn open_for_test(path: &Path) -> Store {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match Store::open(path, 4) {
-            Err(StoreError::InUse) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            outcome => return outcome.expect("store opens"),
-        }
-    }
-}
-
+/// Maps a codec failure of a record read from `tree` to a store error.
 pub(crate) fn corrupt(tree: &'static str) -> impl Fn(CodecError) -> StoreError {
     move |source| StoreError::Corrupt { tree, source }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    /// The background scan and the flusher hold the database too; once they stop, sled's
-    /// lock goes within moments (one of sled's own I/O threads may hold it a little
-    /// longer under load, hence the retrying open).
-    fn a_dropped_store_lets_go_of_its_directory_within_moments() {
-        let dir = tempfile::tempdir().unwrap();
-        for _ in 0..3 {
-            let store = crate::store::open_for_test(dir.path());
-            store
-                .deny(DenyKind::Token, &[1; 16], 4_000..=4_000)
-                .unwrap();
-            drop(store);
-        }
-        let store = crate::store::open_for_test(dir.path());
-        store.close();
-        drop(store);
-        crate::store::open_for_test(dir.path());
-    }
 }

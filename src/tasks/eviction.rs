@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::store::{evict_expired, Store};
+use crate::store::Store;
 use crate::telemetry::Metrics;
 
 /// Runs until `shutdown` turns true.
@@ -38,8 +38,8 @@ pub async fn run(
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .now(clock.now(), clock.instant());
-            match tokio::task::spawn_blocking(move || evict_expired(&store, at, leeway)).await {
-                Ok(Ok(report)) => {
+            match store.evict_expired(at, leeway).await {
+                Ok(report) => {
                     metrics.evicted(report.deny_removed, report.sessions_removed);
                     if report.deny_removed + report.sessions_removed > 0 {
                         tracing::debug!(
@@ -52,8 +52,7 @@ pub async fn run(
                         );
                     }
                 }
-                Ok(Err(err)) => tracing::error!(error = %err, "eviction failed"),
-                Err(err) => tracing::error!(error = %err, "eviction task failed"),
+                Err(err) => tracing::error!(error = %err, "eviction failed"),
             }
         }
     })

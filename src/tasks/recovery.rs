@@ -29,10 +29,7 @@ pub async fn run(
         let fatal = fatal.clone();
         async move {
             if let Some(damage) = store.damage() {
-                let _ = fatal.send(format!(
-                    "storage.path {}: {damage}",
-                    store.path().display()
-                ));
+                let _ = fatal.send(format!("{}: {damage}", store.location()));
                 return;
             }
             if store.is_writable() {
@@ -44,8 +41,8 @@ pub async fn run(
                 Ok(Ok(_)) => {}
                 Ok(Err(err)) => {
                     let _ = fatal.send(format!(
-                        "storage.path {}: the store could not be reopened after a write failure: {err}",
-                        store.path().display()
+                        "{}: the store could not be reopened after a write failure: {err}",
+                        store.location()
                     ));
                 }
                 Err(err) => tracing::error!(error = %err, "store recovery task failed"),

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Stored;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
-use crate::store::changes::{Change, LoggedChange};
 use crate::store::codec::{self, CodecError};
+use crate::store::sled::changes::{Change, LoggedChange};
 
 /// Format 1. Never changed: a change is a new shape. bincode writes the variant's index,
 /// so variants are only ever added at the end.

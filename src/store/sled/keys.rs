@@ -4,7 +4,7 @@
 use super::disk::Stored;
 use sled::Transactional;
 
-use super::{codec, corrupt, Change, Engine, Store, StoreError};
+use super::{codec, corrupt, Change, Engine, SledStore, StoreError};
 
 /// A signing key as the store hands it out (its on-disk shapes are in `disk::key`).
 #[derive(Clone, PartialEq)]
@@ -32,7 +32,7 @@ impl std::fmt::Debug for KeyRecord {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Every key in the ring, oldest first (key ids are time-ordered).
     ///
     /// # Errors

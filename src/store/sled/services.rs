@@ -4,7 +4,7 @@
 //! cheap on the introspection hot path.
 
 use super::disk::Stored;
-use super::{corrupt, Store, StoreError};
+use super::{corrupt, SledStore, StoreError};
 
 /// A service credential as the store hands it out (its on-disk shapes are in
 /// `disk::service`).
@@ -25,7 +25,7 @@ impl std::fmt::Debug for ServiceRecord {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Stores a service credential.
     ///
     /// # Errors

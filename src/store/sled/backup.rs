@@ -26,7 +26,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, SCHEMA_VERSION};
+use super::{SledStore, StoreError, SCHEMA_VERSION};
 
 const MAGIC: &[u8] = b"CLAIMD-BACKUP\n";
 /// The framing this build writes and reads.
@@ -89,7 +89,7 @@ fn field(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     out.write_all(bytes)
 }
 
-impl Store {
+impl SledStore {
     /// Writes a consistent backup of every tree to `out`. Writes to the store wait while
     /// the trees are copied; reads go on.
     ///
@@ -265,7 +265,7 @@ fn restore_into(path: &Path, backup: impl Read) -> Result<BackupSummary, Restore
     // moment (one of its I/O threads still holds it), so `InUse` is retried briefly.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let store = loop {
-        match Store::open(path, 16) {
+        match SledStore::open(path, 16) {
             Err(StoreError::InUse) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -317,10 +317,10 @@ impl<R: Read> Reading<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_store;
+    use crate::store::sled::test_store;
     use crate::store::DenyKind;
 
-    fn backup_of(store: &Store) -> Vec<u8> {
+    fn backup_of(store: &SledStore) -> Vec<u8> {
         let mut bytes = Vec::new();
         store.export(&mut bytes).unwrap();
         bytes
@@ -339,7 +339,7 @@ mod tests {
         let summary = restore(&path, &bytes[..]).unwrap();
 
         assert_eq!(summary.bytes, bytes.len() as u64);
-        let restored = crate::store::open_for_test(&path);
+        let restored = crate::store::sled::open_for_test(&path);
         assert!(restored
             .is_denied(DenyKind::Token, &[7; 16], 4_000)
             .unwrap());

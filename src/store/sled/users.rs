@@ -12,7 +12,7 @@ use sled::Transactional;
 
 use super::disk::Stored;
 use super::mirror::UserStamp;
-use super::{codec, corrupt, invitations, Change, Engine, Store, StoreError, TenantRecord};
+use super::{codec, corrupt, invitations, Change, Engine, SledStore, StoreError, TenantRecord};
 use crate::domain::{TenantId, UserId, Username};
 
 /// A user as the store hands it out (its on-disk shapes are in `disk::user`).
@@ -224,7 +224,7 @@ fn count_member_in(
     Ok(record.version)
 }
 
-impl Store {
+impl SledStore {
     /// Creates a user, claims its username and counts it into its tenant, atomically. With
     /// `invitation` (the digest of a code), the invitation must be pending at `now` and
     /// belong to the user's tenant; it is used up in the same write, so a code admits one
@@ -525,7 +525,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_store;
+    use crate::store::sled::test_store;
 
     fn user() -> UserRecord {
         UserRecord {

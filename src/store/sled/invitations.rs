@@ -13,14 +13,14 @@
 //!
 //! Ended invitations (used, revoked, expired) stay listed for [`ENDED_RETENTION_SECS`],
 //! then leave the book (and their code leaves the index) at the next write to the book, or
-//! in [`Store::evict_expired_invitations`]. A book holds at most [`MAX_PER_TENANT`]
+//! in [`SledStore::evict_expired_invitations`]. A book holds at most [`MAX_PER_TENANT`]
 //! invitations, which bounds the record every registration into the tenant reads.
 
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use super::disk::Stored;
-use super::{codec, corrupt, Store, StoreError, TenantRecord};
+use super::{codec, corrupt, SledStore, StoreError, TenantRecord};
 use crate::domain::{InvitationId, TenantId, UserId};
 
 /// How long a used, revoked or expired invitation stays listed before it is dropped.
@@ -252,7 +252,7 @@ pub(super) fn redeem<E: From<StoreError>>(
     Ok(true)
 }
 
-impl Store {
+impl SledStore {
     /// Creates an invitation into `tenant` if a seat is free: members plus outstanding
     /// invitations stay within `max_accounts`.
     ///
@@ -484,7 +484,7 @@ mod tests {
     #[test]
     fn seats_free_at_expiry_and_eviction_drops_the_code() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("data"), 4).unwrap();
+        let store = SledStore::open(&dir.path().join("data"), 4).unwrap();
         let tenant = TenantId::generate();
         store
             .create_tenant(tenant, &tenant_record(Some(1)))

@@ -8,7 +8,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use super::disk::Stored;
-use super::{corrupt, invitations, Change, Engine, Store, StoreError};
+use super::{corrupt, invitations, Change, Engine, SledStore, StoreError};
 use crate::domain::TenantId;
 
 /// A tenant as the store hands it out (its on-disk shapes are in `disk::tenant`).
@@ -58,7 +58,7 @@ fn abort(err: TenantWriteError) -> ConflictableTransactionError<TenantWriteError
     ConflictableTransactionError::Abort(err)
 }
 
-impl Store {
+impl SledStore {
     /// Reads a tenant.
     ///
     /// # Errors

@@ -41,7 +41,7 @@ use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
-use super::{codec, corrupt, Change, Store, StoreError, Stripes};
+use super::{codec, corrupt, Change, SledStore, StoreError, Stripes};
 use crate::domain::{SessionId, TokenId};
 
 /// Seconds of `exp` per bucket tree: how much longer than necessary an entry may stay on
@@ -456,14 +456,14 @@ fn adjust_count(
     Ok(())
 }
 
-impl Store {
+impl SledStore {
     /// Denies every token of `kind`/`id` whose `exp` falls in `exps`: for one access
     /// token, its own `exp`; for a session, from the earliest `exp` still accepted to the
     /// last one the session could have minted. Returns whether the entry is new.
     ///
     /// The entry alone, with no change-log record: for filling a deny list in tests and
-    /// benchmarks. The flows revoke through [`Store::deny_token`] and
-    /// [`Store::revoke_sessions`], which log what they deny.
+    /// benchmarks. The flows revoke through [`SledStore::deny_token`] and
+    /// [`SledStore::revoke_sessions`], which log what they deny.
     ///
     /// # Errors
     /// Storage failures.
@@ -548,7 +548,7 @@ impl Store {
         engine.deny.note_access_ttl(ttl)
     }
 
-    /// The longest access-token lifetime recorded by [`Store::note_access_ttl`].
+    /// The longest access-token lifetime recorded by [`SledStore::note_access_ttl`].
     pub fn longest_access_ttl(&self) -> u64 {
         self.engine()
             .map_or(0, |engine| engine.deny.longest_access_ttl())
@@ -571,7 +571,7 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::store::test_store as store;
+    use crate::store::sled::test_store as store;
     use crate::store::MAX_LEEWAY_SECONDS;
 
     /// Where the manual clocks below start: the first second of a minute, so bucket
@@ -585,10 +585,10 @@ mod tests {
     /// The scan of the deny buckets that starts at open is stopped first: it opens every
     /// bucket it listed, and sled's `open_tree` creates again, empty, one that eviction
     /// dropped in between, which the checks of what is left on disk would see.
-    fn store_on_clock() -> (tempfile::TempDir, Store, ManualClock) {
+    fn store_on_clock() -> (tempfile::TempDir, SledStore, ManualClock) {
         let clock = ManualClock::starting_at(T0);
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
+        let store = SledStore::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
         store.stop_scan();
         (dir, store, clock)
     }
@@ -598,7 +598,7 @@ mod tests {
     }
 
     /// One eviction pass at the clock's time.
-    fn evict_now(store: &Store, clock: &ManualClock, leeway: u64) -> DenyEviction {
+    fn evict_now(store: &SledStore, clock: &ManualClock, leeway: u64) -> DenyEviction {
         store
             .engine()
             .unwrap()
@@ -608,7 +608,7 @@ mod tests {
     }
 
     /// The bucket trees on disk, by the first second their names give.
-    fn bucket_starts(store: &Store) -> Vec<u64> {
+    fn bucket_starts(store: &SledStore) -> Vec<u64> {
         let mut starts: Vec<u64> = store
             .engine()
             .unwrap()
@@ -751,7 +751,7 @@ mod tests {
     fn a_bucket_outlives_the_largest_leeway_so_a_restart_cannot_revive_its_tokens() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = crate::store::open_for_test(dir.path());
+            let store = crate::store::sled::open_for_test(dir.path());
             store
                 .deny(DenyKind::Token, &[1; 16], 1_000..=1_000)
                 .unwrap();
@@ -761,7 +761,7 @@ mod tests {
             store.close();
         }
         // Restarted with the largest leeway: the token would verify through 1_300.
-        let store = crate::store::open_for_test(dir.path());
+        let store = crate::store::sled::open_for_test(dir.path());
         let report = store.engine().unwrap().deny.evict(1_300, 300).unwrap();
         assert_eq!(report.buckets_dropped, 0);
         assert!(store.is_denied(DenyKind::Token, &[1; 16], 1_000).unwrap());
@@ -794,12 +794,12 @@ mod tests {
     fn the_longest_access_ttl_is_remembered() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = crate::store::open_for_test(dir.path());
+            let store = crate::store::sled::open_for_test(dir.path());
             assert_eq!(store.note_access_ttl(900).unwrap(), 900);
             assert_eq!(store.note_access_ttl(60).unwrap(), 900);
             store.close();
         }
-        let store = crate::store::open_for_test(dir.path());
+        let store = crate::store::sled::open_for_test(dir.path());
         assert_eq!(store.longest_access_ttl(), 900);
         assert_eq!(store.note_access_ttl(120).unwrap(), 900);
     }
@@ -808,14 +808,14 @@ mod tests {
     fn counts_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = crate::store::open_for_test(dir.path());
+            let store = crate::store::sled::open_for_test(dir.path());
             store.deny(DenyKind::Token, &[1; 16], 100..=100).unwrap();
             store.deny(DenyKind::Token, &[2; 16], 100..=100).unwrap();
             store.deny(DenyKind::Session, &[3; 16], 90..=400).unwrap();
             store.deny(DenyKind::Session, &[3; 16], 95..=500).unwrap();
             store.close();
         }
-        let store = crate::store::open_for_test(dir.path());
+        let store = crate::store::sled::open_for_test(dir.path());
         assert_eq!(store.deny_entries(), 3);
         assert!(store.is_revoked(&[0; 16], &[3; 16], 450).unwrap());
         let report = store.engine().unwrap().deny.evict(101 + 30, 30).unwrap();
@@ -832,7 +832,7 @@ mod tests {
         let now = clock.now();
         {
             // Write what a schema-1 claimd left: one `deny` tree with values `exp + leeway`.
-            let store = Store::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
+            let store = SledStore::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
             let meta = store.engine().unwrap().db.open_tree("meta").unwrap();
             meta.insert("schema_version", &codec::encode_u64(1))
                 .unwrap();
@@ -850,7 +850,7 @@ mod tests {
             store.close();
         }
 
-        let store = Store::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
+        let store = SledStore::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
 
         assert!(store
             .is_denied(DenyKind::Token, &[1; 16], now + 590)

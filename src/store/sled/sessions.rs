@@ -21,7 +21,7 @@ use sled::Transactional;
 use std::sync::atomic::Ordering;
 
 use super::disk::Stored;
-use super::{codec, corrupt, Engine, Store, StoreError};
+use super::{codec, corrupt, Engine, SledStore, StoreError};
 use crate::domain::{SessionId, UserId};
 
 /// A refresh-token family as the store hands it out (its on-disk shapes are in
@@ -89,7 +89,7 @@ pub struct Rotation {
     pub at_ms: u64,
 }
 
-impl Store {
+impl SledStore {
     /// Stores a new session with its index entries.
     ///
     /// # Errors
@@ -349,7 +349,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_store;
+    use crate::store::sled::test_store;
 
     fn session() -> SessionRecord {
         SessionRecord {

@@ -5,7 +5,7 @@
 //! could matter to still verifies against (older than the longest access-token life plus
 //! leeway). Driven by `tasks::eviction`; `now` is a parameter so tests choose the clock.
 
-use super::{codec, Store, StoreError};
+use super::{codec, SledStore, StoreError};
 use crate::domain::SessionId;
 
 /// How much one eviction pass removed, and when the next deny entry expires.
@@ -31,7 +31,11 @@ pub struct EvictionReport {
 ///
 /// # Errors
 /// Storage failures; what was removed before the failure stays removed.
-pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionReport, StoreError> {
+pub fn evict_expired(
+    store: &SledStore,
+    now: u64,
+    leeway: u64,
+) -> Result<EvictionReport, StoreError> {
     let engine = store.engine()?;
     let deny = {
         let _gate = store.writing();
@@ -77,7 +81,7 @@ pub fn evict_expired(store: &Store, now: u64, leeway: u64) -> Result<EvictionRep
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_store as store;
+    use crate::store::sled::test_store as store;
     use crate::store::{DenyKind, SessionRecord};
 
     #[test]

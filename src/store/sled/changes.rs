@@ -10,7 +10,7 @@
 //!
 //! **Published.** A reader sees a record only once it is *published*: its write has
 //! finished everything it does after the transaction (deny entries) and a flush has made
-//! it durable. [`Store::wait_durable`](super::Store::wait_durable) notes how far the
+//! it durable. [`SledStore::wait_durable`](super::SledStore::wait_durable) notes how far the
 //! finished writes reach before it waits and publishes that far after the flush, so an
 //! event is never seen before the write it reports is acknowledged-safe, and a crash
 //! never takes back an event a reader saw. After a reopen everything on disk is durable
@@ -32,7 +32,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::disk::Stored;
-use super::{codec, corrupt, DenyKind, Engine, Store, StoreError};
+use super::{codec, corrupt, DenyKind, Engine, SledStore, StoreError};
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
 
 /// The key under which the highest evicted id is kept (in `meta`).
@@ -351,7 +351,7 @@ impl Engine {
     }
 }
 
-impl Store {
+impl SledStore {
     /// The highest evicted change-log id (0: none yet): a reader starting from scratch
     /// reads after it.
     ///
@@ -445,7 +445,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_store;
+    use crate::store::sled::test_store;
 
     fn token(n: u8) -> Change {
         Change::TokenRevoked {
@@ -455,7 +455,7 @@ mod tests {
     }
 
     /// Appends `changes` in one transaction of the log's own tree, finished at once.
-    fn append(store: &Store, at: u64, changes: &[Change]) {
+    fn append(store: &SledStore, at: u64, changes: &[Change]) {
         let engine = store.engine().unwrap();
         let appending = engine.changes.begin();
         let written = engine
@@ -538,12 +538,12 @@ mod tests {
     async fn ids_go_on_after_a_reopen_and_everything_on_disk_is_published() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = crate::store::open_for_test(dir.path());
+            let store = crate::store::sled::open_for_test(dir.path());
             append(&store, 100, &[token(1), token(2), token(3)]);
             store.wait_durable().await.unwrap();
             store.close();
         }
-        let store = crate::store::open_for_test(dir.path());
+        let store = crate::store::sled::open_for_test(dir.path());
         assert_eq!(store.published_through(), 3);
         append(&store, 100, &[token(4)]);
         store.wait_durable().await.unwrap();
@@ -574,14 +574,14 @@ mod tests {
     async fn an_evicted_log_still_numbers_on_after_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = crate::store::open_for_test(dir.path());
+            let store = crate::store::sled::open_for_test(dir.path());
             append(&store, 100, &[token(1), token(2)]);
             store.wait_durable().await.unwrap();
             store.evict_changes(150).unwrap();
             store.flush_now().unwrap();
             store.close();
         }
-        let store = crate::store::open_for_test(dir.path());
+        let store = crate::store::sled::open_for_test(dir.path());
         append(&store, 200, &[token(3)]);
         store.wait_durable().await.unwrap();
         let ChangesAfter::Records { records, .. } = store.changes_after(2, 10).unwrap() else {
@@ -590,7 +590,7 @@ mod tests {
         assert_eq!(records[0].id, 3, "an id is never given twice");
     }
 
-    fn published(store: &Store) -> Vec<Change> {
+    fn published(store: &SledStore) -> Vec<Change> {
         match store.changes_after(0, 100).unwrap() {
             ChangesAfter::Records { records, .. } => {
                 records.into_iter().map(|r| r.change).collect()
@@ -638,12 +638,12 @@ mod tests {
         append(&store, 1_000, &[token(1)]);
         append(&store, 2_000, &[token(2)]);
         store.wait_durable().await.unwrap();
-        let report = crate::store::evict_expired(&store, 1_000 + 900 + 30, 30).unwrap();
+        let report = crate::store::sled::evict_expired(&store, 1_000 + 900 + 30, 30).unwrap();
         assert_eq!(
             report.changes_removed, 0,
             "a token issued at 1000 still verifies"
         );
-        let report = crate::store::evict_expired(&store, 1_000 + 900 + 31, 30).unwrap();
+        let report = crate::store::sled::evict_expired(&store, 1_000 + 900 + 31, 30).unwrap();
         assert_eq!(report.changes_removed, 1);
         let ChangesAfter::Records { records, .. } = store.changes_after(1, 100).unwrap() else {
             panic!("only record 1 was evicted");
@@ -658,7 +658,7 @@ mod tests {
         let now = clock.now();
         {
             // What schema 2 left: deny entries, no change log.
-            let store = Store::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
+            let store = SledStore::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
             store
                 .deny(DenyKind::Session, &[4; 16], now - 60..=now + 600)
                 .unwrap();
@@ -675,7 +675,7 @@ mod tests {
                 .unwrap();
             store.close();
         }
-        let store = Store::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
+        let store = SledStore::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
         let mut seeded = published(&store);
         seeded.sort_by_key(|change| format!("{change:?}"));
         assert_eq!(
@@ -697,13 +697,13 @@ mod tests {
     async fn a_logged_revocation_whose_entry_was_lost_is_denied_at_open() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = crate::store::open_for_test(dir.path());
+            let store = crate::store::sled::open_for_test(dir.path());
             // The transaction committed; the process died before the deny entry.
             append(&store, 100, &[token(9)]);
             store.flush_now().unwrap();
             store.close();
         }
-        let store = crate::store::open_for_test(dir.path());
+        let store = crate::store::sled::open_for_test(dir.path());
         assert!(store.is_denied(DenyKind::Token, &[9; 16], 5_000).unwrap());
     }
 }

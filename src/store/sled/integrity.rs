@@ -14,7 +14,7 @@
 //!   damaged page or record stops start-up instead of failing the first request to touch it.
 //!   The deny-list buckets, which can hold millions of entries, are read by a thread right
 //!   after the store opens (a million entries take seconds, and start-up must not); damage
-//!   there stops the server with one line as well (`Store::damage`). Eviction may be
+//!   there stops the server with one line as well (`SledStore::damage`). Eviction may be
 //!   dropping buckets meanwhile: the thread reads the buckets the deny list holds, never a
 //!   tree by name, and eviction does not drop the one it is reading (see `deny`), so a
 //!   dropped bucket is neither created again nor reported as damage.
@@ -267,7 +267,7 @@ mod tests {
     fn damage_in_a_deny_bucket_is_found_right_after_open() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = crate::store::open_for_test(dir.path());
+            let store = crate::store::sled::open_for_test(dir.path());
             let engine = store.engine().unwrap();
             let bucket = engine.db.open_tree("deny/960").unwrap();
             bucket
@@ -275,7 +275,7 @@ mod tests {
                 .unwrap();
             store.close();
         }
-        let store = crate::store::open_for_test(dir.path());
+        let store = crate::store::sled::open_for_test(dir.path());
         let deadline = Instant::now() + Duration::from_secs(10);
         while store.damage().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
@@ -296,7 +296,7 @@ mod tests {
         use super::super::deny::{BUCKET_SECONDS, TREE_PREFIX};
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = crate::store::open_for_test(dir.path());
+            let store = crate::store::sled::open_for_test(dir.path());
             let db = &store.engine().unwrap().db;
             let tree = db.open_tree(format!("{TREE_PREFIX}{large_start}")).unwrap();
             let mut batch = sled::Batch::default();
@@ -316,7 +316,7 @@ mod tests {
             store.close();
         }
 
-        let store = crate::store::open_for_test(dir.path());
+        let store = crate::store::sled::open_for_test(dir.path());
         // Time for the scan to get under way: reading the large bucket keeps it busy while
         // eviction runs.
         std::thread::sleep(Duration::from_millis(20));

@@ -19,7 +19,7 @@ use sled::Transactional;
 
 use super::disk::Stored;
 use super::{
-    codec, corrupt, Change, DenyKind, Engine, SessionRecord, Store, StoreError, UserRecord,
+    codec, corrupt, Change, DenyKind, Engine, SessionRecord, SledStore, StoreError, UserRecord,
     UserWriteError,
 };
 
@@ -77,7 +77,7 @@ fn read_intent(bytes: &[u8]) -> Result<RangeInclusive<u64>, StoreError> {
     Ok(start..=end)
 }
 
-impl Store {
+impl SledStore {
     /// Ends every session in `revocations` and applies `change` to `user`, all or nothing: the records are marked revoked and leave the expiry index at `now`, and
     /// the deny entries are written, with intents replayed at open if the process dies
     /// between the two. Returns the changed user record. Not yet durable: the caller waits.
@@ -239,7 +239,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_store;
+    use crate::store::sled::test_store;
 
     fn session(user: UserId) -> SessionRecord {
         SessionRecord {
@@ -261,7 +261,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sid = SessionId::generate();
         {
-            let store = crate::store::open_for_test(dir.path());
+            let store = crate::store::sled::open_for_test(dir.path());
             let engine = store.engine().unwrap();
             // What a crash right after the transaction leaves: the intent, no entry.
             engine
@@ -271,7 +271,7 @@ mod tests {
             store.close();
         }
 
-        let store = crate::store::open_for_test(dir.path());
+        let store = crate::store::sled::open_for_test(dir.path());
 
         assert!(store.is_revoked(&[0; 16], sid.as_bytes(), 1_500).unwrap());
         assert_eq!(store.engine().unwrap().pending_denials.len(), 0);
