@@ -81,7 +81,7 @@ impl Feed {
     pub async fn after(&self, after: u64) -> Result<FeedPage, AuthError> {
         match self.core.store.changes_after(after, PAGE).await? {
             ChangesAfter::Records { records, through } => Ok(FeedPage {
-                events: records.iter().map(event).collect(),
+                events: records.iter().filter_map(event).collect(),
                 through,
             }),
             ChangesAfter::Gone { evicted_through } => Err(AuthError::EventsGone {
@@ -163,7 +163,9 @@ impl Folded {
             Change::User { user, .. } => {
                 let sub = user.to_string();
                 self.deleted_users.remove(&sub);
-                self.users.insert(sub, event(record).data);
+                if let Some(event) = event(record) {
+                    self.users.insert(sub, event.data);
+                }
             }
             Change::UserDeleted { user } => {
                 let sub = user.to_string();
@@ -171,7 +173,9 @@ impl Folded {
                 self.deleted_users.insert(sub);
             }
             Change::Tenant { tenant, .. } => {
-                self.tenants.insert(tenant.to_string(), event(record).data);
+                if let Some(event) = event(record) {
+                    self.tenants.insert(tenant.to_string(), event.data);
+                }
             }
             Change::TenantDeleted { tenant } => {
                 let id = tenant.to_string();
@@ -186,7 +190,7 @@ impl Folded {
                 let entry = self.tokens.entry(jti.to_string()).or_insert(*exp);
                 *entry = (*entry).max(*exp);
             }
-            Change::KeysChanged => {}
+            Change::KeysChanged | Change::Account { .. } => {}
         }
     }
 
@@ -211,8 +215,8 @@ impl Folded {
     }
 }
 
-/// A record as the event a verifier acts on.
-fn event(record: &ChangeRecord) -> FeedEvent {
+/// A record as the event a verifier acts on; `None` for what no verifier needs.
+fn event(record: &ChangeRecord) -> Option<FeedEvent> {
     let at = record.at;
     let (event, data) = match &record.change {
         Change::User {
@@ -250,10 +254,11 @@ fn event(record: &ChangeRecord) -> FeedEvent {
             json!({"jti": jti.to_string(), "exp": exp, "at": at}),
         ),
         Change::KeysChanged => ("keys-changed", json!({"at": at})),
+        Change::Account { .. } => return None,
     };
-    FeedEvent {
+    Some(FeedEvent {
         id: record.id,
         event,
         data,
-    }
+    })
 }

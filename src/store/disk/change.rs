@@ -43,6 +43,14 @@ enum ChangeKindV1 {
         exp: u64,
     },
     KeysChanged,
+    Account {
+        user: [u8; 16],
+        username: String,
+        tenant: Option<[u8; 16]>,
+        claims_version: u64,
+        not_before: u64,
+        disabled: bool,
+    },
 }
 
 impl Stored for LoggedChange {
@@ -80,6 +88,21 @@ impl Stored for LoggedChange {
                 exp: *exp,
             },
             Change::KeysChanged => ChangeKindV1::KeysChanged,
+            Change::Account {
+                user,
+                username,
+                tenant,
+                claims_version,
+                not_before,
+                disabled,
+            } => ChangeKindV1::Account {
+                user: *user.as_bytes(),
+                username: username.clone(),
+                tenant: tenant.map(|tenant| *tenant.as_bytes()),
+                claims_version: *claims_version,
+                not_before: *not_before,
+                disabled: *disabled,
+            },
         };
         codec::encode_as(
             Self::FORMAT,
@@ -125,6 +148,21 @@ impl Stored for LoggedChange {
                         exp,
                     },
                     ChangeKindV1::KeysChanged => Change::KeysChanged,
+                    ChangeKindV1::Account {
+                        user,
+                        username,
+                        tenant,
+                        claims_version,
+                        not_before,
+                        disabled,
+                    } => Change::Account {
+                        user: UserId::from_bytes(user),
+                        username,
+                        tenant: tenant.map(TenantId::from_bytes),
+                        claims_version,
+                        not_before,
+                        disabled,
+                    },
                 };
                 Ok(LoggedChange {
                     at: shape.at,
@@ -173,6 +211,34 @@ mod tests {
         .into_iter()
         .map(|change| LoggedChange { at, change })
         .collect()
+    }
+
+    /// Variants added after the first golden file, each with its own.
+    fn later_samples() -> Vec<LoggedChange> {
+        vec![LoggedChange {
+            at: 1_796_000_000,
+            change: Change::Account {
+                user: UserId::from_bytes([7; 16]),
+                username: "alice".into(),
+                tenant: Some(TenantId::from_bytes([8; 16])),
+                claims_version: 1,
+                not_before: 0,
+                disabled: false,
+            },
+        }]
+    }
+
+    #[test]
+    fn variants_added_later_keep_their_golden_bytes() {
+        let encoded: Vec<u8> = later_samples()
+            .iter()
+            .flat_map(|sample| sample.to_disk().unwrap())
+            .collect();
+        golden::assert_matches("change.v1.account", &encoded);
+        for sample in later_samples() {
+            let bytes = sample.to_disk().unwrap();
+            assert_eq!(LoggedChange::from_disk(&bytes).unwrap(), sample);
+        }
     }
 
     #[test]

@@ -62,6 +62,17 @@ pub enum Change {
     TokenRevoked { jti: TokenId, exp: u64 },
     /// A key was published, began signing, or was retired: fetch the JWKS again.
     KeysChanged,
+    /// A user's whole verification stamp, written when the account is created and when it
+    /// moves between tenants: what a node that did not make the write needs to verify the
+    /// user's tokens (the feed does not serve it; a verifier needs only what moved).
+    Account {
+        user: UserId,
+        username: String,
+        tenant: Option<TenantId>,
+        claims_version: u64,
+        not_before: u64,
+        disabled: bool,
+    },
 }
 
 /// A change as the log holds it: with the time it was written (seconds).

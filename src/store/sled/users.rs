@@ -59,6 +59,19 @@ impl UserRecord {
         }
     }
 
+    /// The change-log record of this user's whole stamp (username and tenant too), as
+    /// `id`: written at creation and on a move between tenants.
+    pub(crate) fn account_change(&self, id: UserId) -> Change {
+        Change::Account {
+            user: id,
+            username: self.username.clone(),
+            tenant: self.tenant,
+            claims_version: self.claims_version,
+            not_before: self.not_before,
+            disabled: self.disabled,
+        }
+    }
+
     /// What verification needs of this user.
     pub fn stamp(&self) -> UserStamp {
         UserStamp {
@@ -249,15 +262,18 @@ impl SledStore {
         if matches!(entry, Entry::Invited(..)) && user.tenant.is_none() {
             return Err(UserWriteError::InvitationInvalid);
         }
-        let tenant_version = (
+        let appending = engine.changes.begin();
+        let (tenant_version, logged) = (
             &engine.users,
             &engine.usernames,
             &engine.tenants,
             &engine.invitations,
             &engine.invitation_codes,
+            engine.changes.tree(),
         )
             .transaction(
-                |(users, usernames, tenants, invitations, codes): &(
+                |(users, usernames, tenants, invitations, codes, changes): &(
+                    TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
@@ -283,9 +299,11 @@ impl SledStore {
                     };
                     usernames.insert(user.username.as_bytes(), &id.as_bytes()[..])?;
                     users.insert(&id.as_bytes()[..], value.clone())?;
-                    Ok(version)
+                    let logged = appending.write(changes, now, &[user.account_change(id)])?;
+                    Ok((version, logged))
                 },
             )?;
+        let _unfinished = appending.committed(logged);
         engine.mirror.set_user(*id.as_bytes(), user.stamp());
         if let Some((tenant, version)) = tenant_version {
             engine.mirror.set_tenant_version(tenant, version);
@@ -376,14 +394,15 @@ impl SledStore {
                         )
                     })?;
                     let old_tenant = user.tenant;
-                    let mut logged = 0;
+                    let mut log = Vec::new();
                     if change.apply(&mut user) {
                         user.claims_version += 1;
                         user.updated_at = now;
-                        logged = appending.write(changes, now, &[user.change(id)])?;
+                        log.push(user.change(id));
                     }
                     let mut version = None;
                     if user.tenant != old_tenant {
+                        log.push(user.account_change(id));
                         if let Some(old) = &old_tenant {
                             count_member_out(tenants, old.as_bytes())?;
                         }
@@ -409,6 +428,11 @@ impl SledStore {
                         )
                     })?;
                     users.insert(&id.as_bytes()[..], value)?;
+                    let logged = if log.is_empty() {
+                        0
+                    } else {
+                        appending.write(changes, now, &log)?
+                    };
                     Ok((user, version, logged))
                 },
             )?;
