@@ -69,21 +69,43 @@ impl Default for ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
+    /// Which store runs: the embedded sled directory (default), or a PostgreSQL database
+    /// several claimd nodes share.
+    pub backend: StorageBackend,
     /// The sled directory, created on first start (by the server only). A relative path
     /// from a config file is resolved against that file's directory by [`Settings::load`];
     /// the default and an environment value are relative to the working directory.
     pub path: PathBuf,
     /// sled page cache in MiB (a target, not a hard bound: see README).
     pub cache_mb: u64,
+    /// `postgres://user:password@host:port/database` for the `postgres` backend. Its
+    /// password never reaches a log or an error.
+    pub postgres_url: Option<SecretString>,
+    /// Connections each node keeps to PostgreSQL for requests (the notification listener
+    /// has one more of its own).
+    pub postgres_pool: usize,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
         Self {
+            backend: StorageBackend::Sled,
             path: PathBuf::from("./data"),
             cache_mb: 16,
+            postgres_url: None,
+            postgres_pool: 16,
         }
     }
+}
+
+/// The store backends (`storage.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// One process over an embedded database in `storage.path`.
+    Sled,
+    /// Any number of nodes over one PostgreSQL database (`storage.postgres_url`).
+    Postgres,
 }
 
 /// The signing algorithms claimd can mint with.
@@ -451,6 +473,15 @@ impl Settings {
         }
         if self.storage.cache_mb == 0 {
             return fail("storage.cache_mb", "must be at least 1");
+        }
+        if self.storage.backend == StorageBackend::Postgres && self.storage.postgres_url.is_none() {
+            return fail(
+                "storage.postgres_url",
+                "must be set with storage.backend = \"postgres\" (or CLAIMD__STORAGE__POSTGRES_URL)",
+            );
+        }
+        if self.storage.postgres_pool == 0 {
+            return fail("storage.postgres_pool", "must be at least 1");
         }
         if self.server.body_timeout < Duration::from_millis(100) {
             return fail("server.body_timeout", "must be at least 100ms");

@@ -15,6 +15,10 @@
 
 pub mod codec;
 pub(crate) mod disk;
+pub mod mirror;
+// Used by the PostgreSQL backend, which lands next.
+#[allow(dead_code)]
+mod replica;
 pub mod sled;
 
 use std::io::Write;

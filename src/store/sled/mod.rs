@@ -30,7 +30,6 @@ pub mod health;
 mod integrity;
 pub mod invitations;
 pub mod keys;
-pub mod mirror;
 pub mod revocations;
 pub mod services;
 pub mod sessions;
@@ -43,8 +42,9 @@ use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 
-pub(crate) use super::{codec, corrupt, disk, StoreError, Stripes, MAX_LEEWAY_SECONDS};
+pub(crate) use super::{codec, corrupt, disk, mirror, StoreError, Stripes, MAX_LEEWAY_SECONDS};
 
+pub use crate::store::mirror::UserStamp;
 pub use changes::{Change, ChangeRecord, ChangesAfter, LoggedChange};
 pub use deny::{DenyEviction, DenyKind};
 pub use eviction::{evict_expired, EvictionReport};
@@ -52,7 +52,6 @@ pub use invitations::{
     InvitationBook, InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError,
 };
 pub use keys::KeyRecord;
-pub use mirror::UserStamp;
 pub use revocations::AccountChange;
 pub use services::ServiceRecord;
 pub use sessions::{Rotation, SessionRecord};

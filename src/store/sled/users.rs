@@ -11,9 +11,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use super::disk::Stored;
-use super::mirror::UserStamp;
 use super::{codec, corrupt, invitations, Change, Engine, SledStore, StoreError, TenantRecord};
 use crate::domain::{TenantId, UserId, Username};
+use crate::store::mirror::UserStamp;
 
 /// A user as the store hands it out (its on-disk shapes are in `disk::user`).
 #[derive(Clone, PartialEq)]

@@ -1,9 +1,10 @@
 //! The in-memory mirror of what verification asks of users and tenants on every request:
 //! a user's claims version, `not_before`, disabled flag and tenant, and each tenant's
-//! version. It is filled from sled at open and updated by the store's own write methods
+//! version. The sled backend fills it at open and updates it from its own write methods
 //! right after each write commits, in the same code path, so a read after an acknowledged
-//! change never sees the old value. sled is written only through this process, which is
-//! what makes the mirror coherent.
+//! change never sees the old value (sled is written only through this process, which is
+//! what makes that coherent). On a shared database, the [`replica`](super::replica) keeps
+//! one current from the change log instead.
 //!
 //! Writes to one user are serialised by the store (see `users.rs`), so the mirror sees
 //! them in commit order; tenant versions only grow, so the mirror keeps the larger one.
