@@ -31,6 +31,7 @@ mod flusher;
 pub mod health;
 mod integrity;
 pub mod invitations;
+pub mod postgres;
 pub mod keys;
 pub mod mirror;
 pub mod revocations;
