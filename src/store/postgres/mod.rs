@@ -163,10 +163,8 @@ mod tests {
         let Some(db) = TestDatabase::create().await else {
             return;
         };
-        let (first, second) = tokio::join!(
-            PgStore::connect(&db.url, 2),
-            PgStore::connect(&db.url, 2)
-        );
+        let (first, second) =
+            tokio::join!(PgStore::connect(&db.url, 2), PgStore::connect(&db.url, 2));
         let (first, _second) = (first.unwrap(), second.unwrap());
         let client = first.client().await.unwrap();
         let version: i32 = client

@@ -175,7 +175,10 @@ pub(crate) async fn migrate(store: &PgStore) -> Result<i32, StoreError> {
             "the database's claimd schema {found} is newer than this build ({SCHEMA_VERSION})"
         )));
     }
-    for (version, step) in (1..).zip(MIGRATIONS).skip(usize::try_from(found).unwrap_or(0)) {
+    for (version, step) in (1..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
         tx.batch_execute(step).await.map_err(database_error)?;
         tx.execute("UPDATE claimd_schema SET version = $1", &[&version])
             .await

@@ -34,7 +34,12 @@ impl TestDatabase {
                 std::env::var_os("CI").is_none(),
                 "{URL_VARIABLE} is not set under CI: run `eval \"$(.ci/postgres start)\"` first"
             );
-            eprintln!("SKIPPED (no PostgreSQL): set {URL_VARIABLE}, see .ci/postgres");
+            // Straight to stderr: libtest captures `eprintln!` of passing tests.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("SKIPPED (no PostgreSQL): set {URL_VARIABLE}, see .ci/postgres\n")
+                    .as_bytes(),
+            );
             return None;
         };
         let admin = tokio_postgres::Config::from_str(&url).expect("a PostgreSQL URL");
@@ -80,6 +85,16 @@ impl TestDatabase {
         parts.join(" ")
     }
 
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cluster's own database, for statements about this one.
+    pub fn admin_config(&self) -> tokio_postgres::Config {
+        self.admin.clone()
+    }
+
     /// Drops the database, ending whatever is still connected to it.
     pub async fn drop_now(mut self) {
         self.dropped = true;
@@ -107,7 +122,11 @@ impl Drop for TestDatabase {
 }
 
 async fn drop_database(admin: &tokio_postgres::Config, name: &str) {
-    execute(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    execute(
+        admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
 }
 
 /// Runs one statement on a connection of its own.
