@@ -273,7 +273,7 @@ mod tests {
     use crate::store::postgres::testing::TestDatabase;
 
     /// What a handler was given, for a test to look at.
-    #[derive(Default)]
+    #[derive(Default, Clone)]
     struct Seen {
         ids: Vec<u64>,
         changes: Vec<Change>,
@@ -336,7 +336,7 @@ mod tests {
             .await;
             assert!(started.elapsed() < Duration::from_secs(2));
         }
-        let seen = seen.lock().unwrap();
+        let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.ids, expected);
         assert_eq!(seen.changes, (1..=20).map(token).collect::<Vec<_>>());
         drop(listener);
@@ -488,10 +488,9 @@ mod tests {
             *s == LogState::Current { through: 5 }
         })
         .await;
-        let seen = seen.lock().unwrap();
+        let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.ids, vec![1, 2, 3, 4, 5]);
         assert!(seen.restarts.is_empty());
-        drop(seen);
         drop(listener);
         db.drop_now().await;
     }
@@ -511,10 +510,9 @@ mod tests {
             *s == LogState::Current { through: 3 }
         })
         .await;
-        let seen = seen.lock().unwrap();
+        let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.restarts, vec![2]);
         assert_eq!(seen.ids, vec![3]);
-        drop(seen);
         drop(listener);
         db.drop_now().await;
     }
