@@ -8,7 +8,8 @@
 //! - [`log`]: the change log on PostgreSQL (ids from a one-row counter held until commit,
 //!   `NOTIFY` at commit), read and evicted as the sled log is;
 //! - [`listener`]: the task that follows the log on a dedicated connection and says
-//!   whether this node is current with it.
+//!   whether this node is current with it;
+//! - [`sessions`]: refresh-token families, rotated by one compare-and-set.
 //!
 //! Durability is the commit's: a statement answered after `COMMIT` is on disk
 //! (`synchronous_commit = on`, PostgreSQL's default); no flusher of ours is involved.
@@ -19,6 +20,7 @@
 pub mod listener;
 pub mod log;
 pub mod schema;
+pub mod sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
