@@ -82,8 +82,9 @@ impl PgStore {
             config.clone(),
             NoTls,
             ManagerConfig {
-                // A connection broken while idle fails its next statement: the request gets
-                // a storage fault, and the pool drops the connection.
+                // No query on checkout: a connection whose server went away (a restart) has
+                // ended its connection task, and the pool replaces it on its return; one
+                // broken mid-statement fails that statement only (a storage fault).
                 recycling_method: RecyclingMethod::Fast,
             },
         );
@@ -110,6 +111,25 @@ impl PgStore {
             deadpool_postgres::PoolError::Backend(err) => database_error(err),
             other => StoreError::Database(one_line(&format!("no connection: {other}"))),
         })
+    }
+
+    /// Whether the database answers a statement now (for readiness).
+    ///
+    /// # Errors
+    /// `Database` when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .simple_query("SELECT 1")
+            .await
+            .map_err(database_error)?;
+        Ok(())
+    }
+
+    /// Closes the pool: connections are closed as they come back, and later requests
+    /// fail at once. Listeners are stopped by dropping them.
+    pub fn close(&self) {
+        self.pool.close();
     }
 
     /// Where this store connects, for a connection of its own outside the pool.
