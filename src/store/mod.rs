@@ -16,6 +16,7 @@
 pub mod codec;
 pub(crate) mod disk;
 pub mod mirror;
+pub mod postgres;
 // Used by the PostgreSQL backend, which lands next.
 #[allow(dead_code)]
 mod replica;

@@ -1,0 +1,190 @@
+//! The PostgreSQL schema and its migrations, embedded in the binary as an ordered list of
+//! SQL steps: step *n* brings a database from schema *n − 1* to *n*. A released step never
+//! changes; a change to the schema is a new step at the end.
+//!
+//! **Running them.** Every start runs [`migrate`] in one transaction that first takes
+//! `pg_advisory_xact_lock(`[`MIGRATION_LOCK`]`)`: two nodes starting together queue on the
+//! lock, the second one reads the version the first committed and finds nothing to do. The
+//! version lives in `claimd_schema` (one row). A database whose schema is newer than this
+//! build is refused with one line: an older binary would write rows a newer one no longer
+//! reads, or miss rows it must write (the sled store refuses the same way).
+//!
+//! **Tables.** One per entity the sled store keeps. Each row has *real columns* for what
+//! the database itself must enforce, find by, or compare and set on (ids, the normalised
+//! username, the user's tenant, a session's generation and expiry, a deny entry's `exp`),
+//! and a `record bytea` holding the very bytes sled keeps (`disk::Stored`, format byte +
+//! bincode). So both backends share one record format, its versioning rules and its golden
+//! tests, and moving a store between them copies records without converting them. A column
+//! that repeats a field of its record is written from the same in-memory value in the same
+//! statement, never apart.
+//!
+//! What differs from the sled trees, and why:
+//! - `usernames` is the `UNIQUE` constraint on `users.username`; tenant membership is the
+//!   `users.tenant` column (indexed). A registration counts seats under the tenant row's
+//!   lock (`SELECT … FOR UPDATE`), which serialises it against every other registration
+//!   into that tenant on any node: `max_accounts` holds across nodes.
+//! - `user_sessions` and `session_expiry` are indexes on `sessions (user_id)` and
+//!   `sessions (expires_at)`; `session_acks` is the `acknowledged` column of the session
+//!   (written late, never by the rotation's compare-and-set, gone with the row).
+//! - A refresh rotation is one `UPDATE … WHERE id = $1 AND generation = $2`: the row lock
+//!   and the re-check after it make exactly one of two racing rotations win, on any node.
+//! - The deny list is one table `(kind, id) → exp` with an index on `exp`: eviction is an
+//!   indexed delete of what is past `exp` + leeway. `pending_denials` has no counterpart:
+//!   a revocation's deny entries commit in the same transaction as its session marks.
+//! - Invitations stay one book per tenant (`invitation_books`), the unit the flows read
+//!   whole when they count seats, under the same tenant row lock; `invitation_codes` maps a
+//!   code's digest to its tenant. Both go with their tenant (`ON DELETE CASCADE`).
+//! - `users.tenant` has no foreign key: sled never enforced one, so a store moved here
+//!   must not be refused for it; the flows check the tenant under its row lock.
+//! - The change log is `changes (id, at, record)` with its ids from the one-row counter
+//!   `change_counter` (see `log`); `meta` holds named numbers (the highest evicted change
+//!   id, the longest access-token lifetime).
+//! - Ids are `bytea` of 16 bytes; `bytea` compares bytewise, so ordering by id is sled's
+//!   key order (users in creation order, UUIDv7). Text keys that are listed in order (key
+//!   ids, client ids) use the "C" collation, bytewise too. Numbers are `bigint`; claimd's
+//!   (seconds, milliseconds, counters) stay far below 2^63.
+
+use super::{database_error, PgStore};
+use crate::store::StoreError;
+
+/// The advisory-lock key every claimd node takes to migrate: "claimd" in ASCII, then 1.
+pub const MIGRATION_LOCK: i64 = 0x636c_6169_6d64_0001;
+
+/// How long a start waits for another node's migration before it gives up.
+const LOCK_WAIT: &str = "60s";
+
+/// The migrations, oldest first: index *i* brings the schema to version *i + 1*.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Schema 1: every entity of the sled store, and the change log.
+const V1: &str = r#"
+CREATE TABLE meta (
+    name  text PRIMARY KEY,
+    value bigint NOT NULL
+);
+INSERT INTO meta (name, value) VALUES
+    ('changes_evicted_through', 0),
+    ('longest_access_ttl', 0);
+
+CREATE TABLE users (
+    id       bytea PRIMARY KEY CHECK (length(id) = 16),
+    username text NOT NULL UNIQUE,
+    tenant   bytea CHECK (length(tenant) = 16),
+    record   bytea NOT NULL
+);
+CREATE INDEX users_by_tenant ON users (tenant) WHERE tenant IS NOT NULL;
+
+CREATE TABLE tenants (
+    id     bytea PRIMARY KEY CHECK (length(id) = 16),
+    record bytea NOT NULL
+);
+
+CREATE TABLE sessions (
+    id           bytea PRIMARY KEY CHECK (length(id) = 16),
+    user_id      bytea NOT NULL CHECK (length(user_id) = 16),
+    generation   bigint NOT NULL,
+    expires_at   bigint NOT NULL,
+    acknowledged bigint,
+    record       bytea NOT NULL
+);
+CREATE INDEX sessions_by_user ON sessions (user_id);
+CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+
+CREATE TABLE deny (
+    kind "char" NOT NULL CHECK (kind IN ('j', 's')),
+    id   bytea NOT NULL CHECK (length(id) = 16),
+    exp  bigint NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX deny_by_exp ON deny (exp);
+
+CREATE TABLE keys (
+    kid    text COLLATE "C" PRIMARY KEY,
+    record bytea NOT NULL
+);
+
+CREATE TABLE services (
+    client_id text COLLATE "C" PRIMARY KEY,
+    record    bytea NOT NULL
+);
+
+CREATE TABLE invitation_books (
+    tenant bytea PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    record bytea NOT NULL
+);
+
+CREATE TABLE invitation_codes (
+    code_digest bytea PRIMARY KEY CHECK (length(code_digest) = 32),
+    tenant      bytea NOT NULL REFERENCES tenants (id) ON DELETE CASCADE
+);
+CREATE INDEX invitation_codes_by_tenant ON invitation_codes (tenant);
+
+CREATE TABLE change_counter (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    last      bigint NOT NULL CHECK (last >= 0)
+);
+INSERT INTO change_counter (last) VALUES (0);
+
+CREATE TABLE changes (
+    id     bigint PRIMARY KEY,
+    at     bigint NOT NULL,
+    record bytea NOT NULL
+);
+"#;
+
+/// Brings the database to [`SCHEMA_VERSION`] under the migration lock, in one
+/// transaction: either every step commits with its version, or none does. Returns the
+/// version found before.
+///
+/// # Errors
+/// `Open` for a schema newer than this build (one line) or a lock held past [`LOCK_WAIT`];
+/// `Database` for a statement the server refused.
+pub(crate) async fn migrate(store: &PgStore) -> Result<i32, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(database_error)?;
+    tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
+        .await
+        .map_err(database_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|err| match err.code() {
+            Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => StoreError::Open(
+                format!("another node held the migration lock for over {LOCK_WAIT}"),
+            ),
+            _ => database_error(err),
+        })?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS claimd_schema (
+             singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+             version   integer NOT NULL
+         );
+         INSERT INTO claimd_schema (version) VALUES (0) ON CONFLICT DO NOTHING;",
+    )
+    .await
+    .map_err(database_error)?;
+    let found: i32 = tx
+        .query_one("SELECT version FROM claimd_schema", &[])
+        .await
+        .map_err(database_error)?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Open(format!(
+            "the database's claimd schema {found} is newer than this build ({SCHEMA_VERSION})"
+        )));
+    }
+    for (version, step) in (1..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        tx.batch_execute(step).await.map_err(database_error)?;
+        tx.execute("UPDATE claimd_schema SET version = $1", &[&version])
+            .await
+            .map_err(database_error)?;
+        tracing::info!(version, "PostgreSQL schema migrated");
+    }
+    tx.commit().await.map_err(database_error)?;
+    Ok(found)
+}

@@ -1,0 +1,145 @@
+//! A database of its own for each test, made in the cluster `CLAIMD_TEST_POSTGRES_URL`
+//! names (`.ci/postgres start` makes one) and dropped after. Without that variable a test
+//! says so loudly and passes, except under CI (`CI` set), where it fails: a skip there
+//! would hide a missing cluster.
+
+use std::str::FromStr;
+
+use tokio_postgres::config::Host;
+use tokio_postgres::NoTls;
+
+/// The variable naming the test cluster.
+pub const URL_VARIABLE: &str = "CLAIMD_TEST_POSTGRES_URL";
+
+/// A fresh database, dropped when the test ends (by [`TestDatabase::drop_now`], or on
+/// drop after a failed assertion).
+pub struct TestDatabase {
+    /// Connects to this database.
+    pub url: String,
+    pub config: tokio_postgres::Config,
+    /// The cluster's own database, to drop this one from.
+    admin: tokio_postgres::Config,
+    name: String,
+    dropped: bool,
+}
+
+impl TestDatabase {
+    /// A new database, or `None` (after a loud line on stderr) when no cluster is set.
+    ///
+    /// # Panics
+    /// No cluster under CI, or a cluster that refuses.
+    pub async fn create() -> Option<TestDatabase> {
+        let Ok(url) = std::env::var(URL_VARIABLE) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{URL_VARIABLE} is not set under CI: run `eval \"$(.ci/postgres start)\"` first"
+            );
+            // Straight to stderr: libtest captures `eprintln!` of passing tests.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("SKIPPED (no PostgreSQL): set {URL_VARIABLE}, see .ci/postgres\n")
+                    .as_bytes(),
+            );
+            return None;
+        };
+        let admin = tokio_postgres::Config::from_str(&url).expect("a PostgreSQL URL");
+        let name = format!("claimd_test_{:016x}", rand::random::<u64>());
+        execute(&admin, &format!("CREATE DATABASE {name}")).await;
+        let mut config = admin.clone();
+        config.dbname(&name);
+        Some(TestDatabase {
+            url: TestDatabase::url_of(&config),
+            config,
+            admin,
+            name,
+            dropped: false,
+        })
+    }
+
+    /// `config` as a key=value connection string.
+    pub fn url_of(config: &tokio_postgres::Config) -> String {
+        let quote = |value: &str| format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"));
+        let mut parts = Vec::new();
+        if let Some(host) = config.get_hosts().first() {
+            let host = match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            };
+            parts.push(format!("host={}", quote(&host)));
+        }
+        if let Some(port) = config.get_ports().first() {
+            parts.push(format!("port={port}"));
+        }
+        if let Some(user) = config.get_user() {
+            parts.push(format!("user={}", quote(user)));
+        }
+        if let Some(password) = config.get_password() {
+            parts.push(format!(
+                "password={}",
+                quote(&String::from_utf8_lossy(password))
+            ));
+        }
+        if let Some(dbname) = config.get_dbname() {
+            parts.push(format!("dbname={}", quote(dbname)));
+        }
+        parts.join(" ")
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cluster's own database, for statements about this one.
+    pub fn admin_config(&self) -> tokio_postgres::Config {
+        self.admin.clone()
+    }
+
+    /// Drops the database, ending whatever is still connected to it.
+    pub async fn drop_now(mut self) {
+        self.dropped = true;
+        drop_database(&self.admin, &self.name).await;
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // A failed test: drop it from a runtime of its own (this one may be gone).
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(drop_database(&admin, &name));
+            }
+        })
+        .join();
+    }
+}
+
+async fn drop_database(admin: &tokio_postgres::Config, name: &str) {
+    execute(
+        admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
+}
+
+/// Runs one statement on a connection of its own.
+pub async fn execute(config: &tokio_postgres::Config, statement: &str) {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .expect("the test cluster accepts connections");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(statement)
+        .await
+        .unwrap_or_else(|err| panic!("{statement}: {err}"));
+    drop(client);
+    let _ = driver.await;
+}
