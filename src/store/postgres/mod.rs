@@ -44,6 +44,9 @@ pub struct PgStore {
     pool: Pool,
     /// Where the pool connects, for the connections that live outside it (the listener's).
     config: tokio_postgres::Config,
+    /// The highest change-log id this process has committed: a write is acknowledged
+    /// only once this node's replica has applied that far (see [`PgStore::note_appended`]).
+    appended: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -96,7 +99,11 @@ impl PgStore {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|err| StoreError::Open(format!("cannot build the connection pool: {err}")))?;
-        let store = PgStore { pool, config };
+        let store = PgStore {
+            pool,
+            config,
+            appended: std::sync::Arc::default(),
+        };
         schema::migrate(&store).await?;
         Ok(store)
     }
@@ -130,6 +137,23 @@ impl PgStore {
     /// fail at once. Listeners are stopped by dropping them.
     pub fn close(&self) {
         self.pool.close();
+    }
+
+    /// Notes that a transaction which appended `ids` to the change log (the range
+    /// [`log::append`] returned) has committed. Every write method that appends calls it
+    /// right after its commit, before it returns: the node then holds the write's answer
+    /// back until its own memory has applied those records (`wait_durable`), so a
+    /// request after the answer never sees the state before the write.
+    pub(crate) fn note_appended(&self, ids: &std::ops::Range<u64>) {
+        if let Some(last) = ids.clone().last() {
+            self.appended
+                .fetch_max(last, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// The highest change-log id this process has committed.
+    pub(crate) fn last_appended(&self) -> u64 {
+        self.appended.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Where this store connects, for a connection of its own outside the pool.
