@@ -261,10 +261,15 @@ mod tests {
         assert!(text.contains("password authentication failed"), "{text}");
         assert!(!text.contains("not-the-password-x9"), "{text}");
 
-        let bad = format!("{url}?sslmode=sometimes");
-        let text = PgStore::connect(&bad, 1).await.unwrap_err().to_string();
-        assert!(!text.contains("not-the-password-x9"), "{text}");
-        assert!(!text.contains('\n'));
+        for bad in [
+            format!("{url} sslmode=sometimes"),
+            "postgres://claimd:not-the-password-x9@127.0.0.1:notaport/db".to_string(),
+            "postgres://claimd:not-the-password-x9@127.0.0.1:1/db".to_string(),
+        ] {
+            let text = PgStore::connect(&bad, 1).await.unwrap_err().to_string();
+            assert!(!text.contains("not-the-password-x9"), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
         db.drop_now().await;
     }
 }
