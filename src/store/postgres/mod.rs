@@ -9,7 +9,9 @@
 //!   `NOTIFY` at commit), read and evicted as the sled log is;
 //! - [`listener`]: the task that follows the log on a dedicated connection and says
 //!   whether this node is current with it;
-//! - [`sessions`]: refresh-token families, rotated by one compare-and-set.
+//! - [`sessions`]: refresh-token families, rotated by one compare-and-set;
+//! - [`deny`], [`keys`], [`services`]: the deny list, the signing-key ring and service
+//!   credentials, with the sled store's operations.
 //!
 //! Durability is the commit's: a statement answered after `COMMIT` is on disk
 //! (`synchronous_commit = on`, PostgreSQL's default); no flusher of ours is involved.
@@ -17,9 +19,12 @@
 //! Connections are plain TCP or a Unix socket: no TLS yet (`NoTls`). Run the database on
 //! the same host or a private network until TLS lands.
 
+pub mod deny;
+pub mod keys;
 pub mod listener;
 pub mod log;
 pub mod schema;
+pub mod services;
 pub mod sessions;
 
 use std::str::FromStr;
@@ -29,6 +34,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use super::StoreError;
+use crate::clock::Clock;
 
 /// How long a connection attempt may take, unless the URL says otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,6 +50,8 @@ pub struct PgStore {
     pool: Pool,
     /// Where the pool connects, for the connections that live outside it (the listener's).
     config: tokio_postgres::Config,
+    /// The time written into change-log records.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -96,7 +104,11 @@ impl PgStore {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|err| StoreError::Open(format!("cannot build the connection pool: {err}")))?;
-        let store = PgStore { pool, config };
+        let store = PgStore {
+            pool,
+            config,
+            clock: Clock::system(),
+        };
         schema::migrate(&store).await?;
         Ok(store)
     }
@@ -111,6 +123,13 @@ impl PgStore {
             deadpool_postgres::PoolError::Backend(err) => database_error(err),
             other => StoreError::Database(one_line(&format!("no connection: {other}"))),
         })
+    }
+
+    /// This store, reading `clock` where it needs the time (tests move time instead of
+    /// sleeping).
+    pub fn with_clock(mut self, clock: Clock) -> PgStore {
+        self.clock = clock;
+        self
     }
 
     /// Whether the database answers a statement now (for readiness).
