@@ -11,7 +11,9 @@
 //!   whether this node is current with it;
 //! - [`sessions`]: refresh-token families, rotated by one compare-and-set;
 //! - [`deny`], [`keys`], [`services`]: the deny list, the signing-key ring and service
-//!   credentials, with the sled store's operations.
+//!   credentials, with the sled store's operations;
+//! - [`tenants`], [`users`]: tenants (whose row lock guards their seats) and users
+//!   (the unique username, registration into a tenant, by invitation too).
 //!
 //! Durability is the commit's: a statement answered after `COMMIT` is on disk
 //! (`synchronous_commit = on`, PostgreSQL's default); no flusher of ours is involved.
@@ -26,6 +28,8 @@ pub mod log;
 pub mod schema;
 pub mod services;
 pub mod sessions;
+pub mod tenants;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
