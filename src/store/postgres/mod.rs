@@ -13,7 +13,9 @@
 //! - [`deny`], [`keys`], [`services`]: the deny list, the signing-key ring and service
 //!   credentials, with the sled store's operations;
 //! - [`tenants`], [`users`]: tenants (whose row lock guards their seats) and users
-//!   (the unique username, registration into a tenant, by invitation too).
+//!   (the unique username, registration into a tenant, by invitation too, claim changes);
+//! - [`revocations`]: ending sessions, their deny entries and the user change in one
+//!   transaction.
 //!
 //! Durability is the commit's: a statement answered after `COMMIT` is on disk
 //! (`synchronous_commit = on`, PostgreSQL's default); no flusher of ours is involved.
@@ -25,6 +27,7 @@ pub mod deny;
 pub mod keys;
 pub mod listener;
 pub mod log;
+pub mod revocations;
 pub mod schema;
 pub mod services;
 pub mod sessions;

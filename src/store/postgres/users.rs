@@ -15,8 +15,8 @@ use super::{database_error, log, PgStore};
 use crate::domain::{TenantId, UserId, Username};
 use crate::store::disk::Stored;
 use crate::store::{
-    corrupt, Change, InvitationBook, InvitationState, InvitationStatus, StoreError, UserRecord,
-    UserWriteError,
+    corrupt, Change, ClaimsChange, InvitationBook, InvitationState, InvitationStatus, StoreError,
+    UserRecord, UserWriteError,
 };
 
 /// Whether `err` is the username index refusing a second user of one name.
@@ -112,6 +112,70 @@ async fn count_member_in(
     Ok(())
 }
 
+/// Applies `change` to `user`; returns whether anything a token carries (or the
+/// account's standing) changed, and so whether `uv` must move.
+///
+/// The same rule as the sled store's `ClaimsChange::apply`, which is private to its module
+/// today: keep the two in step until the backends share it.
+fn apply_claims(change: &ClaimsChange, user: &mut UserRecord) -> bool {
+    let mut changed = false;
+    if let Some(plan) = &change.plan {
+        changed |= user.plan != *plan;
+        user.plan.clone_from(plan);
+    }
+    if let Some(roles) = &change.roles {
+        changed |= user.roles != *roles;
+        user.roles.clone_from(roles);
+    }
+    if let Some(attrs) = &change.attrs {
+        changed |= user.attrs != *attrs;
+        user.attrs.clone_from(attrs);
+    }
+    if let Some(tenant) = change.tenant {
+        changed |= user.tenant != tenant;
+        user.tenant = tenant;
+    }
+    if let Some(disabled) = change.disabled {
+        changed |= user.disabled != disabled;
+        user.disabled = disabled;
+    }
+    changed
+}
+
+/// Reads a user and locks its row until the transaction ends.
+pub(crate) async fn lock_user(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: UserId,
+) -> Result<Option<UserRecord>, StoreError> {
+    let statement = tx
+        .prepare_cached("SELECT record FROM users WHERE id = $1 FOR UPDATE")
+        .await
+        .map_err(database_error)?;
+    tx.query_opt(&statement, &[&&id.as_bytes()[..]])
+        .await
+        .map_err(database_error)?
+        .map(|row| Stored::from_disk(row.get::<_, &[u8]>(0)).map_err(corrupt("users")))
+        .transpose()
+}
+
+/// Writes a user's record (and its tenant column) inside a transaction.
+pub(crate) async fn write_user(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: UserId,
+    user: &UserRecord,
+) -> Result<(), StoreError> {
+    let record = Stored::to_disk(user).map_err(corrupt("users"))?;
+    let tenant = user.tenant.map(|tenant| tenant.as_bytes().to_vec());
+    let statement = tx
+        .prepare_cached("UPDATE users SET tenant = $2, record = $3 WHERE id = $1")
+        .await
+        .map_err(database_error)?;
+    tx.execute(&statement, &[&&id.as_bytes()[..], &tenant, &record])
+        .await
+        .map_err(database_error)?;
+    Ok(())
+}
+
 impl PgStore {
     /// Creates a user, claims its username and counts it into its tenant, in one
     /// transaction. With `invitation` (the digest of a code), the invitation must be
@@ -158,6 +222,54 @@ impl PgStore {
         }
         tx.commit().await.map_err(database_error)?;
         Ok(())
+    }
+
+    /// Changes a user's claims or standing, bumping its claims version (`uv`) and logging
+    /// it when anything changed; a change of tenant is counted out of the old tenant and
+    /// into the new one in the same transaction (both rows locked in id order, so two
+    /// moves in opposite directions cannot deadlock; the new one's pending invitations at
+    /// `now` hold their seats). Returns the new record.
+    ///
+    /// # Errors
+    /// `NotFound`, `UnknownTenant`, `TenantFull`, storage failures.
+    pub async fn change_user_claims(
+        &self,
+        id: UserId,
+        change: &ClaimsChange,
+        now: u64,
+    ) -> Result<UserRecord, UserWriteError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(database_error)?;
+        let mut user = lock_user(&tx, id).await?.ok_or(UserWriteError::NotFound)?;
+        let old_tenant = user.tenant;
+        let changed = apply_claims(change, &mut user);
+        if changed {
+            user.claims_version += 1;
+            user.updated_at = now;
+        }
+        if user.tenant != old_tenant {
+            let mut moved: Vec<TenantId> = old_tenant.into_iter().chain(user.tenant).collect();
+            moved.sort_by_key(|tenant| *tenant.as_bytes());
+            for tenant in moved {
+                lock_tenant(&tx, tenant).await?;
+            }
+            if let Some(old) = old_tenant {
+                let mut record = lock_tenant(&tx, old)
+                    .await?
+                    .ok_or(UserWriteError::UnknownTenant)?;
+                record.members = record.members.saturating_sub(1);
+                write_tenant(&tx, old, &record).await?;
+            }
+            if let Some(new) = user.tenant {
+                count_member_in(&tx, new, None, now).await?;
+            }
+        }
+        write_user(&tx, id, &user).await?;
+        if changed {
+            log::append(&tx, now, &[user.change(id)]).await?;
+        }
+        tx.commit().await.map_err(database_error)?;
+        Ok(user)
     }
 
     /// Reads a user.
@@ -502,6 +614,83 @@ mod tests {
         };
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].change, Change::UserDeleted { user: id });
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn a_claim_change_bumps_uv_is_logged_and_moves_seats() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        let (small, other) = (TenantId::generate(), TenantId::generate());
+        store
+            .create_tenant(small, &tenant_record(Some(1)))
+            .await
+            .unwrap();
+        store
+            .create_tenant(other, &tenant_record(None))
+            .await
+            .unwrap();
+        let (carol, dave) = (UserId::generate(), UserId::generate());
+        store
+            .create_user(carol, &user("carol", Some(small)), None, 100)
+            .await
+            .unwrap();
+        store
+            .create_user(dave, &user("dave", Some(other)), None, 100)
+            .await
+            .unwrap();
+
+        let unchanged = ClaimsChange {
+            plan: Some("free".into()),
+            ..ClaimsChange::default()
+        };
+        let same = store
+            .change_user_claims(carol, &unchanged, 200)
+            .await
+            .unwrap();
+        assert_eq!(same.claims_version, 1, "nothing changed");
+        let into_full = ClaimsChange {
+            tenant: Some(Some(small)),
+            ..ClaimsChange::default()
+        };
+        assert!(matches!(
+            store.change_user_claims(dave, &into_full, 200).await,
+            Err(UserWriteError::TenantFull)
+        ));
+        let out = ClaimsChange {
+            tenant: Some(Some(other)),
+            roles: Some(vec!["editor".into()]),
+            ..ClaimsChange::default()
+        };
+        let moved = store.change_user_claims(carol, &out, 300).await.unwrap();
+        assert_eq!((moved.claims_version, moved.updated_at), (2, 300));
+        assert_eq!(store.tenant(small).await.unwrap().unwrap().members, 0);
+        assert_eq!(store.tenant(other).await.unwrap().unwrap().members, 2);
+        store
+            .change_user_claims(dave, &into_full, 400)
+            .await
+            .unwrap();
+        assert_eq!(store.user(dave).await.unwrap().unwrap().tenant, Some(small));
+        assert!(matches!(
+            store
+                .change_user_claims(UserId::generate(), &out, 400)
+                .await,
+            Err(UserWriteError::NotFound)
+        ));
+        let crate::store::ChangesAfter::Records { records, .. } =
+            store.changes_after(0, 10).await.unwrap()
+        else {
+            panic!("nothing evicted");
+        };
+        assert_eq!(
+            records.into_iter().map(|r| r.change).collect::<Vec<_>>(),
+            vec![moved.change(carol), {
+                let dave_now = store.user(dave).await.unwrap().unwrap();
+                dave_now.change(dave)
+            }]
+        );
         db.drop_now().await;
     }
 }
