@@ -14,6 +14,8 @@
 //!   credentials, with the sled store's operations;
 //! - [`tenants`], [`users`]: tenants (whose row lock guards their seats) and users
 //!   (the unique username, registration into a tenant, by invitation too, claim changes);
+//! - [`invitations`]: invitation books and their codes, seats counted under the
+//!   tenant's lock;
 //! - [`revocations`]: ending sessions, their deny entries and the user change in one
 //!   transaction.
 //!
@@ -24,6 +26,7 @@
 //! the same host or a private network until TLS lands.
 
 pub mod deny;
+pub mod invitations;
 pub mod keys;
 pub mod listener;
 pub mod log;

@@ -10,6 +10,7 @@
 
 use tokio_postgres::error::SqlState;
 
+use super::invitations::{read_book, tidy, write_book};
 use super::tenants::{lock_tenant, write_tenant};
 use super::{database_error, log, PgStore};
 use crate::domain::{TenantId, UserId, Username};
@@ -23,26 +24,6 @@ use crate::store::{
 fn username_taken(err: &tokio_postgres::Error) -> bool {
     err.code() == Some(&SqlState::UNIQUE_VIOLATION)
         && err.as_db_error().and_then(|db| db.constraint()) == Some("users_username_key")
-}
-
-/// A tenant's invitation book inside a transaction (empty when it has none). Read under
-/// the tenant's row lock, which every writer of the book holds.
-async fn read_book(
-    tx: &deadpool_postgres::Transaction<'_>,
-    tenant: TenantId,
-) -> Result<InvitationBook, StoreError> {
-    let statement = tx
-        .prepare_cached("SELECT record FROM invitation_books WHERE tenant = $1")
-        .await
-        .map_err(database_error)?;
-    match tx
-        .query_opt(&statement, &[&&tenant.as_bytes()[..]])
-        .await
-        .map_err(database_error)?
-    {
-        None => Ok(InvitationBook::default()),
-        Some(row) => Stored::from_disk(row.get::<_, &[u8]>(0)).map_err(corrupt("invitations")),
-    }
 }
 
 /// Marks the pending invitation with this code, in this tenant, used by `user`, and takes
@@ -76,13 +57,7 @@ async fn redeem(
     invitation.state = InvitationState::Used;
     invitation.ended_at = now;
     invitation.used_by = Some(user);
-    let record = Stored::to_disk(&*book).map_err(corrupt("invitations"))?;
-    tx.execute(
-        "UPDATE invitation_books SET record = $2 WHERE tenant = $1",
-        &[&&tenant.as_bytes()[..], &record],
-    )
-    .await
-    .map_err(database_error)?;
+    write_book(tx, tenant, book).await?;
     Ok(true)
 }
 
@@ -97,8 +72,9 @@ async fn count_member_in(
     let mut record = lock_tenant(tx, tenant)
         .await?
         .ok_or(UserWriteError::UnknownTenant)?;
-    let mut book = read_book(tx, tenant).await?;
+    let mut book = read_book(&**tx, tenant).await?;
     if let Some((code_digest, user)) = invited {
+        tidy(tx, &mut book, now).await?;
         if !redeem(tx, tenant, &mut book, code_digest, user, now).await? {
             return Err(UserWriteError::InvitationInvalid);
         }
