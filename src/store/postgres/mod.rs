@@ -16,6 +16,7 @@
 //!   (the unique username, registration into a tenant, by invitation too, claim changes);
 //! - [`invitations`]: invitation books and their codes, seats counted under the
 //!   tenant's lock;
+//! - [`eviction`]: one pass removing what expired;
 //! - [`revocations`]: ending sessions, their deny entries and the user change in one
 //!   transaction.
 //!
@@ -26,6 +27,7 @@
 //! the same host or a private network until TLS lands.
 
 pub mod deny;
+pub mod eviction;
 pub mod invitations;
 pub mod keys;
 pub mod listener;
