@@ -8,8 +8,16 @@
 //! the next writer gets its ids only after this one has committed (or rolled back, which
 //! rolls the counter back too: an aborted transaction takes no id). Ids therefore commit in
 //! order with no gaps, and a reader that has read every id up to the counter's committed
-//! value has seen the whole log up to it. Appending serialises the writes that log,
-//! between counter and commit; those are the writes that change how tokens are answered.
+//! value has seen the whole log up to it.
+//!
+//! **Cost.** The counter is the one lock every logging write queues on, held through its
+//! commit's flush, so logging writes commit one at a time: measured on this machine kind
+//! (debug build, `synchronous_commit = on`), about 450–520 logged commits/s with 8–32
+//! concurrent writers, where commits that log nothing group-commit to 2,400–2,800/s.
+//! Only the writes that change how tokens are answered log (revocations, claim and key
+//! changes; not logins or refresh rotations). Append last in a transaction, after every
+//! other row lock it takes: the counter is then held for the least time, and always taken
+//! after the other locks (no deadlock between two logging writes).
 //!
 //! **Wake-up.** [`append`] also issues `NOTIFY claimd_changes, '<last id>'`, which
 //! PostgreSQL delivers to listeners at commit and drops on rollback. It is only a wake-up:
@@ -69,8 +77,9 @@ ORDER BY c.id";
 /// Appends `changes` to the log inside `tx`, the caller's transaction, as written at `at`
 /// (seconds). Returns the ids they took. They are seen by readers, and their notification
 /// sent, when `tx` commits; if it rolls back, so do the ids. The counter's row stays
-/// locked until then: commit soon after, and append once per transaction. An empty
-/// `changes` writes nothing, takes no lock and returns an empty range.
+/// locked until then: append as the transaction's last write and commit at once (see the
+/// module doc). An empty `changes` writes nothing, takes no lock and returns an empty
+/// range.
 ///
 /// # Errors
 /// `Database` for a statement the server refused (the caller's transaction is then

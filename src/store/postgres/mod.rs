@@ -9,7 +9,16 @@
 //!   `NOTIFY` at commit), read and evicted as the sled log is;
 //! - [`listener`]: the task that follows the log on a dedicated connection and says
 //!   whether this node is current with it;
-//! - [`sessions`]: refresh-token families, rotated by one compare-and-set.
+//! - [`sessions`]: refresh-token families, rotated by one compare-and-set;
+//! - [`deny`], [`keys`], [`services`]: the deny list, the signing-key ring and service
+//!   credentials, with the sled store's operations;
+//! - [`tenants`], [`users`]: tenants (whose row lock guards their seats) and users
+//!   (the unique username, registration into a tenant, by invitation too, claim changes);
+//! - [`invitations`]: invitation books and their codes, seats counted under the
+//!   tenant's lock;
+//! - [`eviction`]: one pass removing what expired;
+//! - [`revocations`]: ending sessions, their deny entries and the user change in one
+//!   transaction.
 //!
 //! Durability is the commit's: a statement answered after `COMMIT` is on disk
 //! (`synchronous_commit = on`, PostgreSQL's default); no flusher of ours is involved.
@@ -17,10 +26,18 @@
 //! Connections are plain TCP or a Unix socket: no TLS yet (`NoTls`). Run the database on
 //! the same host or a private network until TLS lands.
 
+pub mod deny;
+pub mod eviction;
+pub mod invitations;
+pub mod keys;
 pub mod listener;
 pub mod log;
+pub mod revocations;
 pub mod schema;
+pub mod services;
 pub mod sessions;
+pub mod tenants;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,6 +46,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use super::StoreError;
+use crate::clock::Clock;
 
 /// How long a connection attempt may take, unless the URL says otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,6 +65,8 @@ pub struct PgStore {
     /// The highest change-log id this process has committed: a write is acknowledged
     /// only once this node's replica has applied that far (see [`PgStore::note_appended`]).
     appended: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The time written into change-log records.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -103,6 +123,7 @@ impl PgStore {
             pool,
             config,
             appended: std::sync::Arc::default(),
+            clock: Clock::system(),
         };
         schema::migrate(&store).await?;
         Ok(store)
@@ -118,6 +139,13 @@ impl PgStore {
             deadpool_postgres::PoolError::Backend(err) => database_error(err),
             other => StoreError::Database(one_line(&format!("no connection: {other}"))),
         })
+    }
+
+    /// This store, reading `clock` where it needs the time (tests move time instead of
+    /// sleeping).
+    pub fn with_clock(mut self, clock: Clock) -> PgStore {
+        self.clock = clock;
+        self
     }
 
     /// Whether the database answers a statement now (for readiness).
@@ -285,10 +313,15 @@ mod tests {
         assert!(text.contains("password authentication failed"), "{text}");
         assert!(!text.contains("not-the-password-x9"), "{text}");
 
-        let bad = format!("{url}?sslmode=sometimes");
-        let text = PgStore::connect(&bad, 1).await.unwrap_err().to_string();
-        assert!(!text.contains("not-the-password-x9"), "{text}");
-        assert!(!text.contains('\n'));
+        for bad in [
+            format!("{url} sslmode=sometimes"),
+            "postgres://claimd:not-the-password-x9@127.0.0.1:notaport/db".to_string(),
+            "postgres://claimd:not-the-password-x9@127.0.0.1:1/db".to_string(),
+        ] {
+            let text = PgStore::connect(&bad, 1).await.unwrap_err().to_string();
+            assert!(!text.contains("not-the-password-x9"), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
         db.drop_now().await;
     }
 }

@@ -265,6 +265,37 @@ impl PgStore {
         Ok(())
     }
 
+    /// Removes every session whose expiry is at or before `now` (a session refuses to
+    /// refresh from its expiry on; a revoked one carries the moment of its revocation),
+    /// through the expiry index in batches: the cost is what expired, never the table.
+    /// Returns how many went.
+    ///
+    /// # Errors
+    /// Storage failures; what was removed before one stays removed.
+    pub async fn evict_expired_sessions(&self, now: u64) -> Result<u64, StoreError> {
+        const BATCH: i64 = 10_000;
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "DELETE FROM sessions WHERE id IN (
+                     SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+            )
+            .await
+            .map_err(database_error)?;
+        let now = to_bigint(now)?;
+        let mut removed = 0;
+        loop {
+            let batch = client
+                .execute(&statement, &[&now, &BATCH])
+                .await
+                .map_err(database_error)?;
+            removed += batch;
+            if batch < BATCH as u64 {
+                return Ok(removed);
+            }
+        }
+    }
+
     /// The newest generation of a session whose answer was acknowledged, if any.
     ///
     /// # Errors
@@ -503,6 +534,29 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_leave_and_live_ones_stay() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        let user = UserId::generate();
+        let mut sids = Vec::new();
+        for expires_at in [500, 1_000, 1_001] {
+            let sid = SessionId::generate();
+            let mut record = session(user);
+            record.expires_at = expires_at;
+            store.insert_session(sid, &record).await.unwrap();
+            sids.push(sid);
+        }
+        assert_eq!(store.evict_expired_sessions(999).await.unwrap(), 1);
+        assert_eq!(store.evict_expired_sessions(1_000).await.unwrap(), 1);
+        assert!(store.session(sids[1]).await.unwrap().is_none());
+        assert!(store.session(sids[2]).await.unwrap().is_some());
+        assert_eq!(store.user_session_ids(user).await.unwrap(), vec![sids[2]]);
         db.drop_now().await;
     }
 }

@@ -1,0 +1,251 @@
+//! Tenants on PostgreSQL: the `tenants` table, id → record. The tenant's row is the lock
+//! behind every seat count: whatever changes its members or its invitations (a
+//! registration into it, a user moved in or out, an invitation written) first takes
+//! `SELECT … FOR UPDATE` on it, so `max_accounts` holds however many nodes register at
+//! once. A change to the tenant bumps its version (`tv`) and logs it in the same
+//! transaction; deleting it logs that too, and its invitation book and codes go with it
+//! (`ON DELETE CASCADE`).
+
+use super::{database_error, log, PgStore};
+use crate::domain::TenantId;
+use crate::store::disk::Stored;
+use crate::store::{corrupt, Change, StoreError, TenantChange, TenantRecord, TenantWriteError};
+
+/// Reads a tenant and locks its row until the transaction ends.
+pub(crate) async fn lock_tenant(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: TenantId,
+) -> Result<Option<TenantRecord>, StoreError> {
+    let statement = tx
+        .prepare_cached("SELECT record FROM tenants WHERE id = $1 FOR UPDATE")
+        .await
+        .map_err(database_error)?;
+    tx.query_opt(&statement, &[&&id.as_bytes()[..]])
+        .await
+        .map_err(database_error)?
+        .map(|row| Stored::from_disk(row.get::<_, &[u8]>(0)).map_err(corrupt("tenants")))
+        .transpose()
+}
+
+/// Writes a tenant's record inside a transaction.
+pub(crate) async fn write_tenant(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: TenantId,
+    tenant: &TenantRecord,
+) -> Result<(), StoreError> {
+    let record = Stored::to_disk(tenant).map_err(corrupt("tenants"))?;
+    let statement = tx
+        .prepare_cached("UPDATE tenants SET record = $2 WHERE id = $1")
+        .await
+        .map_err(database_error)?;
+    tx.execute(&statement, &[&&id.as_bytes()[..], &record])
+        .await
+        .map_err(database_error)?;
+    Ok(())
+}
+
+impl PgStore {
+    /// Reads a tenant.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT record FROM tenants WHERE id = $1")
+            .await
+            .map_err(database_error)?;
+        client
+            .query_opt(&statement, &[&&id.as_bytes()[..]])
+            .await
+            .map_err(database_error)?
+            .map(|row| Stored::from_disk(row.get::<_, &[u8]>(0)).map_err(corrupt("tenants")))
+            .transpose()
+    }
+
+    /// Every tenant, oldest first (ids are time-ordered).
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn list_tenants(&self) -> Result<Vec<(TenantId, TenantRecord)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id, record FROM tenants ORDER BY id", &[])
+            .await
+            .map_err(database_error)?;
+        let mut tenants = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Some(id) = TenantId::from_slice(row.get::<_, &[u8]>(0)) else {
+                continue;
+            };
+            tenants.push((
+                id,
+                Stored::from_disk(row.get::<_, &[u8]>(1)).map_err(corrupt("tenants"))?,
+            ));
+        }
+        Ok(tenants)
+    }
+
+    /// Creates a tenant (replacing one under the same id, as the sled store does).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn create_tenant(
+        &self,
+        id: TenantId,
+        tenant: &TenantRecord,
+    ) -> Result<(), StoreError> {
+        let record = Stored::to_disk(tenant).map_err(corrupt("tenants"))?;
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO tenants (id, record) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+                &[&&id.as_bytes()[..], &record],
+            )
+            .await
+            .map_err(database_error)?;
+        Ok(())
+    }
+
+    /// Changes a tenant and bumps its version (`tv`), so every member's token turns
+    /// stale, and logs the new version, in one transaction under the tenant's row lock
+    /// (member counts written meanwhile by registrations on any node are not lost).
+    /// Returns the new record.
+    ///
+    /// # Errors
+    /// `NotFound`, storage failures.
+    pub async fn change_tenant(
+        &self,
+        id: TenantId,
+        change: &TenantChange,
+        now: u64,
+    ) -> Result<TenantRecord, TenantWriteError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(database_error)?;
+        let mut tenant = lock_tenant(&tx, id)
+            .await?
+            .ok_or(TenantWriteError::NotFound)?;
+        if let Some(name) = &change.name {
+            tenant.name.clone_from(name);
+        }
+        if let Some(plan) = &change.plan {
+            tenant.plan.clone_from(plan);
+        }
+        if let Some(max) = change.max_accounts {
+            tenant.max_accounts = max;
+        }
+        if let Some(attrs) = &change.attrs {
+            tenant.attrs.clone_from(attrs);
+        }
+        tenant.version += 1;
+        tenant.updated_at = now;
+        write_tenant(&tx, id, &tenant).await?;
+        let logged = [Change::Tenant {
+            tenant: id,
+            version: tenant.version,
+        }];
+        log::append(&tx, now, &logged).await?;
+        tx.commit().await.map_err(database_error)?;
+        Ok(tenant)
+    }
+
+    /// Removes a tenant that has no members, with its invitations (their codes admit no
+    /// one after), and logs it.
+    ///
+    /// # Errors
+    /// `NotFound`, `NotEmpty`, storage failures.
+    pub async fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(database_error)?;
+        let tenant = lock_tenant(&tx, id)
+            .await?
+            .ok_or(TenantWriteError::NotFound)?;
+        if tenant.members > 0 {
+            return Err(TenantWriteError::NotEmpty);
+        }
+        tx.execute("DELETE FROM tenants WHERE id = $1", &[&&id.as_bytes()[..]])
+            .await
+            .map_err(database_error)?;
+        let logged = [Change::TenantDeleted { tenant: id }];
+        log::append(&tx, self.clock.now(), &logged).await?;
+        tx.commit().await.map_err(database_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::postgres::testing::TestDatabase;
+    use crate::store::ChangesAfter;
+
+    pub(crate) fn tenant_record(max_accounts: Option<u64>) -> TenantRecord {
+        TenantRecord {
+            name: "Acme".into(),
+            plan: "free".into(),
+            max_accounts,
+            attrs: serde_json::Map::new(),
+            version: 1,
+            members: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_bumps_the_version_and_is_logged_and_a_tenant_with_members_stays() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        let id = TenantId::generate();
+        store
+            .create_tenant(id, &tenant_record(Some(5)))
+            .await
+            .unwrap();
+        let change = TenantChange {
+            plan: Some("team".into()),
+            max_accounts: Some(None),
+            ..TenantChange::default()
+        };
+        let changed = store.change_tenant(id, &change, 500).await.unwrap();
+        assert_eq!((changed.version, changed.plan.as_str()), (2, "team"));
+        assert_eq!(changed.max_accounts, None);
+        assert_eq!(store.tenant(id).await.unwrap().unwrap(), changed);
+        assert!(matches!(
+            store
+                .change_tenant(TenantId::generate(), &change, 500)
+                .await,
+            Err(TenantWriteError::NotFound)
+        ));
+
+        let mut full = changed.clone();
+        full.members = 1;
+        store.create_tenant(id, &full).await.unwrap();
+        assert!(matches!(
+            store.delete_tenant(id).await,
+            Err(TenantWriteError::NotEmpty)
+        ));
+        full.members = 0;
+        store.create_tenant(id, &full).await.unwrap();
+        store.delete_tenant(id).await.unwrap();
+        assert!(store.tenant(id).await.unwrap().is_none());
+        assert!(store.list_tenants().await.unwrap().is_empty());
+        let ChangesAfter::Records { records, .. } = store.changes_after(0, 10).await.unwrap()
+        else {
+            panic!("nothing evicted");
+        };
+        assert_eq!(
+            records.into_iter().map(|r| r.change).collect::<Vec<_>>(),
+            vec![
+                Change::Tenant {
+                    tenant: id,
+                    version: 2
+                },
+                Change::TenantDeleted { tenant: id }
+            ]
+        );
+        db.drop_now().await;
+    }
+}

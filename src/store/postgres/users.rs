@@ -1,0 +1,672 @@
+//! Users on PostgreSQL: the `users` table, id → record, with the normalised username
+//! under a `UNIQUE` constraint (two nodes registering one name: the second insert fails
+//! on the index, whichever node it runs on) and the tenant as an indexed column.
+//!
+//! A registration into a tenant counts the user in under the tenant's row lock (see
+//! `tenants`): members plus the seats pending invitations hold stay within
+//! `max_accounts`, and an invited user's invitation is used up in the same transaction,
+//! so a code admits one account however many registrations race with it on however many
+//! nodes. Locks are taken user first, then tenant, in every write here.
+
+use tokio_postgres::error::SqlState;
+
+use super::invitations::{read_book, tidy, write_book};
+use super::tenants::{lock_tenant, write_tenant};
+use super::{database_error, log, PgStore};
+use crate::domain::{TenantId, UserId, Username};
+use crate::store::disk::Stored;
+use crate::store::{
+    corrupt, Change, ClaimsChange, InvitationBook, InvitationState, InvitationStatus, StoreError,
+    UserRecord, UserWriteError,
+};
+
+/// Whether `err` is the username index refusing a second user of one name.
+fn username_taken(err: &tokio_postgres::Error) -> bool {
+    err.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        && err.as_db_error().and_then(|db| db.constraint()) == Some("users_username_key")
+}
+
+/// Marks the pending invitation with this code, in this tenant, used by `user`, and takes
+/// its code out of the index. Returns `false` (and changes nothing) when the code names no
+/// pending invitation of the tenant: unknown, used, revoked or expired alike.
+async fn redeem(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: TenantId,
+    book: &mut InvitationBook,
+    code_digest: &[u8; 32],
+    user: UserId,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let Some(invitation) = book.invitations.iter_mut().find(|invitation| {
+        invitation.code_digest == *code_digest
+            && invitation.status(now) == InvitationStatus::Pending
+    }) else {
+        return Ok(false);
+    };
+    // The index entry names the tenant the code belongs to; deleting it proves both.
+    let removed = tx
+        .execute(
+            "DELETE FROM invitation_codes WHERE code_digest = $1 AND tenant = $2",
+            &[&&code_digest[..], &&tenant.as_bytes()[..]],
+        )
+        .await
+        .map_err(database_error)?;
+    if removed == 0 {
+        return Ok(false);
+    }
+    invitation.state = InvitationState::Used;
+    invitation.ended_at = now;
+    invitation.used_by = Some(user);
+    write_book(tx, tenant, book).await?;
+    Ok(true)
+}
+
+/// Counts a user into a tenant, refusing to pass `max_accounts`; with `invited`, the
+/// invitation is used up first, turning its seat into the member's.
+async fn count_member_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: TenantId,
+    invited: Option<(&[u8; 32], UserId)>,
+    now: u64,
+) -> Result<(), UserWriteError> {
+    let mut record = lock_tenant(tx, tenant)
+        .await?
+        .ok_or(UserWriteError::UnknownTenant)?;
+    let mut book = read_book(&**tx, tenant).await?;
+    if let Some((code_digest, user)) = invited {
+        tidy(tx, &mut book, now).await?;
+        if !redeem(tx, tenant, &mut book, code_digest, user, now).await? {
+            return Err(UserWriteError::InvitationInvalid);
+        }
+    }
+    let taken = record.members.saturating_add(book.pending(now));
+    if record.max_accounts.is_some_and(|max| taken >= max) {
+        return Err(UserWriteError::TenantFull);
+    }
+    record.members += 1;
+    write_tenant(tx, tenant, &record).await?;
+    Ok(())
+}
+
+/// Applies `change` to `user`; returns whether anything a token carries (or the
+/// account's standing) changed, and so whether `uv` must move.
+///
+/// The same rule as the sled store's `ClaimsChange::apply`, which is private to its module
+/// today: keep the two in step until the backends share it.
+fn apply_claims(change: &ClaimsChange, user: &mut UserRecord) -> bool {
+    let mut changed = false;
+    if let Some(plan) = &change.plan {
+        changed |= user.plan != *plan;
+        user.plan.clone_from(plan);
+    }
+    if let Some(roles) = &change.roles {
+        changed |= user.roles != *roles;
+        user.roles.clone_from(roles);
+    }
+    if let Some(attrs) = &change.attrs {
+        changed |= user.attrs != *attrs;
+        user.attrs.clone_from(attrs);
+    }
+    if let Some(tenant) = change.tenant {
+        changed |= user.tenant != tenant;
+        user.tenant = tenant;
+    }
+    if let Some(disabled) = change.disabled {
+        changed |= user.disabled != disabled;
+        user.disabled = disabled;
+    }
+    changed
+}
+
+/// Reads a user and locks its row until the transaction ends.
+pub(crate) async fn lock_user(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: UserId,
+) -> Result<Option<UserRecord>, StoreError> {
+    let statement = tx
+        .prepare_cached("SELECT record FROM users WHERE id = $1 FOR UPDATE")
+        .await
+        .map_err(database_error)?;
+    tx.query_opt(&statement, &[&&id.as_bytes()[..]])
+        .await
+        .map_err(database_error)?
+        .map(|row| Stored::from_disk(row.get::<_, &[u8]>(0)).map_err(corrupt("users")))
+        .transpose()
+}
+
+/// Writes a user's record (and its tenant column) inside a transaction.
+pub(crate) async fn write_user(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: UserId,
+    user: &UserRecord,
+) -> Result<(), StoreError> {
+    let record = Stored::to_disk(user).map_err(corrupt("users"))?;
+    let tenant = user.tenant.map(|tenant| tenant.as_bytes().to_vec());
+    let statement = tx
+        .prepare_cached("UPDATE users SET tenant = $2, record = $3 WHERE id = $1")
+        .await
+        .map_err(database_error)?;
+    tx.execute(&statement, &[&&id.as_bytes()[..], &tenant, &record])
+        .await
+        .map_err(database_error)?;
+    Ok(())
+}
+
+impl PgStore {
+    /// Creates a user, claims its username and counts it into its tenant, in one
+    /// transaction. With `invitation` (the digest of a code), the invitation must be
+    /// pending at `now` and belong to the user's tenant; it is used up in the same
+    /// transaction.
+    ///
+    /// # Errors
+    /// `UsernameTaken`, `UnknownTenant`, `TenantFull`, `InvitationInvalid`, storage
+    /// failures.
+    pub async fn create_user(
+        &self,
+        id: UserId,
+        user: &UserRecord,
+        invitation: Option<&[u8; 32]>,
+        now: u64,
+    ) -> Result<(), UserWriteError> {
+        if invitation.is_some() && user.tenant.is_none() {
+            return Err(UserWriteError::InvitationInvalid);
+        }
+        let record = Stored::to_disk(user).map_err(corrupt("users"))?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(database_error)?;
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO users (id, username, tenant, record) VALUES ($1, $2, $3, $4)",
+            )
+            .await
+            .map_err(database_error)?;
+        let tenant = user.tenant.map(|tenant| tenant.as_bytes().to_vec());
+        tx.execute(
+            &statement,
+            &[&&id.as_bytes()[..], &user.username, &tenant, &record],
+        )
+        .await
+        .map_err(|err| {
+            if username_taken(&err) {
+                UserWriteError::UsernameTaken
+            } else {
+                database_error(err).into()
+            }
+        })?;
+        if let Some(tenant) = user.tenant {
+            count_member_in(&tx, tenant, invitation.map(|code| (code, id)), now).await?;
+        }
+        tx.commit().await.map_err(database_error)?;
+        Ok(())
+    }
+
+    /// Changes a user's claims or standing, bumping its claims version (`uv`) and logging
+    /// it when anything changed; a change of tenant is counted out of the old tenant and
+    /// into the new one in the same transaction (both rows locked in id order, so two
+    /// moves in opposite directions cannot deadlock; the new one's pending invitations at
+    /// `now` hold their seats). Returns the new record.
+    ///
+    /// # Errors
+    /// `NotFound`, `UnknownTenant`, `TenantFull`, storage failures.
+    pub async fn change_user_claims(
+        &self,
+        id: UserId,
+        change: &ClaimsChange,
+        now: u64,
+    ) -> Result<UserRecord, UserWriteError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(database_error)?;
+        let mut user = lock_user(&tx, id).await?.ok_or(UserWriteError::NotFound)?;
+        let old_tenant = user.tenant;
+        let changed = apply_claims(change, &mut user);
+        if changed {
+            user.claims_version += 1;
+            user.updated_at = now;
+        }
+        if user.tenant != old_tenant {
+            let mut moved: Vec<TenantId> = old_tenant.into_iter().chain(user.tenant).collect();
+            moved.sort_by_key(|tenant| *tenant.as_bytes());
+            for tenant in moved {
+                lock_tenant(&tx, tenant).await?;
+            }
+            if let Some(old) = old_tenant {
+                let mut record = lock_tenant(&tx, old)
+                    .await?
+                    .ok_or(UserWriteError::UnknownTenant)?;
+                record.members = record.members.saturating_sub(1);
+                write_tenant(&tx, old, &record).await?;
+            }
+            if let Some(new) = user.tenant {
+                count_member_in(&tx, new, None, now).await?;
+            }
+        }
+        write_user(&tx, id, &user).await?;
+        if changed {
+            log::append(&tx, now, &[user.change(id)]).await?;
+        }
+        tx.commit().await.map_err(database_error)?;
+        Ok(user)
+    }
+
+    /// Reads a user.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT record FROM users WHERE id = $1")
+            .await
+            .map_err(database_error)?;
+        client
+            .query_opt(&statement, &[&&id.as_bytes()[..]])
+            .await
+            .map_err(database_error)?
+            .map(|row| Stored::from_disk(row.get::<_, &[u8]>(0)).map_err(corrupt("users")))
+            .transpose()
+    }
+
+    /// Looks a user up by canonical username.
+    ///
+    /// # Errors
+    /// Storage failures and damaged ids.
+    pub async fn user_id_by_name(&self, name: &Username) -> Result<Option<UserId>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT id FROM users WHERE username = $1")
+            .await
+            .map_err(database_error)?;
+        let Some(row) = client
+            .query_opt(&statement, &[&name.as_str()])
+            .await
+            .map_err(database_error)?
+        else {
+            return Ok(None);
+        };
+        UserId::from_slice(row.get::<_, &[u8]>(0))
+            .map(Some)
+            .ok_or(StoreError::Corrupt {
+                tree: "users",
+                source: crate::store::CodecError::Decode("user id is not 16 bytes".into()),
+            })
+    }
+
+    /// Removes a user, frees its username, counts it out of its tenant and logs it, in
+    /// one transaction. Returns the removed record.
+    ///
+    /// # Errors
+    /// `NotFound`, storage failures.
+    pub async fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(database_error)?;
+        let row = tx
+            .query_opt(
+                "DELETE FROM users WHERE id = $1 RETURNING record",
+                &[&&id.as_bytes()[..]],
+            )
+            .await
+            .map_err(database_error)?
+            .ok_or(UserWriteError::NotFound)?;
+        let user: UserRecord =
+            Stored::from_disk(row.get::<_, &[u8]>(0)).map_err(corrupt("users"))?;
+        if let Some(tenant) = user.tenant {
+            // A tenant already gone has nobody to count out.
+            if let Some(mut record) = lock_tenant(&tx, tenant).await? {
+                record.members = record.members.saturating_sub(1);
+                write_tenant(&tx, tenant, &record).await?;
+            }
+        }
+        log::append(&tx, self.clock.now(), &[Change::UserDeleted { user: id }]).await?;
+        tx.commit().await.map_err(database_error)?;
+        Ok(user)
+    }
+
+    /// Up to `limit` users created after `after` (ids are time-ordered), oldest first.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn list_users(
+        &self,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, UserRecord)>, StoreError> {
+        let client = self.client().await?;
+        let after = after.map_or_else(Vec::new, |id| id.as_bytes().to_vec());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT id, record FROM users WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &limit],
+            )
+            .await
+            .map_err(database_error)?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = UserId::from_slice(row.get::<_, &[u8]>(0)).ok_or(StoreError::Corrupt {
+                tree: "users",
+                source: crate::store::CodecError::Decode("user id is not 16 bytes".into()),
+            })?;
+            users.push((
+                id,
+                Stored::from_disk(row.get::<_, &[u8]>(1)).map_err(corrupt("users"))?,
+            ));
+        }
+        Ok(users)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::tenants::tests::tenant_record;
+    use crate::store::postgres::testing::TestDatabase;
+    use crate::store::InvitationRecord;
+
+    fn user(name: &str, tenant: Option<TenantId>) -> UserRecord {
+        UserRecord {
+            username: name.into(),
+            password_hash: "$argon2id$not-a-hash".into(),
+            tenant,
+            roles: vec![],
+            plan: "free".into(),
+            attrs: serde_json::Map::new(),
+            claims_version: 1,
+            not_before: 0,
+            disabled: false,
+            created_at: 100,
+            updated_at: 100,
+        }
+    }
+
+    /// Two nodes, twenty registrations at once into a tenant of five seats: five get in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn max_accounts_holds_under_registrations_on_two_nodes() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let nodes = [
+            PgStore::connect(&db.url, 6).await.unwrap(),
+            PgStore::connect(&db.url, 6).await.unwrap(),
+        ];
+        let tenant = TenantId::generate();
+        nodes[0]
+            .create_tenant(tenant, &tenant_record(Some(5)))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..20)
+            .map(|n| {
+                let node = nodes[n % 2].clone();
+                tokio::spawn(async move {
+                    node.create_user(
+                        UserId::generate(),
+                        &user(&format!("user{n}"), Some(tenant)),
+                        None,
+                        100,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let (mut admitted, mut full) = (0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => admitted += 1,
+                Err(UserWriteError::TenantFull) => full += 1,
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert_eq!((admitted, full), (5, 15));
+        assert_eq!(nodes[1].tenant(tenant).await.unwrap().unwrap().members, 5);
+        let members: i64 = nodes[1]
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT count(*) FROM users WHERE tenant = $1",
+                &[&&tenant.as_bytes()[..]],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(members, 5);
+        db.drop_now().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_username_registered_on_two_nodes_at_once_goes_to_one_user() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let nodes = [
+            PgStore::connect(&db.url, 4).await.unwrap(),
+            PgStore::connect(&db.url, 4).await.unwrap(),
+        ];
+        let tasks: Vec<_> = (0..8)
+            .map(|n| {
+                let node = nodes[n % 2].clone();
+                tokio::spawn(async move {
+                    let id = UserId::generate();
+                    node.create_user(id, &user("alice", None), None, 100)
+                        .await
+                        .map(|()| id)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(id) => winners.push(id),
+                Err(UserWriteError::UsernameTaken) => {}
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert_eq!(winners.len(), 1);
+        let alice = Username::parse("alice").unwrap();
+        assert_eq!(
+            nodes[0].user_id_by_name(&alice).await.unwrap(),
+            Some(winners[0])
+        );
+        db.drop_now().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_invitation_holds_its_seat_and_admits_one_account() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let nodes = [
+            PgStore::connect(&db.url, 4).await.unwrap(),
+            PgStore::connect(&db.url, 4).await.unwrap(),
+        ];
+        let tenant = TenantId::generate();
+        nodes[0]
+            .create_tenant(tenant, &tenant_record(Some(1)))
+            .await
+            .unwrap();
+        // The one seat is held by a pending invitation (written as the invitation flow
+        // leaves it: the book and the code's index entry).
+        let code = [9u8; 32];
+        let book = InvitationBook {
+            invitations: vec![InvitationRecord::new(code, 100, 1_000)],
+        };
+        let client = nodes[0].client().await.unwrap();
+        client
+            .execute(
+                "INSERT INTO invitation_books (tenant, record) VALUES ($1, $2)",
+                &[&&tenant.as_bytes()[..], &Stored::to_disk(&book).unwrap()],
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO invitation_codes (code_digest, tenant) VALUES ($1, $2)",
+                &[&&code[..], &&tenant.as_bytes()[..]],
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            nodes[0]
+                .create_user(UserId::generate(), &user("placed", Some(tenant)), None, 200)
+                .await,
+            Err(UserWriteError::TenantFull)
+        ));
+        assert!(matches!(
+            nodes[0]
+                .create_user(
+                    UserId::generate(),
+                    &user("wrong", Some(tenant)),
+                    Some(&[8; 32]),
+                    200
+                )
+                .await,
+            Err(UserWriteError::InvitationInvalid)
+        ));
+        let tasks: Vec<_> = (0..6)
+            .map(|n| {
+                let node = nodes[n % 2].clone();
+                tokio::spawn(async move {
+                    node.create_user(
+                        UserId::generate(),
+                        &user(&format!("invited{n}"), Some(tenant)),
+                        Some(&code),
+                        200,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => admitted += 1,
+                Err(UserWriteError::InvitationInvalid) => {}
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert_eq!(admitted, 1);
+        assert_eq!(nodes[1].tenant(tenant).await.unwrap().unwrap().members, 1);
+        let codes: i64 = client
+            .query_one("SELECT count(*) FROM invitation_codes", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(codes, 0, "the code left the index");
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn a_deleted_user_frees_its_name_and_seat_and_is_logged() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        let tenant = TenantId::generate();
+        store
+            .create_tenant(tenant, &tenant_record(Some(1)))
+            .await
+            .unwrap();
+        let id = UserId::generate();
+        store
+            .create_user(id, &user("bob", Some(tenant)), None, 100)
+            .await
+            .unwrap();
+        assert_eq!(store.user(id).await.unwrap().unwrap().username, "bob");
+        assert_eq!(store.list_users(None, 10).await.unwrap().len(), 1);
+        assert!(store.list_users(Some(id), 10).await.unwrap().is_empty());
+        assert_eq!(store.delete_user(id).await.unwrap().username, "bob");
+        assert!(matches!(
+            store.delete_user(id).await,
+            Err(UserWriteError::NotFound)
+        ));
+        assert_eq!(store.tenant(tenant).await.unwrap().unwrap().members, 0);
+        store
+            .create_user(UserId::generate(), &user("bob", Some(tenant)), None, 100)
+            .await
+            .unwrap();
+        let crate::store::ChangesAfter::Records { records, .. } =
+            store.changes_after(0, 10).await.unwrap()
+        else {
+            panic!("nothing evicted");
+        };
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].change, Change::UserDeleted { user: id });
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn a_claim_change_bumps_uv_is_logged_and_moves_seats() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        let (small, other) = (TenantId::generate(), TenantId::generate());
+        store
+            .create_tenant(small, &tenant_record(Some(1)))
+            .await
+            .unwrap();
+        store
+            .create_tenant(other, &tenant_record(None))
+            .await
+            .unwrap();
+        let (carol, dave) = (UserId::generate(), UserId::generate());
+        store
+            .create_user(carol, &user("carol", Some(small)), None, 100)
+            .await
+            .unwrap();
+        store
+            .create_user(dave, &user("dave", Some(other)), None, 100)
+            .await
+            .unwrap();
+
+        let unchanged = ClaimsChange {
+            plan: Some("free".into()),
+            ..ClaimsChange::default()
+        };
+        let same = store
+            .change_user_claims(carol, &unchanged, 200)
+            .await
+            .unwrap();
+        assert_eq!(same.claims_version, 1, "nothing changed");
+        let into_full = ClaimsChange {
+            tenant: Some(Some(small)),
+            ..ClaimsChange::default()
+        };
+        assert!(matches!(
+            store.change_user_claims(dave, &into_full, 200).await,
+            Err(UserWriteError::TenantFull)
+        ));
+        let out = ClaimsChange {
+            tenant: Some(Some(other)),
+            roles: Some(vec!["editor".into()]),
+            ..ClaimsChange::default()
+        };
+        let moved = store.change_user_claims(carol, &out, 300).await.unwrap();
+        assert_eq!((moved.claims_version, moved.updated_at), (2, 300));
+        assert_eq!(store.tenant(small).await.unwrap().unwrap().members, 0);
+        assert_eq!(store.tenant(other).await.unwrap().unwrap().members, 2);
+        store
+            .change_user_claims(dave, &into_full, 400)
+            .await
+            .unwrap();
+        assert_eq!(store.user(dave).await.unwrap().unwrap().tenant, Some(small));
+        assert!(matches!(
+            store
+                .change_user_claims(UserId::generate(), &out, 400)
+                .await,
+            Err(UserWriteError::NotFound)
+        ));
+        let crate::store::ChangesAfter::Records { records, .. } =
+            store.changes_after(0, 10).await.unwrap()
+        else {
+            panic!("nothing evicted");
+        };
+        assert_eq!(
+            records.into_iter().map(|r| r.change).collect::<Vec<_>>(),
+            vec![moved.change(carol), {
+                let dave_now = store.user(dave).await.unwrap().unwrap();
+                dave_now.change(dave)
+            }]
+        );
+        db.drop_now().await;
+    }
+}
