@@ -15,9 +15,9 @@ use tokio::task::JoinHandle;
 use crate::auth::keys::{import_key, load_or_create_key_ring, AddedKey};
 use crate::auth::{Auth, AuthError, NewService, Registration, UserView, ADMIN_ROLE};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{Settings, StorageBackend};
 use crate::http::{self, AppState};
-use crate::secret::SecretString;
+use crate::secret::{ExposeSecret as _, SecretString};
 use crate::store::backup::BackupSummary;
 use crate::store::Store;
 use crate::tasks;
@@ -29,21 +29,37 @@ async fn open_flows(
     metrics: Arc<Metrics>,
     clock: Clock,
 ) -> anyhow::Result<(Arc<Store>, Auth)> {
-    crate::data_dir::make_private(&settings.storage.path)?;
-    let path = settings.storage.path.clone();
-    let cache_mb = settings.storage.cache_mb;
-    let store_clock = clock.clone();
-    let store =
-        tokio::task::spawn_blocking(move || Store::open_with_clock(&path, cache_mb, store_clock))
-            .await?
-            .with_context(|| format!("storage.path {}", settings.storage.path.display()))?;
-    let store = Arc::new(store);
+    let store = Arc::new(open_store(settings, clock.clone()).await?);
     let alg = settings.tokens.algorithm;
     let ring = load_or_create_key_ring(&store, alg, clock.now())
         .await
         .context("keys")?;
     let auth = Auth::new(Arc::clone(&store), settings.clone(), ring, metrics, clock).await?;
     Ok((store, auth))
+}
+
+/// Opens the backend the settings name.
+async fn open_store(settings: &Settings, clock: Clock) -> anyhow::Result<Store> {
+    match settings.storage.backend {
+        StorageBackend::Sled => {
+            crate::data_dir::make_private(&settings.storage.path)?;
+            let path = settings.storage.path.clone();
+            let cache_mb = settings.storage.cache_mb;
+            tokio::task::spawn_blocking(move || Store::open_with_clock(&path, cache_mb, clock))
+                .await?
+                .with_context(|| format!("storage.path {}", settings.storage.path.display()))
+        }
+        StorageBackend::Postgres => {
+            let url = settings
+                .storage
+                .postgres_url
+                .as_ref()
+                .context("storage.postgres_url is not set")?;
+            Store::open_postgres(url.expose_secret(), settings.storage.postgres_pool, clock)
+                .await
+                .context("storage.postgres_url")
+        }
+    }
 }
 
 /// The store and flows opened for a command-line operation while the server is stopped
@@ -64,7 +80,7 @@ impl Offline {
         // with a mistyped path, must not make a new empty one and report success.
         let path = &settings.storage.path;
         anyhow::ensure!(
-            crate::data_dir::holds_store(path),
+            settings.storage.backend != StorageBackend::Sled || crate::data_dir::holds_store(path),
             "storage.path {}: no claimd store there (start the server once to create one)",
             path.display()
         );
@@ -258,12 +274,17 @@ impl Application {
             fatal_tx,
             shutdown_rx.clone(),
         ));
+        let key_sync = tokio::spawn(tasks::key_sync::run(
+            Arc::clone(&auth),
+            store.watch_keys(),
+            shutdown_rx.clone(),
+        ));
         let rotation = tokio::spawn(tasks::rotation::run(auth, shutdown_rx));
         Ok(Application {
             port,
             server,
             store,
-            tasks: vec![eviction, recovery, rotation],
+            tasks: vec![eviction, recovery, rotation, key_sync],
             shutdown,
             stopping: Arc::new(stopping),
             fatal,

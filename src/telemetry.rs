@@ -35,6 +35,9 @@ fn dependency_caps() -> Targets {
     Targets::new()
         .with_default(LevelFilter::TRACE)
         .with_target("sled", LevelFilter::INFO)
+        // tokio-postgres logs every statement's parameters at debug: records holding
+        // refresh-token keys, access tokens and private keys.
+        .with_target("tokio_postgres", LevelFilter::INFO)
 }
 
 /// Starts the tracing subscriber once, writing to standard output; later calls do nothing.

@@ -30,6 +30,8 @@ use crate::clock::Clock;
 use crate::domain::{InvitationId, SessionId, TenantId, TokenId, UserId, Username};
 
 pub use codec::CodecError;
+pub use postgres::node::PgNode;
+pub use postgres::PgStore;
 pub use sled::backup::{self, BackupSummary};
 pub use sled::health::HealthCounts;
 pub use sled::revocations::Revocation;
@@ -90,6 +92,7 @@ pub struct Store {
 
 enum Backend {
     Sled(SledStore),
+    Postgres(PgNode),
 }
 
 impl From<SledStore> for Store {
@@ -118,11 +121,26 @@ impl Store {
         SledStore::open_with_clock(path, cache_mb, clock).map(Store::from)
     }
 
+    /// Connects to the PostgreSQL database at `url` (migrating its schema under a lock,
+    /// with other nodes starting alongside), loads this node's memory from it and starts
+    /// following its change log.
+    ///
+    /// # Errors
+    /// One line, never carrying the URL's password: the database cannot be reached or
+    /// refuses, or its schema is newer than this build.
+    pub async fn open_postgres(url: &str, pool: usize, clock: Clock) -> Result<Store, StoreError> {
+        let store = PgStore::connect(url, pool).await?.with_clock(clock);
+        Ok(Store {
+            backend: Backend::Postgres(PgNode::open(store).await?),
+        })
+    }
+
     /// The embedded backend, for what only it can do (its backup file, its data
     /// directory); `None` on another backend.
     pub fn as_sled(&self) -> Option<&SledStore> {
         match &self.backend {
             Backend::Sled(store) => Some(store),
+            Backend::Postgres(_) => None,
         }
     }
 
@@ -130,6 +148,7 @@ impl Store {
     pub fn backend_name(&self) -> &'static str {
         match &self.backend {
             Backend::Sled(_) => "sled",
+            Backend::Postgres(_) => "postgres",
         }
     }
 
@@ -142,6 +161,7 @@ impl Store {
     pub fn location(&self) -> String {
         match &self.backend {
             Backend::Sled(store) => format!("storage.path {}", store.path().display()),
+            Backend::Postgres(_) => "storage.postgres_url".to_string(),
         }
     }
 
@@ -154,6 +174,7 @@ impl Store {
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.wait_durable().await,
+            Backend::Postgres(node) => node.wait_durable().await,
         }
     }
 
@@ -161,6 +182,7 @@ impl Store {
     pub fn is_writable(&self) -> bool {
         match &self.backend {
             Backend::Sled(store) => store.is_writable(),
+            Backend::Postgres(node) => node.is_current(),
         }
     }
 
@@ -168,6 +190,11 @@ impl Store {
     pub fn health(&self) -> HealthCounts {
         match &self.backend {
             Backend::Sled(store) => store.health(),
+            Backend::Postgres(node) => HealthCounts {
+                writable: node.is_current(),
+                write_failures: 0,
+                recoveries: 0,
+            },
         }
     }
 
@@ -175,6 +202,7 @@ impl Store {
     pub fn note_write_failure(&self, err: &StoreError) {
         match &self.backend {
             Backend::Sled(store) => store.note_write_failure(err),
+            Backend::Postgres(_) => {}
         }
     }
 
@@ -183,6 +211,7 @@ impl Store {
     pub async fn probe(&self) {
         match &self.backend {
             Backend::Sled(store) => store.probe().await,
+            Backend::Postgres(_) => {}
         }
     }
 
@@ -193,6 +222,7 @@ impl Store {
     pub fn try_recover(&self) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.try_recover(),
+            Backend::Postgres(_) => Ok(true),
         }
     }
 
@@ -200,6 +230,7 @@ impl Store {
     pub fn damage(&self) -> Option<String> {
         match &self.backend {
             Backend::Sled(store) => store.damage(),
+            Backend::Postgres(node) => node.damage(),
         }
     }
 
@@ -210,6 +241,7 @@ impl Store {
     pub fn flush_now(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.flush_now(),
+            Backend::Postgres(_) => Ok(()),
         }
     }
 
@@ -217,6 +249,7 @@ impl Store {
     pub fn close(&self) {
         match &self.backend {
             Backend::Sled(store) => store.close(),
+            Backend::Postgres(node) => node.close(),
         }
     }
 
@@ -224,6 +257,7 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         match &self.backend {
             Backend::Sled(store) => store.size_on_disk(),
+            Backend::Postgres(_) => 0,
         }
     }
 
@@ -234,11 +268,15 @@ impl Store {
     pub fn export(&self, out: impl Write) -> Result<BackupSummary, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.export(out),
+            Backend::Postgres(_) => Err(StoreError::Unavailable(
+                "a PostgreSQL store is backed up with pg_dump, not by claimd".into(),
+            )),
         }
     }
 
     /// Removes what can no longer matter: expired sessions, deny entries and invitations,
-    /// and change-log records older than any live token. sled's passes scan trees, so they run on the blocking pool.
+    /// and change-log records older than any live token. sled's passes scan trees, so
+    /// they run on the blocking pool.
     ///
     /// # Errors
     /// Storage failures.
@@ -262,6 +300,7 @@ impl Store {
                     StoreError::Unavailable(format!("the eviction pass failed: {err}"))
                 })?
             }
+            Backend::Postgres(node) => node.evict_expired(now, leeway).await,
         }
     }
 
@@ -274,6 +313,7 @@ impl Store {
     pub fn user_stamp(&self, id: UserId) -> Result<Option<UserStamp>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user_stamp(id),
+            Backend::Postgres(node) => node.user_stamp(id),
         }
     }
 
@@ -284,6 +324,7 @@ impl Store {
     pub fn tenant_version(&self, id: TenantId) -> Result<Option<u64>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.tenant_version(id),
+            Backend::Postgres(node) => node.tenant_version(id),
         }
     }
 
@@ -299,6 +340,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.token_is_revoked(jti, sid, exp),
+            Backend::Postgres(node) => node.token_is_revoked(jti, sid, exp),
         }
     }
 
@@ -309,6 +351,7 @@ impl Store {
     pub fn is_denied(&self, kind: DenyKind, id: &[u8; 16], exp: u64) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.is_denied(kind, id, exp),
+            Backend::Postgres(node) => node.is_denied(kind, id, exp),
         }
     }
 
@@ -320,6 +363,7 @@ impl Store {
     pub async fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.note_access_ttl(ttl),
+            Backend::Postgres(node) => node.note_access_ttl(ttl).await,
         }
     }
 
@@ -327,6 +371,7 @@ impl Store {
     pub fn longest_access_ttl(&self) -> u64 {
         match &self.backend {
             Backend::Sled(store) => store.longest_access_ttl(),
+            Backend::Postgres(node) => node.longest_access_ttl(),
         }
     }
 
@@ -334,6 +379,7 @@ impl Store {
     pub fn deny_entries(&self) -> i64 {
         match &self.backend {
             Backend::Sled(store) => store.deny_entries(),
+            Backend::Postgres(node) => node.deny_entries(),
         }
     }
 
@@ -341,6 +387,7 @@ impl Store {
     pub fn sessions_held(&self) -> i64 {
         match &self.backend {
             Backend::Sled(store) => store.sessions_held(),
+            Backend::Postgres(node) => node.sessions_held(),
         }
     }
 
@@ -353,6 +400,7 @@ impl Store {
     pub async fn deny_token(&self, jti: TokenId, exp: u64) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.deny_token(jti, exp),
+            Backend::Postgres(node) => node.store().deny_token(jti, exp).await,
         }
     }
 
@@ -369,6 +417,11 @@ impl Store {
     ) -> Result<Option<UserRecord>, UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.revoke_sessions(user, revocations, now, change),
+            Backend::Postgres(node) => {
+                node.store()
+                    .revoke_sessions(user, revocations, now, change)
+                    .await
+            }
         }
     }
 
@@ -385,6 +438,7 @@ impl Store {
     ) -> Result<ChangesAfter, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.changes_after(after, limit),
+            Backend::Postgres(node) => node.store().changes_after(after, limit).await,
         }
     }
 
@@ -395,6 +449,7 @@ impl Store {
     pub async fn changes_evicted_through(&self) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.changes_evicted_through(),
+            Backend::Postgres(node) => node.store().changes_evicted_through().await,
         }
     }
 
@@ -402,6 +457,7 @@ impl Store {
     pub fn published_through(&self) -> u64 {
         match &self.backend {
             Backend::Sled(store) => store.published_through(),
+            Backend::Postgres(node) => node.published_through(),
         }
     }
 
@@ -409,6 +465,16 @@ impl Store {
     pub fn watch_published(&self) -> tokio::sync::watch::Receiver<u64> {
         match &self.backend {
             Backend::Sled(store) => store.watch_published(),
+            Backend::Postgres(node) => node.watch_published(),
+        }
+    }
+
+    /// Wakes when another node changed the key set. The embedded store has no other
+    /// node: its receiver is closed.
+    pub fn watch_keys(&self) -> tokio::sync::watch::Receiver<u64> {
+        match &self.backend {
+            Backend::Sled(_) => tokio::sync::watch::channel(0).1,
+            Backend::Postgres(node) => node.watch_keys(),
         }
     }
 
@@ -427,6 +493,7 @@ impl Store {
     ) -> Result<(), UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.create_user(id, user, invitation, now),
+            Backend::Postgres(node) => node.store().create_user(id, user, invitation, now).await,
         }
     }
 
@@ -437,6 +504,7 @@ impl Store {
     pub async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user(id),
+            Backend::Postgres(node) => node.store().user(id).await,
         }
     }
 
@@ -447,6 +515,7 @@ impl Store {
     pub async fn user_id_by_name(&self, name: &Username) -> Result<Option<UserId>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user_id_by_name(name),
+            Backend::Postgres(node) => node.store().user_id_by_name(name).await,
         }
     }
 
@@ -462,6 +531,7 @@ impl Store {
     ) -> Result<UserRecord, UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.change_user_claims(id, change, now),
+            Backend::Postgres(node) => node.store().change_user_claims(id, change, now).await,
         }
     }
 
@@ -472,6 +542,7 @@ impl Store {
     pub async fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.delete_user(id),
+            Backend::Postgres(node) => node.store().delete_user(id).await,
         }
     }
 
@@ -486,6 +557,7 @@ impl Store {
     ) -> Result<Vec<(UserId, UserRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.list_users(after, limit),
+            Backend::Postgres(node) => node.store().list_users(after, limit).await,
         }
     }
 
@@ -502,6 +574,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.insert_session(sid, session),
+            Backend::Postgres(node) => node.insert_session(sid, session).await,
         }
     }
 
@@ -512,6 +585,7 @@ impl Store {
     pub async fn session(&self, sid: SessionId) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.session(sid),
+            Backend::Postgres(node) => node.store().session(sid).await,
         }
     }
 
@@ -527,6 +601,7 @@ impl Store {
     ) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.rotate_session(sid, rotation),
+            Backend::Postgres(node) => node.store().rotate_session(sid, rotation).await,
         }
     }
 
@@ -543,6 +618,11 @@ impl Store {
     ) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.renew_session_access(sid, generation, access, used),
+            Backend::Postgres(node) => {
+                node.store()
+                    .renew_session_access(sid, generation, access, used)
+                    .await
+            }
         }
     }
 
@@ -553,6 +633,7 @@ impl Store {
     pub async fn user_session_ids(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user_session_ids(user),
+            Backend::Postgres(node) => node.store().user_session_ids(user).await,
         }
     }
 
@@ -567,6 +648,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.remove_session(sid, session),
+            Backend::Postgres(node) => node.remove_session(sid, session).await,
         }
     }
 
@@ -581,6 +663,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.acknowledge_generation(sid, generation),
+            Backend::Postgres(node) => node.store().acknowledge_generation(sid, generation).await,
         }
     }
 
@@ -591,6 +674,7 @@ impl Store {
     pub async fn acknowledged_generation(&self, sid: SessionId) -> Result<Option<u64>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.acknowledged_generation(sid),
+            Backend::Postgres(node) => node.store().acknowledged_generation(sid).await,
         }
     }
 
@@ -603,6 +687,7 @@ impl Store {
     pub async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.tenant(id),
+            Backend::Postgres(node) => node.store().tenant(id).await,
         }
     }
 
@@ -613,6 +698,7 @@ impl Store {
     pub async fn list_tenants(&self) -> Result<Vec<(TenantId, TenantRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.list_tenants(),
+            Backend::Postgres(node) => node.store().list_tenants().await,
         }
     }
 
@@ -627,6 +713,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.create_tenant(id, tenant),
+            Backend::Postgres(node) => node.store().create_tenant(id, tenant).await,
         }
     }
 
@@ -642,6 +729,7 @@ impl Store {
     ) -> Result<TenantRecord, TenantWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.change_tenant(id, change, now),
+            Backend::Postgres(node) => node.store().change_tenant(id, change, now).await,
         }
     }
 
@@ -652,6 +740,7 @@ impl Store {
     pub async fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.delete_tenant(id),
+            Backend::Postgres(node) => node.store().delete_tenant(id).await,
         }
     }
 
@@ -669,6 +758,11 @@ impl Store {
     ) -> Result<(), InvitationWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.create_invitation(tenant, invitation, now),
+            Backend::Postgres(node) => {
+                node.store()
+                    .create_invitation(tenant, invitation, now)
+                    .await
+            }
         }
     }
 
@@ -682,6 +776,7 @@ impl Store {
     ) -> Result<Option<Vec<InvitationRecord>>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.invitations(tenant),
+            Backend::Postgres(node) => node.store().invitations(tenant).await,
         }
     }
 
@@ -696,6 +791,7 @@ impl Store {
     ) -> Result<Option<TenantId>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.invitation_tenant(code_digest, now),
+            Backend::Postgres(node) => node.store().invitation_tenant(code_digest, now).await,
         }
     }
 
@@ -706,6 +802,7 @@ impl Store {
     pub async fn pending_invitations(&self, tenant: TenantId, now: u64) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.pending_invitations(tenant, now),
+            Backend::Postgres(node) => node.store().pending_invitations(tenant, now).await,
         }
     }
 
@@ -721,6 +818,7 @@ impl Store {
     ) -> Result<(), InvitationWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.revoke_invitation(tenant, id, now),
+            Backend::Postgres(node) => node.store().revoke_invitation(tenant, id, now).await,
         }
     }
 
@@ -733,6 +831,7 @@ impl Store {
     pub async fn signing_keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.signing_keys(),
+            Backend::Postgres(node) => node.store().signing_keys().await,
         }
     }
 
@@ -743,6 +842,7 @@ impl Store {
     pub async fn put_signing_key(&self, kid: &str, key: &KeyRecord) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.put_signing_key(kid, key),
+            Backend::Postgres(node) => node.store().put_signing_key(kid, key).await,
         }
     }
 
@@ -753,6 +853,7 @@ impl Store {
     pub async fn remove_signing_key(&self, kid: &str) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.remove_signing_key(kid),
+            Backend::Postgres(node) => node.store().remove_signing_key(kid).await,
         }
     }
 
@@ -767,6 +868,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.put_service(client_id, service),
+            Backend::Postgres(node) => node.store().put_service(client_id, service).await,
         }
     }
 
@@ -777,6 +879,7 @@ impl Store {
     pub async fn service(&self, client_id: &str) -> Result<Option<ServiceRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.service(client_id),
+            Backend::Postgres(node) => node.store().service(client_id).await,
         }
     }
 
@@ -787,6 +890,7 @@ impl Store {
     pub async fn list_services(&self) -> Result<Vec<(String, ServiceRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.list_services(),
+            Backend::Postgres(node) => node.store().list_services().await,
         }
     }
 
@@ -797,6 +901,7 @@ impl Store {
     pub async fn delete_service(&self, client_id: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.delete_service(client_id),
+            Backend::Postgres(node) => node.store().delete_service(client_id).await,
         }
     }
 }

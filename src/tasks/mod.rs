@@ -3,6 +3,7 @@
 //! write failures.
 
 pub mod eviction;
+pub mod key_sync;
 pub mod recovery;
 pub mod rotation;
 

@@ -153,6 +153,9 @@ async fn user_add_honours_a_config_file() {
 
 #[tokio::test]
 async fn user_add_while_the_server_runs_is_refused_as_in_use() {
+    if crate::backend::sled_only("the data directory") {
+        return;
+    }
     let (dir, data) = workdir();
     init_store(&data);
     let server = ClaimdProcess::start_on(dir.path(), &data);
@@ -261,6 +264,9 @@ fn claimd_in(cwd: &Path, env: &[(&str, &Path)], args: &[&str]) -> Exit {
 
 #[tokio::test]
 async fn offline_commands_refuse_to_create_a_store() {
+    if crate::backend::sled_only("the data directory") {
+        return;
+    }
     let (dir, data) = workdir();
     let key = dir.path().join("key.pem");
     std::fs::write(&key, "not a key").unwrap();
@@ -291,6 +297,9 @@ async fn offline_commands_refuse_to_create_a_store() {
 
 #[tokio::test]
 async fn a_relative_storage_path_in_a_config_file_is_beside_the_file() {
+    if crate::backend::sled_only("the data directory") {
+        return;
+    }
     let (dir, _) = workdir();
     let etc = dir.path().join("etc");
     let elsewhere = dir.path().join("elsewhere");
@@ -346,6 +355,9 @@ async fn a_relative_storage_path_in_a_config_file_is_beside_the_file() {
 
 #[tokio::test]
 async fn storage_path_from_the_environment_stays_relative_to_the_working_directory() {
+    if crate::backend::sled_only("the data directory") {
+        return;
+    }
     let (dir, _) = workdir();
     let etc = dir.path().join("etc");
     std::fs::create_dir_all(&etc).unwrap();
@@ -389,6 +401,9 @@ fn mode_of(path: &Path) -> u32 {
 
 #[tokio::test]
 async fn the_data_dir_is_the_owners_alone() {
+    if crate::backend::sled_only("the data directory") {
+        return;
+    }
     let (dir, data) = workdir();
     let server = ClaimdProcess::start_on(dir.path(), &data);
     let app = server.app();
@@ -407,6 +422,9 @@ async fn the_data_dir_is_the_owners_alone() {
 
 #[tokio::test]
 async fn a_loose_data_dir_is_tightened_at_start() {
+    if crate::backend::sled_only("the data directory") {
+        return;
+    }
     use std::os::unix::fs::PermissionsExt as _;
     let (dir, data) = workdir();
     init_store(&data);

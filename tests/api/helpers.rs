@@ -697,6 +697,15 @@ pub fn claimd_command(workdir: &Path) -> Command {
     cmd.env("CLAIMD__TOKENS__ISSUER", TEST_ISSUER);
     // Tests register many users from 127.0.0.1; the registration limit has its own tests.
     cmd.env("CLAIMD__AUTH__REGISTER_LIMIT", "100000/1s");
+    if crate::backend::on_postgres() {
+        // The store of this working directory, whichever restart of it this is.
+        cmd.env("CLAIMD__STORAGE__BACKEND", "postgres")
+            .env(
+                "CLAIMD__STORAGE__POSTGRES_URL",
+                crate::backend::postgres_url_for(&workdir.join("data")),
+            )
+            .env("CLAIMD__STORAGE__POSTGRES_POOL", "4");
+    }
     cmd
 }
 
@@ -717,6 +726,12 @@ pub fn test_settings(data: &Path) -> Settings {
     settings.server.bind = "127.0.0.1:0".to_string();
     settings.server.workers = Some(2);
     settings.storage.path = data.to_path_buf();
+    if crate::backend::on_postgres() {
+        settings.storage.backend = claimd::config::StorageBackend::Postgres;
+        settings.storage.postgres_url = Some(crate::backend::postgres_url_for(data).into());
+        // Hundreds of servers share one cluster in a run.
+        settings.storage.postgres_pool = 4;
+    }
     settings.tokens.issuer = TEST_ISSUER.to_string();
     settings.claims.self_service = allow_plans(&TEST_PLANS);
     settings.auth.register_limit = claimd::config::LoginAttempts {

@@ -652,6 +652,9 @@ async fn importing_a_missing_file_fails_with_one_line() {
 
 #[tokio::test]
 async fn import_refuses_a_data_dir_the_server_holds() {
+    if crate::backend::sled_only("the data directory lock") {
+        return;
+    }
     let (dir, data) = workdir();
     init_store(&data);
     let server = ClaimdProcess::start_on(dir.path(), &data);

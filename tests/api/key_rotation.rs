@@ -460,6 +460,9 @@ async fn rotation_with_a_malformed_body_is_invalid_request() {
 
 #[tokio::test]
 async fn cli_keys_rotate_refuses_a_data_dir_the_server_holds() {
+    if crate::backend::sled_only("the data directory lock") {
+        return;
+    }
     let (dir, data) = workdir();
     init_store(&data);
     let server = ClaimdProcess::start_on(dir.path(), &data);

@@ -4,6 +4,7 @@
 
 mod admin_tenants;
 mod admin_users;
+mod backend;
 mod backup;
 mod bad_input;
 mod bootstrap;

@@ -281,6 +281,9 @@ async fn cli_service_add_prints_a_credential_that_authenticates() {
 
 #[tokio::test]
 async fn cli_service_add_refuses_a_data_dir_the_server_holds() {
+    if crate::backend::sled_only("the data directory lock") {
+        return;
+    }
     let (dir, data) = workdir();
     init_store(&data);
     let server = ClaimdProcess::start_on(dir.path(), &data);

@@ -152,6 +152,9 @@ fn malformed_config_file_stops_startup() {
 
 #[test]
 fn data_path_that_is_a_regular_file_stops_startup() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
     let (dir, _) = workdir();
     let file = dir.path().join("data");
     std::fs::write(&file, b"I am a file, not a directory").unwrap();
@@ -167,6 +170,9 @@ fn data_path_that_is_a_regular_file_stops_startup() {
 
 #[test]
 fn data_path_in_a_read_only_directory_stops_startup() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
     let (dir, _) = workdir();
     let read_only = dir.path().join("ro");
     std::fs::create_dir(&read_only).unwrap();
@@ -191,6 +197,9 @@ fn data_path_in_a_read_only_directory_stops_startup() {
 
 #[test]
 fn corrupt_store_stops_startup() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
     let (dir, data) = workdir();
     {
         let server = ClaimdProcess::start_on(dir.path(), &data);
@@ -251,6 +260,9 @@ fn store_with_many_users(workdir: &Path, data: &Path) {
 /// must refuse that rolled-back store rather than serve it.
 #[test]
 fn one_flipped_byte_mid_file_stops_startup() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
     let (dir, data) = workdir();
     store_with_many_users(dir.path(), &data);
     let db = data.join("db");
@@ -269,6 +281,9 @@ fn one_flipped_byte_mid_file_stops_startup() {
 
 #[test]
 fn a_truncated_store_file_stops_startup() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
     let (dir, data) = workdir();
     store_with_many_users(dir.path(), &data);
     let db = data.join("db");
@@ -305,6 +320,9 @@ fn an_intact_store_starts_and_keeps_every_user() {
 
 #[test]
 fn a_data_dir_whose_parent_is_missing_stops_startup() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
     let (dir, _) = workdir();
     let data = dir.path().join("no-such-parent").join("data");
 
@@ -319,6 +337,9 @@ fn a_data_dir_whose_parent_is_missing_stops_startup() {
 
 #[test]
 fn a_data_dir_in_use_by_another_claimd_stops_startup() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
     let (dir, data) = workdir();
     let _running = ClaimdProcess::start_on(dir.path(), &data);
 
@@ -329,6 +350,9 @@ fn a_data_dir_in_use_by_another_claimd_stops_startup() {
 
 #[test]
 fn a_store_from_a_newer_claimd_stops_startup_and_is_left_alone() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
     let (dir, data) = workdir();
     store_with_many_users(dir.path(), &data);
     {

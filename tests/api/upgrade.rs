@@ -113,6 +113,9 @@ fn lasting_claims(claims: &Value) -> Value {
 
 #[tokio::test]
 async fn a_data_directory_written_by_an_earlier_release_answers_the_same() {
+    if crate::backend::sled_only("an older release's data directory") {
+        return;
+    }
     for fixture in fixtures() {
         let written: Value = serde_json::from_str(
             &std::fs::read_to_string(fixture.join("fixture.json")).expect("fixture.json"),

@@ -91,8 +91,9 @@ impl PgStore {
         if inserted == 0 {
             return Ok(false);
         }
-        log::append(&tx, self.clock.now(), &[Change::TokenRevoked { jti, exp }]).await?;
+        let ids = log::append(&tx, self.clock.now(), &[Change::TokenRevoked { jti, exp }]).await?;
         tx.commit().await.map_err(database_error)?;
+        self.note_appended(&ids);
         Ok(true)
     }
 

@@ -67,8 +67,10 @@ impl PgStore {
             None => tx.execute(statement, &[&kid]).await,
         }
         .map_err(database_error)?;
-        log::append(&tx, self.clock.now(), &[Change::KeysChanged]).await?;
-        tx.commit().await.map_err(database_error)
+        let ids = log::append(&tx, self.clock.now(), &[Change::KeysChanged]).await?;
+        tx.commit().await.map_err(database_error)?;
+        self.note_appended(&ids);
+        Ok(())
     }
 }
 

@@ -34,8 +34,8 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::log::{self, Reader};
 use super::{database_error, PgStore};
-use crate::store::{ChangeRecord, ChangesAfter};
 use crate::store::StoreError;
+use crate::store::{ChangeRecord, ChangesAfter};
 
 /// The longest a node goes without reading the log while its connection is up.
 pub const POLL_EVERY: Duration = Duration::from_millis(250);
@@ -279,9 +279,9 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::store::Change;
     use crate::store::postgres::log::tests::{append_committed, token};
     use crate::store::postgres::testing::TestDatabase;
+    use crate::store::Change;
 
     /// What a handler was given, for a test to look at.
     #[derive(Default, Clone)]

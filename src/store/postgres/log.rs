@@ -36,9 +36,9 @@
 use std::ops::Range;
 
 use super::{database_error, from_bigint, to_bigint, PgStore};
-use crate::store::{Change, ChangeRecord, ChangesAfter, LoggedChange};
 use crate::store::disk::Stored;
 use crate::store::{corrupt, StoreError};
+use crate::store::{Change, ChangeRecord, ChangesAfter, LoggedChange};
 
 /// The channel the log notifies on; the payload is the last id of the transaction.
 pub const CHANNEL: &str = "claimd_changes";

@@ -32,6 +32,7 @@ pub mod invitations;
 pub mod keys;
 pub mod listener;
 pub mod log;
+pub mod node;
 pub mod revocations;
 pub mod schema;
 pub mod services;

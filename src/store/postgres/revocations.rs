@@ -119,8 +119,9 @@ impl PgStore {
         if let Some(record) = &changed {
             logged.push(record.change(user));
         }
-        log::append(&tx, now, &logged).await?;
+        let ids = log::append(&tx, now, &logged).await?;
         tx.commit().await.map_err(database_error)?;
+        self.note_appended(&ids);
         Ok(changed)
     }
 }

@@ -20,8 +20,8 @@
 use super::{database_error, from_bigint, to_bigint, PgStore};
 use crate::domain::{SessionId, UserId};
 use crate::store::disk::Stored;
-use crate::store::{Rotation, SessionRecord};
 use crate::store::{corrupt, StoreError};
+use crate::store::{Rotation, SessionRecord};
 
 impl PgStore {
     /// Stores a session (replacing one under the same id, as the sled store does; its
@@ -60,6 +60,20 @@ impl PgStore {
             .await
             .map_err(database_error)?;
         Ok(())
+    }
+
+    /// How many session rows there are (the `claimd_sessions` gauge).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn count_sessions(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .client()
+            .await?
+            .query_one("SELECT count(*) FROM sessions", &[])
+            .await
+            .map_err(database_error)?
+            .get(0))
     }
 
     /// Reads a session.

@@ -96,15 +96,23 @@ impl PgStore {
         tenant: &TenantRecord,
     ) -> Result<(), StoreError> {
         let record = Stored::to_disk(tenant).map_err(corrupt("tenants"))?;
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO tenants (id, record) VALUES ($1, $2)
-                 ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
-                &[&&id.as_bytes()[..], &record],
-            )
-            .await
-            .map_err(database_error)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(database_error)?;
+        tx.execute(
+            "INSERT INTO tenants (id, record) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+            &[&&id.as_bytes()[..], &record],
+        )
+        .await
+        .map_err(database_error)?;
+        // Every node needs the new tenant's version to mint and check its members' `tv`.
+        let logged = [Change::Tenant {
+            tenant: id,
+            version: tenant.version,
+        }];
+        let ids = log::append(&tx, self.clock.now(), &logged).await?;
+        tx.commit().await.map_err(database_error)?;
+        self.note_appended(&ids);
         Ok(())
     }
 
@@ -145,8 +153,9 @@ impl PgStore {
             tenant: id,
             version: tenant.version,
         }];
-        log::append(&tx, now, &logged).await?;
+        let ids = log::append(&tx, now, &logged).await?;
         tx.commit().await.map_err(database_error)?;
+        self.note_appended(&ids);
         Ok(tenant)
     }
 
@@ -168,8 +177,9 @@ impl PgStore {
             .await
             .map_err(database_error)?;
         let logged = [Change::TenantDeleted { tenant: id }];
-        log::append(&tx, self.clock.now(), &logged).await?;
+        let ids = log::append(&tx, self.clock.now(), &logged).await?;
         tx.commit().await.map_err(database_error)?;
+        self.note_appended(&ids);
         Ok(())
     }
 }

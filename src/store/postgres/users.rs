@@ -196,7 +196,10 @@ impl PgStore {
         if let Some(tenant) = user.tenant {
             count_member_in(&tx, tenant, invitation.map(|code| (code, id)), now).await?;
         }
+        // Every node needs the new account to verify its tokens.
+        let ids = log::append(&tx, now, &[user.account_change(id)]).await?;
         tx.commit().await.map_err(database_error)?;
+        self.note_appended(&ids);
         Ok(())
     }
 
@@ -241,10 +244,16 @@ impl PgStore {
             }
         }
         write_user(&tx, id, &user).await?;
+        let mut logged = Vec::new();
         if changed {
-            log::append(&tx, now, &[user.change(id)]).await?;
+            logged.push(user.change(id));
         }
+        if user.tenant != old_tenant {
+            logged.push(user.account_change(id));
+        }
+        let ids = log::append(&tx, now, &logged).await?;
         tx.commit().await.map_err(database_error)?;
+        self.note_appended(&ids);
         Ok(user)
     }
 
@@ -316,8 +325,9 @@ impl PgStore {
                 write_tenant(&tx, tenant, &record).await?;
             }
         }
-        log::append(&tx, self.clock.now(), &[Change::UserDeleted { user: id }]).await?;
+        let ids = log::append(&tx, self.clock.now(), &[Change::UserDeleted { user: id }]).await?;
         tx.commit().await.map_err(database_error)?;
+        self.note_appended(&ids);
         Ok(user)
     }
 

@@ -105,7 +105,22 @@ impl SledStore {
         let engine = self.engine()?;
         let _gate = self.writing();
         let value = Stored::to_disk(tenant).map_err(corrupt("tenants"))?;
-        engine.tenants.insert(id.as_bytes(), value)?;
+        let appending = engine.changes.begin();
+        (&engine.tenants, engine.changes.tree())
+            .transaction(|(tenants, changes)| {
+                tenants.insert(&id.as_bytes()[..], value.clone())?;
+                appending.write(
+                    changes,
+                    tenant.created_at,
+                    &[Change::Tenant {
+                        tenant: id,
+                        version: tenant.version,
+                    }],
+                )?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(super::settle::<StoreError>)?;
+        let _unfinished = appending.committed(1);
         engine
             .mirror
             .set_tenant_version(*id.as_bytes(), tenant.version);

@@ -1,0 +1,362 @@
+//! One claimd node on a shared database: the [`PgStore`], the [`Replica`] verification
+//! reads on every request, and the listener that keeps that replica current with the
+//! change log whichever node wrote it (DESIGN.md "One change log").
+//!
+//! **Start.** The replica is filled from one snapshot (a repeatable-read transaction):
+//! every user's stamp, every tenant's version, the live deny entries, and the log's last
+//! id at that snapshot. The listener then follows the log after that id, so nothing
+//! committed between the snapshot and the first read is missed or applied twice.
+//!
+//! **Trust.** The node answers from its replica only while the listener says `Current`;
+//! otherwise every read verification makes fails with `Unavailable` (503
+//! `storage_unavailable`) until the listener has reconnected and caught up. It never
+//! answers from state it cannot vouch for.
+//!
+//! **Own writes.** A write this node commits reaches its replica through the log like
+//! anyone else's; [`PgNode::wait_durable`] holds the answer until the replica has applied
+//! everything this node committed, so the client's next request to this node never sees
+//! the state before its write. (Another node sees it when its own listener does: within
+//! one notification, measured in the bench suite.)
+//!
+//! **Lost history.** A node cut off for longer than the log is kept cannot catch up from
+//! the log: it reports damage, and the server stops for its supervisor to restart it
+//! (a fresh start loads a fresh snapshot).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::listener::{Feed, Listener, LogState};
+use super::{database_error, from_bigint, PgStore};
+use crate::domain::{SessionId, TenantId, TokenId, UserId};
+use crate::store::disk::Stored;
+use crate::store::replica::Replica;
+use crate::store::{corrupt, DenyKind, StoreError, TenantRecord, UserRecord, UserStamp};
+
+/// How long a write's answer waits for this node's own replica to apply it before the
+/// node says it cannot vouch for its memory.
+const APPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// A node over PostgreSQL.
+pub struct PgNode {
+    store: PgStore,
+    replica: Arc<Replica>,
+    state: watch::Receiver<LogState>,
+    /// The highest log id applied to the replica, for the change feed to wake on.
+    published: watch::Sender<u64>,
+    /// Why the replica can no longer be caught up (history lost), if it cannot.
+    lost: Arc<Mutex<Option<String>>>,
+    /// The longest access-token life noted in the database, cached: the feed's retention
+    /// reads it on every pass.
+    longest_access_ttl: AtomicU64,
+    /// Session rows, for the `claimd_sessions` gauge.
+    sessions_held: AtomicI64,
+    listener: Mutex<Option<Listener>>,
+}
+
+impl PgNode {
+    /// Connects, fills the replica from one snapshot and starts following the log.
+    ///
+    /// # Errors
+    /// As [`PgStore::connect`]; `Database` or `Corrupt` while reading the snapshot.
+    pub async fn open(store: PgStore) -> Result<PgNode, StoreError> {
+        let replica = Arc::new(Replica::default());
+        let through = load_snapshot(&store, &replica).await?;
+        let longest = store.longest_access_ttl().await?;
+        let sessions = store.count_sessions().await?;
+        let (published, _) = watch::channel(through);
+        let lost = Arc::new(Mutex::new(None));
+        let listener = {
+            let replica = Arc::clone(&replica);
+            let published = published.clone();
+            let lost = Arc::clone(&lost);
+            store.listen(through, move |feed| match feed {
+                Feed::Records(records) => {
+                    for record in records {
+                        replica.apply(record);
+                    }
+                    published.send_replace(replica.through());
+                }
+                Feed::Restart { after } => {
+                    *lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!(
+                        "this node was cut off from the change log for longer than it is kept \
+                         (it resumes at {after}, past what this node applied): restart it to \
+                         reload"
+                    ));
+                }
+            })
+        };
+        Ok(PgNode {
+            store,
+            replica,
+            state: listener.state(),
+            published,
+            lost,
+            longest_access_ttl: AtomicU64::new(longest),
+            sessions_held: AtomicI64::new(sessions),
+            listener: Mutex::new(Some(listener)),
+        })
+    }
+
+    /// The database operations.
+    pub fn store(&self) -> &PgStore {
+        &self.store
+    }
+
+    /// Whether the replica can be answered from now.
+    ///
+    /// # Errors
+    /// `Unavailable` while the listener is behind the log (or has lost it).
+    pub fn vouch(&self) -> Result<(), StoreError> {
+        if self.damage().is_some() {
+            return Err(StoreError::Unavailable(
+                "this node lost the change log".into(),
+            ));
+        }
+        match *self.state.borrow() {
+            LogState::Current { .. } => Ok(()),
+            LogState::Behind => Err(StoreError::Unavailable(
+                "this node is catching up with the database's change log".into(),
+            )),
+        }
+    }
+
+    /// Whether this node follows the log now (the connection is up and caught up).
+    pub fn is_current(&self) -> bool {
+        self.vouch().is_ok()
+    }
+
+    /// Waits until the replica has applied every change this node committed so far.
+    ///
+    /// # Errors
+    /// `Unavailable` when it has not within [`APPLY_WAIT`] (the listener lost the
+    /// database): the write is committed, but this node cannot vouch for its memory.
+    pub async fn wait_durable(&self) -> Result<(), StoreError> {
+        let target = self.store.last_appended();
+        if self.replica.through() >= target {
+            return Ok(());
+        }
+        let mut published = self.published.subscribe();
+        let applied =
+            tokio::time::timeout(APPLY_WAIT, published.wait_for(|&seen| seen >= target)).await;
+        match applied {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(StoreError::Unavailable(
+                "the write committed, but this node has not seen it in the change log".into(),
+            )),
+        }
+    }
+
+    /// What verification needs of a user.
+    ///
+    /// # Errors
+    /// `Unavailable` while the replica cannot be vouched for.
+    pub fn user_stamp(&self, id: UserId) -> Result<Option<UserStamp>, StoreError> {
+        self.vouch()?;
+        Ok(self.replica.user_stamp(id.as_bytes()))
+    }
+
+    /// A tenant's version.
+    ///
+    /// # Errors
+    /// `Unavailable` while the replica cannot be vouched for.
+    pub fn tenant_version(&self, id: TenantId) -> Result<Option<u64>, StoreError> {
+        self.vouch()?;
+        Ok(self.replica.tenant_version(id.as_bytes()))
+    }
+
+    /// Whether the token or its session is refused at `exp`.
+    ///
+    /// # Errors
+    /// `Unavailable` while the replica cannot be vouched for.
+    pub fn token_is_revoked(
+        &self,
+        jti: TokenId,
+        sid: SessionId,
+        exp: u64,
+    ) -> Result<bool, StoreError> {
+        self.vouch()?;
+        Ok(self.replica.is_revoked(jti.as_bytes(), sid.as_bytes(), exp))
+    }
+
+    /// Whether one entry refuses `id` at `exp`.
+    ///
+    /// # Errors
+    /// `Unavailable` while the replica cannot be vouched for.
+    pub fn is_denied(&self, kind: DenyKind, id: &[u8; 16], exp: u64) -> Result<bool, StoreError> {
+        self.vouch()?;
+        Ok(self.replica.is_denied(kind, id, exp))
+    }
+
+    /// Notes the access-token life in force (in the database, for every node).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
+        let longest = self.store.note_access_ttl(ttl).await?;
+        self.longest_access_ttl.fetch_max(longest, Ordering::AcqRel);
+        Ok(longest)
+    }
+
+    /// The longest access-token life noted when this node started or since.
+    pub fn longest_access_ttl(&self) -> u64 {
+        self.longest_access_ttl.load(Ordering::Acquire)
+    }
+
+    /// Removes what expired, from the database and from the replica. The deny entries
+    /// reported are the ones this node stopped holding (the table's rows go later, past
+    /// the largest leeway a configuration may set, and whichever node deletes them does it
+    /// for all); the session count is read again, exactly.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn evict_expired(
+        &self,
+        now: u64,
+        leeway: u64,
+    ) -> Result<crate::store::EvictionReport, StoreError> {
+        let forgotten = self.replica.evict(now, leeway);
+        let mut report = self.store.evict_expired(now, leeway).await?;
+        report.deny_removed = forgotten;
+        self.sessions_held
+            .store(self.store.count_sessions().await?, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Sessions held in the database: exact after start and each eviction pass, and
+    /// following this node's own logins and removals in between.
+    pub fn sessions_held(&self) -> i64 {
+        self.sessions_held.load(Ordering::Relaxed)
+    }
+
+    /// Stores a new session (see [`PgStore::insert_session`]), counting it.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn insert_session(
+        &self,
+        sid: SessionId,
+        session: &crate::store::SessionRecord,
+    ) -> Result<(), StoreError> {
+        self.store.insert_session(sid, session).await?;
+        self.sessions_held.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Removes a session (see [`PgStore::remove_session`]), counting it out.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn remove_session(
+        &self,
+        sid: SessionId,
+        session: &crate::store::SessionRecord,
+    ) -> Result<(), StoreError> {
+        self.store.remove_session(sid, session).await?;
+        self.sessions_held.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Live deny entries this node holds.
+    pub fn deny_entries(&self) -> i64 {
+        self.replica.deny_entries()
+    }
+
+    /// The highest log id this node has applied.
+    pub fn published_through(&self) -> u64 {
+        self.replica.through()
+    }
+
+    /// Wakes on each id this node applies.
+    pub fn watch_published(&self) -> watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+
+    /// Wakes when any node changed the key set.
+    pub fn watch_keys(&self) -> watch::Receiver<u64> {
+        self.replica.watch_keys()
+    }
+
+    /// Why this node must be restarted, if it must.
+    pub fn damage(&self) -> Option<String> {
+        self.lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops following the log and closes the pool.
+    pub fn close(&self) {
+        self.listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.store.close();
+    }
+}
+
+/// Fills `replica` from one snapshot of the tables; the log's last id at that snapshot.
+async fn load_snapshot(store: &PgStore, replica: &Replica) -> Result<u64, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(database_error)?;
+    let through: i64 = tx
+        .query_one("SELECT last FROM change_counter", &[])
+        .await
+        .map_err(database_error)?
+        .get(0);
+    for row in tx
+        .query("SELECT id, record FROM users", &[])
+        .await
+        .map_err(database_error)?
+    {
+        let id = id16(row.get::<_, &[u8]>(0), "users")?;
+        let user: UserRecord =
+            Stored::from_disk(row.get::<_, &[u8]>(1)).map_err(corrupt("users"))?;
+        replica.load_user(id, user.stamp());
+    }
+    for row in tx
+        .query("SELECT id, record FROM tenants", &[])
+        .await
+        .map_err(database_error)?
+    {
+        let id = id16(row.get::<_, &[u8]>(0), "tenants")?;
+        let tenant: TenantRecord =
+            Stored::from_disk(row.get::<_, &[u8]>(1)).map_err(corrupt("tenants"))?;
+        replica.load_tenant(id, tenant.version);
+    }
+    for row in tx
+        .query("SELECT kind, id, exp FROM deny", &[])
+        .await
+        .map_err(database_error)?
+    {
+        let kind = match u8::try_from(row.get::<_, i8>(0)).ok() {
+            Some(tag) if tag == DenyKind::Token.tag() => DenyKind::Token,
+            Some(tag) if tag == DenyKind::Session.tag() => DenyKind::Session,
+            _ => {
+                return Err(StoreError::Database(
+                    "a deny entry of an unknown kind".into(),
+                ))
+            }
+        };
+        let id = id16(row.get::<_, &[u8]>(1), "deny")?;
+        replica.deny(kind, id, from_bigint(row.get(2))?);
+    }
+    tx.commit().await.map_err(database_error)?;
+    let through = from_bigint(through)?;
+    replica.loaded_through(through);
+    Ok(through)
+}
+
+fn id16(bytes: &[u8], table: &'static str) -> Result<[u8; 16], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Database(format!("an id of {} bytes in `{table}`", bytes.len())))
+}
