@@ -25,6 +25,7 @@ pub mod backup;
 pub mod changes;
 pub mod deny;
 pub mod eviction;
+pub mod export;
 mod flusher;
 pub mod health;
 mod integrity;
