@@ -39,6 +39,7 @@ pub mod config;
 pub mod data_dir;
 pub mod domain;
 pub mod http;
+pub mod migrate;
 pub mod secret;
 pub mod startup;
 pub mod store;

@@ -69,6 +69,16 @@ enum Command {
         /// The backup file.
         file: PathBuf,
     },
+    /// Move the store at `storage.path` into the empty PostgreSQL database at
+    /// `storage.postgres_url`, in one transaction, with every server stopped.
+    Migrate {
+        /// The backend moved from (only `sled`).
+        #[arg(long, value_name = "BACKEND")]
+        from: String,
+        /// The backend moved to (only `postgres`).
+        #[arg(long, value_name = "BACKEND")]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,6 +149,9 @@ fn main() -> ExitCode {
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(settings)),
         Command::Restore { file } => restore(&settings, &file),
+        Command::Migrate { from, to } => runtime
+            .block_on(claimd::migrate::run(&settings, &from, &to))
+            .map(|moved| println!("moved to PostgreSQL: {moved}")),
         command => runtime.block_on(offline(settings, command)),
     };
     match outcome {
@@ -167,7 +180,7 @@ async fn run_offline(
     password: SecretString,
 ) -> anyhow::Result<()> {
     match command {
-        Command::Serve | Command::Restore { .. } => Ok(()),
+        Command::Serve | Command::Restore { .. } | Command::Migrate { .. } => Ok(()),
         Command::Backup { file } => {
             let summary = tool.backup(&file)?;
             println!(

@@ -28,6 +28,7 @@
 
 pub mod deny;
 pub mod eviction;
+pub mod import;
 pub mod invitations;
 pub mod keys;
 pub mod listener;
