@@ -453,3 +453,244 @@ async fn write_meta(
         .map_err(database_error)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{InvitationId, SessionId};
+    use crate::store::postgres::tenants::tests::tenant_record;
+    use crate::store::postgres::testing::TestDatabase;
+    use crate::store::sled::test_store;
+    use crate::store::{ChangesAfter, DenyKind, InvitationRecord, InvitationState, SessionRecord};
+
+    const NOW: u64 = 2_000_000_000;
+
+    fn user(name: &str, tenant: Option<TenantId>) -> UserRecord {
+        UserRecord {
+            username: name.into(),
+            password_hash: "$argon2id$not-a-hash".into(),
+            tenant,
+            roles: vec!["reader".into()],
+            plan: "gold".into(),
+            attrs: serde_json::Map::new(),
+            claims_version: 3,
+            not_before: 0,
+            disabled: false,
+            created_at: NOW,
+            updated_at: NOW,
+        }
+    }
+
+    fn session(user: UserId, generation: u64) -> SessionRecord {
+        SessionRecord {
+            user,
+            session_key: [7; 32],
+            generation,
+            created_at: NOW,
+            expires_at: NOW + 86_400,
+            last_used: NOW,
+            rotated_at_ms: NOW * 1000,
+            revoked: false,
+            current_access_token: "not.a.token".into(),
+            current_access_expires: NOW + 900,
+        }
+    }
+
+    /// Rows of each table, and the log's counter and eviction mark.
+    async fn table_state(pg: &PgStore) -> Vec<i64> {
+        let client = pg.client().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM tenants),
+                        (SELECT count(*) FROM sessions), (SELECT count(*) FROM deny),
+                        (SELECT count(*) FROM keys), (SELECT count(*) FROM services),
+                        (SELECT count(*) FROM invitation_books),
+                        (SELECT count(*) FROM invitation_codes),
+                        (SELECT last FROM change_counter),
+                        (SELECT value FROM meta WHERE name = 'changes_evicted_through')",
+                &[],
+            )
+            .await
+            .unwrap();
+        (0..10).map(|at| row.get(at)).collect()
+    }
+
+    /// A sled store with one of everything; its ids.
+    fn filled_sled() -> (tempfile::TempDir, SledStore, UserId, TenantId, SessionId) {
+        let (dir, sled) = test_store();
+        let tenant = TenantId::generate();
+        sled.create_tenant(tenant, &tenant_record(Some(10)))
+            .unwrap();
+        let (alice, bob) = (UserId::generate(), UserId::generate());
+        sled.create_user(alice, &user("alice", Some(tenant)), None, NOW)
+            .unwrap();
+        sled.create_user(bob, &user("bob", None), None, NOW).unwrap();
+        let sid = SessionId::generate();
+        sled.insert_session(sid, &session(alice, 4)).unwrap();
+        sled.acknowledge_generation(sid, 4).unwrap();
+        sled.insert_session(SessionId::generate(), &session(bob, 1))
+            .unwrap();
+        sled.deny(DenyKind::Token, &[5; 16], NOW + 600..=NOW + 600)
+            .unwrap();
+        sled.deny(DenyKind::Session, &[6; 16], NOW..=NOW + 900)
+            .unwrap();
+        sled.put_signing_key(
+            "k1",
+            &KeyRecord {
+                alg: "EdDSA".into(),
+                private_key: "not a key".into(),
+                created_at: NOW,
+                signs_from: NOW,
+                retired_at: None,
+            },
+        )
+        .unwrap();
+        sled.put_service(
+            "svc",
+            &ServiceRecord {
+                name: "billing".into(),
+                secret_digest: [8; 32],
+                created_at: NOW,
+            },
+        )
+        .unwrap();
+        sled.create_invitation(
+            tenant,
+            &InvitationRecord {
+                id: InvitationId::generate(),
+                code_digest: [9; 32],
+                created_at: NOW,
+                expires_at: NOW + 3_600,
+                state: InvitationState::Outstanding,
+                ended_at: 0,
+                used_by: None,
+            },
+            NOW,
+        )
+        .unwrap();
+        sled.note_access_ttl(900).unwrap();
+        (dir, sled, alice, tenant, sid)
+    }
+
+    #[tokio::test]
+    async fn everything_moves_and_reads_back_the_same() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let (_dir, sled, alice, tenant, sid) = filled_sled();
+        let through = sled.export_changes_through().unwrap();
+        assert!(through > 0, "the sled writes above logged changes");
+        let pg = PgStore::connect(&db.url, 2).await.unwrap();
+
+        let summary = import_sled(&sled, &pg, NOW).await.unwrap();
+
+        assert_eq!(
+            summary,
+            ImportSummary {
+                users: 2,
+                tenants: 1,
+                sessions: 2,
+                deny_entries: 2,
+                keys: 1,
+                services: 1,
+                invitation_books: 1,
+                invitation_codes: 1,
+                changes_through: through,
+            }
+        );
+        assert_eq!(pg.user(alice).await.unwrap(), sled.user(alice).unwrap());
+        let alice_id = pg
+            .user_id_by_name(&crate::domain::Username::parse("alice").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(alice_id, Some(alice));
+        let moved_tenant = pg.tenant(tenant).await.unwrap().unwrap();
+        assert_eq!(moved_tenant, sled.tenant(tenant).unwrap().unwrap());
+        assert_eq!(moved_tenant.members, 1);
+        assert_eq!(pg.session(sid).await.unwrap(), sled.session(sid).unwrap());
+        assert_eq!(pg.acknowledged_generation(sid).await.unwrap(), Some(4));
+        assert_eq!(pg.user_session_ids(alice).await.unwrap(), vec![sid]);
+        assert!(pg
+            .is_denied(DenyKind::Token, &[5; 16], NOW + 600)
+            .await
+            .unwrap());
+        assert!(pg
+            .is_denied(DenyKind::Session, &[6; 16], NOW + 900)
+            .await
+            .unwrap());
+        assert!(!pg
+            .is_denied(DenyKind::Session, &[6; 16], NOW + 901)
+            .await
+            .unwrap());
+        assert_eq!(pg.signing_keys().await.unwrap(), sled.signing_keys().unwrap());
+        assert_eq!(
+            pg.service("svc").await.unwrap(),
+            sled.service("svc").unwrap()
+        );
+        assert_eq!(
+            pg.invitation_tenant(&[9; 32], NOW).await.unwrap(),
+            Some(tenant)
+        );
+        assert_eq!(pg.pending_invitations(tenant, NOW).await.unwrap(), 1);
+        assert_eq!(pg.longest_access_ttl().await.unwrap(), 900);
+        // The log goes on from the sled log's last id; a reader from before it starts over.
+        assert_eq!(pg.changes_through().await.unwrap(), through);
+        assert!(matches!(
+            pg.changes_after(through, 10).await.unwrap(),
+            ChangesAfter::Records { records, through: at } if records.is_empty() && at == through
+        ));
+        assert_eq!(
+            pg.changes_after(through - 1, 10).await.unwrap(),
+            ChangesAfter::Gone {
+                evicted_through: through
+            }
+        );
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn a_database_holding_a_store_is_refused_and_left_as_it_was() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let (_dir, sled, ..) = filled_sled();
+        let pg = PgStore::connect(&db.url, 2).await.unwrap();
+        import_sled(&sled, &pg, NOW).await.unwrap();
+        let before = table_state(&pg).await;
+
+        let err = import_sled(&sled, &pg, NOW).await.unwrap_err();
+
+        let text = err.to_string();
+        assert!(matches!(err, ImportError::NotEmpty(_)), "{text}");
+        assert!(text.contains("already holds a claimd store"), "{text}");
+        assert!(text.contains("2 users"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        assert_eq!(table_state(&pg).await, before);
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn a_failure_part_way_leaves_nothing_written() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let (_dir, sled, ..) = filled_sled();
+        // A code whose tenant does not exist: the last table written refuses it, after
+        // users, tenants, sessions, keys and the rest went in.
+        sled.engine()
+            .unwrap()
+            .invitation_codes
+            .insert([1; 32], &[0xEE; 16][..])
+            .unwrap();
+        let pg = PgStore::connect(&db.url, 2).await.unwrap();
+        let empty = table_state(&pg).await;
+
+        let err = import_sled(&sled, &pg, NOW).await.unwrap_err();
+
+        let text = err.to_string();
+        assert!(text.starts_with("moving invitation codes: "), "{text}");
+        assert_eq!(table_state(&pg).await, empty);
+        assert_eq!(empty[..9], [0; 9]);
+        db.drop_now().await;
+    }
+}
