@@ -28,7 +28,7 @@ use deadpool_postgres::Transaction;
 
 use super::{database_error, to_bigint, PgStore};
 use crate::domain::{TenantId, UserId};
-use crate::store::sled::export::{Exported, ExportedSession};
+use crate::store::sled::export::{Exported, ExportedSession, Items};
 use crate::store::{
     InvitationBook, KeyRecord, ServiceRecord, SledStore, StoreError, TenantRecord, UserRecord,
 };
@@ -58,8 +58,8 @@ impl std::fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} users, {} tenants, {} sessions, {} deny entries, {} keys, {} services, \
-             {} invitation books, {} invitation codes; the change log goes on after id {}",
+            "users {}, tenants {}, sessions {}, deny entries {}, keys {}, services {}, \
+             invitation books {}, invitation codes {}; the change log goes on after id {}",
             self.users,
             self.tenants,
             self.sessions,
@@ -138,7 +138,9 @@ async fn copy_all(
         })
         .await?,
         deny_entries: {
-            let entries = sled.export_deny_entries(now).map_err(moving("deny entries"))?;
+            let entries = sled
+                .export_deny_entries(now)
+                .map_err(moving("deny entries"))?;
             let rows = entries.into_iter().map(Ok);
             copy("deny entries", Ok(Box::new(rows)), |batch| {
                 write_deny(tx, batch)
@@ -150,15 +152,21 @@ async fn copy_all(
             write_services(tx, batch)
         })
         .await?,
-        invitation_books: copy("invitation books", sled.export_invitation_books(), |batch| {
-            write_books(tx, batch)
-        })
+        invitation_books: copy(
+            "invitation books",
+            sled.export_invitation_books(),
+            |batch| write_books(tx, batch),
+        )
         .await?,
-        invitation_codes: copy("invitation codes", sled.export_invitation_codes(), |batch| {
-            write_codes(tx, batch)
-        })
+        invitation_codes: copy(
+            "invitation codes",
+            sled.export_invitation_codes(),
+            |batch| write_codes(tx, batch),
+        )
         .await?,
-        changes_through: sled.export_changes_through().map_err(moving("the change log"))?,
+        changes_through: sled
+            .export_changes_through()
+            .map_err(moving("the change log"))?,
     };
     write_meta(tx, sled.longest_access_ttl(), summary.changes_through)
         .await
@@ -195,7 +203,7 @@ async fn lock_empty_database(tx: &Transaction<'_>) -> Result<(), ImportError> {
             "services",
             "deny entries",
             "invitation books",
-            "change-log records",
+            "change log at id",
         ];
         Ok::<_, StoreError>(
             names
@@ -203,7 +211,7 @@ async fn lock_empty_database(tx: &Transaction<'_>) -> Result<(), ImportError> {
                 .enumerate()
                 .filter_map(|(at, name)| {
                     let count: i64 = row.get(at);
-                    (count > 0).then(|| format!("{count} {name}"))
+                    (count > 0).then(|| format!("{name} {count}"))
                 })
                 .collect::<Vec<_>>(),
         )
@@ -221,7 +229,7 @@ async fn lock_empty_database(tx: &Transaction<'_>) -> Result<(), ImportError> {
 /// written.
 async fn copy<T, W, F>(
     kind: &'static str,
-    items: Result<Box<dyn Iterator<Item = Result<T, StoreError>>>, StoreError>,
+    items: Result<Items<T>, StoreError>,
     mut write: W,
 ) -> Result<u64, ImportError>
 where
@@ -277,7 +285,12 @@ async fn write_users(
         .collect();
     let tenants: Vec<Option<&[u8]>> = batch
         .iter()
-        .map(|user| user.record.tenant.as_ref().map(|tenant| &tenant.as_bytes()[..]))
+        .map(|user| {
+            user.record
+                .tenant
+                .as_ref()
+                .map(|tenant| &tenant.as_bytes()[..])
+        })
         .collect();
     let records: Vec<&[u8]> = batch.iter().map(|user| &user.bytes[..]).collect();
     insert(
@@ -294,7 +307,10 @@ async fn write_tenants(
     tx: &Transaction<'_>,
     batch: Vec<Exported<TenantId, TenantRecord>>,
 ) -> Result<(), StoreError> {
-    let ids: Vec<&[u8]> = batch.iter().map(|tenant| &tenant.key.as_bytes()[..]).collect();
+    let ids: Vec<&[u8]> = batch
+        .iter()
+        .map(|tenant| &tenant.key.as_bytes()[..])
+        .collect();
     let records: Vec<&[u8]> = batch.iter().map(|tenant| &tenant.bytes[..]).collect();
     insert(
         tx,
@@ -524,7 +540,8 @@ mod tests {
         let (alice, bob) = (UserId::generate(), UserId::generate());
         sled.create_user(alice, &user("alice", Some(tenant)), None, NOW)
             .unwrap();
-        sled.create_user(bob, &user("bob", None), None, NOW).unwrap();
+        sled.create_user(bob, &user("bob", None), None, NOW)
+            .unwrap();
         let sid = SessionId::generate();
         sled.insert_session(sid, &session(alice, 4)).unwrap();
         sled.acknowledge_generation(sid, 4).unwrap();
@@ -622,7 +639,10 @@ mod tests {
             .is_denied(DenyKind::Session, &[6; 16], NOW + 901)
             .await
             .unwrap());
-        assert_eq!(pg.signing_keys().await.unwrap(), sled.signing_keys().unwrap());
+        assert_eq!(
+            pg.signing_keys().await.unwrap(),
+            sled.signing_keys().unwrap()
+        );
         assert_eq!(
             pg.service("svc").await.unwrap(),
             sled.service("svc").unwrap()
@@ -663,7 +683,7 @@ mod tests {
         let text = err.to_string();
         assert!(matches!(err, ImportError::NotEmpty(_)), "{text}");
         assert!(text.contains("already holds a claimd store"), "{text}");
-        assert!(text.contains("2 users"), "{text}");
+        assert!(text.contains("(users 2, tenants 1, sessions 2,"), "{text}");
         assert!(!text.contains('\n'), "{text}");
         assert_eq!(table_state(&pg).await, before);
         db.drop_now().await;

@@ -34,8 +34,11 @@ pub struct ExportedSession {
     pub acknowledged: Option<u64>,
 }
 
-/// An iterator over the records of one tree, in key order.
-pub type Records<K, R> = Box<dyn Iterator<Item = Result<Exported<K, R>, StoreError>>>;
+/// What a tree yields, in key order, one item at a time.
+pub type Items<T> = Box<dyn Iterator<Item = Result<T, StoreError>>>;
+
+/// The records of one tree, in key order.
+pub type Records<K, R> = Items<Exported<K, R>>;
 
 /// The records of `tree`, with keys read by `key` (`None`: a key of the wrong size,
 /// reported as damage of `name`).
@@ -81,7 +84,11 @@ impl SledStore {
     /// # Errors
     /// As [`SledStore::export_users`].
     pub fn export_tenants(&self) -> Result<Records<TenantId, TenantRecord>, StoreError> {
-        Ok(records(&self.engine()?.tenants, "tenants", TenantId::from_slice))
+        Ok(records(
+            &self.engine()?.tenants,
+            "tenants",
+            TenantId::from_slice,
+        ))
     }
 
     /// Every session, live or revoked and not yet evicted, with its acknowledged
@@ -89,9 +96,7 @@ impl SledStore {
     ///
     /// # Errors
     /// As [`SledStore::export_users`].
-    pub fn export_sessions(
-        &self,
-    ) -> Result<Box<dyn Iterator<Item = Result<ExportedSession, StoreError>>>, StoreError> {
+    pub fn export_sessions(&self) -> Result<Items<ExportedSession>, StoreError> {
         let engine = self.engine()?;
         let acks = engine.session_acks.clone();
         let sessions = records(&engine.sessions, "sessions", SessionId::from_slice);
@@ -128,9 +133,7 @@ impl SledStore {
     ///
     /// # Errors
     /// As [`SledStore::export_users`].
-    pub fn export_invitation_books(
-        &self,
-    ) -> Result<Records<TenantId, InvitationBook>, StoreError> {
+    pub fn export_invitation_books(&self) -> Result<Records<TenantId, InvitationBook>, StoreError> {
         Ok(records(
             &self.engine()?.invitations,
             "invitations",
@@ -142,10 +145,7 @@ impl SledStore {
     ///
     /// # Errors
     /// The store is being reopened; each item: storage failures, damaged keys or values.
-    pub fn export_invitation_codes(
-        &self,
-    ) -> Result<Box<dyn Iterator<Item = Result<([u8; 32], TenantId), StoreError>>>, StoreError>
-    {
+    pub fn export_invitation_codes(&self) -> Result<Items<([u8; 32], TenantId)>, StoreError> {
         let codes = self.engine()?.invitation_codes.clone();
         Ok(Box::new(codes.iter().map(|entry| {
             let (digest, tenant) = entry?;
