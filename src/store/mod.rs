@@ -245,7 +245,15 @@ impl Store {
         }
     }
 
-    /// Lets go of the backend after a last flush.
+    /// Before closing at a graceful stop: on PostgreSQL, gives up this node's lease, so
+    /// no write on another node waits for it to run out.
+    pub async fn leave(&self) {
+        if let Backend::Postgres(node) = &self.backend {
+            node.leave().await;
+        }
+    }
+
+    /// Lets go of the backend after a last flush. Blocking (sled flushes).
     pub fn close(&self) {
         match &self.backend {
             Backend::Sled(store) => store.close(),
