@@ -73,6 +73,8 @@ pub struct PgNode {
     listener: Mutex<Option<Listener>>,
     /// This node's row in `nodes`.
     id: [u8; 16],
+    /// The highest log id every other node was seen to have applied.
+    peers_applied: AtomicU64,
     /// Until when this node may answer from memory (its lease, less the margin).
     trusted_until: Arc<Mutex<Option<Instant>>>,
     /// The task renewing the lease.
@@ -145,6 +147,7 @@ impl PgNode {
             sessions_held: AtomicI64::new(sessions),
             listener: Mutex::new(Some(listener)),
             id,
+            peers_applied: AtomicU64::new(0),
             trusted_until,
             renewer: Mutex::new(Some(renewer)),
         })
@@ -211,9 +214,11 @@ impl PgNode {
     /// `target`. A node that stops renewing drops out when its lease ends, so this ends
     /// within one [`LEASE`] whatever happens to the others.
     async fn wait_for_peers(&self, target: u64) -> Result<(), StoreError> {
-        if target == 0 {
+        // Most answers (a refresh, a login) wrote nothing to the log since the last wait.
+        if target <= self.peers_applied.load(Ordering::Acquire) {
             return Ok(());
         }
+        let confirmed = target;
         let target = super::to_bigint(target)?;
         let deadline = Instant::now() + LEASE + LEASE_MARGIN;
         let mut pause = Duration::from_millis(1);
@@ -230,6 +235,7 @@ impl PgNode {
                 .get(0);
             drop(client);
             if behind == 0 {
+                self.peers_applied.fetch_max(confirmed, Ordering::AcqRel);
                 return Ok(());
             }
             if Instant::now() >= deadline {
