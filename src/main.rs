@@ -170,7 +170,7 @@ async fn offline(settings: Settings, command: Command) -> anyhow::Result<()> {
     };
     let tool = Offline::open(settings).await?;
     let outcome = run_offline(&tool, command, password).await;
-    tool.close();
+    tool.close().await;
     outcome
 }
 

@@ -176,7 +176,8 @@ impl Offline {
     }
 
     /// Flushes and closes the store.
-    pub fn close(self) {
+    pub async fn close(self) {
+        self.store.leave().await;
         self.store.close();
     }
 }
@@ -325,6 +326,7 @@ impl Application {
             let _ = task.await;
         }
         let store = Arc::clone(&self.store);
+        store.leave().await;
         tokio::task::spawn_blocking(move || store.close()).await?;
         if let Some(reason) = fatal {
             anyhow::bail!(reason);

@@ -92,7 +92,8 @@ pub struct Store {
 
 enum Backend {
     Sled(SledStore),
-    Postgres(PgNode),
+    // Boxed: one per process, and the node holds its tasks' handles and caches inline.
+    Postgres(Box<PgNode>),
 }
 
 impl From<SledStore> for Store {
@@ -131,7 +132,7 @@ impl Store {
     pub async fn open_postgres(url: &str, pool: usize, clock: Clock) -> Result<Store, StoreError> {
         let store = PgStore::connect(url, pool).await?.with_clock(clock);
         Ok(Store {
-            backend: Backend::Postgres(PgNode::open(store).await?),
+            backend: Backend::Postgres(Box::new(PgNode::open(store).await?)),
         })
     }
 
@@ -245,7 +246,15 @@ impl Store {
         }
     }
 
-    /// Lets go of the backend after a last flush.
+    /// Before closing at a graceful stop: on PostgreSQL, gives up this node's lease, so
+    /// no write on another node waits for it to run out.
+    pub async fn leave(&self) {
+        if let Backend::Postgres(node) = &self.backend {
+            node.leave().await;
+        }
+    }
+
+    /// Lets go of the backend after a last flush. Blocking (sled flushes).
     pub fn close(&self) {
         match &self.backend {
             Backend::Sled(store) => store.close(),

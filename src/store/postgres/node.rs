@@ -12,11 +12,18 @@
 //! `storage_unavailable`) until the listener has reconnected and caught up. It never
 //! answers from state it cannot vouch for.
 //!
-//! **Own writes.** A write this node commits reaches its replica through the log like
-//! anyone else's; [`PgNode::wait_durable`] holds the answer until the replica has applied
-//! everything this node committed, so the client's next request to this node never sees
-//! the state before its write. (Another node sees it when its own listener does: within
-//! one notification, measured in the bench suite.)
+//! **Every node, before the answer.** A write this node commits reaches its replica
+//! through the log like anyone else's. [`PgNode::wait_durable`] holds the answer until
+//! this node's replica has applied everything it committed, and then until every other
+//! node that may answer from memory has applied it too, so the client's next request,
+//! to whichever node, never meets the state before its write. Each node has a row in
+//! `nodes`: how far it has applied the log, and a *lease* (`lease_until`, database time)
+//! it renews every [`RENEW_EVERY`] while its listener is current, and right after it
+//! applies new records. A node answers from memory only while its own lease surely runs
+//! (it counts [`LEASE`] less [`LEASE_MARGIN`] from *before* it sent the renewal); a
+//! writer waits only for nodes whose lease runs. So a node that loses the database stops
+//! answering before anyone stops waiting for it, and a dead node delays writes by at
+//! most one lease.
 //!
 //! **Lost history.** A node cut off for longer than the log is kept cannot catch up from
 //! the log: it reports damage, and the server stops for its supervisor to restart it
@@ -24,7 +31,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -38,6 +45,16 @@ use crate::store::{corrupt, DenyKind, StoreError, TenantRecord, UserRecord, User
 /// How long a write's answer waits for this node's own replica to apply it before the
 /// node says it cannot vouch for its memory.
 const APPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a renewal lets a node answer from memory (see the module doc).
+pub const LEASE: Duration = Duration::from_secs(5);
+/// How much sooner than its lease a node stops trusting itself: room for the renewal's
+/// own round trip and the clocks' rates.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(1);
+/// How often a current node renews its lease when nothing new was applied.
+pub const RENEW_EVERY: Duration = Duration::from_millis(250);
+/// The longest pause between two looks at the other nodes' progress.
+const PEER_POLL_MAX: Duration = Duration::from_millis(20);
 
 /// A node over PostgreSQL.
 pub struct PgNode {
@@ -54,6 +71,27 @@ pub struct PgNode {
     /// Session rows, for the `claimd_sessions` gauge.
     sessions_held: AtomicI64,
     listener: Mutex<Option<Listener>>,
+    /// This node's row in `nodes`.
+    id: [u8; 16],
+    /// The highest log id every other node was seen to have applied.
+    peers_applied: AtomicU64,
+    /// Until when this node may answer from memory (its lease, less the margin).
+    trusted_until: Arc<Mutex<Option<Instant>>>,
+    /// The task renewing the lease.
+    renewer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for PgNode {
+    fn drop(&mut self) {
+        if let Some(renewer) = self
+            .renewer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            renewer.abort();
+        }
+    }
 }
 
 impl PgNode {
@@ -88,6 +126,17 @@ impl PgNode {
                 }
             })
         };
+        let id = *uuid::Uuid::now_v7().as_bytes();
+        let trusted_until = Arc::new(Mutex::new(None));
+        renew_lease(&store, id, through, &trusted_until).await?;
+        let renewer = tokio::spawn(keep_lease(
+            store.clone(),
+            id,
+            Arc::clone(&replica),
+            published.subscribe(),
+            listener.state(),
+            Arc::clone(&trusted_until),
+        ));
         Ok(PgNode {
             store,
             replica,
@@ -97,6 +146,10 @@ impl PgNode {
             longest_access_ttl: AtomicU64::new(longest),
             sessions_held: AtomicI64::new(sessions),
             listener: Mutex::new(Some(listener)),
+            id,
+            peers_applied: AtomicU64::new(0),
+            trusted_until,
+            renewer: Mutex::new(Some(renewer)),
         })
     }
 
@@ -115,10 +168,19 @@ impl PgNode {
                 "this node lost the change log".into(),
             ));
         }
-        match *self.state.borrow() {
-            LogState::Current { .. } => Ok(()),
-            LogState::Behind => Err(StoreError::Unavailable(
+        if let LogState::Behind = *self.state.borrow() {
+            return Err(StoreError::Unavailable(
                 "this node is catching up with the database's change log".into(),
+            ));
+        }
+        let trusted = *self
+            .trusted_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match trusted {
+            Some(until) if Instant::now() < until => Ok(()),
+            _ => Err(StoreError::Unavailable(
+                "this node's lease on the database has run out".into(),
             )),
         }
     }
@@ -135,17 +197,54 @@ impl PgNode {
     /// database): the write is committed, but this node cannot vouch for its memory.
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
         let target = self.store.last_appended();
-        if self.replica.through() >= target {
+        if self.replica.through() < target {
+            let mut published = self.published.subscribe();
+            let applied =
+                tokio::time::timeout(APPLY_WAIT, published.wait_for(|&seen| seen >= target)).await;
+            if !matches!(applied, Ok(Ok(_))) {
+                return Err(StoreError::Unavailable(
+                    "the write committed, but this node has not seen it in the change log".into(),
+                ));
+            }
+        }
+        self.wait_for_peers(target).await
+    }
+
+    /// Waits until every other node whose lease runs has applied the log through
+    /// `target`. A node that stops renewing drops out when its lease ends, so this ends
+    /// within one [`LEASE`] whatever happens to the others.
+    async fn wait_for_peers(&self, target: u64) -> Result<(), StoreError> {
+        // Most answers (a refresh, a login) wrote nothing to the log since the last wait.
+        if target <= self.peers_applied.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut published = self.published.subscribe();
-        let applied =
-            tokio::time::timeout(APPLY_WAIT, published.wait_for(|&seen| seen >= target)).await;
-        match applied {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(StoreError::Unavailable(
-                "the write committed, but this node has not seen it in the change log".into(),
-            )),
+        let confirmed = target;
+        let target = super::to_bigint(target)?;
+        let deadline = Instant::now() + LEASE + LEASE_MARGIN;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let client = self.store.client().await?;
+            let behind: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM nodes
+                     WHERE id <> $1 AND lease_until > now() AND applied < $2",
+                    &[&&self.id[..], &target],
+                )
+                .await
+                .map_err(database_error)?
+                .get(0);
+            drop(client);
+            if behind == 0 {
+                self.peers_applied.fetch_max(confirmed, Ordering::AcqRel);
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(
+                    "the write committed, but another node has not applied it".into(),
+                ));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(PEER_POLL_MAX);
         }
     }
 
@@ -287,13 +386,105 @@ impl PgNode {
             .clone()
     }
 
-    /// Stops following the log and closes the pool.
+    /// Stops renewing and gives up this node's lease, so no write waits for it; from now
+    /// on it answers nothing from memory.
+    pub async fn leave(&self) {
+        if let Some(renewer) = self
+            .renewer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            renewer.abort();
+        }
+        *self
+            .trusted_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        if let Ok(client) = self.store.client().await {
+            let _ = client
+                .execute("DELETE FROM nodes WHERE id = $1", &[&&self.id[..]])
+                .await;
+        }
+    }
+
+    /// Stops following the log and renewing, and closes the pool.
     pub fn close(&self) {
+        if let Some(renewer) = self
+            .renewer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            renewer.abort();
+        }
         self.listener
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         self.store.close();
+    }
+}
+
+/// Writes this node's row: how far it applied, and a lease of [`LEASE`] from now
+/// (database time). On success this node trusts itself until [`LEASE`] less
+/// [`LEASE_MARGIN`] after the moment *before* the statement was sent. Not flushed at
+/// commit: a lease lost in a crash only ends sooner.
+async fn renew_lease(
+    store: &PgStore,
+    id: [u8; 16],
+    applied: u64,
+    trusted_until: &Mutex<Option<Instant>>,
+) -> Result<(), StoreError> {
+    let sent = Instant::now();
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(database_error)?;
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await
+        .map_err(database_error)?;
+    let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+    tx.execute(
+        "INSERT INTO nodes (id, applied, lease_until)
+         VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+         ON CONFLICT (id) DO UPDATE
+         SET applied = GREATEST(nodes.applied, EXCLUDED.applied),
+             lease_until = EXCLUDED.lease_until",
+        &[&&id[..], &super::to_bigint(applied)?, &(lease_ms as f64)],
+    )
+    .await
+    .map_err(database_error)?;
+    tx.commit().await.map_err(database_error)?;
+    *trusted_until.lock().unwrap_or_else(PoisonError::into_inner) =
+        Some(sent + LEASE - LEASE_MARGIN);
+    Ok(())
+}
+
+/// Renews the lease every [`RENEW_EVERY`], and at once when the replica applied more (a
+/// writer on another node may be waiting for exactly that), but only while the listener
+/// is current: a node that lost the log lets its lease run out.
+async fn keep_lease(
+    store: PgStore,
+    id: [u8; 16],
+    replica: Arc<Replica>,
+    mut published: watch::Receiver<u64>,
+    state: watch::Receiver<LogState>,
+    trusted_until: Arc<Mutex<Option<Instant>>>,
+) {
+    loop {
+        tokio::select! {
+            changed = published.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(RENEW_EVERY) => {}
+        }
+        if !matches!(*state.borrow(), LogState::Current { .. }) {
+            continue;
+        }
+        if let Err(err) = renew_lease(&store, id, replica.through(), &trusted_until).await {
+            tracing::debug!(error = %err, "could not renew this node's lease");
+        }
     }
 }
 

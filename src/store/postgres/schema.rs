@@ -54,10 +54,21 @@ pub const MIGRATION_LOCK: i64 = 0x636c_6169_6d64_0001;
 const LOCK_WAIT: &str = "60s";
 
 /// The migrations, oldest first: index *i* brings the schema to version *i + 1*.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Schema 2: the nodes sharing the database, each with how far it has applied the change
+/// log and until when it may answer from memory (`postgres::node`): a logged write is
+/// acknowledged once every node whose lease runs has applied it.
+const V2: &str = r#"
+CREATE TABLE nodes (
+    id          bytea PRIMARY KEY CHECK (length(id) = 16),
+    applied     bigint NOT NULL,
+    lease_until timestamptz NOT NULL
+);
+"#;
 
 /// Schema 1: every entity of the sled store, and the change log.
 const V1: &str = r#"
