@@ -1,5 +1,5 @@
 //! claimd: a self-contained JWT auth server. One binary, actix-web in front, an embedded
-//! sled store behind. Tokens carry claims that go stale when a user's state changes;
+//! sled store behind (or PostgreSQL, for several nodes). Tokens carry claims that go stale when a user's state changes;
 //! claimd makes that visible (claim versions), answers it without a logout (refresh), and
 //! revokes what must not live on (a deny list that expires with its tokens).
 //!
@@ -9,13 +9,16 @@
 //! - [`config`]: typed settings, defaults and validation.
 //! - [`data_dir`]: the data directory's permissions (owner only) and whether it holds a store.
 //! - [`domain`]: ids, usernames and passwords, built only through `parse`.
-//! - [`store`]: sled trees, the codec, the group-commit flusher, eviction. Only it imports sled.
+//! - [`store`]: the store the flows hold, over sled (trees, the codec, the group-commit
+//!   flusher, eviction) or PostgreSQL (tables, the shared change log, the node's replica).
+//!   Only it imports sled and tokio-postgres.
+//! - [`migrate`]: `claimd migrate --from sled --to postgres`.
 //! - [`tokens`]: claims, keys and the JWKS, minting and verifying, the refresh-token MAC.
 //!   Only it imports jsonwebtoken.
 //! - [`auth`]: the flows (register, login, refresh, logout, password) and the verdict on a
 //!   token, one service per area over a small shared core. No HTTP here.
 //! - [`http`]: routes, extractors, bodies, errors → problem+json. Only it imports actix-web.
-//! - [`tasks`]: background work (eviction).
+//! - [`tasks`]: background work (eviction, key rotation and sync, store recovery).
 //! - [`secret`]: secrets as types (passwords, tokens, client secrets): never printed.
 //! - [`startup`]: [`startup::Application`], which builds all of the above and runs it.
 //! - [`telemetry`]: tracing and Prometheus metrics.

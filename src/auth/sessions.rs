@@ -160,7 +160,7 @@ impl Sessions {
     /// `InvalidGrant` for anything but the current generation or the race inside the grace
     /// window; an older generation with a valid MAC also revokes the whole session.
     pub async fn refresh(&self, presented: &str) -> Result<TokenResponse, AuthError> {
-        let outcome = self.refresh_inner(presented).await;
+        let outcome = self.refresh_inner(presented, true).await;
         let label = match &outcome {
             Ok((_, outcome)) | Err((_, outcome)) => outcome.label(),
         };
@@ -173,6 +173,7 @@ impl Sessions {
     async fn refresh_inner(
         &self,
         presented: &str,
+        first_attempt: bool,
     ) -> Result<(TokenResponse, RefreshOutcome), (AuthError, RefreshOutcome)> {
         use RefreshOutcome::{Forged, Race, Refused, Retried, Rotated};
         let refuse = |why| (AuthError::InvalidGrant(why), Refused);
@@ -220,15 +221,23 @@ impl Sessions {
                 .mint_access(user_id, &user, sid, session.expires_at, now)
                 .map_err(|err| (err, Refused))?;
             let rotation = self.rotation(token.generation, &access_token, access_exp);
-            // Under the session's lock nothing else rotates it, so `None` means it was
-            // revoked or removed meanwhile.
-            let session = self
+            // Under the session's lock nothing else in this process rotates it, so `None`
+            // means it was revoked or removed meanwhile, or, on a shared database, that
+            // another node rotated it first: read it again once, and answer as to the
+            // loser of a race (the same successor inside the grace window).
+            let Some(session) = self
                 .core
                 .store
                 .rotate_session(sid, &rotation)
                 .await
                 .map_err(store_err)?
-                .ok_or_else(|| refuse("session revoked"))?;
+            else {
+                if first_attempt {
+                    drop(_turn);
+                    return Box::pin(self.refresh_inner(presented, false)).await;
+                }
+                return Err(refuse("session revoked"));
+            };
             self.acknowledge(sid, session.generation)
                 .await
                 .map_err(store_err)?;

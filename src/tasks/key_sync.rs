@@ -15,18 +15,28 @@ pub async fn run(
     mut keys: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // A change another node made between this node loading its ring and subscribing here
+    // counts as seen already (two nodes starting together on an empty database each make
+    // a first key): read the ring once now. A closed channel (sled) has no other node.
+    if keys.has_changed().is_ok() {
+        reload(&auth).await;
+    }
     loop {
         tokio::select! {
             changed = keys.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                match auth.keys.reload_key_ring().await {
-                    Ok(()) => tracing::info!("signing keys changed on another node: key ring reloaded"),
-                    Err(err) => tracing::error!(error = %err, "could not reload the key ring"),
-                }
+                reload(&auth).await;
             }
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+async fn reload(auth: &Auth) {
+    match auth.keys.reload_key_ring().await {
+        Ok(()) => tracing::info!("signing keys changed on another node: key ring reloaded"),
+        Err(err) => tracing::error!(error = %err, "could not reload the key ring"),
     }
 }

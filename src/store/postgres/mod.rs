@@ -18,7 +18,10 @@
 //!   tenant's lock;
 //! - [`eviction`]: one pass removing what expired;
 //! - [`revocations`]: ending sessions, their deny entries and the user change in one
-//!   transaction.
+//!   transaction;
+//! - [`node`]: one claimd node on the database: its replica of what verification reads,
+//!   kept current from the log, and the leases that make a write wait for every node;
+//! - [`import`]: a sled store copied in whole (`claimd migrate`).
 //!
 //! Durability is the commit's: a statement answered after `COMMIT` is on disk
 //! (`synchronous_commit = on`, PostgreSQL's default); no flusher of ours is involved.
@@ -52,6 +55,10 @@ use crate::clock::Clock;
 
 /// How long a connection attempt may take, unless the URL says otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a database may leave a connection without an answer (unacknowledged data,
+/// or an idle connection's probes) before the connection is given up as broken.
+const SILENT_DATABASE: Duration = Duration::from_secs(5);
 
 /// How long a request waits for a free connection of the pool: past it the store is
 /// treated as unavailable rather than queueing requests without bound.
@@ -103,6 +110,17 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("claimd");
         }
+        // A database that goes silent (a partition, a dead host: no reset ever comes) must
+        // fail a statement within seconds, not hang a request: data unacknowledged for
+        // this long ends the connection, and idle ones are probed.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(SILENT_DATABASE);
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(SILENT_DATABASE)
+            .keepalives_interval(Duration::from_secs(1))
+            .keepalives_retries(3);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,

@@ -19,9 +19,9 @@
 //! to whichever node, never meets the state before its write. Each node has a row in
 //! `nodes`: how far it has applied the log, and a *lease* (`lease_until`, database time)
 //! it renews every [`RENEW_EVERY`] while its listener is current, and right after it
-//! applies new records. A node answers from memory only while its own lease surely runs
-//! (it counts [`LEASE`] less [`LEASE_MARGIN`] from *before* it sent the renewal); a
-//! writer waits only for nodes whose lease runs. So a node that loses the database stops
+//! applies new records. A node answers from memory only for [`TRUST`] after it sent its
+//! last successful renewal, well inside its lease; a writer waits only for nodes whose
+//! lease runs. So a node that loses the database stops
 //! answering before anyone stops waiting for it, and a dead node delays writes by at
 //! most one lease.
 //!
@@ -46,11 +46,15 @@ use crate::store::{corrupt, DenyKind, StoreError, TenantRecord, UserRecord, User
 /// node says it cannot vouch for its memory.
 const APPLY_WAIT: Duration = Duration::from_secs(5);
 
+/// How long start-up waits for the listener to follow the log.
+const FOLLOW_WAIT: Duration = Duration::from_secs(30);
+
 /// How long a renewal lets a node answer from memory (see the module doc).
 pub const LEASE: Duration = Duration::from_secs(5);
-/// How much sooner than its lease a node stops trusting itself: room for the renewal's
-/// own round trip and the clocks' rates.
-pub const LEASE_MARGIN: Duration = Duration::from_secs(1);
+/// How long after sending a renewal that succeeded a node goes on answering from memory:
+/// well inside [`LEASE`], so it stops trusting itself (a silent database, a lost log)
+/// long before any writer stops waiting for it.
+pub const TRUST: Duration = Duration::from_secs(2);
 /// How often a current node renews its lease when nothing new was applied.
 pub const RENEW_EVERY: Duration = Duration::from_millis(250);
 /// The longest pause between two looks at the other nodes' progress.
@@ -126,6 +130,18 @@ impl PgNode {
                 }
             })
         };
+        // Serve nothing before this node follows the log.
+        let mut state = listener.state();
+        let following = tokio::time::timeout(
+            FOLLOW_WAIT,
+            state.wait_for(|state| matches!(state, LogState::Current { .. })),
+        )
+        .await;
+        if !matches!(following, Ok(Ok(_))) {
+            return Err(StoreError::Open(format!(
+                "could not follow the database's change log within {FOLLOW_WAIT:?}"
+            )));
+        }
         let id = *uuid::Uuid::now_v7().as_bytes();
         let trusted_until = Arc::new(Mutex::new(None));
         renew_lease(&store, id, through, &trusted_until).await?;
@@ -220,7 +236,7 @@ impl PgNode {
         }
         let confirmed = target;
         let target = super::to_bigint(target)?;
-        let deadline = Instant::now() + LEASE + LEASE_MARGIN;
+        let deadline = Instant::now() + LEASE + TRUST;
         let mut pause = Duration::from_millis(1);
         loop {
             let client = self.store.client().await?;
@@ -427,8 +443,8 @@ impl PgNode {
 }
 
 /// Writes this node's row: how far it applied, and a lease of [`LEASE`] from now
-/// (database time). On success this node trusts itself until [`LEASE`] less
-/// [`LEASE_MARGIN`] after the moment *before* the statement was sent. Not flushed at
+/// (database time). On success this node trusts itself for [`TRUST`] from the moment
+/// *before* the statement was sent. Not flushed at
 /// commit: a lease lost in a crash only ends sooner.
 async fn renew_lease(
     store: &PgStore,
@@ -455,7 +471,7 @@ async fn renew_lease(
     .map_err(database_error)?;
     tx.commit().await.map_err(database_error)?;
     *trusted_until.lock().unwrap_or_else(PoisonError::into_inner) =
-        Some(sent + LEASE - LEASE_MARGIN);
+        Some(sent + TRUST);
     Ok(())
 }
 
