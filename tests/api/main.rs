@@ -28,6 +28,7 @@ mod log_secrets;
 mod login;
 mod logout;
 mod me;
+mod multi_node;
 mod nginx;
 mod on_stale;
 mod openapi;

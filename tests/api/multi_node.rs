@@ -1,0 +1,904 @@
+//! Several claimd nodes on one PostgreSQL database (issue 13), black-box: two or three
+//! servers with the same `storage.postgres_url`, each on its own port with its own data
+//! directory, and each request of a scenario sent to another node than the one before.
+//!
+//! These tests always run on PostgreSQL, whatever `CLAIMD_TEST_BACKEND` says; without a
+//! cluster they skip loudly ([`backend::cluster_url`], a failure under `CI`).
+//!
+//! What they hold the nodes to: a refresh race between nodes has one successor and a late
+//! replay revokes the family wherever it lands; a revocation, claim change, tenant change
+//! or disabling made on one node is refused (or stale) on every other on the very next
+//! request; `max_accounts` holds under registrations spread over every node; one key ring
+//! is published and used by all; the change feed of one node carries another's writes; a
+//! node killed with SIGKILL loses nothing it acknowledged; and a database that goes away
+//! turns writes and verification into 503 until it is back, with no restart.
+//!
+//! The fault test takes a database of its own and makes it refuse connections: the shared
+//! `claimd_tests` database holds every other test's servers, whose connections it must not
+//! cut.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use claimd::config::{Settings, StorageBackend};
+use claimd::startup::Application;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::backend;
+use crate::helpers::{
+    assert_problem, assert_token_error, claimd_command, header_str, init_test_log,
+    json_response, jwks_kids, jwt_claims, jwt_kid, now_unix, refresh_parts, refreshed_response,
+    test_settings, token_response, ClaimdProcess, TestApp, Tokens, ADMIN, ADMIN_PASSWORD,
+    PASSWORD,
+};
+
+/// The reuse-grace window of the refresh race test: short, so that a replay past it comes
+/// within the test.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// How long a node may take to notice that it lost the database, or to recover once the
+/// database is back (the listener backs off up to 2 s between attempts).
+const FAULT_WAIT: Duration = Duration::from_secs(15);
+
+// ---- nodes ----
+
+/// Nodes in-process over one schema, and the bootstrap admin's login (made on the first).
+struct Cluster {
+    nodes: Vec<TestApp>,
+    admin: Tokens,
+    /// Names the shared schema (see [`backend::postgres_url_for`]).
+    _schema: TempDir,
+}
+
+impl Cluster {
+    /// `n` nodes on a fresh schema of the suite's cluster, each adjusted by `tweak`;
+    /// `None` (after saying so) without a cluster.
+    async fn spawn(n: usize, tweak: impl Fn(&mut Settings)) -> Option<Cluster> {
+        backend::cluster_url()?;
+        let schema = tempfile::tempdir().expect("create temp dir");
+        let url = backend::postgres_url_for(schema.path());
+        Some(Cluster::spawn_on(&url, n, tweak, schema).await)
+    }
+
+    /// `n` nodes on the database `url` names.
+    async fn spawn_on(
+        url: &str,
+        n: usize,
+        tweak: impl Fn(&mut Settings),
+        schema: TempDir,
+    ) -> Cluster {
+        let mut nodes = Vec::with_capacity(n);
+        // One after the other: the first creates the schema and the bootstrap admin, the
+        // others find both.
+        for _ in 0..n {
+            nodes.push(spawn_node(url, &tweak).await);
+        }
+        let admin = nodes[0].login_ok(ADMIN, ADMIN_PASSWORD).await;
+        Cluster {
+            nodes,
+            admin,
+            _schema: schema,
+        }
+    }
+
+    fn admin(&self) -> &str {
+        &self.admin.access_token
+    }
+}
+
+/// One node in-process over the database `url` names, with the bootstrap admin.
+async fn spawn_node(url: &str, tweak: &impl Fn(&mut Settings)) -> TestApp {
+    init_test_log();
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let mut settings = test_settings(&dir.path().join("data"));
+    settings.storage.backend = StorageBackend::Postgres;
+    settings.storage.postgres_url = Some(url.to_string().into());
+    settings.storage.postgres_pool = 4;
+    settings.bootstrap.admin_username = Some(ADMIN.to_string());
+    settings.bootstrap.admin_password = Some(ADMIN_PASSWORD.into());
+    tweak(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("a node over PostgreSQL builds");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp::new(port, Some(dir))
+}
+
+/// A node as a child process (for the tests that kill one) over the database `url`
+/// names, with the bootstrap admin; its working directory lives as long as it.
+struct ChildNode {
+    process: ClaimdProcess,
+    _workdir: TempDir,
+}
+
+impl ChildNode {
+    async fn start(url: &str) -> ChildNode {
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || {
+            let workdir = tempfile::tempdir().expect("create temp dir");
+            let mut cmd = claimd_command(workdir.path());
+            cmd.env("CLAIMD__STORAGE__BACKEND", "postgres")
+                .env("CLAIMD__STORAGE__POSTGRES_URL", &url)
+                .env("CLAIMD__STORAGE__POSTGRES_POOL", "4")
+                .env("CLAIMD__STORAGE__PATH", workdir.path().join("data"))
+                .env("CLAIMD__SERVER__WORKERS", "2")
+                .env("CLAIMD__BOOTSTRAP__ADMIN_USERNAME", ADMIN)
+                .env("CLAIMD__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD);
+            ChildNode {
+                process: ClaimdProcess::start(cmd),
+                _workdir: workdir,
+            }
+        })
+        .await
+        .expect("start a child node")
+    }
+
+    fn app(&self) -> TestApp {
+        self.process.app()
+    }
+}
+
+// ---- small assertions ----
+
+fn user_id(user: &Value) -> String {
+    user["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("user id is a string: {user}"))
+        .to_string()
+}
+
+async fn assert_me_ok(node: &TestApp, token: &str, what: &str) -> Value {
+    let resp = node.me(token).await;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert_eq!(status, StatusCode::OK, "{what}: {text}");
+    serde_json::from_str(&text).expect("/me answers JSON")
+}
+
+/// A 503 `storage_unavailable` problem with `Retry-After`.
+async fn assert_storage_unavailable(resp: Response, what: &str) {
+    let status = resp.status();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}");
+    let (headers, _) = assert_problem(resp, 503, "storage_unavailable").await;
+    let retry_after = header_str(&headers, "retry-after");
+    assert!(
+        retry_after.is_some_and(|v| v.parse::<u64>().is_ok_and(|secs| secs > 0)),
+        "{what}: a 503 for a storage fault says when to retry, got {:?}",
+        header_str(&headers, "retry-after")
+    );
+}
+
+/// A registration answered 201, or 409 `username_taken` when an earlier attempt whose
+/// answer was a 503 (outcome unknown) had made the user after all.
+async fn assert_created_or_taken(resp: Response) {
+    if resp.status() != StatusCode::CREATED {
+        assert_problem(resp, 409, "username_taken").await;
+    }
+}
+
+// ---- 1. the refresh race ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_racing_on_one_refresh_token_give_one_successor_and_a_late_replay_revokes_it() {
+    let Some(cluster) = Cluster::spawn(3, |s| s.tokens.refresh_reuse_grace = GRACE).await else {
+        return;
+    };
+    let [a, b, c] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    a.register_ok("alice", PASSWORD).await;
+    let login = b.login_ok("alice", PASSWORD).await;
+
+    // Three presentations on A and three on B, all at once.
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            [a, b][i % 2].post_json_task(
+                "/auth/refresh-token",
+                json!({"refresh_token": login.refresh()}),
+            )
+        })
+        .collect();
+    let mut pairs = Vec::new();
+    for racer in racers {
+        pairs.push(token_response(racer.await.expect("request task")).await);
+    }
+
+    for pair in &pairs {
+        assert_eq!(pair.refresh(), pairs[0].refresh(), "one rotation, one answer");
+        assert_eq!(pair.access_token, pairs[0].access_token);
+    }
+    let successor = &pairs[0];
+    assert_eq!(refresh_parts(successor.refresh()).1, 2);
+    assert_me_ok(c, &successor.access_token, "the successor on the third node").await;
+
+    // Past the grace window (and the moment the answer is recorded as acknowledged), the
+    // old token again is a replay, wherever it is presented.
+    tokio::time::sleep(GRACE + Duration::from_millis(1500)).await;
+    assert_problem(c.refresh(login.refresh()).await, 400, "invalid_grant").await;
+
+    assert_token_error(a.me(&successor.access_token).await, "token_revoked").await;
+    assert_problem(b.refresh(successor.refresh()).await, 400, "invalid_grant").await;
+    assert_token_error(c.me(&successor.access_token).await, "token_revoked").await;
+    assert_token_error(b.me(&successor.access_token).await, "token_revoked").await;
+}
+
+// ---- 2. a write on one node, seen by every other on the next request ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logout_on_one_node_is_refused_by_every_other_on_the_next_request() {
+    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
+        return;
+    };
+    let [a, b, c] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    c.register_ok("alice", PASSWORD).await;
+    let login = b.login_ok("alice", PASSWORD).await;
+    // Both other nodes have verified (and cached) the token before it is revoked.
+    assert_me_ok(b, &login.access_token, "before the logout, on B").await;
+    assert_me_ok(c, &login.access_token, "before the logout, on C").await;
+
+    assert_eq!(a.logout(&login.access_token).await.status(), 204);
+
+    assert_token_error(b.me(&login.access_token).await, "token_revoked").await;
+    assert_token_error(c.me(&login.access_token).await, "token_revoked").await;
+    assert_problem(c.refresh(login.refresh()).await, 400, "invalid_grant").await;
+    let verify = b.verify(Some(&login.access_token)).await;
+    assert_eq!(verify.status(), StatusCode::UNAUTHORIZED, "/verify on B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_change_on_one_node_makes_the_old_token_stale_on_the_others() {
+    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
+        return;
+    };
+    let [a, b, c] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let alice = c.register_ok("alice", PASSWORD).await;
+    let login = b.login_ok("alice", PASSWORD).await;
+    assert_me_ok(b, &login.access_token, "before the change, on B").await;
+
+    // The user changes a self-service claim on A.
+    let resp = a
+        .patch_me(&login.access_token, &json!({"plan": "premium"}))
+        .await;
+    let (_, fresh) = refreshed_response(resp).await;
+
+    assert_token_error(b.me(&login.access_token).await, "token_stale").await;
+    let me = assert_me_ok(c, &fresh.clone(), "the refreshed token on C").await;
+    assert_eq!(me["user"]["plan"], json!("premium"), "{me}");
+
+    // An admin changes the user's roles on C: the token of the last change turns stale on
+    // A, and a re-mint there carries the new roles.
+    assert_me_ok(a, &fresh, "before the admin's change, on A").await;
+    let resp = c
+        .admin_patch_user(cluster.admin(), &user_id(&alice), &json!({"roles": ["editor"]}))
+        .await;
+    json_response(resp, 200).await;
+
+    assert_token_error(a.me(&fresh).await, "token_stale").await;
+    let remint = token_response(b.refresh_with_access(&fresh).await).await;
+    assert_eq!(remint.claims()["roles"], json!(["editor"]));
+    assert_eq!(remint.claims()["plan"], json!("premium"));
+    assert_me_ok(a, &remint.access_token, "the re-minted token on A").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_change_on_one_node_reaches_members_verified_on_another() {
+    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
+        return;
+    };
+    let [a, b, c] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let tenant = json_response(
+        c.create_tenant(cluster.admin(), &json!({"name": "Acme"}))
+            .await,
+        201,
+    )
+    .await["tenant"]
+        .clone();
+    let tenant_id = tenant["id"].as_str().expect("tenant id").to_string();
+    let resp = b
+        .register_in_tenant(cluster.admin(), "alice", PASSWORD, &tenant_id)
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED, "register into the tenant");
+    let member = c.login_ok("alice", PASSWORD).await;
+    assert_eq!(member.claims()["tv"], json!(1));
+    assert_me_ok(b, &member.access_token, "before the tenant change, on B").await;
+
+    let resp = a
+        .patch_tenant(cluster.admin(), &tenant_id, &json!({"plan": "enterprise"}))
+        .await;
+    assert_eq!(json_response(resp, 200).await["tenant"]["version"], json!(2));
+
+    assert_token_error(b.me(&member.access_token).await, "token_stale").await;
+    let remint = token_response(c.refresh_with_access(&member.access_token).await).await;
+    assert_eq!(remint.claims()["tv"], json!(2));
+    assert_me_ok(a, &remint.access_token, "the re-minted token on A").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_disabled_on_one_node_is_refused_on_another() {
+    let Some(cluster) = Cluster::spawn(2, |_| {}).await else {
+        return;
+    };
+    let [a, b] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let alice = a.register_ok("alice", PASSWORD).await;
+    let login = b.login_ok("alice", PASSWORD).await;
+    assert_me_ok(a, &login.access_token, "before disabling, on A").await;
+
+    let resp = b
+        .admin_patch_user(cluster.admin(), &user_id(&alice), &json!({"disabled": true}))
+        .await;
+    assert_eq!(json_response(resp, 200).await["user"]["disabled"], json!(true));
+
+    assert_token_error(a.me(&login.access_token).await, "token_revoked").await;
+    assert_problem(b.refresh(login.refresh()).await, 400, "invalid_grant").await;
+    assert_problem(
+        a.login("alice", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+}
+
+// ---- 3. max_accounts ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_accounts_holds_under_registrations_spread_over_every_node() {
+    const SEATS: usize = 5;
+    const ATTEMPTS: usize = 30;
+    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
+        return;
+    };
+    let tenant = json_response(
+        cluster.nodes[0]
+            .create_tenant(
+                cluster.admin(),
+                &json!({"name": "Race", "max_accounts": SEATS}),
+            )
+            .await,
+        201,
+    )
+    .await["tenant"]
+        .clone();
+    let tenant_id = tenant["id"].as_str().expect("tenant id").to_string();
+
+    let racers: Vec<_> = (0..ATTEMPTS)
+        .map(|i| {
+            cluster.nodes[i % cluster.nodes.len()].send_json_task(
+                Method::POST,
+                "/auth/register",
+                Some(cluster.admin()),
+                json!({"username": format!("racer{i:02}"), "password": PASSWORD,
+                       "tenant": tenant_id}),
+            )
+        })
+        .collect();
+    let (mut created, mut full) = (0, 0);
+    for racer in racers {
+        let resp = racer.await.expect("request task");
+        if resp.status() == StatusCode::CREATED {
+            created += 1;
+        } else {
+            assert_problem(resp, 409, "tenant_full").await;
+            full += 1;
+        }
+    }
+
+    assert_eq!((created, full), (SEATS, ATTEMPTS - SEATS));
+    for node in &cluster.nodes {
+        let fetched = node.get_tenant_ok(cluster.admin(), &tenant_id).await;
+        assert_eq!(fetched["members"], json!(SEATS), "{fetched}");
+    }
+}
+
+// ---- 4. one key ring ----
+
+fn kid_set(jwks: &Value) -> BTreeSet<String> {
+    jwks_kids(jwks).into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_ring_rotated_on_one_node_is_published_and_used_by_all() {
+    const AHEAD: Duration = Duration::from_secs(2);
+    let Some(cluster) = Cluster::spawn(3, |s| s.keys.publish_ahead = AHEAD).await else {
+        return;
+    };
+    let [a, b, c] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let first_kid = jwt_kid(cluster.admin());
+    a.register_ok("alice", PASSWORD).await;
+    let before = c.login_ok("alice", PASSWORD).await;
+    assert_eq!(jwt_kid(&before.access_token), first_kid);
+
+    // A staged rotation on A: every node publishes the key at once and signs with it once
+    // it is due.
+    let staged = a.rotate_keys_ok(cluster.admin(), false).await;
+    let staged_kid = staged["kid"].as_str().expect("kid").to_string();
+    let signs_from = staged["signs_from"].as_u64().expect("signs_from");
+    for node in [b, c] {
+        let kids = kid_set(&node.jwks_ok().await);
+        assert!(kids.contains(&staged_kid), "published by every node: {kids:?}");
+        assert!(kids.contains(&first_kid), "the old key stays published: {kids:?}");
+    }
+    let early = b.login_ok("alice", PASSWORD).await;
+    let early_iat = early.claims()["iat"].as_u64().expect("iat");
+    let expected = if early_iat < signs_from { &first_kid } else { &staged_kid };
+    assert_eq!(&jwt_kid(&early.access_token), expected, "iat {early_iat}, signs_from {signs_from}");
+
+    let due = Duration::from_secs(signs_from.saturating_sub(now_unix()) + 1);
+    assert!(due <= AHEAD + Duration::from_secs(2), "signs_from is publish_ahead away");
+    tokio::time::sleep(due).await;
+    let late = b.login_ok("alice", PASSWORD).await;
+    assert_eq!(jwt_kid(&late.access_token), staged_kid, "B signs with A's key once due");
+    let late_c = c.login_ok("alice", PASSWORD).await;
+    assert_eq!(jwt_kid(&late_c.access_token), staged_kid, "C too");
+
+    // An at-once rotation on B: A signs with it on the next request.
+    let now_key = b.rotate_keys_ok(cluster.admin(), true).await;
+    let now_kid = now_key["kid"].as_str().expect("kid").to_string();
+    let from_a = a.login_ok("alice", PASSWORD).await;
+    assert_eq!(jwt_kid(&from_a.access_token), now_kid, "A signs with B's key at once");
+    assert!(kid_set(&c.jwks_ok().await).contains(&now_kid));
+
+    // Tokens of every key and node verify on every node.
+    for token in [
+        &before.access_token,
+        &early.access_token,
+        &late.access_token,
+        &from_a.access_token,
+    ] {
+        for node in [a, b, c] {
+            assert_me_ok(node, token, &format!("a token of kid {}", jwt_kid(token))).await;
+        }
+    }
+}
+
+// ---- 5. the change feed ----
+
+/// One server-sent event: its name and data (heartbeats included).
+struct Event {
+    name: String,
+    data: Value,
+}
+
+/// An open `GET /events` stream.
+struct Feed {
+    response: Response,
+    buffer: String,
+}
+
+impl Feed {
+    async fn open(node: &TestApp, admin: &str) -> Feed {
+        // A client without the test client's overall timeout: each read is bounded instead.
+        let response = reqwest::Client::new()
+            .get(node.url("/events"))
+            .bearer_auth(admin)
+            .header(ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .expect("GET /events sent");
+        assert_eq!(response.status(), StatusCode::OK, "GET /events");
+        assert_eq!(
+            header_str(response.headers(), CONTENT_TYPE.as_str()).as_deref(),
+            Some("text/event-stream")
+        );
+        Feed {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event named `name`, within `limit`; the others read on the way.
+    async fn until(&mut self, name: &str, limit: Duration) -> (Event, Vec<Event>) {
+        let mut passed = Vec::new();
+        let found = tokio::time::timeout(limit, async {
+            loop {
+                let event = self.next().await;
+                if event.name == name {
+                    return event;
+                }
+                passed.push(event);
+            }
+        })
+        .await;
+        match found {
+            Ok(event) => (event, passed),
+            Err(_) => panic!(
+                "no {name} event within {limit:?}; passed {:?}",
+                passed.iter().map(|e| &e.name).collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    async fn next(&mut self) -> Event {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut name, mut data) = (None, None);
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event: ") {
+                        name = Some(value.to_string());
+                    } else if let Some(value) = line.strip_prefix("data: ") {
+                        data = Some(serde_json::from_str(value).expect("event data is JSON"));
+                    }
+                }
+                if let (Some(name), Some(data)) = (name, data) {
+                    return Event { name, data };
+                }
+            }
+            let chunk = self
+                .response
+                .chunk()
+                .await
+                .expect("the stream reads")
+                .expect("the stream stays open");
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_feed_followed_on_one_node_carries_the_writes_of_the_others() {
+    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
+        return;
+    };
+    let [a, b, c] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    a.register_ok("alice", PASSWORD).await;
+    let login = c.login_ok("alice", PASSWORD).await;
+    let claims = login.claims();
+    let mut feed = Feed::open(b, cluster.admin()).await;
+    feed.until("snapshot", Duration::from_secs(10)).await;
+
+    let (_, fresh) =
+        refreshed_response(c.patch_me(&login.access_token, &json!({"plan": "gold"})).await)
+            .await;
+    let (change, _) = feed.until("token-claims-change", Duration::from_secs(10)).await;
+    assert_eq!(change.data["sub"], claims["sub"]);
+    assert_eq!(change.data["uv"], json!(claims["uv"].as_u64().expect("uv") + 1));
+
+    assert_eq!(a.logout(&fresh).await.status(), 204);
+    let (revoked, _) = feed.until("session-revoked", Duration::from_secs(10)).await;
+    assert_eq!(revoked.data["sid"], claims["sid"]);
+    assert!(revoked.data["exp"].as_u64().expect("exp") >= jwt_claims(&fresh)["exp"].as_u64().expect("exp"));
+}
+
+// ---- 6. a node killed under load ----
+
+/// What one client of the load learned was acknowledged.
+#[derive(Default)]
+struct Acknowledged {
+    /// `(username, user id)` of each registration answered 201.
+    registered: Vec<(String, String)>,
+    /// Logins answered 200 whose session no logout was sent for.
+    live: Vec<Tokens>,
+    /// Logins whose logout was answered 204.
+    logged_out: Vec<Tokens>,
+}
+
+/// Registers, logs in and (every other user) logs out on `node` until a request fails
+/// (the node died) or `stop` passes.
+async fn load(node: TestApp, client: usize, stop: Instant) -> Acknowledged {
+    let mut acked = Acknowledged::default();
+    for i in 0.. {
+        if Instant::now() >= stop {
+            break;
+        }
+        let name = format!("load{client}x{i}");
+        let body = json!({"username": name, "password": PASSWORD});
+        let Ok(resp) = node.client.post(node.url("/auth/register")).json(&body).send().await
+        else {
+            break;
+        };
+        if resp.status() != StatusCode::CREATED {
+            break;
+        }
+        let Ok(user) = resp.json::<Value>().await else {
+            break;
+        };
+        acked.registered.push((name.clone(), user_id(&user["user"])));
+        let Ok(resp) = node.client.post(node.url("/auth/login")).json(&body).send().await else {
+            break;
+        };
+        if resp.status() != StatusCode::OK {
+            break;
+        }
+        let Ok(body) = resp.json::<Value>().await else {
+            break;
+        };
+        let tokens = crate::helpers::parse_tokens(body);
+        if i % 2 == 1 {
+            acked.live.push(tokens);
+            continue;
+        }
+        let sent = node
+            .client
+            .post(node.url("/auth/logout"))
+            .bearer_auth(&tokens.access_token)
+            .send()
+            .await;
+        // An unanswered logout has an unknown outcome: the session is in neither list.
+        match sent {
+            Ok(resp) if resp.status() == StatusCode::NO_CONTENT => acked.logged_out.push(tokens),
+            _ => break,
+        }
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_under_load_loses_nothing_it_acknowledged() {
+    const CLIENTS: usize = 6;
+    let Some(_) = backend::cluster_url() else {
+        return;
+    };
+    let schema = tempfile::tempdir().expect("create temp dir");
+    let url = backend::postgres_url_for(schema.path());
+    let victim = ChildNode::start(&url).await;
+    let survivor = ChildNode::start(&url).await;
+    let (a, b) = (victim.app(), survivor.app());
+
+    let stop = Instant::now() + Duration::from_secs(20);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| tokio::spawn(load(TestApp::new(a.port, None), client, stop)))
+        .collect();
+    // Killed in the thick of it: once some of each kind of write has been answered.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let pid = victim.process.pid();
+    tokio::task::spawn_blocking(move || victim.process.kill9())
+        .await
+        .expect("kill the node");
+
+    let mut acked = Acknowledged::default();
+    for client in clients {
+        let part = tokio::time::timeout(Duration::from_secs(30), client)
+            .await
+            .expect("the load ends once its node is gone")
+            .expect("load task");
+        acked.registered.extend(part.registered);
+        acked.live.extend(part.live);
+        acked.logged_out.extend(part.logged_out);
+    }
+    assert!(
+        acked.registered.len() >= CLIENTS && !acked.logged_out.is_empty() && !acked.live.is_empty(),
+        "the node (pid {pid}) acknowledged writes of each kind before it died: {} registrations, \
+         {} live sessions, {} logouts",
+        acked.registered.len(),
+        acked.live.len(),
+        acked.logged_out.len()
+    );
+
+    let admin = b.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    for (name, id) in &acked.registered {
+        let resp = b.admin_get_user(&admin.access_token, id).await;
+        let user = json_response(resp, 200).await;
+        assert_eq!(user["user"]["username"], json!(name), "{user}");
+    }
+    for tokens in &acked.live {
+        assert_me_ok(&b, &tokens.access_token, "an acknowledged login").await;
+        let rotated = token_response(b.refresh(tokens.refresh()).await).await;
+        assert_eq!(rotated.session_id, tokens.session_id);
+    }
+    for tokens in &acked.logged_out {
+        assert_token_error(b.me(&tokens.access_token).await, "token_revoked").await;
+        assert_problem(b.refresh(tokens.refresh()).await, 400, "invalid_grant").await;
+    }
+}
+
+// ---- 7. the database going away ----
+
+/// A database of this test's own on the suite's cluster, dropped (connections and all)
+/// when this goes out of scope.
+struct OwnDatabase {
+    cluster: String,
+    name: String,
+    url: String,
+}
+
+impl OwnDatabase {
+    fn create(cluster: &str) -> OwnDatabase {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .subsec_nanos();
+        let name = format!("claimd_mn_{}_{nanos}", std::process::id());
+        psql(cluster, &format!("CREATE DATABASE {name}"));
+        let url = with_database(cluster, &name);
+        OwnDatabase {
+            cluster: cluster.to_string(),
+            name,
+            url,
+        }
+    }
+
+    /// Refuses new connections and ends every open one: the database is gone for the
+    /// nodes until [`OwnDatabase::come_back`].
+    fn go_away(&self) {
+        psql(
+            &self.cluster,
+            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name),
+        );
+        self.cut_connections();
+    }
+
+    fn come_back(&self) {
+        psql(
+            &self.cluster,
+            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name),
+        );
+    }
+
+    /// Ends every connection to this database, as a restart of the server would.
+    fn cut_connections(&self) {
+        psql(
+            &self.cluster,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                self.name
+            ),
+        );
+    }
+}
+
+impl Drop for OwnDatabase {
+    fn drop(&mut self) {
+        let _ = run_psql(
+            &self.cluster,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// `url` (a `postgres://…/database` URL) naming `database` instead.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let base = base[authority..]
+        .find('/')
+        .map_or(base, |slash| &base[..authority + slash]);
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+fn run_psql(url: &str, statement: &str) -> Result<(), String> {
+    let out = Command::new("timeout")
+        .args(["20", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", statement])
+        .output()
+        .map_err(|err| format!("cannot run psql: {err}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn psql(url: &str, statement: &str) {
+    if let Err(err) = run_psql(url, statement) {
+        panic!("psql {statement:?}: {err}");
+    }
+}
+
+/// Sends `request` until `done` says its answer is the awaited one, within [`FAULT_WAIT`];
+/// the last answer, for the caller's assertions.
+async fn poll_until<F, Fut>(what: &str, mut request: F, done: impl Fn(StatusCode) -> bool) -> Response
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let deadline = Instant::now() + FAULT_WAIT;
+    loop {
+        let resp = request().await;
+        if done(resp.status()) {
+            return resp;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {} after {FAULT_WAIT:?}",
+            resp.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_and_verification_answer_503_while_the_database_is_gone_and_recover_alone() {
+    let Some(cluster_url) = backend::cluster_url() else {
+        return;
+    };
+    let database = OwnDatabase::create(&cluster_url);
+    let anchor = tempfile::tempdir().expect("create temp dir");
+    let cluster = Cluster::spawn_on(&database.url, 2, |_| {}, anchor).await;
+    let [a, b] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    a.register_ok("alice", PASSWORD).await;
+    let alice = b.login_ok("alice", PASSWORD).await;
+    assert_me_ok(a, &alice.access_token, "before any fault").await;
+
+    // Every connection ends, as when the database restarts: the nodes carry on by
+    // themselves.
+    database.cut_connections();
+    // A write whose connection was cut under it may answer 503 (its outcome unknown);
+    // its retry then finds the user made, or makes it.
+    let resp = poll_until(
+        "a write after the connections were cut",
+        || a.register("bob", PASSWORD),
+        |status| status != StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_created_or_taken(resp).await;
+    poll_until(
+        "verification after the connections were cut",
+        || b.me(&alice.access_token),
+        |status| status == StatusCode::OK,
+    )
+    .await;
+
+    // The database goes away: verification stops trusting memory it cannot vouch for,
+    // and writes are refused as storage faults.
+    database.go_away();
+    let resp = poll_until(
+        "verification without the database",
+        || b.me(&alice.access_token),
+        |status| status != StatusCode::OK,
+    )
+    .await;
+    assert_storage_unavailable(resp, "verification on B without the database").await;
+    let resp = poll_until(
+        "verification on A without the database",
+        || a.me(&alice.access_token),
+        |status| status != StatusCode::OK,
+    )
+    .await;
+    assert_storage_unavailable(resp, "verification on A without the database").await;
+    assert_storage_unavailable(a.register("carol", PASSWORD).await, "a registration on A")
+        .await;
+    assert_storage_unavailable(b.logout(&alice.access_token).await, "a logout on B").await;
+    for node in [a, b] {
+        assert_eq!(
+            node.readyz().await.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready without the database"
+        );
+    }
+
+    // Back: both kinds of request recover with no restart.
+    database.come_back();
+    poll_until(
+        "verification once the database is back",
+        || b.me(&alice.access_token),
+        |status| status != StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    let resp = poll_until(
+        "a write once the database is back",
+        || a.register("carol", PASSWORD),
+        |status| status != StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_created_or_taken(resp).await;
+    let carol = b.login_ok("carol", PASSWORD).await;
+    assert_me_ok(a, &carol.access_token, "a login made after the recovery").await;
+    assert_eq!(b.logout(&alice.access_token).await.status(), 204);
+    assert_token_error(a.me(&alice.access_token).await, "token_revoked").await;
+    for node in [a, b] {
+        assert_eq!(node.readyz().await.status(), StatusCode::OK, "ready again");
+    }
+}
