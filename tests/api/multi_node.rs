@@ -236,10 +236,11 @@ async fn nodes_racing_on_one_refresh_token_get_the_same_successor() {
     a.register_ok("alice", PASSWORD).await;
     let login = b.login_ok("alice", PASSWORD).await;
 
-    // Three presentations on A and three on B, all at once.
-    let racers: Vec<_> = (0..6)
+    // Four presentations on each node, all at once: the holder's tabs behind a load
+    // balancer.
+    let racers: Vec<_> = (0..12)
         .map(|i| {
-            [a, b][i % 2].post_json_task(
+            cluster.nodes[i % 3].post_json_task(
                 "/auth/refresh-token",
                 json!({"refresh_token": login.refresh()}),
             )
