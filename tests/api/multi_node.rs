@@ -787,78 +787,89 @@ async fn writes_on_one_node_reach_every_other_within_a_second() {
 
 // ---- 6. a node killed under load ----
 
-/// What one client of the load learned was acknowledged.
+/// What the load's clients were told was done.
 #[derive(Default)]
 struct Acknowledged {
     /// `(username, user id)` of each registration answered 201.
     registered: Vec<(String, String)>,
-    /// Logins answered 200 whose session no logout was sent for.
-    live: Vec<Tokens>,
+    /// Sessions whose login and one rotation were answered 200: the rotated pair.
+    rotated: Vec<Tokens>,
     /// Logins whose logout was answered 204.
     logged_out: Vec<Tokens>,
 }
 
-/// Registers, logs in and (every other user) logs out on `node` until a request fails
-/// (the node died) or `stop` passes.
-async fn load(node: TestApp, client: usize, stop: Instant) -> Acknowledged {
-    let mut acked = Acknowledged::default();
+impl Acknowledged {
+    fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.registered.len(),
+            self.rotated.len(),
+            self.logged_out.len(),
+        )
+    }
+}
+
+type Shared = std::sync::Arc<std::sync::Mutex<Acknowledged>>;
+
+fn note(acked: &Shared, write: impl FnOnce(&mut Acknowledged)) {
+    write(&mut acked.lock().expect("the list of acknowledged writes"));
+}
+
+/// A request of the load: the JSON answer when its status is `expected`, `None` when the
+/// node did not answer it so (it is dying: the outcome is unknown).
+async fn acked_json(request: reqwest::RequestBuilder, expected: StatusCode) -> Option<Value> {
+    let resp = request.send().await.ok()?;
+    if resp.status() != expected {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+/// Registers and logs in on `node` and then, turn about, rotates the session's refresh
+/// token or logs out; notes each write answered 2xx in `acked`; ends at the first
+/// request that was not (the node died) or at `stop`.
+async fn load(node: TestApp, client: usize, acked: Shared, stop: Instant) {
     for i in 0.. {
         if Instant::now() >= stop {
-            break;
+            return;
         }
         let name = format!("load{client}x{i}");
         let body = json!({"username": name, "password": PASSWORD});
-        let Ok(resp) = node
-            .client
-            .post(node.url("/auth/register"))
-            .json(&body)
-            .send()
-            .await
-        else {
-            break;
+        let register = node.client.post(node.url("/auth/register")).json(&body);
+        let Some(user) = acked_json(register, StatusCode::CREATED).await else {
+            return;
         };
-        if resp.status() != StatusCode::CREATED {
-            break;
-        }
-        let Ok(user) = resp.json::<Value>().await else {
-            break;
+        note(&acked, |a| {
+            a.registered.push((name.clone(), user_id(&user["user"])));
+        });
+        let login = node.client.post(node.url("/auth/login")).json(&body);
+        let Some(login) = acked_json(login, StatusCode::OK).await else {
+            return;
         };
-        acked
-            .registered
-            .push((name.clone(), user_id(&user["user"])));
-        let Ok(resp) = node
-            .client
-            .post(node.url("/auth/login"))
-            .json(&body)
-            .send()
-            .await
-        else {
-            break;
-        };
-        if resp.status() != StatusCode::OK {
-            break;
-        }
-        let Ok(body) = resp.json::<Value>().await else {
-            break;
-        };
-        let tokens = crate::helpers::parse_tokens(body);
+        let login = crate::helpers::parse_tokens(login);
         if i % 2 == 1 {
-            acked.live.push(tokens);
+            let refresh = node
+                .client
+                .post(node.url("/auth/refresh-token"))
+                .json(&json!({"refresh_token": login.refresh()}));
+            let Some(rotated) = acked_json(refresh, StatusCode::OK).await else {
+                return;
+            };
+            note(&acked, |a| {
+                a.rotated.push(crate::helpers::parse_tokens(rotated))
+            });
             continue;
         }
-        let sent = node
+        let logout = node
             .client
             .post(node.url("/auth/logout"))
-            .bearer_auth(&tokens.access_token)
-            .send()
-            .await;
-        // An unanswered logout has an unknown outcome: the session is in neither list.
-        match sent {
-            Ok(resp) if resp.status() == StatusCode::NO_CONTENT => acked.logged_out.push(tokens),
-            _ => break,
+            .bearer_auth(&login.access_token);
+        match logout.send().await {
+            Ok(resp) if resp.status() == StatusCode::NO_CONTENT => {
+                note(&acked, |a| a.logged_out.push(login));
+            }
+            _ => return,
         }
     }
-    acked
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -873,46 +884,59 @@ async fn a_node_killed_under_load_loses_nothing_it_acknowledged() {
     let survivor = ChildNode::start(&url).await;
     let (a, b) = (victim.app(), survivor.app());
 
-    let stop = Instant::now() + Duration::from_secs(20);
+    let acked = Shared::default();
+    let stop = Instant::now() + Duration::from_secs(30);
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|client| tokio::spawn(load(TestApp::new(a.port, None), client, stop)))
+        .map(|client| {
+            let node = TestApp::new(a.port, None);
+            tokio::spawn(load(node, client, acked.clone(), stop))
+        })
         .collect();
-    // Killed in the thick of it: once some of each kind of write has been answered.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Killed in the thick of it, once writes of each kind have been answered.
+    let enough = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (registered, rotated, logged_out) = acked.lock().expect("acknowledged").counts();
+        if registered >= 3 * CLIENTS && rotated >= 5 && logged_out >= 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < enough,
+            "the load made too little progress: {registered} registrations, {rotated}              rotations, {logged_out} logouts in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let pid = victim.process.pid();
     tokio::task::spawn_blocking(move || victim.process.kill9())
         .await
         .expect("kill the node");
-
-    let mut acked = Acknowledged::default();
     for client in clients {
-        let part = tokio::time::timeout(Duration::from_secs(30), client)
+        tokio::time::timeout(Duration::from_secs(30), client)
             .await
             .expect("the load ends once its node is gone")
             .expect("load task");
-        acked.registered.extend(part.registered);
-        acked.live.extend(part.live);
-        acked.logged_out.extend(part.logged_out);
     }
-    assert!(
-        acked.registered.len() >= CLIENTS && !acked.logged_out.is_empty() && !acked.live.is_empty(),
-        "the node (pid {pid}) acknowledged writes of each kind before it died: {} registrations, \
-         {} live sessions, {} logouts",
-        acked.registered.len(),
-        acked.live.len(),
-        acked.logged_out.len()
-    );
 
+    let acked = std::mem::take(&mut *acked.lock().expect("acknowledged"));
+    eprintln!(
+        "node {pid} acknowledged (registrations, rotations, logouts) {:?} before SIGKILL",
+        acked.counts()
+    );
     let admin = b.login_ok(ADMIN, ADMIN_PASSWORD).await;
     for (name, id) in &acked.registered {
         let resp = b.admin_get_user(&admin.access_token, id).await;
         let user = json_response(resp, 200).await;
         assert_eq!(user["user"]["username"], json!(name), "{user}");
     }
-    for tokens in &acked.live {
-        assert_me_ok(&b, &tokens.access_token, "an acknowledged login").await;
-        let rotated = token_response(b.refresh(tokens.refresh()).await).await;
-        assert_eq!(rotated.session_id, tokens.session_id);
+    for rotated in &acked.rotated {
+        assert_me_ok(
+            &b,
+            &rotated.access_token,
+            "the pair of an acknowledged rotation",
+        )
+        .await;
+        let next = token_response(b.refresh(rotated.refresh()).await).await;
+        assert_eq!(next.session_id, rotated.session_id);
+        assert_eq!(refresh_parts(next.refresh()).1, 3, "the rotation was kept");
     }
     for tokens in &acked.logged_out {
         assert_token_error(b.me(&tokens.access_token).await, "token_revoked").await;
