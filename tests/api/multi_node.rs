@@ -987,13 +987,14 @@ impl OwnDatabase {
         );
     }
 
-    /// Ends every connection to this database, as a restart of the server would.
+    /// Ends every connection the nodes have to this database, as a restart of the server
+    /// would (the server's own workers on it, autovacuum's, are not ours to end).
     fn cut_connections(&self) {
         psql(
             &self.cluster,
             &format!(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                 WHERE datname = '{}' AND usename = current_user AND pid <> pg_backend_pid()",
                 self.name
             ),
         );
