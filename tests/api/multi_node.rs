@@ -1110,6 +1110,7 @@ async fn writes_and_verification_answer_503_while_the_database_is_gone_and_recov
     assert_storage_unavailable(resp, "verification on A without the database").await;
     assert_storage_unavailable(a.register("carol", PASSWORD).await, "a registration on A").await;
     assert_storage_unavailable(b.logout(&alice.access_token).await, "a logout on B").await;
+    assert_storage_unavailable(b.refresh(alice.refresh()).await, "a refresh on B").await;
     for node in [a, b] {
         assert_eq!(
             node.readyz().await.status(),
@@ -1135,6 +1136,9 @@ async fn writes_and_verification_answer_503_while_the_database_is_gone_and_recov
     )
     .await;
     assert_created_or_taken(resp).await;
+    // The refresh refused during the outage took nothing: the same token rotates now.
+    let rotated = token_response(a.refresh(alice.refresh()).await).await;
+    assert_eq!(refresh_parts(rotated.refresh()).1, 2);
     let carol = b.login_ok("carol", PASSWORD).await;
     assert_me_ok(a, &carol.access_token, "a login made after the recovery").await;
     // The nodes follow each other's writes again.
@@ -1150,4 +1154,206 @@ async fn writes_and_verification_answer_503_while_the_database_is_gone_and_recov
     for node in [a, b] {
         assert_eq!(node.readyz().await.status(), StatusCode::OK, "ready again");
     }
+}
+
+// ---- 7b. a database that goes silent ----
+
+/// A TCP relay between nodes and the database that can go silent: while frozen it
+/// forwards nothing either way and closes nothing, as a network that drops packets does.
+struct Relay {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the relay");
+        let port = listener.local_addr().expect("relay address").port();
+        let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = frozen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                tokio::spawn(pipe(in_read, out_write, gate.clone()));
+                tokio::spawn(pipe(out_read, in_write, gate.clone()));
+            }
+        });
+        Relay { port, frozen, task }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Copies `from` to `to`, dropping what arrives while `frozen`.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Where `url` (`postgres://user:password@host:port/…`) names its `host:port`.
+fn address_range(url: &str) -> std::ops::Range<usize> {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    let host = url[authority..]
+        .find('@')
+        .map_or(authority, |at| authority + at + 1);
+    let end = url[host..]
+        .find(['/', '?'])
+        .map_or(url.len(), |end| host + end);
+    host..end
+}
+
+/// The `host:port` `url` points at.
+fn address_of(url: &str) -> &str {
+    &url[address_range(url)]
+}
+
+/// `url` pointing at `address` instead.
+fn with_address(url: &str, address: &str) -> String {
+    let range = address_range(url);
+    format!("{}{address}{}", &url[..range.start], &url[range.end..])
+}
+
+#[test]
+fn a_url_can_point_at_another_address() {
+    assert_eq!(
+        with_address("postgres://u:p@127.0.0.1:55432/db?x=1", "127.0.0.1:9"),
+        "postgres://u:p@127.0.0.1:9/db?x=1"
+    );
+    assert_eq!(
+        with_address("postgres://h:1/db", "k:2"),
+        "postgres://k:2/db"
+    );
+    assert_eq!(address_of("postgres://u:p@h:5/db"), "h:5");
+}
+
+/// One node straight on a fresh schema (B) and one through a [`Relay`] (A), with alice
+/// logged in on B and known to A.
+async fn relayed_pair() -> Option<(Cluster, TestApp, Relay, Tokens)> {
+    let cluster_url = backend::cluster_url()?;
+    let schema = tempfile::tempdir().expect("create temp dir");
+    let direct = backend::postgres_url_for(schema.path());
+    let relay = Relay::start(address_of(&cluster_url).to_string()).await;
+    let relayed = with_address(&direct, &format!("127.0.0.1:{}", relay.port));
+    let cluster = Cluster::spawn_on(&direct, 1, |_| {}, schema).await;
+    let a = spawn_node(&relayed, &|_: &mut Settings| {}).await;
+    let b = &cluster.nodes[0];
+    b.register_ok("alice", PASSWORD).await;
+    let alice = b.login_ok("alice", PASSWORD).await;
+    poll_until(
+        "A knows alice",
+        SECOND,
+        || a.verify(Some(&alice.access_token)),
+        accepted,
+    )
+    .await;
+    Some((cluster, a, relay, alice))
+}
+
+/// A node whose database goes silent (no error, no closed connection: packets dropped)
+/// stops vouching for its memory within a few polls of the log, not at a read timeout
+/// seconds later: meanwhile another node may revoke what it still accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_database_goes_silent_stops_trusting_its_memory_within_a_second() {
+    let Some((cluster, a, relay, alice)) = relayed_pair().await else {
+        return;
+    };
+    let b = &cluster.nodes[0];
+
+    relay.freeze(true);
+    let silent = Instant::now();
+    assert_eq!(b.logout(&alice.access_token).await.status(), 204);
+
+    let resp = poll_until(
+        "A's verification once its database went silent",
+        FAULT_WAIT,
+        || a.verify(Some(&alice.access_token)),
+        refused,
+    )
+    .await;
+    let trusted = silent.elapsed();
+    assert_storage_unavailable(resp, "verification on the silent node").await;
+    assert!(
+        trusted <= SECOND,
+        "the silent node accepted a token revoked elsewhere for {trusted:?}"
+    );
+
+    relay.freeze(false);
+    let resp = poll_until(
+        "A once its database speaks again",
+        FAULT_WAIT,
+        || a.verify(Some(&alice.access_token)),
+        unavailable_no_more,
+    )
+    .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED,
+        "the logout made on B"
+    );
+}
+
+/// A request that reads the database on a node whose database went silent answers 503
+/// within a bound (the pool's wait, a statement's), rather than hanging until the client
+/// gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_reading_a_silent_database_answers_503_within_seconds() {
+    const BOUND: Duration = Duration::from_secs(12);
+    let Some((_cluster, a, relay, alice)) = relayed_pair().await else {
+        return;
+    };
+    relay.freeze(true);
+
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .get(a.url("/me"))
+        .bearer_auth(&alice.access_token)
+        .timeout(BOUND)
+        .send()
+        .await;
+    let took = started.elapsed();
+    let resp = answer.unwrap_or_else(|err| {
+        panic!("GET /me on the silent node had no answer within {BOUND:?} ({took:?}): {err}")
+    });
+    assert_storage_unavailable(resp, "GET /me on the silent node").await;
+
+    relay.freeze(false);
+    poll_until(
+        "GET /me once the database speaks again",
+        FAULT_WAIT,
+        || a.me(&alice.access_token),
+        accepted,
+    )
+    .await;
 }
