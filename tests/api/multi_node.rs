@@ -230,6 +230,55 @@ fn unavailable_no_more(status: StatusCode) -> bool {
     status != StatusCode::SERVICE_UNAVAILABLE
 }
 
+// ---- 0. starting together ----
+
+/// Three nodes started at once on an empty database: the schema is made once under its
+/// lock, one bootstrap admin exists, and whatever signing keys the first starts made,
+/// every node's tokens verify on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_together_on_an_empty_database_share_one_admin_and_one_key_ring() {
+    if backend::cluster_url().is_none() {
+        return;
+    }
+    let schema = tempfile::tempdir().expect("create temp dir");
+    let url = backend::postgres_url_for(schema.path());
+    let no_tweak = |_: &mut Settings| {};
+    let (a, b, c) = tokio::join!(
+        spawn_node(&url, &no_tweak),
+        spawn_node(&url, &no_tweak),
+        spawn_node(&url, &no_tweak)
+    );
+    let nodes = [&a, &b, &c];
+    let mut logins = Vec::new();
+    for node in nodes {
+        logins.push(node.login_ok(ADMIN, ADMIN_PASSWORD).await);
+    }
+    let ids: BTreeSet<String> = logins
+        .iter()
+        .map(|l| l.claims()["sub"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "one bootstrap admin: {ids:?}");
+    let listed = json_response(a.admin_list_users(&logins[0].access_token, "").await, 200).await;
+    let admins = listed["users"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a users array: {listed}"))
+        .iter()
+        .filter(|u| u["username"] == json!(ADMIN))
+        .count();
+    assert_eq!(admins, 1, "{listed}");
+
+    for login in &logins {
+        let kid = jwt_kid(&login.access_token);
+        for node in nodes {
+            assert!(
+                kid_set(&node.jwks_ok().await).contains(&kid),
+                "every node publishes the key {kid} a node signed with"
+            );
+            assert_me_ok(node, &login.access_token, &format!("a token of kid {kid}")).await;
+        }
+    }
+}
+
 // ---- 1. the refresh race ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
