@@ -309,7 +309,7 @@ impl Store {
                     StoreError::Unavailable(format!("the eviction pass failed: {err}"))
                 })?
             }
-            Backend::Postgres(node) => node.evict_expired(now, leeway).await,
+            Backend::Postgres(node) => node.store().bounded(node.evict_expired(now, leeway)).await,
         }
     }
 
@@ -372,7 +372,7 @@ impl Store {
     pub async fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.note_access_ttl(ttl),
-            Backend::Postgres(node) => node.note_access_ttl(ttl).await,
+            Backend::Postgres(node) => node.store().bounded(node.note_access_ttl(ttl)).await,
         }
     }
 
@@ -409,7 +409,11 @@ impl Store {
     pub async fn deny_token(&self, jti: TokenId, exp: u64) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.deny_token(jti, exp),
-            Backend::Postgres(node) => node.store().deny_token(jti, exp).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().deny_token(jti, exp))
+                    .await
+            }
         }
     }
 
@@ -447,7 +451,11 @@ impl Store {
     ) -> Result<ChangesAfter, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.changes_after(after, limit),
-            Backend::Postgres(node) => node.store().changes_after(after, limit).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().changes_after(after, limit))
+                    .await
+            }
         }
     }
 
@@ -458,7 +466,11 @@ impl Store {
     pub async fn changes_evicted_through(&self) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.changes_evicted_through(),
-            Backend::Postgres(node) => node.store().changes_evicted_through().await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().changes_evicted_through())
+                    .await
+            }
         }
     }
 
@@ -502,7 +514,11 @@ impl Store {
     ) -> Result<(), UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.create_user(id, user, invitation, now),
-            Backend::Postgres(node) => node.store().create_user(id, user, invitation, now).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().create_user(id, user, invitation, now))
+                    .await
+            }
         }
     }
 
@@ -513,7 +529,7 @@ impl Store {
     pub async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user(id),
-            Backend::Postgres(node) => node.store().user(id).await,
+            Backend::Postgres(node) => node.store().bounded(node.store().user(id)).await,
         }
     }
 
@@ -524,7 +540,11 @@ impl Store {
     pub async fn user_id_by_name(&self, name: &Username) -> Result<Option<UserId>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user_id_by_name(name),
-            Backend::Postgres(node) => node.store().user_id_by_name(name).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().user_id_by_name(name))
+                    .await
+            }
         }
     }
 
@@ -540,7 +560,11 @@ impl Store {
     ) -> Result<UserRecord, UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.change_user_claims(id, change, now),
-            Backend::Postgres(node) => node.store().change_user_claims(id, change, now).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().change_user_claims(id, change, now))
+                    .await
+            }
         }
     }
 
@@ -551,7 +575,7 @@ impl Store {
     pub async fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.delete_user(id),
-            Backend::Postgres(node) => node.store().delete_user(id).await,
+            Backend::Postgres(node) => node.store().bounded(node.store().delete_user(id)).await,
         }
     }
 
@@ -566,7 +590,11 @@ impl Store {
     ) -> Result<Vec<(UserId, UserRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.list_users(after, limit),
-            Backend::Postgres(node) => node.store().list_users(after, limit).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().list_users(after, limit))
+                    .await
+            }
         }
     }
 
@@ -583,7 +611,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.insert_session(sid, session),
-            Backend::Postgres(node) => node.insert_session(sid, session).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.insert_session(sid, session))
+                    .await
+            }
         }
     }
 
@@ -594,7 +626,7 @@ impl Store {
     pub async fn session(&self, sid: SessionId) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.session(sid),
-            Backend::Postgres(node) => node.store().session(sid).await,
+            Backend::Postgres(node) => node.store().bounded(node.store().session(sid)).await,
         }
     }
 
@@ -610,7 +642,11 @@ impl Store {
     ) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.rotate_session(sid, rotation),
-            Backend::Postgres(node) => node.store().rotate_session(sid, rotation).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().rotate_session(sid, rotation))
+                    .await
+            }
         }
     }
 
@@ -642,7 +678,11 @@ impl Store {
     pub async fn user_session_ids(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user_session_ids(user),
-            Backend::Postgres(node) => node.store().user_session_ids(user).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().user_session_ids(user))
+                    .await
+            }
         }
     }
 
@@ -657,7 +697,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.remove_session(sid, session),
-            Backend::Postgres(node) => node.remove_session(sid, session).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.remove_session(sid, session))
+                    .await
+            }
         }
     }
 
@@ -672,7 +716,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.acknowledge_generation(sid, generation),
-            Backend::Postgres(node) => node.store().acknowledge_generation(sid, generation).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().acknowledge_generation(sid, generation))
+                    .await
+            }
         }
     }
 
@@ -683,7 +731,11 @@ impl Store {
     pub async fn acknowledged_generation(&self, sid: SessionId) -> Result<Option<u64>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.acknowledged_generation(sid),
-            Backend::Postgres(node) => node.store().acknowledged_generation(sid).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().acknowledged_generation(sid))
+                    .await
+            }
         }
     }
 
@@ -696,7 +748,7 @@ impl Store {
     pub async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.tenant(id),
-            Backend::Postgres(node) => node.store().tenant(id).await,
+            Backend::Postgres(node) => node.store().bounded(node.store().tenant(id)).await,
         }
     }
 
@@ -707,7 +759,7 @@ impl Store {
     pub async fn list_tenants(&self) -> Result<Vec<(TenantId, TenantRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.list_tenants(),
-            Backend::Postgres(node) => node.store().list_tenants().await,
+            Backend::Postgres(node) => node.store().bounded(node.store().list_tenants()).await,
         }
     }
 
@@ -722,7 +774,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.create_tenant(id, tenant),
-            Backend::Postgres(node) => node.store().create_tenant(id, tenant).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().create_tenant(id, tenant))
+                    .await
+            }
         }
     }
 
@@ -738,7 +794,11 @@ impl Store {
     ) -> Result<TenantRecord, TenantWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.change_tenant(id, change, now),
-            Backend::Postgres(node) => node.store().change_tenant(id, change, now).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().change_tenant(id, change, now))
+                    .await
+            }
         }
     }
 
@@ -749,7 +809,7 @@ impl Store {
     pub async fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.delete_tenant(id),
-            Backend::Postgres(node) => node.store().delete_tenant(id).await,
+            Backend::Postgres(node) => node.store().bounded(node.store().delete_tenant(id)).await,
         }
     }
 
@@ -785,7 +845,7 @@ impl Store {
     ) -> Result<Option<Vec<InvitationRecord>>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.invitations(tenant),
-            Backend::Postgres(node) => node.store().invitations(tenant).await,
+            Backend::Postgres(node) => node.store().bounded(node.store().invitations(tenant)).await,
         }
     }
 
@@ -800,7 +860,11 @@ impl Store {
     ) -> Result<Option<TenantId>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.invitation_tenant(code_digest, now),
-            Backend::Postgres(node) => node.store().invitation_tenant(code_digest, now).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().invitation_tenant(code_digest, now))
+                    .await
+            }
         }
     }
 
@@ -811,7 +875,11 @@ impl Store {
     pub async fn pending_invitations(&self, tenant: TenantId, now: u64) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.pending_invitations(tenant, now),
-            Backend::Postgres(node) => node.store().pending_invitations(tenant, now).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().pending_invitations(tenant, now))
+                    .await
+            }
         }
     }
 
@@ -827,7 +895,11 @@ impl Store {
     ) -> Result<(), InvitationWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.revoke_invitation(tenant, id, now),
-            Backend::Postgres(node) => node.store().revoke_invitation(tenant, id, now).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().revoke_invitation(tenant, id, now))
+                    .await
+            }
         }
     }
 
@@ -840,7 +912,7 @@ impl Store {
     pub async fn signing_keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.signing_keys(),
-            Backend::Postgres(node) => node.store().signing_keys().await,
+            Backend::Postgres(node) => node.store().bounded(node.store().signing_keys()).await,
         }
     }
 
@@ -851,7 +923,11 @@ impl Store {
     pub async fn put_signing_key(&self, kid: &str, key: &KeyRecord) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.put_signing_key(kid, key),
-            Backend::Postgres(node) => node.store().put_signing_key(kid, key).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().put_signing_key(kid, key))
+                    .await
+            }
         }
     }
 
@@ -862,7 +938,11 @@ impl Store {
     pub async fn remove_signing_key(&self, kid: &str) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.remove_signing_key(kid),
-            Backend::Postgres(node) => node.store().remove_signing_key(kid).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().remove_signing_key(kid))
+                    .await
+            }
         }
     }
 
@@ -877,7 +957,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.put_service(client_id, service),
-            Backend::Postgres(node) => node.store().put_service(client_id, service).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().put_service(client_id, service))
+                    .await
+            }
         }
     }
 
@@ -888,7 +972,7 @@ impl Store {
     pub async fn service(&self, client_id: &str) -> Result<Option<ServiceRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.service(client_id),
-            Backend::Postgres(node) => node.store().service(client_id).await,
+            Backend::Postgres(node) => node.store().bounded(node.store().service(client_id)).await,
         }
     }
 
@@ -899,7 +983,7 @@ impl Store {
     pub async fn list_services(&self) -> Result<Vec<(String, ServiceRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.list_services(),
-            Backend::Postgres(node) => node.store().list_services().await,
+            Backend::Postgres(node) => node.store().bounded(node.store().list_services()).await,
         }
     }
 
@@ -910,7 +994,11 @@ impl Store {
     pub async fn delete_service(&self, client_id: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.delete_service(client_id),
-            Backend::Postgres(node) => node.store().delete_service(client_id).await,
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().delete_service(client_id))
+                    .await
+            }
         }
     }
 }

@@ -29,6 +29,7 @@ mod login;
 mod logout;
 mod me;
 mod migrate;
+mod multi_node;
 mod nginx;
 mod on_stale;
 mod openapi;

@@ -168,6 +168,30 @@ impl PgStore {
         self
     }
 
+    /// Runs one database operation, giving up after [`SILENT_DATABASE`]: a database that
+    /// goes silent behind something that still accepts the bytes (a proxy, a frozen VM)
+    /// trips no TCP timeout. The connection the operation held may never answer again,
+    /// so the pool lets go of every idle connection and makes new ones.
+    ///
+    /// # Errors
+    /// The operation's own, or `Database` when it did not finish in time (its outcome is
+    /// unknown: a write may have committed).
+    pub async fn bounded<T, E: From<StoreError>>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        match tokio::time::timeout(SILENT_DATABASE, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                self.pool.retain(|_, _| false);
+                Err(StoreError::Database(format!(
+                    "the database did not answer within {SILENT_DATABASE:?}"
+                ))
+                .into())
+            }
+        }
+    }
+
     /// Whether the database answers a statement now (for readiness).
     ///
     /// # Errors

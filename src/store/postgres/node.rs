@@ -239,17 +239,21 @@ impl PgNode {
         let deadline = Instant::now() + LEASE + TRUST;
         let mut pause = Duration::from_millis(1);
         loop {
-            let client = self.store.client().await?;
-            let behind: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM nodes
-                     WHERE id <> $1 AND lease_until > now() AND applied < $2",
-                    &[&&self.id[..], &target],
-                )
-                .await
-                .map_err(database_error)?
-                .get(0);
-            drop(client);
+            let behind: i64 = self
+                .store
+                .bounded(async {
+                    let client = self.store.client().await?;
+                    let row = client
+                        .query_one(
+                            "SELECT count(*) FROM nodes
+                             WHERE id <> $1 AND lease_until > now() AND applied < $2",
+                            &[&&self.id[..], &target],
+                        )
+                        .await
+                        .map_err(database_error)?;
+                    Ok::<_, StoreError>(row.get(0))
+                })
+                .await?;
             if behind == 0 {
                 self.peers_applied.fetch_max(confirmed, Ordering::AcqRel);
                 return Ok(());
@@ -470,8 +474,7 @@ async fn renew_lease(
     .await
     .map_err(database_error)?;
     tx.commit().await.map_err(database_error)?;
-    *trusted_until.lock().unwrap_or_else(PoisonError::into_inner) =
-        Some(sent + TRUST);
+    *trusted_until.lock().unwrap_or_else(PoisonError::into_inner) = Some(sent + TRUST);
     Ok(())
 }
 
@@ -498,7 +501,8 @@ async fn keep_lease(
         if !matches!(*state.borrow(), LogState::Current { .. }) {
             continue;
         }
-        if let Err(err) = renew_lease(&store, id, replica.through(), &trusted_until).await {
+        let renewal = store.bounded(renew_lease(&store, id, replica.through(), &trusted_until));
+        if let Err(err) = renewal.await {
             tracing::debug!(error = %err, "could not renew this node's lease");
         }
     }
