@@ -63,6 +63,11 @@ use spread::Spread;
 /// Longest a single request may take before it counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Every node's `tokens.issuer`: the address clients would reach the nodes at through a
+/// load balancer (a node left to itself names its own port, and the other refuses its
+/// tokens as from a wrong issuer).
+const ISSUER: &str = "http://127.0.0.1:8000";
+
 /// The scenarios, in the order they run.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scenario {
@@ -261,7 +266,8 @@ async fn run(options: &Options, command: String) -> Result<Report, String> {
 
     if options.backend.sled() {
         let dir = temp_dir("claimd-nodes-sled-")?;
-        let node = start_node(dir.path(), workers, &[], "sled node").await?;
+        let settings = [("CLAIMD__TOKENS__ISSUER", ISSUER)];
+        let node = start_node(dir.path(), workers, &settings, "sled node").await?;
         let at = Instant::now();
         fixtures.push(Fixture::set_up(node.addr, options.users, connections).await?);
         eprintln!(
@@ -300,6 +306,7 @@ async fn run(options: &Options, command: String) -> Result<Report, String> {
                 );
                 report.durability = Some(durability);
                 let settings = [
+                    ("CLAIMD__TOKENS__ISSUER", ISSUER),
                     ("CLAIMD__STORAGE__BACKEND", "postgres"),
                     ("CLAIMD__STORAGE__POSTGRES_URL", db.url.as_str()),
                 ];
