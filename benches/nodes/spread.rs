@@ -6,7 +6,7 @@
 //!
 //! One kind of refusal is counted apart from errors when asked (`change` over several
 //! nodes): a token minted by one node's answer, refused a moment later by another node as
-//! `token_invalid` because that node has not yet applied the change the token carries (its
+//! `token_invalid` ("claims version from the future") because that node has not yet applied the change the token carries (its
 //! claims version is "from the future" there). It is a figure of the cluster, not a broken
 //! answer, and the report names it.
 
@@ -74,6 +74,21 @@ pub fn problem_code(response: &Response) -> Option<String> {
         .get("code")?
         .as_str()
         .map(str::to_string)
+}
+
+/// The `detail` claimd gives a token whose claims version is newer than the node's
+/// memory of the user (src/auth/verification.rs): the node has not applied that change.
+const FROM_THE_FUTURE: &str = "claims version from the future";
+
+/// Whether the answer refuses a token only because this node has not yet applied the
+/// change another node's answer carried.
+pub fn refused_as_from_the_future(response: &Response) -> bool {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&response.body) else {
+        return false;
+    };
+    response.status == 401
+        && body.get("code").and_then(|v| v.as_str()) == Some("token_invalid")
+        && body.get("detail").and_then(|v| v.as_str()) == Some(FROM_THE_FUTURE)
 }
 
 /// Runs one flow per connection; gives the flows back (chains carry on) with the
@@ -184,8 +199,7 @@ async fn connection<F: Flow>(
             let lag = spread.tolerate_lag
                 && nodes > 1
                 && last_ok.is_some_and(|ok| ok != this)
-                && response.status == 401
-                && problem_code(&response).as_deref() == Some("token_invalid");
+                && refused_as_from_the_future(&response);
             if lag {
                 measured.lagged += 1;
             } else {

@@ -18,7 +18,10 @@ use tokio::time::{timeout, Instant};
 
 use crate::http::{write_request, Conn, Response};
 use crate::server::CHANGE_PLANS;
-use crate::spread::problem_code;
+use crate::spread::{problem_code, refused_as_from_the_future};
+
+/// The verdict on a token whose claims version the node has not applied yet.
+const FUTURE: &str = "token_invalid (claims version from the future)";
 
 /// Longest B may take to refuse (or accept) before the write counts as a failure.
 const WAIT: Duration = Duration::from_secs(5);
@@ -70,7 +73,8 @@ impl Node {
             .map_err(|_| format!("no answer from {} within {REQUEST:?}", self.addr))?
     }
 
-    /// `GET /verify` with `token`: `Ok(None)` if accepted, else the refusal's code.
+    /// `GET /verify` with `token`: `Ok(None)` if accepted, else the refusal's code
+    /// ([`FUTURE`] for a claims version this node has not applied yet).
     async fn verify(&mut self, token: &str) -> Result<Option<String>, String> {
         let mut request = Vec::new();
         let auth = format!("Bearer {token}");
@@ -83,6 +87,7 @@ impl Node {
         );
         let response = self.send(&request).await?;
         match response.status {
+            401 if refused_as_from_the_future(&response) => Ok(Some(FUTURE.into())),
             200 => Ok(None),
             401 => Ok(Some(problem_code(&response).unwrap_or_default())),
             status => Err(format!(
@@ -152,6 +157,13 @@ pub async fn measure(
     let mut on_a = Node::new(a);
     let mut on_b = Node::new(b);
     let accepted = |verdict: &Option<String>| verdict.is_none();
+    // The user was just made on A: B knows it once it has applied that (until then the
+    // token names no user B holds, and is refused as revoked).
+    on_b.until(&access, accepted, |verdict| {
+        matches!(verdict.as_deref(), Some("token_revoked" | FUTURE))
+    })
+    .await
+    .map_err(|err| format!("the first token on B: {err}"))?;
     let mut claim_changes = Series::default();
     let until = Instant::now() + budget;
     for n in 0..writes {
@@ -183,7 +195,7 @@ pub async fn measure(
         claim_changes.refused_after.push(micros(answered, refused));
         let taken = on_b
             .until(&fresh, accepted, |verdict| {
-                verdict.as_deref() == Some("token_invalid")
+                verdict.as_deref() == Some(FUTURE)
             })
             .await
             .map_err(|err| format!("A's new token on B: {err}"))?;
