@@ -433,7 +433,11 @@ fn main() -> ExitCode {
         .map(String::as_str)
         .filter(|arg| *arg != "--bench")
         .collect();
-    let command = format!("cargo bench --bench nodes -- {}", shown.join(" "));
+    let command = if shown.is_empty() {
+        "cargo bench --bench nodes".to_string()
+    } else {
+        format!("cargo bench --bench nodes -- {}", shown.join(" "))
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -444,7 +448,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = match runtime.block_on(run(&options, command.trim_end().to_string())) {
+    let report = match runtime.block_on(run(&options, command)) {
         Ok(report) => report,
         Err(err) => {
             eprintln!("nodes: {err}");
