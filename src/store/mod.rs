@@ -3,7 +3,9 @@
 //! whichever backend runs under it (DESIGN.md "Two backends"). `auth/` and `http/` hold a
 //! [`Store`] and never learn which one that is.
 //!
-//! - [`sled`]: the embedded default, one process over one data directory.
+//! - [`sled`]: the embedded default, one process over one data directory;
+//! - [`postgres`]: one database shared by several claimd nodes, each keeping a replica of
+//!   what verification reads, current from the database's change log.
 //!
 //! What belongs to no backend lives here too: the errors, the record codec ([`codec`]) and
 //! the versioned record shapes both backends write (`disk`).
@@ -17,8 +19,6 @@ pub mod codec;
 pub(crate) mod disk;
 pub mod mirror;
 pub mod postgres;
-// Used by the PostgreSQL backend, which lands next.
-#[allow(dead_code)]
 mod replica;
 pub mod sled;
 

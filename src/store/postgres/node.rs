@@ -79,7 +79,7 @@ pub struct PgNode {
     id: [u8; 16],
     /// The highest log id every other node was seen to have applied.
     peers_applied: AtomicU64,
-    /// Until when this node may answer from memory (its lease, less the margin).
+    /// Until when this node may answer from memory ([`TRUST`] after its last renewal).
     trusted_until: Arc<Mutex<Option<Instant>>>,
     /// The task renewing the lease.
     renewer: Mutex<Option<tokio::task::JoinHandle<()>>>,
