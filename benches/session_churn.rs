@@ -427,7 +427,9 @@ async fn run(backend: Backend, plan: &Plan) -> Result<bool, String> {
 
 /// `work`, unless SIGINT or SIGTERM comes first: `work` is then dropped (which kills
 /// claimd) and the answer is an error.
-async fn until_stopped(work: impl std::future::Future<Output = Result<(), String>>) -> Result<(), String> {
+async fn until_stopped(
+    work: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
     tokio::select! {
         outcome = work => outcome,
         () = stopped() => Err("stopped by a signal".to_string()),
