@@ -166,34 +166,62 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(-1.0)
 }
 
-/// Whether a series levelled off: over the samples at or after `fill` seconds, the
-/// second half's maximum is at most 1.1 × the first half's.
-fn verdict(times: &[u64], series: &[f64], fill: u64) -> String {
-    let settled: Vec<f64> = times
-        .iter()
-        .zip(series)
-        .filter(|(at, _)| **at >= fill)
-        .map(|(_, value)| *value)
-        .collect();
-    if settled.len() < 2 {
-        return format!(
-            "too short to judge (full after ~{fill} s; {} sample(s) past it)",
-            settled.len()
-        );
+/// When each sample was taken (seconds from the start) and the logins and logouts done by
+/// then.
+#[derive(Default)]
+struct Timeline {
+    times: Vec<u64>,
+    cycles: Vec<u64>,
+}
+
+impl Timeline {
+    fn push(&mut self, at: u64, cycles: u64) {
+        self.times.push(at);
+        self.cycles.push(cycles);
     }
-    let half = settled.len() / 2;
-    let max = |values: &[f64]| values.iter().cloned().fold(f64::MIN, f64::max);
-    let (first, second) = (max(&settled[..half]), max(&settled[half..]));
-    let ratio = if first > 0.0 { second / first } else { 0.0 };
-    let word = if second <= 1.1 * first || (first <= 0.0 && second <= 0.0) {
-        "levelled off"
-    } else {
-        "STILL GROWING"
-    };
-    format!(
-        "{word}: after {fill} s, max {first:.0} in the first half, {second:.0} in the second ({ratio:.2}x; {} samples)",
-        settled.len()
-    )
+
+    /// Logins and logouts a second between samples `first` and `last`.
+    fn rate(&self, first: usize, last: usize) -> Option<f64> {
+        let seconds = self.times[last].checked_sub(self.times[first])?;
+        let done = self.cycles[last].checked_sub(self.cycles[first])?;
+        (seconds > 0).then(|| done as f64 / seconds as f64)
+    }
+
+    /// Whether a series levelled off: over the samples at or after `fill` seconds, the
+    /// second half's maximum is at most 1.1 × the first half's, times how much faster the
+    /// churn ran in the second half if it did (what a table holds at steady state is the
+    /// rate times the time each row stays, and the rate follows the machine's other load).
+    fn verdict(&self, series: &[f64], fill: u64) -> String {
+        let start = self.times.partition_point(|at| *at < fill);
+        let settled = &series[start.min(series.len())..];
+        if settled.len() < 2 {
+            return format!(
+                "too short to judge (full after ~{fill} s; {} sample(s) past it)",
+                settled.len()
+            );
+        }
+        let half = settled.len() / 2;
+        let max = |values: &[f64]| values.iter().cloned().fold(f64::MIN, f64::max);
+        let (first, second) = (max(&settled[..half]), max(&settled[half..]));
+        let ratio = if first > 0.0 { second / first } else { 0.0 };
+        let last = start + settled.len() - 1;
+        let churn = match (
+            self.rate(start, start + half - 1),
+            self.rate(start + half - 1, last),
+        ) {
+            (Some(before), Some(after)) if before > 0.0 => after / before,
+            _ => 1.0,
+        };
+        let word = if second <= 1.1 * churn.max(1.0) * first || (first <= 0.0 && second <= 0.0) {
+            "levelled off"
+        } else {
+            "STILL GROWING"
+        };
+        format!(
+            "{word}: after {fill} s, max {first:.0} in the first half, {second:.0} in the second ({ratio:.2}x; churn rate {churn:.2}x; {} samples)",
+            settled.len()
+        )
+    }
 }
 
 /// Registers the churning users and runs their clients until `until`.
@@ -250,17 +278,16 @@ async fn run_sled(plan: &Plan) -> Result<(), String> {
     let until = started + Duration::from_secs(plan.seconds);
     let cycles = Arc::new(AtomicU64::new(0));
     let tasks = start_churn(&base, until, &cycles).await?;
-    let (mut times, mut series) = (Vec::new(), Vec::new());
+    let (mut timeline, mut series) = (Timeline::default(), Vec::new());
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_secs(plan.every)).await;
         let mib = disk_usage(&data) as f64 / (1024.0 * 1024.0);
         let held = metric(&metrics_text(&base).await, "claimd_sessions");
-        let at = started.elapsed().as_secs();
+        let (at, done) = (started.elapsed().as_secs(), cycles.load(Ordering::Relaxed));
         println!(
-            "t={at:>4}s  logins+logouts {:>6}  data dir {mib:>6.1} MiB  claimd_sessions {held:>4}",
-            cycles.load(Ordering::Relaxed),
+            "t={at:>4}s  logins+logouts {done:>6}  data dir {mib:>6.1} MiB  claimd_sessions {held:>4}"
         );
-        times.push(at);
+        timeline.push(at, done);
         series.push(mib);
     }
     for task in tasks {
@@ -275,7 +302,7 @@ async fn run_sled(plan: &Plan) -> Result<(), String> {
     );
     println!(
         "  data dir (KiB): {}",
-        verdict(&times, &kib, plan.deny_fill())
+        timeline.verdict(&kib, plan.deny_fill())
     );
     Ok(())
 }
@@ -283,6 +310,7 @@ async fn run_sled(plan: &Plan) -> Result<(), String> {
 /// One PostgreSQL sample.
 struct Sample {
     at: u64,
+    cycles: u64,
     tables: [Table; 3],
 }
 
@@ -326,7 +354,8 @@ async fn churn_postgres(plan: &Plan, url: &str) -> Result<(), String> {
             metric(&text, "claimd_evictions_total"),
             metric(&text, "claimd_sessions_evicted_total"),
         );
-        let mut line = format!("{at:>5} {:>7}", cycles.load(Ordering::Relaxed));
+        let done = cycles.load(Ordering::Relaxed);
+        let mut line = format!("{at:>5} {done:>7}");
         for table in &sampled {
             line.push_str(&format!(
                 " | {:>7} {:>7} {:>5} {:>8}",
@@ -350,6 +379,7 @@ async fn churn_postgres(plan: &Plan, url: &str) -> Result<(), String> {
         (deny_evicted, sessions_evicted) = (deny_total, sessions_total);
         samples.push(Sample {
             at,
+            cycles: done,
             tables: sampled,
         });
     }
@@ -362,7 +392,10 @@ async fn churn_postgres(plan: &Plan, url: &str) -> Result<(), String> {
         plan.seconds,
         total as f64 / plan.seconds as f64,
     );
-    let times: Vec<u64> = samples.iter().map(|sample| sample.at).collect();
+    let mut timeline = Timeline::default();
+    for sample in &samples {
+        timeline.push(sample.at, sample.cycles);
+    }
     for (index, name) in TABLES.iter().enumerate() {
         let fill = match *name {
             "deny" => plan.deny_fill(),
@@ -382,8 +415,8 @@ async fn churn_postgres(plan: &Plan, url: &str) -> Result<(), String> {
             .map(|sample| sample.tables[index].lookup)
             .max()
             .unwrap_or_default();
-        println!("  {name} rows: {}", verdict(&times, &rows, fill));
-        println!("  {name} KiB:  {}", verdict(&times, &kib, fill));
+        println!("  {name} rows: {}", timeline.verdict(&rows, fill));
+        println!("  {name} KiB:  {}", timeline.verdict(&kib, fill));
         println!(
             "  {name} eviction lookup: slowest {:.2} ms",
             slowest.as_secs_f64() * 1000.0
