@@ -130,14 +130,19 @@ impl PgNode {
                 }
             })
         };
-        // Serve nothing before this node follows the log.
+        // Serve nothing before this node follows the log. (`wait_for` answers with a read
+        // guard on the listener's state: it must go at once, or the listener blocks on it
+        // the next time it publishes, on this very thread.)
         let mut state = listener.state();
-        let following = tokio::time::timeout(
-            FOLLOW_WAIT,
-            state.wait_for(|state| matches!(state, LogState::Current { .. })),
-        )
-        .await;
-        if !matches!(following, Ok(Ok(_))) {
+        let following = matches!(
+            tokio::time::timeout(
+                FOLLOW_WAIT,
+                state.wait_for(|state| matches!(state, LogState::Current { .. })),
+            )
+            .await,
+            Ok(Ok(_))
+        );
+        if !following {
             return Err(StoreError::Open(format!(
                 "could not follow the database's change log within {FOLLOW_WAIT:?}"
             )));
@@ -215,9 +220,12 @@ impl PgNode {
         let target = self.store.last_appended();
         if self.replica.through() < target {
             let mut published = self.published.subscribe();
-            let applied =
-                tokio::time::timeout(APPLY_WAIT, published.wait_for(|&seen| seen >= target)).await;
-            if !matches!(applied, Ok(Ok(_))) {
+            // The read guard `wait_for` answers with goes within this statement.
+            let applied = matches!(
+                tokio::time::timeout(APPLY_WAIT, published.wait_for(|&seen| seen >= target)).await,
+                Ok(Ok(_))
+            );
+            if !applied {
                 return Err(StoreError::Unavailable(
                     "the write committed, but this node has not seen it in the change log".into(),
                 ));
