@@ -577,13 +577,19 @@ async fn one_key_ring_rotated_on_one_node_is_published_and_used_by_all() {
     let before = c.login_ok("alice", PASSWORD).await;
     assert_eq!(jwt_kid(&before.access_token), first_kid);
 
-    // A staged rotation on A: every node publishes the key at once and signs with it once
-    // it is due.
+    // A staged rotation on A: every node publishes the key within moments (each reads its
+    // key ring again when it applies the change, on a task of its own: that is what
+    // `keys.publish_ahead` is for) and signs with it once it is due.
     let staged = a.rotate_keys_ok(cluster.admin(), false).await;
     let staged_kid = staged["kid"].as_str().expect("kid").to_string();
     let signs_from = staged["signs_from"].as_u64().expect("signs_from");
     for node in [b, c] {
-        let kids = kid_set(&node.jwks_ok().await);
+        let deadline = Instant::now() + SECOND;
+        let mut kids = kid_set(&node.jwks_ok().await);
+        while !kids.contains(&staged_kid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            kids = kid_set(&node.jwks_ok().await);
+        }
         assert!(
             kids.contains(&staged_kid),
             "published by every node: {kids:?}"
@@ -621,9 +627,15 @@ async fn one_key_ring_rotated_on_one_node_is_published_and_used_by_all() {
     let late_c = c.login_ok("alice", PASSWORD).await;
     assert_eq!(jwt_kid(&late_c.access_token), staged_kid, "C too");
 
-    // An at-once rotation on B: A signs with it on the next request.
+    // An at-once rotation on B: A signs with it as soon as it has read its ring again.
     let now_key = b.rotate_keys_ok(cluster.admin(), true).await;
     let now_kid = now_key["kid"].as_str().expect("kid").to_string();
+    for node in [a, c] {
+        let deadline = Instant::now() + SECOND;
+        while !kid_set(&node.jwks_ok().await).contains(&now_kid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     let from_a = a.login_ok("alice", PASSWORD).await;
     assert_eq!(
         jwt_kid(&from_a.access_token),
