@@ -686,7 +686,7 @@ mod tests {
                 .unwrap();
             store.close();
         }
-        let store = SledStore::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
+        let store = crate::store::sled::open_for_test_on(dir.path(), clock.clock());
         let mut seeded = published(&store);
         seeded.sort_by_key(|change| format!("{change:?}"));
         assert_eq!(

@@ -850,7 +850,7 @@ mod tests {
             store.close();
         }
 
-        let store = SledStore::open_with_clock(dir.path(), 4, clock.clock()).unwrap();
+        let store = crate::store::sled::open_for_test_on(dir.path(), clock.clock());
 
         assert!(store
             .is_denied(DenyKind::Token, &[1; 16], now + 590)

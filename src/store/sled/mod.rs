@@ -647,9 +647,15 @@ pub(crate) fn test_store() -> (tempfile::TempDir, SledStore) {
 /// reopening after a write failure does.
 #[cfg(test)]
 pub(crate) fn open_for_test(path: &Path) -> SledStore {
+    open_for_test_on(path, Clock::system())
+}
+
+/// [`open_for_test`] on `clock`.
+#[cfg(test)]
+pub(crate) fn open_for_test_on(path: &Path, clock: Clock) -> SledStore {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match SledStore::open(path, 4) {
+        match SledStore::open_with_clock(path, 4, clock.clone()) {
             Err(StoreError::InUse) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
