@@ -10,7 +10,7 @@ use super::tenants::lock_tenant;
 use super::{database_error, PgStore};
 use crate::domain::{InvitationId, TenantId};
 use crate::store::disk::Stored;
-use crate::store::sled::invitations::{ENDED_RETENTION_SECS, MAX_PER_TENANT};
+use crate::store::sled::invitations::MAX_PER_TENANT;
 use crate::store::{
     corrupt, InvitationBook, InvitationRecord, InvitationState, InvitationStatus,
     InvitationWriteError, StoreError,
@@ -61,34 +61,20 @@ pub(crate) async fn write_book(
     Ok(())
 }
 
-/// When an invitation stopped counting (used, revoked or expired), if it has.
-fn ended(invitation: &InvitationRecord, now: u64) -> Option<u64> {
-    match invitation.status(now) {
-        InvitationStatus::Pending => None,
-        InvitationStatus::Expired => Some(invitation.expires_at),
-        InvitationStatus::Used | InvitationStatus::Revoked => Some(invitation.ended_at),
-    }
-}
-
 /// Drops invitations ended more than `ENDED_RETENTION_SECS` ago from the book and their
 /// codes from the index, inside a transaction. Returns how many went.
 ///
-/// The same rule as the sled book's `prune`, private to its module today: keep the two in
-/// step until the backends share it.
+/// The book's own rule ([`InvitationBook::prune`]); this drops the codes as rows.
 pub(crate) async fn tidy(
     tx: &deadpool_postgres::Transaction<'_>,
     book: &mut InvitationBook,
     now: u64,
 ) -> Result<usize, StoreError> {
-    let mut dropped = Vec::new();
-    book.invitations.retain(|invitation| {
-        let keep = ended(invitation, now)
-            .is_none_or(|ended| now < ended.saturating_add(ENDED_RETENTION_SECS));
-        if !keep {
-            dropped.push(invitation.code_digest.to_vec());
-        }
-        keep
-    });
+    let dropped: Vec<Vec<u8>> = book
+        .prune(now)
+        .iter()
+        .map(|digest| digest.to_vec())
+        .collect();
     if !dropped.is_empty() {
         tx.execute(
             "DELETE FROM invitation_codes WHERE code_digest = ANY($1)",
@@ -313,7 +299,7 @@ mod tests {
         assert_eq!(store.invitation_tenant(&[1; 32], 200).await.unwrap(), None);
         let second = InvitationRecord::new([2; 32], 200, 900);
         store.create_invitation(tenant, &second, 200).await.unwrap();
-        let later = 200 + ENDED_RETENTION_SECS;
+        let later = 200 + crate::store::sled::invitations::ENDED_RETENTION_SECS;
         assert_eq!(store.evict_expired_invitations(later - 1).await.unwrap(), 0);
         assert_eq!(store.evict_expired_invitations(later).await.unwrap(), 1);
         let left = store.invitations(tenant).await.unwrap().unwrap();

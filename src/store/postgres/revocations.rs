@@ -16,20 +16,6 @@ use crate::store::disk::Stored;
 use crate::store::Revocation;
 use crate::store::{corrupt, AccountChange, Change, SessionRecord, UserRecord, UserWriteError};
 
-/// Applies an account change at `now`.
-///
-/// The same rule as the sled store's `AccountChange::apply`, private to its module today:
-/// keep the two in step until the backends share it.
-fn apply_account(change: AccountChange<'_>, user: &mut UserRecord, now: u64) {
-    match change {
-        AccountChange::Unchanged => return,
-        AccountChange::RefuseEarlierTokens => {}
-        AccountChange::NewPassword(hash) => user.password_hash = hash.to_string(),
-    }
-    user.not_before = now;
-    user.updated_at = now;
-}
-
 impl PgStore {
     /// Ends every session in `revocations` and applies `change` to `user`, in one
     /// transaction: each record is marked revoked with its expiry brought to `now` (it
@@ -54,7 +40,7 @@ impl PgStore {
                 let mut record = lock_user(&tx, user)
                     .await?
                     .ok_or(UserWriteError::NotFound)?;
-                apply_account(change, &mut record, now);
+                change.apply(&mut record, now);
                 write_user(&tx, user, &record).await?;
                 Some(record)
             }

@@ -88,36 +88,6 @@ async fn count_member_in(
     Ok(())
 }
 
-/// Applies `change` to `user`; returns whether anything a token carries (or the
-/// account's standing) changed, and so whether `uv` must move.
-///
-/// The same rule as the sled store's `ClaimsChange::apply`, which is private to its module
-/// today: keep the two in step until the backends share it.
-fn apply_claims(change: &ClaimsChange, user: &mut UserRecord) -> bool {
-    let mut changed = false;
-    if let Some(plan) = &change.plan {
-        changed |= user.plan != *plan;
-        user.plan.clone_from(plan);
-    }
-    if let Some(roles) = &change.roles {
-        changed |= user.roles != *roles;
-        user.roles.clone_from(roles);
-    }
-    if let Some(attrs) = &change.attrs {
-        changed |= user.attrs != *attrs;
-        user.attrs.clone_from(attrs);
-    }
-    if let Some(tenant) = change.tenant {
-        changed |= user.tenant != tenant;
-        user.tenant = tenant;
-    }
-    if let Some(disabled) = change.disabled {
-        changed |= user.disabled != disabled;
-        user.disabled = disabled;
-    }
-    changed
-}
-
 /// Reads a user and locks its row until the transaction ends.
 pub(crate) async fn lock_user(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -221,7 +191,7 @@ impl PgStore {
         let tx = client.transaction().await.map_err(database_error)?;
         let mut user = lock_user(&tx, id).await?.ok_or(UserWriteError::NotFound)?;
         let old_tenant = user.tenant;
-        let changed = apply_claims(change, &mut user);
+        let changed = change.apply(&mut user);
         if changed {
             user.claims_version += 1;
             user.updated_at = now;

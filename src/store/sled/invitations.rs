@@ -128,7 +128,7 @@ impl InvitationBook {
 
     /// Drops invitations ended more than [`ENDED_RETENTION_SECS`] ago; returns the digests
     /// of their codes, for the index.
-    fn prune(&mut self, now: u64) -> Vec<[u8; 32]> {
+    pub(crate) fn prune(&mut self, now: u64) -> Vec<[u8; 32]> {
         let mut dropped = Vec::new();
         self.invitations.retain(|invitation| {
             let keep = invitation

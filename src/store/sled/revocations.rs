@@ -39,7 +39,7 @@ pub enum AccountChange<'a> {
 
 impl AccountChange<'_> {
     /// Applies the change at `now`.
-    fn apply(self, user: &mut UserRecord, now: u64) {
+    pub(crate) fn apply(self, user: &mut UserRecord, now: u64) {
         match self {
             AccountChange::Unchanged => return,
             AccountChange::RefuseEarlierTokens => {}

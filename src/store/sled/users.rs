@@ -99,7 +99,7 @@ pub struct ClaimsChange {
 impl ClaimsChange {
     /// Applies the change; returns whether anything a token carries (or the account's
     /// standing) changed, and so whether `uv` must move.
-    fn apply(&self, user: &mut UserRecord) -> bool {
+    pub(crate) fn apply(&self, user: &mut UserRecord) -> bool {
         let mut changed = false;
         if let Some(plan) = &self.plan {
             changed |= user.plan != *plan;
