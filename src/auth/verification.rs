@@ -85,6 +85,46 @@ impl Verification {
     ) -> Result<Authenticated, AuthError> {
         let now = self.core.clock.now();
         let claims = self.verify_signature(token, now)?;
+        let mut caller = self.judge(claims)?;
+        if caller.stale && freshness == Freshness::Current {
+            if self.core.settings.tokens.on_stale == OnStale::Reject {
+                return Err(AuthError::TokenStale);
+            }
+            let (token, claims) = self.core.remint_for_session(&caller).await?;
+            caller.claims = Arc::new(claims);
+            caller.stale = false;
+            caller.refreshed = Some(token);
+        }
+        tracing::trace!(?caller, "token accepted");
+        Ok(caller)
+    }
+
+    /// The holder of a session, proven by one of its access tokens even past its `exp`:
+    /// what logout needs. An access token that ran out while its session lives on must
+    /// still end that session (otherwise a page whose token expired could never log out),
+    /// but only a genuine one: signature, issuer, audience and lifetime are checked, and a
+    /// token revoked, of a disabled user or from before `not_before` proves nothing.
+    ///
+    /// # Errors
+    /// As [`Self::authenticate`] with stale tokens allowed, but never `TokenExpired`.
+    pub async fn session_holder(&self, token: &str) -> Result<Authenticated, AuthError> {
+        match self.authenticate(token, Freshness::AllowStale).await {
+            Err(AuthError::TokenExpired) => {}
+            verdict => return verdict,
+        }
+        let now = self.core.clock.now();
+        let ring = self.core.key_ring();
+        let claims = self
+            .core
+            .tokens
+            .verify_ignoring_expiry(&ring, token, now)
+            .map_err(token_error)?;
+        self.judge(Arc::new(claims))
+    }
+
+    /// Steps 3 and 4 on claims whose signature and registered claims passed: the deny
+    /// list, the user and the tenant. Says whether the claims are stale; never re-mints.
+    fn judge(&self, claims: Arc<AccessClaims>) -> Result<Authenticated, AuthError> {
         let malformed = || AuthError::TokenInvalid("malformed claims");
         let user_id = UserId::parse(&claims.sub).ok_or_else(malformed)?;
         let session_id = SessionId::parse(&claims.sid).ok_or_else(malformed)?;
@@ -113,13 +153,22 @@ impl Verification {
             return Err(AuthError::TokenInvalid("claims version from the future"));
         }
         let mut stale = claims.uv < stamp.claims_version;
-        if let Some(tenant_id) = tenant_id {
+        if tenant_id != stamp.tenant {
+            // A move between tenants bumps `uv`, so only a stale token may name another
+            // tenant than the user's; a current one that does was not minted by claimd.
+            if !stale {
+                return Err(AuthError::TokenInvalid("tenant is not the user's"));
+            }
+        } else if let Some(tenant_id) = tenant_id {
             stale |= match self.core.store.tenant_version(tenant_id)? {
+                Some(version) if claims.tv > version => {
+                    return Err(AuthError::TokenInvalid("tenant version from the future"));
+                }
                 Some(version) => claims.tv < version,
                 None => true,
             };
         }
-        let mut caller = Authenticated {
+        Ok(Authenticated {
             claims,
             user_id,
             session_id,
@@ -127,18 +176,7 @@ impl Verification {
             stamp,
             stale,
             refreshed: None,
-        };
-        if stale && freshness == Freshness::Current {
-            if self.core.settings.tokens.on_stale == OnStale::Reject {
-                return Err(AuthError::TokenStale);
-            }
-            let (token, claims) = self.core.remint_for_session(&caller).await?;
-            caller.claims = Arc::new(claims);
-            caller.stale = false;
-            caller.refreshed = Some(token);
-        }
-        tracing::trace!(?caller, "token accepted");
-        Ok(caller)
+        })
     }
 
     /// Authenticates an admin: a current token whose claims hold the admin role.
@@ -167,15 +205,19 @@ impl Verification {
             .core
             .tokens
             .verify(&ring, token, now)
-            .map_err(|err| match err {
-                TokenError::Expired => AuthError::TokenExpired,
-                TokenError::Invalid(reason) => AuthError::TokenInvalid(reason),
-                TokenError::NoSigningKey | TokenError::Signing(_) => {
-                    AuthError::TokenInvalid("unusable key")
-                }
-            })?;
+            .map_err(token_error)?;
         let claims = Arc::new(claims);
         self.verified.insert(token, Arc::clone(&claims), now);
         Ok(claims)
+    }
+}
+
+fn token_error(err: TokenError) -> AuthError {
+    match err {
+        TokenError::Expired => AuthError::TokenExpired,
+        TokenError::Invalid(reason) => AuthError::TokenInvalid(reason),
+        TokenError::NoSigningKey | TokenError::Signing(_) => {
+            AuthError::TokenInvalid("unusable key")
+        }
     }
 }

@@ -48,6 +48,9 @@ pub struct AccessTokens {
     algorithm: SigningAlgorithm,
     validation: Validation,
     leeway: u64,
+    /// `tokens.access_ttl` + leeway: no token claimd mints lives longer, so one that
+    /// claims to (signed with a stolen or imported key) is refused whatever its `exp`.
+    longest_life: u64,
 }
 
 impl AccessTokens {
@@ -70,6 +73,10 @@ impl AccessTokens {
             algorithm: settings.algorithm,
             validation,
             leeway: settings.leeway.as_secs(),
+            longest_life: settings
+                .access_ttl
+                .as_secs()
+                .saturating_add(settings.leeway.as_secs()),
         }
     }
 
@@ -115,7 +122,22 @@ impl AccessTokens {
         token: &str,
         now: u64,
     ) -> Result<AccessClaims, TokenError> {
-        self.verify_any(ring, token, now)
+        self.verify_any(ring, token, now, true)
+    }
+
+    /// Like [`Self::verify`] but takes a token past its `exp`: a genuine token that has
+    /// run out still proves which session its holder was given, which is enough to end
+    /// that session (logout), never to use it.
+    ///
+    /// # Errors
+    /// `Invalid` with the reason for anything but the expiry.
+    pub fn verify_ignoring_expiry(
+        &self,
+        ring: &KeyRing,
+        token: &str,
+        now: u64,
+    ) -> Result<AccessClaims, TokenError> {
+        self.verify_any(ring, token, now, false)
     }
 
     /// Checks a service's token (the `client_credentials` grant) like [`Self::verify`]; a
@@ -129,7 +151,7 @@ impl AccessTokens {
         token: &str,
         now: u64,
     ) -> Result<ClientClaims, TokenError> {
-        self.verify_any(ring, token, now)
+        self.verify_any(ring, token, now, true)
     }
 
     fn verify_any<C: DeserializeOwned + Times>(
@@ -137,6 +159,7 @@ impl AccessTokens {
         ring: &KeyRing,
         token: &str,
         now: u64,
+        check_expiry: bool,
     ) -> Result<C, TokenError> {
         if token.len() > MAX_ACCESS_TOKEN_BYTES {
             return Err(TokenError::Invalid("token too large"));
@@ -155,11 +178,16 @@ impl AccessTokens {
                     _ => TokenError::Invalid("malformed token"),
                 }
             })?;
-        if data.claims.exp().saturating_add(self.leeway) < now {
+        if check_expiry && data.claims.exp().saturating_add(self.leeway) < now {
             return Err(TokenError::Expired);
         }
         if data.claims.iat() > now.saturating_add(self.leeway) {
             return Err(TokenError::Invalid("token issued in the future"));
+        }
+        if data.claims.exp().saturating_sub(data.claims.iat()) > self.longest_life {
+            return Err(TokenError::Invalid(
+                "token lives longer than tokens.access_ttl",
+            ));
         }
         Ok(data.claims)
     }
@@ -390,6 +418,32 @@ mod tests {
                 "{header}"
             );
         }
+    }
+
+    #[test]
+    fn a_token_living_longer_than_access_ttl_and_leeway_is_refused() {
+        let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
+        let key = ring.signing_key(now()).unwrap();
+        let longest = TokenSettings::default().access_ttl.as_secs()
+            + TokenSettings::default().leeway.as_secs();
+        let mut at_the_cap = claims(now());
+        at_the_cap.exp = now() + longest;
+        let token = tokens.mint(key, &at_the_cap).unwrap();
+        assert!(tokens.verify(&ring, &token, now()).is_ok());
+
+        let mut a_year = claims(now());
+        a_year.exp = now() + 365 * 86_400;
+        let token = tokens.mint(key, &a_year).unwrap();
+        assert_eq!(
+            tokens.verify(&ring, &token, now()),
+            Err(TokenError::Invalid(
+                "token lives longer than tokens.access_ttl"
+            ))
+        );
+        let mut one_more = claims(now());
+        one_more.exp = now() + longest + 1;
+        let token = tokens.mint(key, &one_more).unwrap();
+        assert!(tokens.verify(&ring, &token, now()).is_err());
     }
 
     #[test]

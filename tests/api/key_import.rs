@@ -19,7 +19,7 @@ use tempfile::TempDir;
 use crate::helpers::{
     assert_token_error, assert_token_error_any, b64url, claimd_command, header_str, init_store,
     json_response, jwks_kids, jwt_kid, now_unix, run_to_exit, workdir, ClaimdProcess, Exit,
-    TestApp, Tokens, PASSWORD,
+    TestApp, Tokens, ADMIN, ADMIN_PASSWORD, PASSWORD,
 };
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -666,4 +666,90 @@ async fn import_refuses_a_data_dir_the_server_holds() {
     assert_one_line_failure(&exit);
     let app = server.app();
     assert!(!jwks_kids(&app.jwks_ok().await).contains(&KID.to_string()));
+}
+
+/// No token claimd mints lives longer than `tokens.access_ttl` (+ leeway): one signed with
+/// a trusted key but an `exp` a year ahead would outlive its session's logout.
+#[tokio::test]
+async fn a_token_living_longer_than_the_access_ttl_is_refused() {
+    let imported = Imported::start().await;
+    let now = now_unix();
+    let a_year = imported.sign(
+        &good_header(),
+        &imported.claims_with(|c| {
+            c.insert("exp".into(), json!(now + 365 * 86_400));
+        }),
+    );
+    imported.assert_refused(&a_year, "exp a year ahead").await;
+    // 15 minutes (the default access_ttl) and the 30 s leeway are still a token claimd
+    // could have minted.
+    let at_the_cap = imported.sign(
+        &good_header(),
+        &imported.claims_with(|c| {
+            c.insert("exp".into(), json!(now + 15 * 60 + 30));
+        }),
+    );
+    imported
+        .assert_accepted(&at_the_cap, "exp at access_ttl + leeway")
+        .await;
+}
+
+/// A `tid` other than the user's tenant, with the user's current `uv`, was not minted by
+/// claimd (a tenant move bumps `uv`): refused, like a `uv` from the future.
+#[tokio::test]
+async fn a_current_token_naming_another_tenant_is_refused() {
+    let imported = Imported::start().await;
+    let foreign = imported.sign(
+        &good_header(),
+        &imported.claims_with(|c| {
+            c.insert("tid".into(), json!(uuid::Uuid::now_v7().to_string()));
+            c.insert("tv".into(), json!(1));
+        }),
+    );
+    imported
+        .assert_refused(&foreign, "a tid not the user's")
+        .await;
+}
+
+/// A `tv` above the tenant's current version is from the future: refused, not accepted.
+#[tokio::test]
+async fn a_tenant_version_from_the_future_is_refused() {
+    let key = new_key();
+    let (dir, data) = workdir();
+    init_store(&data);
+    let file = dir.path().join("key.pem");
+    std::fs::write(&file, pem_of(&key)).expect("write key.pem");
+    assert_success(&keys_import(dir.path(), &data, &file, Some(KID)));
+    let mut cmd = claimd_command(dir.path());
+    cmd.env("CLAIMD__STORAGE__PATH", &data)
+        .env("CLAIMD__BOOTSTRAP__ADMIN_USERNAME", ADMIN)
+        .env("CLAIMD__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD);
+    let server = ClaimdProcess::start(cmd);
+    let app = server.app();
+    let admin = app.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let tenant = app
+        .create_tenant_ok(&admin.access_token, &json!({"name": "acme"}))
+        .await;
+    let tenant_id = tenant["id"].as_str().expect("tenant id").to_string();
+    let resp = app
+        .register_in_tenant(&admin.access_token, "carol", PASSWORD, &tenant_id)
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let carol = app.login_ok("carol", PASSWORD).await;
+    let claims = carol.claims();
+    assert_eq!(claims["tid"], json!(tenant_id));
+
+    let mut ahead = claims.as_object().expect("claims").clone();
+    let tv = ahead["tv"].as_u64().expect("tv");
+    ahead.insert("tv".into(), json!(tv + 1));
+    ahead.insert("jti".into(), json!(uuid::Uuid::now_v7().to_string()));
+    let token = sign_raw(
+        &key,
+        &good_header().to_string(),
+        Value::Object(ahead).to_string().as_bytes(),
+    );
+    let resp = app.me(&token).await;
+    assert_token_error(resp, "token_invalid").await;
+    let resp = app.me(&carol.access_token).await;
+    assert_eq!(resp.status(), StatusCode::OK, "carol's own token is fine");
 }
