@@ -91,11 +91,20 @@ impl PresentedRefreshToken {
         if tag.len() != 32 {
             return None;
         }
-        Some(PresentedRefreshToken {
+        let presented = PresentedRefreshToken {
             sid: SessionId::parse(sid)?,
             generation: generation.parse().ok()?,
             tag,
-        })
+        };
+        // Exactly the spelling claimd issued: uuid's parser also takes upper case, braces
+        // and no dashes, and `01` reads as 1. One token, one string.
+        presented.spelled_as_issued(text).then_some(presented)
+    }
+
+    fn spelled_as_issued(&self, text: &str) -> bool {
+        let mut issued = format!("{}.{}.", self.sid, self.generation);
+        URL_SAFE_NO_PAD.encode_string(&self.tag, &mut issued);
+        issued == text
     }
 
     /// Whether the MAC is the one `key` gives for this generation (constant time).
@@ -148,6 +157,26 @@ mod tests {
         ] {
             assert!(PresentedRefreshToken::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_the_issued_spelling_parses() {
+        let sid = SessionId::generate();
+        let token = mint_refresh_token(sid, &SessionKey::generate(), 1);
+        let (_, rest) = token.split_once('.').unwrap();
+        let (_, tag) = rest.split_once('.').unwrap();
+        let dashless = sid.to_string().replace('-', "");
+        for other in [
+            format!("{sid}.01.{tag}"),
+            format!("{sid}.+1.{tag}"),
+            format!("{}.1.{tag}", sid.to_string().to_uppercase()),
+            format!("{dashless}.1.{tag}"),
+            format!("{{{sid}}}.1.{tag}"),
+            format!("{sid}.1.{tag}="),
+        ] {
+            assert!(PresentedRefreshToken::parse(&other).is_none(), "{other}");
+        }
+        assert!(PresentedRefreshToken::parse(&token).is_some());
     }
 
     #[test]

@@ -391,3 +391,25 @@ async fn rotated_tokens_carry_the_same_user_claims() {
     assert_eq!(claims["plan"], json!("free"));
     assert_eq!(claims["uv"], json!(1));
 }
+
+/// One refresh token, one spelling: the generation with a leading zero, the session id in
+/// upper case or without dashes, are refused without spending or ending anything.
+#[tokio::test]
+async fn only_the_spelling_claimd_issued_is_accepted() {
+    let app = crate::helpers::spawn_app().await;
+    let (_, login) = app.signed_up("alice").await;
+    let (sid, generation, mac) = crate::helpers::refresh_parts(login.refresh());
+    for other in [
+        format!("{sid}.0{generation}.{mac}"),
+        format!("{}.{generation}.{mac}", sid.to_uppercase()),
+        format!("{}.{generation}.{mac}", sid.replace('-', "")),
+    ] {
+        crate::helpers::assert_problem(app.refresh(&other).await, 400, "invalid_grant").await;
+    }
+    let resp = app.refresh(login.refresh()).await;
+    assert_eq!(
+        resp.status(),
+        reqwest::StatusCode::OK,
+        "the issued spelling still rotates: nothing was spent or ended"
+    );
+}
