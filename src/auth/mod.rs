@@ -48,7 +48,7 @@ pub use invitations::{
     InvitationView, NewInvitation, DEFAULT_INVITATION_TTL_SECS, MAX_INVITATION_TTL_SECS,
 };
 pub use services::{NewService, ServiceView};
-pub use sessions::RefreshOutcome;
+pub use sessions::{RefreshOutcome, SessionProof};
 pub use verification::Freshness;
 
 use std::sync::Arc;

@@ -51,6 +51,22 @@ impl RefreshOutcome {
     }
 }
 
+/// What a caller shows to end a session (logout): one of the session's access tokens
+/// (valid, stale, or expired but genuine), or one of its refresh tokens (the body's or the
+/// refresh cookie's).
+#[derive(Clone, Copy)]
+pub enum SessionProof<'a> {
+    AccessToken(&'a str),
+    RefreshToken(&'a str),
+}
+
+/// The session a proof showed, and the access token it was shown with.
+struct SessionHolder {
+    user_id: UserId,
+    session_id: SessionId,
+    access_token: Option<(crate::domain::TokenId, u64)>,
+}
+
 /// Sessions: refresh, logout, and ending them.
 pub struct Sessions {
     pub(super) core: Arc<Core>,
@@ -395,35 +411,69 @@ impl Sessions {
         })
     }
 
-    /// Revokes the caller's session (which denies every token of it) and its token.
+    /// Revokes the session the caller proves it holds (which denies every token of it),
+    /// and the access token it was proven with.
     ///
     /// # Errors
-    /// An access token that does not authenticate.
-    pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
-        let caller = self
-            .verification
-            .authenticate(token, Freshness::AllowStale)
-            .await?;
+    /// A proof that proves nothing: an access token that is not genuine or already
+    /// revoked, a refresh token that is forged or of an unknown session.
+    pub async fn logout(&self, proof: SessionProof<'_>) -> Result<(), AuthError> {
+        let holder = self.holder(proof).await?;
         let now = self.core.clock.now();
-        self.revoke_session(caller.session_id, now).await?;
-        self.core
-            .store
-            .deny_token(caller.token_id, caller.claims.exp)
-            .await?;
+        self.revoke_session(holder.session_id, now).await?;
+        if let Some((jti, exp)) = holder.access_token {
+            if exp.saturating_add(self.core.settings.tokens.leeway.as_secs()) >= now {
+                self.core.store.deny_token(jti, exp).await?;
+            }
+        }
         self.core.store.wait_durable().await?;
         Ok(())
     }
 
-    /// Revokes every session of the caller's user and sets its `not_before`.
+    /// Revokes every session of the user whose session the caller proves it holds, and
+    /// sets its `not_before`.
     ///
     /// # Errors
-    /// An access token that does not authenticate.
-    pub async fn logout_all(&self, token: &str) -> Result<(), AuthError> {
-        let caller = self
-            .verification
-            .authenticate(token, Freshness::AllowStale)
-            .await?;
-        self.end_everywhere(caller.user_id).await
+    /// As [`Self::logout`].
+    pub async fn logout_all(&self, proof: SessionProof<'_>) -> Result<(), AuthError> {
+        let holder = self.holder(proof).await?;
+        self.end_everywhere(holder.user_id).await
+    }
+
+    /// Whose session a proof shows, and which.
+    async fn holder(&self, proof: SessionProof<'_>) -> Result<SessionHolder, AuthError> {
+        match proof {
+            SessionProof::AccessToken(token) => {
+                let caller = self.verification.session_holder(token).await?;
+                Ok(SessionHolder {
+                    user_id: caller.user_id,
+                    session_id: caller.session_id,
+                    access_token: Some((caller.token_id, caller.claims.exp)),
+                })
+            }
+            SessionProof::RefreshToken(presented) => {
+                let token = PresentedRefreshToken::parse(presented)
+                    .ok_or(AuthError::InvalidGrant("malformed refresh token"))?;
+                let session = self
+                    .core
+                    .store
+                    .session(token.sid)
+                    .await?
+                    .ok_or(AuthError::InvalidGrant("unknown session"))?;
+                // Any generation the session ever issued proves it: an old one here is a
+                // holder ending its own session, not a replay to punish (the session ends
+                // either way).
+                if !token.mac_is_valid(&SessionKey::from_bytes(session.session_key)) {
+                    self.core.metrics.refresh(RefreshOutcome::Forged.label());
+                    return Err(AuthError::InvalidGrant("invalid refresh token"));
+                }
+                Ok(SessionHolder {
+                    user_id: session.user_id(),
+                    session_id: token.sid,
+                    access_token: None,
+                })
+            }
+        }
     }
 
     /// Ends every session of a user and sets its `not_before`, all or nothing. Durable on

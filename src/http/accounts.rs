@@ -4,15 +4,16 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
+use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::body::json_body;
+use super::body::{json_body, parse_json, read_body, require_json_content_type};
 use super::error::ApiError;
 use super::extract::{BearerToken, ClientAddr};
 use super::token_endpoint::token_answer;
 use super::{refresh_cookie, resource, with_refreshed_token, AppState};
-use crate::auth::{AuthError, Registration};
+use crate::auth::{AuthError, Registration, SessionProof};
 use crate::secret::SecretString;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -101,34 +102,91 @@ async fn login(
     ))
 }
 
-/// 204; in cookie mode every answer, a refusal too, clears the refresh cookie, so a
-/// browser that logs out never keeps it.
-async fn end_sessions(req: &HttpRequest, state: &AppState, everywhere: bool) -> HttpResponse {
+/// 204 once the caller proved which session it holds: with `Authorization: Bearer` (an
+/// access token of the session, even an expired one), a JSON body `{"refresh_token"}`, or
+/// the refresh cookie. The first proof that holds ends the session(s); when none does, the
+/// answer is the first refusal. In cookie mode every answer clears the cookie, so a browser
+/// that logs out never keeps it.
+async fn end_sessions(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+    everywhere: bool,
+) -> HttpResponse {
     let outcome = async {
-        let token = BearerToken::from_request_optional(req)?.ok_or(AuthError::TokenMissing)?;
-        let sessions = &state.auth.sessions;
-        if everywhere {
-            sessions.logout_all(token.expose()).await?;
+        let settings = state.auth.settings();
+        let access = BearerToken::from_request_optional(req)?;
+        let body = read_body(payload, settings.server.max_body_bytes).await?;
+        let in_body = if body.iter().all(u8::is_ascii_whitespace) {
+            None
         } else {
-            sessions.logout(token.expose()).await?;
+            require_json_content_type(req)?;
+            parse_json::<LogoutBody>(&body)?.refresh_token
+        };
+        let cookie = match in_body {
+            Some(_) => None,
+            None => refresh_cookie::presented(req, settings)?,
+        };
+        let mut proofs = Vec::new();
+        if let Some(token) = &access {
+            proofs.push(SessionProof::AccessToken(token.expose()));
         }
-        Ok::<(), ApiError>(())
+        if let Some(refresh) = in_body.as_ref().or(cookie.as_ref()) {
+            proofs.push(SessionProof::RefreshToken(refresh.expose_secret()));
+        }
+        let mut first_refusal = None;
+        for proof in proofs {
+            let sessions = &state.auth.sessions;
+            let ended = if everywhere {
+                sessions.logout_all(proof).await
+            } else {
+                sessions.logout(proof).await
+            };
+            match ended {
+                Ok(()) => return Ok(()),
+                Err(err @ AuthError::Store(_)) => return Err(err.into()),
+                Err(err) => {
+                    first_refusal.get_or_insert(err);
+                }
+            }
+        }
+        Err::<(), ApiError>(first_refusal.unwrap_or(AuthError::TokenMissing).into())
     }
     .await;
     let mut response = match outcome {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(err) => err.error_response(),
     };
-    refresh_cookie::clear(state.auth.settings(), &mut response);
+    // Kept when the session may live on and the cookie is what can still end it: a
+    // storage fault (retry) or a CSRF refusal (a foreign page must not log anyone out).
+    let status = response.status();
+    if !(status.is_server_error() || status == StatusCode::FORBIDDEN) {
+        refresh_cookie::clear(state.auth.settings(), &mut response);
+    }
     response
 }
 
-async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    end_sessions(&req, &state, false).await
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogoutBody {
+    #[serde(default)]
+    refresh_token: Option<SecretString>,
 }
 
-async fn logout_all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    end_sessions(&req, &state, true).await
+async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    end_sessions(&req, &state, payload, false).await
+}
+
+async fn logout_all(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    end_sessions(&req, &state, payload, true).await
 }
 
 async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {

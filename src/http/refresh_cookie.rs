@@ -1,10 +1,12 @@
 //! The refresh token in a cookie, for browsers (`tokens.refresh_cookie = true`).
 //!
 //! Login, a refresh from the cookie and a password change answer with the refresh token in
-//! `claimd_refresh` (`HttpOnly`, `SameSite=Strict`, `Path=/auth/refresh-token`, `Max-Age`
-//! the session's remaining life, `Secure` unless `tokens.refresh_cookie_secure = false`)
-//! and leave it out of the JSON body: a script on the page never sees it. Logout and
-//! logout-all clear it.
+//! `claimd_refresh` (`HttpOnly`, `SameSite=Strict`, `Path=/auth`, `Max-Age` the session's
+//! remaining life, `Secure` unless `tokens.refresh_cookie_secure = false`) and leave it
+//! out of the JSON body: a script on the page never sees it. The path reaches
+//! `/auth/refresh-token` and `/auth/logout`: logout must be able to end the session the
+//! cookie holds when the page's access token has run out. Logout and logout-all clear it
+//! (under the path earlier releases used too).
 //!
 //! A request the cookie authenticates is a CSRF target, so it must carry
 //! `X-Requested-With` (which a cross-site form cannot set, and which a cross-origin script
@@ -25,8 +27,11 @@ use crate::secret::SecretString;
 /// The cookie's name.
 pub const COOKIE_NAME: &str = "claimd_refresh";
 
-/// The only path the cookie is sent to.
-pub const COOKIE_PATH: &str = "/auth/refresh-token";
+/// The path the cookie is sent under: the token endpoint and logout.
+pub const COOKIE_PATH: &str = "/auth";
+
+/// The path releases before 0.2 set the cookie under; cleared with the current one.
+const EARLIER_COOKIE_PATH: &str = "/auth/refresh-token";
 
 /// The header a cookie-authenticated request must carry (any non-empty value).
 pub const CSRF_HEADER: &str = "x-requested-with";
@@ -37,10 +42,19 @@ pub fn enabled(settings: &Settings) -> bool {
 }
 
 fn cookie(settings: &Settings, value: String, max_age_secs: u64) -> Cookie<'static> {
+    cookie_at(settings, COOKIE_PATH, value, max_age_secs)
+}
+
+fn cookie_at(
+    settings: &Settings,
+    path: &'static str,
+    value: String,
+    max_age_secs: u64,
+) -> Cookie<'static> {
     Cookie::build(COOKIE_NAME, value)
         .http_only(true)
         .same_site(SameSite::Strict)
-        .path(COOKIE_PATH)
+        .path(path)
         .secure(settings.tokens.refresh_cookie_secure)
         .max_age(time::Duration::seconds(
             i64::try_from(max_age_secs).unwrap_or(i64::MAX),
@@ -64,6 +78,9 @@ pub fn move_refresh_token_to_cookie(
             refresh.expose_secret().to_string(),
             max_age,
         ));
+        // A browser still holding a cookie under the earlier, longer path would send that
+        // one first (the more specific path wins) and so replay a spent token next time.
+        response.cookie(cookie_at(settings, EARLIER_COOKIE_PATH, String::new(), 0));
     }
 }
 
@@ -75,7 +92,9 @@ pub fn clear(settings: &Settings, response: &mut HttpResponse) {
     }
     // A cookie that cannot be rendered into a header is impossible here (fixed name,
     // empty value); nothing to clear then.
-    let _ = response.add_cookie(&cookie(settings, String::new(), 0));
+    for path in [COOKIE_PATH, EARLIER_COOKIE_PATH] {
+        let _ = response.add_cookie(&cookie_at(settings, path, String::new(), 0));
+    }
 }
 
 /// The refresh token from the cookie, in cookie mode, after the CSRF checks; `None` when

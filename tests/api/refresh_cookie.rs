@@ -1,6 +1,6 @@
 //! Cookie mode (`tokens.refresh_cookie = true`): login, a refresh from the cookie and a
 //! password change put the refresh token in `claimd_refresh` (HttpOnly, SameSite=Strict,
-//! Path=/auth/refresh-token, Max-Age, Secure unless turned off) and leave it out of the
+//! Path=/auth, Max-Age, Secure unless turned off) and leave it out of the
 //! body; `/auth/refresh-token` without a body takes it from there, behind the CSRF checks
 //! (`X-Requested-With`, and an `Origin`/`Referer` that is claimd's own or in
 //! `server.cors_origins`); logout and logout-all clear it.
@@ -52,14 +52,14 @@ impl SetCookie {
     fn assert_scoped(&self, secure: bool) {
         assert!(self.has("httponly"), "HttpOnly: {self:?}");
         assert_eq!(self.get("samesite"), Some("Strict"), "{self:?}");
-        assert_eq!(self.get("path"), Some("/auth/refresh-token"), "{self:?}");
+        assert_eq!(self.get("path"), Some("/auth"), "{self:?}");
         assert_eq!(self.has("secure"), secure, "Secure is {secure}: {self:?}");
     }
 }
 
 /// The `claimd_refresh` cookie set by `headers`, if any (exactly one).
 fn refresh_cookie(headers: &HeaderMap) -> Option<SetCookie> {
-    let mut found: Vec<SetCookie> = headers
+    let found: Vec<SetCookie> = headers
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
@@ -77,8 +77,26 @@ fn refresh_cookie(headers: &HeaderMap) -> Option<SetCookie> {
             })
         })
         .collect();
-    assert!(found.len() <= 1, "one claimd_refresh cookie: {found:?}");
-    found.pop()
+    // Every answer that sets or clears the cookie also clears it under the path earlier
+    // releases used (/auth/refresh-token), so a browser upgraded mid-session never sends
+    // a spent token from there.
+    let (earlier, mut current): (Vec<SetCookie>, Vec<SetCookie>) = found
+        .into_iter()
+        .partition(|cookie| cookie.get("path") == Some("/auth/refresh-token"));
+    for cookie in &earlier {
+        assert_eq!(
+            cookie.max_age(),
+            0,
+            "the earlier path is only cleared: {cookie:?}"
+        );
+        assert!(cookie.value.is_empty(), "{cookie:?}");
+    }
+    assert!(
+        current.is_empty() || earlier.len() == 1,
+        "the earlier path cleared with it: {earlier:?}"
+    );
+    assert!(current.len() <= 1, "one claimd_refresh cookie: {current:?}");
+    current.pop()
 }
 
 /// The cookie a successful answer sets, asserting its attributes.
@@ -352,4 +370,70 @@ async fn a_password_change_sets_the_new_cookie() {
     let (refreshed, _) = cookie_mode_tokens(resp, true).await;
     let body: Value = refreshed.body;
     assert!(body.get("refresh_token").is_none(), "{body}");
+}
+
+/// `POST /auth/logout` carrying the refresh cookie (and `headers`), with `bearer` if given.
+async fn logout_with_cookie(
+    app: &TestApp,
+    cookie: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Response {
+    let mut req = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header(COOKIE, format!("claimd_refresh={cookie}"));
+    if let Some(bearer) = bearer {
+        req = req.bearer_auth(bearer);
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.expect("request sent")
+}
+
+#[tokio::test]
+async fn the_cookie_alone_ends_its_session_at_logout() {
+    let app = cookie_app(|_| {}).await;
+    let (tokens, cookie) = cookie_login(&app, "alice", true).await;
+
+    let resp = logout_with_cookie(&app, &cookie.value, None, &[MARKED]).await;
+
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_cleared(resp.headers(), true);
+    let resp = refresh_with_cookie(&app, &cookie.value, &[MARKED]).await;
+    assert_problem(resp, 400, "invalid_grant").await;
+    crate::helpers::assert_token_error(app.me(&tokens.access_token).await, "token_revoked").await;
+}
+
+#[tokio::test]
+async fn a_bearer_that_proves_nothing_falls_back_to_the_cookie_at_logout() {
+    let app = cookie_app(|_| {}).await;
+    let (_, cookie) = cookie_login(&app, "alice", true).await;
+
+    let resp = logout_with_cookie(&app, &cookie.value, Some("not.a.token"), &[MARKED]).await;
+
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = refresh_with_cookie(&app, &cookie.value, &[MARKED]).await;
+    assert_problem(resp, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn the_cookie_at_logout_is_behind_the_csrf_checks() {
+    let app = cookie_app(|_| {}).await;
+    let (_, cookie) = cookie_login(&app, "alice", true).await;
+
+    let resp = logout_with_cookie(&app, &cookie.value, None, &[]).await;
+    assert_problem(resp, 403, "csrf_refused").await;
+    let resp = logout_with_cookie(
+        &app,
+        &cookie.value,
+        None,
+        &[MARKED, (ORIGIN.as_str(), FOREIGN_ORIGIN)],
+    )
+    .await;
+    assert_problem(resp, 403, "csrf_refused").await;
+
+    let resp = refresh_with_cookie(&app, &cookie.value, &[MARKED]).await;
+    assert_eq!(resp.status(), StatusCode::OK, "the session lives on");
 }

@@ -100,7 +100,12 @@ export class ClaimdClient {
   useTokens(tokens: TokenResponse, reason?: ChangeReason): void;
   /** A new access token with current claims (single flight; shared across tabs in cookie mode). */
   refresh(): Promise<ClaimdClaims | null>;
+  /**
+   * Ends this session on claimd, then here. Rejects with a ClaimdError, keeping the
+   * session here, when claimd did not end it.
+   */
   logout(): Promise<void>;
+  /** Ends every session of the user, on claimd, then here; rejects like logout(). */
   logoutAll(): Promise<void>;
   /** PATCH /me; adopts the new token claimd answers with. */
   updateMe(fields: Record<string, unknown>): Promise<ClaimdUser>;

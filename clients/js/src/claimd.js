@@ -63,6 +63,12 @@ async function problemOf(response) {
   }
 }
 
+/** Whether a refused logout says the session had ended already (revoked, or unknown). */
+async function alreadyOver(response) {
+  const code = (await problemOf(response))?.code;
+  return (response.status === 401 && code === "token_revoked") || (response.status === 400 && code === "invalid_grant");
+}
+
 async function failure(response, what) {
   const problem = await problemOf(response);
   const code = problem?.code ?? problem?.error ?? "";
@@ -430,20 +436,30 @@ export class ClaimdClient {
     }
   }
 
+  /**
+   * Ends the session on claimd, then here. claimd is shown every proof this object has:
+   * the access token (even an expired one ends its session), the refresh token (body
+   * mode) or the cookie (cookie mode). Rejects, keeping the session here, when claimd
+   * did not end it (network fault, 5xx, CSRF refusal), so a page never looks logged out
+   * while its session lives on; a session claimd says is already over counts as ended.
+   */
   async #end(path) {
     const token = this.#access;
-    let response = null;
-    if (token) {
-      response = await this.#fetch(this.url(path), {
-        method: "POST",
-        headers: { Authorization: `Bearer ${token}`, "X-Requested-With": REQUESTED_WITH },
-        credentials: "include",
-      });
+    const refresh = this.#refreshToken;
+    if (token || refresh || this.#cookieMode) {
+      const headers = { "X-Requested-With": REQUESTED_WITH };
+      const init = { method: "POST", headers, credentials: "include" };
+      if (token) headers.Authorization = `Bearer ${token}`;
+      if (refresh) {
+        headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify({ refresh_token: refresh });
+      }
+      const response = await this.#fetch(this.url(path), init);
+      if (!response.ok && !(await alreadyOver(response))) throw await failure(response, "logout");
     }
     const wasCookie = this.#cookieMode;
     this.#clear("logout");
     if (wasCookie) this.#channel?.postMessage({ kind: "ended" });
-    if (response && !response.ok && response.status !== 401) throw await failure(response, "logout");
   }
 
   #setAccess(token, reason) {

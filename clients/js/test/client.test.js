@@ -144,3 +144,47 @@ test("outside a browser a relative baseUrl is refused with a clear error", () =>
   assert.throws(() => new ClaimdClient({ baseUrl: "/" }), /baseUrl must be an absolute URL/);
   assert.throws(() => new ClaimdClient(), /baseUrl must be an absolute URL/);
 });
+
+test("logout ends the session with the refresh token when the access token proves nothing", async () => {
+  const username = uniqueName("proof");
+  const client = new ClaimdClient({ baseUrl: BASE });
+  await client.register(username, PASSWORD);
+  const login = await fetch(`${BASE}/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password: PASSWORD }),
+  });
+  const tokens = await login.json();
+  // The access token with its signature spoiled: claimd refuses it, so only the refresh
+  // token the client sends beside it can prove the session.
+  const spoiled = tokens.access_token.replace(/.$/, (c) => (c === "A" ? "B" : "A"));
+  client.useTokens({ ...tokens, access_token: spoiled }, "login");
+
+  await client.logout();
+
+  assert.equal(client.claims, null);
+  const again = await fetch(`${BASE}/auth/refresh-token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ refresh_token: tokens.refresh_token }),
+  });
+  assert.equal(again.status, 400, "the session ended on claimd");
+});
+
+test("a logout claimd did not carry out rejects and keeps the session", async () => {
+  const { client } = await signedUp("failed-logout");
+  const before = client.accessToken;
+  const failing = new ClaimdClient({
+    baseUrl: BASE,
+    fetch: async () => new Response(JSON.stringify({ status: 503, code: "storage_unavailable" }), {
+      status: 503,
+      headers: { "content-type": "application/problem+json" },
+    }),
+  });
+  failing.useTokens({ access_token: before, token_type: "Bearer" }, "login");
+
+  await assert.rejects(failing.logout(), (err) => err instanceof ClaimdError && err.status === 503);
+
+  assert.equal(failing.accessToken, before, "the session is kept here");
+  assert.notEqual(client.claims, null);
+});
