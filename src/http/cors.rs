@@ -1,7 +1,8 @@
 //! CORS (the Fetch standard's cross-origin protocol) for browser apps on other origins.
 //!
 //! Only origins named in `server.cors_origins` get CORS answers; `/admin/*` and `/metrics`
-//! answer only those in `server.cors_admin_origins` (same-origin otherwise). A request from
+//! answer only those in `server.cors_admin_origins` (same-origin otherwise), judged on the
+//! path the router matched; `/verify` (forward-auth, for proxies) never does. A request from
 //! any other origin is served as if CORS did not exist: no `Access-Control-*` header, so
 //! the browser keeps the answer from the page.
 //!
@@ -24,6 +25,10 @@ const ALLOWED_HEADERS: &str = "authorization, content-type, x-requested-with, la
 
 /// Answer headers a page may read besides the CORS-safelisted ones.
 const EXPOSED_HEADERS: &str = "x-refreshed-token, retry-after, www-authenticate";
+
+/// Forward-auth is asked by proxies (nginx `auth_request`, Traefik, Caddy), never by a
+/// page: it is left out of CORS altogether.
+const FORWARD_AUTH_PATH: &str = "/verify";
 
 /// How long a browser may cache a preflight's answer, in seconds.
 const PREFLIGHT_MAX_AGE_SECS: u32 = 600;
@@ -86,14 +91,18 @@ impl CorsPolicy {
 
     /// What CORS adds to the answer to `req`.
     pub fn judge(&self, req: &HttpRequest) -> CorsAnswer {
-        let origins = if is_admin_path(req.path()) {
+        // The path as the router matches it (percent-escapes of unreserved characters
+        // decoded: `/%61dmin/users` is routed as `/admin/users`), never the raw one, so a
+        // spelling cannot route to an admin handler while judged as another path.
+        let path = req.match_info().as_str();
+        if self.api.is_empty() || path == FORWARD_AUTH_PATH {
+            return CorsAnswer::Off;
+        }
+        let origins = if is_admin_path(path) {
             &self.admin
         } else {
             &self.api
         };
-        if self.api.is_empty() {
-            return CorsAnswer::Off;
-        }
         let Some(origin) = req.headers().get(header::ORIGIN) else {
             return CorsAnswer::NotAllowed;
         };

@@ -328,3 +328,58 @@ async fn options_without_cors_lists_the_methods_and_405_says_which_are_allowed()
         vec!["GET", "PATCH"]
     );
 }
+
+/// `/%61dmin/users` is routed as `/admin/users`: CORS must judge the path the router
+/// matched, or an origin allowed only on the API reads admin answers.
+#[tokio::test]
+async fn percent_encoded_admin_paths_are_judged_as_the_admin_paths_they_route_to() {
+    let (app, admin) = spawn_app_with_admin(|s| {
+        s.server.cors_origins = vec![APP.to_string()];
+    })
+    .await;
+    for path in ["/%61dmin/users", "/%6Detrics", "/admin/%75sers", "/%61dmin"] {
+        let resp = app
+            .client
+            .get(app.url(path))
+            .header("origin", APP)
+            .bearer_auth(&admin.access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_no_cors(&resp);
+        let resp = preflight(&app, path, APP, "GET").await;
+        assert_no_cors(&resp);
+    }
+    // The spelling really reaches the admin handler: it is the same route.
+    let resp = app
+        .client
+        .get(app.url("/%61dmin/users"))
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// Forward-auth is asked by proxies, never by pages: no CORS answer at all.
+#[tokio::test]
+async fn verify_is_left_out_of_cors() {
+    let app = app_allowing(&[APP]).await;
+    let (_, alice) = app.signed_up("alice").await;
+
+    let resp = app
+        .client
+        .get(app.url("/verify"))
+        .header("origin", APP)
+        .bearer_auth(&alice.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_no_cors(&resp);
+    let resp = from_origin(&app, Method::GET, "/verify", APP).await;
+    assert_eq!(resp.status(), 401);
+    assert_no_cors(&resp);
+    let resp = preflight(&app, "/verify", APP, "GET").await;
+    assert_no_cors(&resp);
+}
