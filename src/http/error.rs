@@ -2,9 +2,11 @@
 //! (`application/problem+json`) with a stable `code`; 401s carry `WWW-Authenticate`
 //! (RFC 6750), 429s `Retry-After`. 5xx bodies are opaque: the cause goes to the log.
 //!
-//! The token endpoint's errors also carry RFC 6749 §5.2's `error` and `error_description`
-//! as extension members of the problem ([`ApiError::at_token_endpoint`]), so a standard
-//! OAuth client reads them as it would any authorization server's.
+//! The OAuth endpoints' errors (token, introspection, revocation) also carry RFC 6749
+//! §5.2's `error` and `error_description` as extension members of the problem, and leave
+//! as `application/json` as §5.2 says ([`ApiError::at_token_endpoint`]): OAuth client
+//! libraries check the media type (openid-client refuses `application/problem+json`), so
+//! an app can tell `invalid_grant` ("log in again") from a network fault.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -17,6 +19,11 @@ use crate::auth::AuthError;
 /// the recovery task looks at the disk every second, and a reopen takes well under one.
 const STORAGE_RETRY_AFTER_SECS: u64 = 2;
 
+/// The OAuth endpoints (token, introspection, revocation): their errors, body-level
+/// refusals included, are answered as [`ApiError::at_token_endpoint`] says.
+pub const OAUTH_ENDPOINT_PATHS: [&str; 3] =
+    ["/auth/refresh-token", "/oauth/introspect", "/oauth/revoke"];
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -24,8 +31,10 @@ pub struct ApiError {
     code: &'static str,
     detail: String,
     retry_after: Option<u64>,
-    /// RFC 6749 §5.2 `error`, for answers of the token endpoint.
+    /// RFC 6749 §5.2 `error`, for answers of the OAuth endpoints.
     oauth_error: Option<&'static str>,
+    /// Answered by an OAuth endpoint: `application/json` rather than the problem type.
+    at_oauth_endpoint: bool,
 }
 
 #[derive(Serialize)]
@@ -50,6 +59,7 @@ impl ApiError {
             detail: detail.into(),
             retry_after: None,
             oauth_error: None,
+            at_oauth_endpoint: false,
         }
     }
 
@@ -127,8 +137,10 @@ impl ApiError {
     /// `error_description`, the detail) when the error is one §5.2 names. Body-level
     /// refusals (malformed, too large, wrong media type, too slow) are `invalid_request`.
     /// The token errors of the Bearer re-mint path stay RFC 6750 ones.
+    /// The answer is `application/json` (§5.2), the problem members kept.
     #[must_use]
     pub fn at_token_endpoint(mut self) -> ApiError {
+        self.at_oauth_endpoint = true;
         self.oauth_error = match self.code {
             "invalid_request"
             | "payload_too_large"
@@ -302,7 +314,11 @@ impl ResponseError for ApiError {
         };
         let body = serde_json::to_string(&problem).unwrap_or_default();
         let mut response = HttpResponse::build(self.status);
-        response.content_type("application/problem+json");
+        response.content_type(if self.at_oauth_endpoint {
+            "application/json"
+        } else {
+            "application/problem+json"
+        });
         response.insert_header((header::CACHE_CONTROL, "no-store"));
         if self.status == StatusCode::UNAUTHORIZED && self.code.starts_with("token_") {
             let challenge = if self.code == "token_missing" {

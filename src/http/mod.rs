@@ -150,6 +150,11 @@ pub fn app(
             let cors = cors_policy.judge(req.request());
             let call = match body::guard_body(&mut req, max_body_bytes, body_timeout) {
                 Ok(()) => Ok(srv.call(req)),
+                Err(refused)
+                    if error::OAUTH_ENDPOINT_PATHS.contains(&req.match_info().as_str()) =>
+                {
+                    Err((req, refused.at_token_endpoint()))
+                }
                 Err(refused) => Err((req, refused)),
             };
             async move {

@@ -101,15 +101,26 @@ fn no_store(body: serde_json::Value) -> HttpResponse {
         .json(body)
 }
 
+/// RFC 7662 introspection; errors as the token endpoint's (`application/json`, §5.2).
 async fn introspect(
     req: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    if !client(&req, &state).await?.is_trusted() {
+    answer_introspection(&req, &state, payload)
+        .await
+        .map_err(ApiError::at_token_endpoint)
+}
+
+async fn answer_introspection(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    if !client(req, state).await?.is_trusted() {
         return Err(AuthError::InvalidClient.into());
     }
-    let form = read_form(&req, &state, payload).await?;
+    let form = read_form(req, state, payload).await?;
     let hint = TokenHint::parse(form.token_type_hint.as_deref());
     Ok(no_store(
         state
@@ -120,17 +131,28 @@ async fn introspect(
     ))
 }
 
+/// RFC 7009 revocation; errors as the token endpoint's (`application/json`, §5.2).
 async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    answer_revocation(&req, &state, payload)
+        .await
+        .map_err(ApiError::at_token_endpoint)
+}
+
+async fn answer_revocation(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     // Holding the token is proof enough to revoke it (RFC 7009 §2.1 for public clients);
     // a service that does present credentials must present valid ones.
-    if presents_client_credentials(&req) {
-        client(&req, &state).await?;
+    if presents_client_credentials(req) {
+        client(req, state).await?;
     }
-    let form = read_form(&req, &state, payload).await?;
+    let form = read_form(req, state, payload).await?;
     let hint = TokenHint::parse(form.token_type_hint.as_deref());
     state
         .auth

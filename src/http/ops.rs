@@ -45,7 +45,9 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// RFC 8414-style metadata, so a standard JWT library pointed at the issuer finds the
-/// JWKS by itself. Every URL is built from `tokens.issuer`, the public base URL.
+/// JWKS by itself. Every URL is built from `tokens.issuer`, the public base URL. Only what
+/// is served is advertised: no response types or ID-token algorithms until claimd has an
+/// authorization endpoint and ID tokens.
 async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let settings = state.auth.settings();
     let issuer = settings.tokens.issuer.as_str();
@@ -62,13 +64,14 @@ async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "token_endpoint": format!("{base}/auth/refresh-token"),
             "revocation_endpoint": format!("{base}/oauth/revoke"),
             "introspection_endpoint": format!("{base}/oauth/introspect"),
+            // What the access tokens' `aud` holds: a verifier (PyJWT, jose) must be told it,
+            // and otherwise would have to read claimd's configuration.
+            "audience": settings.tokens.audience,
             "grant_types_supported": ["refresh_token", "client_credentials"],
-            "response_types_supported": ["token"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
             "access_token_signing_alg_values_supported": [alg],
-            "id_token_signing_alg_values_supported": [alg],
         }))
 }
 

@@ -308,3 +308,25 @@ async fn pyjwt_verifies_es256_and_rs256_tokens() {
         .await;
     }
 }
+
+/// Discovery says only what is served (no response types, no ID-token algorithms: there
+/// is no authorization endpoint and no ID token yet) and publishes the audience claimd
+/// puts in `aud`, which a verifier must check.
+#[tokio::test]
+async fn metadata_advertises_only_what_is_served_and_names_the_audience() {
+    let app = spawn_app_with(|s| s.tokens.audience = "orders-api".to_string()).await;
+
+    let meta = metadata(&app).await;
+
+    assert_eq!(meta["audience"], json!("orders-api"), "{meta}");
+    for absent in [
+        "response_types_supported",
+        "id_token_signing_alg_values_supported",
+        "authorization_endpoint",
+        "userinfo_endpoint",
+    ] {
+        assert!(meta.get(absent).is_none(), "{absent} is not served: {meta}");
+    }
+    let (_, alice) = app.signed_up("alice").await;
+    assert_eq!(alice.claims()["aud"], meta["audience"]);
+}

@@ -532,15 +532,25 @@ pub async fn assert_problem_any(resp: Response, status: u16, codes: &[&str]) -> 
     (headers, body)
 }
 
+/// The OAuth endpoints, whose errors are `application/json` (RFC 6749 §5.2: OAuth client
+/// libraries check the media type); every other error is `application/problem+json`.
+pub const OAUTH_ENDPOINTS: [&str; 3] =
+    ["/auth/refresh-token", "/oauth/introspect", "/oauth/revoke"];
+
 async fn problem_parts(resp: Response, status: u16) -> (HeaderMap, Value) {
     let actual = resp.status().as_u16();
     let headers = resp.headers().clone();
+    let media = if OAUTH_ENDPOINTS.contains(&resp.url().path()) {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
     let text = resp.text().await.expect("response body");
     assert_eq!(actual, status, "status; body: {text}");
     let content_type = header_str(&headers, CONTENT_TYPE.as_str()).unwrap_or_default();
     assert!(
-        content_type.starts_with("application/problem+json"),
-        "problem content type, got {content_type:?}; body: {text}"
+        content_type.starts_with(media),
+        "problem content type {media}, got {content_type:?}; body: {text}"
     );
     let body: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("problem body is json ({e}): {text}"));

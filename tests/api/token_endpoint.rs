@@ -408,6 +408,72 @@ async fn discovery_advertises_exactly_the_grants_and_client_auth_methods() {
     );
 }
 
+/// RFC 6749 §5.2 says `application/json`, and OAuth client libraries check it: the
+/// token endpoint, introspection and revocation answer every error that way, with the
+/// problem members and §5.2's `error` beside them.
+#[tokio::test]
+async fn oauth_endpoint_errors_are_application_json() {
+    let (app, admin) = spawn_app_with_admin(|_| {}).await;
+    let svc = service(&app, &admin, "billing").await;
+
+    let cases = [
+        (
+            "/auth/refresh-token",
+            app.client
+                .post(app.url("/auth/refresh-token"))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", "nope")]),
+            400,
+            "invalid_grant",
+        ),
+        (
+            "/oauth/introspect",
+            app.client
+                .post(app.url("/oauth/introspect"))
+                .basic_auth(&svc.client_id, Some("not-the-secret"))
+                .form(&[("token", "x")]),
+            401,
+            "invalid_client",
+        ),
+        (
+            "/oauth/revoke",
+            app.client
+                .post(app.url("/oauth/revoke"))
+                .basic_auth(&svc.client_id, Some("not-the-secret"))
+                .form(&[("token", "x")]),
+            401,
+            "invalid_client",
+        ),
+        (
+            "/oauth/introspect",
+            app.client
+                .post(app.url("/oauth/introspect"))
+                .basic_auth(&svc.client_id, Some(&svc.client_secret))
+                .header(CONTENT_TYPE, "text/plain")
+                .body("token=x"),
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (path, request, status, code) in cases {
+        let resp = request.send().await.expect("sent");
+        let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).unwrap_or_default();
+        assert_eq!(content_type, "application/json", "{path} {code}");
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["status"], json!(status), "{path}: {body}");
+        assert_eq!(body["code"], json!(code), "{path}: {body}");
+        let error = if code == "unsupported_media_type" {
+            "invalid_request"
+        } else {
+            code
+        };
+        assert_eq!(body["error"], json!(error), "{path}: {body}");
+    }
+    // Everywhere else a problem stays a problem.
+    let resp = app.me("garbage").await;
+    let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).unwrap_or_default();
+    assert_eq!(content_type, "application/problem+json");
+}
+
 // ---- a standard OAuth client: Python's Authlib ----
 
 fn script() -> &'static Path {
