@@ -277,6 +277,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .to_string();
     let app = Application::build(settings).await?;
     println!("claimd listening on http://{host}:{}", app.port());
+    if let Some(url) = app.demo_url() {
+        // On the terminal only, never through tracing: the key in it signs the demo's admin
+        // panel in, and it changes at every start.
+        println!("demo: open {url} in a browser on this machine");
+    }
     tracing::info!(
         port = app.port(),
         "listening on http://{host}:{}",

@@ -201,6 +201,8 @@ impl StopHandle {
 /// A built server, bound and ready to run.
 pub struct Application {
     port: u16,
+    /// `http://ADDRESS/demo#key=…` when the demo is on: printed once at start-up.
+    demo_url: Option<String>,
     server: Server,
     store: Arc<Store>,
     tasks: Vec<JoinHandle<()>>,
@@ -241,7 +243,12 @@ impl Application {
         let auth = Arc::new(auth);
         auth.accounts.bootstrap_admin().await.context("bootstrap")?;
 
-        let port = listener.local_addr()?.port();
+        let local = listener.local_addr()?;
+        let port = local.port();
+        let demo_url = auth
+            .demo_key
+            .as_ref()
+            .map(|key| format!("http://{local}/demo#key={}", key.expose()));
         let (stopping, stopping_rx) = watch::channel(false);
         let state = web::Data::new(AppState {
             auth: Arc::clone(&auth),
@@ -283,6 +290,7 @@ impl Application {
         let rotation = tokio::spawn(tasks::rotation::run(auth, shutdown_rx));
         Ok(Application {
             port,
+            demo_url,
             server,
             store,
             tasks: vec![eviction, recovery, rotation, key_sync],
@@ -295,6 +303,12 @@ impl Application {
     /// The port the listener is bound to.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The demo page's URL with the key its admin panel needs (`demo.enabled`), to print
+    /// for the person who started claimd; `None` with the demo off.
+    pub fn demo_url(&self) -> Option<&str> {
+        self.demo_url.as_deref()
     }
 
     /// A handle that stops the server (used by the signal handler).

@@ -16,6 +16,22 @@ use crate::store::backup::BackupSummary;
 static NEXT_BACKUP: AtomicU64 = AtomicU64::new(0);
 
 impl Administration {
+    /// Authenticates whoever may download a backup: an admin, but never the demo's
+    /// password-less admin (`demo.enabled`): a backup holds every key and password hash.
+    ///
+    /// # Errors
+    /// Any verdict but valid; `Forbidden` without the role, or for the demo's admin.
+    pub async fn require_backup_operator(&self, token: &str) -> Result<(), AuthError> {
+        let caller = self.require_admin(token).await?;
+        if &*caller.stamp.username == super::DEMO_ADMIN {
+            return Err(AuthError::Forbidden(format!(
+                "`{}` (the demo's admin) may not download a backup: it holds every key and hash",
+                super::DEMO_ADMIN
+            )));
+        }
+        Ok(())
+    }
+
     /// A consistent backup of the whole store, in a file positioned at its start.
     ///
     /// # Errors

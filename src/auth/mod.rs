@@ -42,7 +42,7 @@ pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
 pub use claims::RefreshedToken;
 pub use client_credentials::ClientTokenResponse;
-pub use demo::DEMO_ADMIN;
+pub use demo::{DemoKey, DEMO_ADMIN};
 pub use introspection::TokenHint;
 pub use invitations::{
     InvitationView, NewInvitation, DEFAULT_INVITATION_TTL_SECS, MAX_INVITATION_TTL_SECS,
@@ -211,6 +211,8 @@ pub struct Auth {
     pub keys: Keys,
     /// The change feed for services that verify tokens themselves.
     pub feed: Feed,
+    /// The key the demo's admin panel shows, when `demo.enabled`.
+    pub demo_key: Option<DemoKey>,
     core: Arc<Core>,
 }
 
@@ -253,6 +255,7 @@ impl Auth {
             ),
             keys: Keys::new(Arc::clone(&core)),
             feed: Feed::new(Arc::clone(&core)),
+            demo_key: core.settings.demo.enabled.then(DemoKey::generate),
             accounts,
             sessions,
             verification,

@@ -19,7 +19,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn backup(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose()).await?;
+    state
+        .auth
+        .admin
+        .require_backup_operator(token.expose())
+        .await?;
     let (file, summary) = state.auth.admin.export_backup().await?;
     let file = tokio::fs::File::from_std(file);
     let body = stream::unfold(Some(file), |file| async move {

@@ -3,13 +3,18 @@
 //! `POST /demo/admin-session`, which signs the page's admin panel in as
 //! [`crate::auth::DEMO_ADMIN`]. With the demo off every one of them answers 404.
 //!
-//! Why a password-less admin session is tolerable here: start-up refuses `demo.enabled`
-//! unless `server.bind` is loopback (`Settings::validate`), so only this machine reaches it;
-//! the route also wants a loopback `Host` (a DNS-rebinding page names its own host), the
-//! `X-Requested-With` header (a cross-site form cannot send it, and a cross-site `fetch`
-//! with it needs a preflight that claimd does not grant), and an `Origin`, when there is
-//! one, of the very host asked. The page carries a strict Content-Security-Policy: no inline
-//! script or style, connections to this origin only.
+//! Why a password-less admin session is tolerable here: it wants the demo key
+//! ([`crate::auth::DemoKey`], in `X-Demo-Key`), which exists only in claimd's memory and in
+//! the URL claimd printed on its terminal, so only whoever started claimd can hand it to a
+//! page. Around it: start-up refuses `demo.enabled` unless `server.bind` is loopback
+//! (`Settings::validate`); the route wants a loopback `Host` (a DNS-rebinding page names
+//! its own host), the `X-Requested-With` header (a cross-site form cannot send it, and a
+//! cross-site `fetch` with it needs a preflight that claimd does not grant), an `Origin` of
+//! the very host asked (every browser sends one with a `POST`), and no forwarding header
+//! (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`, `Via`): a request a proxy relayed is never
+//! the demo page's. The demo admin's tokens cannot download a backup (`http::backup`).
+//! The page carries a strict Content-Security-Policy: no inline script or style,
+//! connections to this origin only.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -18,7 +23,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::{resource, AppState};
-use crate::auth::AuthError;
+use crate::auth::{AuthError, DemoKey};
 
 const PAGE: &str = include_str!("demo/page.html");
 const SCRIPT: &str = include_str!("demo/demo.js");
@@ -86,7 +91,7 @@ fn host_name(host: &str) -> &str {
 }
 
 /// The checks that keep the password-less admin session to pages of this machine.
-fn same_machine_page(req: &HttpRequest) -> Result<(), AuthError> {
+fn same_machine_page(req: &HttpRequest, key: Option<&DemoKey>) -> Result<(), AuthError> {
     let refuse = |why: &str| Err(AuthError::Forbidden(why.to_string()));
     let header = |name: header::HeaderName| {
         req.headers()
@@ -102,18 +107,45 @@ fn same_machine_page(req: &HttpRequest) -> Result<(), AuthError> {
     if !loopback {
         return refuse("the demo admin session is only for pages on this machine");
     }
+    let repeated = [header::HOST, header::ORIGIN]
+        .iter()
+        .any(|name| req.headers().get_all(name).count() > 1);
+    if repeated {
+        return refuse("Host and Origin must each be sent once");
+    }
+    if FORWARDING_HEADERS
+        .iter()
+        .any(|name| req.headers().contains_key(*name))
+    {
+        return refuse("the demo admin session is not served through a proxy");
+    }
     if header(header::HeaderName::from_static("x-requested-with")).is_empty() {
         return refuse("X-Requested-With is required");
     }
     let origin = header(header::ORIGIN);
-    if !origin.is_empty()
-        && origin != format!("http://{host}")
-        && origin != format!("https://{host}")
-    {
+    if origin != format!("http://{host}") && origin != format!("https://{host}") {
         return refuse("the demo admin session is only for the demo page itself");
+    }
+    let presented = header(header::HeaderName::from_static("x-demo-key"));
+    if !key.is_some_and(|key| key.matches(presented)) {
+        return refuse(
+            "the demo key is missing or wrong: open the demo URL claimd printed at start-up",
+        );
     }
     Ok(())
 }
+
+/// Headers a proxy adds to a request it relays (RFC 7239, the de-facto `X-Forwarded-*`
+/// and `X-Real-IP`, RFC 9110's `Via`).
+const FORWARDING_HEADERS: [&str; 7] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+    "via",
+];
 
 /// A session for the demo's admin panel: the access token only (no refresh token: the
 /// panel asks again when it needs to).
@@ -122,7 +154,7 @@ async fn admin_session(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     enabled(&state)?;
-    same_machine_page(&req)?;
+    same_machine_page(&req, state.auth.demo_key.as_ref())?;
     let tokens = state.auth.accounts.demo_admin_session().await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -86,9 +86,29 @@ async fn the_demo_serves_the_js_client_unchanged() {
     }
 }
 
+/// The key in the demo URL claimd printed (`…/demo#key=KEY`).
+fn demo_key(app: &TestApp) -> String {
+    let url = app.demo_url.as_deref().expect("the demo prints its URL");
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{}/demo#key=", app.port)),
+        "{url}"
+    );
+    url.rsplit_once("#key=").expect("a key").1.to_string()
+}
+
+/// What the demo page itself sends: its own origin, the CSRF header and the key.
+fn from_the_page(app: &TestApp, key: &str) -> reqwest::RequestBuilder {
+    app.client
+        .post(app.url("/demo/admin-session"))
+        .header("X-Requested-With", "claimd")
+        .header("Origin", format!("http://127.0.0.1:{}", app.port))
+        .header("X-Demo-Key", key)
+}
+
 #[tokio::test]
 async fn the_demo_admin_session_is_an_admin_token_for_this_machines_pages_only() {
     let app = demo_app().await;
+    let key = demo_key(&app);
     let url = app.url("/demo/admin-session");
 
     let bare = app.client.post(&url).send().await.unwrap();
@@ -97,6 +117,7 @@ async fn the_demo_admin_session_is_an_admin_token_for_this_machines_pages_only()
         .client
         .post(&url)
         .header("X-Requested-With", "claimd")
+        .header("X-Demo-Key", &key)
         .header("Origin", "http://evil.example")
         .send()
         .await
@@ -106,21 +127,31 @@ async fn the_demo_admin_session_is_an_admin_token_for_this_machines_pages_only()
         .client
         .post(&url)
         .header("X-Requested-With", "claimd")
+        .header("X-Demo-Key", &key)
         .header("Host", "evil.example")
+        .header("Origin", "http://evil.example")
         .send()
         .await
         .unwrap();
     assert_problem(rebound, 403, "forbidden").await;
-
-    let own = format!("http://127.0.0.1:{}", app.port);
-    let resp = app
-        .client
-        .post(&url)
-        .header("X-Requested-With", "claimd")
-        .header("Origin", own)
+    // A second Origin after the page's own is not a way around the check.
+    let doubled = from_the_page(&app, &key)
+        .header("Origin", "http://evil.example")
         .send()
         .await
         .unwrap();
+    assert_problem(doubled, 403, "forbidden").await;
+    let no_origin = app
+        .client
+        .post(&url)
+        .header("X-Requested-With", "claimd")
+        .header("X-Demo-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(no_origin, 403, "forbidden").await;
+
+    let resp = from_the_page(&app, &key).send().await.unwrap();
 
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
@@ -139,19 +170,61 @@ async fn the_demo_admin_session_is_an_admin_token_for_this_machines_pages_only()
     );
 }
 
+/// nginx's `proxy_pass http://127.0.0.1:PORT` forwards a loopback `Host`, and a client
+/// far away can set `Origin` and `X-Requested-With` itself: only the key, which it cannot
+/// know, keeps it out; a relayed request is refused even with the key.
+#[tokio::test]
+async fn a_request_through_a_proxy_on_this_host_gets_no_demo_admin_session() {
+    let app = demo_app().await;
+    let key = demo_key(&app);
+
+    let guessed = from_the_page(&app, "not-the-key").send().await.unwrap();
+    assert_problem(guessed, 403, "forbidden").await;
+    let without = from_the_page(&app, "").send().await.unwrap();
+    assert_problem(without, 403, "forbidden").await;
+    for (name, value) in [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("Forwarded", "for=203.0.113.7"),
+        ("X-Real-IP", "203.0.113.7"),
+        ("X-Forwarded-Host", "claimd.example"),
+        ("Via", "1.1 nginx"),
+    ] {
+        let relayed = from_the_page(&app, &key)
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(relayed, 403, "forbidden").await;
+    }
+    // A new start, a new key: the old one opens nothing.
+    let other = demo_app().await;
+    let stale = from_the_page(&other, &key).send().await.unwrap();
+    assert_problem(stale, 403, "forbidden").await;
+}
+
+/// A backup holds every key and password hash: the demo's password-less admin may not
+/// take one.
+#[tokio::test]
+async fn the_demo_admin_cannot_download_a_backup() {
+    let app = demo_app().await;
+    let resp = from_the_page(&app, &demo_key(&app)).send().await.unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+
+    let resp = app
+        .request(Method::POST, "/admin/backup", Some(token))
+        .await;
+
+    assert_problem(resp, 403, "forbidden").await;
+}
+
 #[tokio::test]
 async fn the_demo_will_not_sign_in_as_a_demo_admin_someone_else_registered() {
     let app = demo_app().await;
     app.register_ok(claimd::auth::DEMO_ADMIN, crate::helpers::PASSWORD)
         .await;
 
-    let resp = app
-        .client
-        .post(app.url("/demo/admin-session"))
-        .header("X-Requested-With", "claimd")
-        .send()
-        .await
-        .unwrap();
+    let resp = from_the_page(&app, &demo_key(&app)).send().await.unwrap();
 
     assert_problem(resp, 403, "forbidden").await;
 }

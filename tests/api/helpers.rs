@@ -64,6 +64,9 @@ pub struct TestApp {
     /// The clock the in-process server reads when the test moves it
     /// ([`spawn_app_on_clock`]); `None` on the system clock.
     pub clock: Option<ManualClock>,
+    /// The demo's URL with its key, as claimd prints it, for an in-process server with
+    /// `demo.enabled`.
+    pub demo_url: Option<String>,
 }
 
 /// Starts claimd in-process with the defaults of DESIGN.md's configuration table.
@@ -83,8 +86,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("application builds");
     let port = app.port();
+    let demo_url = app.demo_url().map(str::to_string);
     tokio::spawn(app.run_until_stopped());
-    TestApp::new(port, Some(dir))
+    TestApp {
+        demo_url,
+        ..TestApp::new(port, Some(dir))
+    }
 }
 
 impl TestApp {
@@ -102,6 +109,7 @@ impl TestApp {
             client,
             data_dir,
             clock: None,
+            demo_url: None,
         }
     }
 
@@ -461,9 +469,11 @@ pub async fn spawn_app_on_clock(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("application builds");
     let port = app.port();
+    let demo_url = app.demo_url().map(str::to_string);
     tokio::spawn(app.run_until_stopped());
     TestApp {
         clock: Some(manual),
+        demo_url,
         ..TestApp::new(port, Some(dir))
     }
 }
@@ -1340,8 +1350,12 @@ pub async fn spawn_app_on_issuer(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("application builds");
     assert_eq!(app.port(), port, "serves on the listener it was given");
+    let demo_url = app.demo_url().map(str::to_string);
     tokio::spawn(app.run_until_stopped());
-    TestApp::new(port, Some(dir))
+    TestApp {
+        demo_url,
+        ..TestApp::new(port, Some(dir))
+    }
 }
 
 /// `{"active":false}`: the whole answer of `/oauth/introspect` for anything inactive.

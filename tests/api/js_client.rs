@@ -138,7 +138,8 @@ async fn tabs_share_one_refresh_of_the_cookie_and_nothing_else() {
 async fn the_demo_page_runs_its_story_in_chromium() {
     require("Debian's chromium", Path::new(CHROMIUM).exists());
     let app = spawn_for_browser(|_| {}).await;
-    let mut extra = Vec::new();
+    let demo_url = app.demo_url.clone().expect("the demo prints its URL");
+    let mut extra = vec![("CLAIMD_DEMO_URL", demo_url)];
     if std::env::var_os("CLAIMD_DEMO_SCREENSHOT").is_some() {
         let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/demo.png");
         extra.push(("DEMO_SCREENSHOT", png.display().to_string()));

@@ -35,7 +35,8 @@ test("the demo page tells the story without a reload and without console errors"
   await page.setViewport({ width: 1280, height: 860 });
   const errors = collectErrors(page);
 
-  const response = await page.goto(`${BASE}/demo`, { waitUntil: "networkidle0" });
+  // The URL claimd printed at start-up: its fragment carries the demo key.
+  const response = await page.goto(process.env.CLAIMD_DEMO_URL ?? `${BASE}/demo`, { waitUntil: "networkidle0" });
   assert.equal(response.status(), 200);
   await waitText(page, "#admin-status", "signed in as demo-admin");
   assert.deepEqual(errors, [], "the page loads without console errors");

@@ -160,13 +160,24 @@ $("logout-all").addEventListener("click", async () => {
 const adminLog = $("admin-log");
 const admin = new ClaimdClient({ baseUrl: "", fetch: loggingFetch(adminLog) });
 
+// The demo key comes in the URL claimd printed at start-up (`/demo#key=…`): kept for this
+// tab only, and taken out of the address bar so it is not bookmarked or shared.
+const KEY_ITEM = "claimd-demo-key";
+const fromUrl = new URLSearchParams(location.hash.slice(1)).get("key");
+if (fromUrl) {
+  sessionStorage.setItem(KEY_ITEM, fromUrl);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
 async function adminSignIn() {
+  const key = sessionStorage.getItem(KEY_ITEM) ?? "";
   const response = await fetch("/demo/admin-session", {
     method: "POST",
-    headers: { "X-Requested-With": "claimd" },
+    headers: { "X-Requested-With": "claimd", "X-Demo-Key": key },
   });
   if (!response.ok) {
-    log(adminLog, `admin sign-in refused: ${response.status}`, "bad");
+    const why = key ? `${response.status}` : "open the demo URL claimd printed at start-up (it carries the key)";
+    log(adminLog, `admin sign-in refused: ${why}`, "bad");
     return;
   }
   admin.useTokens(await response.json());
