@@ -1,27 +1,36 @@
 #!/usr/bin/env python3
-"""Runs every example in README.md as printed (Python 3 standard library only).
+"""Runs every example in README.md and docs/*.md as printed (Python 3 standard library only).
 
-    python3 .ci/readme-examples.py [--readme README.md] [--claimd PATH]
+    python3 .ci/readme-examples.py [--claimd PATH] [FILE.md ...]
 
-Fenced blocks, by their language tag, in README order:
+With no FILE: README.md, then every docs/*.md in name order, then claimd-verify/README.md.
+Each file is one reader's session of its own: a fresh temporary copy of the repository
+(so `./config.toml` and `./data` are fresh), one bash session, and the claimd that file's
+blocks start, stopped when the file ends. A page therefore starts claimd itself (the quick
+start's command) and defines every variable it uses; nothing carries over from another
+page. A file with no runnable block is still read: its tags and links are checked.
 
-  sh, bash  run in ONE bash session (`set -euo pipefail`) in a temporary copy of the
-            repository, so `./config.toml` and `./data` are fresh. A comment line right
-            after a curl command, `# STATUS` or `# STATUS {JSON}` (prose may follow), is an
-            expected answer: the status must match and the listed JSON members must be a
-            subset of the answer's body. In expected JSON `…` elides: `"…"` is any string,
-            `"eyJ…"` any string of that shape, `"exp":…` any value, `{…}` any object,
-            `,…` further members. Such a line anywhere else fails the runner: it would
-            go unchecked.
-  js        run with node as an ES module (a file in the repository copy's root), in the
-            same order, against the same claimd. Each package of the repository
-            (`clients/*/package.json`) is linked into the copy's node_modules under its
-            name, as installing it would, so `import … from "<its name>"` resolves.
-  python    run with python3, likewise.
+Fenced blocks, by their language tag, in file order:
+
+  sh, bash  run in ONE bash session per file (`set -euo pipefail`) in the repository copy.
+            A comment line right after a curl command, `# STATUS` or `# STATUS {JSON}`
+            (prose may follow), is an expected answer: the status must match and the listed
+            JSON members must be a subset of the answer's body. In expected JSON `…`
+            elides: `"…"` is any string, `"eyJ…"` any string of that shape, `"exp":…` any
+            value, `{…}` any object, `,…` further members. Such a line anywhere else fails
+            the runner: it would go unchecked.
+  js        saved as a file in the session's current directory (where the page's earlier
+            commands left it, as a reader saves a script beside their app) and run there
+            with node as an ES module, against the same claimd. Nothing is installed or
+            linked for it: a block that imports `@claimd/client` works only once the page's
+            own printed install command (`npm install --install-links …/clients/js`) has run.
+  python    likewise, run with python3.
   toml      parsed with tomllib; one whose top-level tables are all sections of the
             shipped config.toml is claimd configuration, and claimd must start with it
-            (`--config FILE` on a free port and a scratch store) and listen.
-  nginx     checked with `nginx -t` (tests/api/nginx.rs runs it against a real nginx).
+            (`--config FILE` on a free port and a scratch store) and listen. Any other TOML
+            (a Cargo dependency line) must parse.
+  nginx     checked with `nginx -t` (tests/api/nginx.rs runs the forward-auth one against a
+            real nginx).
   json      parsed (with `…` elisions allowed as above).
   console   a transcript: each `$ COMMAND` line runs in a fresh bash in the repository
             copy (`cargo run --release` in the foreground this time, for at most 20 s),
@@ -30,6 +39,11 @@ Fenced blocks, by their language tag, in README order:
 
 Any other tag fails the runner, so nothing slips through. A block preceded by the line
 `<!-- example: not run (REASON) -->` is skipped and listed with its reason.
+
+Links: every relative link and image of every file read (`[text](path)`, `[text](path#anchor)`,
+`[text](#anchor)`, `![alt](path)`, reference definitions) must name a file or directory of
+the repository, and an anchor a heading of the Markdown file it points into (GitHub's
+heading ids). Links outside code, to http(s) or mailto, are not fetched.
 
 claimd in the session: `cargo` is a shell function that stands for the binary CI has
 already built (`--claimd`, default `$CARGO_TARGET_DIR/debug/claimd` or
@@ -40,11 +54,19 @@ already built (`--claimd`, default `$CARGO_TARGET_DIR/debug/claimd` or
     http://127.0.0.1:8080/readyz answers 200. A later server start replaces the running
     one, as stopping it (Ctrl-C) and starting again in that terminal would.
   - `cargo run --release -- COMMAND …` runs the binary with COMMAND in the foreground.
+  - `cargo run -p claimd-verify --example NAME -- ARGS` is a second server a reader leaves
+    running in a third terminal: the example binary the tests built beside claimd
+    (`…/debug/examples/NAME`) starts in the background with the environment on the line,
+    and the runner goes on once it prints `listening on`. The runner refuses a binary
+    older than claimd-verify's sources (`cargo build -p claimd-verify --example NAME`,
+    or `cargo test`, rebuilds it).
   - `cargo test …` is CI's own test step: it is announced and not run a second time.
   - anything else fails: mark such a block not run.
-The server is stopped when the session ends.
+The servers are stopped when the file's session ends. The rate limits are the server's
+own: a file that registers accounts stays under `auth.register_limit` (10 an hour from
+one address) per server start.
 
-Each block is printed with its README line before it runs; a failure names the README
+Each block is printed with its file and line before it runs; a failure names the file and
 line of the failing command and shows the end of claimd's log.
 """
 
@@ -120,9 +142,78 @@ def parse(readme: Path) -> list[Block]:
     return blocks
 
 
-def fail(readme: Path, line: int, why: str) -> None:
-    print(f"\nREADME EXAMPLE FAILED at {readme.name}:{line}: {why}", file=sys.stderr)
+def shown(path: Path | str) -> str:
+    """A file as messages name it: relative to the repository when inside it."""
+    if isinstance(path, str):
+        return path
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def fail(readme: Path | str, line: int, why: str) -> None:
+    print(f"\nREADME EXAMPLE FAILED at {shown(readme)}:{line}: {why}", file=sys.stderr)
     sys.exit(1)
+
+
+# ---- links ----
+
+
+def heading_ids(path: Path) -> set[str]:
+    """The ids GitHub gives the headings of a Markdown file (outside code blocks)."""
+    ids: set[str] = set()
+    seen: dict[str, int] = {}
+    fenced = False
+    for row in path.read_text(encoding="utf-8").split("\n"):
+        if re.match(r"^```", row):
+            fenced = not fenced
+            continue
+        m = None if fenced else re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", row)
+        if not m:
+            continue
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", m.group(1))  # a link: its text
+        slug = re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        ids.add(slug if n == 0 else f"{slug}-{n}")
+    return ids
+
+
+LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s.*)?$")
+
+
+def check_links(doc: Path) -> list[str]:
+    """Every relative link of `doc` that does not resolve, as `FILE:LINE: why`."""
+    broken = []
+    fenced = False
+    for number, row in enumerate(doc.read_text(encoding="utf-8").split("\n"), 1):
+        if re.match(r"^```", row):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        prose = re.sub(r"(`+).*?\1", "", row)  # inline code is not a link
+        targets = [m.group(1) for m in LINK.finditer(prose)]
+        ref = REFERENCE.match(prose)
+        if ref:
+            targets.append(ref.group(1))
+        for target in targets:
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
+                continue  # http:, https:, mailto:: not fetched
+            path_part, _, anchor = target.partition("#")
+            where = f"{shown(doc)}:{number}: the link `{target}`"
+            linked = (doc.parent / path_part).resolve() if path_part else doc.resolve()
+            if path_part and not linked.exists():
+                broken.append(f"{where} names {shown(linked)}, which does not exist")
+                continue
+            if anchor:
+                if linked.suffix.lower() != ".md" or not linked.is_file():
+                    broken.append(f"{where} has an anchor into something that is not a Markdown file")
+                elif anchor not in heading_ids(linked):
+                    broken.append(f"{where}: {shown(linked)} has no heading with the id `{anchor}`")
+    return broken
 
 
 # ---- expected answers ----
@@ -326,7 +417,36 @@ __stop_server() {
     : > "$__T/claimd.pid"
   fi
 }
-trap '__stop_server' EXIT
+__stop_examples() {
+  local pid
+  for pid in $(cat "$__T/examples.pid" 2>/dev/null); do
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  : > "$__T/examples.pid"
+}
+trap '__stop_examples; __stop_server' EXIT
+# An example program of the workspace that serves (claimd-verify's protected_service): a
+# second server a reader leaves running in a third terminal, started in the background and
+# ready once it prints `listening on`.
+__serve_example() {
+  local name=$1 log="$__T/example-$1.log"; shift
+  local binary; binary="$(dirname "$__CLAIMD")/examples/$name"
+  echo "  (runner: the example $name started in the background; its log: $log)"
+  : > "$log"
+  "$binary" "$@" >> "$log" 2>&1 &
+  local pid=$!
+  echo "$pid" >> "$__T/examples.pid"
+  for _ in $(seq 300); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "the example $name exited at start:" >&2; tail -n 20 "$log" >&2; return 1
+    fi
+    if grep -q '^listening on ' "$log"; then grep '^listening on ' "$log" | sed 's/^/  /'; return 0; fi
+    sleep 0.1
+  done
+  echo "the example $name did not print \`listening on\` within 30 s" >&2; tail -n 20 "$log" >&2; return 1
+}
 __serve() {
   __stop_server
   echo "  (runner: claimd${*:+ $*} started in the background; its log: $__T/claimd.log)"
@@ -352,6 +472,11 @@ cargo() {
     else
       "$__CLAIMD" "$@"
     fi
+  elif [ "${1:-}" = run ] && [ "${2:-}" = -p ] && [ "${3:-}" = claimd-verify ] && [ "${4:-}" = --example ] && [ -n "${5:-}" ]; then
+    local name=$5
+    shift 5
+    [ "${1:-}" = -- ] && shift
+    __serve_example "$name" "$@"
   elif [ "${1:-}" = test ]; then
     echo "  (runner: \`cargo $*\` is CI's test step; not run a second time)"
   else
@@ -392,7 +517,7 @@ def command_ends(lines: list[str]) -> list[tuple[int, int]]:
 
 
 def session_script(blocks: list[Block], name: str, work: Path, scratch: Path, claimd: str) -> str:
-    """The bash script of the whole README; `$__at` holds the README line being run."""
+    """The bash script of one file's session; `$__at` holds the line being run."""
     out = PRELUDE.replace("__SERVER__", SERVER).split("\n")
 
     def emit(text: str, readme_line: int) -> None:
@@ -426,25 +551,28 @@ def session_script(blocks: list[Block], name: str, work: Path, scratch: Path, cl
                             try:
                                 expected_json(expect)
                             except json.JSONDecodeError as e:
-                                fail(Path(name), line, f"the expected answer is not JSON ({e})")
+                                fail(name, line, f"the expected answer is not JSON ({e})")
                         (scratch / f"expect-{line}").write_text(expect)
                         emit(f"__expect {line} {m.group('status')}", line)
             for k, row in enumerate(block.lines):
                 if k not in attached and EXPECT.match(row.strip()):
                     fail(
-                        Path(name),
+                        name,
                         block.line + 1 + k,
                         "an expected answer (`# STATUS …`) must come right after the curl"
                         " command it is about, or it would go unchecked",
                     )
             continue
         ext = {"js": "mjs", "python": "py", "toml": "toml", "nginx": "conf", "json": "json", "console": "txt"}[block.tag]
-        path = work / f".readme-example-{block.line}.{ext}"
+        path = scratch / f"example-{block.line}.{ext}"
         path.write_text("\n".join(block.lines) + "\n")
         quoted = shlex.quote(str(path))
+        # A script runs from where the page's commands left the reader, saved there (so
+        # `import "@claimd/client"` resolves from that directory's node_modules, if any).
+        here = f"./.readme-example-{block.line}.{ext}"
         command = {
-            "js": f"node {quoted}",
-            "python": f"python3 {quoted}",
+            "js": f"cp {quoted} {here} && node {here}",
+            "python": f"cp {quoted} {here} && python3 {here}",
             "toml": f"python3 {runner} --toml {quoted} --claimd {shlex.quote(claimd)}",
             "nginx": f"{shlex.quote(nginx_binary() or 'nginx')} -t -q -e stderr -c {quoted}",
             "json": f"python3 {runner} --json {quoted}",
@@ -472,19 +600,6 @@ def copy_repo(into: Path) -> None:
             shutil.copy2(source, into / name)
 
 
-def link_packages(work: Path) -> None:
-    """Links each `clients/*/package.json` package into `work/node_modules` by its name."""
-    for manifest in sorted(work.glob("clients/*/package.json")):
-        try:
-            name = json.loads(manifest.read_text())["name"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        link = work / "node_modules" / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            link.symlink_to(manifest.parent.resolve(), target_is_directory=True)
-
-
 def port_free(address: str) -> bool:
     host, port = address.rsplit(":", 1)
     with socket.socket() as s:
@@ -497,9 +612,74 @@ def port_free(address: str) -> bool:
     return True
 
 
+EXAMPLE_RUN = re.compile(r"\bcargo run -p claimd-verify --example (\S+)")
+
+
+def examples_used(parsed: list[tuple[Path, list[Block]]]) -> set[str]:
+    """The workspace examples that run blocks start (`cargo run -p claimd-verify --example NAME`)."""
+    return {
+        m.group(1)
+        for _, blocks in parsed
+        for b in blocks
+        if b.skip is None and b.tag in SHELL_TAGS
+        for m in EXAMPLE_RUN.finditer("\n".join(b.lines))
+    }
+
+
+def example_is_stale(binary: Path) -> str | None:
+    """Why `binary` cannot stand for its source (missing, or older than claimd-verify's code)."""
+    rebuild = f"cargo build -p claimd-verify --example {binary.name} (cargo test builds it too)"
+    if not binary.is_file():
+        return f"no example binary at {binary}: {rebuild}"
+    built = binary.stat().st_mtime
+    sources = [f for d in ("src", "examples") for f in (REPO / "claimd-verify" / d).rglob("*") if f.is_file()]
+    newer = [f for f in sources if f.stat().st_mtime > built]
+    if newer:
+        return f"{binary} is older than {shown(newer[0])}: {rebuild}"
+    return None
+
+
+def documents(files: list[str]) -> list[Path]:
+    """The files to run: those named, else README.md, docs/*.md and claimd-verify/README.md."""
+    if files:
+        return [Path(f).resolve() for f in files]
+    found = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "claimd-verify" / "README.md"]
+    return [f for f in found if f.is_file()]
+
+
+def run_session(doc: Path, blocks: list[Block], claimd: str) -> float | None:
+    """Runs one file's blocks in a session of their own; the time taken, or None on failure."""
+    name = shown(doc)
+    with tempfile.TemporaryDirectory(prefix="claimd-readme-") as tmp:
+        work = Path(tmp) / "repo"
+        scratch = Path(tmp) / "session"
+        work.mkdir()
+        scratch.mkdir()
+        copy_repo(work)
+        script = session_script(blocks, name, work, scratch, claimd)
+        (scratch / "session.sh").write_text(script)
+        env = dict(os.environ, __README=name, __T=str(scratch), __CLAIMD=claimd, __RUNNER=str(Path(__file__).resolve()))
+        print(f"\n══ {name}: its own session, in a fresh copy of the repository")
+        started = time.monotonic()
+        result = subprocess.run(["bash", str(scratch / "session.sh")], cwd=work, env=env)
+        elapsed = time.monotonic() - started
+        if result.returncode != 0:
+            failed_at = scratch / "failed_at"
+            line = failed_at.read_text().strip() if failed_at.exists() else None
+            log = scratch / "claimd.log"
+            if log.exists():
+                tail = log.read_text(errors="replace").splitlines()[-30:]
+                print("\nclaimd's log, last lines:\n" + "\n".join(tail), file=sys.stderr)
+            where = f"{name}:{line}" if line else f"{name} (see the output above)"
+            print(f"\nREADME EXAMPLE FAILED at {where}: exit status {result.returncode}", file=sys.stderr)
+            return None
+    return elapsed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--readme", default=str(REPO / "README.md"))
+    parser.add_argument("files", nargs="*", metavar="FILE.md", help="default: README.md, docs/*.md, claimd-verify/README.md")
+    parser.add_argument("--readme", action="append", default=[], help="a file to run (same as FILE.md)")
     target = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
     parser.add_argument("--claimd", default=str(Path(target) / "debug" / "claimd"))
     parser.add_argument("--check", nargs=5, help=argparse.SUPPRESS)
@@ -521,54 +701,61 @@ def main() -> int:
             return 1
         return 0
 
-    readme = Path(args.readme).resolve()
-    blocks = parse(readme)
+    docs = documents(args.readme + args.files)
+    parsed = [(doc, parse(doc)) for doc in docs]  # every file's tags, before anything runs
+    broken = [why for doc in docs for why in check_links(doc)]
+    if broken:
+        print("\nREADME EXAMPLE FAILED: links that do not resolve:\n  " + "\n  ".join(broken), file=sys.stderr)
+        return 1
+    runnable = [(doc, blocks) for doc, blocks in parsed if any(b.skip is None and b.tag not in ("text", "") for b in blocks)]
     claimd = str(Path(args.claimd).resolve())
-    if not os.access(claimd, os.X_OK):
+    if runnable and not os.access(claimd, os.X_OK):
         print(f"no claimd binary at {claimd}: build it first (cargo build), or pass --claimd", file=sys.stderr)
         return 1
-    if any(b.tag == "nginx" and b.skip is None for b in blocks) and nginx_binary() is None:
+    if any(b.tag == "nginx" and b.skip is None for _, blocks in parsed for b in blocks) and nginx_binary() is None:
         print("nginx is needed for the ```nginx blocks (.ci/run installs it)", file=sys.stderr)
         return 1
-    if not port_free(SERVER):
-        print(f"{SERVER} is in use: the README's claimd listens there; stop what holds it", file=sys.stderr)
-        return 1
 
-    with tempfile.TemporaryDirectory(prefix="claimd-readme-") as tmp:
-        work = Path(tmp) / "repo"
-        scratch = Path(tmp) / "session"
-        work.mkdir()
-        scratch.mkdir()
-        copy_repo(work)
-        link_packages(work)
-        script = session_script(blocks, readme.name, work, scratch, claimd)
-        (scratch / "session.sh").write_text(script)
-        env = dict(os.environ, __README=readme.name, __T=str(scratch), __CLAIMD=claimd, __RUNNER=str(Path(__file__).resolve()))
-        started = time.monotonic()
-        result = subprocess.run(["bash", str(scratch / "session.sh")], cwd=work, env=env)
-        elapsed = time.monotonic() - started
-        if result.returncode != 0:
-            failed_at = scratch / "failed_at"
-            line = failed_at.read_text().strip() if failed_at.exists() else None
-            log = scratch / "claimd.log"
-            if log.exists():
-                tail = log.read_text(errors="replace").splitlines()[-30:]
-                print("\nclaimd's log, last lines:\n" + "\n".join(tail), file=sys.stderr)
-            where = f"{readme.name}:{line}" if line else f"{readme.name} (see the output above)"
-            print(f"\nREADME EXAMPLE FAILED at {where}: exit status {result.returncode}", file=sys.stderr)
+    for name in sorted(examples_used(parsed)):
+        stale = example_is_stale(Path(claimd).parent / "examples" / name)
+        if stale:
+            print(stale, file=sys.stderr)
             return 1
 
-    ran = [b for b in blocks if b.skip is None and b.tag not in ("text", "")]
-    skipped = [b for b in blocks if b.skip is not None]
-    text = [b for b in blocks if b.skip is None and b.tag in ("text", "")]
-    kinds = {}
-    for b in ran:
-        kinds[b.tag] = kinds.get(b.tag, 0) + 1
-    print(f"\nREADME examples: {len(ran)} run and passed in {elapsed:.1f} s ({', '.join(f'{n} {t}' for t, n in sorted(kinds.items()))})")
-    for b in skipped:
-        print(f"  not run: {readme.name}:{b.line} {b.tag or 'text'}: {b.skip}")
-    if text:
-        print(f"  prose, not examples (untagged or text): {readme.name} lines {', '.join(str(b.line) for b in text)}")
+    took: dict[Path, float] = {}
+    for doc, blocks in runnable:
+        if not port_free(SERVER):
+            print(f"{SERVER} is in use: the examples' claimd listens there; stop what holds it", file=sys.stderr)
+            return 1
+        elapsed = run_session(doc, blocks, claimd)
+        if elapsed is None:
+            return 1
+        took[doc] = elapsed
+
+    total_ran = 0
+    kinds: dict[str, int] = {}
+    lines = []
+    for doc, blocks in parsed:
+        name = shown(doc)
+        ran = [b for b in blocks if b.skip is None and b.tag not in ("text", "")]
+        skipped = [b for b in blocks if b.skip is not None]
+        text = [b for b in blocks if b.skip is None and b.tag in ("text", "")]
+        total_ran += len(ran)
+        for b in ran:
+            kinds[b.tag] = kinds.get(b.tag, 0) + 1
+        if ran:
+            lines.append(f"  {name}: {len(ran)} run and passed in {took[doc]:.1f} s")
+        else:
+            lines.append(f"  {name}: nothing to run; links checked")
+        for b in skipped:
+            lines.append(f"    not run: {name}:{b.line} {b.tag or 'text'}: {b.skip}")
+        if text:
+            lines.append(f"    prose, not examples (untagged or text): lines {', '.join(str(b.line) for b in text)}")
+    print(
+        f"\nREADME examples: {total_ran} blocks in {len(docs)} file{'' if len(docs) == 1 else 's'} run and passed in"
+        f" {sum(took.values()):.1f} s ({', '.join(f'{n} {t}' for t, n in sorted(kinds.items()))}); every link resolves"
+    )
+    print("\n".join(lines))
     return 0
 
 
