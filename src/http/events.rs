@@ -7,7 +7,10 @@
 //! answers 410 `events_gone` when records after it were evicted. Each change is one event
 //! whose `id` is its change-log id. When nothing happens a `heartbeat` event says how far
 //! the log has been read (`through`), so a verifier can tell a quiet feed from a dead one.
-//! The stream ends when the server stops.
+//! The stream ends when the server stops, and when its reader loses the right to read it:
+//! the credential is checked again before each batch of events and at every heartbeat, so
+//! a deleted service, a disabled or demoted admin, or an admin token past its `exp` is sent
+//! nothing more than one heartbeat later (`events.heartbeat`).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -18,10 +21,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use secrecy::ExposeSecret as _;
+
 use super::error::ApiError;
-use super::oauth::client;
+use super::extract::{basic_credentials, BearerToken};
 use super::{resource, AppState};
 use crate::auth::{AuthError, FeedEvent};
+use crate::secret::SecretString;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/events").route(web::get().to(events)))
@@ -39,7 +45,7 @@ struct Resume {
 const RETRY_MS: u64 = 1000;
 
 async fn snapshot(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    require_reader(&req, &state).await?;
+    Reader::from_request(&req, &state).await?;
     let snapshot = state.auth.feed.snapshot().await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -51,7 +57,7 @@ async fn events(
     state: web::Data<AppState>,
     query: web::Query<Resume>,
 ) -> Result<HttpResponse, ApiError> {
-    require_reader(&req, &state).await?;
+    let reader = Reader::from_request(&req, &state).await?;
     let resume = match req.headers().get("last-event-id") {
         Some(value) => Some(value.to_str().unwrap_or_default().to_string()),
         None => query.into_inner().last_event_id,
@@ -80,6 +86,7 @@ async fn events(
     };
     let stream = Stream {
         state: state.clone(),
+        reader,
         last,
         through: last,
         pending,
@@ -95,18 +102,86 @@ async fn events(
         .streaming(futures_util::stream::unfold(stream, Stream::next)))
 }
 
-/// Only services and admins read the feed.
-async fn require_reader(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    if client(req, state).await?.is_trusted() {
-        Ok(())
-    } else {
-        Err(AuthError::InvalidClient.into())
+/// Who reads the feed: a service (HTTP Basic) or an admin (Bearer). Only they may, and
+/// only while they still may: an open stream asks again ([`Reader::still_allowed`]).
+enum Reader {
+    Service {
+        client_id: String,
+        secret: SecretString,
+    },
+    Admin {
+        token: SecretString,
+        /// The token's `exp`: the stream ends there, leeway or not.
+        exp: u64,
+    },
+}
+
+impl Reader {
+    /// Authenticates the request's reader.
+    ///
+    /// # Errors
+    /// `invalid_client` for anyone but a service or an admin; the admin check's own
+    /// refusal for a bad Bearer token.
+    async fn from_request(req: &HttpRequest, state: &AppState) -> Result<Reader, ApiError> {
+        if let Some(credentials) = basic_credentials(req)? {
+            state
+                .auth
+                .introspection
+                .authenticate_service(
+                    &credentials.client_id,
+                    credentials.client_secret.expose_secret(),
+                )
+                .await?;
+            return Ok(Reader::Service {
+                client_id: credentials.client_id,
+                secret: credentials.client_secret,
+            });
+        }
+        let is_bearer = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.split(' ').next())
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"));
+        if !is_bearer {
+            return Err(AuthError::InvalidClient.into());
+        }
+        let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
+        let caller = state.auth.admin.require_admin(bearer.expose()).await?;
+        Ok(Reader::Admin {
+            token: bearer.expose().into(),
+            exp: caller.claims.exp,
+        })
+    }
+
+    /// Whether this reader may still read: the service still exists with this secret;
+    /// the admin's token is before its `exp`, unrevoked, current and still an admin's.
+    /// A store that cannot say is a no: the reader reconnects and is asked properly.
+    async fn still_allowed(&self, state: &AppState) -> bool {
+        match self {
+            Reader::Service { client_id, secret } => state
+                .auth
+                .introspection
+                .authenticate_service(client_id, secret.expose_secret())
+                .await
+                .is_ok(),
+            Reader::Admin { token, exp } => {
+                state.auth.clock().now() < *exp
+                    && state
+                        .auth
+                        .admin
+                        .require_admin(token.expose_secret())
+                        .await
+                        .is_ok()
+            }
+        }
     }
 }
 
 /// One open stream.
 struct Stream {
     state: web::Data<AppState>,
+    reader: Reader,
     /// The id of the last event sent.
     last: u64,
     /// How far the log has been read.
@@ -138,6 +213,10 @@ impl Stream {
                 }
             };
             if !page.events.is_empty() {
+                if !self.reader.still_allowed(&self.state).await {
+                    tracing::info!("change feed stream ends: its reader may no longer read it");
+                    return None;
+                }
                 for event in &page.events {
                     self.pending.push_back(event_frame(event));
                 }
@@ -154,6 +233,10 @@ impl Stream {
                 }
                 _ = self.stopping.changed() => return None,
                 () = tokio::time::sleep(self.heartbeat) => {
+                    if !self.reader.still_allowed(&self.state).await {
+                        tracing::info!("change feed stream ends: its reader may no longer read it");
+                        return None;
+                    }
                     let data = json!({
                         "through": self.through,
                         "time": self.state.auth.clock().now(),

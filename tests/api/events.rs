@@ -101,6 +101,33 @@ impl EventStream {
     }
 }
 
+impl EventStream {
+    /// Reads until the server ends the stream, within `limit`; the changes (not the
+    /// heartbeats) that arrived before the end.
+    async fn ends_within(&mut self, limit: Duration) -> Vec<Event> {
+        let read = async {
+            let mut changes = Vec::new();
+            loop {
+                while let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    if let Some(event) = parse(&block).filter(|e| e.event != "heartbeat") {
+                        changes.push(event);
+                    }
+                }
+                match self.response.chunk().await {
+                    Ok(Some(chunk)) => self
+                        .buffer
+                        .push_str(std::str::from_utf8(&chunk).expect("UTF-8")),
+                    Ok(None) | Err(_) => return changes,
+                }
+            }
+        };
+        tokio::time::timeout(limit, read)
+            .await
+            .unwrap_or_else(|_| panic!("the stream did not end within {limit:?}"))
+    }
+}
+
 /// An SSE block; `None` for one without an event (the `retry` hint).
 fn parse(block: &str) -> Option<Event> {
     let (mut id, mut event, mut data) = (None, None, None);
@@ -368,4 +395,73 @@ async fn an_id_the_log_no_longer_holds_answers_410() {
     // A new verifier starts from the snapshot and misses nothing that still matters.
     let mut fresh = EventStream::open(&app, &reader_now, None).await;
     assert_eq!(fresh.next_change().await.event, "snapshot");
+}
+
+// ---- the reader's right is checked while the stream is open ----
+
+const HEARTBEAT: Duration = Duration::from_millis(200);
+
+/// Long enough for a few heartbeats, far shorter than anything else a test waits for.
+const ENDS_WITHIN: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn a_stream_ends_once_its_service_is_deleted_and_carries_nothing_after() {
+    let (app, admin) = spawn_app_with_admin(|s| s.events.heartbeat = HEARTBEAT).await;
+    let service = app.create_service_ok(&admin.access_token, "verifier").await;
+    let reader = Reader::Service(&service.client_id, &service.client_secret);
+    let mut stream = EventStream::open(&app, &reader, None).await;
+    assert_eq!(stream.next_change().await.event, "snapshot");
+    let (alice, _) = signed_up_with_claims(&app, "alice").await;
+
+    let resp = app
+        .delete_service(&admin.access_token, &service.client_id)
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.logout(&alice.access_token).await.status(), 204);
+
+    let after = stream.ends_within(ENDS_WITHIN).await;
+    assert!(
+        after.iter().all(|e| e.event != "session-revoked"),
+        "a change made after the service was deleted reached it: {after:?}"
+    );
+    assert_problem(open(&app, &reader, None).await, 401, "invalid_client").await;
+}
+
+/// A second admin: registered, then given the role by `root`.
+async fn second_admin(app: &TestApp, root: &Tokens) -> Tokens {
+    let (eve, _) = signed_up_with_claims(app, "eve").await;
+    let id = eve.claims()["sub"].as_str().expect("sub").to_string();
+    app.admin_patch_user_ok(&root.access_token, &id, &json!({"roles": ["admin"]}))
+        .await;
+    app.login_ok("eve", crate::helpers::PASSWORD).await
+}
+
+#[tokio::test]
+async fn a_stream_ends_once_its_admin_is_disabled_or_demoted() {
+    for change in [json!({"disabled": true}), json!({"roles": []})] {
+        let (app, root) = spawn_app_with_admin(|s| s.events.heartbeat = HEARTBEAT).await;
+        let eve = second_admin(&app, &root).await;
+        let mut stream = EventStream::open(&app, &Reader::Admin(&eve.access_token), None).await;
+        assert_eq!(stream.next_change().await.event, "snapshot");
+
+        let id = eve.claims()["sub"].as_str().expect("sub").to_string();
+        let resp = app.admin_patch_user(&root.access_token, &id, &change).await;
+        assert_eq!(resp.status(), 200, "{change}");
+
+        stream.ends_within(ENDS_WITHIN).await;
+    }
+}
+
+#[tokio::test]
+async fn an_admin_stream_ends_at_its_tokens_exp() {
+    let (app, admin) = spawn_app_with_admin_on_clock(|s| s.events.heartbeat = HEARTBEAT).await;
+    let mut stream = EventStream::open(&app, &Reader::Admin(&admin.access_token), None).await;
+    assert_eq!(stream.next_change().await.event, "snapshot");
+    let heartbeat = stream.next(Duration::from_secs(5)).await;
+    assert_eq!(heartbeat.event, "heartbeat", "open while the token lives");
+
+    let exp = admin.claims()["exp"].as_u64().expect("exp");
+    app.advance_until_past(exp, 0);
+
+    stream.ends_within(ENDS_WITHIN).await;
 }
