@@ -3,10 +3,13 @@
 //! problem otherwise, and 503 `verifier_unavailable` once claimd has not been heard from
 //! for longer than `--max-staleness`. It never calls claimd per request.
 //!
+//! The service credential's secret comes from the environment variable
+//! `CLAIMD_VERIFY_CLIENT_SECRET`, never from the command line: any user of the machine can
+//! read another process's arguments (`ps`), not its environment.
+//!
 //! ```sh
-//! cargo run -p claimd-verify --example protected_service -- \
-//!     --claimd http://127.0.0.1:8080 --client-id ID --client-secret SECRET \
-//!     --bind 127.0.0.1:3000
+//! CLAIMD_VERIFY_CLIENT_SECRET=SECRET cargo run -p claimd-verify --example protected_service -- \
+//!     --claimd http://127.0.0.1:8080 --client-id ID --bind 127.0.0.1:3000
 //! ```
 
 use std::time::Duration;
@@ -16,17 +19,19 @@ use claimd_verify::{Fallback, VerifiedToken, Verifier, VerifierConfig};
 use clap::Parser;
 use serde_json::json;
 
+/// Where the service credential's secret is read from.
+const SECRET_VARIABLE: &str = "CLAIMD_VERIFY_CLIENT_SECRET";
+
 #[derive(Parser)]
 #[command(about = "A service that verifies claimd's access tokens locally")]
 struct Args {
     /// claimd's base URL.
     #[arg(long)]
     claimd: String,
-    /// A service credential (`POST /admin/services`).
+    /// A service credential's client id (`POST /admin/services`); its secret is read from
+    /// the environment variable CLAIMD_VERIFY_CLIENT_SECRET.
     #[arg(long)]
     client_id: String,
-    #[arg(long)]
-    client_secret: String,
     /// Where to listen (port 0 picks one; the line `listening on …` says which).
     #[arg(long, default_value = "127.0.0.1:3000")]
     bind: String,
@@ -70,7 +75,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let mut config = VerifierConfig::new(args.claimd, args.client_id, args.client_secret);
+    let client_secret = std::env::var(SECRET_VARIABLE).map_err(|_| {
+        format!(
+            "set {SECRET_VARIABLE} to the service credential's secret \
+             (it is not taken on the command line, where `ps` would show it)"
+        )
+    })?;
+    let mut config = VerifierConfig::new(args.claimd, args.client_id, client_secret);
     config.max_staleness = args.max_staleness;
     if args.introspect_fallback {
         config.fallback = Fallback::Introspect;
