@@ -33,6 +33,7 @@ mod multi_node;
 mod nginx;
 mod on_stale;
 mod openapi;
+mod openid_client;
 mod ops;
 mod password;
 mod persistence;
