@@ -76,7 +76,7 @@ pub struct StorageSettings {
     /// from a config file is resolved against that file's directory by [`Settings::load`];
     /// the default and an environment value are relative to the working directory.
     pub path: PathBuf,
-    /// sled page cache in MiB (a target, not a hard bound: see README).
+    /// sled page cache in MiB (a target, not a hard bound: see docs/configuration.md).
     pub cache_mb: u64,
     /// `postgres://user:password@host:port/database` for the `postgres` backend. Its
     /// password never reaches a log or an error.
@@ -99,8 +99,7 @@ impl Default for StorageSettings {
 }
 
 /// The store backends (`storage.backend`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageBackend {
     /// One process over an embedded database in `storage.path`.
     Sled,
@@ -148,8 +147,7 @@ impl<'de> Deserialize<'de> for SigningAlgorithm {
 }
 
 /// What verification does with a token whose claim versions are behind the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnStale {
     /// Answer `401 token_stale`; the client refreshes.
     Reject,
@@ -205,11 +203,57 @@ impl Default for TokenSettings {
 }
 
 /// Who may create accounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Registration {
     Open,
     Admin,
+}
+
+/// Reads one of a setting's fixed words; anything else is refused naming every allowed
+/// one (serde's own message through `config` named the Rust enum, not the choices).
+fn deserialize_choice<'de, D: Deserializer<'de>, T: Copy>(
+    deserializer: D,
+    choices: &[(&str, T)],
+) -> Result<T, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    choices
+        .iter()
+        .find(|(word, _)| word.eq_ignore_ascii_case(text.trim()))
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let allowed: Vec<String> = choices
+                .iter()
+                .map(|(word, _)| format!("`{word}`"))
+                .collect();
+            serde::de::Error::custom(format!("`{text}` is not one of {}", allowed.join(", ")))
+        })
+}
+
+impl<'de> Deserialize<'de> for StorageBackend {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_choice(
+            deserializer,
+            &[("sled", Self::Sled), ("postgres", Self::Postgres)],
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for OnStale {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_choice(
+            deserializer,
+            &[("reject", Self::Reject), ("reissue", Self::Reissue)],
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for Registration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_choice(
+            deserializer,
+            &[("open", Self::Open), ("admin", Self::Admin)],
+        )
+    }
 }
 
 /// A budget of attempts: at most `max` in any `window` (`auth.login_attempts`,
@@ -473,6 +517,13 @@ impl Settings {
         }
         if self.storage.cache_mb == 0 {
             return fail("storage.cache_mb", "must be at least 1");
+        }
+        if self.storage.backend == StorageBackend::Postgres && !cfg!(feature = "postgres") {
+            return fail(
+                "storage.backend",
+                "\"postgres\" needs a claimd built with the cargo feature `postgres` (on by \
+                 default; this binary was built without it, e.g. --no-default-features)",
+            );
         }
         if self.storage.backend == StorageBackend::Postgres && self.storage.postgres_url.is_none() {
             return fail(

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use secrecy::ExposeSecret as _;
 
 use super::invitations::code_digest;
+use super::password_policy::check_new_password;
 use super::rate_limit::LimitKey;
 use super::verification::{Authenticated, Freshness};
 use super::{AuthError, TokenResponse, UserView};
@@ -90,10 +91,21 @@ impl Accounts {
         request: Registration,
         client: IpAddr,
     ) -> Result<UserView, AuthError> {
+        // The demo (loopback only) registers a user at every click on this machine.
+        if self.core.settings.demo.enabled && client.is_loopback() {
+            return self.register(request).await;
+        }
         let key = [LimitKey::address(client)];
         if let Err(wait) = self.register_limiter.check(&key, self.core.clock.instant()) {
+            let budget = self.core.settings.auth.register_limit;
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
+                limit: Some(format!(
+                    "too many registrations from this address: auth.register_limit allows {} \
+                     per {}; retry later, or register as an admin",
+                    budget.max,
+                    humantime::format_duration(budget.window)
+                )),
             });
         }
         let outcome = self.register(request).await;
@@ -165,6 +177,7 @@ impl Accounts {
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         let password = Password::parse_new(request.password)
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
+        check_new_password(&password, username.as_str())?;
         let now = self.core.clock.now();
         let invitation = request
             .invitation
@@ -260,6 +273,7 @@ impl Accounts {
             self.core.metrics.login("limited");
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
+                limit: None,
             });
         }
         let found = match &canonical {
@@ -336,10 +350,12 @@ impl Accounts {
             .user(caller.user_id)
             .await?
             .ok_or(AuthError::TokenRevoked)?;
+        check_new_password(&new, &current_user.username)?;
         let user_key = LimitKey::username(&current_user.username);
         if let Err(wait) = self.limiter.check(&[user_key], self.core.clock.instant()) {
             return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
+                limit: None,
             });
         }
         let phc = Some(current_user.password_hash.clone());

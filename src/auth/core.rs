@@ -66,16 +66,18 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// The core over an open store and a loaded key ring.
+    /// The core over an open store and a loaded key ring; `longest_access_ttl` is the
+    /// longest access-token lifetime the store has been configured with (seconds).
     pub fn new(
         store: Arc<Store>,
         settings: Settings,
         ring: KeyRing,
         metrics: Arc<Metrics>,
         clock: Clock,
+        longest_access_ttl: u64,
     ) -> Core {
         Core {
-            tokens: AccessTokens::new(&settings.tokens),
+            tokens: AccessTokens::new(&settings.tokens).accepting_lifetime(longest_access_ttl),
             ring: RwLock::new(Arc::new(ring)),
             session_locks: SessionLocks::new(),
             store,

@@ -25,6 +25,7 @@ mod introspection;
 mod invitations;
 pub mod keys;
 pub mod password;
+pub mod password_policy;
 pub mod rate_limit;
 mod services;
 mod sessions;
@@ -72,12 +73,19 @@ use core::Core;
 pub enum AuthError {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A new password among the first guesses an attacker makes (`password_policy`).
+    #[error("password too weak: {0}")]
+    PasswordTooWeak(String),
     #[error("username taken")]
     UsernameTaken,
     #[error("invalid credentials")]
     InvalidCredentials,
     #[error("too many attempts")]
-    TooManyAttempts { retry_after_secs: u64 },
+    TooManyAttempts {
+        retry_after_secs: u64,
+        /// Which budget ran out, for the person who hit it; `None`: failed logins.
+        limit: Option<String>,
+    },
     #[error("token missing")]
     TokenMissing,
     #[error("token invalid: {0}")]
@@ -230,10 +238,17 @@ impl Auth {
     ) -> Result<Auth, AuthError> {
         // Session deny entries must cover tokens minted under any lifetime this store has
         // been configured with.
-        store
+        let longest_access_ttl = store
             .note_access_ttl(settings.tokens.access_ttl.as_secs())
             .await?;
-        let core = Arc::new(Core::new(store, settings, ring, metrics, clock));
+        let core = Arc::new(Core::new(
+            store,
+            settings,
+            ring,
+            metrics,
+            clock,
+            longest_access_ttl,
+        ));
         let verification = Arc::new(Verification::new(Arc::clone(&core)));
         let sessions = Arc::new(Sessions::new(Arc::clone(&core), Arc::clone(&verification)));
         let accounts = Arc::new(Accounts::new(

@@ -663,12 +663,14 @@ mod tests {
             .await
             .unwrap();
         let metrics = Arc::new(Metrics::new());
+        let ttl = settings.tokens.access_ttl.as_secs();
         let core = Arc::new(Core::new(
             Arc::clone(&store),
             settings,
             ring,
             metrics,
             clock.clock(),
+            ttl,
         ));
         let verification = Arc::new(Verification::new(Arc::clone(&core)));
         let user_id = UserId::generate();

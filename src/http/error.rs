@@ -201,6 +201,9 @@ impl From<AuthError> for ApiError {
         use StatusCode as S;
         match err {
             AuthError::InvalidRequest(detail) => ApiError::invalid_request(detail),
+            AuthError::PasswordTooWeak(detail) => {
+                ApiError::new(S::BAD_REQUEST, "password_too_weak", detail)
+            }
             AuthError::UsernameTaken => {
                 ApiError::new(S::CONFLICT, "username_taken", "that username is taken")
             }
@@ -209,12 +212,15 @@ impl From<AuthError> for ApiError {
                 "invalid_credentials",
                 "wrong username or password",
             ),
-            AuthError::TooManyAttempts { retry_after_secs } => ApiError {
+            AuthError::TooManyAttempts {
+                retry_after_secs,
+                limit,
+            } => ApiError {
                 retry_after: Some(retry_after_secs),
                 ..ApiError::new(
                     S::TOO_MANY_REQUESTS,
                     "too_many_attempts",
-                    "too many failed attempts; retry later",
+                    limit.unwrap_or_else(|| "too many failed attempts; retry later".into()),
                 )
             },
             AuthError::TokenMissing => ApiError::new(

@@ -108,6 +108,10 @@ fn answer_unrouted_method(
             cors.apply_preflight(allow.as_ref(), response.headers_mut());
         }
         response
+    } else if error::OAUTH_ENDPOINT_PATHS.contains(&req.match_info().as_str()) {
+        actix_web::ResponseError::error_response(
+            &ApiError::method_not_allowed().at_token_endpoint(),
+        )
     } else {
         actix_web::ResponseError::error_response(&ApiError::method_not_allowed())
     };

@@ -1,4 +1,5 @@
-//! Operations endpoints: liveness, readiness, the JWKS and Prometheus metrics.
+//! Operations endpoints: what answers at `/`, liveness, readiness, the JWKS, discovery and
+//! Prometheus metrics.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -16,11 +17,36 @@ fn jwks_max_age(state: &AppState) -> u64 {
 }
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+    cfg.service(resource("/").route(web::get().to(index)))
+        .service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/readyz").route(web::get().to(readyz)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(jwks)))
         .service(resource("/.well-known/openid-configuration").route(web::get().to(metadata)))
         .service(resource("/metrics").route(web::get().to(metrics)));
+}
+
+/// What a person or a client that opens claimd's base URL meets: what this is and where
+/// to go next, rather than a 404.
+async fn index(state: web::Data<AppState>) -> HttpResponse {
+    let settings = state.auth.settings();
+    let base = settings.tokens.issuer.trim_end_matches('/');
+    let mut links = json!({
+        "openid_configuration": format!("{base}/.well-known/openid-configuration"),
+        "jwks": format!("{base}/.well-known/jwks.json"),
+        "openapi": format!("{base}/openapi.json"),
+        "health": format!("{base}/healthz"),
+        "ready": format!("{base}/readyz"),
+    });
+    if settings.demo.enabled {
+        links["demo"] = json!(format!("{base}/demo"));
+    }
+    HttpResponse::Ok().json(json!({
+        "name": "claimd",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "a self-contained JWT auth server; the HTTP API is described at openapi",
+        "issuer": settings.tokens.issuer,
+        "links": links,
+    }))
 }
 
 async fn healthz() -> HttpResponse {

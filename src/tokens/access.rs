@@ -48,8 +48,9 @@ pub struct AccessTokens {
     algorithm: SigningAlgorithm,
     validation: Validation,
     leeway: u64,
-    /// `tokens.access_ttl` + leeway: no token claimd mints lives longer, so one that
-    /// claims to (signed with a stolen or imported key) is refused whatever its `exp`.
+    /// The longest `tokens.access_ttl` this store was configured with, + leeway: no token
+    /// claimd mints lives longer, so one that claims to (signed with a stolen or imported
+    /// key) is refused whatever its `exp`.
     longest_life: u64,
 }
 
@@ -78,6 +79,15 @@ impl AccessTokens {
                 .as_secs()
                 .saturating_add(settings.leeway.as_secs()),
         }
+    }
+
+    /// Also accepts tokens living up to `ttl_secs` (+ leeway): the longest access-token
+    /// lifetime the store was ever configured with, so lowering `tokens.access_ttl` does not
+    /// turn tokens minted before the change into forgeries.
+    #[must_use]
+    pub fn accepting_lifetime(mut self, ttl_secs: u64) -> AccessTokens {
+        self.longest_life = self.longest_life.max(ttl_secs.saturating_add(self.leeway));
+        self
     }
 
     /// Signs `claims` with `key`, with `kid` and `typ: at+jwt` in the header.

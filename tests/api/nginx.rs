@@ -1,5 +1,5 @@
-//! Forward-auth through a real nginx: the configuration README.md prints (taken from the
-//! README, so the README cannot drift; `examples/nginx/claimd.conf` is held to it), with its
+//! Forward-auth through a real nginx: the configuration docs/verification.md prints (taken
+//! from that page, so it cannot drift; `examples/nginx/claimd.conf` is held to it), with its
 //! three addresses moved to free loopback ports and its `/tmp` paths into a temporary
 //! directory, in front of a tiny upstream that echoes the `X-Auth-*` headers it receives.
 //! A valid token reaches the upstream with the identity claimd vouched for (a client's own
@@ -162,11 +162,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The forward-auth ```nginx block of README.md (the one with `auth_request`; the other,
-/// "Running several nodes", only balances), which `examples/nginx/claimd.conf` must equal.
+/// The forward-auth ```nginx block of docs/verification.md (the one with `auth_request`; the
+/// load balancer in docs/several-nodes.md only balances), which `examples/nginx/claimd.conf`
+/// must equal.
 fn readme_config() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let readme =
+        std::fs::read_to_string(root.join("docs/verification.md")).expect("docs/verification.md");
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in readme.lines() {
@@ -184,19 +186,19 @@ fn readme_config() -> String {
     assert_eq!(
         blocks.len(),
         1,
-        "README.md prints one forward-auth ```nginx block"
+        "docs/verification.md prints one forward-auth ```nginx block"
     );
     let block = blocks.remove(0);
     let example = std::fs::read_to_string(root.join("examples/nginx/claimd.conf"))
         .expect("examples/nginx/claimd.conf is shipped");
     assert_eq!(
         example, block,
-        "examples/nginx/claimd.conf is the configuration README.md prints"
+        "examples/nginx/claimd.conf is the configuration docs/verification.md prints"
     );
     block
 }
 
-/// README's configuration with its addresses and its `/tmp` paths replaced; fails if any of
+/// The documented configuration with its addresses and its `/tmp` paths replaced; fails if any of
 /// them is gone from it.
 fn example_config(prefix: &Path, nginx_port: u16, claimd_port: u16, upstream_port: u16) -> String {
     let text = readme_config();
@@ -208,7 +210,7 @@ fn example_config(prefix: &Path, nginx_port: u16, claimd_port: u16, upstream_por
     ] {
         assert!(
             text.contains(from),
-            "README's nginx configuration names {from} (the documented address)"
+            "docs/verification.md's nginx configuration names {from} (the documented address)"
         );
         out = out.replace(from, &format!("127.0.0.1:{to}"));
     }
@@ -244,7 +246,7 @@ impl Nginx {
             let _ = std::fs::set_permissions(prefix.path(), std::fs::Permissions::from_mode(0o755));
         }
         let log = std::fs::File::create(prefix.path().join("nginx.log")).expect("nginx log");
-        // The command README's configuration gives, from a directory it does not use.
+        // The command the documented configuration gives, from a directory it does not use.
         let child = Command::new(binary)
             .current_dir(prefix.path())
             .arg("-c")

@@ -347,3 +347,31 @@ async fn made_up_methods_and_paths_add_no_metrics_series() {
         after.len()
     );
 }
+
+/// A newcomer who opens the base URL meets what this is and where to go, not a 404.
+#[tokio::test]
+async fn the_base_url_says_what_this_is_and_links_onward() {
+    let app = crate::helpers::spawn_app().await;
+
+    let resp = app.request(reqwest::Method::GET, "/", None).await;
+
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["name"], "claimd");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    let discovery = body["links"]["openid_configuration"]
+        .as_str()
+        .expect("a discovery link");
+    assert!(
+        discovery.ends_with("/.well-known/openid-configuration"),
+        "{body}"
+    );
+    assert!(
+        body["links"].get("demo").is_none(),
+        "no demo link with the demo off"
+    );
+    let openapi = app
+        .request(reqwest::Method::GET, "/openapi.json", None)
+        .await;
+    assert_eq!(openapi.status(), reqwest::StatusCode::OK);
+}

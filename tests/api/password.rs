@@ -176,3 +176,23 @@ async fn change_password_by_get_is_405() {
 
     assert_problem(resp, 405, "method_not_allowed").await;
 }
+
+/// A password change to a common password is refused like a registration with one, and
+/// the old password and every session stay as they were.
+#[tokio::test]
+async fn changing_to_a_common_password_is_password_too_weak() {
+    let app = spawn_app().await;
+    let (_, login) = app.signed_up("alice").await;
+
+    let resp = app
+        .change_password(&login.access_token, PASSWORD, "iloveyou1")
+        .await;
+
+    assert_problem(resp, 400, "password_too_weak").await;
+    assert_eq!(app.me(&login.access_token).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status(),
+        StatusCode::OK,
+        "the old password still works"
+    );
+}

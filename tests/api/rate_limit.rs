@@ -200,6 +200,16 @@ async fn register_forwarded_for(app: &TestApp, username: &str, xff: &str) -> Res
         .expect("request sent")
 }
 
+/// Asserts a 429 within the hour and returns its `detail`.
+async fn fourth_detail(resp: Response) -> String {
+    let (headers, body) = assert_problem(resp, 429, "too_many_attempts").await;
+    let secs: u64 = crate::helpers::header_str(&headers, "retry-after")
+        .and_then(|value| value.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=3600).contains(&secs), "Retry-After {secs}");
+    body["detail"].as_str().unwrap_or_default().to_string()
+}
+
 #[tokio::test]
 async fn fourth_registration_from_one_address_is_429() {
     let app = spawn_app_with(three_registrations_per_hour).await;
@@ -209,7 +219,12 @@ async fn fourth_registration_from_one_address_is_429() {
 
     let fourth = app.register("user3", PASSWORD).await;
 
-    assert_limited(fourth, 3600).await;
+    let detail = fourth_detail(fourth).await;
+    assert!(
+        detail.contains("registrations") && detail.contains("auth.register_limit"),
+        "the refusal names the registration limit, not failed logins: {detail}"
+    );
+    assert!(detail.contains("3 per 1h"), "and what it allows: {detail}");
     assert_problem(
         app.login("user3", PASSWORD).await,
         401,
@@ -363,4 +378,18 @@ async fn the_register_limiter_stays_bounded_and_counts_evictions() {
     }
 
     assert!(evictions(&app, "register").await >= 24 - 16);
+}
+
+/// The demo registers a new user at every click, from this machine: with the demo on,
+/// registrations from loopback are not limited; from elsewhere they still are.
+#[tokio::test]
+async fn the_demo_on_loopback_is_not_held_by_the_registration_limit() {
+    let app = spawn_app_with(|s| {
+        three_registrations_per_hour(s);
+        s.demo.enabled = true;
+    })
+    .await;
+    for n in 0..6 {
+        app.register_ok(&format!("demo{n}"), PASSWORD).await;
+    }
 }

@@ -169,6 +169,11 @@ async fn concurrent_registrations_of_one_username_create_exactly_one_user() {
 
 // ---- password rule: 8..=1024 characters ----
 
+/// A password of exactly `chars` characters that is not easy to guess.
+pub fn long_password(chars: usize) -> String {
+    format!("{PASSWORD} ").repeat(chars / PASSWORD.len() + 1)[..chars].to_string()
+}
+
 #[tokio::test]
 async fn password_of_seven_characters_is_refused() {
     let app = spawn_app().await;
@@ -182,7 +187,8 @@ async fn password_of_seven_characters_is_refused() {
 async fn password_of_eight_characters_is_accepted() {
     let app = spawn_app().await;
 
-    let resp = app.register("alice", "12345678").await;
+    // Eight characters that are not a common password (those have their own test).
+    let resp = app.register("alice", "Tq7#vLp2").await;
 
     assert_eq!(resp.status(), StatusCode::CREATED);
 }
@@ -195,7 +201,7 @@ async fn password_length_counts_characters_not_bytes() {
     let short = app.register("alice", "ééééééé").await;
     assert_problem(short, 400, "invalid_request").await;
     // Eight two-byte characters: long enough.
-    let ok = app.register("alice", "éééééééé").await;
+    let ok = app.register("alice", "éàüöçñßø").await;
     assert_eq!(ok.status(), StatusCode::CREATED);
 }
 
@@ -203,11 +209,11 @@ async fn password_length_counts_characters_not_bytes() {
 async fn password_of_1024_characters_is_accepted_and_1025_refused() {
     let app = spawn_app().await;
 
-    let too_long = app.register("alice", &"p".repeat(1025)).await;
+    let too_long = app.register("alice", &long_password(1025)).await;
     assert_problem(too_long, 400, "invalid_request").await;
-    let max = app.register("alice", &"p".repeat(1024)).await;
+    let max = app.register("alice", &long_password(1024)).await;
     assert_eq!(max.status(), StatusCode::CREATED);
-    app.login_ok("alice", &"p".repeat(1024)).await;
+    app.login_ok("alice", &long_password(1024)).await;
 }
 
 #[tokio::test]
@@ -303,4 +309,25 @@ async fn refused_registration_leaves_the_username_free() {
     assert_problem(resp, 400, "invalid_request").await;
 
     app.register_ok("carol", PASSWORD).await;
+}
+
+/// Common and leaked passwords are refused offline, with a human reason that does not
+/// repeat the password, and nothing is written: the username stays free.
+#[tokio::test]
+async fn a_common_or_leaked_password_is_password_too_weak() {
+    let app = spawn_app().await;
+
+    for weak in ["password1", "qwerty123", "P@ssw0rd", "alice2024"] {
+        let resp = app.register("alice", weak).await;
+        let (_, body) = assert_problem(resp, 400, "password_too_weak").await;
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("easy to guess"), "{weak}: {body}");
+        assert!(
+            !detail.contains(weak),
+            "the reason repeats the password: {body}"
+        );
+    }
+
+    let resp = app.register("alice", PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::CREATED, "the name is still free");
 }

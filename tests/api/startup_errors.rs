@@ -122,6 +122,32 @@ fn invalid_on_stale_stops_startup() {
     assert_startup_failure(&exit, &["on_stale"]);
 }
 
+/// A word setting with a word it does not take names every word it does.
+#[test]
+fn an_invalid_choice_lists_the_allowed_values() {
+    for (key, value, allowed) in [
+        (
+            "CLAIMD__TOKENS__ON_STALE",
+            "sometimes",
+            &["`reject`", "`reissue`"][..],
+        ),
+        (
+            "CLAIMD__AUTH__REGISTRATION",
+            "closed",
+            &["`open`", "`admin`"][..],
+        ),
+        (
+            "CLAIMD__STORAGE__BACKEND",
+            "mysql",
+            &["`sled`", "`postgres`"][..],
+        ),
+    ] {
+        let exit = run_with_env(&[(key, value)]);
+        let line = assert_startup_failure(&exit, allowed);
+        assert!(line.contains(value), "{line}");
+    }
+}
+
 #[test]
 fn missing_config_file_named_on_the_command_line_stops_startup() {
     let (dir, data) = workdir();

@@ -527,7 +527,7 @@ fn start_example(claimd: &TestApp, service: &Service) -> ExampleService {
     let mut child = Command::new(example_binary())
         .args(["--claimd", &claimd.address])
         .args(["--client-id", &service.client_id])
-        .args(["--client-secret", &service.client_secret])
+        .env("CLAIMD_VERIFY_CLIENT_SECRET", &service.client_secret)
         .args(["--bind", "127.0.0.1:0", "--max-staleness", "1s"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
