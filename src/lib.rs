@@ -12,7 +12,7 @@
 //! - [`store`]: the store the flows hold, over sled (trees, the codec, the group-commit
 //!   flusher, eviction) or PostgreSQL (tables, the shared change log, the node's replica).
 //!   Only it imports sled and tokio-postgres.
-//! - [`migrate`]: `claimd migrate --from sled --to postgres`.
+//! - [`migrate`]: `claimd migrate --from sled --to postgres` (feature `postgres`).
 //! - [`tokens`]: claims, keys and the JWKS, minting and verifying, the refresh-token MAC.
 //!   Only it imports jsonwebtoken.
 //! - [`auth`]: the flows (register, login, refresh, logout, password) and the verdict on a
@@ -42,6 +42,7 @@ pub mod config;
 pub mod data_dir;
 pub mod domain;
 pub mod http;
+#[cfg(feature = "postgres")]
 pub mod migrate;
 pub mod secret;
 pub mod startup;

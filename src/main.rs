@@ -149,9 +149,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(settings)),
         Command::Restore { file } => restore(&settings, &file),
-        Command::Migrate { from, to } => runtime
-            .block_on(claimd::migrate::run(&settings, &from, &to))
-            .map(|moved| println!("moved to PostgreSQL: {moved}")),
+        Command::Migrate { from, to } => migrate(&runtime, &settings, &from, &to),
         command => runtime.block_on(offline(settings, command)),
     };
     match outcome {
@@ -318,4 +316,27 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// `claimd migrate`: only in a build with the PostgreSQL backend.
+#[cfg(feature = "postgres")]
+fn migrate(
+    runtime: &tokio::runtime::Runtime,
+    settings: &Settings,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<()> {
+    runtime
+        .block_on(claimd::migrate::run(settings, from, to))
+        .map(|moved| println!("moved to PostgreSQL: {moved}"))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn migrate(
+    _runtime: &tokio::runtime::Runtime,
+    _settings: &Settings,
+    _from: &str,
+    _to: &str,
+) -> anyhow::Result<()> {
+    anyhow::bail!("claimd migrate needs a claimd built with the cargo feature `postgres`")
 }

@@ -18,7 +18,9 @@
 pub mod codec;
 pub(crate) mod disk;
 pub mod mirror;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
 mod replica;
 pub mod sled;
 
@@ -30,7 +32,9 @@ use crate::clock::Clock;
 use crate::domain::{InvitationId, SessionId, TenantId, TokenId, UserId, Username};
 
 pub use codec::CodecError;
+#[cfg(feature = "postgres")]
 pub use postgres::node::PgNode;
+#[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 pub use sled::backup::{self, BackupSummary};
 pub use sled::health::HealthCounts;
@@ -93,6 +97,7 @@ pub struct Store {
 enum Backend {
     Sled(SledStore),
     // Boxed: one per process, and the node holds its tasks' handles and caches inline.
+    #[cfg(feature = "postgres")]
     Postgres(Box<PgNode>),
 }
 
@@ -129,6 +134,7 @@ impl Store {
     /// # Errors
     /// One line, never carrying the URL's password: the database cannot be reached or
     /// refuses, or its schema is newer than this build.
+    #[cfg(feature = "postgres")]
     pub async fn open_postgres(url: &str, pool: usize, clock: Clock) -> Result<Store, StoreError> {
         let store = PgStore::connect(url, pool).await?.with_clock(clock);
         Ok(Store {
@@ -141,6 +147,7 @@ impl Store {
     pub fn as_sled(&self) -> Option<&SledStore> {
         match &self.backend {
             Backend::Sled(store) => Some(store),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => None,
         }
     }
@@ -149,6 +156,7 @@ impl Store {
     pub fn backend_name(&self) -> &'static str {
         match &self.backend {
             Backend::Sled(_) => "sled",
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => "postgres",
         }
     }
@@ -162,6 +170,7 @@ impl Store {
     pub fn location(&self) -> String {
         match &self.backend {
             Backend::Sled(store) => format!("storage.path {}", store.path().display()),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => "storage.postgres_url".to_string(),
         }
     }
@@ -175,6 +184,7 @@ impl Store {
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.wait_durable().await,
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.wait_durable().await,
         }
     }
@@ -183,6 +193,7 @@ impl Store {
     pub fn is_writable(&self) -> bool {
         match &self.backend {
             Backend::Sled(store) => store.is_writable(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.is_current(),
         }
     }
@@ -191,6 +202,7 @@ impl Store {
     pub fn health(&self) -> HealthCounts {
         match &self.backend {
             Backend::Sled(store) => store.health(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => HealthCounts {
                 writable: node.is_current(),
                 write_failures: 0,
@@ -203,6 +215,7 @@ impl Store {
     pub fn note_write_failure(&self, err: &StoreError) {
         match &self.backend {
             Backend::Sled(store) => store.note_write_failure(err),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => {}
         }
     }
@@ -212,6 +225,7 @@ impl Store {
     pub async fn probe(&self) {
         match &self.backend {
             Backend::Sled(store) => store.probe().await,
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => {}
         }
     }
@@ -223,6 +237,7 @@ impl Store {
     pub fn try_recover(&self) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.try_recover(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => Ok(true),
         }
     }
@@ -231,6 +246,7 @@ impl Store {
     pub fn damage(&self) -> Option<String> {
         match &self.backend {
             Backend::Sled(store) => store.damage(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.damage(),
         }
     }
@@ -242,6 +258,7 @@ impl Store {
     pub fn flush_now(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.flush_now(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => Ok(()),
         }
     }
@@ -249,6 +266,7 @@ impl Store {
     /// Before closing at a graceful stop: on PostgreSQL, gives up this node's lease, so
     /// no write on another node waits for it to run out.
     pub async fn leave(&self) {
+        #[cfg(feature = "postgres")]
         if let Backend::Postgres(node) = &self.backend {
             node.leave().await;
         }
@@ -258,6 +276,7 @@ impl Store {
     pub fn close(&self) {
         match &self.backend {
             Backend::Sled(store) => store.close(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.close(),
         }
     }
@@ -266,6 +285,7 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         match &self.backend {
             Backend::Sled(store) => store.size_on_disk(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => 0,
         }
     }
@@ -277,6 +297,7 @@ impl Store {
     pub fn export(&self, out: impl Write) -> Result<BackupSummary, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.export(out),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => Err(StoreError::Unavailable(
                 "a PostgreSQL store is backed up with pg_dump, not by claimd".into(),
             )),
@@ -309,6 +330,7 @@ impl Store {
                     StoreError::Unavailable(format!("the eviction pass failed: {err}"))
                 })?
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.evict_expired(now, leeway)).await,
         }
     }
@@ -322,6 +344,7 @@ impl Store {
     pub fn user_stamp(&self, id: UserId) -> Result<Option<UserStamp>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user_stamp(id),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.user_stamp(id),
         }
     }
@@ -333,6 +356,7 @@ impl Store {
     pub fn tenant_version(&self, id: TenantId) -> Result<Option<u64>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.tenant_version(id),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.tenant_version(id),
         }
     }
@@ -349,6 +373,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.token_is_revoked(jti, sid, exp),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.token_is_revoked(jti, sid, exp),
         }
     }
@@ -360,6 +385,7 @@ impl Store {
     pub fn is_denied(&self, kind: DenyKind, id: &[u8; 16], exp: u64) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.is_denied(kind, id, exp),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.is_denied(kind, id, exp),
         }
     }
@@ -372,6 +398,7 @@ impl Store {
     pub async fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.note_access_ttl(ttl),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.note_access_ttl(ttl)).await,
         }
     }
@@ -380,6 +407,7 @@ impl Store {
     pub fn longest_access_ttl(&self) -> u64 {
         match &self.backend {
             Backend::Sled(store) => store.longest_access_ttl(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.longest_access_ttl(),
         }
     }
@@ -388,6 +416,7 @@ impl Store {
     pub fn deny_entries(&self) -> i64 {
         match &self.backend {
             Backend::Sled(store) => store.deny_entries(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.deny_entries(),
         }
     }
@@ -396,6 +425,7 @@ impl Store {
     pub fn sessions_held(&self) -> i64 {
         match &self.backend {
             Backend::Sled(store) => store.sessions_held(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.sessions_held(),
         }
     }
@@ -409,6 +439,7 @@ impl Store {
     pub async fn deny_token(&self, jti: TokenId, exp: u64) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.deny_token(jti, exp),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().deny_token(jti, exp))
@@ -430,6 +461,7 @@ impl Store {
     ) -> Result<Option<UserRecord>, UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.revoke_sessions(user, revocations, now, change),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .revoke_sessions(user, revocations, now, change)
@@ -451,6 +483,7 @@ impl Store {
     ) -> Result<ChangesAfter, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.changes_after(after, limit),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().changes_after(after, limit))
@@ -466,6 +499,7 @@ impl Store {
     pub async fn changes_evicted_through(&self) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.changes_evicted_through(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().changes_evicted_through())
@@ -478,6 +512,7 @@ impl Store {
     pub fn published_through(&self) -> u64 {
         match &self.backend {
             Backend::Sled(store) => store.published_through(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.published_through(),
         }
     }
@@ -486,6 +521,7 @@ impl Store {
     pub fn watch_published(&self) -> tokio::sync::watch::Receiver<u64> {
         match &self.backend {
             Backend::Sled(store) => store.watch_published(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.watch_published(),
         }
     }
@@ -495,6 +531,7 @@ impl Store {
     pub fn watch_keys(&self) -> tokio::sync::watch::Receiver<u64> {
         match &self.backend {
             Backend::Sled(_) => tokio::sync::watch::channel(0).1,
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.watch_keys(),
         }
     }
@@ -514,6 +551,7 @@ impl Store {
     ) -> Result<(), UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.create_user(id, user, invitation, now),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().create_user(id, user, invitation, now))
@@ -529,6 +567,7 @@ impl Store {
     pub async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user(id),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().user(id)).await,
         }
     }
@@ -540,6 +579,7 @@ impl Store {
     pub async fn user_id_by_name(&self, name: &Username) -> Result<Option<UserId>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user_id_by_name(name),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().user_id_by_name(name))
@@ -560,6 +600,7 @@ impl Store {
     ) -> Result<UserRecord, UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.change_user_claims(id, change, now),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().change_user_claims(id, change, now))
@@ -575,6 +616,7 @@ impl Store {
     pub async fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.delete_user(id),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().delete_user(id)).await,
         }
     }
@@ -590,6 +632,7 @@ impl Store {
     ) -> Result<Vec<(UserId, UserRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.list_users(after, limit),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().list_users(after, limit))
@@ -611,6 +654,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.insert_session(sid, session),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.insert_session(sid, session))
@@ -626,6 +670,7 @@ impl Store {
     pub async fn session(&self, sid: SessionId) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.session(sid),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().session(sid)).await,
         }
     }
@@ -642,6 +687,7 @@ impl Store {
     ) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.rotate_session(sid, rotation),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().rotate_session(sid, rotation))
@@ -663,6 +709,7 @@ impl Store {
     ) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.renew_session_access(sid, generation, access, used),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .renew_session_access(sid, generation, access, used)
@@ -678,6 +725,7 @@ impl Store {
     pub async fn user_session_ids(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.user_session_ids(user),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().user_session_ids(user))
@@ -697,6 +745,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.remove_session(sid, session),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.remove_session(sid, session))
@@ -716,6 +765,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.acknowledge_generation(sid, generation),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().acknowledge_generation(sid, generation))
@@ -731,6 +781,7 @@ impl Store {
     pub async fn acknowledged_generation(&self, sid: SessionId) -> Result<Option<u64>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.acknowledged_generation(sid),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().acknowledged_generation(sid))
@@ -748,6 +799,7 @@ impl Store {
     pub async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.tenant(id),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().tenant(id)).await,
         }
     }
@@ -759,6 +811,7 @@ impl Store {
     pub async fn list_tenants(&self) -> Result<Vec<(TenantId, TenantRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.list_tenants(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().list_tenants()).await,
         }
     }
@@ -774,6 +827,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.create_tenant(id, tenant),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().create_tenant(id, tenant))
@@ -794,6 +848,7 @@ impl Store {
     ) -> Result<TenantRecord, TenantWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.change_tenant(id, change, now),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().change_tenant(id, change, now))
@@ -809,6 +864,7 @@ impl Store {
     pub async fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.delete_tenant(id),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().delete_tenant(id)).await,
         }
     }
@@ -827,6 +883,7 @@ impl Store {
     ) -> Result<(), InvitationWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.create_invitation(tenant, invitation, now),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .create_invitation(tenant, invitation, now)
@@ -845,6 +902,7 @@ impl Store {
     ) -> Result<Option<Vec<InvitationRecord>>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.invitations(tenant),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().invitations(tenant)).await,
         }
     }
@@ -860,6 +918,7 @@ impl Store {
     ) -> Result<Option<TenantId>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.invitation_tenant(code_digest, now),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().invitation_tenant(code_digest, now))
@@ -875,6 +934,7 @@ impl Store {
     pub async fn pending_invitations(&self, tenant: TenantId, now: u64) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.pending_invitations(tenant, now),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().pending_invitations(tenant, now))
@@ -895,6 +955,7 @@ impl Store {
     ) -> Result<(), InvitationWriteError> {
         match &self.backend {
             Backend::Sled(store) => store.revoke_invitation(tenant, id, now),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().revoke_invitation(tenant, id, now))
@@ -912,6 +973,7 @@ impl Store {
     pub async fn signing_keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.signing_keys(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().signing_keys()).await,
         }
     }
@@ -923,6 +985,7 @@ impl Store {
     pub async fn put_signing_key(&self, kid: &str, key: &KeyRecord) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.put_signing_key(kid, key),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().put_signing_key(kid, key))
@@ -938,6 +1001,7 @@ impl Store {
     pub async fn remove_signing_key(&self, kid: &str) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.remove_signing_key(kid),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().remove_signing_key(kid))
@@ -957,6 +1021,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.put_service(client_id, service),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().put_service(client_id, service))
@@ -972,6 +1037,7 @@ impl Store {
     pub async fn service(&self, client_id: &str) -> Result<Option<ServiceRecord>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.service(client_id),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().service(client_id)).await,
         }
     }
@@ -983,6 +1049,7 @@ impl Store {
     pub async fn list_services(&self) -> Result<Vec<(String, ServiceRecord)>, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.list_services(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().list_services()).await,
         }
     }
@@ -994,6 +1061,7 @@ impl Store {
     pub async fn delete_service(&self, client_id: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(store) => store.delete_service(client_id),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
                     .bounded(node.store().delete_service(client_id))
