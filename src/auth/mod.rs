@@ -13,6 +13,7 @@
 //! before it returns, so an acknowledged write survives a crash.
 
 mod accounts;
+mod acknowledgements;
 mod admin;
 mod backup;
 mod claims;

@@ -22,6 +22,7 @@ use crate::store::{AccountChange, Rotation, SessionRecord, UserRecord};
 use crate::tokens::{mint_refresh_token, PresentedRefreshToken, SessionKey};
 use std::sync::Arc;
 
+use super::acknowledgements::Acknowledgements;
 use super::core::{Core, MintedAccess};
 use super::verification::Verification;
 
@@ -71,11 +72,17 @@ struct SessionHolder {
 pub struct Sessions {
     pub(super) core: Arc<Core>,
     pub(super) verification: Arc<Verification>,
+    acknowledgements: Acknowledgements,
 }
 
 impl Sessions {
+    /// Needs a Tokio runtime: it starts the task that records acknowledgements.
     pub(crate) fn new(core: Arc<Core>, verification: Arc<Verification>) -> Sessions {
-        Sessions { core, verification }
+        Sessions {
+            acknowledgements: Acknowledgements::start(Arc::clone(&core.store)),
+            core,
+            verification,
+        }
     }
 }
 
@@ -345,21 +352,19 @@ impl Sessions {
             .tokens
             .refresh_reuse_grace
             .min(ACKNOWLEDGE_AFTER);
-        let store = std::sync::Arc::clone(&self.core.store);
-        let record = async move {
-            if let Err(err) = store.acknowledge_generation(sid, generation).await {
+        if delay.is_zero() {
+            if let Err(err) = self
+                .core
+                .store
+                .acknowledge_generation(sid, generation)
+                .await
+            {
                 // A lost acknowledgement only makes a later replay of the previous token
                 // count as a retry once.
                 tracing::debug!(error = %err, "could not record a refresh acknowledgement");
             }
-        };
-        if delay.is_zero() {
-            record.await;
         } else {
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                record.await;
-            });
+            self.acknowledgements.after(delay, sid, generation);
         }
         Ok(())
     }

@@ -1,0 +1,86 @@
+//! Refresh acknowledgements recorded a moment after their answers (see
+//! `Sessions::acknowledge`), by one task for the whole server.
+//!
+//! Each answered rotation used to spawn a task of its own that slept through the delay
+//! and then wrote: at ten thousand rotations a second that is ten thousand sleeping
+//! futures, each as large as the store's biggest write future, and it took a server
+//! from 31 MiB to 180 MiB in a ten-second burst (measured: 83 MiB with no delayed
+//! acknowledgement at all). Queued here, a pending acknowledgement costs one small entry,
+//! and the writes happen in arrival order once due: the delay is the same for every one,
+//! so the queue is already sorted by due time.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::domain::SessionId;
+use crate::store::Store;
+
+/// One acknowledgement waiting for its time.
+struct Pending {
+    due: Instant,
+    sid: SessionId,
+    generation: u64,
+}
+
+/// The queue's sending end; the writing task ends when it is dropped, and what it still
+/// holds is dropped with it (an acknowledgement not written only lets a later replay of
+/// the previous token count once as a retry).
+pub(crate) struct Acknowledgements {
+    sender: mpsc::UnboundedSender<Pending>,
+}
+
+impl Acknowledgements {
+    /// Starts the task that writes acknowledgements into `store` when they fall due.
+    /// Needs a Tokio runtime.
+    pub(crate) fn start(store: Arc<Store>) -> Acknowledgements {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(write_when_due(store, receiver));
+        Acknowledgements { sender }
+    }
+
+    /// Records `generation` of `sid` as acknowledged `delay` from now.
+    pub(crate) fn after(&self, delay: Duration, sid: SessionId, generation: u64) {
+        let pending = Pending {
+            due: Instant::now() + delay,
+            sid,
+            generation,
+        };
+        // The task ends only with the server; an acknowledgement sent after that is moot.
+        let _ = self.sender.send(pending);
+    }
+}
+
+async fn write_when_due(store: Arc<Store>, mut receiver: mpsc::UnboundedReceiver<Pending>) {
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    loop {
+        let next_due = queue.front().map(|pending| pending.due);
+        let until_due = async move {
+            match next_due {
+                Some(due) => tokio::time::sleep_until(due).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            received = receiver.recv() => match received {
+                Some(pending) => queue.push_back(pending),
+                None => return,
+            },
+            () = until_due => {
+                let now = Instant::now();
+                while queue.front().is_some_and(|pending| pending.due <= now) {
+                    let Some(pending) = queue.pop_front() else { break };
+                    if let Err(err) = store
+                        .acknowledge_generation(pending.sid, pending.generation)
+                        .await
+                    {
+                        tracing::debug!(error = %err, "could not record a refresh acknowledgement");
+                    }
+                }
+            }
+        }
+    }
+}
