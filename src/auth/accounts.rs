@@ -82,7 +82,7 @@ impl Accounts {
     /// An open registration from `client` (no admin's Bearer): [`Accounts::register`] within
     /// `auth.register_limit` per client address. Every attempt that gets as far as the store
     /// or the password hasher counts, created or not (a taken username probed again and
-    /// again costs the prober too); a malformed request does not.
+    /// again costs the prober too); a malformed request or a refused password does not.
     ///
     /// # Errors
     /// `TooManyAttempts` past the budget; otherwise as [`Accounts::register`].
@@ -109,7 +109,10 @@ impl Accounts {
             });
         }
         let outcome = self.register(request).await;
-        if !matches!(outcome, Err(AuthError::InvalidRequest(_))) {
+        if !matches!(
+            outcome,
+            Err(AuthError::InvalidRequest(_) | AuthError::PasswordTooWeak(_))
+        ) {
             self.register_limiter
                 .record(&key, self.core.clock.instant());
         }

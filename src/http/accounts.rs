@@ -123,26 +123,30 @@ async fn end_sessions(
             require_json_content_type(req)?;
             parse_json::<LogoutBody>(&body)?.refresh_token
         };
-        let cookie = match in_body {
-            Some(_) => None,
-            None => refresh_cookie::presented(req, settings)?,
-        };
-        let mut proofs = Vec::new();
-        if let Some(token) = &access {
-            proofs.push(SessionProof::AccessToken(token.expose()));
-        }
-        if let Some(refresh) = in_body.as_ref().or(cookie.as_ref()) {
-            proofs.push(SessionProof::RefreshToken(refresh.expose_secret()));
-        }
-        let mut first_refusal = None;
-        for proof in proofs {
+        let end = |proof| async move {
             let sessions = &state.auth.sessions;
-            let ended = if everywhere {
+            if everywhere {
                 sessions.logout_all(proof).await
             } else {
                 sessions.logout(proof).await
-            };
-            match ended {
+            }
+        };
+        let mut first_refusal = None;
+        if let Some(token) = &access {
+            match end(SessionProof::AccessToken(token.expose())).await {
+                Ok(()) => return Ok(()),
+                Err(err @ AuthError::Store(_)) => return Err(err.into()),
+                Err(err) => first_refusal = Some(err),
+            }
+        }
+        // The cookie is asked for (behind its CSRF checks) only when the body and the
+        // Bearer token proved nothing: a good Bearer token is never refused for a cookie.
+        let refresh = match in_body {
+            Some(refresh) => Some(refresh),
+            None => refresh_cookie::presented(req, settings)?,
+        };
+        if let Some(refresh) = &refresh {
+            match end(SessionProof::RefreshToken(refresh.expose_secret())).await {
                 Ok(()) => return Ok(()),
                 Err(err @ AuthError::Store(_)) => return Err(err.into()),
                 Err(err) => {

@@ -135,7 +135,8 @@ impl ApiError {
 
     /// The same error as the token endpoint answers it: with RFC 6749 §5.2's `error` (and
     /// `error_description`, the detail) when the error is one §5.2 names. Body-level
-    /// refusals (malformed, too large, wrong media type, too slow) are `invalid_request`.
+    /// refusals (malformed, too large, wrong media type or method, too slow) are
+    /// `invalid_request`.
     /// The token errors of the Bearer re-mint path stay RFC 6750 ones.
     /// The answer is `application/json` (§5.2), the problem members kept.
     #[must_use]
@@ -145,6 +146,7 @@ impl ApiError {
             "invalid_request"
             | "payload_too_large"
             | "unsupported_media_type"
+            | "method_not_allowed"
             | "request_timeout" => Some("invalid_request"),
             code @ ("invalid_grant"
             | "invalid_client"

@@ -393,3 +393,17 @@ async fn the_demo_on_loopback_is_not_held_by_the_registration_limit() {
         app.register_ok(&format!("demo{n}"), PASSWORD).await;
     }
 }
+
+/// A refused password is the caller's mistake, like a malformed request: it does not
+/// spend the address's registrations.
+#[tokio::test]
+async fn a_refused_password_does_not_count_against_the_registration_limit() {
+    let app = spawn_app_with(three_registrations_per_hour).await;
+    for n in 0..5 {
+        let resp = app.register(&format!("weak{n}"), "password1").await;
+        assert_problem(resp, 400, "password_too_weak").await;
+    }
+    for n in 0..3 {
+        app.register_ok(&format!("user{n}"), PASSWORD).await;
+    }
+}

@@ -437,3 +437,17 @@ async fn the_cookie_at_logout_is_behind_the_csrf_checks() {
     let resp = refresh_with_cookie(&app, &cookie.value, &[MARKED]).await;
     assert_eq!(resp.status(), StatusCode::OK, "the session lives on");
 }
+
+/// A good Bearer token ends its session whatever the cookie beside it: the cookie is
+/// consulted, behind its CSRF checks, only when the Bearer token proved nothing.
+#[tokio::test]
+async fn a_good_bearer_is_not_refused_for_the_cookie_beside_it() {
+    let app = cookie_app(|_| {}).await;
+    let (tokens, cookie) = cookie_login(&app, "alice", true).await;
+
+    let resp = logout_with_cookie(&app, &cookie.value, Some(&tokens.access_token), &[]).await;
+
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = refresh_with_cookie(&app, &cookie.value, &[MARKED]).await;
+    assert_problem(resp, 400, "invalid_grant").await;
+}
