@@ -178,8 +178,15 @@ async fn run(options: &Options, cores: usize, command: String) -> Result<Report,
         binary_bytes: std::fs::metadata(env!("CARGO_BIN_EXE_claimd"))
             .map(|m| m.len())
             .ok(),
+        edge_binary_bytes: footprint::edge_binary_bytes(),
         ..Footprint::default()
     };
+    if footprint.edge_binary_bytes.is_none() {
+        footprint.notes.push(format!(
+            "the sled-only binary was not measured: build it first with `{}`",
+            footprint::EDGE_BUILD
+        ));
+    }
     let argon2 = tokio::task::spawn_blocking(move || footprint::argon2_bound(cores))
         .await
         .map_err(|err| format!("argon2 task: {err}"))??;

@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _};
+use tracing_subscriber::Layer as _;
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +49,14 @@ pub fn init_tracing(default_filter: &str) {
 /// start many apps). `RUST_LOG` filters it (default `default_filter`), under
 /// [`dependency_caps`]. `log` records (actix-web's, sled's) are forwarded to it.
 pub fn init_tracing_to(default_filter: &str, output: LogOutput) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // `RUST_LOG` as `target=level` directives and a default level (`claimd=debug,info`);
+    // tracing's `Targets` reads that without a regex engine, which keeps the edge build
+    // small. One that does not parse leaves `default_filter` in force.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|text| text.parse::<Targets>().ok())
+        .or_else(|| default_filter.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     let format = tracing_subscriber::fmt::layer().with_target(false);
     let format = match output {
         LogOutput::Stdout => format

@@ -308,3 +308,24 @@ pub fn churn(seconds: u64, rate: u64, ttl: u64, sample_every: u64) -> Result<Chu
         levels_off: growth.map(|growth| growth <= 1.2),
     })
 }
+
+/// How the edge (sled-only) binary is built, into a target directory of its own so the
+/// default build's artefacts stay as they are (`.ci/run` runs it before the benches).
+pub const EDGE_BUILD: &str =
+    "cargo build --release --locked --no-default-features --bin claimd --target-dir target/edge";
+
+/// The size of the edge binary `EDGE_BUILD` makes (stripped by the release profile), if it
+/// is there and newer than the sources of this build's binary.
+pub fn edge_binary_bytes() -> Option<u64> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let edge = std::fs::metadata(root.join("target/edge/release/claimd")).ok()?;
+    let default = std::fs::metadata(env!("CARGO_BIN_EXE_claimd")).ok()?;
+    // An edge binary older than this bench's own claimd is a leftover of other sources.
+    let fresh = match (edge.modified(), default.modified()) {
+        (Ok(edge), Ok(default)) => default
+            .duration_since(edge)
+            .map_or(true, |behind| behind < Duration::from_secs(3600)),
+        _ => true,
+    };
+    fresh.then_some(edge.len())
+}

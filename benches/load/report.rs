@@ -34,6 +34,8 @@ pub struct Row {
 #[derive(Serialize, Clone, Default)]
 pub struct Footprint {
     pub binary_bytes: Option<u64>,
+    /// The sled-only build (`--no-default-features`), when it has been built.
+    pub edge_binary_bytes: Option<u64>,
     /// A second after start-up on an empty store, no bootstrap admin.
     pub idle_rss_bytes: Option<u64>,
     /// The same with the bootstrap admin created at start-up (the load test's server).
@@ -114,7 +116,13 @@ impl Report {
     pub fn footprint_text(&self) -> String {
         let f = &self.footprint;
         let mut out = String::new();
-        let _ = writeln!(out, "- stripped binary: {}", optional_mib(f.binary_bytes));
+        let _ = writeln!(
+            out,
+            "- stripped binary: {} with PostgreSQL (default features); {} sled only \
+             (`--no-default-features`, the edge build)",
+            optional_mib(f.binary_bytes),
+            optional_mib(f.edge_binary_bytes)
+        );
         let _ = writeln!(
             out,
             "- idle RSS after start-up (empty store, default cache): {}; {} when start-up also \
