@@ -344,11 +344,14 @@ impl PgNode {
         now: u64,
         leeway: u64,
     ) -> Result<crate::store::EvictionReport, StoreError> {
-        let forgotten = self.replica.evict(now, leeway);
+        // Memory is pruned only once the database pass succeeded, so the entries it drops
+        // are always counted in the report (`claimd_evictions_total`): pruned first, a failing
+        // database call lost their count while the entries were gone. Expired entries left
+        // in memory until the next pass refuse no token that could still verify.
         let mut report = self.store.evict_expired(now, leeway).await?;
-        report.deny_removed = forgotten;
         self.sessions_held
             .store(self.store.count_sessions().await?, Ordering::Relaxed);
+        report.deny_removed = self.replica.evict(now, leeway);
         Ok(report)
     }
 
