@@ -104,9 +104,10 @@ async fn login(
 
 /// 204 once the caller proved which session it holds: with `Authorization: Bearer` (an
 /// access token of the session, even an expired one), a JSON body `{"refresh_token"}`, or
-/// the refresh cookie. The first proof that holds ends the session(s); when none does, the
-/// answer is the first refusal. In cookie mode every answer clears the cookie, so a browser
-/// that logs out never keeps it.
+/// the refresh cookie (consulted only without a body token). The Bearer token is tried
+/// first; the first proof that holds ends the session(s), and when none does the answer is
+/// the first refusal. In cookie mode the answer clears the cookie unless the session may
+/// live on (see below).
 async fn end_sessions(
     req: &HttpRequest,
     state: &AppState,

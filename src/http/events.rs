@@ -24,10 +24,9 @@ use serde_json::json;
 use secrecy::ExposeSecret as _;
 
 use super::error::ApiError;
-use super::extract::{basic_credentials, BearerToken};
+use super::oauth::{client, Client};
 use super::{resource, AppState};
 use crate::auth::{AuthError, FeedEvent};
-use crate::secret::SecretString;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/events").route(web::get().to(events)))
@@ -45,7 +44,7 @@ struct Resume {
 const RETRY_MS: u64 = 1000;
 
 async fn snapshot(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Reader::from_request(&req, &state).await?;
+    reader(&req, &state).await?;
     let snapshot = state.auth.feed.snapshot().await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -57,7 +56,7 @@ async fn events(
     state: web::Data<AppState>,
     query: web::Query<Resume>,
 ) -> Result<HttpResponse, ApiError> {
-    let reader = Reader::from_request(&req, &state).await?;
+    let reader = reader(&req, &state).await?;
     let resume = match req.headers().get("last-event-id") {
         Some(value) => Some(value.to_str().unwrap_or_default().to_string()),
         None => query.into_inner().last_event_id,
@@ -102,86 +101,49 @@ async fn events(
         .streaming(futures_util::stream::unfold(stream, Stream::next)))
 }
 
-/// Who reads the feed: a service (HTTP Basic) or an admin (Bearer). Only they may, and
-/// only while they still may: an open stream asks again ([`Reader::still_allowed`]).
-enum Reader {
-    Service {
-        client_id: String,
-        secret: SecretString,
-    },
-    Admin {
-        token: SecretString,
-        /// The token's `exp`: the stream ends there, leeway or not.
-        exp: u64,
-    },
+/// Who reads the feed: a service (HTTP Basic) or an admin (Bearer), as `oauth::client`
+/// authenticated it. Only they may, and only while they still may: an open stream asks
+/// again ([`still_allowed`]).
+async fn reader(req: &HttpRequest, state: &AppState) -> Result<Client, ApiError> {
+    let reader = client(req, state).await?;
+    if reader.is_trusted() {
+        Ok(reader)
+    } else {
+        Err(AuthError::InvalidClient.into())
+    }
 }
 
-impl Reader {
-    /// Authenticates the request's reader.
-    ///
-    /// # Errors
-    /// `invalid_client` for anyone but a service or an admin; the admin check's own
-    /// refusal for a bad Bearer token.
-    async fn from_request(req: &HttpRequest, state: &AppState) -> Result<Reader, ApiError> {
-        if let Some(credentials) = basic_credentials(req)? {
-            state
-                .auth
-                .introspection
-                .authenticate_service(
-                    &credentials.client_id,
-                    credentials.client_secret.expose_secret(),
-                )
-                .await?;
-            return Ok(Reader::Service {
-                client_id: credentials.client_id,
-                secret: credentials.client_secret,
-            });
+/// Whether `reader` may still read: the service still exists with this secret; the
+/// admin's token is before its `exp`, unrevoked, current and still an admin's. A store
+/// that cannot say is a no: the reader reconnects and is asked properly.
+async fn still_allowed(reader: &Client, state: &AppState) -> bool {
+    match reader {
+        Client::Service(credentials) => state
+            .auth
+            .introspection
+            .authenticate_service(
+                &credentials.client_id,
+                credentials.client_secret.expose_secret(),
+            )
+            .await
+            .is_ok(),
+        Client::Admin { token, exp } => {
+            state.auth.clock().now() < *exp
+                && state
+                    .auth
+                    .admin
+                    .require_admin(token.expose_secret())
+                    .await
+                    .is_ok()
         }
-        let is_bearer = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.split(' ').next())
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"));
-        if !is_bearer {
-            return Err(AuthError::InvalidClient.into());
-        }
-        let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
-        let caller = state.auth.admin.require_admin(bearer.expose()).await?;
-        Ok(Reader::Admin {
-            token: bearer.expose().into(),
-            exp: caller.claims.exp,
-        })
-    }
-
-    /// Whether this reader may still read: the service still exists with this secret;
-    /// the admin's token is before its `exp`, unrevoked, current and still an admin's.
-    /// A store that cannot say is a no: the reader reconnects and is asked properly.
-    async fn still_allowed(&self, state: &AppState) -> bool {
-        match self {
-            Reader::Service { client_id, secret } => state
-                .auth
-                .introspection
-                .authenticate_service(client_id, secret.expose_secret())
-                .await
-                .is_ok(),
-            Reader::Admin { token, exp } => {
-                state.auth.clock().now() < *exp
-                    && state
-                        .auth
-                        .admin
-                        .require_admin(token.expose_secret())
-                        .await
-                        .is_ok()
-            }
-        }
+        Client::Anonymous => false,
     }
 }
 
 /// One open stream.
 struct Stream {
     state: web::Data<AppState>,
-    reader: Reader,
+    reader: Client,
     /// The id of the last event sent.
     last: u64,
     /// How far the log has been read.
@@ -213,7 +175,7 @@ impl Stream {
                 }
             };
             if !page.events.is_empty() {
-                if !self.reader.still_allowed(&self.state).await {
+                if !still_allowed(&self.reader, &self.state).await {
                     tracing::info!("change feed stream ends: its reader may no longer read it");
                     return None;
                 }
@@ -233,7 +195,7 @@ impl Stream {
                 }
                 _ = self.stopping.changed() => return None,
                 () = tokio::time::sleep(self.heartbeat) => {
-                    if !self.reader.still_allowed(&self.state).await {
+                    if !still_allowed(&self.reader, &self.state).await {
                         tracing::info!("change feed stream ends: its reader may no longer read it");
                         return None;
                     }

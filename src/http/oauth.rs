@@ -10,9 +10,10 @@ use serde::Deserialize;
 
 use super::body::read_body;
 use super::error::ApiError;
-use super::extract::{basic_credentials, BearerToken};
+use super::extract::{basic_credentials, BearerToken, ClientCredentials};
 use super::{resource, AppState};
 use crate::auth::{AuthError, TokenHint};
+use crate::secret::SecretString;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/oauth/introspect").route(web::post().to(introspect)))
@@ -25,16 +26,21 @@ struct TokenForm {
     token_type_hint: Option<String>,
 }
 
-/// Who is asking.
+/// Who is asking, with what it showed (the change feed asks again with it while its
+/// stream is open).
 pub(super) enum Client {
-    Service,
-    Admin,
+    Service(ClientCredentials),
+    Admin {
+        token: SecretString,
+        /// The admin token's `exp`.
+        exp: u64,
+    },
     Anonymous,
 }
 
 impl Client {
     pub(super) fn is_trusted(&self) -> bool {
-        matches!(self, Client::Service | Client::Admin)
+        matches!(self, Client::Service(_) | Client::Admin { .. })
     }
 }
 
@@ -50,7 +56,7 @@ pub(super) async fn client(req: &HttpRequest, state: &AppState) -> Result<Client
                 credentials.client_secret.expose_secret(),
             )
             .await?;
-        return Ok(Client::Service);
+        return Ok(Client::Service(credentials));
     }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(Client::Anonymous);
@@ -61,8 +67,11 @@ pub(super) async fn client(req: &HttpRequest, state: &AppState) -> Result<Client
         return Err(AuthError::InvalidClient.into());
     }
     let bearer = BearerToken::from_request_optional(req)?.ok_or(AuthError::InvalidClient)?;
-    state.auth.admin.require_admin(bearer.expose()).await?;
-    Ok(Client::Admin)
+    let caller = state.auth.admin.require_admin(bearer.expose()).await?;
+    Ok(Client::Admin {
+        token: bearer.expose().into(),
+        exp: caller.claims.exp,
+    })
 }
 
 /// Whether the request presents client credentials (anything but a Bearer token).
