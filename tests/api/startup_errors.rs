@@ -67,6 +67,60 @@ fn run_on_data_dir(workdir: &Path, data: &Path) -> Exit {
     run_to_exit(cmd, EXIT_TIMEOUT)
 }
 
+/// A SHA-256 over every file under `dir` (its path, length and bytes, in path order) and
+/// the names of its directories: equal only if nothing was added, removed or changed.
+fn fingerprint(dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut entries = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let entry = entry.unwrap();
+            let relative = entry.path().strip_prefix(dir).unwrap().to_owned();
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+                entries.push((relative, None));
+            } else {
+                entries.push((relative, Some(std::fs::read(entry.path()).unwrap())));
+            }
+        }
+    }
+    entries.sort();
+    let mut hasher = Sha256::new();
+    for (path, bytes) in entries {
+        hasher.update(path.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        if let Some(bytes) = bytes {
+            hasher.update((bytes.len() as u64).to_be_bytes());
+            hasher.update(&bytes);
+        }
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// Starts claimd on `data`, which it must refuse, and asserts the directory (and its
+/// parent, where a scratch copy is made) is byte for byte as it was. Returns the exit.
+fn refused_and_left_alone(workdir: &Path, data: &Path) -> Exit {
+    let parent = data.parent().unwrap();
+    let before = (fingerprint(data), fingerprint(parent));
+    let exit = run_on_data_dir(workdir, data);
+    assert!(
+        exit.status.is_some_and(|status| !status.success()),
+        "claimd was expected to refuse the store: {exit:?}"
+    );
+    assert_eq!(
+        fingerprint(data),
+        before.0,
+        "the refused store's files changed"
+    );
+    assert_eq!(
+        fingerprint(parent),
+        before.1,
+        "something was left beside the refused store"
+    );
+    exit
+}
+
 #[test]
 fn unknown_algorithm_stops_startup() {
     let exit = run_with_env(&[("CLAIMD__TOKENS__ALGORITHM", "foo")]);
@@ -253,7 +307,7 @@ fn corrupt_store_stops_startup() {
         data.display()
     );
 
-    let exit = run_on_data_dir(dir.path(), &data);
+    let exit = refused_and_left_alone(dir.path(), &data);
 
     assert_startup_failure(
         &exit,
@@ -297,11 +351,11 @@ fn one_flipped_byte_mid_file_stops_startup() {
     bytes[middle] ^= 0xFF;
     std::fs::write(&db, bytes).unwrap();
 
-    let exit = run_on_data_dir(dir.path(), &data);
+    let exit = refused_and_left_alone(dir.path(), &data);
 
     assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
     // Refused again on the next try: nothing was accepted in between.
-    let again = run_on_data_dir(dir.path(), &data);
+    let again = refused_and_left_alone(dir.path(), &data);
     assert_startup_failure(&again, &["damaged", "lost acknowledged writes"]);
 }
 
@@ -321,7 +375,7 @@ fn a_truncated_store_file_stops_startup() {
         .set_len(len / 2)
         .unwrap();
 
-    let exit = run_on_data_dir(dir.path(), &data);
+    let exit = refused_and_left_alone(dir.path(), &data);
 
     assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
 }
@@ -389,7 +443,7 @@ fn a_store_from_a_newer_claimd_stops_startup_and_is_left_alone() {
         db.flush().unwrap();
     }
 
-    let exit = run_on_data_dir(dir.path(), &data);
+    let exit = refused_and_left_alone(dir.path(), &data);
 
     assert_startup_failure(&exit, &["newer"]);
     let db = sled::open(&data).unwrap();
@@ -399,4 +453,28 @@ fn a_store_from_a_newer_claimd_stops_startup_and_is_left_alone() {
         Some(&99u64.to_be_bytes()[..]),
         "left as it was"
     );
+}
+
+#[test]
+fn a_seal_whose_database_files_were_moved_away_stops_startup_and_creates_nothing() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
+    let (dir, data) = workdir();
+    store_with_many_users(dir.path(), &data);
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "claimd.seal" {
+            let path = entry.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(path).unwrap();
+            } else {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+    }
+
+    let exit = refused_and_left_alone(dir.path(), &data);
+
+    assert_startup_failure(&exit, &["removed or moved"]);
 }

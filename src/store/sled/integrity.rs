@@ -60,13 +60,10 @@ impl Seal {
             Some(bytes) => codec::decode_u64(&bytes).map_err(super::corrupt("meta"))?,
             None => 0,
         };
+        if fresh {
+            refuse_a_seal_without_its_store(dir)?;
+        }
         if let Some(on_file) = on_file {
-            if fresh {
-                return Err(StoreError::Open(format!(
-                    "{} is here but the database files are not: they were removed or moved",
-                    file.display()
-                )));
-            }
             if on_file > in_store {
                 return Err(StoreError::Open(format!(
                     "the store lost acknowledged writes (seal {in_store}, {SEAL_FILE} says {on_file}): \
@@ -111,6 +108,22 @@ impl Seal {
             Err(err) => tracing::warn!(error = %err, "could not write {SEAL_FILE}"),
         }
     }
+}
+
+/// A seal file in a directory without sled's files: the database was removed or moved
+/// away from its seal, and a new empty store must not be created in its place.
+///
+/// # Errors
+/// The seal file is there.
+pub(crate) fn refuse_a_seal_without_its_store(dir: &Path) -> Result<(), StoreError> {
+    let file = dir.join(SEAL_FILE);
+    if file.exists() {
+        return Err(StoreError::Open(format!(
+            "{} is here but the database files are not: they were removed or moved",
+            file.display()
+        )));
+    }
+    Ok(())
 }
 
 fn read_seal_file(path: &Path) -> Result<Option<u64>, StoreError> {

@@ -31,6 +31,7 @@ pub mod health;
 mod integrity;
 pub mod invitations;
 pub mod keys;
+mod preflight;
 pub mod revocations;
 pub mod services;
 pub mod sessions;
@@ -172,6 +173,7 @@ impl SledStore {
                 )));
             }
         }
+        preflight::check_on_a_copy(path, cache_mb, &clock)?;
         let health = Arc::new(health::Health::default());
         let engine = Engine::open(path, cache_mb, Arc::clone(&health), &clock)?;
         let damage = Arc::new(std::sync::Mutex::new(None));
@@ -438,6 +440,10 @@ impl Engine {
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
             .flush_every_ms(Some(1000));
         let fresh = !path.join("conf").exists() && !path.join("db").exists();
+        if fresh {
+            // Refused before sled creates anything in the directory.
+            integrity::refuse_a_seal_without_its_store(path)?;
+        }
         let db = open_quietly(config)?;
         let meta = db.open_tree("meta")?;
         let mut migrate_from = None;
