@@ -1,6 +1,7 @@
 //! Steps 1 and 2 of claimd's verification, as claimd runs them (its src/tokens/access.rs):
 //! the raw header (`typ: at+jwt`, only `alg`, `typ` and `kid`, each once; `alg` the key's
-//! own), then signature, issuer, audience, `exp`, `nbf` and `iat` with the leeway.
+//! own), then signature, issuer, audience, `exp`, `nbf` and `iat` with the leeway, and a
+//! life (`exp - iat`) no longer than claimd issues.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -75,6 +76,8 @@ pub(crate) struct Expectations<'a> {
     pub(crate) issuer: &'a str,
     pub(crate) audience: &'a str,
     pub(crate) leeway: u64,
+    /// The longest `exp - iat` claimd issues (seconds, before leeway).
+    pub(crate) longest_lifetime: u64,
 }
 
 /// Steps 1 and 2 at `now` (Unix seconds).
@@ -116,6 +119,11 @@ pub(crate) fn check_token(
     }
     if claims.iat > now.saturating_add(expect.leeway) {
         return Err(invalid("token issued in the future"));
+    }
+    // A life claimd never issues: signed with its key, but not by its token endpoint.
+    if claims.exp.saturating_sub(claims.iat) > expect.longest_lifetime.saturating_add(expect.leeway)
+    {
+        return Err(invalid("token lifetime longer than claimd issues"));
     }
     Ok(claims)
 }

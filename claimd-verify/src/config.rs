@@ -33,8 +33,10 @@ pub struct VerifierConfig {
     /// 30 s). The discovery document does not publish it.
     pub leeway: Duration,
     /// The longest access-token life claimd issues: claimd's `tokens.access_ttl`
-    /// (default 15 min). A version change is held this long (plus leeway) after it
-    /// happened; by then every token it concerned has expired.
+    /// (default 15 min). Longer lives are refused, and a version change is held this
+    /// long (plus leeway) after it happened; by then every token it concerned has
+    /// expired. Replaced by the life claimd announces (`Claimd-Token-Lifetime`) each time
+    /// the feed opens.
     pub token_lifetime: Duration,
     /// How long without an event or heartbeat before what is held is no longer trusted
     /// (default 5 s; claimd's heartbeat is 1 s by default).

@@ -123,11 +123,32 @@ pub(crate) async fn open(inner: &Inner, resume: Option<u64>) -> Result<EventRead
     .map_err(|_| OpenError::Failed("no answer from GET /events".into()))?
     .map_err(|err| OpenError::Failed(format!("GET /events: {err}")))?;
     match response.status() {
-        StatusCode::OK => Ok(EventReader::new(response)),
+        StatusCode::OK => {
+            learn_token_lifetime(inner, &response);
+            Ok(EventReader::new(response))
+        }
         StatusCode::GONE => Err(OpenError::Gone),
         status => Err(OpenError::Failed(format!("GET /events answered {status}"))),
     }
 }
+
+/// Takes the longest token life claimd accepts from its answer (absent from a claimd
+/// older than the header: the configured `token_lifetime` stays).
+fn learn_token_lifetime(inner: &Inner, response: &reqwest::Response) {
+    let announced = response
+        .headers()
+        .get(TOKEN_LIFETIME_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    if let Some(seconds) = announced {
+        inner
+            .token_lifetime
+            .store(seconds, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The header claimd names its longest accepted token life in (seconds).
+const TOKEN_LIFETIME_HEADER: &str = "claimd-token-lifetime";
 
 /// Applies one event; `true` when it was a snapshot.
 pub(crate) async fn apply(inner: &Inner, event: &SseEvent) -> Result<bool, String> {

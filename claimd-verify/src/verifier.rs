@@ -1,6 +1,7 @@
 //! [`Verifier`]: starts from claimd's discovery document, JWKS and change-feed snapshot,
 //! keeps them current in a background task, and answers tokens locally.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,9 @@ pub(crate) struct Inner {
     /// Tokens that passed steps 1–2 (see [`VerifiedCache`]).
     verified: VerifiedCache,
     pub(crate) state: RwLock<FeedState>,
+    /// The longest access-token life claimd accepts (seconds, before leeway): from the
+    /// `Claimd-Token-Lifetime` header of each stream claimd opens, else `token_lifetime`.
+    pub(crate) token_lifetime: AtomicU64,
     /// When the JWKS was last fetched; held across a fetch so fetches do not pile up.
     keys_fetched: tokio::sync::Mutex<Instant>,
 }
@@ -109,6 +113,7 @@ impl Verifier {
             keys: RwLock::new(Arc::new(KeySet::default())),
             verified: VerifiedCache::new(config.verified_cache_entries),
             state: RwLock::new(FeedState::default()),
+            token_lifetime: AtomicU64::new(config.token_lifetime.as_secs()),
             keys_fetched: tokio::sync::Mutex::new(config.clock.now()),
             config,
         });
@@ -239,6 +244,7 @@ impl Inner {
             issuer: &self.issuer,
             audience: &self.config.audience,
             leeway: self.config.leeway.as_secs(),
+            longest_lifetime: self.token_lifetime.load(Ordering::Relaxed),
         };
         let claims = check_token(&keys, token, &expect, now)?;
         self.verified.insert(token, &claims, now, leeway);
@@ -322,7 +328,7 @@ impl Inner {
             state.prune(
                 self.config.clock.unix(),
                 self.config.leeway.as_secs(),
-                self.config.token_lifetime.as_secs(),
+                self.token_lifetime.load(Ordering::Relaxed),
             );
         }
     }

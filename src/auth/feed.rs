@@ -73,6 +73,16 @@ impl Feed {
         Feed { core }
     }
 
+    /// The longest access-token life this server accepts, in seconds before leeway: the
+    /// longest `tokens.access_ttl` the store has ever issued with. A verifier following
+    /// the feed refuses longer lives as claimd does and holds version changes that long.
+    pub fn token_lifetime(&self) -> u64 {
+        self.core
+            .store
+            .longest_access_ttl()
+            .max(self.core.settings.tokens.access_ttl.as_secs())
+    }
+
     /// Events after `after`, at most [`PAGE`].
     ///
     /// # Errors

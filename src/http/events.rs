@@ -48,8 +48,23 @@ async fn snapshot(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let snapshot = state.auth.feed.snapshot().await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(token_lifetime(&state))
         .json(snapshot))
 }
+
+/// `Claimd-Token-Lifetime`: the longest `exp - iat` (in seconds, before leeway) of an
+/// access token claimd accepts, the longest `tokens.access_ttl` it has ever issued with.
+/// A verifier refuses longer lives as claimd does, and holds a version change that long;
+/// sent at every stream open, so a reconnect after a restart with a new setting learns it.
+fn token_lifetime(state: &AppState) -> (&'static str, String) {
+    (
+        TOKEN_LIFETIME_HEADER,
+        state.auth.feed.token_lifetime().to_string(),
+    )
+}
+
+/// The header [`token_lifetime`] fills.
+pub const TOKEN_LIFETIME_HEADER: &str = "claimd-token-lifetime";
 
 async fn events(
     req: HttpRequest,
@@ -96,6 +111,7 @@ async fn events(
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(token_lifetime(&state))
         // nginx buffers proxied answers unless told not to.
         .insert_header(("x-accel-buffering", "no"))
         .streaming(futures_util::stream::unfold(stream, Stream::next)))

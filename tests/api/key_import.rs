@@ -715,18 +715,7 @@ async fn a_current_token_naming_another_tenant_is_refused() {
 #[tokio::test]
 async fn a_tenant_version_from_the_future_is_refused() {
     let key = new_key();
-    let (dir, data) = workdir();
-    init_store(&data);
-    let file = dir.path().join("key.pem");
-    std::fs::write(&file, pem_of(&key)).expect("write key.pem");
-    assert_success(&keys_import(dir.path(), &data, &file, Some(KID)));
-    let mut cmd = claimd_command(dir.path());
-    cmd.env("CLAIMD__STORAGE__PATH", &data)
-        .env("CLAIMD__BOOTSTRAP__ADMIN_USERNAME", ADMIN)
-        .env("CLAIMD__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD);
-    let server = ClaimdProcess::start(cmd);
-    let app = server.app();
-    let admin = app.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    let (_dir, _server, app, admin) = with_admin_signing_with(&key).await;
     let tenant = app
         .create_tenant_ok(&admin.access_token, &json!({"name": "acme"}))
         .await;
@@ -752,4 +741,62 @@ async fn a_tenant_version_from_the_future_is_refused() {
     assert_token_error(resp, "token_invalid").await;
     let resp = app.me(&carol.access_token).await;
     assert_eq!(resp.status(), StatusCode::OK, "carol's own token is fine");
+}
+
+/// A claimd whose ring holds `key` as [`KID`], started with the bootstrap admin, and that
+/// admin's tokens.
+async fn with_admin_signing_with(key: &SigningKey) -> (TempDir, ClaimdProcess, TestApp, Tokens) {
+    let (dir, data) = workdir();
+    init_store(&data);
+    let file = dir.path().join("key.pem");
+    std::fs::write(&file, pem_of(key)).expect("write key.pem");
+    assert_success(&keys_import(dir.path(), &data, &file, Some(KID)));
+    let mut cmd = claimd_command(dir.path());
+    cmd.env("CLAIMD__STORAGE__PATH", &data)
+        .env("CLAIMD__BOOTSTRAP__ADMIN_USERNAME", ADMIN)
+        .env("CLAIMD__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD);
+    let server = ClaimdProcess::start(cmd);
+    let app = server.app();
+    let admin = app.login_ok(ADMIN, ADMIN_PASSWORD).await;
+    (dir, server, app, admin)
+}
+
+/// claimd-verify refuses the lives claimd refuses, with the cap claimd announces.
+#[tokio::test]
+async fn the_verifier_library_refuses_a_life_longer_than_claimd_issues() {
+    let key = new_key();
+    let (_dir, _server, app, admin) = with_admin_signing_with(&key).await;
+    let service = app.create_service_ok(&admin.access_token, "verifier").await;
+    let verifier = claimd_verify::Verifier::start(claimd_verify::VerifierConfig::new(
+        app.address.clone(),
+        service.client_id.clone(),
+        service.client_secret.clone(),
+    ))
+    .await
+    .expect("the verifier starts");
+    let now = now_unix();
+    let signed_with_life = |life: u64| {
+        let mut claims = admin.claims().as_object().expect("claims").clone();
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + life));
+        claims.insert("jti".into(), json!(uuid::Uuid::now_v7().to_string()));
+        sign_raw(
+            &key,
+            &good_header().to_string(),
+            Value::Object(claims).to_string().as_bytes(),
+        )
+    };
+
+    let a_year = verifier.verify(&signed_with_life(365 * 86_400)).await;
+    let at_the_cap = verifier.verify(&signed_with_life(15 * 60 + 30)).await;
+
+    assert_eq!(
+        a_year
+            .as_ref()
+            .map_err(claimd_verify::VerifyError::code)
+            .err(),
+        Some("token_invalid"),
+        "a year-long token: {a_year:?}"
+    );
+    assert!(at_the_cap.is_ok(), "access_ttl + leeway: {at_the_cap:?}");
 }

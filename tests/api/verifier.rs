@@ -103,6 +103,28 @@ async fn a_token_is_accepted_and_refused_within_a_second_of_logout() {
     );
 }
 
+/// The verifier takes the longest token life from claimd's answer, not its own setting:
+/// claimd issues hour-long tokens here, and a verifier left at its 15-minute default
+/// still accepts them (and refuses what is longer, tests/api/key_import.rs).
+#[tokio::test]
+async fn it_accepts_the_token_lifetime_claimd_announces() {
+    let (app, admin) = spawn_app_with_admin(|s| {
+        s.events.heartbeat = HEARTBEAT;
+        s.tokens.access_ttl = Duration::from_secs(3600);
+    })
+    .await;
+    let service = app.create_service_ok(&admin.access_token, "verifier").await;
+    let verifier = start(&app, &service).await;
+    let (_, tokens) = app.signed_up("alice").await;
+    let claims = tokens.claims();
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        3600
+    );
+
+    accepted(&verifier, &tokens.access_token).await;
+}
+
 #[tokio::test]
 async fn a_claim_change_makes_the_old_token_stale_and_the_new_one_current() {
     let (app, _admin, service) = claimd_with_service().await;
