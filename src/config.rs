@@ -298,6 +298,20 @@ pub struct AuthSettings {
     pub rate_limit_entries: usize,
     /// Live sessions one user may hold; a login past it revokes the least recently used.
     pub max_sessions_per_user: usize,
+    /// Password hashes (argon2id, 7 MiB each) run at once; 0: half the cores, at least one.
+    pub hash_threads: usize,
+}
+
+impl AuthSettings {
+    /// The hashing threads to start: `hash_threads`, or half of `cores` (at least one)
+    /// when it is 0. Each holds a 7 MiB work area while logins queue, and the other half
+    /// of the CPU stays with verification under a login flood.
+    pub fn hashing_threads(&self, cores: usize) -> usize {
+        match self.hash_threads {
+            0 => (cores / 2).max(1),
+            chosen => chosen,
+        }
+    }
 }
 
 impl Default for AuthSettings {
@@ -314,6 +328,7 @@ impl Default for AuthSettings {
             },
             rate_limit_entries: 100_000,
             max_sessions_per_user: 100,
+            hash_threads: 0,
         }
     }
 }

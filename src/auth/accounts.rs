@@ -56,10 +56,10 @@ impl Accounts {
         sessions: Arc<Sessions>,
         verification: Arc<Verification>,
     ) -> Result<Accounts, AuthError> {
-        let hashing_slots = std::thread::available_parallelism().map_or(2, usize::from);
-        let passwords =
-            Passwords::new(hashing_slots).map_err(|err| AuthError::Internal(err.to_string()))?;
         let auth = &core.settings.auth;
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let passwords = Passwords::new(auth.hashing_threads(cores))
+            .map_err(|err| AuthError::Internal(err.to_string()))?;
         let limiter = |budget, name| {
             RateLimiter::new(
                 budget,

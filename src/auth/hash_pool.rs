@@ -1,8 +1,11 @@
 //! The threads password hashing runs on: a fixed number (one per core), so at most that
-//! many 19 MiB argon2 hashes run at once, and at a lower scheduling priority, so that
-//! under a login flood the CPU still goes first to token verification, refreshes and
-//! everything else that answers in microseconds. Hashing gets every cycle nothing else
-//! wants: logins lose little throughput, verification keeps its latency.
+//! many argon2 hashes (and their work areas) exist at once, and at a lower scheduling
+//! priority, so that under a login flood the CPU still goes first to token verification,
+//! refreshes and everything else that answers in microseconds. Hashing gets every cycle
+//! nothing else wants: logins lose little throughput, verification keeps its latency.
+//!
+//! A thread that finishes a job and finds none queued runs the pool's idle hook (which
+//! gives its work area back): memory is held while logins queue, not after.
 
 use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
@@ -13,9 +16,6 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// How much lower than normal the hashing threads run (Linux `nice`, 0–19).
 const HASHING_NICENESS: i32 = 10;
-
-/// After this long without work a thread runs its idle hook (which gives memory back).
-const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A fixed pool of low-priority threads.
 pub struct HashPool {
@@ -28,8 +28,8 @@ pub struct HashPool {
 pub struct PoolStopped;
 
 impl HashPool {
-    /// Starts `threads` hashing threads; each runs `on_idle` once after a spell without
-    /// work.
+    /// Starts `threads` hashing threads; each runs `on_idle` after a job when no other
+    /// job is queued.
     ///
     /// # Errors
     /// A thread could not be spawned.
@@ -42,23 +42,23 @@ impl HashPool {
                 .name(format!("claimd-hash-{index}"))
                 .spawn(move || {
                     lower_this_threads_priority();
-                    let mut busy_since_idle = false;
+                    let mut waiting = None;
                     loop {
-                        let job = {
-                            let receiver = receiver.lock().unwrap_or_else(PoisonError::into_inner);
-                            receiver.recv_timeout(IDLE_AFTER)
+                        let job = match waiting.take() {
+                            Some(job) => job,
+                            None => {
+                                let receiver =
+                                    receiver.lock().unwrap_or_else(PoisonError::into_inner);
+                                match receiver.recv() {
+                                    Ok(job) => job,
+                                    Err(mpsc::RecvError) => return,
+                                }
+                            }
                         };
-                        match job {
-                            Ok(job) => {
-                                job();
-                                busy_since_idle = true;
-                            }
-                            Err(mpsc::RecvTimeoutError::Timeout) if busy_since_idle => {
-                                on_idle();
-                                busy_since_idle = false;
-                            }
-                            Err(mpsc::RecvTimeoutError::Timeout) => {}
-                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        job();
+                        waiting = next_waiting_job(&receiver);
+                        if waiting.is_none() {
+                            on_idle();
                         }
                     }
                 })?;
@@ -90,6 +90,12 @@ impl HashPool {
     }
 }
 
+/// A job already queued, if this thread can tell. A thread that cannot take the lock
+/// finds another one waiting on it for work: then nothing is queued either.
+fn next_waiting_job(receiver: &Mutex<mpsc::Receiver<Job>>) -> Option<Job> {
+    receiver.try_lock().ok()?.try_recv().ok()
+}
+
 /// Lowers the calling thread's scheduling priority. On Linux each thread has its own nice
 /// value, and `setpriority(PRIO_PROCESS, 0, n)` changes only the caller's.
 #[cfg(target_os = "linux")]
@@ -115,6 +121,24 @@ mod tests {
         let results = futures_util::future::join_all((0..8).map(|n| pool.run(move || n * n))).await;
         let squares: Vec<i32> = results.into_iter().map(Result::unwrap).collect();
         assert_eq!(squares, vec![0, 1, 4, 9, 16, 25, 36, 49]);
+    }
+
+    #[tokio::test]
+    async fn a_thread_goes_idle_when_nothing_is_queued() {
+        static IDLE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let pool = HashPool::start(1, || {
+            IDLE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        })
+        .unwrap();
+        pool.run(|| ()).await.unwrap();
+        // The idle hook runs after the job's result is sent: wait for it, bounded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while IDLE.load(std::sync::atomic::Ordering::SeqCst) == 0
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(IDLE.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[cfg(target_os = "linux")]
