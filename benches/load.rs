@@ -152,6 +152,7 @@ fn row(scenario: &str, concurrency: usize, outcome: &Outcome, baseline: Option<f
         errors: outcome.errors,
         error_samples: outcome.error_samples.clone(),
         server_rss_bytes: None,
+        server_peak_rss_bytes: None,
         p99_without_flood_ms: None,
         notes: Vec::new(),
     }
@@ -247,7 +248,13 @@ async fn run(options: &Options, cores: usize, command: String) -> Result<Report,
             } else {
                 argon2
             };
+            // The peak is of the load itself, not of the logins that set up its sessions.
+            bench.ensure_chains(scenario, connections).await?;
+            // The hashing threads give their work areas back as their queue empties.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            claimd.reset_peak_rss();
             let measured = bench.run(scenario, connections, plan(claimd.addr)).await?;
+            let peak_rss = claimd.peak_rss_bytes();
             let base_rps = base.requests_per_second();
             let mut row = row(
                 scenario.name(),
@@ -259,6 +266,7 @@ async fn run(options: &Options, cores: usize, command: String) -> Result<Report,
             row.errors += base.errors;
             row.error_samples.extend(base.error_samples);
             row.server_rss_bytes = claimd.rss_bytes();
+            row.server_peak_rss_bytes = peak_rss;
             row.notes = measured.notes;
             row.p99_without_flood_ms = measured.flood_p99.map(|(without, _)| without);
             if let (Scenario::Login, Some(logins)) = (scenario, measured.logins_per_second) {

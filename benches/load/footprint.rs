@@ -50,7 +50,9 @@ pub struct Argon2Bound {
 /// is the most logins per second the machine can do. Also counts what `cores` threads
 /// hashing at once achieve (a second, bounded).
 pub fn argon2_bound(cores: usize) -> Result<Argon2Bound, String> {
-    let params = Params::new(19456, 2, 1, None).map_err(|err| format!("argon2 params: {err}"))?;
+    use claimd::auth::password::{ITERATIONS, LANES, MEMORY_KIB};
+    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None)
+        .map_err(|err| format!("argon2 params: {err}"))?;
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let mut best = Duration::MAX;
     let mut out = [0u8; 32];

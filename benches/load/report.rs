@@ -25,6 +25,8 @@ pub struct Row {
     pub errors: u64,
     pub error_samples: Vec<String>,
     pub server_rss_bytes: Option<u64>,
+    /// The server's highest RSS while the row ran (warm-up included).
+    pub server_peak_rss_bytes: Option<u64>,
     /// `verify-under-login-flood`: verify's p99 without the flood (`p99_ms` is with it).
     pub p99_without_flood_ms: Option<f64>,
     pub notes: Vec<String>,
@@ -90,13 +92,13 @@ fn optional_mib(bytes: Option<u64>) -> String {
 impl Report {
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| scenario | conc. | req/s | × baseline | p50 ms | p99 ms | p99.9 ms | errors | server RSS | notes |\n\
+            "| scenario | conc. | req/s | × baseline | p50 ms | p99 ms | p99.9 ms | errors | server RSS peak / after | notes |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
         for row in &self.rows {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {} | {} / {} | {} |",
                 row.scenario,
                 row.concurrency,
                 row.requests_per_second,
@@ -106,6 +108,7 @@ impl Report {
                 row.p99_ms,
                 row.p999_ms,
                 row.errors,
+                optional_mib(row.server_peak_rss_bytes),
                 optional_mib(row.server_rss_bytes),
                 row.notes.join("; ")
             );
@@ -139,9 +142,12 @@ impl Report {
         if let Some(argon2) = &self.argon2 {
             let _ = writeln!(
                 out,
-                "- argon2 bound: one argon2id hash (19 MiB, t=2, p=1) takes {:.1} ms here; \
+                "- argon2 bound: one argon2id hash ({} KiB, t={}, p={}) takes {:.1} ms here; \
                  {} cores ÷ that = {:.1} logins/s ({:.1} hashes/s with {} threads hashing at \
                  once in-process)",
+                claimd::auth::password::MEMORY_KIB,
+                claimd::auth::password::ITERATIONS,
+                claimd::auth::password::LANES,
                 argon2.hash_ms,
                 argon2.cores,
                 argon2.logins_per_second,

@@ -96,8 +96,9 @@ impl Bench {
         })
     }
 
-    /// Grows the chains of `refresh`, `change` and `mixed` to `connections` each.
-    async fn ensure_chains(
+    /// Grows the chains of `refresh`, `change` and `mixed` to `connections` each (their
+    /// sessions are logged in here): `run` does it too, this lets a caller do it first.
+    pub async fn ensure_chains(
         &mut self,
         scenario: Scenario,
         connections: usize,

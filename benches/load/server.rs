@@ -61,7 +61,7 @@ impl Claimd {
         settings: &[(&str, &str)],
     ) -> Result<Claimd, String> {
         let spawned_at = Instant::now();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_claimd"));
+        let mut command = server_command();
         if bootstrap {
             command
                 .env("CLAIMD__BOOTSTRAP__ADMIN_USERNAME", ADMIN_USERNAME)
@@ -124,6 +124,17 @@ impl Claimd {
         rss_bytes(self.pid())
     }
 
+    /// Starts the server's peak RSS (`VmHWM`) over from its RSS now.
+    pub fn reset_peak_rss(&self) {
+        // Linux: writing 5 to clear_refs resets the peak resident set size.
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");
+    }
+
+    /// The server's highest RSS since start or [`Claimd::reset_peak_rss`], in bytes.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        proc_status_bytes(self.pid(), "VmHWM:")
+    }
+
     /// The server's last output lines.
     pub fn log_tail(&self) -> String {
         let lines = self.log.lock().map(|l| l.clone()).unwrap_or_default();
@@ -140,6 +151,22 @@ impl Drop for Claimd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The command that runs the server: the binary this bench was built with, or the
+/// command line in `CLAIMD_BENCH_SERVER` (split on whitespace), for running the server
+/// under a profiler: `CLAIMD_BENCH_SERVER="heaptrack -o /tmp/claimd target/prof/claimd"`.
+fn server_command() -> Command {
+    let custom = std::env::var("CLAIMD_BENCH_SERVER").unwrap_or_default();
+    let mut words = custom.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words);
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_claimd")),
     }
 }
 
@@ -171,8 +198,13 @@ fn drain(
 
 /// `VmRSS` of a process, in bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
+    proc_status_bytes(pid, "VmRSS:")
+}
+
+/// A size line of `/proc/<pid>/status` (given in kB), in bytes.
+fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
