@@ -54,8 +54,11 @@ async fn logout_adds_deny_entries_that_are_evicted_after_expiry() {
     assert!(entries > 0.0, "deny entries after logout: {entries}");
 
     app.advance(EXPIRY_WAIT);
+    // The gauge is read from the store at scrape time; the counter moves when the pass
+    // that dropped the entries has returned: a scrape may come between the two.
     let text = poll_metrics(&app, Duration::from_secs(10), |t| {
         metric_sum(t, "claimd_deny_entries", &[]) == 0.0
+            && metric_sum(t, "claimd_evictions_total", &[]) > evictions_before
     })
     .await;
     assert_eq!(
