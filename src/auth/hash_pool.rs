@@ -1,8 +1,9 @@
-//! The threads password hashing runs on: a fixed number (one per core), so at most that
-//! many argon2 hashes (and their work areas) exist at once, and at a lower scheduling
-//! priority, so that under a login flood the CPU still goes first to token verification,
-//! refreshes and everything else that answers in microseconds. Hashing gets every cycle
-//! nothing else wants: logins lose little throughput, verification keeps its latency.
+//! The threads password hashing runs on: a fixed number (`auth.hash_threads`, by default
+//! half the cores), so at most that many argon2 hashes (and their work areas) exist at
+//! once, and at a lower scheduling priority, so that under a login flood the CPU still
+//! goes first to token verification, refreshes and everything else that answers in
+//! microseconds. Hashing gets every cycle nothing else wants: logins lose little
+//! throughput, verification keeps its latency.
 //!
 //! A thread that finishes a job and finds none queued runs the pool's idle hook (which
 //! gives its work area back): memory is held while logins queue, not after.
