@@ -64,7 +64,7 @@ fn token_lifetime(state: &AppState) -> (&'static str, String) {
 }
 
 /// The header [`token_lifetime`] fills.
-pub const TOKEN_LIFETIME_HEADER: &str = "claimd-token-lifetime";
+const TOKEN_LIFETIME_HEADER: &str = "claimd-token-lifetime";
 
 async fn events(
     req: HttpRequest,

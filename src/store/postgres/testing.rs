@@ -153,19 +153,9 @@ async fn try_execute(config: &tokio_postgres::Config, statement: &str) -> Result
     outcome
 }
 
-/// Runs one statement on a connection of its own.
+/// Runs one statement on a connection of its own; a failure fails the test.
 pub async fn execute(config: &tokio_postgres::Config, statement: &str) {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .expect("the test cluster accepts connections");
-    let driver = tokio::spawn(connection);
-    client.batch_execute(statement).await.unwrap_or_else(|err| {
-        let reason = err
-            .as_db_error()
-            .map_or_else(|| err.to_string(), |db| db.message().to_string());
-        panic!("{statement}: {reason}")
-    });
-    drop(client);
-    let _ = driver.await;
+    if let Err(reason) = try_execute(config, statement).await {
+        panic!("{statement}: {reason}");
+    }
 }

@@ -439,7 +439,7 @@ impl Engine {
             .path(path)
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
             .flush_every_ms(Some(1000));
-        let fresh = !path.join("conf").exists() && !path.join("db").exists();
+        let fresh = holds_no_store(path);
         if fresh {
             // Refused before sled creates anything in the directory.
             integrity::refuse_a_seal_without_its_store(path)?;
@@ -551,6 +551,11 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Whether `path` holds none of sled's files yet: a store opened there is a new one.
+fn holds_no_store(path: &Path) -> bool {
+    !path.join("conf").exists() && !path.join("db").exists()
 }
 
 /// sled 0.34 panics on some kinds of damage instead of returning an error. Turn such a

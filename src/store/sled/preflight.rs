@@ -33,7 +33,7 @@ const SCRATCH_PREFIX: &str = ".claimd-check-";
 /// What opening the store in place would have answered: in use by another process,
 /// damaged, rolled back, or from a newer schema.
 pub(super) fn check_on_a_copy(path: &Path, cache_mb: u64, clock: &Clock) -> Result<(), StoreError> {
-    if !path.join("conf").exists() && !path.join("db").exists() {
+    if super::holds_no_store(path) {
         return Ok(());
     }
     let started = Instant::now();
