@@ -196,9 +196,9 @@ async fn unknown_user_and_wrong_password_answer_identically() {
 #[tokio::test]
 async fn password_is_case_sensitive() {
     let app = spawn_app().await;
-    app.register_ok("alice", "Secret-Password").await;
+    app.register_ok("alice", "Violet-Tractor-Sings").await;
 
-    let resp = app.login("alice", "secret-password").await;
+    let resp = app.login("alice", "violet-tractor-sings").await;
 
     assert_problem(resp, 401, "invalid_credentials").await;
 }
