@@ -84,6 +84,9 @@ pub struct StorageSettings {
     /// Connections each node keeps to PostgreSQL for requests (the notification listener
     /// has one more of its own).
     pub postgres_pool: usize,
+    /// Open a sled store that has sealed before though its seal file (`claimd.seal`) is
+    /// gone, with a warning; refused otherwise, since lost writes could not be detected.
+    pub accept_missing_seal: bool,
 }
 
 impl Default for StorageSettings {
@@ -94,6 +97,7 @@ impl Default for StorageSettings {
             cache_mb: 16,
             postgres_url: None,
             postgres_pool: 16,
+            accept_missing_seal: false,
         }
     }
 }

@@ -45,9 +45,16 @@ async fn open_store(settings: &Settings, clock: Clock) -> anyhow::Result<Store> 
             crate::data_dir::make_private(&settings.storage.path)?;
             let path = settings.storage.path.clone();
             let cache_mb = settings.storage.cache_mb;
-            tokio::task::spawn_blocking(move || Store::open_with_clock(&path, cache_mb, clock))
-                .await?
-                .with_context(|| format!("storage.path {}", settings.storage.path.display()))
+            let missing_seal = if settings.storage.accept_missing_seal {
+                crate::store::MissingSeal::Accept
+            } else {
+                crate::store::MissingSeal::Refuse
+            };
+            tokio::task::spawn_blocking(move || {
+                Store::open_with(&path, cache_mb, clock, missing_seal)
+            })
+            .await?
+            .with_context(|| format!("storage.path {}", settings.storage.path.display()))
         }
         StorageBackend::Postgres => open_postgres(settings, clock).await,
     }

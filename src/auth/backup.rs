@@ -52,9 +52,7 @@ impl Administration {
             );
             let path = dir.join(name);
             let storage = |err: std::io::Error| {
-                AuthError::Store(crate::store::StoreError::Flush(format!(
-                    "writing the backup: {err}"
-                )))
+                AuthError::Store(crate::store::StoreError::Backup(err.to_string()))
             };
             let mut file = std::fs::OpenOptions::new()
                 .read(true)

@@ -286,6 +286,11 @@ impl From<AuthError> for ApiError {
             AuthError::Unavailable(reason) => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", reason)
             }
+            AuthError::Store(crate::store::StoreError::Backup(err)) => {
+                // The backup's own file failed (its disk full); the store goes on writing.
+                tracing::warn!(error = %err, "backup failed");
+                ApiError::storage_unavailable()
+            }
             AuthError::Store(err) if err.is_storage_fault() => {
                 // Logged once per episode by the store; the outcome is unknown, so the
                 // client retries (a refresh retried gets the same successor).

@@ -39,6 +39,7 @@ pub use postgres::PgStore;
 pub use sled::backup::{self, BackupSummary};
 pub use sled::health::HealthCounts;
 pub use sled::revocations::Revocation;
+pub use sled::MissingSeal;
 pub use sled::{
     AccountChange, Change, ChangeRecord, ChangesAfter, ClaimsChange, DenyKind, EvictionReport,
     InvitationBook, InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError,
@@ -62,6 +63,10 @@ pub enum StoreError {
     },
     #[error("could not make the write durable: {0}")]
     Flush(String),
+    /// The backup's own file or stream failed (its disk full, the reader gone): the store
+    /// itself is fine, and goes on taking writes.
+    #[error("could not write the backup: {0}")]
+    Backup(String),
     #[error("could not open the store: {0}")]
     Open(String),
     #[error("the data directory is in use by another process (is claimd running?)")]
@@ -81,6 +86,7 @@ impl StoreError {
             StoreError::Sled(_)
                 | StoreError::Database(_)
                 | StoreError::Flush(_)
+                | StoreError::Backup(_)
                 | StoreError::Unavailable(_)
         )
     }
@@ -125,6 +131,20 @@ impl Store {
     /// As [`SledStore::open_with_clock`].
     pub fn open_with_clock(path: &Path, cache_mb: u64, clock: Clock) -> Result<Store, StoreError> {
         SledStore::open_with_clock(path, cache_mb, clock).map(Store::from)
+    }
+
+    /// As [`Store::open_with_clock`], saying what to do with a store whose seal file is
+    /// gone.
+    ///
+    /// # Errors
+    /// As [`SledStore::open_with`].
+    pub fn open_with(
+        path: &Path,
+        cache_mb: u64,
+        clock: Clock,
+        missing_seal: MissingSeal,
+    ) -> Result<Store, StoreError> {
+        SledStore::open_with(path, cache_mb, clock, missing_seal).map(Store::from)
     }
 
     /// Connects to the PostgreSQL database at `url` (migrating its schema under a lock,
@@ -332,6 +352,36 @@ impl Store {
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.evict_expired(now, leeway)).await,
+        }
+    }
+
+    /// The latest time an eviction pass worked from on this store (every node's, on
+    /// PostgreSQL), if one ever ran: `tasks::eviction` never works from a later time than
+    /// this plus the real time elapsed since it read it.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn eviction_horizon(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => sled::eviction_horizon(store),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(node) => node.store().bounded(node.store().eviction_horizon()).await,
+        }
+    }
+
+    /// Records that an eviction pass worked from `at`; the horizon never moves back.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn advance_eviction_horizon(self: &Arc<Self>, at: u64) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(store) => sled::advance_eviction_horizon(store, at),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(node) => {
+                node.store()
+                    .bounded(node.store().advance_eviction_horizon(at))
+                    .await
+            }
         }
     }
 

@@ -37,6 +37,7 @@ mod openid_client;
 mod ops;
 mod password;
 mod persistence;
+mod power_loss;
 mod rate_limit;
 mod refresh;
 mod refresh_cookie;

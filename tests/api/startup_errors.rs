@@ -359,6 +359,44 @@ fn one_flipped_byte_mid_file_stops_startup() {
     assert_startup_failure(&again, &["damaged", "lost acknowledged writes"]);
 }
 
+/// Issue 19: the seal used to move once a second, so damage to the last records before a
+/// kill -9 opened as a store without its last acknowledged registrations. Every commit is
+/// sealed now: a flipped byte in the newest record is refused like any other damage.
+#[test]
+fn a_flipped_byte_in_the_last_records_before_a_kill_stops_startup() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
+    let (dir, data) = workdir();
+    let server = ClaimdProcess::start_on(dir.path(), &data);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for n in 0..5 {
+            server
+                .app()
+                .register_ok(&format!("user{n}"), PASSWORD)
+                .await;
+        }
+    });
+    // No clean stop: the last registration was acknowledged a moment ago.
+    server.kill9();
+    let db = data.join("db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let last_written = bytes
+        .iter()
+        .rposition(|&byte| byte != 0)
+        .expect("the log holds records");
+    bytes[last_written - 8] ^= 0xFF;
+    std::fs::write(&db, bytes).unwrap();
+
+    let exit = refused_and_left_alone(dir.path(), &data);
+
+    assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
+}
+
 #[test]
 fn a_truncated_store_file_stops_startup() {
     if crate::backend::sled_only("a damaged or locked data directory") {
@@ -378,6 +416,42 @@ fn a_truncated_store_file_stops_startup() {
     let exit = refused_and_left_alone(dir.path(), &data);
 
     assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
+}
+
+/// Issue 19: with its seal file deleted, a truncated store started with users missing;
+/// a store that has sealed before is now refused without it, the file and the store left
+/// as they were, unless the operator says so (and claimd says it started unchecked).
+#[test]
+fn a_store_without_its_seal_file_stops_startup_unless_accepted() {
+    if crate::backend::sled_only("a damaged or locked data directory") {
+        return;
+    }
+    let (dir, data) = workdir();
+    store_with_many_users(dir.path(), &data);
+    std::fs::remove_file(data.join("claimd.seal")).unwrap();
+
+    let exit = refused_and_left_alone(dir.path(), &data);
+    assert_startup_failure(&exit, &["claimd.seal is missing", "accept_missing_seal"]);
+
+    let mut cmd = claimd_command(dir.path());
+    cmd.env("CLAIMD__STORAGE__PATH", &data)
+        .env("CLAIMD__STORAGE__ACCEPT_MISSING_SEAL", "true");
+    let server = ClaimdProcess::start(cmd);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { server.app().login_ok("user7", PASSWORD).await });
+    let (status, stdout, stderr) = server.terminate(EXIT_TIMEOUT);
+    assert!(status.is_some_and(|s| s.success()), "clean stop\n{stderr}");
+    assert!(
+        stdout.contains("claimd.seal was missing; opened anyway"),
+        "the override is logged: {stdout}"
+    );
+    // Sealed again: the next start needs no override.
+    assert!(data.join("claimd.seal").exists());
+    let restarted = ClaimdProcess::start_on(dir.path(), &data);
+    rt.block_on(async { restarted.app().login_ok("user7", PASSWORD).await });
 }
 
 #[test]

@@ -4,10 +4,43 @@
 //! Each is an indexed delete whose cost is what expired. Several nodes may run it at once:
 //! each delete removes what it finds, the log's eviction queues on its mark.
 
-use super::PgStore;
+use super::{database_error, from_bigint, to_bigint, PgStore};
 use crate::store::{EvictionReport, StoreError};
 
 impl PgStore {
+    /// The latest time an eviction pass of any node worked from, if one ever ran.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn eviction_horizon(&self) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT value FROM meta WHERE name = 'eviction_horizon'",
+                &[],
+            )
+            .await
+            .map_err(database_error)?;
+        row.map(|row| from_bigint(row.get(0))).transpose()
+    }
+
+    /// Moves the shared horizon up to `at`; it never moves back, whichever node writes.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn advance_eviction_horizon(&self, at: u64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO meta (name, value) VALUES ('eviction_horizon', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = GREATEST(meta.value, EXCLUDED.value)",
+                &[&to_bigint(at)?],
+            )
+            .await
+            .map_err(database_error)?;
+        Ok(())
+    }
+
     /// Removes everything expired at `now` (seconds), with `leeway` the configured
     /// clock-skew allowance. `deny_buckets_dropped` and `next_deny_expiry` stay empty:
     /// there are no buckets here, and the task runs on its interval.
@@ -40,6 +73,20 @@ mod tests {
     use crate::store::postgres::log::tests::{append_committed, token};
     use crate::store::postgres::testing::TestDatabase;
     use crate::store::{DenyKind, SessionRecord, MAX_LEEWAY_SECONDS};
+
+    #[tokio::test]
+    async fn the_shared_horizon_starts_unset_and_never_moves_back() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        assert_eq!(store.eviction_horizon().await.unwrap(), None);
+        store.advance_eviction_horizon(1_000).await.unwrap();
+        store.advance_eviction_horizon(900).await.unwrap();
+        assert_eq!(store.eviction_horizon().await.unwrap(), Some(1_000));
+        store.advance_eviction_horizon(1_030).await.unwrap();
+        assert_eq!(store.eviction_horizon().await.unwrap(), Some(1_030));
+    }
 
     #[tokio::test]
     async fn one_pass_removes_only_what_expired() {

@@ -103,7 +103,7 @@ impl SledStore {
             digest: Sha256::new(),
             bytes: 0,
         };
-        let io = |err: std::io::Error| StoreError::Flush(format!("writing the backup: {err}"));
+        let io = |err: std::io::Error| StoreError::Backup(err.to_string());
         out.write_all(MAGIC).map_err(io)?;
         out.write_all(&BACKUP_FORMAT.to_be_bytes()).map_err(io)?;
         out.write_all(&SCHEMA_VERSION.to_be_bytes()).map_err(io)?;
@@ -255,6 +255,7 @@ fn restore_into(path: &Path, backup: impl Read) -> Result<BackupSummary, Restore
     if input.inner.read(&mut trailing)? != 0 {
         return Err(damaged("bytes after the end"));
     }
+    super::integrity::forget_the_seal(&db)?;
     db.flush().map_err(StoreError::from)?;
     drop(tree);
     drop(db);
@@ -324,6 +325,36 @@ mod tests {
         let mut bytes = Vec::new();
         store.export(&mut bytes).unwrap();
         bytes
+    }
+
+    /// A backup whose own file runs out of room says so, and does not blame the store,
+    /// which goes on taking writes (issue 19).
+    #[test]
+    fn a_backup_whose_output_fails_names_the_backup_not_the_store() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (_dir, store) = test_store();
+        store
+            .deny(DenyKind::Token, &[7; 16], 4_000..=4_000)
+            .unwrap();
+
+        let failed = store.export(Full).unwrap_err();
+
+        assert!(matches!(failed, StoreError::Backup(_)), "{failed:?}");
+        assert!(failed
+            .to_string()
+            .starts_with("could not write the backup: No space left"));
+        assert!(store.is_writable());
+        store
+            .deny(DenyKind::Token, &[8; 16], 4_000..=4_000)
+            .unwrap();
     }
 
     #[test]

@@ -8,6 +8,39 @@
 use super::{codec, SledStore, StoreError};
 use crate::domain::SessionId;
 
+/// `meta` key: the latest time an eviction pass worked from (see `tasks::eviction`).
+const HORIZON_KEY: &str = "eviction_horizon";
+
+/// The latest time an eviction pass worked from, if one ever ran on this store.
+///
+/// # Errors
+/// Storage failures, or a value that does not decode.
+pub fn eviction_horizon(store: &SledStore) -> Result<Option<u64>, StoreError> {
+    let meta = store.engine()?.db.open_tree("meta")?;
+    meta.get(HORIZON_KEY)?
+        .map(|bytes| {
+            codec::decode_u64(&bytes).map_err(|source| StoreError::Corrupt {
+                tree: "meta",
+                source,
+            })
+        })
+        .transpose()
+}
+
+/// Moves the horizon up to `at`; it never moves back.
+///
+/// # Errors
+/// Storage failures.
+pub fn advance_eviction_horizon(store: &SledStore, at: u64) -> Result<(), StoreError> {
+    let meta = store.engine()?.db.open_tree("meta")?;
+    let _gate = store.writing();
+    meta.fetch_and_update(HORIZON_KEY, |current| {
+        let current = current.and_then(|bytes| codec::decode_u64(bytes).ok());
+        Some(codec::encode_u64(current.map_or(at, |current| current.max(at))).to_vec())
+    })?;
+    Ok(())
+}
+
 /// How much one eviction pass removed, and when the next deny entry expires.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct EvictionReport {
@@ -83,6 +116,17 @@ mod tests {
     use super::*;
     use crate::store::sled::test_store as store;
     use crate::store::{DenyKind, SessionRecord};
+
+    #[test]
+    fn the_horizon_starts_unset_and_never_moves_back() {
+        let (_dir, store) = store();
+        assert_eq!(eviction_horizon(&store).unwrap(), None);
+        advance_eviction_horizon(&store, 1_000).unwrap();
+        advance_eviction_horizon(&store, 900).unwrap();
+        assert_eq!(eviction_horizon(&store).unwrap(), Some(1_000));
+        advance_eviction_horizon(&store, 1_030).unwrap();
+        assert_eq!(eviction_horizon(&store).unwrap(), Some(1_030));
+    }
 
     #[test]
     fn removes_only_what_expired() {

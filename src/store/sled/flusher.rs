@@ -4,9 +4,19 @@
 //! this shape: a flush per request caps durable writes near 6k/s, `flush_async` from many
 //! threads hung, and one flusher lets concurrent writers share each flush.
 //!
+//! sled's flush alone survives a killed process, not a power cut: on Linux it writes with
+//! `pwrite` and `sync_file_range`, which neither commits the file's metadata (its new
+//! length, the blocks it grew into) nor empties the disk's cache. So every flush is followed
+//! by an `fdatasync` of sled's log file, shared by the whole batch like the flush (issue 19:
+//! an ext4 journal aborted right after a burst of writes lost 1,240 of 21,894 acknowledged
+//! ones without it). The directory is synced once at start, so the files themselves are.
+//! sled's blob files (records over 128 KiB, which claimd never writes) are not covered.
+//!
 //! Invariant: a waiter is woken only by a flush that *started* after it registered, so its
 //! write (made before registering) is covered.
 
+use std::fs::File;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -33,10 +43,20 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// Starts the flusher thread for `db`.
+    /// Starts the flusher thread for `db`, whose files are in `dir`.
     /// A failed flush is reported to `health`, which starts a write-failure episode; the
     /// `seal` moves with the flushes that cover new writes (see `integrity`).
-    pub fn start(db: sled::Db, health: Arc<Health>, seal: Seal) -> std::io::Result<Flusher> {
+    ///
+    /// # Errors
+    /// The log file cannot be opened or the directory synced, or the thread cannot start.
+    pub fn start(
+        db: sled::Db,
+        dir: &Path,
+        health: Arc<Health>,
+        seal: Seal,
+    ) -> std::io::Result<Flusher> {
+        let log = File::open(dir.join(SLED_LOG_FILE))?;
+        File::open(dir)?.sync_all()?;
         let shared = Arc::new(Shared {
             waiting: Mutex::new(Vec::new()),
             wake: Condvar::new(),
@@ -46,7 +66,7 @@ impl Flusher {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("claimd-flusher".into())
-            .spawn(move || run(&thread_shared, &db, &health, &seal))?;
+            .spawn(move || run(&thread_shared, &db, &log, &health, &seal))?;
         Ok(Flusher {
             shared,
             thread: Mutex::new(Some(thread)),
@@ -116,7 +136,17 @@ impl Drop for Flusher {
     }
 }
 
-fn run(shared: &Shared, db: &sled::Db, health: &Health, seal: &Seal) {
+/// The file sled 0.34 keeps its log (every record) in.
+const SLED_LOG_FILE: &str = "db";
+
+/// sled's flush, then the metadata and the disk's cache: on disk for good, or an error.
+fn make_durable(db: &sled::Db, log: &File) -> Result<(), String> {
+    db.flush().map_err(|err| err.to_string())?;
+    log.sync_data()
+        .map_err(|err| format!("fdatasync of the store's log: {err}"))
+}
+
+fn run(shared: &Shared, db: &sled::Db, log: &File, health: &Health, seal: &Seal) {
     loop {
         let batch = {
             let mut waiting = shared
@@ -133,7 +163,7 @@ fn run(shared: &Shared, db: &sled::Db, health: &Health, seal: &Seal) {
         };
         let stopping = shared.stopping.load(Ordering::Acquire);
         let sealing = if shared.unsealed_writes.swap(false, Ordering::AcqRel) {
-            let sealing = seal.prepare(stopping);
+            let sealing = seal.prepare();
             if sealing.is_none() {
                 shared.unsealed_writes.store(true, Ordering::Release);
             }
@@ -141,15 +171,19 @@ fn run(shared: &Shared, db: &sled::Db, health: &Health, seal: &Seal) {
         } else {
             None
         };
-        let outcome = db.flush().map(|_| ()).map_err(|err| err.to_string());
+        // The seal file says this commit's value before any of its answers leave.
+        let outcome = make_durable(db, log).and_then(|()| match sealing {
+            Some(value) => seal.commit(value),
+            None => Ok(()),
+        });
         if let Err(err) = &outcome {
+            if sealing.is_some() {
+                shared.unsealed_writes.store(true, Ordering::Release);
+            }
             health.write_failed(err);
         }
         for waiter in batch {
             let _ = waiter.send(outcome.clone());
-        }
-        if let (Some(value), Ok(())) = (sealing, &outcome) {
-            seal.commit(value);
         }
         if stopping {
             return;

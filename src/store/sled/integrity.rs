@@ -6,10 +6,16 @@
 //!
 //! - **The seal.** A counter kept twice: in sled's `meta` tree, and in a small file beside
 //!   it (`claimd.seal`) written only after sled has made that value durable. The flusher
-//!   bumps it about once a second while writes arrive, and on close. At open the file's
+//!   bumps it with every group commit that carries writes, and the file is on disk before
+//!   any answer of that commit leaves, so the seal covers every acknowledged write (issue
+//!   19: it used to move once a second, and damage in the last second went unseen). The
+//!   file is overwritten in place, one record well under a disk sector, and synced: one
+//!   `fdatasync` per commit, as PostgreSQL writes its `pg_control`. At open the file's
 //!   value must not be ahead of sled's: if it is, sled lost writes it had acknowledged,
-//!   and the store is refused. What this cannot see is a loss confined to the last
-//!   second of writes before a crash, the part not yet sealed.
+//!   and the store is refused. A store whose `meta` says
+//!   it has sealed before but whose file is gone is refused too (issue 19: a deleted seal
+//!   and a truncated `db` started with users missing), unless the operator says so with
+//!   `storage.accept_missing_seal` ([`MissingSeal::Accept`]), which is logged.
 //! - **The scan.** Every tree is read through and every record decoded once at open, so a
 //!   damaged page or record stops start-up instead of failing the first request to touch it.
 //!   The deny-list buckets, which can hold millions of entries, are read by a thread right
@@ -19,11 +25,12 @@
 //!   tree by name, and eviction does not drop the one it is reading (see `deny`), so a
 //!   dropped bucket is neither created again nor reported as damage.
 
+use std::fs::File;
 use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use super::deny::DenyList;
 use super::disk::Stored;
@@ -36,15 +43,24 @@ use super::{
 pub(crate) const SEAL_FILE: &str = "claimd.seal";
 const SEAL_KEY: &str = "seal";
 const SEAL_MAGIC: &str = "claimd-seal 1";
-/// How often the seal moves while writes arrive.
-const SEAL_EVERY: Duration = Duration::from_secs(1);
 
-/// The seal's state in a running store: the value last written to sled, and when.
+/// What to do with a store that has sealed before and whose seal file is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingSeal {
+    /// Refuse to open it: it cannot be told from a store that lost writes.
+    #[default]
+    Refuse,
+    /// Open it, with a warning, and seal it again from now on.
+    Accept,
+}
+
+/// The seal's state in a running store: the value last committed, and the file.
 pub(crate) struct Seal {
     file: PathBuf,
     meta: sled::Tree,
     value: AtomicU64,
-    sealed_at: Mutex<Instant>,
+    /// The seal file, open for writing in place once it exists.
+    open_file: Mutex<Option<File>>,
 }
 
 impl Seal {
@@ -53,7 +69,12 @@ impl Seal {
     /// # Errors
     /// The file is ahead of sled (acknowledged writes were lost), the file is damaged, or
     /// it cannot be read.
-    pub(crate) fn open(dir: &Path, meta: sled::Tree, fresh: bool) -> Result<Seal, StoreError> {
+    pub(crate) fn open(
+        dir: &Path,
+        meta: sled::Tree,
+        fresh: bool,
+        missing: MissingSeal,
+    ) -> Result<Seal, StoreError> {
         let file = dir.join(SEAL_FILE);
         let on_file = read_seal_file(&file)?;
         let in_store = match meta.get(SEAL_KEY)? {
@@ -62,6 +83,20 @@ impl Seal {
         };
         if fresh {
             refuse_a_seal_without_its_store(dir)?;
+        }
+        if on_file.is_none() && in_store > 0 {
+            if missing == MissingSeal::Refuse {
+                return Err(StoreError::Open(format!(
+                    "{SEAL_FILE} is missing, but this store has been sealed before (seal {in_store}): \
+                     without it lost writes cannot be detected; put it back or restore from a backup, \
+                     or start once with storage.accept_missing_seal = true"
+                )));
+            }
+            tracing::warn!(
+                seal = in_store,
+                "{SEAL_FILE} was missing; opened anyway (storage.accept_missing_seal): writes lost \
+                 before this start cannot be detected, and the store is sealed again from now on"
+            );
         }
         if let Some(on_file) = on_file {
             if on_file > in_store {
@@ -75,39 +110,59 @@ impl Seal {
             file,
             meta,
             value: AtomicU64::new(in_store.max(on_file.unwrap_or(0))),
-            sealed_at: Mutex::new(Instant::now() - SEAL_EVERY),
+            open_file: Mutex::new(None),
         })
     }
 
-    /// Called by the flusher before a flush that covers new writes: when a seal is due,
-    /// writes the next value into sled (the flush makes it durable) and returns it.
-    pub(crate) fn prepare(&self, force: bool) -> Option<u64> {
-        let mut sealed_at = self
-            .sealed_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if !force && sealed_at.elapsed() < SEAL_EVERY {
-            return None;
-        }
+    /// Called by the flusher before a flush that covers new writes: writes the next
+    /// value into sled (the flush makes it durable) and returns it; `None` if sled
+    /// refused the write (the flush will fail too).
+    pub(crate) fn prepare(&self) -> Option<u64> {
         let next = self.value.load(Ordering::Acquire) + 1;
-        if self
-            .meta
+        self.meta
             .insert(SEAL_KEY, &codec::encode_u64(next)[..])
-            .is_err()
-        {
-            return None;
-        }
-        *sealed_at = Instant::now();
-        Some(next)
+            .ok()
+            .map(|_| next)
     }
 
-    /// Called after the flush that carried `value` succeeded: records it in the file.
-    pub(crate) fn commit(&self, value: u64) {
-        match write_seal_file(&self.file, value) {
-            Ok(()) => self.value.store(value, Ordering::Release),
-            Err(err) => tracing::warn!(error = %err, "could not write {SEAL_FILE}"),
+    /// Called after the flush that carried `value` succeeded, before its answers leave:
+    /// makes the file say `value`, durably.
+    ///
+    /// # Errors
+    /// The file could not be written or synced; the commit's writes are not acknowledged.
+    pub(crate) fn commit(&self, value: u64) -> Result<(), String> {
+        let mut open_file = self
+            .open_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let written = match open_file.as_ref() {
+            Some(file) => overwrite_seal_file(file, value),
+            None => write_seal_file(&self.file, value).and_then(|()| {
+                *open_file = Some(std::fs::OpenOptions::new().write(true).open(&self.file)?);
+                Ok(())
+            }),
+        };
+        match written {
+            Ok(()) => {
+                self.value.store(value, Ordering::Release);
+                Ok(())
+            }
+            Err(err) => {
+                *open_file = None;
+                Err(format!("could not write {SEAL_FILE}: {err}"))
+            }
         }
     }
+}
+
+/// Removes the seal value a restore copied from the backed-up store: it counted that
+/// store's commits, has no file here, and this store starts unsealed.
+///
+/// # Errors
+/// Storage failures.
+pub(crate) fn forget_the_seal(db: &sled::Db) -> Result<(), StoreError> {
+    db.open_tree("meta")?.remove(SEAL_KEY)?;
+    Ok(())
 }
 
 /// A seal file in a directory without sled's files: the database was removed or moved
@@ -144,13 +199,26 @@ fn read_seal_file(path: &Path) -> Result<Option<u64>, StoreError> {
         .ok_or_else(|| StoreError::Open(format!("{} is damaged", path.display())))
 }
 
-/// Writes the file next to it, syncs it, and renames it over the old one, so that a crash
-/// leaves either the old value or the new one.
+/// The file's one record, always the same length (the value zero-padded): written in
+/// place, it replaces the old record whole, inside one disk sector.
+fn seal_record(value: u64) -> String {
+    format!("{SEAL_MAGIC} {value:020}\n")
+}
+
+/// Overwrites the record in place and syncs it: one write within a sector, one
+/// `fdatasync`.
+fn overwrite_seal_file(file: &File, value: u64) -> std::io::Result<()> {
+    file.write_all_at(seal_record(value).as_bytes(), 0)?;
+    file.sync_data()
+}
+
+/// Creates the file: written next to it, synced, and renamed into place, so that a crash
+/// leaves either no file or the whole record.
 fn write_seal_file(path: &Path, value: u64) -> std::io::Result<()> {
     let temporary = path.with_extension("seal.tmp");
     {
         let mut file = std::fs::File::create(&temporary)?;
-        writeln!(file, "{SEAL_MAGIC} {value}")?;
+        file.write_all(seal_record(value).as_bytes())?;
         file.sync_all()?;
     }
     std::fs::rename(&temporary, path)?;
@@ -236,6 +304,7 @@ fn damaged(tree: &str, why: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
     fn meta(dir: &Path) -> (sled::Db, sled::Tree) {
         let db = sled::Config::new().path(dir.join("db")).open().unwrap();
@@ -247,33 +316,49 @@ mod tests {
     fn a_seal_file_ahead_of_the_store_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (_db, meta) = meta(dir.path());
-        let seal = Seal::open(dir.path(), meta.clone(), true).unwrap();
-        let value = seal.prepare(true).unwrap();
-        seal.commit(value);
-        assert!(Seal::open(dir.path(), meta.clone(), false).is_ok());
+        let seal = Seal::open(dir.path(), meta.clone(), true, MissingSeal::Refuse).unwrap();
+        let value = seal.prepare().unwrap();
+        seal.commit(value).unwrap();
+        assert!(Seal::open(dir.path(), meta.clone(), false, MissingSeal::Refuse).is_ok());
 
         // The store loses the write that carried the seal; the file still has it.
         meta.insert(SEAL_KEY, &codec::encode_u64(value - 1)[..])
             .unwrap();
 
-        let refused = Seal::open(dir.path(), meta, false).err().unwrap();
+        let refused = Seal::open(dir.path(), meta, false, MissingSeal::Refuse)
+            .err()
+            .unwrap();
         assert!(refused.to_string().contains("lost acknowledged writes"));
     }
 
     #[test]
-    fn seals_are_spaced_unless_forced() {
+    fn every_commit_moves_the_seal_and_the_file_follows_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let (_db, meta) = meta(dir.path());
-        let seal = Seal::open(dir.path(), meta, true).unwrap();
-        assert_eq!(seal.prepare(false), Some(1));
-        seal.commit(1);
-        assert_eq!(seal.prepare(false), None, "within a second of the last one");
-        assert_eq!(seal.prepare(true), Some(2));
-        assert_eq!(
-            seal.prepare(true),
-            Some(2),
-            "a seal whose flush never committed is offered again"
-        );
+        let seal = Seal::open(dir.path(), meta, true, MissingSeal::Refuse).unwrap();
+        for expected in 1..=3 {
+            let value = seal.prepare().unwrap();
+            assert_eq!(value, expected);
+            seal.commit(value).unwrap();
+            let file = dir.path().join(SEAL_FILE);
+            assert_eq!(read_seal_file(&file).unwrap(), Some(expected));
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().len(),
+                35,
+                "one fixed record"
+            );
+        }
+    }
+
+    #[test]
+    fn a_seal_file_of_an_earlier_build_is_read_and_then_overwritten_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(SEAL_FILE);
+        std::fs::write(&file, "claimd-seal 1 7\n").unwrap();
+        assert_eq!(read_seal_file(&file).unwrap(), Some(7));
+        let handle = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        overwrite_seal_file(&handle, 8).unwrap();
+        assert_eq!(read_seal_file(&file).unwrap(), Some(8));
     }
 
     #[test]
@@ -377,10 +462,10 @@ mod tests {
         let (_db, meta) = meta(dir.path());
         std::fs::write(dir.path().join(SEAL_FILE), "claimd-seal 1 7\n").unwrap();
         assert!(
-            Seal::open(dir.path(), meta.clone(), true).is_err(),
+            Seal::open(dir.path(), meta.clone(), true, MissingSeal::Refuse).is_err(),
             "no database beside it"
         );
         std::fs::write(dir.path().join(SEAL_FILE), "garbage").unwrap();
-        assert!(Seal::open(dir.path(), meta, false).is_err());
+        assert!(Seal::open(dir.path(), meta, false, MissingSeal::Refuse).is_err());
     }
 }

@@ -49,7 +49,8 @@ pub(crate) use super::{codec, corrupt, disk, mirror, StoreError, Stripes, MAX_LE
 pub use crate::store::mirror::UserStamp;
 pub use changes::{Change, ChangeRecord, ChangesAfter, LoggedChange};
 pub use deny::{DenyEviction, DenyKind};
-pub use eviction::{evict_expired, EvictionReport};
+pub use eviction::{advance_eviction_horizon, evict_expired, eviction_horizon, EvictionReport};
+pub use integrity::MissingSeal;
 pub use invitations::{
     InvitationBook, InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError,
 };
@@ -111,6 +112,8 @@ pub(crate) struct Engine {
 pub struct SledStore {
     path: PathBuf,
     cache_mb: u64,
+    /// What a reopen after write failures does with a missing seal file: what start-up did.
+    missing_seal: MissingSeal,
     /// The time migrations at open read (the deny list's horizon).
     clock: Clock,
     engine: RwLock<Option<Arc<Engine>>>,
@@ -160,6 +163,21 @@ impl SledStore {
         cache_mb: u64,
         clock: Clock,
     ) -> Result<SledStore, StoreError> {
+        SledStore::open_with(path, cache_mb, clock, MissingSeal::Refuse)
+    }
+
+    /// As [`SledStore::open_with_clock`], saying what to do with a store whose seal file
+    /// is gone (start-up passes `storage.accept_missing_seal`).
+    ///
+    /// # Errors
+    /// As [`SledStore::open_with_clock`]; a store that has sealed before and has no seal
+    /// file is refused under [`MissingSeal::Refuse`].
+    pub fn open_with(
+        path: &Path,
+        cache_mb: u64,
+        clock: Clock,
+        missing_seal: MissingSeal,
+    ) -> Result<SledStore, StoreError> {
         // A typo in `storage.path` must not quietly create a new store somewhere else:
         // the directory itself may be new, its parent may not.
         if let Some(parent) = path
@@ -173,15 +191,16 @@ impl SledStore {
                 )));
             }
         }
-        preflight::check_on_a_copy(path, cache_mb, &clock)?;
+        preflight::check_on_a_copy(path, cache_mb, &clock, missing_seal)?;
         let health = Arc::new(health::Health::default());
-        let engine = Engine::open(path, cache_mb, Arc::clone(&health), &clock)?;
+        let engine = Engine::open(path, cache_mb, Arc::clone(&health), &clock, missing_seal)?;
         let damage = Arc::new(std::sync::Mutex::new(None));
         let scan = scan_deny_buckets_behind(Arc::clone(&engine.deny), Arc::clone(&damage));
         let (published, _) = tokio::sync::watch::channel(engine.changes.finished_through());
         Ok(SledStore {
             path: path.to_path_buf(),
             cache_mb,
+            missing_seal,
             clock,
             engine: RwLock::new(Some(Arc::new(engine))),
             health,
@@ -333,7 +352,13 @@ impl SledStore {
                 }
             }
         }
-        let reopened = reopen_with_retries(&self.path, self.cache_mb, &self.health, &self.clock)?;
+        let reopened = reopen_with_retries(
+            &self.path,
+            self.cache_mb,
+            &self.health,
+            &self.clock,
+            self.missing_seal,
+        )?;
         // What sled recovered is on disk: its change-log records are published.
         self.publish(reopened.changes.finished_through());
         *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(reopened));
@@ -416,10 +441,11 @@ fn reopen_with_retries(
     cache_mb: u64,
     health: &Arc<health::Health>,
     clock: &Clock,
+    missing_seal: MissingSeal,
 ) -> Result<Engine, StoreError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match Engine::open(path, cache_mb, Arc::clone(health), clock) {
+        match Engine::open(path, cache_mb, Arc::clone(health), clock, missing_seal) {
             Err(StoreError::InUse) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -434,6 +460,7 @@ impl Engine {
         cache_mb: u64,
         health: Arc<health::Health>,
         clock: &Clock,
+        missing_seal: MissingSeal,
     ) -> Result<Engine, StoreError> {
         let config = sled::Config::new()
             .path(path)
@@ -473,9 +500,9 @@ impl Engine {
                 }
             }
         }
-        let seal = integrity::Seal::open(path, meta.clone(), fresh)?;
+        let seal = integrity::Seal::open(path, meta.clone(), fresh, missing_seal)?;
         scan_quietly(&db)?;
-        let flusher = flusher::Flusher::start(db.clone(), health, seal)
+        let flusher = flusher::Flusher::start(db.clone(), path, health, seal)
             .map_err(|err| StoreError::Open(format!("cannot start the flusher: {err}")))?;
         let engine = Engine {
             users: db.open_tree("users")?,

@@ -32,7 +32,12 @@ const SCRATCH_PREFIX: &str = ".claimd-check-";
 /// # Errors
 /// What opening the store in place would have answered: in use by another process,
 /// damaged, rolled back, or from a newer schema.
-pub(super) fn check_on_a_copy(path: &Path, cache_mb: u64, clock: &Clock) -> Result<(), StoreError> {
+pub(super) fn check_on_a_copy(
+    path: &Path,
+    cache_mb: u64,
+    clock: &Clock,
+    missing_seal: super::MissingSeal,
+) -> Result<(), StoreError> {
     if super::holds_no_store(path) {
         return Ok(());
     }
@@ -56,6 +61,7 @@ pub(super) fn check_on_a_copy(path: &Path, cache_mb: u64, clock: &Clock) -> Resu
         cache_mb,
         std::sync::Arc::new(health::Health::default()),
         clock,
+        missing_seal,
     );
     match opened {
         Ok(engine) => {
@@ -153,6 +159,7 @@ fn naming_the_store(err: StoreError, copy: &Path, store: &Path) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sled::MissingSeal;
 
     /// Every file under `dir` with its bytes, sorted by path.
     fn contents(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
@@ -192,7 +199,7 @@ mod tests {
         }
         let before = contents(&dir);
 
-        let refused = check_on_a_copy(&dir, 4, &Clock::system()).unwrap_err();
+        let refused = check_on_a_copy(&dir, 4, &Clock::system(), MissingSeal::Refuse).unwrap_err();
 
         assert!(refused.to_string().contains("newer"), "{refused}");
         assert!(contents(&dir) == before, "the store's files changed");
@@ -211,7 +218,7 @@ mod tests {
     fn a_fresh_directory_passes_without_a_copy() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("new");
-        assert!(check_on_a_copy(&dir, 4, &Clock::system()).is_ok());
+        assert!(check_on_a_copy(&dir, 4, &Clock::system(), MissingSeal::Refuse).is_ok());
         assert!(!dir.exists(), "nothing created");
     }
 }
