@@ -8,15 +8,22 @@
 //! [`Clock::system`]. A [`ManualClock`] is moved by hand: [`ManualClock::advance`] moves
 //! both readings, as time passing does; [`ManualClock::set`] moves only the wall clock, as
 //! an operator or NTP setting it does.
+//!
+//! A third reading, [`Clock::steady_ms`], is for measuring how long ago something this
+//! process stamped happened: the wall clock, except that once it has read later it never
+//! goes back, running on by monotonic time until the wall clock catches up. A clock that
+//! was ahead and is set right cannot make a moment stamped while it was ahead look recent.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Where the time comes from. Cheap to clone; clones read the same time.
 #[derive(Clone, Debug)]
 pub struct Clock {
     source: Source,
+    /// The latest steady reading and the monotonic instant it was taken at.
+    steady: Arc<Mutex<Option<(u64, Instant)>>>,
 }
 
 #[derive(Clone, Debug)]
@@ -28,8 +35,13 @@ enum Source {
 impl Clock {
     /// The operating system's clocks.
     pub fn system() -> Clock {
+        Clock::from_source(Source::System)
+    }
+
+    fn from_source(source: Source) -> Clock {
         Clock {
-            source: Source::System,
+            source,
+            steady: Arc::default(),
         }
     }
 
@@ -48,6 +60,25 @@ impl Clock {
                 }),
             Source::Manual(time) => time.wall_ms.load(Ordering::SeqCst),
         }
+    }
+
+    /// Unix milliseconds that never go back on this clock and its clones: the wall clock,
+    /// or, while it reads earlier than a previous steady reading, that reading plus the
+    /// monotonic time since. What "how long ago did this process stamp it" is measured in.
+    pub fn steady_ms(&self) -> u64 {
+        let wall = self.now_ms();
+        let now = self.instant();
+        let mut latest = self.steady.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((reading, at)) = *latest {
+            let elapsed =
+                u64::try_from(now.saturating_duration_since(at).as_millis()).unwrap_or(u64::MAX);
+            let carried = reading.saturating_add(elapsed);
+            if carried > wall {
+                return carried;
+            }
+        }
+        *latest = Some((wall, now));
+        wall
     }
 
     /// A monotonic reading: never goes back, not moved by setting the wall clock.
@@ -105,9 +136,7 @@ impl ManualClock {
 
     /// The clock to hand to the parts under test.
     pub fn clock(&self) -> Clock {
-        Clock {
-            source: Source::Manual(Arc::clone(&self.time)),
-        }
+        Clock::from_source(Source::Manual(Arc::clone(&self.time)))
     }
 
     /// Lets `by` pass: both the wall clock and the monotonic one move.
@@ -158,6 +187,24 @@ mod tests {
         manual.set(4_000);
         assert_eq!(clock.now(), 4_000);
         assert_eq!(clock.instant(), before);
+    }
+
+    #[test]
+    fn the_steady_reading_follows_the_wall_clock_but_never_goes_back() {
+        let manual = ManualClock::starting_at(10_000);
+        let clock = manual.clock();
+        assert_eq!(clock.steady_ms(), 10_000_000);
+        // Ahead by an hour, then set right: the steady reading runs on from the hour.
+        manual.set(13_600);
+        assert_eq!(clock.steady_ms(), 13_600_000);
+        manual.set(10_001);
+        assert_eq!(clock.steady_ms(), 13_600_000);
+        manual.advance(Duration::from_millis(1_500));
+        assert_eq!(clock.steady_ms(), 13_601_500);
+        // Once the wall clock passes it again, it is the wall clock.
+        manual.set(20_000);
+        assert_eq!(clock.steady_ms(), 20_000_000);
+        assert_eq!(clock.clone().steady_ms(), 20_000_000, "clones share it");
     }
 
     #[test]

@@ -153,6 +153,9 @@ pub struct Metrics {
     store_writable: Gauge,
     store_write_failures: Counter,
     store_recoveries: Counter,
+    store_write_stall: Gauge<f64, std::sync::atomic::AtomicU64>,
+    peer_wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    peer_waits: Counter,
 }
 
 /// What the store reports at scrape time.
@@ -162,6 +165,10 @@ pub struct StoreGauges {
     pub sessions: i64,
     pub bytes: u64,
     pub health: crate::store::HealthCounts,
+    /// Time write answers have waited for other nodes in all, and how many waited.
+    pub peer_wait: (std::time::Duration, u64),
+    /// How long writes have been stuck on the disk, once past readiness's bound.
+    pub writes_stalled: Option<std::time::Duration>,
 }
 
 impl Default for Metrics {
@@ -189,6 +196,9 @@ impl Metrics {
         let store_writable = Gauge::default();
         let store_write_failures = Counter::default();
         let store_recoveries = Counter::default();
+        let store_write_stall = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let peer_wait_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        let peer_waits = Counter::default();
         registry.register(
             "claimd_http_requests",
             "HTTP requests by route, method and status",
@@ -260,6 +270,21 @@ impl Metrics {
             "Write-failure episodes ended by reopening the store in place",
             store_recoveries.clone(),
         );
+        registry.register(
+            "claimd_store_write_stall_seconds",
+            "How long writes have waited on the disk with none finishing, once past readiness's bound (5 s); 0 otherwise",
+            store_write_stall.clone(),
+        );
+        registry.register(
+            "claimd_peer_wait_seconds",
+            "Time write answers spent waiting for other PostgreSQL nodes to apply them (0 on sled)",
+            peer_wait_seconds.clone(),
+        );
+        registry.register(
+            "claimd_peer_waits",
+            "Write answers that waited for other PostgreSQL nodes to apply them",
+            peer_waits.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -277,6 +302,9 @@ impl Metrics {
             store_writable,
             store_write_failures,
             store_recoveries,
+            store_write_stall,
+            peer_wait_seconds,
+            peer_waits,
         }
     }
 
@@ -347,6 +375,15 @@ impl Metrics {
         };
         behind(&self.store_write_failures, store.health.write_failures);
         behind(&self.store_recoveries, store.health.recoveries);
+        behind(&self.peer_waits, store.peer_wait.1);
+        let waited = store.peer_wait.0.as_secs_f64();
+        self.peer_wait_seconds
+            .inc_by((waited - self.peer_wait_seconds.get()).max(0.0));
+        self.store_write_stall.set(
+            store
+                .writes_stalled
+                .map_or(0.0, |stalled| stalled.as_secs_f64()),
+        );
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();

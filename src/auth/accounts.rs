@@ -382,6 +382,8 @@ impl Accounts {
             .await?
             .ok_or(AuthError::TokenRevoked)?;
         let (response, generation) = self.sessions.rotate_session(&caller, &user).await?;
+        // The other sessions' revocation is in the change log: seen by every node first.
+        self.core.store.wait_durable().await?;
         // Durable, and the new pair about to leave: the previous refresh token becomes a
         // replay.
         self.sessions

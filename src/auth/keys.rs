@@ -30,7 +30,7 @@ pub enum KeyRingError {
 /// # Errors
 /// Storage failures, or a stored key that no longer parses.
 pub async fn load_or_create_key_ring(
-    store: &Store,
+    store: &Arc<Store>,
     alg: SigningAlgorithm,
     now: u64,
 ) -> Result<KeyRing, KeyRingError> {
@@ -83,7 +83,7 @@ pub struct AddedKey {
 /// # Errors
 /// Generation or storage failures.
 pub async fn add_generated_key(
-    store: &Store,
+    store: &Arc<Store>,
     alg: SigningAlgorithm,
     now: u64,
     publish_ahead: u64,
@@ -112,7 +112,7 @@ fn new_kid() -> String {
 }
 
 async fn add_key(
-    store: &Store,
+    store: &Arc<Store>,
     alg: SigningAlgorithm,
     private_key: Zeroizing<String>,
     kid: String,
@@ -147,7 +147,7 @@ async fn add_key(
 /// # Errors
 /// A key that does not parse, is of another algorithm, or a storage failure.
 pub async fn import_key(
-    store: &Store,
+    store: &Arc<Store>,
     alg: SigningAlgorithm,
     text: &str,
     kid: Option<String>,
@@ -177,7 +177,7 @@ pub async fn import_key(
 /// # Errors
 /// Storage failures.
 pub async fn prune_retired_keys(
-    store: &Store,
+    store: &Arc<Store>,
     ring: &KeyRing,
     now: u64,
     token_lifetime: u64,

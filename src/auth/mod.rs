@@ -290,7 +290,8 @@ impl Auth {
     }
 
     /// Whether this server can take every request now (`/readyz`): the store makes
-    /// writes durable and a signing key can sign.
+    /// writes durable, its writes are not stuck on a stalled disk, and a signing key can
+    /// sign.
     ///
     /// # Errors
     /// `Unavailable` naming what is missing; a store that is not taking writes is a
@@ -301,6 +302,12 @@ impl Auth {
             return Err(AuthError::Store(StoreError::Unavailable(
                 "the store is not taking writes".into(),
             )));
+        }
+        if let Some(stalled) = store.writes_stalled() {
+            return Err(AuthError::Store(StoreError::Unavailable(format!(
+                "store writes have waited on the disk for {} s with none finishing",
+                stalled.as_secs()
+            ))));
         }
         if self
             .core
@@ -321,6 +328,8 @@ impl Auth {
             sessions: store.sessions_held(),
             bytes: store.size_on_disk(),
             health: store.health(),
+            peer_wait: store.peer_wait(),
+            writes_stalled: store.writes_stalled(),
         }
     }
 }

@@ -89,7 +89,7 @@ impl Sessions {
 impl Sessions {
     /// A rotation from `from_generation` now, carrying a new access token.
     fn rotation(&self, from_generation: u64, access_token: &str, access_expires: u64) -> Rotation {
-        let at_ms = self.core.clock.now_ms();
+        let at_ms = self.core.clock.steady_ms();
         Rotation {
             from_generation,
             access_token: access_token.to_string(),
@@ -106,7 +106,7 @@ impl Sessions {
         user: &UserRecord,
     ) -> Result<TokenResponse, AuthError> {
         let now = self.core.clock.now();
-        self.make_room_for_session(user_id, now).await?;
+        let made_room = self.make_room_for_session(user_id, now).await?;
         let sid = SessionId::generate();
         let key = SessionKey::generate();
         let expires_at = now + self.core.settings.tokens.refresh_ttl.as_secs();
@@ -122,21 +122,27 @@ impl Sessions {
             created_at: now,
             expires_at,
             last_used: now,
-            rotated_at_ms: self.core.clock.now_ms(),
+            rotated_at_ms: self.core.clock.steady_ms(),
             revoked: false,
             current_access_token: access_token.clone(),
             current_access_expires: access_exp,
         };
         self.core.store.insert_session(sid, &session).await?;
-        self.core.store.wait_durable().await?;
+        if made_room {
+            // Sessions revoked to make room are in the change log: every node must see
+            // them before the answer.
+            self.core.store.wait_durable().await?;
+        } else {
+            self.core.store.wait_durable_unlogged().await?;
+        }
         self.core.metrics.tokens_issued("refresh");
         Ok(self.token_response(sid, &key, &session, access_token, access_exp, now))
     }
 
     /// Keeps a user's live sessions under `auth.max_sessions_per_user`: when a new one
-    /// would pass the cap, the least recently used are revoked. Not yet durable: the
-    /// caller's wait covers it.
-    async fn make_room_for_session(&self, user_id: UserId, now: u64) -> Result<(), AuthError> {
+    /// would pass the cap, the least recently used are revoked. Says whether it revoked
+    /// any. Not yet durable: the caller's wait covers it.
+    async fn make_room_for_session(&self, user_id: UserId, now: u64) -> Result<bool, AuthError> {
         let cap = self.core.settings.auth.max_sessions_per_user;
         let mut live = Vec::new();
         for sid in self.core.store.user_session_ids(user_id).await? {
@@ -147,7 +153,7 @@ impl Sessions {
             }
         }
         if live.len() < cap {
-            return Ok(());
+            return Ok(false);
         }
         live.sort_unstable();
         let excess = live.len() + 1 - cap;
@@ -155,7 +161,7 @@ impl Sessions {
             tracing::info!(user = %user_id, session = %sid, "session cap reached: least recently used session revoked");
             self.revoke_session(sid, now).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     fn token_response(
@@ -206,10 +212,10 @@ impl Sessions {
         let _turn = self.core.session_locks.for_session(sid).lock().await;
         let now = self.core.clock.now();
         let store_err = |err: crate::store::StoreError| (AuthError::Store(err), Refused);
-        let mut session = self
+        let (mut session, user) = self
             .core
             .store
-            .session(sid)
+            .session_and_user(sid)
             .await
             .map_err(store_err)?
             .ok_or_else(|| refuse("unknown session"))?;
@@ -229,7 +235,7 @@ impl Sessions {
             }
         }
         let user_id = session.user_id();
-        let user = match self.core.store.user(user_id).await.map_err(store_err)? {
+        let user = match user {
             Some(user) if !user.disabled => user,
             _ => return Err(refuse("account unavailable")),
         };
@@ -271,18 +277,16 @@ impl Sessions {
         if token.generation + 1 == session.generation {
             let grace_ms = u64::try_from(self.core.settings.tokens.refresh_reuse_grace.as_millis())
                 .unwrap_or(u64::MAX);
-            let since_rotation_ms = self
-                .core
-                .clock
-                .now_ms()
-                .saturating_sub(session.rotated_at_ms);
+            // On a clock that never runs back (a rotation stamped while the clock was
+            // ahead is not "just now" once it is set right), and as a distance: a stamp
+            // in the future (another node's clock, or one set back since a restart) is as
+            // far from a race as it is from now.
+            let since_rotation_ms = self.core.clock.steady_ms().abs_diff(session.rotated_at_ms);
             // A zero grace is no window at all, not one millisecond wide: a replay in the
             // same millisecond as the rotation is a replay too.
             let outcome = if grace_ms > 0 && since_rotation_ms <= grace_ms {
                 Race
             } else if self
-                .core
-                .store
                 .acknowledged_generation(sid)
                 .await
                 .map_err(store_err)?
@@ -334,39 +338,37 @@ impl Sessions {
         Err((AuthError::InvalidGrant("invalid refresh token"), Forged))
     }
 
-    /// Makes what was written durable, then records `generation` as acknowledged: the
-    /// answer carrying it is about to leave. The record is written a moment later (the
-    /// reuse-grace window, at most a second), so that a crash while the answer is still on
-    /// its way leaves no acknowledgement behind, and the client's retry with the previous
-    /// token after the restart is answered rather than judged a replay; within that moment
-    /// a replay is the grace window's business anyway.
+    /// Makes the session's own write durable (a rotation writes nothing to the change
+    /// log, so on PostgreSQL it waits for no other node: issue 19 §9; a caller that also
+    /// logged something waits for that first), then records `generation` as
+    /// acknowledged: the answer carrying it is about to leave. This process knows it at once; the store
+    /// gets it a moment later, whatever the grace window (issue 19 §5: with a zero grace
+    /// it used to be written before the answer, and a crash in between made the client's
+    /// retry a replay). A crash while the answer is still on its way then leaves no
+    /// acknowledgement behind, and the retry with the previous token after the restart is
+    /// answered rather than judged a replay.
     pub(crate) async fn acknowledge(
         &self,
         sid: SessionId,
         generation: u64,
     ) -> Result<(), crate::store::StoreError> {
-        self.core.store.wait_durable().await?;
-        let delay = self
-            .core
-            .settings
-            .tokens
-            .refresh_reuse_grace
-            .min(ACKNOWLEDGE_AFTER);
-        if delay.is_zero() {
-            if let Err(err) = self
-                .core
-                .store
-                .acknowledge_generation(sid, generation)
-                .await
-            {
-                // A lost acknowledgement only makes a later replay of the previous token
-                // count as a retry once.
-                tracing::debug!(error = %err, "could not record a refresh acknowledgement");
-            }
-        } else {
-            self.acknowledgements.after(delay, sid, generation);
-        }
+        self.core.store.wait_durable_unlogged().await?;
+        self.acknowledgements
+            .after(ACKNOWLEDGE_AFTER, sid, generation);
         Ok(())
+    }
+
+    /// The newest acknowledged generation of `sid`: queued in this process, or recorded
+    /// in the store (asked in that order, so one moving from the queue to the store is
+    /// never missed).
+    async fn acknowledged_generation(
+        &self,
+        sid: SessionId,
+    ) -> Result<Option<u64>, crate::store::StoreError> {
+        if let Some(generation) = self.acknowledgements.pending(sid) {
+            return Ok(Some(generation));
+        }
+        self.core.store.acknowledged_generation(sid).await
     }
 
     /// An old generation with a valid MAC, presented after its successor was answered:
@@ -626,7 +628,8 @@ impl Sessions {
     }
 }
 
-/// The longest wait before an answered rotation is recorded as acknowledged.
+/// How long after its answer leaves an answered rotation is recorded as acknowledged in
+/// the store: long enough for the answer to reach the client's socket first.
 const ACKNOWLEDGE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How far past the revocation's clock reading a token minted without seeing the mark

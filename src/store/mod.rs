@@ -13,8 +13,11 @@
 //! Reads that verification makes on every request ([`Store::user_stamp`],
 //! [`Store::tenant_version`], [`Store::token_is_revoked`]) are synchronous and answered from
 //! memory; everything else may wait on the backend and is `async`. A write is acknowledged
-//! only after [`Store::wait_durable`].
+//! only after [`Store::wait_durable`]. The embedded backend's calls run on blocking
+//! threads ([`blocking`]), never on the caller's: a stalled disk holds the requests that
+//! need it, not the server.
 
+pub mod blocking;
 pub mod codec;
 pub(crate) mod disk;
 pub mod mirror;
@@ -98,6 +101,10 @@ pub const MAX_LEEWAY_SECONDS: u64 = 300;
 /// The store for the server's whole life, over whichever backend the settings chose.
 pub struct Store {
     backend: Backend,
+    /// Where the embedded backend's writes and reads run (unused on PostgreSQL, whose
+    /// calls wait on the network, never on a thread).
+    writes: blocking::Lane,
+    reads: blocking::Lane,
 }
 
 enum Backend {
@@ -111,6 +118,8 @@ impl From<SledStore> for Store {
     fn from(store: SledStore) -> Store {
         Store {
             backend: Backend::Sled(store),
+            writes: blocking::Lane::new("claimd-store-write"),
+            reads: blocking::Lane::new("claimd-store-read"),
         }
     }
 }
@@ -159,6 +168,8 @@ impl Store {
         let store = PgStore::connect(url, pool).await?.with_clock(clock);
         Ok(Store {
             backend: Backend::Postgres(Box::new(PgNode::open(store).await?)),
+            writes: blocking::Lane::new("claimd-store-write"),
+            reads: blocking::Lane::new("claimd-store-read"),
         })
     }
 
@@ -203,9 +214,95 @@ impl Store {
     /// The write must not be acknowledged: its outcome is unknown.
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.wait_durable().await,
+            Backend::Sled(store) => {
+                let _waiting = self.writes.watch.begin();
+                store.wait_durable().await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.wait_durable().await,
+        }
+    }
+
+    /// How long the embedded store's writes have been waiting on the disk with none
+    /// finishing, once that is longer than [`blocking::STALLED_AFTER`]: the disk has
+    /// stalled. Always `None` on PostgreSQL.
+    pub fn writes_stalled(&self) -> Option<std::time::Duration> {
+        match &self.backend {
+            Backend::Sled(_) => self.writes.watch.stalled(blocking::STALLED_AFTER),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Runs a write of the embedded backend on the write lane's blocking threads.
+    async fn write_sled<T, E>(
+        self: &Arc<Self>,
+        write: impl FnOnce(&SledStore) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.on_lane(&self.writes, write).await
+    }
+
+    /// Runs a read of the embedded backend on the read lane's blocking threads.
+    async fn read_sled<T>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&SledStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+    {
+        self.on_lane(&self.reads, read).await
+    }
+
+    async fn on_lane<T, E>(
+        self: &Arc<Self>,
+        lane: &blocking::Lane,
+        call: impl FnOnce(&SledStore) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(self);
+        lane.run(
+            move || match store.as_sled() {
+                Some(sled) => call(sled),
+                None => Err(E::from(StoreError::Unavailable(
+                    "not an embedded store".into(),
+                ))),
+            },
+            |why| E::from(StoreError::Unavailable(why)),
+        )
+        .await
+    }
+
+    /// Waits until every write made before this call is durable, for a caller that
+    /// wrote nothing to the change log since its last full wait (a login's new session,
+    /// a rotation, an acknowledgement). On PostgreSQL its commit already was, and no other
+    /// node has anything to apply, so it waits for no one: a node whose peers are slow
+    /// (one crash-looping, say) still rotates at once (issue 19 §9). On sled it is
+    /// [`Store::wait_durable`].
+    ///
+    /// # Errors
+    /// As [`Store::wait_durable`].
+    pub async fn wait_durable_unlogged(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => self.wait_durable().await,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// How long write answers have waited, in all, for other nodes to apply them, and
+    /// how many did: always nothing on sled.
+    pub fn peer_wait(&self) -> (std::time::Duration, u64) {
+        match &self.backend {
+            Backend::Sled(_) => (std::time::Duration::ZERO, 0),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(node) => node.peer_wait(),
         }
     }
 
@@ -363,7 +460,7 @@ impl Store {
     /// Storage failures.
     pub async fn eviction_horizon(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => sled::eviction_horizon(store),
+            Backend::Sled(_) => self.read_sled(sled::eviction_horizon).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().eviction_horizon()).await,
         }
@@ -375,7 +472,10 @@ impl Store {
     /// Storage failures.
     pub async fn advance_eviction_horizon(self: &Arc<Self>, at: u64) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sled(store) => sled::advance_eviction_horizon(store, at),
+            Backend::Sled(_) => {
+                self.write_sled(move |store| sled::advance_eviction_horizon(store, at))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -445,9 +545,12 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
+    pub async fn note_access_ttl(self: &Arc<Self>, ttl: u64) -> Result<u64, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.note_access_ttl(ttl),
+            Backend::Sled(_) => {
+                self.write_sled(move |store| store.note_access_ttl(ttl))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.note_access_ttl(ttl)).await,
         }
@@ -486,9 +589,12 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn deny_token(&self, jti: TokenId, exp: u64) -> Result<bool, StoreError> {
+    pub async fn deny_token(self: &Arc<Self>, jti: TokenId, exp: u64) -> Result<bool, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.deny_token(jti, exp),
+            Backend::Sled(_) => {
+                self.write_sled(move |store| store.deny_token(jti, exp))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -503,14 +609,27 @@ impl Store {
     /// # Errors
     /// Storage failures, or the user is gone.
     pub async fn revoke_sessions(
-        &self,
+        self: &Arc<Self>,
         user: UserId,
         revocations: &mut [Revocation],
         now: u64,
         change: AccountChange<'_>,
     ) -> Result<Option<UserRecord>, UserWriteError> {
         match &self.backend {
-            Backend::Sled(store) => store.revoke_sessions(user, revocations, now, change),
+            Backend::Sled(_) => {
+                let mut owned = revocations.to_vec();
+                let change = change.to_owned_change();
+                let (outcome, written) = self
+                    .write_sled(move |store| {
+                        let outcome =
+                            store.revoke_sessions(user, &mut owned, now, change.as_change());
+                        Ok::<_, UserWriteError>((outcome, owned))
+                    })
+                    .await?;
+                // The ranges as written (widened by any wait) and the records as marked.
+                revocations.clone_from_slice(&written);
+                outcome
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -527,12 +646,15 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub async fn changes_after(
-        &self,
+        self: &Arc<Self>,
         after: u64,
         limit: usize,
     ) -> Result<ChangesAfter, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.changes_after(after, limit),
+            Backend::Sled(_) => {
+                self.read_sled(move |store| store.changes_after(after, limit))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -546,9 +668,12 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn changes_evicted_through(&self) -> Result<u64, StoreError> {
+    pub async fn changes_evicted_through(self: &Arc<Self>) -> Result<u64, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.changes_evicted_through(),
+            Backend::Sled(_) => {
+                self.read_sled(move |store| store.changes_evicted_through())
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -593,14 +718,18 @@ impl Store {
     /// # Errors
     /// The username is taken, the invitation spent, `max_accounts` reached, or storage.
     pub async fn create_user(
-        &self,
+        self: &Arc<Self>,
         id: UserId,
         user: &UserRecord,
         invitation: Option<&[u8; 32]>,
         now: u64,
     ) -> Result<(), UserWriteError> {
         match &self.backend {
-            Backend::Sled(store) => store.create_user(id, user, invitation, now),
+            Backend::Sled(_) => {
+                let (user, invitation) = (user.clone(), invitation.copied());
+                self.write_sled(move |store| store.create_user(id, &user, invitation.as_ref(), now))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -614,9 +743,9 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures and damaged records.
-    pub async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user(self: &Arc<Self>, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.user(id),
+            Backend::Sled(_) => self.read_sled(move |store| store.user(id)).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().user(id)).await,
         }
@@ -626,9 +755,16 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures and damaged records.
-    pub async fn user_id_by_name(&self, name: &Username) -> Result<Option<UserId>, StoreError> {
+    pub async fn user_id_by_name(
+        self: &Arc<Self>,
+        name: &Username,
+    ) -> Result<Option<UserId>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.user_id_by_name(name),
+            Backend::Sled(_) => {
+                let name = name.clone();
+                self.read_sled(move |store| store.user_id_by_name(&name))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -643,13 +779,17 @@ impl Store {
     /// # Errors
     /// The user is gone, or storage.
     pub async fn change_user_claims(
-        &self,
+        self: &Arc<Self>,
         id: UserId,
         change: &ClaimsChange,
         now: u64,
     ) -> Result<UserRecord, UserWriteError> {
         match &self.backend {
-            Backend::Sled(store) => store.change_user_claims(id, change, now),
+            Backend::Sled(_) => {
+                let change = change.clone();
+                self.write_sled(move |store| store.change_user_claims(id, &change, now))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -663,9 +803,9 @@ impl Store {
     ///
     /// # Errors
     /// The user is gone, or storage.
-    pub async fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
+    pub async fn delete_user(self: &Arc<Self>, id: UserId) -> Result<UserRecord, UserWriteError> {
         match &self.backend {
-            Backend::Sled(store) => store.delete_user(id),
+            Backend::Sled(_) => self.write_sled(move |store| store.delete_user(id)).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().delete_user(id)).await,
         }
@@ -676,12 +816,15 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub async fn list_users(
-        &self,
+        self: &Arc<Self>,
         after: Option<UserId>,
         limit: usize,
     ) -> Result<Vec<(UserId, UserRecord)>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.list_users(after, limit),
+            Backend::Sled(_) => {
+                self.read_sled(move |store| store.list_users(after, limit))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -698,12 +841,16 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub async fn insert_session(
-        &self,
+        self: &Arc<Self>,
         sid: SessionId,
         session: &SessionRecord,
     ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.insert_session(sid, session),
+            Backend::Sled(_) => {
+                let session = session.clone();
+                self.write_sled(move |store| store.insert_session(sid, &session))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -713,13 +860,47 @@ impl Store {
         }
     }
 
+    /// Reads a session and the user it belongs to, in one call on sled's read lane (a
+    /// refresh needs both): `None` without the session, the user `None` if it is gone.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    pub async fn session_and_user(
+        self: &Arc<Self>,
+        sid: SessionId,
+    ) -> Result<Option<(SessionRecord, Option<UserRecord>)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => {
+                self.read_sled(move |store| {
+                    let Some(session) = store.session(sid)? else {
+                        return Ok(None);
+                    };
+                    let user = store.user(session.user_id())?;
+                    Ok(Some((session, user)))
+                })
+                .await
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => {
+                let Some(session) = self.session(sid).await? else {
+                    return Ok(None);
+                };
+                let user = self.user(session.user_id()).await?;
+                Ok(Some((session, user)))
+            }
+        }
+    }
+
     /// Reads a session.
     ///
     /// # Errors
     /// Storage failures and damaged records.
-    pub async fn session(&self, sid: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+    pub async fn session(
+        self: &Arc<Self>,
+        sid: SessionId,
+    ) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.session(sid),
+            Backend::Sled(_) => self.read_sled(move |store| store.session(sid)).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().session(sid)).await,
         }
@@ -731,12 +912,16 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub async fn rotate_session(
-        &self,
+        self: &Arc<Self>,
         sid: SessionId,
         rotation: &Rotation,
     ) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.rotate_session(sid, rotation),
+            Backend::Sled(_) => {
+                let rotation = rotation.clone();
+                self.write_sled(move |store| store.rotate_session(sid, &rotation))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -751,14 +936,20 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub async fn renew_session_access(
-        &self,
+        self: &Arc<Self>,
         sid: SessionId,
         generation: u64,
         access: (&str, u64),
         used: Option<u64>,
     ) -> Result<Option<SessionRecord>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.renew_session_access(sid, generation, access, used),
+            Backend::Sled(_) => {
+                let (token, exp) = (access.0.to_string(), access.1);
+                self.write_sled(move |store| {
+                    store.renew_session_access(sid, generation, (&token, exp), used)
+                })
+                .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -772,9 +963,15 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn user_session_ids(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
+    pub async fn user_session_ids(
+        self: &Arc<Self>,
+        user: UserId,
+    ) -> Result<Vec<SessionId>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.user_session_ids(user),
+            Backend::Sled(_) => {
+                self.read_sled(move |store| store.user_session_ids(user))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -789,12 +986,16 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub async fn remove_session(
-        &self,
+        self: &Arc<Self>,
         sid: SessionId,
         session: &SessionRecord,
     ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.remove_session(sid, session),
+            Backend::Sled(_) => {
+                let session = session.clone();
+                self.write_sled(move |store| store.remove_session(sid, &session))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -804,17 +1005,57 @@ impl Store {
         }
     }
 
+    /// Records the acknowledgements of many answers at once (one call on sled's write
+    /// lane); all are tried, the first failure is returned.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn acknowledge_generations(
+        self: &Arc<Self>,
+        acknowledged: Vec<(SessionId, u64)>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => {
+                self.write_sled(move |store| {
+                    let mut first_failure = Ok(());
+                    for (sid, generation) in acknowledged {
+                        let written = store.acknowledge_generation(sid, generation);
+                        if first_failure.is_ok() {
+                            first_failure = written;
+                        }
+                    }
+                    first_failure
+                })
+                .await
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => {
+                let mut first_failure = Ok(());
+                for (sid, generation) in acknowledged {
+                    let written = self.acknowledge_generation(sid, generation).await;
+                    if first_failure.is_ok() {
+                        first_failure = written;
+                    }
+                }
+                first_failure
+            }
+        }
+    }
+
     /// Records that the answer carrying `generation` is leaving.
     ///
     /// # Errors
     /// Storage failures.
     pub async fn acknowledge_generation(
-        &self,
+        self: &Arc<Self>,
         sid: SessionId,
         generation: u64,
     ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.acknowledge_generation(sid, generation),
+            Backend::Sled(_) => {
+                self.write_sled(move |store| store.acknowledge_generation(sid, generation))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -828,9 +1069,15 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn acknowledged_generation(&self, sid: SessionId) -> Result<Option<u64>, StoreError> {
+    pub async fn acknowledged_generation(
+        self: &Arc<Self>,
+        sid: SessionId,
+    ) -> Result<Option<u64>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.acknowledged_generation(sid),
+            Backend::Sled(_) => {
+                self.read_sled(move |store| store.acknowledged_generation(sid))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -846,9 +1093,12 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures and damaged records.
-    pub async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
+    pub async fn tenant(
+        self: &Arc<Self>,
+        id: TenantId,
+    ) -> Result<Option<TenantRecord>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.tenant(id),
+            Backend::Sled(_) => self.read_sled(move |store| store.tenant(id)).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().tenant(id)).await,
         }
@@ -858,9 +1108,11 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures and damaged records.
-    pub async fn list_tenants(&self) -> Result<Vec<(TenantId, TenantRecord)>, StoreError> {
+    pub async fn list_tenants(
+        self: &Arc<Self>,
+    ) -> Result<Vec<(TenantId, TenantRecord)>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.list_tenants(),
+            Backend::Sled(_) => self.read_sled(move |store| store.list_tenants()).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().list_tenants()).await,
         }
@@ -871,12 +1123,16 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub async fn create_tenant(
-        &self,
+        self: &Arc<Self>,
         id: TenantId,
         tenant: &TenantRecord,
     ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.create_tenant(id, tenant),
+            Backend::Sled(_) => {
+                let tenant = tenant.clone();
+                self.write_sled(move |store| store.create_tenant(id, &tenant))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -891,13 +1147,17 @@ impl Store {
     /// # Errors
     /// The tenant is gone, or storage.
     pub async fn change_tenant(
-        &self,
+        self: &Arc<Self>,
         id: TenantId,
         change: &TenantChange,
         now: u64,
     ) -> Result<TenantRecord, TenantWriteError> {
         match &self.backend {
-            Backend::Sled(store) => store.change_tenant(id, change, now),
+            Backend::Sled(_) => {
+                let change = change.clone();
+                self.write_sled(move |store| store.change_tenant(id, &change, now))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -911,9 +1171,9 @@ impl Store {
     ///
     /// # Errors
     /// The tenant is gone or has members, or storage.
-    pub async fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
+    pub async fn delete_tenant(self: &Arc<Self>, id: TenantId) -> Result<(), TenantWriteError> {
         match &self.backend {
-            Backend::Sled(store) => store.delete_tenant(id),
+            Backend::Sled(_) => self.write_sled(move |store| store.delete_tenant(id)).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().delete_tenant(id)).await,
         }
@@ -926,13 +1186,17 @@ impl Store {
     /// # Errors
     /// The tenant is gone, or storage.
     pub async fn create_invitation(
-        &self,
+        self: &Arc<Self>,
         tenant: TenantId,
         invitation: &InvitationRecord,
         now: u64,
     ) -> Result<(), InvitationWriteError> {
         match &self.backend {
-            Backend::Sled(store) => store.create_invitation(tenant, invitation, now),
+            Backend::Sled(_) => {
+                let invitation = invitation.clone();
+                self.write_sled(move |store| store.create_invitation(tenant, &invitation, now))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -947,11 +1211,11 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub async fn invitations(
-        &self,
+        self: &Arc<Self>,
         tenant: TenantId,
     ) -> Result<Option<Vec<InvitationRecord>>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.invitations(tenant),
+            Backend::Sled(_) => self.read_sled(move |store| store.invitations(tenant)).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().invitations(tenant)).await,
         }
@@ -962,12 +1226,16 @@ impl Store {
     /// # Errors
     /// Storage failures and damaged records.
     pub async fn invitation_tenant(
-        &self,
+        self: &Arc<Self>,
         code_digest: &[u8; 32],
         now: u64,
     ) -> Result<Option<TenantId>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.invitation_tenant(code_digest, now),
+            Backend::Sled(_) => {
+                let code_digest = *code_digest;
+                self.read_sled(move |store| store.invitation_tenant(&code_digest, now))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -981,9 +1249,16 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures and damaged records.
-    pub async fn pending_invitations(&self, tenant: TenantId, now: u64) -> Result<u64, StoreError> {
+    pub async fn pending_invitations(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        now: u64,
+    ) -> Result<u64, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.pending_invitations(tenant, now),
+            Backend::Sled(_) => {
+                self.read_sled(move |store| store.pending_invitations(tenant, now))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -998,13 +1273,16 @@ impl Store {
     /// # Errors
     /// Unknown, already spent, or storage.
     pub async fn revoke_invitation(
-        &self,
+        self: &Arc<Self>,
         tenant: TenantId,
         id: InvitationId,
         now: u64,
     ) -> Result<(), InvitationWriteError> {
         match &self.backend {
-            Backend::Sled(store) => store.revoke_invitation(tenant, id, now),
+            Backend::Sled(_) => {
+                self.write_sled(move |store| store.revoke_invitation(tenant, id, now))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -1020,9 +1298,9 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures and damaged records.
-    pub async fn signing_keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
+    pub async fn signing_keys(self: &Arc<Self>) -> Result<Vec<(String, KeyRecord)>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.signing_keys(),
+            Backend::Sled(_) => self.read_sled(move |store| store.signing_keys()).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().signing_keys()).await,
         }
@@ -1032,9 +1310,17 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn put_signing_key(&self, kid: &str, key: &KeyRecord) -> Result<(), StoreError> {
+    pub async fn put_signing_key(
+        self: &Arc<Self>,
+        kid: &str,
+        key: &KeyRecord,
+    ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.put_signing_key(kid, key),
+            Backend::Sled(_) => {
+                let (kid, key) = (kid.to_string(), key.clone());
+                self.write_sled(move |store| store.put_signing_key(&kid, &key))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -1048,9 +1334,13 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn remove_signing_key(&self, kid: &str) -> Result<(), StoreError> {
+    pub async fn remove_signing_key(self: &Arc<Self>, kid: &str) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.remove_signing_key(kid),
+            Backend::Sled(_) => {
+                let kid = kid.to_string();
+                self.write_sled(move |store| store.remove_signing_key(&kid))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -1065,12 +1355,16 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub async fn put_service(
-        &self,
+        self: &Arc<Self>,
         client_id: &str,
         service: &ServiceRecord,
     ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.put_service(client_id, service),
+            Backend::Sled(_) => {
+                let (client_id, service) = (client_id.to_string(), service.clone());
+                self.write_sled(move |store| store.put_service(&client_id, &service))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()
@@ -1084,9 +1378,15 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures and damaged records.
-    pub async fn service(&self, client_id: &str) -> Result<Option<ServiceRecord>, StoreError> {
+    pub async fn service(
+        self: &Arc<Self>,
+        client_id: &str,
+    ) -> Result<Option<ServiceRecord>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.service(client_id),
+            Backend::Sled(_) => {
+                let client_id = client_id.to_string();
+                self.read_sled(move |store| store.service(&client_id)).await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().service(client_id)).await,
         }
@@ -1096,9 +1396,11 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures and damaged records.
-    pub async fn list_services(&self) -> Result<Vec<(String, ServiceRecord)>, StoreError> {
+    pub async fn list_services(
+        self: &Arc<Self>,
+    ) -> Result<Vec<(String, ServiceRecord)>, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.list_services(),
+            Backend::Sled(_) => self.read_sled(move |store| store.list_services()).await,
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => node.store().bounded(node.store().list_services()).await,
         }
@@ -1108,9 +1410,13 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn delete_service(&self, client_id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_service(self: &Arc<Self>, client_id: &str) -> Result<bool, StoreError> {
         match &self.backend {
-            Backend::Sled(store) => store.delete_service(client_id),
+            Backend::Sled(_) => {
+                let client_id = client_id.to_string();
+                self.write_sled(move |store| store.delete_service(&client_id))
+                    .await
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
                 node.store()

@@ -76,6 +76,18 @@ async fn admin_backup(app: &TestApp, admin: &str) -> Vec<u8> {
     resp.bytes().await.expect("backup body").to_vec()
 }
 
+/// Restores `backup` with `claimd restore` into `restored` under `workdir` and starts a
+/// server on it.
+fn start_restored(workdir: &Path, backup: &[u8]) -> ClaimdProcess {
+    let file = write_file(workdir, "claimd.backup", backup);
+    let restored = workdir.join("restored");
+    assert_cli_ok(
+        &cli(workdir, &restored, &["restore", file.to_str().unwrap()]),
+        "restore",
+    );
+    start(workdir, &restored)
+}
+
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("write backup file");
@@ -99,14 +111,7 @@ async fn a_backup_taken_while_serving_restores_what_was_acknowledged() {
     let backup = admin_backup(&app, &admin.access_token).await;
     app.signed_up("carol").await;
     stop(server);
-    let file = write_file(dir.path(), "claimd.backup", &backup);
-
-    let restored = dir.path().join("restored");
-    assert_cli_ok(
-        &cli(dir.path(), &restored, &["restore", file.to_str().unwrap()]),
-        "restore",
-    );
-    let server = start(dir.path(), &restored);
+    let server = start_restored(dir.path(), &backup);
     let app = server.app();
 
     assert_eq!(app.jwks_ok().await, jwks, "the same signing keys");
@@ -187,4 +192,106 @@ async fn the_command_line_backs_up_a_stopped_server_and_restore_refuses_a_used_d
     );
     let server = start(dir.path(), &restored);
     server.app().login_ok("alice", PASSWORD).await;
+}
+
+/// What `GET /events/snapshot` says the stream continues from.
+async fn feed_position(app: &TestApp, admin: &str) -> u64 {
+    let resp = app
+        .client
+        .get(app.url("/events/snapshot"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("snapshot request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: serde_json::Value = resp.json().await.expect("snapshot body");
+    body["continues_from"].as_u64().expect("continues_from")
+}
+
+/// `GET /events` resuming after `last_event_id`.
+async fn resume_feed(app: &TestApp, admin: &str, last_event_id: u64) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(app.url("/events"))
+        .bearer_auth(admin)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", last_event_id.to_string())
+        .send()
+        .await
+        .expect("GET /events")
+}
+
+/// The first event id a stream carries, read within a few seconds.
+async fn first_event_id(mut stream: reqwest::Response) -> u64 {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(line) = text.lines().find_map(|line| line.strip_prefix("id:")) {
+            return line.trim().parse().expect("a numeric event id");
+        }
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("an event within 5 s")
+            .expect("the stream reads")
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// Issue 19 §3: a restored log numbered on from the backup's last id, so once the restored
+/// store had written as many records as the backup missed, a verifier's `Last-Event-ID`
+/// from the lost history was valid again and it silently skipped what lay between. Ids
+/// now never repeat: the verifier gets 410 however much is written, while one whose id
+/// the backup holds goes on without a gap.
+#[tokio::test]
+async fn after_a_restore_a_feed_id_from_the_lost_history_answers_410() {
+    if crate::backend::sled_only("the backup file") {
+        return;
+    }
+    let (dir, data) = workdir();
+    let server = start(dir.path(), &data);
+    let app = server.app();
+    let admin = app.login_ok("root", ADMIN_PASSWORD).await;
+    let (_, alice) = app.signed_up("alice").await;
+    let before_backup = feed_position(&app, &admin.access_token).await;
+    let backup = admin_backup(&app, &admin.access_token).await;
+    // The history the restore takes back: ten sessions revoked.
+    for lost in 0..10 {
+        let (_, user) = app.signed_up(&format!("lost{lost}")).await;
+        assert_eq!(app.logout(&user.access_token).await.status(), 204);
+    }
+    let lost_position = feed_position(&app, &admin.access_token).await;
+    assert!(lost_position > before_backup);
+    stop(server);
+
+    let server = start_restored(dir.path(), &backup);
+    let app = server.app();
+    let admin = app.login_ok("root", ADMIN_PASSWORD).await;
+    // More records than the backup missed.
+    for later in 0..20 {
+        let (_, user) = app.signed_up(&format!("later{later}")).await;
+        assert_eq!(app.logout(&user.access_token).await.status(), 204);
+    }
+    assert_eq!(app.logout(&alice.access_token).await.status(), 204);
+
+    let lost = resume_feed(&app, &admin.access_token, lost_position).await;
+    // The status first: a stream opened by mistake would never end.
+    assert_eq!(
+        lost.status(),
+        StatusCode::GONE,
+        "a Last-Event-ID from the lost history resumed a stream"
+    );
+    let (_, body) = assert_problem(lost, 410, "events_gone").await;
+    assert!(body["detail"].as_str().unwrap().contains("snapshot"));
+    let kept = resume_feed(&app, &admin.access_token, before_backup).await;
+    assert_eq!(
+        kept.status(),
+        StatusCode::OK,
+        "an id the backup holds resumes"
+    );
+    let next = first_event_id(kept).await;
+    assert!(next > before_backup);
+    assert!(
+        next > lost_position,
+        "no id of the lost history is used again"
+    );
 }

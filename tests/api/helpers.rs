@@ -502,6 +502,12 @@ impl TestApp {
         self.manual_clock().advance(by);
     }
 
+    /// Sets the server's manual wall clock to `unix_secs`, forward or back, as NTP or an
+    /// operator does: monotonic time does not move.
+    pub fn set_clock(&self, unix_secs: u64) {
+        self.manual_clock().set(unix_secs);
+    }
+
     /// Moves the server's manual clock on to `unix_secs + extra_ms` (not back if it is
     /// already past), e.g. just past a token's `exp`.
     pub fn advance_until_past(&self, unix_secs: u64, extra_ms: u64) {

@@ -2,6 +2,8 @@
 //! (no chance to flush) and a restart on the same data directory — users, the signing key,
 //! sessions, rotations, and above all revocations.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -245,4 +247,101 @@ async fn a_session_revoked_after_a_shorter_lifetime_still_denies_its_older_token
 
     assert_token_error(app.me(&reminted).await, "token_revoked").await;
     assert_token_error(app.me(&login.access_token).await, "token_revoked").await;
+}
+
+/// Issue 19 §5: with `refresh_reuse_grace = "0s"` a rotation's acknowledgement was written
+/// before its answer, and a process killed in between made the client's retry with the
+/// token it still held a "reuse" that logged it out (16 of 156 retries on PostgreSQL).
+/// Here clients rotate as fast as they can while the server is killed three times; after
+/// each restart every client presents the token it holds (the one whose answer it may
+/// never have received), and every one is answered.
+#[tokio::test]
+async fn kill9_under_rotation_with_no_grace_answers_every_retry() {
+    const CLIENTS: usize = 16;
+    const ROUNDS: usize = 3;
+    let (dir, data) = workdir();
+    let start = || {
+        let mut cmd = crate::helpers::claimd_command(dir.path());
+        cmd.env("CLAIMD__STORAGE__PATH", &data)
+            .env("CLAIMD__TOKENS__REFRESH_REUSE_GRACE", "0s");
+        ClaimdProcess::start(cmd)
+    };
+    let mut server = start();
+    let mut held = Vec::with_capacity(CLIENTS);
+    for client in 0..CLIENTS {
+        let (_, tokens) = server.app().signed_up(&format!("client{client}")).await;
+        held.push(tokens.refresh().to_string());
+    }
+    let mut interrupted = 0;
+    for round in 0..ROUNDS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let rotating: Vec<_> = held
+            .drain(..)
+            .map(|token| tokio::spawn(rotate_until_cut(server.app(), token, Arc::clone(&stop))))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        server.kill9();
+        stop.store(true, Ordering::SeqCst);
+        for client in rotating {
+            let (token, cut) = client.await.expect("client task");
+            interrupted += usize::from(cut);
+            held.push(token);
+        }
+        server = start();
+        // The first presentation after the restart is each client's retry.
+        for (client, token) in held.iter_mut().enumerate() {
+            let resp = server.app().refresh(token).await;
+            let status = resp.status();
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "round {round}, client {client}: the retry was refused: {}",
+                resp.text().await.unwrap_or_default()
+            );
+            *token = token_response_body(resp).await;
+        }
+    }
+    assert!(
+        interrupted >= CLIENTS,
+        "the kills cut only {interrupted} requests: the test proved little"
+    );
+}
+
+/// Rotates `token` until a request fails to get an answer (the server was killed) or
+/// `stop` is set; returns the token held then and whether a request was cut.
+async fn rotate_until_cut(
+    app: crate::helpers::TestApp,
+    mut token: String,
+    stop: Arc<AtomicBool>,
+) -> (String, bool) {
+    while !stop.load(Ordering::SeqCst) {
+        let sent = app
+            .client
+            .post(app.url("/auth/refresh-token"))
+            .json(&serde_json::json!({ "refresh_token": token }))
+            .send()
+            .await;
+        let Ok(resp) = sent else { return (token, true) };
+        match resp.status() {
+            StatusCode::OK => match resp.json::<serde_json::Value>().await {
+                Ok(body) => {
+                    token = body["refresh_token"]
+                        .as_str()
+                        .expect("a refresh token")
+                        .to_string()
+                }
+                // The answer was cut off after its status line.
+                Err(_) => return (token, true),
+            },
+            status => panic!(
+                "a rotation was refused before any kill: {status} {}",
+                resp.text().await.unwrap_or_default()
+            ),
+        }
+    }
+    (token, false)
+}
+
+async fn token_response_body(resp: reqwest::Response) -> String {
+    token_response(resp).await.refresh().to_string()
 }

@@ -11,96 +11,16 @@
 //! with `--include-ignored`, where a failed mkfs or mount fails it. On PostgreSQL durability is the database's, so it runs on sled
 //! only.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    assert_token_error, claimd_command, require, token_response, ClaimdProcess, TestApp, PASSWORD,
+    assert_token_error, claimd_command, token_response, ClaimdProcess, TestApp, PASSWORD,
 };
-
-/// An ext4 file system in an image file, mounted through a loop device; unmounted when
-/// dropped.
-struct LoopDisk {
-    _dir: tempfile::TempDir,
-    image: PathBuf,
-    mount_point: PathBuf,
-}
-
-impl LoopDisk {
-    fn create() -> LoopDisk {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let image = dir.path().join("disk.img");
-        let mount_point = dir.path().join("mnt");
-        std::fs::create_dir(&mount_point).expect("mount point");
-        std::fs::File::create(&image)
-            .and_then(|file| file.set_len(256 * 1024 * 1024))
-            .expect("image file");
-        let made = Command::new("mkfs.ext4")
-            .args(["-q", "-F", path(&image)])
-            .status()
-            .is_ok_and(|status| status.success());
-        require("mkfs.ext4 (Debian package e2fsprogs)", made);
-        let disk = LoopDisk {
-            _dir: dir,
-            image,
-            mount_point,
-        };
-        let mounted = Command::new("mount")
-            .args(["-o", "loop", path(&disk.image), path(&disk.mount_point)])
-            .status()
-            .is_ok_and(|status| status.success());
-        require("root (mount -o loop) for an ext4 on a loop device", mounted);
-        disk
-    }
-
-    fn mount(&self) {
-        run(
-            "mount",
-            &["-o", "loop", path(&self.image), path(&self.mount_point)],
-        );
-    }
-
-    /// The power cut: the journal stops, nothing more reaches the disk.
-    fn abort_journal(&self) {
-        run("mount", &["-o", "remount,abort", path(&self.mount_point)]);
-    }
-
-    /// Unmounts (what was not on the disk is dropped with the page cache) and mounts again,
-    /// replaying the journal as a boot after a power cut would.
-    fn power_on_again(&self) {
-        run("umount", &[path(&self.mount_point)]);
-        self.mount();
-    }
-}
-
-impl Drop for LoopDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(&self.mount_point)
-            .status();
-    }
-}
-
-fn path(path: &Path) -> &str {
-    path.to_str().expect("utf-8 temp path")
-}
-
-fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|err| panic!("{program}: {err}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+use crate::loop_disk::LoopDisk;
 
 fn start(workdir: &Path, data: &Path) -> ClaimdProcess {
     let mut cmd = claimd_command(workdir);

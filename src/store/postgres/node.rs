@@ -77,6 +77,8 @@ pub struct PgNode {
     listener: Mutex<Option<Listener>>,
     /// This node's row in `nodes`.
     id: [u8; 16],
+    /// Time answers spent waiting for other nodes (microseconds), and how many waited.
+    peer_wait: PeerWait,
     /// The highest log id every other node was seen to have applied.
     peers_applied: AtomicU64,
     /// Until when this node may answer from memory ([`TRUST`] after its last renewal).
@@ -169,6 +171,7 @@ impl PgNode {
             listener: Mutex::new(Some(listener)),
             id,
             peers_applied: AtomicU64::new(0),
+            peer_wait: PeerWait::default(),
             trusted_until,
             renewer: Mutex::new(Some(renewer)),
         })
@@ -242,6 +245,7 @@ impl PgNode {
         if target <= self.peers_applied.load(Ordering::Acquire) {
             return Ok(());
         }
+        let _timed = self.peer_wait.timing();
         let confirmed = target;
         let target = super::to_bigint(target)?;
         let deadline = Instant::now() + LEASE + TRUST;
@@ -274,6 +278,15 @@ impl PgNode {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(PEER_POLL_MAX);
         }
+    }
+
+    /// How long answers have waited for other nodes to apply their writes, in all, and
+    /// how many answers did (for `/metrics`).
+    pub fn peer_wait(&self) -> (Duration, u64) {
+        (
+            Duration::from_micros(self.peer_wait.micros.load(Ordering::Relaxed)),
+            self.peer_wait.waits.load(Ordering::Relaxed),
+        )
     }
 
     /// What verification needs of a user.
@@ -454,6 +467,36 @@ impl PgNode {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         self.store.close();
+    }
+}
+
+/// The time answers spend in [`PgNode::wait_for_peers`] past its fast path.
+#[derive(Default)]
+struct PeerWait {
+    micros: AtomicU64,
+    waits: AtomicU64,
+}
+
+impl PeerWait {
+    /// Counts one wait, timed until the guard is dropped (however the wait ends).
+    fn timing(&self) -> PeerWaitTimer<'_> {
+        PeerWaitTimer {
+            wait: self,
+            started: Instant::now(),
+        }
+    }
+}
+
+struct PeerWaitTimer<'a> {
+    wait: &'a PeerWait,
+    started: Instant,
+}
+
+impl Drop for PeerWaitTimer<'_> {
+    fn drop(&mut self) {
+        let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.wait.micros.fetch_add(micros, Ordering::Relaxed);
+        self.wait.waits.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -24,6 +24,14 @@
 //! deny list spans its own trees); at open, every retained token revocation is applied to
 //! the deny list again (idempotent), so a crash in between loses nothing. (Sessions have
 //! their own intents, see `revocations`.)
+//!
+//! **Restored.** A restore from a backup goes on from an id far past any this store's
+//! lost history can have reached (a thousand ids per millisecond of the restore's wall
+//! time), written as a `KeysChanged` record so that it is published like any other. A
+//! reader whose id lies in the gap before it was reading a history the restore took back
+//! and is sent to a snapshot, however many records follow (issue 19 §3: the log once
+//! numbered on from the backup, and a verifier's id became valid again and skipped what
+//! lay between).
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -137,6 +145,11 @@ impl ChangeLog {
                 unfinished: BTreeSet::new(),
             }),
         })
+    }
+
+    /// Whether the log holds a record with this id.
+    fn holds(&self, id: u64) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(codec::encode_u64(id))?)
     }
 
     pub(crate) fn tree(&self) -> &sled::Tree {
@@ -362,6 +375,30 @@ impl Engine {
     }
 }
 
+/// At a restore into `db`: appends the `KeysChanged` record the restored log goes on from,
+/// under an id no history of this store can have reached (see the module's **Restored**),
+/// and returns it. `now_ms` is the restore's wall time.
+pub(crate) fn jump_past_lost_history(db: &sled::Db, now_ms: u64) -> Result<u64, StoreError> {
+    let tree = db.open_tree("changes")?;
+    let last = match tree.last()? {
+        Some((key, _)) => codec::decode_u64(&key).map_err(corrupt("changes"))?,
+        None => read_u64(&db.open_tree("meta")?, EVICTED_THROUGH)?,
+    };
+    let id = now_ms.saturating_mul(IDS_PER_MS).max(last + 1);
+    let marker = LoggedChange {
+        at: now_ms / 1000,
+        change: Change::KeysChanged,
+    };
+    let value = marker.to_disk().map_err(corrupt("changes"))?;
+    tree.insert(&codec::encode_u64(id)[..], value)?;
+    Ok(id)
+}
+
+/// How many ids a restore leaves room for per millisecond of wall time: far more than a
+/// store writes, and small enough that ids stay below 2^53 (exact in a JavaScript number)
+/// until the year 2255.
+const IDS_PER_MS: u64 = 1000;
+
 impl SledStore {
     /// The highest evicted change-log id (0: none yet): a reader starting from scratch
     /// reads after it.
@@ -384,7 +421,9 @@ impl SledStore {
             return Ok(ChangesAfter::Gone { evicted_through });
         }
         let through = self.published_through();
-        if after > through {
+        // Ids run without gaps except where a restore jumped: an id in a gap, like one
+        // past the end, was never published by this history.
+        if after > through || (after > evicted_through && !engine.changes.holds(after)?) {
             return Ok(ChangesAfter::Ahead { through });
         }
         Ok(ChangesAfter::Records {

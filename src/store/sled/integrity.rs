@@ -247,18 +247,31 @@ pub(crate) fn scan_records(db: &sled::Db) -> Result<u64, StoreError> {
 }
 
 /// Reads the deny-list buckets through, one at a time, until `stop` is set: right after
-/// the store opens, while eviction may be dropping buckets.
+/// the store opens, while eviction may be dropping buckets. Every entry it reads goes
+/// into the list's memory, which answers checks once the scan has read everything.
 ///
 /// # Errors
 /// The first unreadable page or undecodable value, naming its bucket.
 pub(crate) fn scan_deny_buckets(deny: &DenyList, stop: &AtomicBool) -> Result<u64, StoreError> {
     let mut records = 0u64;
+    let mut stopped = false;
     deny.read_buckets(|label, tree| {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(false);
+        for entry in tree.iter() {
+            if records.is_multiple_of(4096) && stop.load(Ordering::Relaxed) {
+                stopped = true;
+                return Ok(false);
+            }
+            let (key, value) = entry.map_err(|err| damaged(label, &err.to_string()))?;
+            // Every value in a bucket is an `exp` or a count.
+            let exp = codec::decode_u64(&value).map_err(|err| damaged(label, &err.to_string()))?;
+            deny.remember(&key, exp);
+            records += 1;
         }
-        read_tree(label, tree, &mut records, stop)
+        Ok(true)
     })?;
+    if !stopped {
+        deny.memory_is_complete();
+    }
     Ok(records)
 }
 
@@ -280,10 +293,6 @@ fn read_tree(
             "keys" => KeyRecord::from_disk(&value).map(drop),
             "services" => ServiceRecord::from_disk(&value).map(drop),
             "invitations" => InvitationBook::from_disk(&value).map(drop),
-            // Every value in a deny bucket is an `exp` or a count.
-            bucket if bucket.starts_with(super::deny::TREE_PREFIX) => {
-                codec::decode_u64(&value).map(drop)
-            }
             _ => Ok(()),
         };
         decoded.map_err(|err| damaged(label, &err.to_string()))?;

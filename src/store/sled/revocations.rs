@@ -37,7 +37,34 @@ pub enum AccountChange<'a> {
     NewPassword(&'a str),
 }
 
+/// An [`AccountChange`] holding its own copy of the hash, to hand to another thread.
+pub(crate) enum OwnedAccountChange {
+    Unchanged,
+    RefuseEarlierTokens,
+    NewPassword(String),
+}
+
+impl OwnedAccountChange {
+    /// The change it holds, borrowed again.
+    pub(crate) fn as_change(&self) -> AccountChange<'_> {
+        match self {
+            OwnedAccountChange::Unchanged => AccountChange::Unchanged,
+            OwnedAccountChange::RefuseEarlierTokens => AccountChange::RefuseEarlierTokens,
+            OwnedAccountChange::NewPassword(hash) => AccountChange::NewPassword(hash),
+        }
+    }
+}
+
 impl AccountChange<'_> {
+    /// The same change with its own copy of the hash.
+    pub(crate) fn to_owned_change(self) -> OwnedAccountChange {
+        match self {
+            AccountChange::Unchanged => OwnedAccountChange::Unchanged,
+            AccountChange::RefuseEarlierTokens => OwnedAccountChange::RefuseEarlierTokens,
+            AccountChange::NewPassword(hash) => OwnedAccountChange::NewPassword(hash.to_string()),
+        }
+    }
+
     /// Applies the change at `now`.
     pub(crate) fn apply(self, user: &mut UserRecord, now: u64) {
         match self {
@@ -52,6 +79,7 @@ impl AccountChange<'_> {
 
 /// One session to end: its record as read under its lock, and the `exp`s its deny entry
 /// must cover.
+#[derive(Clone)]
 pub struct Revocation {
     pub sid: SessionId,
     pub session: SessionRecord,
@@ -78,8 +106,9 @@ fn read_intent(bytes: &[u8]) -> Result<RangeInclusive<u64>, StoreError> {
 }
 
 impl SledStore {
-    /// Ends every session in `revocations` and applies `change` to `user`, all or nothing: the records are marked revoked and leave the expiry index at `now`, and
-    /// the deny entries are written, with intents replayed at open if the process dies
+    /// Ends every session in `revocations` and applies `change` to `user`, all or nothing:
+    /// the records are marked revoked and leave the expiry index at `now`, and the deny
+    /// entries are written, with intents replayed at open if the process dies
     /// between the two. Returns the changed user record. Not yet durable: the caller waits.
     ///
     /// # Errors
