@@ -1004,6 +1004,61 @@ async fn a_node_killed_under_load_loses_nothing_it_acknowledged() {
     }
 }
 
+/// Issue 19 §9: a node that dies without giving up its lease holds the writes of the
+/// others that log something until the lease runs out (up to 5 s; a crash loop pays it on
+/// every crash). A refresh logs nothing, and once waited all the same, for the log id of
+/// whatever else its node had written. Here a logout on the survivor waits for the dead
+/// node's lease while a refresh on the survivor is answered: before the logout, whose wait
+/// is counted in `claimd_peer_waits_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_peer_delays_logged_writes_but_never_a_refresh() {
+    let Some(_) = backend::cluster_url() else {
+        return;
+    };
+    let schema = tempfile::tempdir().expect("create temp dir");
+    let url = backend::postgres_url_for(schema.path());
+    let victim = ChildNode::start(&url).await;
+    let survivor = ChildNode::start(&url).await;
+    let node = survivor.app();
+    let (_, alice) = node.signed_up("alice").await;
+    let (_, bob) = node.signed_up("bob").await;
+
+    tokio::task::spawn_blocking(move || victim.process.kill9())
+        .await
+        .expect("kill the node");
+    let logging_out = {
+        let node = survivor.app();
+        let token = bob.access_token.clone();
+        tokio::spawn(async move { node.logout(&token).await.status() })
+    };
+    // The dead node renewed its lease at most 250 ms before it died: the logout waits
+    // seconds for it to run out, and a moment is enough for it to be waiting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !logging_out.is_finished(),
+        "the logout did not wait for the dead node's lease"
+    );
+
+    let refreshed = node.refresh(alice.refresh()).await;
+
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    assert!(
+        !logging_out.is_finished(),
+        "the refresh was answered only after the logout: it waited for the dead node too"
+    );
+    let logged_out = tokio::time::timeout(Duration::from_secs(15), logging_out)
+        .await
+        .expect("the logout is answered once the dead node's lease has run out")
+        .expect("logout task");
+    assert_eq!(logged_out, StatusCode::NO_CONTENT);
+    let metrics = node.metrics_text().await;
+    assert!(
+        crate::helpers::metric_sum(&metrics, "claimd_peer_waits_total", &[]) >= 1.0,
+        "the logout's wait is counted"
+    );
+    assert!(crate::helpers::metric_sum(&metrics, "claimd_peer_wait_milliseconds_total", &[]) > 0.0);
+}
+
 // ---- 7. the database going away ----
 
 /// A database of this test's own on the suite's cluster, dropped (connections and all)
