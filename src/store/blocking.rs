@@ -17,8 +17,12 @@
 //! finishes again.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Once, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// How long writes may wait with none finishing before readiness says the store is stuck.
@@ -27,8 +31,38 @@ use std::time::{Duration, Instant};
 /// balancer to react within a few probes.
 pub const STALLED_AFTER: Duration = Duration::from_secs(5);
 
+/// What a call answered, its type erased: the queueing and the waiting are compiled once,
+/// not once for every call site's answer type (the sled-only binary is held to 8 MB, and
+/// forty copies of them cost a third of a megabyte).
+type Answer = Box<dyn std::any::Any + Send>;
+
 /// A call waiting for a thread of its lane.
 type Job = Box<dyn FnOnce() + Send>;
+
+/// A call's answer on its way back, as the caller's type: the one part of a call that is
+/// compiled per answer type.
+pub(crate) struct Answering<'a, T, E> {
+    waiting: Pin<Box<dyn Future<Output = Result<Answer, &'static str>> + Send + 'a>>,
+    gone: fn(String) -> E,
+    answer: PhantomData<fn() -> Result<T, E>>,
+}
+
+impl<T: 'static, E: 'static> Future for Answering<'_, T, E> {
+    type Output = Result<T, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
+        let answered = std::task::ready!(self.waiting.as_mut().poll(cx));
+        Poll::Ready(match answered {
+            Ok(answer) => match answer.downcast::<Result<T, E>>() {
+                Ok(outcome) => *outcome,
+                Err(_) => Err((self.gone)(
+                    "a store call answered another type".to_string(),
+                )),
+            },
+            Err(why) => Err((self.gone)(why.to_string())),
+        })
+    }
+}
 
 /// A few threads of its own, started at the first call, taking calls in arrival order.
 /// Threads of its own rather than tokio's blocking pool: under load a thread finishing a
@@ -77,18 +111,30 @@ impl Lane {
     /// Runs `call` on one of the lane's threads, counted by the watch from the moment it
     /// asks. A call that panics answers `gone`'s error, as a call whose outcome is
     /// unknown.
-    pub(crate) async fn run<T, E>(
+    pub(crate) fn run<T, E>(
         &self,
         call: impl FnOnce() -> Result<T, E> + Send + 'static,
-        gone: impl FnOnce(String) -> E,
-    ) -> Result<T, E>
+        gone: fn(String) -> E,
+    ) -> Answering<'_, T, E>
     where
         T: Send + 'static,
         E: Send + 'static,
     {
+        let call = Box::new(move || Box::new(call()) as Answer);
+        Answering {
+            waiting: Box::pin(self.run_erased(call)),
+            gone,
+            answer: PhantomData,
+        }
+    }
+
+    async fn run_erased(
+        &self,
+        call: Box<dyn FnOnce() -> Answer + Send>,
+    ) -> Result<Answer, &'static str> {
         let _waiting = self.watch.begin();
         self.start();
-        let (answer, answered) = tokio::sync::oneshot::channel();
+        let (answer, answered) = tokio::sync::oneshot::channel::<Answer>();
         let job: Job = Box::new(move || {
             // The caller may have gone (its request cancelled): the call ran all the same.
             let _ = answer.send(call());
@@ -96,17 +142,14 @@ impl Lane {
         {
             let mut queue = self.lock();
             if queue.closed {
-                return Err(gone("the store is closing".to_string()));
+                return Err("the store is closing");
             }
             queue.jobs.push_back(job);
             if queue.idle > 0 {
                 self.shared.ready.notify_one();
             }
         }
-        match answered.await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(gone("a store call did not finish".to_string())),
-        }
+        answered.await.map_err(|_| "a store call did not finish")
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {

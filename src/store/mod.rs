@@ -95,6 +95,11 @@ impl StoreError {
     }
 }
 
+/// A call whose outcome is unknown (a lane closing, a call that panicked).
+fn unavailable<E: From<StoreError>>(why: String) -> E {
+    E::from(StoreError::Unavailable(why))
+}
+
 /// The largest `tokens.leeway` a configuration may set (config.rs checks it).
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
 
@@ -234,49 +239,42 @@ impl Store {
         }
     }
 
-    /// Runs a write of the embedded backend on the write lane's blocking threads.
-    async fn write_sled<T, E>(
+    /// Runs a write of the embedded backend on the write lane's threads.
+    fn write_sled<T, E>(
         self: &Arc<Self>,
         write: impl FnOnce(&SledStore) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
+    ) -> blocking::Answering<'_, T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.on_lane(&self.writes, write).await
+        self.writes.run(self.on_sled(write), unavailable)
     }
 
-    /// Runs a read of the embedded backend on the read lane's blocking threads.
-    async fn read_sled<T>(
+    /// Runs a read of the embedded backend on the read lane's threads.
+    fn read_sled<T>(
         self: &Arc<Self>,
         read: impl FnOnce(&SledStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError>
+    ) -> blocking::Answering<'_, T, StoreError>
     where
         T: Send + 'static,
     {
-        self.on_lane(&self.reads, read).await
+        self.reads.run(self.on_sled(read), unavailable)
     }
 
-    async fn on_lane<T, E>(
+    /// `call` on this store's sled backend, as a call a lane thread can make.
+    fn on_sled<T, E>(
         self: &Arc<Self>,
-        lane: &blocking::Lane,
         call: impl FnOnce(&SledStore) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
+    ) -> impl FnOnce() -> Result<T, E> + Send + 'static
     where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StoreError>,
     {
         let store = Arc::clone(self);
-        lane.run(
-            move || match store.as_sled() {
-                Some(sled) => call(sled),
-                None => Err(E::from(StoreError::Unavailable(
-                    "not an embedded store".into(),
-                ))),
-            },
-            |why| E::from(StoreError::Unavailable(why)),
-        )
-        .await
+        move || match store.as_sled() {
+            Some(sled) => call(sled),
+            None => Err(unavailable("not an embedded store".into())),
+        }
     }
 
     /// Waits until every write made before this call is durable, for a caller that
