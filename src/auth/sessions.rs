@@ -341,10 +341,10 @@ impl Sessions {
     /// Makes the session's own write durable (a rotation writes nothing to the change
     /// log, so on PostgreSQL it waits for no other node: issue 19 §9; a caller that also
     /// logged something waits for that first), then records `generation` as
-    /// acknowledged: the answer carrying it is about to leave. This process knows it at once; the store
-    /// gets it a moment later, whatever the grace window (issue 19 §5: with a zero grace
-    /// it used to be written before the answer, and a crash in between made the client's
-    /// retry a replay). A crash while the answer is still on its way then leaves no
+    /// acknowledged: the answer carrying it is about to leave. This process knows it at
+    /// once; the store gets it a moment later, whatever the grace window (issue 19 §5:
+    /// with a zero grace it used to be written before the answer, and a crash in between
+    /// made the client's retry a replay). A crash while the answer is still on its way then leaves no
     /// acknowledgement behind, and the retry with the previous token after the restart is
     /// answered rather than judged a replay.
     pub(crate) async fn acknowledge(

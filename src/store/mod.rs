@@ -100,6 +100,11 @@ fn unavailable<E: From<StoreError>>(why: String) -> E {
     E::from(StoreError::Unavailable(why))
 }
 
+/// The first failure among a batch's outcomes (every one already tried), or `Ok`.
+fn first_failure(outcomes: Vec<Result<(), StoreError>>) -> Result<(), StoreError> {
+    outcomes.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+}
+
 /// The largest `tokens.leeway` a configuration may set (config.rs checks it).
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
 
@@ -1003,8 +1008,8 @@ impl Store {
         }
     }
 
-    /// Records the acknowledgements of many answers at once (one call on sled's write
-    /// lane); all are tried, the first failure is returned.
+    /// Records that the answers carrying these generations are leaving, all at once (one
+    /// call on sled's write lane); every one is tried, the first failure is returned.
     ///
     /// # Errors
     /// Storage failures.
@@ -1015,50 +1020,27 @@ impl Store {
         match &self.backend {
             Backend::Sled(_) => {
                 self.write_sled(move |store| {
-                    let mut first_failure = Ok(());
-                    for (sid, generation) in acknowledged {
-                        let written = store.acknowledge_generation(sid, generation);
-                        if first_failure.is_ok() {
-                            first_failure = written;
-                        }
-                    }
-                    first_failure
+                    first_failure(
+                        acknowledged
+                            .into_iter()
+                            .map(|(sid, generation)| store.acknowledge_generation(sid, generation))
+                            .collect(),
+                    )
                 })
                 .await
             }
             #[cfg(feature = "postgres")]
-            Backend::Postgres(_) => {
-                let mut first_failure = Ok(());
-                for (sid, generation) in acknowledged {
-                    let written = self.acknowledge_generation(sid, generation).await;
-                    if first_failure.is_ok() {
-                        first_failure = written;
-                    }
-                }
-                first_failure
-            }
-        }
-    }
-
-    /// Records that the answer carrying `generation` is leaving.
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub async fn acknowledge_generation(
-        self: &Arc<Self>,
-        sid: SessionId,
-        generation: u64,
-    ) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sled(_) => {
-                self.write_sled(move |store| store.acknowledge_generation(sid, generation))
-                    .await
-            }
-            #[cfg(feature = "postgres")]
             Backend::Postgres(node) => {
-                node.store()
-                    .bounded(node.store().acknowledge_generation(sid, generation))
-                    .await
+                let mut written = Vec::with_capacity(acknowledged.len());
+                for (sid, generation) in acknowledged {
+                    let store = node.store();
+                    written.push(
+                        store
+                            .bounded(store.acknowledge_generation(sid, generation))
+                            .await,
+                    );
+                }
+                first_failure(written)
             }
         }
     }

@@ -1,7 +1,7 @@
 //! A stalled disk (issue 19 §4): the data directory's file system is frozen (`fsfreeze`)
 //! for 8 s under a load of refreshes. Writes wait for the disk, as they must; everything
-//! that needs no write answers throughout, within a second: liveness (`/healthz`) and
-//! token verification (`/verify`). Readiness says 503 once writes have been stuck past its
+//! that needs no write answers throughout, within a second: liveness (`/healthz`), token
+//! verification (`/verify`) and `/metrics`. Readiness says 503 once writes have been stuck past its
 //! bound, and ready again once the disk is back; then the waiting writes finish and none
 //! that was acknowledged is lost.
 //!
@@ -99,6 +99,13 @@ async fn a_frozen_disk_holds_writes_but_not_liveness_or_verification() {
             verify,
             Some(StatusCode::OK),
             "/verify at {:?} into the freeze",
+            frozen_at.elapsed()
+        );
+        let metrics = timed_get(&app, "/metrics", None).await;
+        assert_eq!(
+            metrics,
+            Some(StatusCode::OK),
+            "/metrics at {:?} into the freeze",
             frozen_at.elapsed()
         );
         let readyz = timed_get(&app, "/readyz", None).await;

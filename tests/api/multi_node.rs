@@ -147,6 +147,18 @@ impl ChildNode {
     }
 }
 
+/// Two child nodes on a fresh schema, one to kill and one to go on (the schema's
+/// directory names it, and lives as long as the caller holds it); `None` without a
+/// cluster.
+async fn victim_and_survivor() -> Option<(TempDir, ChildNode, ChildNode)> {
+    backend::cluster_url()?;
+    let schema = tempfile::tempdir().expect("create temp dir");
+    let url = backend::postgres_url_for(schema.path());
+    let victim = ChildNode::start(&url).await;
+    let survivor = ChildNode::start(&url).await;
+    Some((schema, victim, survivor))
+}
+
 // ---- small assertions ----
 
 fn user_id(user: &Value) -> String {
@@ -935,13 +947,9 @@ async fn load(node: TestApp, client: usize, acked: Shared, stop: Instant) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_killed_under_load_loses_nothing_it_acknowledged() {
     const CLIENTS: usize = 6;
-    let Some(_) = backend::cluster_url() else {
+    let Some((_schema, victim, survivor)) = victim_and_survivor().await else {
         return;
     };
-    let schema = tempfile::tempdir().expect("create temp dir");
-    let url = backend::postgres_url_for(schema.path());
-    let victim = ChildNode::start(&url).await;
-    let survivor = ChildNode::start(&url).await;
     let (a, b) = (victim.app(), survivor.app());
 
     let acked = Shared::default();
@@ -1012,13 +1020,9 @@ async fn a_node_killed_under_load_loses_nothing_it_acknowledged() {
 /// is counted in `claimd_peer_waits_total`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_peer_delays_logged_writes_but_never_a_refresh() {
-    let Some(_) = backend::cluster_url() else {
+    let Some((_schema, victim, survivor)) = victim_and_survivor().await else {
         return;
     };
-    let schema = tempfile::tempdir().expect("create temp dir");
-    let url = backend::postgres_url_for(schema.path());
-    let victim = ChildNode::start(&url).await;
-    let survivor = ChildNode::start(&url).await;
     let node = survivor.app();
     let (_, alice) = node.signed_up("alice").await;
     let (_, bob) = node.signed_up("bob").await;

@@ -8,8 +8,8 @@
 //! A killed process (persistence.rs) keeps the page cache; this test does not, which is
 //! what makes claimd's `fdatasync` after each group commit necessary. It needs root (mount,
 //! a loop device), so it is `#[ignore]`d in a plain `cargo test`; `.ci/run` runs it as root
-//! with `--include-ignored`, where a failed mkfs or mount fails it. On PostgreSQL durability is the database's, so it runs on sled
-//! only.
+//! with `--include-ignored`, where a failed mkfs or mount fails it. On PostgreSQL
+//! durability is the database's, so it runs on sled only.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

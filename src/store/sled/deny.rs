@@ -1180,4 +1180,20 @@ mod tests {
         deny.evict(1_911, 10).unwrap();
         assert!(deny.memory.read().unwrap().is_empty());
     }
+
+    #[test]
+    fn a_store_reopened_after_write_failures_reads_its_deny_list_into_memory_again() {
+        let (_dir, store) = store();
+        store
+            .deny(DenyKind::Session, &[3; 16], 2_000..=2_600)
+            .unwrap();
+        wait_for_memory(&store);
+
+        store.note_write_failure(&StoreError::Flush("a test's failure".into()));
+        assert!(!store.is_writable());
+        assert!(store.try_recover().unwrap());
+
+        wait_for_memory(&store);
+        assert!(store.is_revoked(&[9; 16], &[3; 16], 1_000).unwrap());
+    }
 }

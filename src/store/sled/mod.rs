@@ -331,6 +331,8 @@ impl SledStore {
         else {
             return Ok(false);
         };
+        // The old engine's scan (long finished, as a rule) lets go of its deny list.
+        self.stop_scan();
         // Requests that took the engine before it was taken out finish quickly: their
         // writes fail at once, and reads do not block.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -361,6 +363,10 @@ impl SledStore {
         )?;
         // What sled recovered is on disk: its change-log records are published.
         self.publish(reopened.changes.finished_through());
+        // The reopened deny list is read into memory again, as at open; until then its
+        // checks read the buckets.
+        *self.scan.lock().unwrap_or_else(PoisonError::into_inner) =
+            scan_deny_buckets_behind(Arc::clone(&reopened.deny), Arc::clone(&self.damage));
         *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(reopened));
         self.health.recovered();
         Ok(true)
