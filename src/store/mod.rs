@@ -21,6 +21,7 @@ pub mod blocking;
 pub mod codec;
 pub(crate) mod disk;
 pub mod mirror;
+pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "postgres")]
@@ -35,20 +36,22 @@ use crate::clock::Clock;
 use crate::domain::{InvitationId, SessionId, TenantId, TokenId, UserId, Username};
 
 pub use codec::CodecError;
+pub use mirror::UserStamp;
+pub use model::{
+    AccountChange, Change, ChangeRecord, ChangesAfter, ClaimsApplied, ClaimsChange, DenyKind,
+    EvictionReport, InvitationBook, InvitationRecord, InvitationState, InvitationStatus,
+    InvitationWriteError, KeyRecord, LoggedChange, Revocation, Rotation, ServiceRecord,
+    SessionRecord, TenantChange, TenantFull, TenantRecord, TenantWriteError, UserRecord,
+    UserWriteError,
+};
 #[cfg(feature = "postgres")]
 pub use postgres::node::PgNode;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 pub use sled::backup::{self, BackupSummary};
 pub use sled::health::HealthCounts;
-pub use sled::revocations::Revocation;
 pub use sled::MissingSeal;
-pub use sled::{
-    AccountChange, Change, ChangeRecord, ChangesAfter, ClaimsChange, DenyKind, EvictionReport,
-    InvitationBook, InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError,
-    KeyRecord, LoggedChange, Rotation, ServiceRecord, SessionRecord, SledStore, TenantChange,
-    TenantRecord, TenantWriteError, UserRecord, UserStamp, UserWriteError, SCHEMA_VERSION,
-};
+pub use sled::{SledStore, SCHEMA_VERSION};
 
 /// What can go wrong below the flows.
 #[derive(Debug, thiserror::Error)]

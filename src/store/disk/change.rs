@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Stored;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
 use crate::store::codec::{self, CodecError};
-use crate::store::sled::changes::{Change, LoggedChange};
+use crate::store::{Change, LoggedChange};
 
 /// Format 1. Never changed: a change is a new shape. bincode writes the variant's index,
 /// so variants are only ever added at the end.

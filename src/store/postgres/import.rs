@@ -28,7 +28,7 @@ use deadpool_postgres::Transaction;
 
 use super::{database_error, to_bigint, PgStore};
 use crate::domain::{TenantId, UserId};
-use crate::store::sled::export::{Exported, ExportedSession, Items};
+use crate::store::model::{Exported, ExportedSession, Items};
 use crate::store::{
     InvitationBook, KeyRecord, ServiceRecord, SledStore, StoreError, TenantRecord, UserRecord,
 };

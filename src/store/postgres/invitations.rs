@@ -10,11 +10,7 @@ use super::tenants::lock_tenant;
 use super::{database_error, PgStore};
 use crate::domain::{InvitationId, TenantId};
 use crate::store::disk::Stored;
-use crate::store::sled::invitations::MAX_PER_TENANT;
-use crate::store::{
-    corrupt, InvitationBook, InvitationRecord, InvitationState, InvitationStatus,
-    InvitationWriteError, StoreError,
-};
+use crate::store::{corrupt, InvitationBook, InvitationRecord, InvitationWriteError, StoreError};
 
 /// A tenant's book (empty when it has none). Inside a transaction that means to write it,
 /// read it under the tenant's row lock.
@@ -105,14 +101,7 @@ impl PgStore {
             .ok_or(InvitationWriteError::UnknownTenant)?;
         let mut book = read_book(&*tx, tenant).await?;
         tidy(&tx, &mut book, now).await?;
-        if book.invitations.len() >= MAX_PER_TENANT {
-            return Err(InvitationWriteError::TooMany);
-        }
-        let taken = record.members.saturating_add(book.pending(now));
-        if record.max_accounts.is_some_and(|max| taken >= max) {
-            return Err(InvitationWriteError::TenantFull);
-        }
-        book.invitations.push(invitation.clone());
+        book.issue(&record, invitation.clone(), now)?;
         tx.execute(
             "INSERT INTO invitation_codes (code_digest, tenant) VALUES ($1, $2)",
             &[&&invitation.code_digest[..], &&tenant.as_bytes()[..]],
@@ -179,11 +168,7 @@ impl PgStore {
         };
         let book: InvitationBook =
             Stored::from_disk(row.get::<_, &[u8]>(1)).map_err(corrupt("invitations"))?;
-        let pending = book.invitations.iter().any(|invitation| {
-            invitation.code_digest == *code_digest
-                && invitation.status(now) == InvitationStatus::Pending
-        });
-        Ok(pending.then_some(tenant))
+        Ok(book.admits(code_digest, now).then_some(tenant))
     }
 
     /// Seats a tenant's pending invitations hold at `now`.
@@ -213,17 +198,10 @@ impl PgStore {
             .ok_or(InvitationWriteError::NotFound)?;
         let mut book = read_book(&*tx, tenant).await?;
         tidy(&tx, &mut book, now).await?;
-        let invitation = book
-            .invitations
-            .iter_mut()
-            .find(|invitation| invitation.id == id)
-            .ok_or(InvitationWriteError::NotFound)?;
-        if invitation.status(now) == InvitationStatus::Pending {
-            invitation.state = InvitationState::Revoked;
-            invitation.ended_at = now;
+        if let Some(code_digest) = book.revoke(id, now)? {
             tx.execute(
                 "DELETE FROM invitation_codes WHERE code_digest = $1",
-                &[&&invitation.code_digest[..]],
+                &[&&code_digest[..]],
             )
             .await
             .map_err(database_error)?;
@@ -299,7 +277,7 @@ mod tests {
         assert_eq!(store.invitation_tenant(&[1; 32], 200).await.unwrap(), None);
         let second = InvitationRecord::new([2; 32], 200, 900);
         store.create_invitation(tenant, &second, 200).await.unwrap();
-        let later = 200 + crate::store::sled::invitations::ENDED_RETENTION_SECS;
+        let later = 200 + crate::store::model::ENDED_RETENTION_SECS;
         assert_eq!(store.evict_expired_invitations(later - 1).await.unwrap(), 0);
         assert_eq!(store.evict_expired_invitations(later).await.unwrap(), 1);
         let left = store.invitations(tenant).await.unwrap().unwrap();

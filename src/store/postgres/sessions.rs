@@ -118,20 +118,8 @@ impl PgStore {
         sid: SessionId,
         rotation: &Rotation,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        self.change_session(sid, |session| {
-            if session.revoked || session.generation != rotation.from_generation {
-                return false;
-            }
-            session.generation += 1;
-            session.rotated_at_ms = rotation.at_ms;
-            session.last_used = rotation.at;
-            session
-                .current_access_token
-                .clone_from(&rotation.access_token);
-            session.current_access_expires = rotation.access_expires;
-            true
-        })
-        .await
+        self.change_session(sid, |session| session.rotate(rotation))
+            .await
     }
 
     /// Records a new access token for a live session still at `generation` (its refresh
@@ -148,17 +136,8 @@ impl PgStore {
         access: (&str, u64),
         used: Option<u64>,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let (access_token, access_expires) = access;
         self.change_session(sid, |session| {
-            if session.revoked || session.generation != generation {
-                return false;
-            }
-            session.current_access_token = access_token.to_string();
-            session.current_access_expires = access_expires;
-            if let Some(at) = used {
-                session.last_used = at;
-            }
-            true
+            session.renew_access(generation, access, used)
         })
         .await
     }

@@ -106,10 +106,7 @@ impl PgStore {
         .await
         .map_err(database_error)?;
         // Every node needs the new tenant's version to mint and check its members' `tv`.
-        let logged = [Change::Tenant {
-            tenant: id,
-            version: tenant.version,
-        }];
+        let logged = [tenant.version_change(id)];
         let ids = log::append(&tx, self.clock.now(), &logged).await?;
         tx.commit().await.map_err(database_error)?;
         self.note_appended(&ids);
@@ -134,26 +131,9 @@ impl PgStore {
         let mut tenant = lock_tenant(&tx, id)
             .await?
             .ok_or(TenantWriteError::NotFound)?;
-        if let Some(name) = &change.name {
-            tenant.name.clone_from(name);
-        }
-        if let Some(plan) = &change.plan {
-            tenant.plan.clone_from(plan);
-        }
-        if let Some(max) = change.max_accounts {
-            tenant.max_accounts = max;
-        }
-        if let Some(attrs) = &change.attrs {
-            tenant.attrs.clone_from(attrs);
-        }
-        tenant.version += 1;
-        tenant.updated_at = now;
+        let logged = tenant.apply(id, change, now);
         write_tenant(&tx, id, &tenant).await?;
-        let logged = [Change::Tenant {
-            tenant: id,
-            version: tenant.version,
-        }];
-        let ids = log::append(&tx, now, &logged).await?;
+        let ids = log::append(&tx, now, &[logged]).await?;
         tx.commit().await.map_err(database_error)?;
         self.note_appended(&ids);
         Ok(tenant)
@@ -170,9 +150,7 @@ impl PgStore {
         let tenant = lock_tenant(&tx, id)
             .await?
             .ok_or(TenantWriteError::NotFound)?;
-        if tenant.members > 0 {
-            return Err(TenantWriteError::NotEmpty);
-        }
+        tenant.may_delete()?;
         tx.execute("DELETE FROM tenants WHERE id = $1", &[&&id.as_bytes()[..]])
             .await
             .map_err(database_error)?;

@@ -16,8 +16,7 @@ use super::{database_error, log, PgStore};
 use crate::domain::{TenantId, UserId, Username};
 use crate::store::disk::Stored;
 use crate::store::{
-    corrupt, Change, ClaimsChange, InvitationBook, InvitationState, InvitationStatus, StoreError,
-    UserRecord, UserWriteError,
+    corrupt, Change, ClaimsChange, InvitationBook, StoreError, UserRecord, UserWriteError,
 };
 
 /// Whether `err` is the username index refusing a second user of one name.
@@ -37,12 +36,9 @@ async fn redeem(
     user: UserId,
     now: u64,
 ) -> Result<bool, StoreError> {
-    let Some(invitation) = book.invitations.iter_mut().find(|invitation| {
-        invitation.code_digest == *code_digest
-            && invitation.status(now) == InvitationStatus::Pending
-    }) else {
+    if !book.admits(code_digest, now) {
         return Ok(false);
-    };
+    }
     // The index entry names the tenant the code belongs to; deleting it proves both.
     let removed = tx
         .execute(
@@ -54,9 +50,7 @@ async fn redeem(
     if removed == 0 {
         return Ok(false);
     }
-    invitation.state = InvitationState::Used;
-    invitation.ended_at = now;
-    invitation.used_by = Some(user);
+    book.redeem(code_digest, user, now);
     write_book(tx, tenant, book).await?;
     Ok(true)
 }
@@ -79,11 +73,7 @@ async fn count_member_in(
             return Err(UserWriteError::InvitationInvalid);
         }
     }
-    let taken = record.members.saturating_add(book.pending(now));
-    if record.max_accounts.is_some_and(|max| taken >= max) {
-        return Err(UserWriteError::TenantFull);
-    }
-    record.members += 1;
+    record.admit(book.pending(now))?;
     write_tenant(tx, tenant, &record).await?;
     Ok(())
 }
@@ -190,14 +180,9 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(database_error)?;
         let mut user = lock_user(&tx, id).await?.ok_or(UserWriteError::NotFound)?;
-        let old_tenant = user.tenant;
-        let changed = change.apply(&mut user);
-        if changed {
-            user.claims_version += 1;
-            user.updated_at = now;
-        }
-        if user.tenant != old_tenant {
-            let mut moved: Vec<TenantId> = old_tenant.into_iter().chain(user.tenant).collect();
+        let applied = user.apply_claims(id, change, now);
+        if let Some((old_tenant, new_tenant)) = applied.moved {
+            let mut moved: Vec<TenantId> = old_tenant.into_iter().chain(new_tenant).collect();
             moved.sort_by_key(|tenant| *tenant.as_bytes());
             for tenant in moved {
                 lock_tenant(&tx, tenant).await?;
@@ -206,22 +191,15 @@ impl PgStore {
                 let mut record = lock_tenant(&tx, old)
                     .await?
                     .ok_or(UserWriteError::UnknownTenant)?;
-                record.members = record.members.saturating_sub(1);
+                record.count_out();
                 write_tenant(&tx, old, &record).await?;
             }
-            if let Some(new) = user.tenant {
+            if let Some(new) = new_tenant {
                 count_member_in(&tx, new, None, now).await?;
             }
         }
         write_user(&tx, id, &user).await?;
-        let mut logged = Vec::new();
-        if changed {
-            logged.push(user.change(id));
-        }
-        if user.tenant != old_tenant {
-            logged.push(user.account_change(id));
-        }
-        let ids = log::append(&tx, now, &logged).await?;
+        let ids = log::append(&tx, now, &applied.log).await?;
         tx.commit().await.map_err(database_error)?;
         self.note_appended(&ids);
         Ok(user)
@@ -291,7 +269,7 @@ impl PgStore {
         if let Some(tenant) = user.tenant {
             // A tenant already gone has nobody to count out.
             if let Some(mut record) = lock_tenant(&tx, tenant).await? {
-                record.members = record.members.saturating_sub(1);
+                record.count_out();
                 write_tenant(&tx, tenant, &record).await?;
             }
         }

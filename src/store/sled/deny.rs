@@ -54,6 +54,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::{codec, corrupt, Change, SledStore, StoreError, Stripes};
 use crate::domain::{SessionId, TokenId};
+use crate::store::DenyKind;
 
 /// Seconds of `exp` per bucket tree: how much longer than necessary an entry may stay on
 /// disk, and (with the access-token lifetime) how many copies a session entry takes.
@@ -65,24 +66,6 @@ const COUNT_TAG: u8 = b'n';
 /// must cover). (`deny_dead_before`, written by earlier builds, is no longer read: see
 /// [`DenyList::evict`].)
 const LONGEST_TTL_KEY: &str = "longest_access_ttl";
-
-/// What a deny entry names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DenyKind {
-    /// One access token, by `jti`.
-    Token,
-    /// A whole session, by `sid`.
-    Session,
-}
-
-impl DenyKind {
-    pub(crate) fn tag(self) -> u8 {
-        match self {
-            DenyKind::Token => b'j',
-            DenyKind::Session => b's',
-        }
-    }
-}
 
 /// What one eviction pass did to the deny list.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

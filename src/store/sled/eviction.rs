@@ -7,6 +7,7 @@
 
 use super::{codec, SledStore, StoreError};
 use crate::domain::SessionId;
+use crate::store::EvictionReport;
 
 /// `meta` key: the latest time an eviction pass worked from (see `tasks::eviction`).
 const HORIZON_KEY: &str = "eviction_horizon";
@@ -39,22 +40,6 @@ pub fn advance_eviction_horizon(store: &SledStore, at: u64) -> Result<(), StoreE
         Some(codec::encode_u64(current.map_or(at, |current| current.max(at))).to_vec())
     })?;
     Ok(())
-}
-
-/// How much one eviction pass removed, and when the next deny entry expires.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct EvictionReport {
-    /// Deny entries whose last token is past `exp + leeway`.
-    pub deny_removed: u64,
-    /// Deny-list bucket trees dropped.
-    pub deny_buckets_dropped: u64,
-    pub sessions_removed: u64,
-    /// Tenant invitations ended long enough ago to leave their tenant's list.
-    pub invitations_removed: u64,
-    /// Change-log records past the longest access-token life plus leeway.
-    pub changes_removed: u64,
-    /// The earliest expiry (`exp + leeway`) still on the deny list, if any.
-    pub next_deny_expiry: Option<u64>,
 }
 
 /// Removes every deny entry whose tokens are all past `exp + leeway` (a token is still

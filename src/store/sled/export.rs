@@ -17,28 +17,9 @@ use std::collections::BTreeMap;
 use super::disk::Stored;
 use super::{codec, corrupt, DenyKind, SledStore, StoreError};
 use crate::domain::{SessionId, TenantId, UserId};
+use crate::store::model::{Exported, ExportedSession, Items, Records};
 use crate::store::{InvitationBook, KeyRecord, ServiceRecord, SessionRecord, TenantRecord};
 use crate::store::{UserRecord, MAX_LEEWAY_SECONDS};
-
-/// One record of a tree: its id, its bytes as stored, and the record they hold.
-pub struct Exported<K, R> {
-    pub key: K,
-    /// The value exactly as sled keeps it (format byte + bincode).
-    pub bytes: Vec<u8>,
-    pub record: R,
-}
-
-/// A session with the newest generation whose answer was acknowledged (`session_acks`).
-pub struct ExportedSession {
-    pub session: Exported<SessionId, SessionRecord>,
-    pub acknowledged: Option<u64>,
-}
-
-/// What a tree yields, in key order, one item at a time.
-pub type Items<T> = Box<dyn Iterator<Item = Result<T, StoreError>>>;
-
-/// The records of one tree, in key order.
-pub type Records<K, R> = Items<Exported<K, R>>;
 
 /// The records of `tree`, with keys read by `key` (`None`: a key of the wrong size,
 /// reported as damage of `name`).

@@ -287,7 +287,7 @@ fn read_tree(
         let (_, value) = entry.map_err(|err| damaged(label, &err.to_string()))?;
         let decoded = match label {
             "users" => UserRecord::from_disk(&value).map(drop),
-            "changes" => super::changes::LoggedChange::from_disk(&value).map(drop),
+            "changes" => crate::store::LoggedChange::from_disk(&value).map(drop),
             "tenants" => TenantRecord::from_disk(&value).map(drop),
             "sessions" => SessionRecord::from_disk(&value).map(drop),
             "keys" => KeyRecord::from_disk(&value).map(drop),

@@ -22,147 +22,7 @@ use sled::Transactional;
 use super::disk::Stored;
 use super::{codec, corrupt, SledStore, StoreError, TenantRecord};
 use crate::domain::{InvitationId, TenantId, UserId};
-
-/// How long a used, revoked or expired invitation stays listed before it is dropped.
-pub const ENDED_RETENTION_SECS: u64 = 24 * 60 * 60;
-
-/// Most invitations one tenant's book holds (outstanding and recently ended together).
-pub const MAX_PER_TENANT: usize = 1000;
-
-/// Where an invitation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvitationState {
-    /// Not used or revoked yet (it may still have expired: see [`InvitationRecord::status`]).
-    Outstanding,
-    Used,
-    Revoked,
-}
-
-/// What an admin sees of an invitation now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvitationStatus {
-    Pending,
-    Used,
-    Revoked,
-    Expired,
-}
-
-/// One invitation as the store hands it out (its on-disk shapes are in
-/// `disk::invitation`).
-#[derive(Clone, PartialEq)]
-pub struct InvitationRecord {
-    pub id: InvitationId,
-    /// SHA-256 of the code; the code itself is never stored.
-    pub code_digest: [u8; 32],
-    pub created_at: u64,
-    pub expires_at: u64,
-    pub state: InvitationState,
-    /// When it was used or revoked (0 while outstanding).
-    pub ended_at: u64,
-    /// The account it admitted.
-    pub used_by: Option<UserId>,
-}
-
-impl std::fmt::Debug for InvitationRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InvitationRecord")
-            .field("id", &self.id)
-            .field("created_at", &self.created_at)
-            .field("expires_at", &self.expires_at)
-            .field("state", &self.state)
-            .finish_non_exhaustive()
-    }
-}
-
-impl InvitationRecord {
-    /// A new outstanding invitation.
-    pub fn new(code_digest: [u8; 32], created_at: u64, expires_at: u64) -> InvitationRecord {
-        InvitationRecord {
-            id: InvitationId::generate(),
-            code_digest,
-            created_at,
-            expires_at,
-            state: InvitationState::Outstanding,
-            ended_at: 0,
-            used_by: None,
-        }
-    }
-
-    /// Its state at `now`.
-    pub fn status(&self, now: u64) -> InvitationStatus {
-        match self.state {
-            InvitationState::Used => InvitationStatus::Used,
-            InvitationState::Revoked => InvitationStatus::Revoked,
-            InvitationState::Outstanding if now >= self.expires_at => InvitationStatus::Expired,
-            InvitationState::Outstanding => InvitationStatus::Pending,
-        }
-    }
-
-    /// When it stopped counting (used, revoked or expired), if it has.
-    fn ended(&self, now: u64) -> Option<u64> {
-        match self.status(now) {
-            InvitationStatus::Pending => None,
-            InvitationStatus::Expired => Some(self.expires_at),
-            InvitationStatus::Used | InvitationStatus::Revoked => Some(self.ended_at),
-        }
-    }
-}
-
-/// Every invitation of one tenant, oldest first (its on-disk shapes are in
-/// `disk::invitation`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct InvitationBook {
-    pub invitations: Vec<InvitationRecord>,
-}
-
-impl InvitationBook {
-    /// Invitations holding a seat at `now`.
-    pub fn pending(&self, now: u64) -> u64 {
-        let pending = self
-            .invitations
-            .iter()
-            .filter(|invitation| invitation.status(now) == InvitationStatus::Pending)
-            .count();
-        u64::try_from(pending).unwrap_or(u64::MAX)
-    }
-
-    /// Drops invitations ended more than [`ENDED_RETENTION_SECS`] ago; returns the digests
-    /// of their codes, for the index.
-    pub(crate) fn prune(&mut self, now: u64) -> Vec<[u8; 32]> {
-        let mut dropped = Vec::new();
-        self.invitations.retain(|invitation| {
-            let keep = invitation
-                .ended(now)
-                .is_none_or(|ended| now < ended.saturating_add(ENDED_RETENTION_SECS));
-            if !keep {
-                dropped.push(invitation.code_digest);
-            }
-            keep
-        });
-        dropped
-    }
-}
-
-/// Why an invitation write was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum InvitationWriteError {
-    #[error("no such tenant")]
-    UnknownTenant,
-    #[error("no such invitation")]
-    NotFound,
-    #[error("tenant is full")]
-    TenantFull,
-    #[error("the tenant holds too many invitations")]
-    TooMany,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sled::transaction::TransactionError<InvitationWriteError>> for InvitationWriteError {
-    fn from(err: sled::transaction::TransactionError<InvitationWriteError>) -> Self {
-        super::settle(err)
-    }
-}
+use crate::store::{InvitationBook, InvitationRecord, InvitationWriteError};
 
 fn abort<E>(err: E) -> ConflictableTransactionError<E> {
     ConflictableTransactionError::Abort(err)
@@ -239,15 +99,9 @@ pub(super) fn redeem<E: From<StoreError>>(
         Some(owner) if owner.as_ref() == &tenant[..] => {}
         _ => return Ok(false),
     }
-    let Some(invitation) = book.invitations.iter_mut().find(|invitation| {
-        invitation.code_digest == *code_digest
-            && invitation.status(now) == InvitationStatus::Pending
-    }) else {
+    if !book.redeem(code_digest, user, now) {
         return Ok(false);
-    };
-    invitation.state = InvitationState::Used;
-    invitation.ended_at = now;
-    invitation.used_by = Some(user);
+    }
     codes.remove(&code_digest[..])?;
     Ok(true)
 }
@@ -282,14 +136,8 @@ impl SledStore {
                         .ok_or_else(|| abort(InvitationWriteError::UnknownTenant))?;
                     let mut book = read_book(invitations, &key)?;
                     tidy(codes, &mut book, now)?;
-                    if book.invitations.len() >= MAX_PER_TENANT {
-                        return Err(abort(InvitationWriteError::TooMany));
-                    }
-                    let taken = record.members.saturating_add(book.pending(now));
-                    if record.max_accounts.is_some_and(|max| taken >= max) {
-                        return Err(abort(InvitationWriteError::TenantFull));
-                    }
-                    book.invitations.push(invitation.clone());
+                    book.issue(&record, invitation.clone(), now)
+                        .map_err(abort)?;
                     codes.insert(&invitation.code_digest[..], &key[..])?;
                     write_book(invitations, &key, &book)
                 },
@@ -339,11 +187,7 @@ impl SledStore {
             return Ok(None);
         };
         let book: InvitationBook = Stored::from_disk(&bytes).map_err(corrupt("invitations"))?;
-        let pending = book.invitations.iter().any(|invitation| {
-            invitation.code_digest == *code_digest
-                && invitation.status(now) == InvitationStatus::Pending
-        });
-        Ok(pending.then_some(tenant))
+        Ok(book.admits(code_digest, now).then_some(tenant))
     }
 
     /// Seats a tenant's outstanding invitations hold at `now`.
@@ -380,15 +224,8 @@ impl SledStore {
             |(invitations, codes): &(TransactionalTree, TransactionalTree)| {
                 let mut book: InvitationBook = read_book(invitations, &key)?;
                 tidy(codes, &mut book, now)?;
-                let invitation = book
-                    .invitations
-                    .iter_mut()
-                    .find(|invitation| invitation.id == id)
-                    .ok_or_else(|| abort(InvitationWriteError::NotFound))?;
-                if invitation.status(now) == InvitationStatus::Pending {
-                    invitation.state = InvitationState::Revoked;
-                    invitation.ended_at = now;
-                    codes.remove(&invitation.code_digest[..])?;
+                if let Some(code_digest) = book.revoke(id, now).map_err(abort)? {
+                    codes.remove(&code_digest[..])?;
                 }
                 write_book(invitations, &key, &book)
             },
@@ -435,31 +272,10 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::model::ENDED_RETENTION_SECS;
 
     fn invitation(expires_at: u64) -> InvitationRecord {
         InvitationRecord::new([7; 32], 100, expires_at)
-    }
-
-    #[test]
-    fn an_invitation_holds_a_seat_until_it_expires_or_ends() {
-        let mut book = InvitationBook {
-            invitations: vec![invitation(200), invitation(300)],
-        };
-        assert_eq!(book.pending(150), 2);
-        assert_eq!(book.pending(200), 1);
-        book.invitations[1].state = InvitationState::Revoked;
-        assert_eq!(book.pending(150), 1);
-        assert_eq!(book.invitations[0].status(250), InvitationStatus::Expired);
-    }
-
-    #[test]
-    fn ended_invitations_leave_after_the_retention() {
-        let mut book = InvitationBook {
-            invitations: vec![invitation(200), invitation(10_000_000)],
-        };
-        assert!(book.prune(200 + ENDED_RETENTION_SECS - 1).is_empty());
-        assert_eq!(book.prune(200 + ENDED_RETENTION_SECS), vec![[7; 32]]);
-        assert_eq!(book.invitations.len(), 1);
     }
 
     #[test]

@@ -5,32 +5,7 @@ use super::disk::Stored;
 use sled::Transactional;
 
 use super::{codec, corrupt, Change, Engine, SledStore, StoreError};
-
-/// A signing key as the store hands it out (its on-disk shapes are in `disk::key`).
-#[derive(Clone, PartialEq)]
-pub struct KeyRecord {
-    /// The JOSE `alg` name.
-    pub alg: String,
-    /// PKCS#8 PEM, or the base64url HMAC secret for HS256.
-    pub private_key: String,
-    pub created_at: u64,
-    /// From this unix second the key signs new tokens.
-    pub signs_from: u64,
-    /// Reserved, always `None` today: when a key stops signing is derived from its
-    /// successor's `signs_from` (see `KeyRing`), so it cannot disagree with the ring.
-    pub retired_at: Option<u64>,
-}
-
-impl std::fmt::Debug for KeyRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRecord")
-            .field("alg", &self.alg)
-            .field("created_at", &self.created_at)
-            .field("signs_from", &self.signs_from)
-            .field("retired_at", &self.retired_at)
-            .finish_non_exhaustive()
-    }
-}
+use crate::store::KeyRecord;
 
 impl SledStore {
     /// Every key in the ring, oldest first (key ids are time-ordered).

@@ -46,20 +46,15 @@ use crate::clock::Clock;
 
 pub(crate) use super::{codec, corrupt, disk, mirror, StoreError, Stripes, MAX_LEEWAY_SECONDS};
 
-pub use crate::store::mirror::UserStamp;
-pub use changes::{Change, ChangeRecord, ChangesAfter, LoggedChange};
-pub use deny::{DenyEviction, DenyKind};
-pub use eviction::{advance_eviction_horizon, evict_expired, eviction_horizon, EvictionReport};
+pub use deny::DenyEviction;
+pub use eviction::{advance_eviction_horizon, evict_expired, eviction_horizon};
 pub use integrity::MissingSeal;
-pub use invitations::{
-    InvitationBook, InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError,
+
+// The contract's types, for this backend's modules (`super::UserRecord`).
+use crate::store::{
+    Change, DenyKind, InvitationBook, InvitationWriteError, KeyRecord, ServiceRecord,
+    SessionRecord, TenantRecord, TenantWriteError, UserRecord, UserWriteError,
 };
-pub use keys::KeyRecord;
-pub use revocations::AccountChange;
-pub use services::ServiceRecord;
-pub use sessions::{Rotation, SessionRecord};
-pub use tenants::{TenantChange, TenantRecord, TenantWriteError};
-pub use users::{ClaimsChange, UserRecord, UserWriteError};
 
 /// A failed sled transaction as the error its closure aborted with, or as a storage
 /// error: one conversion for every write error type of this backend.
@@ -67,6 +62,24 @@ pub(crate) fn settle<E: From<StoreError>>(err: sled::transaction::TransactionErr
     match err {
         sled::transaction::TransactionError::Abort(inner) => inner,
         sled::transaction::TransactionError::Storage(inner) => E::from(StoreError::Sled(inner)),
+    }
+}
+
+impl From<sled::transaction::TransactionError<UserWriteError>> for UserWriteError {
+    fn from(err: sled::transaction::TransactionError<UserWriteError>) -> Self {
+        settle(err)
+    }
+}
+
+impl From<sled::transaction::TransactionError<TenantWriteError>> for TenantWriteError {
+    fn from(err: sled::transaction::TransactionError<TenantWriteError>) -> Self {
+        settle(err)
+    }
+}
+
+impl From<sled::transaction::TransactionError<InvitationWriteError>> for InvitationWriteError {
+    fn from(err: sled::transaction::TransactionError<InvitationWriteError>) -> Self {
+        settle(err)
     }
 }
 

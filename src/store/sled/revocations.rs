@@ -19,72 +19,11 @@ use sled::Transactional;
 
 use super::disk::Stored;
 use super::{
-    codec, corrupt, Change, DenyKind, Engine, SessionRecord, SledStore, StoreError, UserRecord,
-    UserWriteError,
+    codec, corrupt, Change, DenyKind, Engine, SledStore, StoreError, UserRecord, UserWriteError,
 };
 
 use crate::domain::{SessionId, UserId};
-
-/// What ending sessions changes about their user, in the same write.
-#[derive(Debug, Clone, Copy)]
-pub enum AccountChange<'a> {
-    /// Nothing: the sessions end, the account stays as it is.
-    Unchanged,
-    /// Every token issued before now is refused from now on (`not_before`): a logout
-    /// everywhere.
-    RefuseEarlierTokens,
-    /// A new password hash, and `not_before`: a password change.
-    NewPassword(&'a str),
-}
-
-/// An [`AccountChange`] holding its own copy of the hash, to hand to another thread.
-pub(crate) enum OwnedAccountChange {
-    Unchanged,
-    RefuseEarlierTokens,
-    NewPassword(String),
-}
-
-impl OwnedAccountChange {
-    /// The change it holds, borrowed again.
-    pub(crate) fn as_change(&self) -> AccountChange<'_> {
-        match self {
-            OwnedAccountChange::Unchanged => AccountChange::Unchanged,
-            OwnedAccountChange::RefuseEarlierTokens => AccountChange::RefuseEarlierTokens,
-            OwnedAccountChange::NewPassword(hash) => AccountChange::NewPassword(hash),
-        }
-    }
-}
-
-impl AccountChange<'_> {
-    /// The same change with its own copy of the hash.
-    pub(crate) fn to_owned_change(self) -> OwnedAccountChange {
-        match self {
-            AccountChange::Unchanged => OwnedAccountChange::Unchanged,
-            AccountChange::RefuseEarlierTokens => OwnedAccountChange::RefuseEarlierTokens,
-            AccountChange::NewPassword(hash) => OwnedAccountChange::NewPassword(hash.to_string()),
-        }
-    }
-
-    /// Applies the change at `now`.
-    pub(crate) fn apply(self, user: &mut UserRecord, now: u64) {
-        match self {
-            AccountChange::Unchanged => return,
-            AccountChange::RefuseEarlierTokens => {}
-            AccountChange::NewPassword(hash) => user.password_hash = hash.to_string(),
-        }
-        user.not_before = now;
-        user.updated_at = now;
-    }
-}
-
-/// One session to end: its record as read under its lock, and the `exp`s its deny entry
-/// must cover.
-#[derive(Clone)]
-pub struct Revocation {
-    pub sid: SessionId,
-    pub session: SessionRecord,
-    pub deny: RangeInclusive<u64>,
-}
+use crate::store::{AccountChange, Revocation};
 
 fn intent(range: &RangeInclusive<u64>) -> [u8; 16] {
     let mut value = [0u8; 16];
@@ -269,6 +208,7 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::store::sled::test_store;
+    use crate::store::SessionRecord;
 
     fn session(user: UserId) -> SessionRecord {
         SessionRecord {

@@ -5,25 +5,7 @@
 
 use super::disk::Stored;
 use super::{corrupt, SledStore, StoreError};
-
-/// A service credential as the store hands it out (its on-disk shapes are in
-/// `disk::service`).
-#[derive(Clone, PartialEq)]
-pub struct ServiceRecord {
-    pub name: String,
-    /// SHA-256 of the client secret.
-    pub secret_digest: [u8; 32],
-    pub created_at: u64,
-}
-
-impl std::fmt::Debug for ServiceRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceRecord")
-            .field("name", &self.name)
-            .field("created_at", &self.created_at)
-            .finish_non_exhaustive()
-    }
-}
+use crate::store::ServiceRecord;
 
 impl SledStore {
     /// Stores a service credential.

@@ -23,70 +23,13 @@ use std::sync::atomic::Ordering;
 use super::disk::Stored;
 use super::{codec, corrupt, Engine, SledStore, StoreError};
 use crate::domain::{SessionId, UserId};
-
-/// A refresh-token family as the store hands it out (its on-disk shapes are in
-/// `disk::session`).
-///
-/// One record verifies every generation ever issued: the refresh token's MAC is computed
-/// from `session_key` and the generation, so no per-token rows exist.
-#[derive(Clone, PartialEq)]
-pub struct SessionRecord {
-    pub user: UserId,
-    /// 32 random bytes; the refresh-token MAC key. Never leaves the store.
-    pub session_key: [u8; 32],
-    /// The generation of the newest refresh token issued.
-    pub generation: u64,
-    pub created_at: u64,
-    /// Absolute end of the session (`tokens.refresh_ttl` after login).
-    pub expires_at: u64,
-    pub last_used: u64,
-    /// When `generation` was issued, in unix milliseconds: the start of the reuse-grace
-    /// window (seconds would stretch a 1 s grace to almost 2 s).
-    pub rotated_at_ms: u64,
-    pub revoked: bool,
-    /// The access token issued with `generation`, answered again to a refresh that
-    /// lost the concurrent-refresh race, so both tabs end up with the same pair.
-    pub current_access_token: String,
-    /// That access token's `exp`.
-    pub current_access_expires: u64,
-}
-
-impl std::fmt::Debug for SessionRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionRecord")
-            .field("user", &self.user)
-            .field("generation", &self.generation)
-            .field("expires_at", &self.expires_at)
-            .field("revoked", &self.revoked)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SessionRecord {
-    /// The owning user.
-    pub fn user_id(&self) -> UserId {
-        self.user
-    }
-}
+use crate::store::{Rotation, SessionRecord};
 
 fn user_session_key(user: UserId, sid: SessionId) -> [u8; 32] {
     let mut key = [0u8; 32];
     key[..16].copy_from_slice(user.as_bytes());
     key[16..].copy_from_slice(sid.as_bytes());
     key
-}
-
-/// A refresh's rotation of its session, as the refresh saw it.
-#[derive(Debug, Clone)]
-pub struct Rotation {
-    /// The generation presented: the session rotates only if it is still at it.
-    pub from_generation: u64,
-    /// The access token issued with the next generation, and its `exp`.
-    pub access_token: String,
-    pub access_expires: u64,
-    /// When: unix seconds (`last_used`) and milliseconds (the reuse-grace window).
-    pub at: u64,
-    pub at_ms: u64,
 }
 
 impl SledStore {
@@ -151,19 +94,7 @@ impl SledStore {
         sid: SessionId,
         rotation: &Rotation,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        self.change_session(sid, |session| {
-            if session.revoked || session.generation != rotation.from_generation {
-                return false;
-            }
-            session.generation += 1;
-            session.rotated_at_ms = rotation.at_ms;
-            session.last_used = rotation.at;
-            session
-                .current_access_token
-                .clone_from(&rotation.access_token);
-            session.current_access_expires = rotation.access_expires;
-            true
-        })
+        self.change_session(sid, |session| session.rotate(rotation))
     }
 
     /// Records a new access token for a live session still at `generation` (its refresh
@@ -180,17 +111,8 @@ impl SledStore {
         access: (&str, u64),
         used: Option<u64>,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let (access_token, access_expires) = access;
         self.change_session(sid, |session| {
-            if session.revoked || session.generation != generation {
-                return false;
-            }
-            session.current_access_token = access_token.to_string();
-            session.current_access_expires = access_expires;
-            if let Some(at) = used {
-                session.last_used = at;
-            }
-            true
+            session.renew_access(generation, access, used)
         })
     }
 

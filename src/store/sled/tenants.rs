@@ -3,56 +3,13 @@
 //! writes (see `users.rs`) in the same transactions that move users. Deleting a tenant
 //! deletes its invitations with it.
 
-use serde_json::{Map, Value};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use super::disk::Stored;
 use super::{corrupt, invitations, Change, Engine, SledStore, StoreError};
 use crate::domain::TenantId;
-
-/// A tenant as the store hands it out (its on-disk shapes are in `disk::tenant`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TenantRecord {
-    pub name: String,
-    pub plan: String,
-    pub max_accounts: Option<u64>,
-    /// The `attrs` object, parsed once when the record is read.
-    pub attrs: Map<String, Value>,
-    /// `tv`: bumped by every change to the tenant.
-    pub version: u64,
-    /// Users in the tenant now.
-    pub members: u64,
-    pub created_at: u64,
-    pub updated_at: u64,
-}
-
-/// A change to a tenant; `None` leaves a field as it is.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct TenantChange {
-    pub name: Option<String>,
-    pub plan: Option<String>,
-    /// `Some(None)` removes the limit.
-    pub max_accounts: Option<Option<u64>>,
-    pub attrs: Option<Map<String, Value>>,
-}
-
-/// Why a tenant write was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum TenantWriteError {
-    #[error("no such tenant")]
-    NotFound,
-    #[error("tenant still has members")]
-    NotEmpty,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sled::transaction::TransactionError<TenantWriteError>> for TenantWriteError {
-    fn from(err: sled::transaction::TransactionError<TenantWriteError>) -> Self {
-        super::settle(err)
-    }
-}
+use crate::store::{TenantChange, TenantRecord, TenantWriteError};
 
 fn abort(err: TenantWriteError) -> ConflictableTransactionError<TenantWriteError> {
     ConflictableTransactionError::Abort(err)
@@ -109,14 +66,7 @@ impl SledStore {
         (&engine.tenants, engine.changes.tree())
             .transaction(|(tenants, changes)| {
                 tenants.insert(&id.as_bytes()[..], value.clone())?;
-                appending.write(
-                    changes,
-                    tenant.created_at,
-                    &[Change::Tenant {
-                        tenant: id,
-                        version: tenant.version,
-                    }],
-                )?;
+                appending.write(changes, tenant.created_at, &[tenant.version_change(id)])?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(super::settle::<StoreError>)?;
@@ -156,20 +106,7 @@ impl SledStore {
                         .into(),
                     )
                 })?;
-                if let Some(name) = &change.name {
-                    tenant.name.clone_from(name);
-                }
-                if let Some(plan) = &change.plan {
-                    tenant.plan.clone_from(plan);
-                }
-                if let Some(max) = change.max_accounts {
-                    tenant.max_accounts = max;
-                }
-                if let Some(attrs) = &change.attrs {
-                    tenant.attrs.clone_from(attrs);
-                }
-                tenant.version += 1;
-                tenant.updated_at = now;
+                let logged = tenant.apply(id, change, now);
                 let value = Stored::to_disk(&tenant).map_err(|source| {
                     abort(
                         StoreError::Corrupt {
@@ -180,15 +117,7 @@ impl SledStore {
                     )
                 })?;
                 tenants.insert(&id.as_bytes()[..], value)?;
-                let version = tenant.version;
-                appending.write(
-                    changes,
-                    now,
-                    &[Change::Tenant {
-                        tenant: id,
-                        version,
-                    }],
-                )?;
+                appending.write(changes, now, &[logged])?;
                 Ok(tenant)
             })?;
         let _unfinished = appending.committed(1);
@@ -232,9 +161,7 @@ impl SledStore {
                             .into(),
                         )
                     })?;
-                    if tenant.members > 0 {
-                        return Err(abort(TenantWriteError::NotEmpty));
-                    }
+                    tenant.may_delete().map_err(abort)?;
                     let book = invitations::read_book(invitations, id.as_bytes())?;
                     for invitation in &book.invitations {
                         codes.remove(&invitation.code_digest[..])?;

@@ -6,148 +6,14 @@
 //! invitation is used up in the same transaction (see `invitations.rs`). Every write
 //! updates the mirror after it commits.
 
-use serde_json::{Map, Value};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use super::disk::Stored;
 use super::{codec, corrupt, invitations, Change, Engine, SledStore, StoreError, TenantRecord};
-use crate::domain::{TenantId, UserId, Username};
+use crate::domain::{UserId, Username};
 use crate::store::mirror::UserStamp;
-
-/// A user as the store hands it out (its on-disk shapes are in `disk::user`).
-#[derive(Clone, PartialEq)]
-pub struct UserRecord {
-    pub username: String,
-    /// argon2id PHC string.
-    pub password_hash: String,
-    pub tenant: Option<TenantId>,
-    pub roles: Vec<String>,
-    pub plan: String,
-    /// The `attrs` object, parsed once when the record is read.
-    pub attrs: Map<String, Value>,
-    /// `uv`: bumped by every change to what a token says about the user.
-    pub claims_version: u64,
-    /// Tokens issued before this unix second are revoked.
-    pub not_before: u64,
-    pub disabled: bool,
-    pub created_at: u64,
-    pub updated_at: u64,
-}
-
-impl std::fmt::Debug for UserRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRecord")
-            .field("username", &self.username)
-            .field("tenant", &self.tenant)
-            .field("roles", &self.roles)
-            .field("plan", &self.plan)
-            .field("claims_version", &self.claims_version)
-            .field("disabled", &self.disabled)
-            .finish_non_exhaustive()
-    }
-}
-
-impl UserRecord {
-    /// The change-log record of this user's verification state, as `id`.
-    pub(crate) fn change(&self, id: UserId) -> Change {
-        Change::User {
-            user: id,
-            claims_version: self.claims_version,
-            not_before: self.not_before,
-            disabled: self.disabled,
-        }
-    }
-
-    /// The change-log record of this user's whole stamp (username and tenant too), as
-    /// `id`: written at creation and on a move between tenants.
-    pub(crate) fn account_change(&self, id: UserId) -> Change {
-        Change::Account {
-            user: id,
-            username: self.username.clone(),
-            tenant: self.tenant,
-            claims_version: self.claims_version,
-            not_before: self.not_before,
-            disabled: self.disabled,
-        }
-    }
-
-    /// What verification needs of this user.
-    pub fn stamp(&self) -> UserStamp {
-        UserStamp {
-            username: self.username.as_str().into(),
-            claims_version: self.claims_version,
-            not_before: self.not_before,
-            disabled: self.disabled,
-            tenant: self.tenant,
-        }
-    }
-}
-
-/// A change to what a user's tokens say or to the account's standing: the fields an
-/// admin (or a user, through `claims.self_service`) may change. `None` leaves a field as
-/// it is.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct ClaimsChange {
-    pub plan: Option<String>,
-    pub roles: Option<Vec<String>>,
-    pub attrs: Option<Map<String, Value>>,
-    pub tenant: Option<Option<TenantId>>,
-    pub disabled: Option<bool>,
-}
-
-impl ClaimsChange {
-    /// Applies the change; returns whether anything a token carries (or the account's
-    /// standing) changed, and so whether `uv` must move.
-    pub(crate) fn apply(&self, user: &mut UserRecord) -> bool {
-        let mut changed = false;
-        if let Some(plan) = &self.plan {
-            changed |= user.plan != *plan;
-            user.plan.clone_from(plan);
-        }
-        if let Some(roles) = &self.roles {
-            changed |= user.roles != *roles;
-            user.roles.clone_from(roles);
-        }
-        if let Some(attrs) = &self.attrs {
-            changed |= user.attrs != *attrs;
-            user.attrs.clone_from(attrs);
-        }
-        if let Some(tenant) = self.tenant {
-            changed |= user.tenant != tenant;
-            user.tenant = tenant;
-        }
-        if let Some(disabled) = self.disabled {
-            changed |= user.disabled != disabled;
-            user.disabled = disabled;
-        }
-        changed
-    }
-}
-
-/// Why a user write was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum UserWriteError {
-    #[error("username taken")]
-    UsernameTaken,
-    #[error("no such user")]
-    NotFound,
-    #[error("no such tenant")]
-    UnknownTenant,
-    #[error("tenant is full")]
-    TenantFull,
-    /// The invitation is unknown, used, revoked, expired or of another tenant.
-    #[error("invitation not valid")]
-    InvitationInvalid,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sled::transaction::TransactionError<UserWriteError>> for UserWriteError {
-    fn from(err: sled::transaction::TransactionError<UserWriteError>) -> Self {
-        super::settle(err)
-    }
-}
+use crate::store::{ClaimsChange, UserRecord, UserWriteError};
 
 type Abort = ConflictableTransactionError<UserWriteError>;
 
@@ -200,7 +66,7 @@ fn count_member_out(tenants: &TransactionalTree, tenant: &[u8; 16]) -> Result<()
         .get(&tenant[..])?
         .ok_or_else(|| abort(UserWriteError::UnknownTenant))?;
     let mut record = decode_tenant(&bytes)?;
-    record.members = record.members.saturating_sub(1);
+    record.count_out();
     write_tenant(tenants, tenant, &record)
 }
 
@@ -228,11 +94,9 @@ fn count_member_in(
         .get(&tenant[..])?
         .ok_or_else(|| abort(UserWriteError::UnknownTenant))?;
     let mut record = decode_tenant(&bytes)?;
-    let taken = record.members.saturating_add(book.pending(now));
-    if record.max_accounts.is_some_and(|max| taken >= max) {
-        return Err(abort(UserWriteError::TenantFull));
-    }
-    record.members += 1;
+    record
+        .admit(book.pending(now))
+        .map_err(|full| abort(full.into()))?;
     write_tenant(tenants, tenant, &record)?;
     Ok(record.version)
 }
@@ -393,20 +257,13 @@ impl SledStore {
                             .into(),
                         )
                     })?;
-                    let old_tenant = user.tenant;
-                    let mut log = Vec::new();
-                    if change.apply(&mut user) {
-                        user.claims_version += 1;
-                        user.updated_at = now;
-                        log.push(user.change(id));
-                    }
+                    let applied = user.apply_claims(id, change, now);
                     let mut version = None;
-                    if user.tenant != old_tenant {
-                        log.push(user.account_change(id));
+                    if let Some((old_tenant, new_tenant)) = applied.moved {
                         if let Some(old) = &old_tenant {
                             count_member_out(tenants, old.as_bytes())?;
                         }
-                        if let Some(new) = &user.tenant {
+                        if let Some(new) = &new_tenant {
                             let counted = count_member_in(
                                 tenants,
                                 invitations,
@@ -428,10 +285,10 @@ impl SledStore {
                         )
                     })?;
                     users.insert(&id.as_bytes()[..], value)?;
-                    let logged = if log.is_empty() {
+                    let logged = if applied.log.is_empty() {
                         0
                     } else {
-                        appending.write(changes, now, &log)?
+                        appending.write(changes, now, &applied.log)?
                     };
                     Ok((user, version, logged))
                 },
@@ -550,6 +407,7 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::store::sled::test_store;
+    use serde_json::Map;
 
     fn user() -> UserRecord {
         UserRecord {
