@@ -148,7 +148,9 @@ pub struct Metrics {
     deny_entries: Gauge,
     evictions: Counter,
     sessions_evicted: Counter,
-    store_bytes: Gauge,
+    /// One sample on sled, none on PostgreSQL (whose database's size is not this
+    /// node's to know): a missing series, not a zero that looks real.
+    store_bytes: Family<Vec<(String, String)>, Gauge>,
     sessions: Gauge,
     store_writable: Gauge,
     store_write_failures: Counter,
@@ -163,7 +165,8 @@ pub struct StoreGauges {
     pub deny_entries: i64,
     /// Session records held.
     pub sessions: i64,
-    pub bytes: u64,
+    /// The store's size on this machine's disk; `None` on PostgreSQL.
+    pub bytes: Option<u64>,
     pub health: crate::store::HealthCounts,
     /// Time write answers have waited for other nodes in all, and how many waited.
     pub peer_wait: (std::time::Duration, u64),
@@ -191,7 +194,7 @@ impl Metrics {
         let deny_entries = Gauge::default();
         let evictions = Counter::default();
         let sessions_evicted = Counter::default();
-        let store_bytes = Gauge::default();
+        let store_bytes = Family::<Vec<(String, String)>, Gauge>::default();
         let sessions = Gauge::default();
         let store_writable = Gauge::default();
         let store_write_failures = Counter::default();
@@ -367,8 +370,14 @@ impl Metrics {
     pub fn render(&self, store: &StoreGauges) -> String {
         self.deny_entries.set(store.deny_entries);
         self.sessions.set(store.sessions);
-        self.store_bytes
-            .set(i64::try_from(store.bytes).unwrap_or(i64::MAX));
+        match store.bytes {
+            Some(bytes) => {
+                self.store_bytes
+                    .get_or_create(&Vec::new())
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
+            None => self.store_bytes.clear(),
+        }
         self.store_writable.set(i64::from(store.health.writable));
         // The store counts; these counters catch up with it (both only grow).
         let behind = |counter: &Counter, total: u64| {

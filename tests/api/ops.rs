@@ -238,6 +238,23 @@ async fn metrics_expose_the_documented_families() {
     }
 }
 
+/// The store's size is a real sample on sled and no sample at all on PostgreSQL, whose
+/// database's size is not this node's to know (it once reported a zero that looked real).
+#[tokio::test]
+async fn the_store_size_is_reported_only_where_it_is_known() {
+    let app = spawn_app().await;
+    app.signed_up("alice").await;
+    let text = app.metrics_text().await;
+    let samples = metric_samples(&text, "claimd_store_bytes");
+    if crate::backend::on_postgres() {
+        assert!(samples.is_empty(), "a size sample on PostgreSQL:\n{text}");
+    } else {
+        assert_eq!(samples.len(), 1, "one size sample on sled:\n{text}");
+        let bytes = metric_sum(&text, "claimd_store_bytes", &[]);
+        assert!(bytes > 0.0, "the sled store's size: {bytes}");
+    }
+}
+
 #[tokio::test]
 async fn metrics_count_tokens_issued() {
     let app = spawn_app().await;

@@ -29,6 +29,7 @@
 //! Connections are plain TCP or a Unix socket: no TLS yet (`NoTls`). Run the database on
 //! the same host or a private network until TLS lands.
 
+mod backend;
 pub mod deny;
 pub mod eviction;
 pub mod import;

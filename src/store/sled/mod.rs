@@ -21,6 +21,7 @@
 //! of a user) and `session_expiry` (expiry + session id, so expired sessions are evicted
 //! by a range scan).
 
+pub mod backend;
 pub mod backup;
 pub mod changes;
 pub mod deny;
