@@ -361,7 +361,8 @@ contract! {
     bounded fn session(&self, sid: SessionId) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Rotates a session if it is still at `rotation.from_generation` (one compare-and-set,
-    /// [`SessionRecord::rotate`] deciding); the session as it is after the attempt.
+    /// [`SessionRecord::rotate`] deciding): the rotated session, `None` when it is gone,
+    /// ended or already moved on.
     ///
     /// # Errors
     /// Storage failures and damaged records.
@@ -372,7 +373,8 @@ contract! {
     ) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Replaces the access token kept for `generation` (a refresh with current claims,
-    /// [`SessionRecord::renew_access`] deciding).
+    /// [`SessionRecord::renew_access`] deciding): the changed session, `None` when it is
+    /// gone, ended or has moved on.
     ///
     /// # Errors
     /// Storage failures and damaged records.

@@ -19,6 +19,8 @@
 
 pub mod blocking;
 pub mod codec;
+#[cfg(test)]
+mod conformance;
 mod contract;
 pub(crate) mod disk;
 pub mod mirror;

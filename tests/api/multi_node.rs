@@ -59,13 +59,11 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// `n` nodes on a fresh schema of the suite's cluster, each adjusted by `tweak`;
-    /// `None` (after saying so) without a cluster.
-    async fn spawn(n: usize, tweak: impl Fn(&mut Settings)) -> Option<Cluster> {
-        backend::cluster_url()?;
+    /// `n` nodes on a fresh schema of the suite's cluster, each adjusted by `tweak`.
+    async fn spawn(n: usize, tweak: impl Fn(&mut Settings)) -> Cluster {
         let schema = tempfile::tempdir().expect("create temp dir");
         let url = backend::postgres_url_for(schema.path());
-        Some(Cluster::spawn_on(&url, n, tweak, schema).await)
+        Cluster::spawn_on(&url, n, tweak, schema).await
     }
 
     /// `n` nodes on the database `url` names.
@@ -148,15 +146,13 @@ impl ChildNode {
 }
 
 /// Two child nodes on a fresh schema, one to kill and one to go on (the schema's
-/// directory names it, and lives as long as the caller holds it); `None` without a
-/// cluster.
-async fn victim_and_survivor() -> Option<(TempDir, ChildNode, ChildNode)> {
-    backend::cluster_url()?;
+/// directory names it, and lives as long as the caller holds it).
+async fn victim_and_survivor() -> (TempDir, ChildNode, ChildNode) {
     let schema = tempfile::tempdir().expect("create temp dir");
     let url = backend::postgres_url_for(schema.path());
     let victim = ChildNode::start(&url).await;
     let survivor = ChildNode::start(&url).await;
-    Some((schema, victim, survivor))
+    (schema, victim, survivor)
 }
 
 // ---- small assertions ----
@@ -246,10 +242,8 @@ fn unavailable_no_more(status: StatusCode) -> bool {
 /// lock, one bootstrap admin exists, and whatever signing keys the first starts made,
 /// every node's tokens verify on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn nodes_starting_together_on_an_empty_database_share_one_admin_and_one_key_ring() {
-    if backend::cluster_url().is_none() {
-        return;
-    }
     let schema = tempfile::tempdir().expect("create temp dir");
     let url = backend::postgres_url_for(schema.path());
     let no_tweak = |_: &mut Settings| {};
@@ -292,10 +286,9 @@ async fn nodes_starting_together_on_an_empty_database_share_one_admin_and_one_ke
 // ---- 1. the refresh race ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn nodes_racing_on_one_refresh_token_get_the_same_successor() {
-    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
-        return;
-    };
+    let cluster = Cluster::spawn(3, |_| {}).await;
     let [a, b, c] = &cluster.nodes[..] else {
         unreachable!()
     };
@@ -352,10 +345,9 @@ async fn nodes_racing_on_one_refresh_token_get_the_same_successor() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn a_replay_past_the_grace_on_a_third_node_revokes_the_family_everywhere() {
-    let Some(cluster) = Cluster::spawn(3, |s| s.tokens.refresh_reuse_grace = GRACE).await else {
-        return;
-    };
+    let cluster = Cluster::spawn(3, |s| s.tokens.refresh_reuse_grace = GRACE).await;
     let [a, b, c] = &cluster.nodes[..] else {
         unreachable!()
     };
@@ -384,10 +376,9 @@ async fn a_replay_past_the_grace_on_a_third_node_revokes_the_family_everywhere()
 // ---- 2. a write on one node, seen by every other on the next request ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn a_logout_on_one_node_is_refused_by_every_other_on_the_next_request() {
-    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
-        return;
-    };
+    let cluster = Cluster::spawn(3, |_| {}).await;
     let [a, b, c] = &cluster.nodes[..] else {
         unreachable!()
     };
@@ -407,10 +398,9 @@ async fn a_logout_on_one_node_is_refused_by_every_other_on_the_next_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn a_claim_change_on_one_node_makes_the_old_token_stale_on_the_others() {
-    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
-        return;
-    };
+    let cluster = Cluster::spawn(3, |_| {}).await;
     let [a, b, c] = &cluster.nodes[..] else {
         unreachable!()
     };
@@ -448,10 +438,9 @@ async fn a_claim_change_on_one_node_makes_the_old_token_stale_on_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn a_tenant_change_on_one_node_reaches_members_verified_on_another() {
-    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
-        return;
-    };
+    let cluster = Cluster::spawn(3, |_| {}).await;
     let [a, b, c] = &cluster.nodes[..] else {
         unreachable!()
     };
@@ -490,10 +479,9 @@ async fn a_tenant_change_on_one_node_reaches_members_verified_on_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn a_user_disabled_on_one_node_is_refused_on_another() {
-    let Some(cluster) = Cluster::spawn(2, |_| {}).await else {
-        return;
-    };
+    let cluster = Cluster::spawn(2, |_| {}).await;
     let [a, b] = &cluster.nodes[..] else {
         unreachable!()
     };
@@ -521,12 +509,11 @@ async fn a_user_disabled_on_one_node_is_refused_on_another() {
 // ---- 3. max_accounts ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn max_accounts_holds_under_registrations_spread_over_every_node() {
     const SEATS: usize = 5;
     const ATTEMPTS: usize = 30;
-    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
-        return;
-    };
+    let cluster = Cluster::spawn(3, |_| {}).await;
     let tenant = json_response(
         cluster.nodes[0]
             .create_tenant(
@@ -576,11 +563,10 @@ fn kid_set(jwks: &Value) -> BTreeSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn one_key_ring_rotated_on_one_node_is_published_and_used_by_all() {
     const AHEAD: Duration = Duration::from_secs(2);
-    let Some(cluster) = Cluster::spawn(3, |s| s.keys.publish_ahead = AHEAD).await else {
-        return;
-    };
+    let cluster = Cluster::spawn(3, |s| s.keys.publish_ahead = AHEAD).await;
     let [a, b, c] = &cluster.nodes[..] else {
         unreachable!()
     };
@@ -755,10 +741,9 @@ impl Feed {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn the_feed_followed_on_one_node_carries_the_writes_of_the_others() {
-    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
-        return;
-    };
+    let cluster = Cluster::spawn(3, |_| {}).await;
     let [a, b, c] = &cluster.nodes[..] else {
         unreachable!()
     };
@@ -795,10 +780,9 @@ async fn the_feed_followed_on_one_node_carries_the_writes_of_the_others() {
 /// Without the cross-node acknowledgement, a write on one node still reaches the others
 /// within one notification (or one 250 ms poll): each is awaited here within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn writes_on_one_node_reach_every_other_within_a_second() {
-    let Some(cluster) = Cluster::spawn(3, |_| {}).await else {
-        return;
-    };
+    let cluster = Cluster::spawn(3, |_| {}).await;
     let [a, b, c] = &cluster.nodes[..] else {
         unreachable!()
     };
@@ -945,11 +929,10 @@ async fn load(node: TestApp, client: usize, acked: Shared, stop: Instant) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn a_node_killed_under_load_loses_nothing_it_acknowledged() {
     const CLIENTS: usize = 6;
-    let Some((_schema, victim, survivor)) = victim_and_survivor().await else {
-        return;
-    };
+    let (_schema, victim, survivor) = victim_and_survivor().await;
     let (a, b) = (victim.app(), survivor.app());
 
     let acked = Shared::default();
@@ -1019,10 +1002,9 @@ async fn a_node_killed_under_load_loses_nothing_it_acknowledged() {
 /// node's lease while a refresh on the survivor is answered: before the logout, whose wait
 /// is counted in `claimd_peer_waits_total`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn a_dead_peer_delays_logged_writes_but_never_a_refresh() {
-    let Some((_schema, victim, survivor)) = victim_and_survivor().await else {
-        return;
-    };
+    let (_schema, victim, survivor) = victim_and_survivor().await;
     let node = survivor.app();
     let (_, alice) = node.signed_up("alice").await;
     let (_, bob) = node.signed_up("bob").await;
@@ -1173,10 +1155,9 @@ fn psql(url: &str, statement: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn writes_and_verification_answer_503_while_the_database_is_gone_and_recover_alone() {
-    let Some(cluster_url) = backend::cluster_url() else {
-        return;
-    };
+    let cluster_url = backend::cluster_url();
     let database = OwnDatabase::create(&cluster_url);
     let anchor = tempfile::tempdir().expect("create temp dir");
     let cluster = Cluster::spawn_on(&database.url, 2, |_| {}, anchor).await;
@@ -1379,8 +1360,8 @@ fn a_url_can_point_at_another_address() {
 
 /// One node straight on a fresh schema (B) and one through a [`Relay`] (A), with alice
 /// logged in on B and known to A.
-async fn relayed_pair() -> Option<(Cluster, TestApp, Relay, Tokens)> {
-    let cluster_url = backend::cluster_url()?;
+async fn relayed_pair() -> (Cluster, TestApp, Relay, Tokens) {
+    let cluster_url = backend::cluster_url();
     let schema = tempfile::tempdir().expect("create temp dir");
     let direct = backend::postgres_url_for(schema.path());
     let relay = Relay::start(address_of(&cluster_url).to_string()).await;
@@ -1397,7 +1378,7 @@ async fn relayed_pair() -> Option<(Cluster, TestApp, Relay, Tokens)> {
         accepted,
     )
     .await;
-    Some((cluster, a, relay, alice))
+    (cluster, a, relay, alice)
 }
 
 /// A node whose database goes silent (no error, no closed connection: packets dropped)
@@ -1406,11 +1387,10 @@ async fn relayed_pair() -> Option<(Cluster, TestApp, Relay, Tokens)> {
 /// the silent node's lease has run out, so the silent node never accepts what the other
 /// node has acknowledged revoking.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn a_node_whose_database_goes_silent_stops_trusting_its_memory_within_seconds() {
     const TRUST_BOUND: Duration = Duration::from_secs(3);
-    let Some((cluster, a, relay, alice)) = relayed_pair().await else {
-        return;
-    };
+    let (cluster, a, relay, alice) = relayed_pair().await;
     let b = &cluster.nodes[0];
 
     relay.freeze(true);
@@ -1454,11 +1434,10 @@ async fn a_node_whose_database_goes_silent_stops_trusting_its_memory_within_seco
 /// within a bound (the pool's wait, a statement's), rather than hanging until the client
 /// gives up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
 async fn a_request_reading_a_silent_database_answers_503_within_seconds() {
     const BOUND: Duration = Duration::from_secs(12);
-    let Some((_cluster, a, relay, alice)) = relayed_pair().await else {
-        return;
-    };
+    let (_cluster, a, relay, alice) = relayed_pair().await;
     // The pool holds a connection that has served a read: the usual state of a busy node.
     assert_me_ok(&a, &alice.access_token, "GET /me before the silence").await;
     relay.freeze(true);

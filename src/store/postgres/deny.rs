@@ -228,10 +228,9 @@ mod tests {
     use crate::store::ChangesAfter;
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_revoked_token_is_denied_and_logged_once() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let clock = ManualClock::starting_at(1_796_000_000);
         let store = PgStore::connect(&db.url, 2)
             .await
@@ -264,10 +263,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_session_entry_covers_every_token_up_to_its_last_exp() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let (jti, sid) = (TokenId::from_bytes([1; 16]), SessionId::from_bytes([2; 16]));
         assert!(store
@@ -291,10 +289,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn entries_leave_past_exp_plus_the_largest_leeway() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         for n in 0..5u8 {
             store
@@ -326,10 +323,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn the_longest_access_ttl_only_grows() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         assert_eq!(store.longest_access_ttl().await.unwrap(), 0);
         assert_eq!(store.note_access_ttl(900).await.unwrap(), 900);

@@ -590,10 +590,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn everything_moves_and_reads_back_the_same() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let (_dir, sled, alice, tenant, sid) = filled_sled();
         let through = sled.export_changes_through().unwrap();
         assert!(through > 0, "the sled writes above logged changes");
@@ -669,10 +668,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_database_holding_a_store_is_refused_and_left_as_it_was() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let (_dir, sled, ..) = filled_sled();
         let pg = PgStore::connect(&db.url, 2).await.unwrap();
         import_sled(&sled, &pg, NOW).await.unwrap();
@@ -690,10 +688,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_failure_part_way_leaves_nothing_written() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let (_dir, sled, ..) = filled_sled();
         // A code whose tenant does not exist: the last table written refuses it, after
         // users, tenants, sessions, keys and the rest went in.

@@ -321,10 +321,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL"]
     async fn a_notification_hands_records_over_without_waiting_for_the_poll() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let writer = PgStore::connect(&db.url, 4).await.unwrap();
         let node = PgStore::connect(&db.url, 1).await.unwrap();
         let (seen, handler) = collector();
@@ -355,10 +354,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL"]
     async fn the_poll_finds_records_whose_notification_never_came() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let writer = PgStore::connect(&db.url, 2).await.unwrap();
         let node = PgStore::connect(&db.url, 1).await.unwrap();
         let (seen, handler) = collector();
@@ -402,10 +400,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs PostgreSQL"]
     async fn many_writers_on_another_node_are_seen_in_order_within_the_poll_bound() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let writer = PgStore::connect(&db.url, 8).await.unwrap();
         let node = PgStore::connect(&db.url, 1).await.unwrap();
         let (seen, handler) = collector();
@@ -441,10 +438,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL"]
     async fn a_killed_connection_is_behind_until_it_has_caught_up_again() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let writer = PgStore::connect(&db.url, 2).await.unwrap();
         let node = PgStore::connect(&db.url, 1).await.unwrap();
         append_committed(&writer, 100, &[token(1), token(2)]).await;
@@ -503,10 +499,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_node_whose_records_were_evicted_is_told_to_rebuild() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         append_committed(&store, 100, &[token(1), token(2)]).await;
         append_committed(&store, 200, &[token(3)]).await;
@@ -525,10 +520,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL"]
     async fn a_listener_whose_handler_panicked_is_behind() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let listener = store.listen(0, |feed: Feed<'_>| {
             if let Feed::Records(records) = feed {

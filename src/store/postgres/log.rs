@@ -335,10 +335,9 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn appended_records_read_back_in_id_order() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         assert_eq!(
             append_committed(&store, 100, &[token(1), token(2)]).await,
@@ -371,10 +370,9 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn an_aborted_transaction_takes_no_id() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         {
             let mut client = store.client().await.unwrap();
@@ -399,10 +397,9 @@ pub(crate) mod tests {
     /// exactly once, and each id was committed after every smaller one (a reader polling
     /// throughout never saw a gap that was filled later).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs PostgreSQL"]
     async fn concurrent_appends_on_two_nodes_commit_gap_free_in_id_order() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let nodes = [
             PgStore::connect(&db.url, 6).await.unwrap(),
             PgStore::connect(&db.url, 6).await.unwrap(),
@@ -475,10 +472,9 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn evicted_records_are_gone_for_readers_from_before_them() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         append_committed(&store, 100, &[token(1), token(2)]).await;
         append_committed(&store, 200, &[token(3)]).await;

@@ -278,10 +278,9 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn two_nodes_connecting_together_create_the_schema_once() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let (first, second) =
             tokio::join!(PgStore::connect(&db.url, 2), PgStore::connect(&db.url, 2));
         let (first, _second) = (first.unwrap(), second.unwrap());
@@ -317,10 +316,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_schema_newer_than_the_build_is_refused_with_one_line() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 1).await.unwrap();
         let newer = schema::SCHEMA_VERSION + 1;
         store
@@ -345,10 +343,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn errors_never_carry_the_password() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let mut wrong = db.config.clone();
         wrong.password("not-the-password-x9");
         let url = TestDatabase::url_of(&wrong);

@@ -151,10 +151,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_logout_everywhere_marks_denies_and_logs_in_one_write() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let user = UserId::generate();
         store.create_user(user, &person(), None, 100).await.unwrap();
@@ -245,10 +244,9 @@ mod tests {
     /// A refresh on one node racing a logout on another: whichever commits first, the
     /// session ends revoked, and a rotation that won keeps its generation.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs PostgreSQL"]
     async fn a_rotation_racing_a_revocation_never_brings_the_session_back() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let nodes = [
             PgStore::connect(&db.url, 2).await.unwrap(),
             PgStore::connect(&db.url, 2).await.unwrap(),

@@ -91,10 +91,9 @@ mod tests {
     use crate::store::postgres::testing::TestDatabase;
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_service_is_stored_listed_and_deleted() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let billing = ServiceRecord {
             name: "billing".into(),

@@ -340,10 +340,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_session_rotates_only_from_the_generation_it_is_at() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let sid = SessionId::generate();
         store
@@ -390,10 +389,9 @@ mod tests {
     /// Two nodes (two pools) refresh one session at the same generation, many times over:
     /// each time exactly one rotation wins.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs PostgreSQL"]
     async fn of_two_concurrent_rotations_of_one_generation_exactly_one_wins() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let nodes = [
             PgStore::connect(&db.url, 4).await.unwrap(),
             PgStore::connect(&db.url, 4).await.unwrap(),
@@ -429,10 +427,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_revoked_or_moved_session_gets_no_new_access_token() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let sid = SessionId::generate();
         store
@@ -470,10 +467,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn acknowledgements_keep_the_newest_and_go_with_the_session() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let sid = SessionId::generate();
         let record = session(UserId::generate());
@@ -499,10 +495,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_users_sessions_are_found_by_user() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let (alice, bob) = (UserId::generate(), UserId::generate());
         let mut alices = vec![SessionId::generate(), SessionId::generate()];
@@ -531,10 +526,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn expired_sessions_leave_and_live_ones_stay() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let user = UserId::generate();
         let mut sids = Vec::new();

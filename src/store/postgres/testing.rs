@@ -1,7 +1,8 @@
 //! A database of its own for each test, made in the cluster `CLAIMD_TEST_POSTGRES_URL`
-//! names (`.ci/postgres start` makes one) and dropped after. Without that variable a test
-//! says so loudly and passes, except under CI (`CI` set), where it fails: a skip there
-//! would hide a missing cluster.
+//! names (`.ci/postgres start` makes one) and dropped after. The tests that need one are
+//! `#[ignore = "needs PostgreSQL"]`: `cargo test` lists them as ignored, never as passed,
+//! and `.ci/run` runs them with `--include-ignored` on its own cluster, where a missing
+//! variable fails them.
 
 use std::str::FromStr;
 
@@ -24,36 +25,29 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// A new database, or `None` (after a loud line on stderr) when no cluster is set.
+    /// A new database in the cluster `CLAIMD_TEST_POSTGRES_URL` names.
     ///
     /// # Panics
-    /// No cluster under CI, or a cluster that refuses.
-    pub async fn create() -> Option<TestDatabase> {
-        let Ok(url) = std::env::var(URL_VARIABLE) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{URL_VARIABLE} is not set under CI: run `eval \"$(.ci/postgres start)\"` first"
-            );
-            // Straight to stderr: libtest captures `eprintln!` of passing tests.
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                format!("SKIPPED (no PostgreSQL): set {URL_VARIABLE}, see .ci/postgres\n")
-                    .as_bytes(),
-            );
-            return None;
-        };
+    /// No cluster named (run `eval "$(.ci/postgres start)"` first), or one that refuses.
+    pub async fn require() -> TestDatabase {
+        let url = std::env::var(URL_VARIABLE).unwrap_or_else(|_| {
+            panic!(
+                "{URL_VARIABLE} is not set: this test needs PostgreSQL; \
+                 run `eval \"$(.ci/postgres start)\"` first"
+            )
+        });
         let admin = tokio_postgres::Config::from_str(&url).expect("a PostgreSQL URL");
         let name = format!("claimd_test_{:016x}", rand::random::<u64>());
         execute(&admin, &format!("CREATE DATABASE {name}")).await;
         let mut config = admin.clone();
         config.dbname(&name);
-        Some(TestDatabase {
+        TestDatabase {
             url: TestDatabase::url_of(&config),
             config,
             admin,
             name,
             dropped: false,
-        })
+        }
     }
 
     /// `config` as a key=value connection string.

@@ -338,10 +338,9 @@ mod tests {
 
     /// Two nodes, twenty registrations at once into a tenant of five seats: five get in.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs PostgreSQL"]
     async fn max_accounts_holds_under_registrations_on_two_nodes() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let nodes = [
             PgStore::connect(&db.url, 6).await.unwrap(),
             PgStore::connect(&db.url, 6).await.unwrap(),
@@ -391,10 +390,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs PostgreSQL"]
     async fn one_username_registered_on_two_nodes_at_once_goes_to_one_user() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let nodes = [
             PgStore::connect(&db.url, 4).await.unwrap(),
             PgStore::connect(&db.url, 4).await.unwrap(),
@@ -428,10 +426,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs PostgreSQL"]
     async fn an_invitation_holds_its_seat_and_admits_one_account() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let nodes = [
             PgStore::connect(&db.url, 4).await.unwrap(),
             PgStore::connect(&db.url, 4).await.unwrap(),
@@ -513,10 +510,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_deleted_user_frees_its_name_and_seat_and_is_logged() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let tenant = TenantId::generate();
         store
@@ -557,10 +553,9 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs PostgreSQL"]
     async fn a_claim_change_bumps_uv_is_logged_and_moves_seats() {
-        let Some(db) = TestDatabase::create().await else {
-            return;
-        };
+        let db = TestDatabase::require().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let (small, other) = (TenantId::generate(), TenantId::generate());
         store
