@@ -3,6 +3,7 @@
 //! caller's, so a stalled disk holds the requests that need it and not the server; the
 //! arguments a call borrows are copied onto the thread that makes it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -129,13 +130,15 @@ impl Contract for SledBackend {
             .map_err(|err| StoreError::Unavailable(format!("the eviction pass failed: {err}")))?
     }
 
-    async fn eviction_horizon(&self) -> Result<Option<u64>, StoreError> {
-        self.read(super::eviction_horizon).await
+    fn eviction_horizon(&self) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        self.read(super::eviction_horizon)
     }
 
-    async fn advance_eviction_horizon(&self, at: u64) -> Result<(), StoreError> {
+    fn advance_eviction_horizon(
+        &self,
+        at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.write(move |store| super::advance_eviction_horizon(store, at))
-            .await
     }
 
     fn user_stamp(&self, id: UserId) -> Result<Option<UserStamp>, StoreError> {
@@ -154,8 +157,8 @@ impl Contract for SledBackend {
         self.store.is_denied(kind, id, exp)
     }
 
-    async fn note_access_ttl(&self, ttl: u64) -> Result<u64, StoreError> {
-        self.write(move |store| store.note_access_ttl(ttl)).await
+    fn note_access_ttl(&self, ttl: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.write(move |store| store.note_access_ttl(ttl))
     }
 
     fn longest_access_ttl(&self) -> u64 {
@@ -170,8 +173,12 @@ impl Contract for SledBackend {
         self.store.sessions_held()
     }
 
-    async fn deny_token(&self, jti: TokenId, exp: u64) -> Result<bool, StoreError> {
-        self.write(move |store| store.deny_token(jti, exp)).await
+    fn deny_token(
+        &self,
+        jti: TokenId,
+        exp: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.write(move |store| store.deny_token(jti, exp))
     }
 
     async fn revoke_sessions(
@@ -194,13 +201,16 @@ impl Contract for SledBackend {
         outcome
     }
 
-    async fn changes_after(&self, after: u64, limit: usize) -> Result<ChangesAfter, StoreError> {
+    fn changes_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<ChangesAfter, StoreError>> + Send {
         self.read(move |store| store.changes_after(after, limit))
-            .await
     }
 
-    async fn changes_evicted_through(&self) -> Result<u64, StoreError> {
-        self.read(SledStore::changes_evicted_through).await
+    fn changes_evicted_through(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.read(SledStore::changes_evicted_through)
     }
 
     fn published_through(&self) -> u64 {
@@ -215,64 +225,71 @@ impl Contract for SledBackend {
         tokio::sync::watch::channel(0).1
     }
 
-    async fn create_user(
+    fn create_user(
         &self,
         id: UserId,
         user: &UserRecord,
         invitation: Option<&[u8; 32]>,
         now: u64,
-    ) -> Result<(), UserWriteError> {
+    ) -> impl Future<Output = Result<(), UserWriteError>> + Send {
         let (user, invitation) = (user.clone(), invitation.copied());
         self.write(move |store| store.create_user(id, &user, invitation.as_ref(), now))
-            .await
     }
 
-    async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.read(move |store| store.user(id)).await
+    fn user(
+        &self,
+        id: UserId,
+    ) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send {
+        self.read(move |store| store.user(id))
     }
 
-    async fn user_id_by_name(&self, name: &Username) -> Result<Option<UserId>, StoreError> {
+    fn user_id_by_name(
+        &self,
+        name: &Username,
+    ) -> impl Future<Output = Result<Option<UserId>, StoreError>> + Send {
         let name = name.clone();
-        self.read(move |store| store.user_id_by_name(&name)).await
+        self.read(move |store| store.user_id_by_name(&name))
     }
 
-    async fn change_user_claims(
+    fn change_user_claims(
         &self,
         id: UserId,
         change: &ClaimsChange,
         now: u64,
-    ) -> Result<UserRecord, UserWriteError> {
+    ) -> impl Future<Output = Result<UserRecord, UserWriteError>> + Send {
         let change = change.clone();
         self.write(move |store| store.change_user_claims(id, &change, now))
-            .await
     }
 
-    async fn delete_user(&self, id: UserId) -> Result<UserRecord, UserWriteError> {
-        self.write(move |store| store.delete_user(id)).await
+    fn delete_user(
+        &self,
+        id: UserId,
+    ) -> impl Future<Output = Result<UserRecord, UserWriteError>> + Send {
+        self.write(move |store| store.delete_user(id))
     }
 
-    async fn list_users(
+    fn list_users(
         &self,
         after: Option<UserId>,
         limit: usize,
-    ) -> Result<Vec<(UserId, UserRecord)>, StoreError> {
-        self.read(move |store| store.list_users(after, limit)).await
+    ) -> impl Future<Output = Result<Vec<(UserId, UserRecord)>, StoreError>> + Send {
+        self.read(move |store| store.list_users(after, limit))
     }
 
-    async fn insert_session(
+    fn insert_session(
         &self,
         sid: SessionId,
         session: &SessionRecord,
-    ) -> Result<(), StoreError> {
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let session = session.clone();
         self.write(move |store| store.insert_session(sid, &session))
-            .await
     }
 
-    async fn session_and_user(
+    fn session_and_user(
         &self,
         sid: SessionId,
-    ) -> Result<Option<(SessionRecord, Option<UserRecord>)>, StoreError> {
+    ) -> impl Future<Output = Result<Option<(SessionRecord, Option<UserRecord>)>, StoreError>> + Send
+    {
         self.read(move |store| {
             let Some(session) = store.session(sid)? else {
                 return Ok(None);
@@ -280,53 +297,55 @@ impl Contract for SledBackend {
             let user = store.user(session.user_id())?;
             Ok(Some((session, user)))
         })
-        .await
     }
 
-    async fn session(&self, sid: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        self.read(move |store| store.session(sid)).await
+    fn session(
+        &self,
+        sid: SessionId,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send {
+        self.read(move |store| store.session(sid))
     }
 
-    async fn rotate_session(
+    fn rotate_session(
         &self,
         sid: SessionId,
         rotation: &Rotation,
-    ) -> Result<Option<SessionRecord>, StoreError> {
+    ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send {
         let rotation = rotation.clone();
         self.write(move |store| store.rotate_session(sid, &rotation))
-            .await
     }
 
-    async fn renew_session_access(
+    fn renew_session_access(
         &self,
         sid: SessionId,
         generation: u64,
         access: (&str, u64),
         used: Option<u64>,
-    ) -> Result<Option<SessionRecord>, StoreError> {
+    ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send {
         let (token, exp) = (access.0.to_string(), access.1);
         self.write(move |store| store.renew_session_access(sid, generation, (&token, exp), used))
-            .await
     }
 
-    async fn user_session_ids(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
-        self.read(move |store| store.user_session_ids(user)).await
+    fn user_session_ids(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<Vec<SessionId>, StoreError>> + Send {
+        self.read(move |store| store.user_session_ids(user))
     }
 
-    async fn remove_session(
+    fn remove_session(
         &self,
         sid: SessionId,
         session: &SessionRecord,
-    ) -> Result<(), StoreError> {
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let session = session.clone();
         self.write(move |store| store.remove_session(sid, &session))
-            .await
     }
 
-    async fn acknowledge_generations(
+    fn acknowledge_generations(
         &self,
         acknowledged: Vec<(SessionId, u64)>,
-    ) -> Result<(), StoreError> {
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.write(move |store| {
             first_failure(
                 acknowledged
@@ -335,119 +354,138 @@ impl Contract for SledBackend {
                     .collect(),
             )
         })
-        .await
     }
 
-    async fn acknowledged_generation(&self, sid: SessionId) -> Result<Option<u64>, StoreError> {
+    fn acknowledged_generation(
+        &self,
+        sid: SessionId,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
         self.read(move |store| store.acknowledged_generation(sid))
-            .await
     }
 
-    async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
-        self.read(move |store| store.tenant(id)).await
+    fn tenant(
+        &self,
+        id: TenantId,
+    ) -> impl Future<Output = Result<Option<TenantRecord>, StoreError>> + Send {
+        self.read(move |store| store.tenant(id))
     }
 
-    async fn list_tenants(&self) -> Result<Vec<(TenantId, TenantRecord)>, StoreError> {
-        self.read(SledStore::list_tenants).await
+    fn list_tenants(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(TenantId, TenantRecord)>, StoreError>> + Send {
+        self.read(SledStore::list_tenants)
     }
 
-    async fn create_tenant(&self, id: TenantId, tenant: &TenantRecord) -> Result<(), StoreError> {
+    fn create_tenant(
+        &self,
+        id: TenantId,
+        tenant: &TenantRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let tenant = tenant.clone();
         self.write(move |store| store.create_tenant(id, &tenant))
-            .await
     }
 
-    async fn change_tenant(
+    fn change_tenant(
         &self,
         id: TenantId,
         change: &TenantChange,
         now: u64,
-    ) -> Result<TenantRecord, TenantWriteError> {
+    ) -> impl Future<Output = Result<TenantRecord, TenantWriteError>> + Send {
         let change = change.clone();
         self.write(move |store| store.change_tenant(id, &change, now))
-            .await
     }
 
-    async fn delete_tenant(&self, id: TenantId) -> Result<(), TenantWriteError> {
-        self.write(move |store| store.delete_tenant(id)).await
+    fn delete_tenant(
+        &self,
+        id: TenantId,
+    ) -> impl Future<Output = Result<(), TenantWriteError>> + Send {
+        self.write(move |store| store.delete_tenant(id))
     }
 
-    async fn create_invitation(
+    fn create_invitation(
         &self,
         tenant: TenantId,
         invitation: &InvitationRecord,
         now: u64,
-    ) -> Result<(), InvitationWriteError> {
+    ) -> impl Future<Output = Result<(), InvitationWriteError>> + Send {
         let invitation = invitation.clone();
         self.write(move |store| store.create_invitation(tenant, &invitation, now))
-            .await
     }
 
-    async fn invitations(
+    fn invitations(
         &self,
         tenant: TenantId,
-    ) -> Result<Option<Vec<InvitationRecord>>, StoreError> {
-        self.read(move |store| store.invitations(tenant)).await
+    ) -> impl Future<Output = Result<Option<Vec<InvitationRecord>>, StoreError>> + Send {
+        self.read(move |store| store.invitations(tenant))
     }
 
-    async fn invitation_tenant(
+    fn invitation_tenant(
         &self,
         code_digest: &[u8; 32],
         now: u64,
-    ) -> Result<Option<TenantId>, StoreError> {
+    ) -> impl Future<Output = Result<Option<TenantId>, StoreError>> + Send {
         let code_digest = *code_digest;
         self.read(move |store| store.invitation_tenant(&code_digest, now))
-            .await
     }
 
-    async fn pending_invitations(&self, tenant: TenantId, now: u64) -> Result<u64, StoreError> {
+    fn pending_invitations(
+        &self,
+        tenant: TenantId,
+        now: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         self.read(move |store| store.pending_invitations(tenant, now))
-            .await
     }
 
-    async fn revoke_invitation(
+    fn revoke_invitation(
         &self,
         tenant: TenantId,
         id: InvitationId,
         now: u64,
-    ) -> Result<(), InvitationWriteError> {
+    ) -> impl Future<Output = Result<(), InvitationWriteError>> + Send {
         self.write(move |store| store.revoke_invitation(tenant, id, now))
-            .await
     }
 
-    async fn signing_keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
-        self.read(SledStore::signing_keys).await
+    fn signing_keys(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, KeyRecord)>, StoreError>> + Send {
+        self.read(SledStore::signing_keys)
     }
 
-    async fn put_signing_key(&self, kid: &str, key: &KeyRecord) -> Result<(), StoreError> {
+    fn put_signing_key(
+        &self,
+        kid: &str,
+        key: &KeyRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let (kid, key) = (kid.to_string(), key.clone());
         self.write(move |store| store.put_signing_key(&kid, &key))
-            .await
     }
 
-    async fn remove_signing_key(&self, kid: &str) -> Result<(), StoreError> {
+    fn remove_signing_key(&self, kid: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         let kid = kid.to_string();
         self.write(move |store| store.remove_signing_key(&kid))
-            .await
     }
 
-    async fn put_service(
+    fn put_service(
         &self,
         client_id: &str,
         service: &ServiceRecord,
-    ) -> Result<(), StoreError> {
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let (client_id, service) = (client_id.to_string(), service.clone());
         self.write(move |store| store.put_service(&client_id, &service))
-            .await
     }
 
-    async fn service(&self, client_id: &str) -> Result<Option<ServiceRecord>, StoreError> {
+    fn service(
+        &self,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<ServiceRecord>, StoreError>> + Send {
         let client_id = client_id.to_string();
-        self.read(move |store| store.service(&client_id)).await
+        self.read(move |store| store.service(&client_id))
     }
 
-    async fn list_services(&self) -> Result<Vec<(String, ServiceRecord)>, StoreError> {
-        self.read(SledStore::list_services).await
+    fn list_services(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, ServiceRecord)>, StoreError>> + Send {
+        self.read(SledStore::list_services)
     }
 
     async fn delete_service(&self, client_id: &str) -> Result<bool, StoreError> {
