@@ -407,4 +407,89 @@ conformance! {
         store.advance_eviction_horizon(NOW - 100).await.expect("not back");
         assert_eq!(store.eviction_horizon().await.expect("read"), Some(NOW));
     }
+
+    /// A change to a user or tenant that is not there is `NotFound`, and writes nothing.
+    async fn a_change_to_what_is_not_there_is_not_found(store: Arc<Store>) {
+        let change = ClaimsChange { plan: Some("pro".into()), ..ClaimsChange::default() };
+        let user = store.change_user_claims(UserId::generate(), &change, NOW).await;
+        assert!(matches!(user, Err(UserWriteError::NotFound)), "{user:?}");
+        let tenant = store
+            .change_tenant(TenantId::generate(), &TenantChange::default(), NOW)
+            .await;
+        assert!(matches!(tenant, Err(TenantWriteError::NotFound)), "{tenant:?}");
+        assert!(logged(&store).await.is_empty());
+    }
+
+    /// The newest acknowledged generation is kept (an older one does not replace it), a
+    /// rotation leaves it alone, and it goes with its session.
+    async fn acknowledgements_keep_the_newest_and_go_with_the_session(store: Arc<Store>) {
+        let sid = SessionId::generate();
+        let record = session(UserId::generate());
+        store.insert_session(sid, &record).await.expect("stored");
+        assert_eq!(store.acknowledged_generation(sid).await.expect("read"), None);
+        store.acknowledge_generations(vec![(sid, 3), (sid, 2)]).await.expect("acknowledged");
+        assert_eq!(store.acknowledged_generation(sid).await.expect("read"), Some(3));
+        let rotation = Rotation {
+            from_generation: 1,
+            access_token: "access-2".into(),
+            access_expires: NOW + 960,
+            at: NOW + 60,
+            at_ms: (NOW + 60) * 1000,
+        };
+        store.rotate_session(sid, &rotation).await.expect("written").expect("rotated");
+        assert_eq!(store.acknowledged_generation(sid).await.expect("read"), Some(3));
+        store.remove_session(sid, &record).await.expect("removed");
+        assert_eq!(store.acknowledged_generation(sid).await.expect("read"), None);
+    }
+
+    /// A user's sessions are found by the user, and only theirs.
+    async fn a_users_sessions_are_found_by_user(store: Arc<Store>) {
+        let (alice, bob) = (UserId::generate(), UserId::generate());
+        let mut alices = vec![SessionId::generate(), SessionId::generate()];
+        for sid in &alices {
+            store.insert_session(*sid, &session(alice)).await.expect("stored");
+        }
+        let bobs = SessionId::generate();
+        store.insert_session(bobs, &session(bob)).await.expect("stored");
+        alices.sort_by_key(|sid| *sid.as_bytes());
+        let mut found = store.user_session_ids(alice).await.expect("read");
+        found.sort_by_key(|sid| *sid.as_bytes());
+        assert_eq!(found, alices);
+        assert_eq!(store.user_session_ids(bob).await.expect("read"), vec![bobs]);
+        store.remove_session(alices[0], &session(alice)).await.expect("removed");
+        assert_eq!(store.user_session_ids(alice).await.expect("read"), vec![alices[1]]);
+        assert_eq!(store.sessions_held(), 2, "counted in and out");
+    }
+
+    /// An eviction pass removes sessions at or past their end and ended invitations past
+    /// the retention (their codes with them), and leaves the rest.
+    async fn eviction_removes_what_has_ended_and_leaves_the_rest(store: Arc<Store>) {
+        let user = UserId::generate();
+        let mut sids = Vec::new();
+        for expires_at in [NOW + 500, NOW + 1_000, NOW + 1_001] {
+            let sid = SessionId::generate();
+            let record = SessionRecord { expires_at, ..session(user) };
+            store.insert_session(sid, &record).await.expect("stored");
+            sids.push(sid);
+        }
+        let acme = new_tenant(&store, None).await;
+        let ended = InvitationRecord::new([1; 32], NOW, NOW + 100);
+        store.create_invitation(acme, &ended, NOW).await.expect("invited");
+        let live = InvitationRecord::new([2; 32], NOW, NOW + 10_000_000);
+        store.create_invitation(acme, &live, NOW).await.expect("invited");
+
+        let report = store.evict_expired(NOW + 1_000, 0).await.expect("a pass");
+        assert_eq!((report.sessions_removed, report.invitations_removed), (2, 0));
+        assert_eq!(store.session(sids[1]).await.expect("read"), None);
+        assert!(store.session(sids[2]).await.expect("read").is_some());
+        assert_eq!(store.user_session_ids(user).await.expect("read"), vec![sids[2]]);
+
+        let past_retention = NOW + 100 + super::model::ENDED_RETENTION_SECS;
+        let report = store.evict_expired(past_retention, 0).await.expect("a pass");
+        assert_eq!(report.invitations_removed, 1);
+        let left = store.invitations(acme).await.expect("read").expect("a tenant");
+        assert_eq!(left.iter().map(|i| i.id).collect::<Vec<_>>(), vec![live.id]);
+        assert_eq!(store.invitation_tenant(&[1; 32], NOW).await.expect("read"), None);
+        assert_eq!(store.invitation_tenant(&[2; 32], NOW).await.expect("read"), Some(acme));
+    }
 }

@@ -272,7 +272,6 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::model::ENDED_RETENTION_SECS;
 
     fn invitation(expires_at: u64) -> InvitationRecord {
         InvitationRecord::new([7; 32], 100, expires_at)
@@ -282,51 +281,6 @@ mod tests {
     fn debug_shows_no_digest() {
         let text = format!("{:?}", invitation(200));
         assert!(!text.contains("code_digest"), "{text}");
-    }
-
-    fn tenant_record(max_accounts: Option<u64>) -> TenantRecord {
-        TenantRecord {
-            name: "Acme".into(),
-            plan: "free".into(),
-            max_accounts,
-            attrs: serde_json::Map::new(),
-            version: 1,
-            members: 0,
-            created_at: 0,
-            updated_at: 0,
-        }
-    }
-
-    #[test]
-    fn seats_free_at_expiry_and_eviction_drops_the_code() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(&dir.path().join("data"), 4).unwrap();
-        let tenant = TenantId::generate();
-        store
-            .create_tenant(tenant, &tenant_record(Some(1)))
-            .unwrap();
-        let first = InvitationRecord::new([1; 32], 100, 200);
-        store.create_invitation(tenant, &first, 100).unwrap();
-
-        let full = store.create_invitation(tenant, &InvitationRecord::new([2; 32], 150, 900), 150);
-        assert!(matches!(full, Err(InvitationWriteError::TenantFull)));
-        assert_eq!(
-            store.invitation_tenant(&[1; 32], 199).unwrap(),
-            Some(tenant)
-        );
-        assert_eq!(store.invitation_tenant(&[1; 32], 200).unwrap(), None);
-        let second = InvitationRecord::new([2; 32], 200, 900);
-        store.create_invitation(tenant, &second, 200).unwrap();
-
-        let later = 200 + ENDED_RETENTION_SECS;
-        assert_eq!(store.evict_expired_invitations(later - 1).unwrap(), 0);
-        assert_eq!(store.evict_expired_invitations(later).unwrap(), 1);
-        let left = store.invitations(tenant).unwrap().unwrap();
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].code_digest, [2; 32]);
-        let engine = store.engine().unwrap();
-        assert!(engine.invitation_codes.get([1; 32]).unwrap().is_none());
-        assert!(engine.invitation_codes.get([2; 32]).unwrap().is_some());
     }
 
     #[test]
