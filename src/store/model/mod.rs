@@ -12,6 +12,8 @@ mod change;
 mod credential;
 mod deny;
 mod export;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod invitation;
 mod session;
 pub(crate) mod tenant;

@@ -474,7 +474,7 @@ async fn write_meta(
 mod tests {
     use super::*;
     use crate::domain::{InvitationId, SessionId};
-    use crate::store::postgres::tenants::tests::tenant_record;
+    use crate::store::model::fixtures;
     use crate::store::postgres::testing::TestDatabase;
     use crate::store::sled::test_store;
     use crate::store::{ChangesAfter, DenyKind, InvitationRecord, InvitationState, SessionRecord};
@@ -535,7 +535,7 @@ mod tests {
     fn filled_sled() -> (tempfile::TempDir, SledStore, UserId, TenantId, SessionId) {
         let (dir, sled) = test_store();
         let tenant = TenantId::generate();
-        sled.create_tenant(tenant, &tenant_record(Some(10)))
+        sled.create_tenant(tenant, &fixtures::tenant(Some(10)))
             .unwrap();
         let (alice, bob) = (UserId::generate(), UserId::generate());
         sled.create_user(alice, &user("alice", Some(tenant)), None, NOW)

@@ -116,23 +116,9 @@ impl PgStore {
 mod tests {
     use super::*;
     use crate::domain::{SessionId, TokenId};
+    use crate::store::model::fixtures::{rotation, session};
     use crate::store::postgres::testing::TestDatabase;
-    use crate::store::{ChangesAfter, Rotation};
-
-    fn session(user: UserId) -> SessionRecord {
-        SessionRecord {
-            user,
-            session_key: [1; 32],
-            generation: 1,
-            created_at: 100,
-            expires_at: 10_000,
-            last_used: 100,
-            rotated_at_ms: 100_000,
-            revoked: false,
-            current_access_token: "first".into(),
-            current_access_expires: 1_000,
-        }
-    }
+    use crate::store::ChangesAfter;
 
     fn person() -> UserRecord {
         UserRecord {
@@ -229,16 +215,6 @@ mod tests {
             Err(UserWriteError::NotFound)
         ));
         db.drop_now().await;
-    }
-
-    fn rotation(from_generation: u64) -> Rotation {
-        Rotation {
-            from_generation,
-            access_token: format!("after {from_generation}"),
-            access_expires: 2_000,
-            at: 200,
-            at_ms: 200_500,
-        }
     }
 
     /// A refresh on one node racing a logout on another: whichever commits first, the

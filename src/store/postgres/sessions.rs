@@ -312,32 +312,8 @@ impl PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::model::fixtures::{rotation, session};
     use crate::store::postgres::testing::TestDatabase;
-
-    fn session(user: UserId) -> SessionRecord {
-        SessionRecord {
-            user,
-            session_key: [1; 32],
-            generation: 1,
-            created_at: 100,
-            expires_at: 10_000,
-            last_used: 100,
-            rotated_at_ms: 100_000,
-            revoked: false,
-            current_access_token: "first".into(),
-            current_access_expires: 1_000,
-        }
-    }
-
-    fn rotation(from_generation: u64) -> Rotation {
-        Rotation {
-            from_generation,
-            access_token: format!("after {from_generation}"),
-            access_expires: 2_000,
-            at: 200,
-            at_ms: 200_500,
-        }
-    }
 
     /// Two nodes (two pools) refresh one session at the same generation, many times over:
     /// each time exactly one rotation wins.

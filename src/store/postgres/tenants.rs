@@ -161,21 +161,3 @@ impl PgStore {
         Ok(())
     }
 }
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    pub(crate) fn tenant_record(max_accounts: Option<u64>) -> TenantRecord {
-        TenantRecord {
-            name: "Acme".into(),
-            plan: "free".into(),
-            max_accounts,
-            attrs: serde_json::Map::new(),
-            version: 1,
-            members: 0,
-            created_at: 0,
-            updated_at: 0,
-        }
-    }
-}

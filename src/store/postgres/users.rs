@@ -316,24 +316,8 @@ impl PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::postgres::tenants::tests::tenant_record;
+    use crate::store::model::fixtures::{self, user};
     use crate::store::postgres::testing::TestDatabase;
-
-    fn user(name: &str, tenant: Option<TenantId>) -> UserRecord {
-        UserRecord {
-            username: name.into(),
-            password_hash: "$argon2id$not-a-hash".into(),
-            tenant,
-            roles: vec![],
-            plan: "free".into(),
-            attrs: serde_json::Map::new(),
-            claims_version: 1,
-            not_before: 0,
-            disabled: false,
-            created_at: 100,
-            updated_at: 100,
-        }
-    }
 
     /// Two nodes, twenty registrations at once into a tenant of five seats: five get in.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -346,7 +330,7 @@ mod tests {
         ];
         let tenant = TenantId::generate();
         nodes[0]
-            .create_tenant(tenant, &tenant_record(Some(5)))
+            .create_tenant(tenant, &fixtures::tenant(Some(5)))
             .await
             .unwrap();
         let tasks: Vec<_> = (0..20)
