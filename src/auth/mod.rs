@@ -28,6 +28,7 @@ pub mod keys;
 pub mod password;
 pub mod password_policy;
 pub mod rate_limit;
+mod refresh_verdict;
 mod services;
 mod sessions;
 mod verification;

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use super::acknowledgements::Acknowledgements;
 use super::core::{Core, MintedAccess};
+use super::refresh_verdict::{classify, Moment, Presented, RefreshPolicy, Successor, Verdict};
 use super::verification::Verification;
 
 /// How a refresh-token presentation ended; counted apart in `/metrics`.
@@ -66,6 +67,19 @@ struct SessionHolder {
     user_id: UserId,
     session_id: SessionId,
     access_token: Option<(crate::domain::TokenId, u64)>,
+}
+
+/// What every step of a refresh works on: the session as judged, under its lock.
+struct Step<'a> {
+    sid: SessionId,
+    key: &'a SessionKey,
+    session: &'a SessionRecord,
+    now: u64,
+}
+
+/// A refresh refused without touching the session.
+fn refused(why: &'static str) -> (RefreshOutcome, Result<TokenResponse, AuthError>) {
+    (RefreshOutcome::Refused, Err(AuthError::InvalidGrant(why)))
 }
 
 /// Sessions: refresh, logout, and ending them.
@@ -186,156 +200,195 @@ impl Sessions {
     /// Exchanges a refresh token for a new pair (DESIGN.md "Refresh tokens").
     ///
     /// # Errors
-    /// `InvalidGrant` for anything but the current generation or the race inside the grace
-    /// window; an older generation with a valid MAC also revokes the whole session.
+    /// `InvalidGrant` for anything but the current generation, the race inside the grace
+    /// window or the retry of an answer that never left; an older generation with a valid
+    /// MAC also revokes the whole session.
     pub async fn refresh(&self, presented: &str) -> Result<TokenResponse, AuthError> {
-        let outcome = self.refresh_inner(presented, true).await;
-        let label = match &outcome {
-            Ok((_, outcome)) | Err((_, outcome)) => outcome.label(),
-        };
-        self.core.metrics.refresh(label);
-        outcome
-            .map(|(response, _)| response)
-            .map_err(|(err, _)| err)
+        let (outcome, answer) = self.judge_and_answer(presented).await;
+        self.core.metrics.refresh(outcome.label());
+        answer
     }
 
-    async fn refresh_inner(
+    /// The settings refreshes are judged by.
+    fn refresh_policy(&self) -> RefreshPolicy {
+        let tokens = &self.core.settings.tokens;
+        RefreshPolicy {
+            grace_ms: u64::try_from(tokens.refresh_reuse_grace.as_millis()).unwrap_or(u64::MAX),
+            idle_secs: tokens.refresh_idle_ttl.map(|idle| idle.as_secs()),
+        }
+    }
+
+    /// Reads the token's session, lets [`classify`] judge it, and takes the one step the
+    /// verdict names; how it ended (for `/metrics`) beside the answer.
+    async fn judge_and_answer(
         &self,
         presented: &str,
-        first_attempt: bool,
-    ) -> Result<(TokenResponse, RefreshOutcome), (AuthError, RefreshOutcome)> {
-        use RefreshOutcome::{Forged, Race, Refused, Retried, Rotated};
-        let refuse = |why| (AuthError::InvalidGrant(why), Refused);
-        let token = PresentedRefreshToken::parse(presented)
-            .ok_or_else(|| refuse("malformed refresh token"))?;
+    ) -> (RefreshOutcome, Result<TokenResponse, AuthError>) {
+        let Some(token) = PresentedRefreshToken::parse(presented) else {
+            return refused("malformed refresh token");
+        };
         let sid = token.sid;
         let _turn = self.core.session_locks.for_session(sid).lock().await;
-        let now = self.core.clock.now();
-        let store_err = |err: crate::store::StoreError| (AuthError::Store(err), Refused);
-        let (mut session, user) = self
-            .core
-            .store
-            .session_and_user(sid)
-            .await
-            .map_err(store_err)?
-            .ok_or_else(|| refuse("unknown session"))?;
-        let key = SessionKey::from_bytes(session.session_key);
-        if !token.mac_is_valid(&key) {
-            return Err((AuthError::InvalidGrant("invalid refresh token"), Forged));
-        }
-        if session.revoked {
-            return Err(refuse("session revoked"));
-        }
-        if now >= session.expires_at {
-            return Err(refuse("session expired"));
-        }
-        if let Some(idle) = self.core.settings.tokens.refresh_idle_ttl {
-            if now.saturating_sub(session.last_used) > idle.as_secs() {
-                return Err(refuse("session idle too long"));
+        // Under the session's lock nothing else in this process rotates it, so a rotation
+        // that finds it moved on met a logout, or (on a shared database) another node's
+        // rotation: it is read and judged once more, and answered as the race's loser.
+        for last_try in [false, true] {
+            let (session, user) = match self.core.store.session_and_user(sid).await {
+                Ok(Some(read)) => read,
+                Ok(None) => return refused("unknown session"),
+                Err(err) => return (RefreshOutcome::Refused, Err(err.into())),
+            };
+            let key = SessionKey::from_bytes(session.session_key);
+            let presentation = Presented {
+                generation: token.generation,
+                mac_valid: token.mac_is_valid(&key),
+            };
+            let moment = Moment {
+                now: self.core.clock.now(),
+                steady_ms: self.core.clock.steady_ms(),
+            };
+            let judge = |successor| {
+                classify(
+                    presentation,
+                    &session,
+                    user.as_ref(),
+                    moment,
+                    self.refresh_policy(),
+                    successor,
+                )
+            };
+            let mut verdict = judge(Successor::NotAsked);
+            if verdict == Verdict::AskSuccessor {
+                match self.acknowledged_generation(sid).await {
+                    Ok(acknowledged) => verdict = judge(Successor::Acknowledged(acknowledged)),
+                    Err(err) => return (RefreshOutcome::Refused, Err(err.into())),
+                }
             }
+            let step = Step {
+                sid,
+                key: &key,
+                session: &session,
+                now: moment.now,
+            };
+            let (outcome, answer) = match (verdict, user.as_ref()) {
+                (Verdict::Rotate, Some(user)) => {
+                    match self.rotate(&step, token.generation, user).await {
+                        Ok(Some(response)) => (RefreshOutcome::Rotated, Ok(response)),
+                        Ok(None) if !last_try => continue,
+                        Ok(None) => return refused("session revoked"),
+                        Err(err) => (RefreshOutcome::Refused, Err(err)),
+                    }
+                }
+                (Verdict::Race, Some(user)) => (
+                    RefreshOutcome::Race,
+                    self.answer_successor(&step, user).await,
+                ),
+                (Verdict::Retry, Some(user)) => (
+                    RefreshOutcome::Retried,
+                    self.answer_successor(&step, user).await,
+                ),
+                (Verdict::Reuse, _) => (
+                    RefreshOutcome::Reuse,
+                    Err(self.reuse_detected(sid, session.clone(), moment.now).await),
+                ),
+                (Verdict::Forged, _) => (
+                    RefreshOutcome::Forged,
+                    Err(AuthError::InvalidGrant("invalid refresh token")),
+                ),
+                (Verdict::Refused(why), _) => return refused(why),
+                // `classify` answers these only for a live account, and never asks
+                // twice; answered as refusals all the same.
+                (Verdict::Rotate | Verdict::Race | Verdict::Retry, None) => {
+                    return refused("account unavailable")
+                }
+                (Verdict::AskSuccessor, _) => return refused("invalid refresh token"),
+            };
+            // A step that failed on the way (the store, the signing key) refused the refresh.
+            let outcome = if answer.is_err()
+                && outcome != RefreshOutcome::Reuse
+                && outcome != RefreshOutcome::Forged
+            {
+                RefreshOutcome::Refused
+            } else {
+                outcome
+            };
+            return (outcome, answer);
         }
-        let user_id = session.user_id();
-        let user = match user {
-            Some(user) if !user.disabled => user,
-            _ => return Err(refuse("account unavailable")),
-        };
+        refused("session revoked")
+    }
 
-        if token.generation == session.generation {
-            let MintedAccess {
-                token: access_token,
-                exp: access_exp,
-                ..
-            } = self
-                .core
-                .mint_access(user_id, &user, sid, session.expires_at, now)
-                .map_err(|err| (err, Refused))?;
-            let rotation = self.rotation(token.generation, &access_token, access_exp);
-            // Under the session's lock nothing else in this process rotates it, so `None`
-            // means it was revoked or removed meanwhile, or, on a shared database, that
-            // another node rotated it first: read it again once, and answer as to the
-            // loser of a race (the same successor inside the grace window).
-            let Some(session) = self
+    /// `Rotate`: moves the session from `generation` to the next with a new access token;
+    /// `None` when it had moved on meanwhile (see [`Sessions::judge_and_answer`]).
+    async fn rotate(
+        &self,
+        step: &Step<'_>,
+        generation: u64,
+        user: &UserRecord,
+    ) -> Result<Option<TokenResponse>, AuthError> {
+        let minted = self.core.mint_access(
+            step.session.user_id(),
+            user,
+            step.sid,
+            step.session.expires_at,
+            step.now,
+        )?;
+        let rotation = self.rotation(generation, &minted.token, minted.exp);
+        let Some(rotated) = self.core.store.rotate_session(step.sid, &rotation).await? else {
+            return Ok(None);
+        };
+        self.acknowledge(step.sid, rotated.generation).await?;
+        self.core.metrics.tokens_issued("refresh");
+        Ok(Some(self.token_response(
+            step.sid,
+            step.key,
+            &rotated,
+            minted.token,
+            minted.exp,
+            step.now,
+        )))
+    }
+
+    /// `Race` and `Retry`: answers the pair already issued for the current generation,
+    /// with a fresh access token if that one has run out while its answer was lost.
+    async fn answer_successor(
+        &self,
+        step: &Step<'_>,
+        user: &UserRecord,
+    ) -> Result<TokenResponse, AuthError> {
+        let mut session = step.session.clone();
+        if session.current_access_expires <= step.now + self.core.settings.tokens.leeway.as_secs() {
+            let minted = self.core.mint_access(
+                session.user_id(),
+                user,
+                step.sid,
+                session.expires_at,
+                step.now,
+            )?;
+            session = self
                 .core
                 .store
-                .rotate_session(sid, &rotation)
-                .await
-                .map_err(store_err)?
-            else {
-                if first_attempt {
-                    drop(_turn);
-                    return Box::pin(self.refresh_inner(presented, false)).await;
-                }
-                return Err(refuse("session revoked"));
-            };
-            self.acknowledge(sid, session.generation)
-                .await
-                .map_err(store_err)?;
-            self.core.metrics.tokens_issued("refresh");
-            let response = self.token_response(sid, &key, &session, access_token, access_exp, now);
-            return Ok((response, Rotated));
+                .renew_session_access(
+                    step.sid,
+                    session.generation,
+                    (&minted.token, minted.exp),
+                    None,
+                )
+                .await?
+                .ok_or(AuthError::InvalidGrant("session revoked"))?;
         }
-        if token.generation + 1 == session.generation {
-            let grace_ms = u64::try_from(self.core.settings.tokens.refresh_reuse_grace.as_millis())
-                .unwrap_or(u64::MAX);
-            // On a clock that never runs back (a rotation stamped while the clock was
-            // ahead is not "just now" once it is set right), and as a distance: a stamp
-            // in the future (another node's clock, or one set back since a restart) is as
-            // far from a race as it is from now.
-            let since_rotation_ms = self.core.clock.steady_ms().abs_diff(session.rotated_at_ms);
-            // A zero grace is no window at all, not one millisecond wide: a replay in the
-            // same millisecond as the rotation is a replay too.
-            let outcome = if grace_ms > 0 && since_rotation_ms <= grace_ms {
-                Race
-            } else if self
-                .acknowledged_generation(sid)
-                .await
-                .map_err(store_err)?
-                .is_none_or(|acknowledged| acknowledged < session.generation)
-            {
-                Retried
-            } else {
-                return self.reuse_detected(sid, user_id, &mut session, now).await;
-            };
-            if session.current_access_expires <= now + self.core.settings.tokens.leeway.as_secs() {
-                // The successor's access token has run out while its answer was lost:
-                // the same refresh token, with an access token that can still be used.
-                let minted = self
-                    .core
-                    .mint_access(user_id, &user, sid, session.expires_at, now)
-                    .map_err(|err| (err, outcome))?;
-                session = self
-                    .core
-                    .store
-                    .renew_session_access(
-                        sid,
-                        session.generation,
-                        (&minted.token, minted.exp),
-                        None,
-                    )
-                    .await
-                    .map_err(store_err)?
-                    .ok_or_else(|| refuse("session revoked"))?;
-            }
-            // The successor may not be on disk yet (its own answer may still be waiting
-            // for the flush, or may have failed): hand it out only once it is.
-            self.acknowledge(sid, session.generation)
-                .await
-                .map_err(store_err)?;
-            let access_exp = session.current_access_expires;
-            let response = self.token_response(
-                sid,
-                &key,
-                &session,
-                session.current_access_token.clone(),
-                access_exp,
-                now,
-            );
-            return Ok((response, outcome));
-        }
-        if token.generation < session.generation {
-            return self.reuse_detected(sid, user_id, &mut session, now).await;
-        }
-        Err((AuthError::InvalidGrant("invalid refresh token"), Forged))
+        // The successor may not be on disk yet (its own answer may still be waiting for
+        // the flush, or may have failed): hand it out only once it is.
+        self.acknowledge(step.sid, session.generation).await?;
+        let access_token = session.current_access_token.clone();
+        let access_exp = session.current_access_expires;
+        Ok(self.token_response(
+            step.sid,
+            step.key,
+            &session,
+            access_token,
+            access_exp,
+            step.now,
+        ))
     }
 
     /// Makes the session's own write durable (a rotation writes nothing to the change
@@ -371,30 +424,24 @@ impl Sessions {
         self.core.store.acknowledged_generation(sid).await
     }
 
-    /// An old generation with a valid MAC, presented after its successor was answered:
-    /// the whole family is revoked.
+    /// `Reuse`: a token whose successor was handed out came back, so it was copied: the
+    /// whole session ends, durably, and the refresh is refused.
     async fn reuse_detected(
         &self,
         sid: SessionId,
-        user_id: UserId,
-        session: &mut SessionRecord,
+        mut session: SessionRecord,
         now: u64,
-    ) -> Result<(TokenResponse, RefreshOutcome), (AuthError, RefreshOutcome)> {
-        use RefreshOutcome::Reuse;
+    ) -> AuthError {
+        let user_id = session.user_id();
         tracing::warn!(session = %sid, user = %user_id, "refresh token reuse detected: session revoked");
         self.core.metrics.reuse_detected();
-        self.revoke_session_locked(sid, session, now)
-            .await
-            .map_err(|err| (err, Reuse))?;
-        self.core
-            .store
-            .wait_durable()
-            .await
-            .map_err(|err| (AuthError::Store(err), Reuse))?;
-        Err((
-            AuthError::InvalidGrant("refresh token reuse detected"),
-            Reuse,
-        ))
+        if let Err(err) = self.revoke_session_locked(sid, &mut session, now).await {
+            return err;
+        }
+        if let Err(err) = self.core.store.wait_durable().await {
+            return AuthError::Store(err);
+        }
+        AuthError::InvalidGrant("refresh token reuse detected")
     }
 
     /// Mints a new access token for the session of a valid or stale access token: current
