@@ -7,10 +7,10 @@ use std::net::IpAddr;
 
 use secrecy::ExposeSecret as _;
 
-use super::invitations::code_digest;
+use super::caller::{Authenticated, Freshness};
 use super::password_policy::check_new_password;
 use super::rate_limit::LimitKey;
-use super::verification::{Authenticated, Freshness};
+use super::secrets::code_digest;
 use super::{AuthError, TokenResponse, UserView};
 use crate::config;
 use crate::domain::{Password, TenantId, UserId, Username};

@@ -7,10 +7,10 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::caller::Authenticated;
 use super::claims::{
     parse_attrs_value, parse_name, parse_user_patch, RefreshedToken, ADMIN_FIELDS,
 };
-use super::verification::Authenticated;
 use super::{AuthError, UserView};
 use crate::domain::{SessionId, TenantId, UserId};
 use crate::store::{TenantChange, TenantRecord};
@@ -100,14 +100,6 @@ fn parse_tenant_fields(body: &Map<String, Value>) -> Result<TenantChange, AuthEr
     Ok(fields)
 }
 
-fn parse_user_id(text: &str) -> Result<UserId, AuthError> {
-    UserId::parse(text).ok_or(AuthError::NotFound)
-}
-
-fn parse_tenant_id(text: &str) -> Result<TenantId, AuthError> {
-    TenantId::parse(text).ok_or(AuthError::NotFound)
-}
-
 /// Administration: users, tenants, invitations, service credentials, backups.
 pub struct Administration {
     pub(super) core: Arc<Core>,
@@ -144,22 +136,15 @@ impl Administration {
     /// A page of users created after `after`, and the cursor of the next page.
     ///
     /// # Errors
-    /// `InvalidRequest` for a bad cursor or limit.
+    /// `InvalidRequest` for a limit outside 1 to 500.
     pub async fn list_users(
         &self,
-        after: Option<&str>,
+        after: Option<UserId>,
         limit: usize,
     ) -> Result<(Vec<UserView>, Option<String>), AuthError> {
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(AuthError::InvalidRequest("limit: expected 1 to 500".into()));
         }
-        let after = match after {
-            Some(text) => Some(
-                UserId::parse(text)
-                    .ok_or_else(|| AuthError::InvalidRequest("after: not a user id".into()))?,
-            ),
-            None => None,
-        };
         let mut page = self.core.store.list_users(after, limit + 1).await?;
         let more = page.len() > limit;
         page.truncate(limit);
@@ -180,8 +165,7 @@ impl Administration {
     ///
     /// # Errors
     /// `NotFound`.
-    pub async fn get_user(&self, id: &str) -> Result<(UserView, Vec<SessionView>), AuthError> {
-        let id = parse_user_id(id)?;
+    pub async fn get_user(&self, id: UserId) -> Result<(UserView, Vec<SessionView>), AuthError> {
         let user = self.core.store.user(id).await?.ok_or(AuthError::NotFound)?;
         let now = self.core.clock.now();
         let mut sessions = Vec::new();
@@ -208,10 +192,9 @@ impl Administration {
     pub async fn patch_user(
         &self,
         caller: &Authenticated,
-        id: &str,
+        id: UserId,
         body: &Map<String, Value>,
     ) -> Result<(UserView, Option<RefreshedToken>), AuthError> {
-        let id = parse_user_id(id)?;
         let patch = parse_user_patch(body, &ADMIN_FIELDS, &ADMIN_FIELDS)?;
         let user = self.accounts.apply_user_patch(id, &patch).await?;
         tracing::info!(admin = %caller.user_id, user = %id, uv = user.claims_version, "claims changed by an admin");
@@ -227,8 +210,7 @@ impl Administration {
     ///
     /// # Errors
     /// `NotFound`.
-    pub async fn delete_user(&self, caller: &Authenticated, id: &str) -> Result<(), AuthError> {
-        let id = parse_user_id(id)?;
+    pub async fn delete_user(&self, caller: &Authenticated, id: UserId) -> Result<(), AuthError> {
         if self.core.store.user(id).await?.is_none() {
             return Err(AuthError::NotFound);
         }
@@ -253,8 +235,7 @@ impl Administration {
     ///
     /// # Errors
     /// `NotFound`.
-    pub async fn revoke_user(&self, id: &str) -> Result<(), AuthError> {
-        let id = parse_user_id(id)?;
+    pub async fn revoke_user(&self, id: UserId) -> Result<(), AuthError> {
         if self.core.store.user(id).await?.is_none() {
             return Err(AuthError::NotFound);
         }
@@ -293,8 +274,7 @@ impl Administration {
     ///
     /// # Errors
     /// `NotFound`.
-    pub async fn get_tenant(&self, id: &str) -> Result<TenantView, AuthError> {
-        let id = parse_tenant_id(id)?;
+    pub async fn get_tenant(&self, id: TenantId) -> Result<TenantView, AuthError> {
         let tenant = self
             .core
             .store
@@ -325,10 +305,9 @@ impl Administration {
     /// `NotFound`, `InvalidRequest`.
     pub async fn patch_tenant(
         &self,
-        id: &str,
+        id: TenantId,
         body: &Map<String, Value>,
     ) -> Result<TenantView, AuthError> {
-        let id = parse_tenant_id(id)?;
         if body.is_empty() {
             return Err(AuthError::InvalidRequest("nothing to change".into()));
         }
@@ -347,8 +326,7 @@ impl Administration {
     ///
     /// # Errors
     /// `NotFound`, `TenantNotEmpty`.
-    pub async fn delete_tenant(&self, id: &str) -> Result<(), AuthError> {
-        let id = parse_tenant_id(id)?;
+    pub async fn delete_tenant(&self, id: TenantId) -> Result<(), AuthError> {
         self.core.store.delete_tenant(id).await?;
         self.core.store.wait_durable().await?;
         Ok(())

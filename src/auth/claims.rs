@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::accounts::Accounts;
-use super::verification::{Authenticated, Freshness};
+use super::caller::{Authenticated, Freshness};
 use super::{AuthError, UserView};
 use crate::domain::TenantId;
 use crate::secret::SecretString;

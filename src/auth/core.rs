@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::verification::Authenticated;
+use super::caller::Authenticated;
 use super::AuthError;
 use crate::clock::Clock;
 use crate::config::Settings;

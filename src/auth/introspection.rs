@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use super::verification::Freshness;
+use super::caller::Freshness;
 use super::AuthError;
 use crate::config::OnStale;
 use crate::domain::TokenId;

@@ -9,10 +9,9 @@
 
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::admin::Administration;
-use super::services::random_secret;
+use super::secrets::{code_digest, random_secret};
 use super::AuthError;
 use crate::domain::{InvitationId, TenantId};
 use crate::secret::SecretString;
@@ -80,15 +79,6 @@ impl From<InvitationWriteError> for AuthError {
     }
 }
 
-/// The digest a code is stored and looked up under.
-pub(crate) fn code_digest(code: &str) -> [u8; 32] {
-    Sha256::digest(code.as_bytes()).into()
-}
-
-fn parse_tenant(text: &str) -> Result<TenantId, AuthError> {
-    TenantId::parse(text).ok_or(AuthError::NotFound)
-}
-
 impl Administration {
     /// Creates an invitation into a tenant, living `expires_in` seconds (default
     /// [`DEFAULT_INVITATION_TTL_SECS`]). It holds a seat until used, revoked or expired.
@@ -100,10 +90,9 @@ impl Administration {
     /// fill `max_accounts`; `TooManyInvitations`.
     pub async fn create_invitation(
         &self,
-        tenant: &str,
+        tenant: TenantId,
         expires_in: Option<u64>,
     ) -> Result<NewInvitation, AuthError> {
-        let tenant = parse_tenant(tenant)?;
         let life = expires_in.unwrap_or(DEFAULT_INVITATION_TTL_SECS);
         if !(1..=MAX_INVITATION_TTL_SECS).contains(&life) {
             return Err(AuthError::InvalidRequest(format!(
@@ -137,8 +126,10 @@ impl Administration {
     ///
     /// # Errors
     /// `NotFound` for an unknown tenant.
-    pub async fn list_invitations(&self, tenant: &str) -> Result<Vec<InvitationView>, AuthError> {
-        let tenant = parse_tenant(tenant)?;
+    pub async fn list_invitations(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<InvitationView>, AuthError> {
         let now = self.core.clock.now();
         Ok(self
             .core
@@ -156,9 +147,11 @@ impl Administration {
     ///
     /// # Errors
     /// `NotFound` for an unknown tenant or invitation.
-    pub async fn revoke_invitation(&self, tenant: &str, id: &str) -> Result<(), AuthError> {
-        let tenant = parse_tenant(tenant)?;
-        let id = InvitationId::parse(id).ok_or(AuthError::NotFound)?;
+    pub async fn revoke_invitation(
+        &self,
+        tenant: TenantId,
+        id: InvitationId,
+    ) -> Result<(), AuthError> {
         self.core
             .store
             .revoke_invitation(tenant, id, self.core.clock.now())

@@ -16,6 +16,7 @@ mod accounts;
 mod acknowledgements;
 mod admin;
 mod backup;
+mod caller;
 mod claims;
 mod client_credentials;
 mod core;
@@ -29,6 +30,7 @@ pub mod password;
 pub mod password_policy;
 pub mod rate_limit;
 mod refresh_verdict;
+mod secrets;
 mod services;
 mod sessions;
 mod verification;
@@ -43,6 +45,7 @@ pub use verification::Verification;
 
 pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
+pub use caller::Freshness;
 pub use claims::RefreshedToken;
 pub use client_credentials::ClientTokenResponse;
 pub use demo::{DemoKey, DEMO_ADMIN};
@@ -52,14 +55,13 @@ pub use invitations::{
 };
 pub use services::{NewService, ServiceView};
 pub use sessions::{RefreshOutcome, SessionProof};
-pub use verification::Freshness;
 
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use verification::Authenticated;
+pub use caller::Authenticated;
 
 use crate::clock::Clock;
 use crate::config::Settings;

@@ -1,16 +1,12 @@
 //! Service credentials: client ids and secrets other services present (HTTP Basic) to
 //! introspect and revoke tokens. The secret is shown once, at creation.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::rngs::OsRng;
-use rand::RngCore;
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
 
 use super::admin::Administration;
+use super::secrets::random_secret;
 use super::AuthError;
 use crate::secret::SecretString;
 use crate::store::ServiceRecord;
@@ -30,14 +26,6 @@ pub struct ServiceView {
     pub client_id: String,
     pub name: String,
     pub created_at: u64,
-}
-
-/// `bytes` random bytes from the OS, base64url without padding: a secret from birth, its
-/// raw bytes zeroed once encoded.
-pub(super) fn random_secret(bytes: usize) -> SecretString {
-    let mut buffer = Zeroizing::new(vec![0u8; bytes]);
-    OsRng.fill_bytes(&mut buffer);
-    URL_SAFE_NO_PAD.encode(&*buffer).into()
 }
 
 impl Administration {

@@ -14,7 +14,7 @@
 //! the grace window too, exactly when the current one was never acknowledged. A previous
 //! generation presented after its successor was acknowledged is a replay, as before.
 
-use super::verification::{Authenticated, Freshness};
+use super::caller::{Authenticated, Freshness};
 use super::{AuthError, TokenResponse};
 use crate::domain::{SessionId, UserId};
 use crate::store::Revocation;

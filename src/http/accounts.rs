@@ -2,7 +2,7 @@
 //! `/auth/refresh-token`, is `token_endpoint.rs`; in cookie mode login and a password
 //! change put the refresh token in the cookie and logout clears it (`refresh_cookie.rs`).
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
@@ -198,7 +198,6 @@ async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpRespon
     let (user, caller) = state.auth.accounts.me(token.expose()).await?;
     Ok(
         with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_ref())
-            .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({ "user": user, "claims": *caller.claims })),
     )
 }
@@ -216,7 +215,6 @@ async fn patch_me(
     tracing::trace!(?token, "claims changed: token answered");
     Ok(
         with_refreshed_token(HttpResponse::Ok(), Some(&token.access_token))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({ "user": user, "token": token })),
     )
 }

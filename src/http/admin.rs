@@ -1,15 +1,16 @@
 //! Administration routes (role `admin`): `/admin/users`, `/admin/tenants` (with their
 //! invitations), `/admin/services` and `/admin/keys/rotate`.
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::body::{json_body, parse_json, read_body, require_json_content_type};
 use super::error::ApiError;
-use super::extract::BearerToken;
+use super::extract::Admin;
+use super::path_ids;
 use super::{resource, with_refreshed_token, AppState};
+use crate::domain::UserId;
 use crate::secret::SecretString;
 
 /// Default page size of `GET /admin/users`.
@@ -57,12 +58,10 @@ fn limit(state: &AppState) -> usize {
     state.auth.settings().server.max_body_bytes
 }
 
-/// An admin's answer: never cached, and with the caller's re-minted token when its own
-/// was stale under `on_stale = "reissue"`.
+/// An admin's answer, with the caller's re-minted token when its own was stale under
+/// `on_stale = "reissue"`.
 fn answer(refreshed: Option<&SecretString>) -> actix_web::HttpResponseBuilder {
-    let mut response = with_refreshed_token(HttpResponse::Ok(), refreshed);
-    response.insert_header((header::CACHE_CONTROL, "no-store"));
-    response
+    with_refreshed_token(HttpResponse::Ok(), refreshed)
 }
 
 #[derive(Deserialize)]
@@ -74,39 +73,46 @@ struct Page {
 
 async fn list_users(
     state: web::Data<AppState>,
-    token: BearerToken,
+    admin: Admin,
     page: Result<web::Query<Page>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose()).await?;
+    let caller = admin.caller();
     let page = page.map_err(|err| ApiError::invalid_request(format!("query: {err}")))?;
+    let after = match page.after.as_deref() {
+        Some(text) => Some(
+            UserId::parse(text).ok_or_else(|| ApiError::invalid_request("after: not a user id"))?,
+        ),
+        None => None,
+    };
     let (users, next) = state
         .auth
         .admin
-        .list_users(page.after.as_deref(), page.limit.unwrap_or(DEFAULT_PAGE))
+        .list_users(after, page.limit.unwrap_or(DEFAULT_PAGE))
         .await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "users": users, "next": next })))
 }
 
 async fn get_user(
     state: web::Data<AppState>,
-    token: BearerToken,
+    admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose()).await?;
-    let (user, sessions) = state.auth.admin.get_user(&id).await?;
+    let caller = admin.caller();
+    let (user, sessions) = state.auth.admin.get_user(path_ids::user(&id)?).await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "user": user, "sessions": sessions })))
 }
 
 async fn patch_user(
     req: HttpRequest,
     state: web::Data<AppState>,
-    token: BearerToken,
+    admin: Admin,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose()).await?;
+    let caller = admin.caller();
+    let id = path_ids::user(&id)?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let (user, own_token) = state.auth.admin.patch_user(&caller, &id, &body).await?;
+    let (user, own_token) = state.auth.admin.patch_user(caller, id, &body).await?;
     let refreshed = own_token
         .as_ref()
         .map(|token| &token.access_token)
@@ -120,29 +126,29 @@ async fn patch_user(
 
 async fn delete_user(
     state: web::Data<AppState>,
-    token: BearerToken,
+    admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose()).await?;
-    state.auth.admin.delete_user(&caller, &id).await?;
+    let caller = admin.caller();
+    state
+        .auth
+        .admin
+        .delete_user(caller, path_ids::user(&id)?)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn revoke_user(
     state: web::Data<AppState>,
-    token: BearerToken,
+    _admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose()).await?;
-    state.auth.admin.revoke_user(&id).await?;
+    state.auth.admin.revoke_user(path_ids::user(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_tenants(
-    state: web::Data<AppState>,
-    token: BearerToken,
-) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose()).await?;
+async fn list_tenants(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
+    let caller = admin.caller();
     let tenants = state.auth.admin.list_tenants().await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenants": tenants })))
 }
@@ -150,10 +156,10 @@ async fn list_tenants(
 async fn create_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
-    token: BearerToken,
+    admin: Admin,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose()).await?;
+    let caller = admin.caller();
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
     let tenant = state.auth.admin.create_tenant(&body).await?;
     Ok(
@@ -164,34 +170,38 @@ async fn create_tenant(
 
 async fn get_tenant(
     state: web::Data<AppState>,
-    token: BearerToken,
+    admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose()).await?;
-    let tenant = state.auth.admin.get_tenant(&id).await?;
+    let caller = admin.caller();
+    let tenant = state.auth.admin.get_tenant(path_ids::tenant(&id)?).await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenant": tenant })))
 }
 
 async fn patch_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
-    token: BearerToken,
+    admin: Admin,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose()).await?;
+    let caller = admin.caller();
+    let id = path_ids::tenant(&id)?;
     let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let tenant = state.auth.admin.patch_tenant(&id, &body).await?;
+    let tenant = state.auth.admin.patch_tenant(id, &body).await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenant": tenant })))
 }
 
 async fn delete_tenant(
     state: web::Data<AppState>,
-    token: BearerToken,
+    _admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose()).await?;
-    state.auth.admin.delete_tenant(&id).await?;
+    state
+        .auth
+        .admin
+        .delete_tenant(path_ids::tenant(&id)?)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -208,11 +218,12 @@ struct InvitationBody {
 async fn create_invitation(
     req: HttpRequest,
     state: web::Data<AppState>,
-    token: BearerToken,
+    admin: Admin,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose()).await?;
+    let caller = admin.caller();
+    let tenant = path_ids::tenant(&id)?;
     let body = read_body(payload, limit(&state)).await?;
     let request: InvitationBody = if body.iter().all(u8::is_ascii_whitespace) {
         InvitationBody::default()
@@ -223,37 +234,43 @@ async fn create_invitation(
     let invitation = state
         .auth
         .admin
-        .create_invitation(&id, request.expires_in)
+        .create_invitation(tenant, request.expires_in)
         .await?;
     tracing::trace!(?invitation, "invitation answered");
     Ok(
         with_refreshed_token(HttpResponse::Created(), caller.refreshed.as_ref())
-            .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({ "invitation": invitation })),
     )
 }
 
 async fn list_invitations(
     state: web::Data<AppState>,
-    token: BearerToken,
+    admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.admin.require_admin(token.expose()).await?;
-    let invitations = state.auth.admin.list_invitations(&id).await?;
+    let caller = admin.caller();
+    let invitations = state
+        .auth
+        .admin
+        .list_invitations(path_ids::tenant(&id)?)
+        .await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "invitations": invitations })))
 }
 
 async fn revoke_invitation(
     state: web::Data<AppState>,
-    token: BearerToken,
+    _admin: Admin,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose()).await?;
     let (tenant, invitation) = path.into_inner();
+    let (tenant, invitation) = (
+        path_ids::tenant(&tenant)?,
+        path_ids::invitation(&invitation)?,
+    );
     state
         .auth
         .admin
-        .revoke_invitation(&tenant, &invitation)
+        .revoke_invitation(tenant, invitation)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -270,10 +287,9 @@ struct RotateBody {
 async fn rotate_key(
     req: HttpRequest,
     state: web::Data<AppState>,
-    token: BearerToken,
+    _admin: Admin,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose()).await?;
     let body = read_body(payload, limit(&state)).await?;
     let request: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
@@ -294,32 +310,27 @@ struct ServiceBody {
 async fn create_service(
     req: HttpRequest,
     state: web::Data<AppState>,
-    token: BearerToken,
+    _admin: Admin,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose()).await?;
     let body: ServiceBody = json_body(&req, payload, limit(&state)).await?;
     let created = state.auth.admin.create_service(&body.name).await?;
     tracing::trace!(answer = ?created, "service credential answered");
-    Ok(HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(created))
+    Ok(HttpResponse::Created().json(created))
 }
 
 async fn list_services(
     state: web::Data<AppState>,
-    token: BearerToken,
+    _admin: Admin,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose()).await?;
     Ok(answer(None).json(json!({ "services": state.auth.admin.list_services().await? })))
 }
 
 async fn delete_service(
     state: web::Data<AppState>,
-    token: BearerToken,
+    _admin: Admin,
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.admin.require_admin(token.expose()).await?;
     state.auth.admin.delete_service(&client_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

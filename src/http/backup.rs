@@ -40,7 +40,6 @@ async fn backup(state: web::Data<AppState>, token: BearerToken) -> Result<HttpRe
     });
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::CONTENT_DISPOSITION,
             "attachment; filename=\"claimd.backup\"",

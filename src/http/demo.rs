@@ -156,13 +156,11 @@ async fn admin_session(
     enabled(&state)?;
     same_machine_page(&req, state.auth.demo_key.as_ref())?;
     let tokens = state.auth.accounts.demo_admin_session().await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "access_token": tokens.access_token.expose_secret(),
-            "token_type": tokens.token_type,
-            "expires_in": tokens.expires_in,
-        })))
+    Ok(HttpResponse::Ok().json(json!({
+        "access_token": tokens.access_token.expose_secret(),
+        "token_type": tokens.token_type,
+        "expires_in": tokens.expires_in,
+    })))
 }
 
 #[cfg(test)]

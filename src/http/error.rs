@@ -35,6 +35,20 @@ pub struct ApiError {
     oauth_error: Option<&'static str>,
     /// Answered by an OAuth endpoint: `application/json` rather than the problem type.
     at_oauth_endpoint: bool,
+    /// What a 401 asks the client to authenticate with, if anything.
+    challenge: Option<Challenge>,
+}
+
+/// What an answer's `WWW-Authenticate` asks for, chosen by the error that refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenge {
+    /// No token was presented (RFC 6750 §3): `Bearer`, with no error.
+    Bearer,
+    /// The token presented is not accepted (RFC 6750 §3.1): `error="invalid_token"` and
+    /// why.
+    InvalidBearer,
+    /// Client authentication failed (RFC 6749 §2.3.1): `Basic`.
+    Basic,
 }
 
 #[derive(Serialize)]
@@ -60,6 +74,15 @@ impl ApiError {
             retry_after: None,
             oauth_error: None,
             at_oauth_endpoint: false,
+            challenge: None,
+        }
+    }
+
+    /// The same error, asking for `challenge` in `WWW-Authenticate`.
+    fn challenging(self, challenge: Challenge) -> ApiError {
+        ApiError {
+            challenge: Some(challenge),
+            ..self
         }
     }
 
@@ -229,25 +252,30 @@ impl From<AuthError> for ApiError {
                 S::UNAUTHORIZED,
                 "token_missing",
                 "an access token is required",
-            ),
+            )
+            .challenging(Challenge::Bearer),
             AuthError::TokenInvalid(reason) => {
                 ApiError::new(S::UNAUTHORIZED, "token_invalid", reason)
+                    .challenging(Challenge::InvalidBearer)
             }
             AuthError::TokenExpired => ApiError::new(
                 S::UNAUTHORIZED,
                 "token_expired",
                 "the access token has expired",
-            ),
+            )
+            .challenging(Challenge::InvalidBearer),
             AuthError::TokenStale => ApiError::new(
                 S::UNAUTHORIZED,
                 "token_stale",
                 "claims have changed: get a new token from /auth/refresh-token",
-            ),
+            )
+            .challenging(Challenge::InvalidBearer),
             AuthError::TokenRevoked => ApiError::new(
                 S::UNAUTHORIZED,
                 "token_revoked",
                 "the token has been revoked",
-            ),
+            )
+            .challenging(Challenge::InvalidBearer),
             AuthError::InvalidGrant(reason) => {
                 ApiError::new(S::BAD_REQUEST, "invalid_grant", reason)
             }
@@ -257,7 +285,8 @@ impl From<AuthError> for ApiError {
                 S::UNAUTHORIZED,
                 "invalid_client",
                 "client authentication failed",
-            ),
+            )
+            .challenging(Challenge::Basic),
             AuthError::TenantFull => ApiError::new(
                 S::CONFLICT,
                 "tenant_full",
@@ -332,22 +361,17 @@ impl ResponseError for ApiError {
         } else {
             "application/problem+json"
         });
-        response.insert_header((header::CACHE_CONTROL, "no-store"));
-        if self.status == StatusCode::UNAUTHORIZED && self.code.starts_with("token_") {
-            let challenge = if self.code == "token_missing" {
-                "Bearer".to_string()
-            } else {
-                format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                    self.detail.replace(['"', '\\'], "'")
-                )
-            };
-            if let Ok(value) = HeaderValue::from_str(&challenge) {
-                response.insert_header((header::WWW_AUTHENTICATE, value));
-            }
-        }
-        if self.code == "invalid_client" {
-            response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"claimd\""));
+        let challenge = match self.challenge {
+            None => None,
+            Some(Challenge::Bearer) => Some("Bearer".to_string()),
+            Some(Challenge::InvalidBearer) => Some(format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                self.detail.replace(['"', '\\'], "'")
+            )),
+            Some(Challenge::Basic) => Some("Basic realm=\"claimd\"".to_string()),
+        };
+        if let Some(value) = challenge.and_then(|text| HeaderValue::from_str(&text).ok()) {
+            response.insert_header((header::WWW_AUTHENTICATE, value));
         }
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));

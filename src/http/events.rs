@@ -47,7 +47,6 @@ async fn snapshot(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     reader(&req, &state).await?;
     let snapshot = state.auth.feed.snapshot().await?;
     Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(token_lifetime(&state))
         .json(snapshot))
 }
@@ -110,7 +109,6 @@ async fn events(
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(token_lifetime(&state))
         // nginx buffers proxied answers unless told not to.
         .insert_header(("x-accel-buffering", "no"))

@@ -1,9 +1,11 @@
-//! Request extractors: the bearer token (RFC 6750 §2.1), a service's HTTP Basic client
-//! credentials (RFC 6749 §2.3.1) and the client address used for rate limits of logins
-//! and registrations (`X-Forwarded-For` believed only from `server.trusted_proxies`).
+//! Request extractors: the bearer token (RFC 6750 §2.1), the [`Admin`] it proves, a
+//! service's HTTP Basic client credentials (RFC 6749 §2.3.1) and the client address used
+//! for rate limits of logins and registrations (`X-Forwarded-For` believed only from
+//! `server.trusted_proxies`).
 
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
 use std::net::IpAddr;
+use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -14,7 +16,7 @@ use secrecy::ExposeSecret as _;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Authenticated};
 use crate::secret::SecretString;
 use crate::tokens::access::MAX_ACCESS_TOKEN_BYTES;
 
@@ -75,6 +77,40 @@ impl FromRequest for BearerToken {
             BearerToken::from_request_optional(req)
                 .and_then(|token| token.ok_or_else(|| ApiError::from(AuthError::TokenMissing))),
         )
+    }
+}
+
+/// A caller holding the admin role: its bearer token verified (current claims, with
+/// `tokens.on_stale` applied) and its role checked. An admin route takes one of these
+/// first, so a request without the role is answered 401 or 403 before anything else of
+/// it is read.
+pub struct Admin(Authenticated);
+
+impl Admin {
+    /// Who the admin is, and the re-minted token when its own was stale.
+    pub fn caller(&self) -> &Authenticated {
+        &self.0
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Admin, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = BearerToken::from_request_optional(req)
+            .and_then(|token| token.ok_or_else(|| ApiError::from(AuthError::TokenMissing)));
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let token = token?;
+            let state = state.ok_or_else(|| {
+                ApiError::from(AuthError::Internal(
+                    "the app state is not configured".into(),
+                ))
+            })?;
+            let caller = state.auth.admin.require_admin(token.expose()).await?;
+            Ok(Admin(caller))
+        })
     }
 }
 

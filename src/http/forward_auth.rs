@@ -44,8 +44,7 @@ async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         .insert_header(("x-auth-user", claims.sub.as_str()))
         .insert_header(("x-auth-username", percent_encode(&caller.stamp.username)))
         .insert_header(("x-auth-roles", claims.roles.join(",")))
-        .insert_header(("x-auth-plan", claims.plan.as_str()))
-        .insert_header(("cache-control", "no-store"));
+        .insert_header(("x-auth-plan", claims.plan.as_str()));
     if let Some(tenant) = &claims.tid {
         response.insert_header(("x-auth-tenant", tenant.as_str()));
     }

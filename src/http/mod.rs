@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admin;
 pub mod backup;
 pub mod body;
+mod caching;
 pub mod cors;
 pub mod demo;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod forward_auth;
 pub mod oauth;
 pub mod openapi;
 pub mod ops;
+mod path_ids;
 pub mod refresh_cookie;
 pub mod token_endpoint;
 
@@ -174,6 +176,7 @@ pub fn app(
                     response = response.into_response(answer).map_into_right_body();
                 }
                 cors.apply(response.headers_mut());
+                caching::default_to_no_store(response.headers_mut());
                 let status = response.status();
                 if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT
                 {

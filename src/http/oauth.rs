@@ -105,9 +105,7 @@ async fn read_form(
 }
 
 fn no_store(body: serde_json::Value) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body)
+    HttpResponse::Ok().json(body)
 }
 
 /// RFC 7662 introspection; errors as the token endpoint's (`application/json`, §5.2).
@@ -168,7 +166,5 @@ async fn answer_revocation(
         .introspection
         .revoke_token(&form.token, hint)
         .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    Ok(HttpResponse::Ok().finish())
 }

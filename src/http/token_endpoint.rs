@@ -46,9 +46,8 @@ pub(crate) fn token_answer(
     // Safe at any level: the tokens are secrets, their Debug is redacted.
     tracing::trace!(answer = ?tokens, "token answer");
     let mut response = HttpResponse::Ok();
-    response
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"));
+    // RFC 6749 §5.1: no-store (the middleware's default) and, for HTTP/1.0 caches, this.
+    response.insert_header((header::PRAGMA, "no-cache"));
     if to_cookie {
         refresh_cookie::move_refresh_token_to_cookie(settings, &mut response, &mut tokens);
     }
@@ -57,7 +56,6 @@ pub(crate) fn token_answer(
 
 fn client_token_answer(tokens: &ClientTokenResponse) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(tokens)
 }
