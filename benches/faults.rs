@@ -20,6 +20,15 @@
 //! Options (`--help` lists them): `--cycles N` (default 30; `--quick` 4), `--seconds S`
 //! of load per cycle (default 3; `--quick` 1.5), `--clients N` (default 8), `--quick`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::disallowed_methods,
+    reason = "a benchmark's harness stops at the first surprise and measures real time"
+)]
+
 #[path = "load/server.rs"]
 #[allow(dead_code)]
 mod server;

@@ -11,6 +11,15 @@
 //! show as negative times, and the run counts them. What a verifier built on the feed adds
 //! on top (its own parsing and bookkeeping) is measured with the verifier.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::disallowed_methods,
+    reason = "a benchmark's harness stops at the first surprise and measures real time"
+)]
+
 #[path = "load/server.rs"]
 #[allow(dead_code)]
 mod server;

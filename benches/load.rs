@@ -19,6 +19,15 @@
 //! - `footprint`: the argon2 bound, start-up with a large deny list, churn.
 //! - `report` and `chart`: Markdown, JSON and SVG.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::disallowed_methods,
+    reason = "a benchmark's harness stops at the first surprise and measures real time"
+)]
+
 #[path = "load/chart.rs"]
 mod chart;
 #[path = "load/driver.rs"]

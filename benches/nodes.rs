@@ -20,6 +20,15 @@
 //! - From the load test (`load/`): the HTTP client, the flows and their driver types,
 //!   the set-up through the API, and the `claimd` child process.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::disallowed_methods,
+    reason = "a benchmark's harness stops at the first surprise and measures real time"
+)]
+
 #[path = "load/driver.rs"]
 #[allow(dead_code)]
 mod driver;

@@ -25,6 +25,15 @@
 //! - `tables` (session_churn/): the PostgreSQL tables' figures and eviction lookups.
 //! - From the nodes bench: the run's own database. From the load test: the child process.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::disallowed_methods,
+    reason = "a benchmark's harness stops at the first surprise and measures real time"
+)]
+
 #[path = "nodes/database.rs"]
 #[allow(dead_code)]
 mod database;

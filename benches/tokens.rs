@@ -1,6 +1,15 @@
 //! Micro-benchmarks of the CPU-bound token work: minting and verifying an access token for
 //! each algorithm, and checking a refresh-token MAC. `cargo bench --bench tokens`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::disallowed_methods,
+    reason = "a benchmark's harness stops at the first surprise and measures real time"
+)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::Map;
 

@@ -51,6 +51,10 @@ impl Clock {
     }
 
     /// Unix milliseconds now.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the clock itself: its system source reads the operating system's clocks"
+    )]
     pub fn now_ms(&self) -> u64 {
         match &self.source {
             Source::System => SystemTime::now()
@@ -82,6 +86,10 @@ impl Clock {
     }
 
     /// A monotonic reading: never goes back, not moved by setting the wall clock.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the clock itself: its system source reads the operating system's clocks"
+    )]
     pub fn instant(&self) -> Instant {
         match &self.source {
             Source::System => Instant::now(),
@@ -114,6 +122,10 @@ struct ManualTime {
 
 impl ManualClock {
     /// A clock reading `unix_secs`.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a manual clock's monotonic origin, which it then moves by hand"
+    )]
     pub fn starting_at(unix_secs: u64) -> ManualClock {
         ManualClock {
             time: Arc::new(ManualTime {
@@ -160,6 +172,10 @@ impl ManualClock {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "these tests wait and measure in real time"
+)]
 mod tests {
     use super::*;
 

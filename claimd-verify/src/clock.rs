@@ -16,10 +16,18 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the library's own clock: its system source"
+    )]
     fn now(&self) -> Instant {
         Instant::now()
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the library's own clock: its system source"
+    )]
     fn unix(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

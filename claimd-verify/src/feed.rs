@@ -185,6 +185,10 @@ pub(crate) async fn apply(inner: &Inner, event: &SseEvent) -> Result<bool, Strin
 }
 
 /// The background task: follows the stream until the verifier is dropped.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "pruning paces itself in real time"
+)]
 pub(crate) async fn follow(inner: Arc<Inner>, mut reader: Option<EventReader>) {
     let mut backoff = FIRST_BACKOFF;
     let mut resume = Some(current_through(&inner));
@@ -246,6 +250,10 @@ fn current_through(inner: &Inner) -> u64 {
 
 /// `delay` scaled by a factor in [0.5, 1.0), so many services restarted together do not
 /// reconnect in step.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the wall clock's low bits as jitter noise, not as time"
+)]
 fn jittered(delay: Duration) -> Duration {
     let noise = SystemTime::now()
         .duration_since(UNIX_EPOCH)

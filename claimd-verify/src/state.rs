@@ -284,6 +284,10 @@ fn deny(list: &mut HashMap<String, u64>, data: &Value, id_field: &str) {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the state is judged at real instants"
+)]
 mod tests {
     use super::*;
     use serde_json::json;

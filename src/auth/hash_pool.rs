@@ -113,6 +113,10 @@ fn lower_this_threads_priority() {
 fn lower_this_threads_priority() {}
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "these tests wait and measure in real time"
+)]
 mod tests {
     use super::*;
 

@@ -125,6 +125,10 @@ fn answer_unrouted_method(
 
 /// Builds the application: state, routes, 404s and 405s, CORS and the request-metrics
 /// middleware.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "request latency for /metrics is real elapsed time"
+)]
 pub fn app(
     state: web::Data<AppState>,
 ) -> App<

@@ -2,6 +2,15 @@
 //! `API.md`. Every test starts its own server on `127.0.0.1:0` with a fresh data directory
 //! (see `helpers`), so tests share nothing and may run in any order.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::disallowed_methods,
+    reason = "a test stops at the first surprise, and waits and measures in real time"
+)]
+
 mod admin_tenants;
 mod admin_users;
 mod backend;

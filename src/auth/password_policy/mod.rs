@@ -63,6 +63,10 @@ pub fn check_new_password(password: &Password, username: &str) -> Result<(), Aut
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "these tests wait and measure in real time"
+)]
 mod tests {
     use super::*;
 

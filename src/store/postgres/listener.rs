@@ -274,6 +274,10 @@ fn timed_out(what: &str) -> StoreError {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "these tests wait and measure in real time"
+)]
 mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;

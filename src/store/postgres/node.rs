@@ -186,6 +186,10 @@ impl PgNode {
     ///
     /// # Errors
     /// `Unavailable` while the listener is behind the log (or has lost it).
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the lease is the database's (lease_until > now() on its clock): this node's trust in it must run in real time, not on a test's clock"
+    )]
     pub fn vouch(&self) -> Result<(), StoreError> {
         if self.damage().is_some() {
             return Err(StoreError::Unavailable(
@@ -240,6 +244,10 @@ impl PgNode {
     /// Waits until every other node whose lease runs has applied the log through
     /// `target`. A node that stops renewing drops out when its lease ends, so this ends
     /// within one [`LEASE`] whatever happens to the others.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "peers' leases run out in real time on the database's clock; the wait for them is bounded in real time"
+    )]
     async fn wait_for_peers(&self, target: u64) -> Result<(), StoreError> {
         // Most answers (a refresh, a login) wrote nothing to the log since the last wait.
         if target <= self.peers_applied.load(Ordering::Acquire) {
@@ -479,6 +487,10 @@ struct PeerWait {
 
 impl PeerWait {
     /// Counts one wait, timed until the guard is dropped (however the wait ends).
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "how long answers waited for peers, in real time, for /metrics"
+    )]
     fn timing(&self) -> PeerWaitTimer<'_> {
         PeerWaitTimer {
             wait: self,
@@ -504,6 +516,10 @@ impl Drop for PeerWaitTimer<'_> {
 /// (database time). On success this node trusts itself for [`TRUST`] from the moment
 /// *before* the statement was sent. Not flushed at
 /// commit: a lease lost in a crash only ends sooner.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the lease's trust window is measured in real time (see vouch)"
+)]
 async fn renew_lease(
     store: &PgStore,
     id: [u8; 16],

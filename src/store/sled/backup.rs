@@ -168,6 +168,10 @@ pub fn restore(path: &Path, backup: impl Read) -> Result<BackupSummary, RestoreE
     outcome
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "waiting out sled's file lock after the restored store is closed is a real pause"
+)]
 fn restore_into(path: &Path, backup: impl Read) -> Result<BackupSummary, RestoreError> {
     let mut input = Reading {
         inner: BufReader::new(backup),
@@ -255,11 +259,8 @@ fn restore_into(path: &Path, backup: impl Read) -> Result<BackupSummary, Restore
     if input.inner.read(&mut trailing)? != 0 {
         return Err(damaged("bytes after the end"));
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        });
+    // A restore runs before any server's clock exists (`claimd restore`): the system's.
+    let now_ms = crate::clock::Clock::system().now_ms();
     super::changes::jump_past_lost_history(&db, now_ms)?;
     super::integrity::forget_the_seal(&db)?;
     db.flush().map_err(StoreError::from)?;

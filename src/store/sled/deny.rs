@@ -598,6 +598,10 @@ impl SledStore {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "these tests wait and measure in real time"
+)]
 mod tests {
     use std::time::Duration;
 

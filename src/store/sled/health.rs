@@ -43,6 +43,10 @@ pub struct HealthCounts {
 
 impl Health {
     /// Counts a failed write; the first of an episode is logged.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a write-failure episode's length, for logs, in real time"
+    )]
     pub(crate) fn write_failed(&self, err: &str) {
         self.write_failures.fetch_add(1, Ordering::Relaxed);
         let mut episode = self.episode.lock().unwrap_or_else(PoisonError::into_inner);

@@ -311,6 +311,10 @@ fn damaged(tree: &str, why: &str) -> StoreError {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "these tests wait and measure in real time"
+)]
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};

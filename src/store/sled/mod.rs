@@ -329,6 +329,10 @@ impl SledStore {
     /// # Errors
     /// The directory could not be opened again: the process cannot recover in place and
     /// should exit for its supervisor to restart it.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "waiting for the last users of the failed store to let go is a real pause"
+    )]
     pub fn try_recover(&self) -> Result<bool, StoreError> {
         if self.is_writable() {
             return Ok(true);
@@ -409,6 +413,10 @@ impl SledStore {
 
     /// Waits (up to `limit`) for the background scan to end by itself; whether it did.
     #[cfg(test)]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test waiting for sled in real time"
+    )]
     pub(crate) fn finish_scan(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         loop {
@@ -456,6 +464,10 @@ impl SledStore {
 
 /// sled's file lock and background threads go with the last handle of the old database;
 /// the lock may outlive it by a moment, so "in use" is retried briefly.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "waiting out sled's file lock on a reopen is a real pause"
+)]
 fn reopen_with_retries(
     path: &Path,
     cache_mb: u64,
@@ -637,6 +649,10 @@ fn without_panics<T>(
 
 /// Reads the deny-list buckets on a thread of their own, right after open; what it finds
 /// wrong is left in `damage`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "how long the scan took, for the log"
+)]
 fn scan_deny_buckets_behind(
     deny: Arc<deny::DenyList>,
     damage: Arc<std::sync::Mutex<Option<String>>>,
@@ -676,6 +692,10 @@ impl Drop for SledStore {
 
 /// The open-time scan ([`integrity::scan`]), with sled's panics on damage turned into
 /// errors.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "how long the scan took, for the log"
+)]
 fn scan_quietly(db: &sled::Db) -> Result<(), StoreError> {
     let started = Instant::now();
     let scanned = without_panics(|| integrity::scan_records(db))??;
@@ -710,6 +730,10 @@ pub(crate) fn open_for_test(path: &Path) -> SledStore {
 
 /// [`open_for_test`] on `clock`.
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test waiting for sled in real time"
+)]
 pub(crate) fn open_for_test_on(path: &Path, clock: Clock) -> SledStore {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -32,6 +32,10 @@ const SCRATCH_PREFIX: &str = ".claimd-check-";
 /// # Errors
 /// What opening the store in place would have answered: in use by another process,
 /// damaged, rolled back, or from a newer schema.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "how long the check took, for the log"
+)]
 pub(super) fn check_on_a_copy(
     path: &Path,
     cache_mb: u64,
