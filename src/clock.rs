@@ -85,6 +85,24 @@ impl Clock {
         wall
     }
 
+    /// Waits until this clock's monotonic reading reaches `deadline`: real time on the
+    /// system clock; on a manual clock, until it is moved that far (a test advances it
+    /// instead of sleeping).
+    pub async fn sleep_until(&self, deadline: Instant) {
+        match &self.source {
+            Source::System => tokio::time::sleep_until(deadline.into()).await,
+            Source::Manual(time) => {
+                let mut moved = time.moved.subscribe();
+                while self.instant() < deadline {
+                    // The sender lives as long as the clock does, and so as this wait.
+                    if moved.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// A monotonic reading: never goes back, not moved by setting the wall clock.
     #[allow(
         clippy::disallowed_methods,
@@ -118,6 +136,8 @@ struct ManualTime {
     wall_ms: AtomicU64,
     origin: Instant,
     elapsed_ms: AtomicU64,
+    /// Told each time the clock is moved, so waits on it ([`Clock::sleep_until`]) look.
+    moved: tokio::sync::watch::Sender<()>,
 }
 
 impl ManualClock {
@@ -132,6 +152,7 @@ impl ManualClock {
                 wall_ms: AtomicU64::new(unix_secs.saturating_mul(1000)),
                 origin: Instant::now(),
                 elapsed_ms: AtomicU64::new(0),
+                moved: tokio::sync::watch::Sender::new(()),
             }),
         }
     }
@@ -156,6 +177,7 @@ impl ManualClock {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         self.time.wall_ms.fetch_add(ms, Ordering::SeqCst);
         self.time.elapsed_ms.fetch_add(ms, Ordering::SeqCst);
+        self.time.moved.send_replace(());
     }
 
     /// Sets the wall clock to `unix_secs` (forward or back); the monotonic one stays.
@@ -193,6 +215,26 @@ mod tests {
         assert_eq!(clock.now(), 1_002);
         assert_eq!(clock.now_ms(), 1_002_500);
         assert_eq!(clock.instant() - before, Duration::from_millis(2_500));
+    }
+
+    #[tokio::test]
+    async fn a_wait_on_a_manual_clock_ends_when_it_is_moved_far_enough() {
+        let manual = ManualClock::starting_at(1_000);
+        let clock = manual.clock();
+        let deadline = clock.instant() + Duration::from_secs(1);
+        let waiting = tokio::spawn({
+            let clock = clock.clone();
+            async move { clock.sleep_until(deadline).await }
+        });
+        tokio::task::yield_now().await;
+        manual.advance(Duration::from_millis(600));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "600 ms of a 1 s wait");
+        manual.advance(Duration::from_millis(400));
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the wait ends once the clock is moved far enough")
+            .expect("the wait's task");
     }
 
     #[test]

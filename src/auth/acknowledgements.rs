@@ -19,11 +19,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::domain::SessionId;
 use crate::store::Store;
 
@@ -40,19 +40,30 @@ struct Pending {
 pub(crate) struct Acknowledgements {
     sender: mpsc::UnboundedSender<Pending>,
     queued: Arc<Queued>,
+    /// What the delay is measured on: a test moves it instead of sleeping through it.
+    clock: Clock,
 }
 
 /// The newest generation queued per session, until the task has written it.
 type Queued = Mutex<HashMap<SessionId, u64>>;
 
 impl Acknowledgements {
-    /// Starts the task that writes acknowledgements into `store` when they fall due.
-    /// Needs a Tokio runtime.
-    pub(crate) fn start(store: Arc<Store>) -> Acknowledgements {
+    /// Starts the task that writes acknowledgements into `store` when they fall due on
+    /// `clock`. Needs a Tokio runtime.
+    pub(crate) fn start(store: Arc<Store>, clock: Clock) -> Acknowledgements {
         let (sender, receiver) = mpsc::unbounded_channel();
         let queued = Arc::new(Queued::default());
-        tokio::spawn(write_when_due(store, receiver, Arc::clone(&queued)));
-        Acknowledgements { sender, queued }
+        tokio::spawn(write_when_due(
+            store,
+            clock.clone(),
+            receiver,
+            Arc::clone(&queued),
+        ));
+        Acknowledgements {
+            sender,
+            queued,
+            clock,
+        }
     }
 
     /// Records `generation` of `sid` as acknowledged `delay` from now; this process
@@ -64,7 +75,7 @@ impl Acknowledgements {
             *newest = (*newest).max(generation);
         }
         let pending = Pending {
-            due: Instant::now() + delay,
+            due: self.clock.instant() + delay,
             sid,
             generation,
         };
@@ -84,15 +95,17 @@ impl Acknowledgements {
 
 async fn write_when_due(
     store: Arc<Store>,
+    clock: Clock,
     mut receiver: mpsc::UnboundedReceiver<Pending>,
     queued: Arc<Queued>,
 ) {
     let mut queue: VecDeque<Pending> = VecDeque::new();
     loop {
         let next_due = queue.front().map(|pending| pending.due);
+        let clock_now = &clock;
         let until_due = async move {
             match next_due {
-                Some(due) => tokio::time::sleep_until(due).await,
+                Some(due) => clock_now.sleep_until(due).await,
                 None => std::future::pending().await,
             }
         };
@@ -102,7 +115,7 @@ async fn write_when_due(
                 None => return,
             },
             () = until_due => {
-                let now = Instant::now();
+                let now = clock.instant();
                 let mut due = Vec::new();
                 while queue.front().is_some_and(|pending| pending.due <= now) {
                     let Some(pending) = queue.pop_front() else { break };

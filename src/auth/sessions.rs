@@ -93,7 +93,7 @@ impl Sessions {
     /// Needs a Tokio runtime: it starts the task that records acknowledgements.
     pub(crate) fn new(core: Arc<Core>, verification: Arc<Verification>) -> Sessions {
         Sessions {
-            acknowledgements: Acknowledgements::start(Arc::clone(&core.store)),
+            acknowledgements: Acknowledgements::start(Arc::clone(&core.store), core.clock.clone()),
             core,
             verification,
         }
