@@ -29,8 +29,8 @@ Fenced blocks, by their language tag, in file order:
             shipped config.toml is claimd configuration, and claimd must start with it
             (`--config FILE` on a free port and a scratch store) and listen. Any other TOML
             (a Cargo dependency line) must parse.
-  nginx     checked with `nginx -t` (tests/api/nginx.rs runs the forward-auth one against a
-            real nginx).
+  nginx     checked with `nginx -t` (tests/api/http/nginx.rs runs the forward-auth one
+            against a real nginx).
   json      parsed (with `…` elisions allowed as above).
   console   a transcript: each `$ COMMAND` line runs in a fresh bash in the repository
             copy (`cargo run --release` in the foreground this time, for at most 20 s),

@@ -59,7 +59,7 @@ CHECKS = os.environ.get("SCHEMATHESIS_CHECKS") or ",".join(
 # Operations that spoil the caller's token, in the order their passes run.
 SESSION_ENDING = ["patchMe", "changePassword", "logout", "logoutAll"]
 # An endless Server-Sent Events stream: a fuzzer's request would wait on it for ever.
-# tests/api/events.rs reads it as a verifier does.
+# tests/api/nodes/events.rs reads it as a verifier does.
 STREAMING = ["changeFeed"]
 
 

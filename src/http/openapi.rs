@@ -7,7 +7,7 @@
 //! forward-auth headers) are prose that no annotation derives. What keeps it true instead:
 //! the unit tests below (a 3.1 document, every operation answers something, every `$ref`
 //! resolves, every path parameter declared, every problem `code` in `error.rs` documented
-//! under its status), `tests/api/openapi.rs` (its paths and methods
+//! under its status), `tests/api/http/openapi.rs` (its paths and methods
 //! are exactly the route table's, probed with `OPTIONS` on a live server, and every
 //! `resource("…")` in `src/http` is in it), and Schemathesis against a live server in CI.
 

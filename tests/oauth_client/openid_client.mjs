@@ -1,5 +1,6 @@
 // Drives claimd's token, introspection and revocation endpoints with openid-client 6
-// (panva's OAuth 2.0 / OpenID Connect client for Node), as tests/api/openid_client.rs runs it.
+// (panva's OAuth 2.0 / OpenID Connect client for Node), as
+// tests/api/clients/openid_client.rs runs it.
 //
 // Usage: node openid_client.mjs BASE_URL REFRESH_TOKEN CLIENT_ID CLIENT_SECRET
 //

@@ -1,8 +1,9 @@
 // Two tabs of one origin in cookie mode (the refresh token in claimd's HttpOnly cookie,
 // shared by both) meet a stale token at the same moment: exactly one refresh reaches
 // claimd, and both tabs carry on with the new claims. A session that is not the cookie's
-// (a token adopted with useTokens) is never offered to another tab. Run by tests/api/js_client.rs
-// against a claimd with tokens.refresh_cookie on and its issuer on the page's origin.
+// (a token adopted with useTokens) is never offered to another tab. Run by
+// tests/api/clients/js_client.rs against a claimd with tokens.refresh_cookie on and its
+// issuer on the page's origin.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 

@@ -1,8 +1,8 @@
 // The demo page in headless Chromium: it loads without console errors, and its story runs
 // (register and log in, upgrade the plan, an admin changes the role → the user panel
 // shows the refreshed claims, the admin disables the user → logged out). With
-// DEMO_SCREENSHOT set (tests/api/js_client.rs sets it from CLAIMD_DEMO_SCREENSHOT) the
-// page is photographed after the role change.
+// DEMO_SCREENSHOT set (tests/api/clients/js_client.rs sets it from
+// CLAIMD_DEMO_SCREENSHOT) the page is photographed after the role change.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 

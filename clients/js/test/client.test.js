@@ -1,5 +1,6 @@
-// The client against a live claimd (started by tests/api/js_client.rs): login, a claim
-// change made by an admin seen through client.fetch, single-flight refresh, revocation.
+// The client against a live claimd (started by tests/api/clients/js_client.rs): login, a
+// claim change made by an admin seen through client.fetch, single-flight refresh,
+// revocation.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 

@@ -1,5 +1,6 @@
-// Shared by the tests: where claimd runs (CLAIMD_URL, set by tests/api/js_client.rs), an
-// admin session, unique usernames, and a fetch that counts refresh requests.
+// Shared by the tests: where claimd runs (CLAIMD_URL, set by
+// tests/api/clients/js_client.rs), an admin session, unique usernames, and a fetch that
+// counts refresh requests.
 import { ClaimdClient } from "../src/claimd.js";
 
 export const BASE = process.env.CLAIMD_URL;

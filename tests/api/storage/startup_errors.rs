@@ -3,10 +3,15 @@
 //! panic, never a server that half-starts.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::helpers::{claimd_command, run_to_exit, workdir, ClaimdProcess, Exit, PASSWORD};
+use tempfile::TempDir;
+
+use crate::helpers::{
+    claimd_command, copy_dir, run_to_exit, workdir, ClaimdProcess, Exit, PASSWORD,
+};
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -316,7 +321,50 @@ fn corrupt_store_stops_startup() {
 }
 
 /// A store with users registered over a while, stopped cleanly: everything is sealed.
+///
+/// On sled, a copy of one such store built once per run ([`template_with_many_users`]):
+/// registering 40 users with pauses between batches takes seconds, and each test damages
+/// a copy of its own, never the template. On PostgreSQL the store lives in a schema named
+/// after `data`, which a copied directory would not bring along, so it is built in place.
 fn store_with_many_users(workdir: &Path, data: &Path) {
+    if crate::backend::on_postgres() {
+        build_store_with_many_users(workdir, data);
+    } else {
+        copy_dir(&template_with_many_users(), data);
+    }
+}
+
+/// The working directory whose `data` is the store [`store_with_many_users`] copies.
+static TEMPLATE: OnceLock<TempDir> = OnceLock::new();
+
+/// The template's data directory: built by the first test that asks for it (the others
+/// wait for it), stopped cleanly, and never opened again, only copied. A static is never
+/// dropped, so the directory is removed when the test binary exits ([`remove_template`]).
+fn template_with_many_users() -> PathBuf {
+    TEMPLATE
+        .get_or_init(|| {
+            let (dir, data) = workdir();
+            build_store_with_many_users(dir.path(), &data);
+            // SAFETY: `remove_template` takes nothing, cannot unwind, and only removes a
+            // directory, which is safe to do while the process exits.
+            let registered = unsafe { libc::atexit(remove_template) };
+            assert_eq!(registered, 0, "register the template's removal at exit");
+            dir
+        })
+        .path()
+        .join("data")
+}
+
+/// Removes the template's directory; registered with `atexit` once it exists.
+extern "C" fn remove_template() {
+    if let Some(dir) = TEMPLATE.get() {
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
+}
+
+/// Builds a store of 40 users at `data`, registered in batches of ten with a pause after
+/// each, so that seals pass between them; then stops the server cleanly.
+fn build_store_with_many_users(workdir: &Path, data: &Path) {
     let server = ClaimdProcess::start_on(workdir, data);
     let app = server.app();
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -105,7 +105,7 @@ async fn a_token_is_accepted_and_refused_within_a_second_of_logout() {
 
 /// The verifier takes the longest token life from claimd's answer, not its own setting:
 /// claimd issues hour-long tokens here, and a verifier left at its 15-minute default
-/// still accepts them (and refuses what is longer, tests/api/key_import.rs).
+/// still accepts them (and refuses what is longer, tests/api/tokens/key_import.rs).
 #[tokio::test]
 async fn it_accepts_the_token_lifetime_claimd_announces() {
     let (app, admin) = spawn_app_with_admin(|s| {

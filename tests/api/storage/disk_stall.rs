@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::helpers::{claimd_command, ClaimdProcess, TestApp, PASSWORD};
-use crate::loop_disk::LoopDisk;
+use crate::storage::loop_disk::LoopDisk;
 
 const CLIENTS: usize = 8;
 const FROZEN_FOR: Duration = Duration::from_secs(8);

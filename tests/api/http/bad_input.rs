@@ -5,8 +5,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::accounts::register::long_password;
 use crate::helpers::{assert_problem, assert_problem_any, spawn_app, spawn_app_with, PASSWORD};
-use crate::register::long_password;
 
 const JSON: Option<&str> = Some("application/json");
 

@@ -20,7 +20,7 @@ use reqwest::StatusCode;
 use crate::helpers::{
     assert_token_error, claimd_command, token_response, ClaimdProcess, TestApp, PASSWORD,
 };
-use crate::loop_disk::LoopDisk;
+use crate::storage::loop_disk::LoopDisk;
 
 fn start(workdir: &Path, data: &Path) -> ClaimdProcess {
     let mut cmd = claimd_command(workdir);

@@ -14,7 +14,7 @@ use claimd::startup::Application;
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
-use crate::helpers::{jwt_claims, test_settings, token_response, Caller, TestApp};
+use crate::helpers::{copy_dir, jwt_claims, test_settings, token_response, Caller, TestApp};
 
 /// How long after the fixture was written the server's clock reads.
 const AFTER_WRITING_SECS: u64 = 60;
@@ -33,19 +33,6 @@ fn fixtures() -> Vec<PathBuf> {
         root.display()
     );
     found
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create copy");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("fixture entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-        }
-    }
 }
 
 /// Starts today's claimd on a copy of the fixture's data directory, on a clock set
