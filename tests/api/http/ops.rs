@@ -238,6 +238,31 @@ async fn metrics_expose_the_documented_families() {
     }
 }
 
+/// Every answer is `no-store` unless its route chose a policy of its own: a liveness probe,
+/// an unmatched path's 404, a user's own claims, an error; the JWKS keeps its `max-age`.
+#[tokio::test]
+async fn answers_are_not_stored_unless_their_route_says_otherwise() {
+    let app = spawn_app().await;
+    let (_, login) = app.signed_up("alice").await;
+    crate::helpers::assert_no_store(app.healthz().await.headers(), "GET /healthz");
+    let unmatched = app
+        .client
+        .get(format!("{}/no/such/path", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unmatched.status(), StatusCode::NOT_FOUND);
+    crate::helpers::assert_no_store(unmatched.headers(), "a 404");
+    crate::helpers::assert_no_store(app.me(&login.access_token).await.headers(), "GET /me");
+    crate::helpers::assert_no_store(app.me("not-a-token").await.headers(), "a 401");
+    let jwks = app.jwks().await;
+    let cache = header_str(jwks.headers(), "cache-control").unwrap_or_default();
+    assert!(
+        cache.contains("max-age") && !cache.contains("no-store"),
+        "the JWKS keeps its own policy: {cache:?}"
+    );
+}
+
 /// The store's size is a real sample on sled and no sample at all on PostgreSQL, whose
 /// database's size is not this node's to know (it once reported a zero that looked real).
 #[tokio::test]
