@@ -22,7 +22,7 @@ mod user;
 pub use change::{Change, ChangeRecord, ChangesAfter, LoggedChange};
 pub use credential::{KeyRecord, ServiceRecord};
 pub use deny::{DenyKind, EvictionReport};
-pub use export::{Exported, ExportedSession, Items, Records};
+pub use export::{ExportSource, Exported, ExportedSession, Items, Records};
 pub use invitation::{
     InvitationBook, InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError,
     ENDED_RETENTION_SECS, MAX_PER_TENANT,

@@ -28,9 +28,9 @@ use deadpool_postgres::Transaction;
 
 use super::{database_error, to_bigint, PgStore};
 use crate::domain::{TenantId, UserId};
-use crate::store::model::{Exported, ExportedSession, Items};
+use crate::store::model::{ExportSource, Exported, ExportedSession, Items};
 use crate::store::{
-    InvitationBook, KeyRecord, ServiceRecord, SledStore, StoreError, TenantRecord, UserRecord,
+    InvitationBook, KeyRecord, ServiceRecord, StoreError, TenantRecord, UserRecord,
 };
 
 /// Rows written per statement.
@@ -102,7 +102,7 @@ fn moving(kind: &'static str) -> impl Fn(StoreError) -> ImportError {
 /// `NotEmpty` for a database that holds any claimd data; `Moving` for a damaged sled
 /// record, a row the database refused, or a lost connection. Nothing is written then.
 pub async fn import_sled(
-    sled: &SledStore,
+    sled: &impl ExportSource,
     pg: &PgStore,
     now: u64,
 ) -> Result<ImportSummary, ImportError> {
@@ -122,7 +122,7 @@ pub async fn import_sled(
 /// Every kind of record, in an order the foreign keys accept, then `meta` and the log's
 /// counter.
 async fn copy_all(
-    sled: &SledStore,
+    sled: &impl ExportSource,
     tx: &Transaction<'_>,
     now: u64,
 ) -> Result<ImportSummary, ImportError> {
@@ -476,7 +476,7 @@ mod tests {
     use crate::domain::{InvitationId, SessionId};
     use crate::store::model::fixtures;
     use crate::store::postgres::testing::TestDatabase;
-    use crate::store::sled::test_store;
+    use crate::store::SledStore;
     use crate::store::{ChangesAfter, DenyKind, InvitationRecord, InvitationState, SessionRecord};
 
     const NOW: u64 = 2_000_000_000;
@@ -533,7 +533,8 @@ mod tests {
 
     /// A sled store with one of everything; its ids.
     fn filled_sled() -> (tempfile::TempDir, SledStore, UserId, TenantId, SessionId) {
-        let (dir, sled) = test_store();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let sled = SledStore::open(dir.path(), 4).expect("sled opens");
         let tenant = TenantId::generate();
         sled.create_tenant(tenant, &fixtures::tenant(Some(10)))
             .unwrap();

@@ -181,6 +181,48 @@ impl SledStore {
     }
 }
 
+impl crate::store::model::ExportSource for SledStore {
+    fn export_users(&self) -> Result<Records<UserId, UserRecord>, StoreError> {
+        SledStore::export_users(self)
+    }
+
+    fn export_tenants(&self) -> Result<Records<TenantId, TenantRecord>, StoreError> {
+        SledStore::export_tenants(self)
+    }
+
+    fn export_sessions(&self) -> Result<Items<ExportedSession>, StoreError> {
+        SledStore::export_sessions(self)
+    }
+
+    fn export_keys(&self) -> Result<Records<String, KeyRecord>, StoreError> {
+        SledStore::export_keys(self)
+    }
+
+    fn export_services(&self) -> Result<Records<String, ServiceRecord>, StoreError> {
+        SledStore::export_services(self)
+    }
+
+    fn export_invitation_books(&self) -> Result<Records<TenantId, InvitationBook>, StoreError> {
+        SledStore::export_invitation_books(self)
+    }
+
+    fn export_invitation_codes(&self) -> Result<Items<([u8; 32], TenantId)>, StoreError> {
+        SledStore::export_invitation_codes(self)
+    }
+
+    fn export_deny_entries(&self, now: u64) -> Result<BTreeMap<(u8, [u8; 16]), u64>, StoreError> {
+        SledStore::export_deny_entries(self, now)
+    }
+
+    fn export_changes_through(&self) -> Result<u64, StoreError> {
+        SledStore::export_changes_through(self)
+    }
+
+    fn longest_access_ttl(&self) -> u64 {
+        SledStore::longest_access_ttl(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
