@@ -102,10 +102,10 @@ async fn write_when_due(
     let mut queue: VecDeque<Pending> = VecDeque::new();
     loop {
         let next_due = queue.front().map(|pending| pending.due);
-        let clock_now = &clock;
+        let clock = &clock;
         let until_due = async move {
             match next_due {
-                Some(due) => clock_now.sleep_until(due).await,
+                Some(due) => clock.sleep_until(due).await,
                 None => std::future::pending().await,
             }
         };

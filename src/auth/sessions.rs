@@ -77,6 +77,18 @@ struct Step<'a> {
     now: u64,
 }
 
+/// How an answering step ended: as `outcome`, or refused when it failed on the way (the
+/// store, the signing key).
+fn counted(
+    outcome: RefreshOutcome,
+    answer: Result<TokenResponse, AuthError>,
+) -> (RefreshOutcome, Result<TokenResponse, AuthError>) {
+    match answer {
+        Ok(response) => (outcome, Ok(response)),
+        Err(err) => (RefreshOutcome::Refused, Err(err)),
+    }
+}
+
 /// A refresh refused without touching the session.
 fn refused(why: &'static str) -> (RefreshOutcome, Result<TokenResponse, AuthError>) {
     (RefreshOutcome::Refused, Err(AuthError::InvalidGrant(why)))
@@ -229,6 +241,7 @@ impl Sessions {
         };
         let sid = token.sid;
         let _turn = self.core.session_locks.for_session(sid).lock().await;
+        let policy = self.refresh_policy();
         // Under the session's lock nothing else in this process rotates it, so a rotation
         // that finds it moved on met a logout, or (on a shared database) another node's
         // rotation: it is read and judged once more, and answered as the race's loser.
@@ -253,7 +266,7 @@ impl Sessions {
                     &session,
                     user.as_ref(),
                     moment,
-                    self.refresh_policy(),
+                    policy,
                     successor,
                 )
             };
@@ -270,49 +283,39 @@ impl Sessions {
                 session: &session,
                 now: moment.now,
             };
-            let (outcome, answer) = match (verdict, user.as_ref()) {
+            return match (verdict, user.as_ref()) {
                 (Verdict::Rotate, Some(user)) => {
                     match self.rotate(&step, token.generation, user).await {
                         Ok(Some(response)) => (RefreshOutcome::Rotated, Ok(response)),
                         Ok(None) if !last_try => continue,
-                        Ok(None) => return refused("session revoked"),
+                        Ok(None) => refused("session revoked"),
                         Err(err) => (RefreshOutcome::Refused, Err(err)),
                     }
                 }
-                (Verdict::Race, Some(user)) => (
+                (Verdict::Race, Some(user)) => counted(
                     RefreshOutcome::Race,
                     self.answer_successor(&step, user).await,
                 ),
-                (Verdict::Retry, Some(user)) => (
+                (Verdict::Retry, Some(user)) => counted(
                     RefreshOutcome::Retried,
                     self.answer_successor(&step, user).await,
                 ),
                 (Verdict::Reuse, _) => (
                     RefreshOutcome::Reuse,
-                    Err(self.reuse_detected(sid, session.clone(), moment.now).await),
+                    Err(self.reuse_detected(sid, session, moment.now).await),
                 ),
                 (Verdict::Forged, _) => (
                     RefreshOutcome::Forged,
                     Err(AuthError::InvalidGrant("invalid refresh token")),
                 ),
-                (Verdict::Refused(why), _) => return refused(why),
+                (Verdict::Refused(why), _) => refused(why),
                 // `classify` answers these only for a live account, and never asks
                 // twice; answered as refusals all the same.
                 (Verdict::Rotate | Verdict::Race | Verdict::Retry, None) => {
-                    return refused("account unavailable")
+                    refused("account unavailable")
                 }
-                (Verdict::AskSuccessor, _) => return refused("invalid refresh token"),
+                (Verdict::AskSuccessor, _) => refused("invalid refresh token"),
             };
-            // A step that failed on the way (the store, the signing key) refused the refresh.
-            let outcome = if answer.is_err()
-                && outcome != RefreshOutcome::Reuse
-                && outcome != RefreshOutcome::Forged
-            {
-                RefreshOutcome::Refused
-            } else {
-                outcome
-            };
-            return (outcome, answer);
         }
         refused("session revoked")
     }
@@ -355,7 +358,8 @@ impl Sessions {
         step: &Step<'_>,
         user: &UserRecord,
     ) -> Result<TokenResponse, AuthError> {
-        let mut session = step.session.clone();
+        let renewed;
+        let mut session = step.session;
         if session.current_access_expires <= step.now + self.core.settings.tokens.leeway.as_secs() {
             let minted = self.core.mint_access(
                 session.user_id(),
@@ -364,7 +368,7 @@ impl Sessions {
                 session.expires_at,
                 step.now,
             )?;
-            session = self
+            renewed = self
                 .core
                 .store
                 .renew_session_access(
@@ -375,6 +379,7 @@ impl Sessions {
                 )
                 .await?
                 .ok_or(AuthError::InvalidGrant("session revoked"))?;
+            session = &renewed;
         }
         // The successor may not be on disk yet (its own answer may still be waiting for
         // the flush, or may have failed): hand it out only once it is.
@@ -384,7 +389,7 @@ impl Sessions {
         Ok(self.token_response(
             step.sid,
             step.key,
-            &session,
+            session,
             access_token,
             access_exp,
             step.now,

@@ -115,19 +115,13 @@ pub struct Revocation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::model::fixtures;
 
+    /// A live session at `generation` (the fixtures' otherwise).
     fn session(generation: u64) -> SessionRecord {
         SessionRecord {
-            user: UserId::generate(),
-            session_key: [7; 32],
             generation,
-            created_at: 100,
-            expires_at: 10_000,
-            last_used: 100,
-            rotated_at_ms: 100_000,
-            revoked: false,
-            current_access_token: "old".into(),
-            current_access_expires: 400,
+            ..fixtures::session(UserId::generate())
         }
     }
 

@@ -126,17 +126,13 @@ impl TenantRecord {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::store::model::fixtures;
 
+    /// The fixtures' tenant with `members` already in it.
     pub(crate) fn tenant(max_accounts: Option<u64>, members: u64) -> TenantRecord {
         TenantRecord {
-            name: "Acme".into(),
-            plan: "free".into(),
-            max_accounts,
-            attrs: Map::new(),
-            version: 1,
             members,
-            created_at: 10,
-            updated_at: 10,
+            ..fixtures::tenant(max_accounts)
         }
     }
 

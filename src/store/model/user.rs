@@ -224,20 +224,14 @@ impl AccountChange<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::model::fixtures;
 
+    /// The fixtures' user at `uv` 4, a reader.
     fn user(tenant: Option<TenantId>) -> UserRecord {
         UserRecord {
-            username: "ada".into(),
-            password_hash: "$argon2id$not-a-hash".into(),
-            tenant,
             roles: vec!["reader".into()],
-            plan: "free".into(),
-            attrs: Map::new(),
             claims_version: 4,
-            not_before: 0,
-            disabled: false,
-            created_at: 10,
-            updated_at: 10,
+            ..fixtures::user("ada", tenant)
         }
     }
 

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use super::disk::Stored;
 use super::{codec, corrupt, DenyKind, SledStore, StoreError};
 use crate::domain::{SessionId, TenantId, UserId};
-use crate::store::model::{Exported, ExportedSession, Items, Records};
+use crate::store::model::{ExportSource, Exported, ExportedSession, Items, Records};
 use crate::store::{InvitationBook, KeyRecord, ServiceRecord, SessionRecord, TenantRecord};
 use crate::store::{UserRecord, MAX_LEEWAY_SECONDS};
 
@@ -51,20 +51,20 @@ fn text_key(key: &[u8]) -> Option<String> {
     String::from_utf8(key.to_vec()).ok()
 }
 
-impl SledStore {
+impl ExportSource for SledStore {
     /// Every user, in id order (creation order).
     ///
     /// # Errors
     /// The store is being reopened; each item: storage failures, damaged records.
-    pub fn export_users(&self) -> Result<Records<UserId, UserRecord>, StoreError> {
+    fn export_users(&self) -> Result<Records<UserId, UserRecord>, StoreError> {
         Ok(records(&self.engine()?.users, "users", UserId::from_slice))
     }
 
     /// Every tenant, in id order.
     ///
     /// # Errors
-    /// As [`SledStore::export_users`].
-    pub fn export_tenants(&self) -> Result<Records<TenantId, TenantRecord>, StoreError> {
+    /// As `export_users`.
+    fn export_tenants(&self) -> Result<Records<TenantId, TenantRecord>, StoreError> {
         Ok(records(
             &self.engine()?.tenants,
             "tenants",
@@ -76,8 +76,8 @@ impl SledStore {
     /// generation.
     ///
     /// # Errors
-    /// As [`SledStore::export_users`].
-    pub fn export_sessions(&self) -> Result<Items<ExportedSession>, StoreError> {
+    /// As `export_users`.
+    fn export_sessions(&self) -> Result<Items<ExportedSession>, StoreError> {
         let engine = self.engine()?;
         let acks = engine.session_acks.clone();
         let sessions = records(&engine.sessions, "sessions", SessionId::from_slice);
@@ -97,24 +97,24 @@ impl SledStore {
     /// Every signing key, by key id.
     ///
     /// # Errors
-    /// As [`SledStore::export_users`].
-    pub fn export_keys(&self) -> Result<Records<String, KeyRecord>, StoreError> {
+    /// As `export_users`.
+    fn export_keys(&self) -> Result<Records<String, KeyRecord>, StoreError> {
         Ok(records(&self.engine()?.keys, "keys", text_key))
     }
 
     /// Every service credential, by client id.
     ///
     /// # Errors
-    /// As [`SledStore::export_users`].
-    pub fn export_services(&self) -> Result<Records<String, ServiceRecord>, StoreError> {
+    /// As `export_users`.
+    fn export_services(&self) -> Result<Records<String, ServiceRecord>, StoreError> {
         Ok(records(&self.engine()?.services, "services", text_key))
     }
 
     /// Every tenant's invitation book, by tenant id.
     ///
     /// # Errors
-    /// As [`SledStore::export_users`].
-    pub fn export_invitation_books(&self) -> Result<Records<TenantId, InvitationBook>, StoreError> {
+    /// As `export_users`.
+    fn export_invitation_books(&self) -> Result<Records<TenantId, InvitationBook>, StoreError> {
         Ok(records(
             &self.engine()?.invitations,
             "invitations",
@@ -126,7 +126,7 @@ impl SledStore {
     ///
     /// # Errors
     /// The store is being reopened; each item: storage failures, damaged keys or values.
-    pub fn export_invitation_codes(&self) -> Result<Items<([u8; 32], TenantId)>, StoreError> {
+    fn export_invitation_codes(&self) -> Result<Items<([u8; 32], TenantId)>, StoreError> {
         let codes = self.engine()?.invitation_codes.clone();
         Ok(Box::new(codes.iter().map(|entry| {
             let (digest, tenant) = entry?;
@@ -145,10 +145,7 @@ impl SledStore {
     ///
     /// # Errors
     /// Storage failures, damaged entries.
-    pub fn export_deny_entries(
-        &self,
-        now: u64,
-    ) -> Result<BTreeMap<(u8, [u8; 16]), u64>, StoreError> {
+    fn export_deny_entries(&self, now: u64) -> Result<BTreeMap<(u8, [u8; 16]), u64>, StoreError> {
         let horizon = now.saturating_sub(MAX_LEEWAY_SECONDS);
         let engine = self.engine()?;
         let mut entries: BTreeMap<(u8, [u8; 16]), u64> = BTreeMap::new();
@@ -176,46 +173,8 @@ impl SledStore {
     ///
     /// # Errors
     /// The store is being reopened.
-    pub fn export_changes_through(&self) -> Result<u64, StoreError> {
-        Ok(self.engine()?.changes.finished_through())
-    }
-}
-
-impl crate::store::model::ExportSource for SledStore {
-    fn export_users(&self) -> Result<Records<UserId, UserRecord>, StoreError> {
-        SledStore::export_users(self)
-    }
-
-    fn export_tenants(&self) -> Result<Records<TenantId, TenantRecord>, StoreError> {
-        SledStore::export_tenants(self)
-    }
-
-    fn export_sessions(&self) -> Result<Items<ExportedSession>, StoreError> {
-        SledStore::export_sessions(self)
-    }
-
-    fn export_keys(&self) -> Result<Records<String, KeyRecord>, StoreError> {
-        SledStore::export_keys(self)
-    }
-
-    fn export_services(&self) -> Result<Records<String, ServiceRecord>, StoreError> {
-        SledStore::export_services(self)
-    }
-
-    fn export_invitation_books(&self) -> Result<Records<TenantId, InvitationBook>, StoreError> {
-        SledStore::export_invitation_books(self)
-    }
-
-    fn export_invitation_codes(&self) -> Result<Items<([u8; 32], TenantId)>, StoreError> {
-        SledStore::export_invitation_codes(self)
-    }
-
-    fn export_deny_entries(&self, now: u64) -> Result<BTreeMap<(u8, [u8; 16]), u64>, StoreError> {
-        SledStore::export_deny_entries(self, now)
-    }
-
     fn export_changes_through(&self) -> Result<u64, StoreError> {
-        SledStore::export_changes_through(self)
+        Ok(self.engine()?.changes.finished_through())
     }
 
     fn longest_access_ttl(&self) -> u64 {
