@@ -27,21 +27,21 @@ fn now() -> u64 {
 }
 
 fn claims() -> AccessClaims {
-    AccessClaims {
-        iss: "http://127.0.0.1:8080".into(),
-        sub: "01a20d3d-3b97-77c1-a337-a5020458a8b2".into(),
-        aud: "claimd".into(),
-        exp: now() + 900,
-        iat: now(),
-        jti: "01a20d3d-3bd5-71a6-a535-b30a9c061972".into(),
-        sid: "01a20d3d-3bd5-71a6-a535-b309e2240407".into(),
-        tid: None,
-        roles: vec!["member".into()],
-        plan: "free".into(),
-        attrs: Map::new(),
-        uv: 1,
-        tv: 0,
-    }
+    let mut claims = AccessClaims::default();
+    claims.iss = "http://127.0.0.1:8080".into();
+    claims.sub = "01a20d3d-3b97-77c1-a337-a5020458a8b2".into();
+    claims.aud = "claimd".into();
+    claims.exp = now() + 900;
+    claims.iat = now();
+    claims.jti = "01a20d3d-3bd5-71a6-a535-b30a9c061972".into();
+    claims.sid = "01a20d3d-3bd5-71a6-a535-b309e2240407".into();
+    claims.tid = None;
+    claims.roles = vec!["member".into()];
+    claims.plan = "free".into();
+    claims.attrs = Map::new();
+    claims.uv = 1;
+    claims.tv = 0;
+    claims
 }
 
 fn access_tokens(c: &mut Criterion) {

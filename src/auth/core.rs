@@ -119,21 +119,20 @@ impl Core {
             })
             .transpose()?;
         let exp = (now + self.settings.tokens.access_ttl.as_secs()).min(session_expires_at);
-        let claims = AccessClaims {
-            iss: self.settings.tokens.issuer.clone(),
-            sub: user_id.to_string(),
-            aud: self.settings.tokens.audience.clone(),
-            exp,
-            iat: now,
-            jti: TokenId::generate().to_string(),
-            sid: sid.to_string(),
-            tid: tenant.map(|(tid, _)| tid.to_string()),
-            roles: user.roles.clone(),
-            plan: user.plan.clone(),
-            attrs: user.attrs.clone(),
-            uv: user.claims_version,
-            tv: tenant.map_or(0, |(_, version)| version),
-        };
+        let mut claims = AccessClaims::default();
+        claims.iss = self.settings.tokens.issuer.clone();
+        claims.sub = user_id.to_string();
+        claims.aud = self.settings.tokens.audience.clone();
+        claims.exp = exp;
+        claims.iat = now;
+        claims.jti = TokenId::generate().to_string();
+        claims.sid = sid.to_string();
+        claims.tid = tenant.map(|(tid, _)| tid.to_string());
+        claims.roles = user.roles.clone();
+        claims.plan = user.plan.clone();
+        claims.attrs = user.attrs.clone();
+        claims.uv = user.claims_version;
+        claims.tv = tenant.map_or(0, |(_, version)| version);
         let token = self
             .tokens
             .mint(key, &claims)
@@ -153,15 +152,14 @@ impl Core {
         let key = ring
             .signing_key(now)
             .ok_or(AuthError::Unavailable("no signing key"))?;
-        let claims = ClientClaims {
-            iss: self.settings.tokens.issuer.clone(),
-            sub: client_id.to_string(),
-            aud: self.settings.tokens.audience.clone(),
-            exp: now + self.settings.tokens.access_ttl.as_secs(),
-            iat: now,
-            jti: TokenId::generate().to_string(),
-            client_id: client_id.to_string(),
-        };
+        let mut claims = ClientClaims::default();
+        claims.iss = self.settings.tokens.issuer.clone();
+        claims.sub = client_id.to_string();
+        claims.aud = self.settings.tokens.audience.clone();
+        claims.exp = now + self.settings.tokens.access_ttl.as_secs();
+        claims.iat = now;
+        claims.jti = TokenId::generate().to_string();
+        claims.client_id = client_id.to_string();
         let token = self
             .tokens
             .mint_client(key, &claims)

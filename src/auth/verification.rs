@@ -2,8 +2,10 @@
 //! order: header, signature and
 //! registered claims (`tokens`), then the deny list (`jti`, then `sid`), then the user
 //! (exists, not disabled, issued after `not_before`, `uv` current) and the tenant (`tv`
-//! current). Steps 3 and 4 run on every call: the deny list is read from sled, versions
-//! from the store's write-through mirror; neither is cached past a write.
+//! current). The rules and their order are claimd-token's (`TokenRules`, `judge`), which
+//! `claimd-verify` runs too; this reads what they judge. Steps 3 and 4 run on every call:
+//! the deny list and versions are read from the store's memory; neither is cached past a
+//! write.
 //!
 //! With `tokens.on_stale = "reissue"`, a stale token asked to be current is answered with
 //! a re-minted one (current claims, same session, never outliving it) instead of
@@ -17,6 +19,9 @@ use super::AuthError;
 use crate::config::OnStale;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
 use crate::tokens::VerifiedTokenCache;
+use claimd_token::{
+    judge, Currency, Knowledge, Refusal, Standing, TenantStanding, UserFacts, UserStanding,
+};
 use crate::tokens::{AccessClaims, TokenError};
 
 /// The verdict on presented access tokens.
@@ -100,47 +105,38 @@ impl Verification {
             None => None,
         };
 
-        if self
-            .core
-            .store
-            .token_is_revoked(token_id, session_id, claims.exp)?
-        {
-            return Err(AuthError::TokenRevoked);
-        }
-        let stamp = self
-            .core
-            .store
-            .user_stamp(user_id)?
-            .ok_or(AuthError::TokenRevoked)?;
-        if stamp.disabled || claims.iat < stamp.not_before {
-            return Err(AuthError::TokenRevoked);
-        }
-        if claims.uv > stamp.claims_version {
-            return Err(AuthError::TokenInvalid("claims version from the future"));
-        }
-        let mut stale = claims.uv < stamp.claims_version;
-        if tenant_id != stamp.tenant {
-            // A move between tenants bumps `uv`, so only a stale token may name another
-            // tenant than the user's; a current one that does was not minted by claimd.
-            if !stale {
-                return Err(AuthError::TokenInvalid("tenant is not the user's"));
-            }
-        } else if let Some(tenant_id) = tenant_id {
-            stale |= match self.core.store.tenant_version(tenant_id)? {
-                Some(version) if claims.tv > version => {
-                    return Err(AuthError::TokenInvalid("tenant version from the future"));
-                }
-                Some(version) => claims.tv < version,
-                None => true,
-            };
-        }
+        let store = &self.core.store;
+        let denied = store.token_is_revoked(token_id, session_id, claims.exp)?;
+        let stamp = store.user_stamp(user_id)?;
+        let user = stamp.as_ref().map_or(UserStanding::Gone, |stamp| {
+            UserStanding::Known(UserFacts {
+                claims_version: stamp.claims_version,
+                not_before: stamp.not_before,
+                disabled: stamp.disabled,
+            })
+        });
+        let tenant = match (&stamp, tenant_id) {
+            (Some(stamp), named) if named != stamp.tenant => TenantStanding::NotTheUsers,
+            (Some(_), Some(tenant_id)) => store
+                .tenant_version(tenant_id)?
+                .map_or(TenantStanding::Gone, TenantStanding::Known),
+            _ => TenantStanding::Unheard,
+        };
+        let standing = Standing {
+            denied,
+            user,
+            tenant,
+        };
+        let currency = judge(&claims, &standing, Knowledge::Complete).map_err(refusal_error)?;
+        // A user the store does not hold is `Gone`, which `judge` revokes.
+        let stamp = stamp.ok_or(AuthError::TokenRevoked)?;
         Ok(Authenticated {
             claims,
             user_id,
             session_id,
             token_id,
             stamp,
-            stale,
+            stale: currency == Currency::Stale,
             refreshed: None,
         })
     }
@@ -175,6 +171,16 @@ impl Verification {
         let claims = Arc::new(claims);
         self.verified.insert(token, Arc::clone(&claims), now);
         Ok(claims)
+    }
+}
+
+/// The verdict of steps 3 and 4, as claimd answers it.
+fn refusal_error(refusal: Refusal) -> AuthError {
+    match refusal {
+        Refusal::Invalid(reason) => AuthError::TokenInvalid(reason),
+        Refusal::Expired => AuthError::TokenExpired,
+        // `Revoked`, the only other verdict `judge` gives.
+        _ => AuthError::TokenRevoked,
     }
 }
 

@@ -1,32 +1,18 @@
-//! Minting and verifying access tokens (DESIGN.md "Verification order", steps 1 and 2).
-//!
-//! jsonwebtoken's defaults are not ours (60 s leeway, `nbf` and `iat` unchecked, `crit`
-//! ignored, `typ` ignored), so every check is set here explicitly, and the raw header is
-//! read before the library sees the token, for the members it does not look at.
+//! Minting and verifying access tokens. The verification rules and their order are
+//! claimd-token's ([`TokenRules`]), which the `claimd-verify` library runs too; this
+//! module holds claimd's side: its settings, its key ring as the key set, and minting.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Header, Validation};
-use serde::de::{DeserializeOwned, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Map, Value};
+use claimd_token::{Algorithm, DecodingKey, Expiry, KeyLookup, Refusal, TokenRules};
+use jsonwebtoken::Header;
+use serde::Serialize;
 
-use super::claims::{AccessClaims, ClientClaims};
+use super::{AccessClaims, ClientClaims};
 use super::keys::{jwt_algorithm, KeyRing, SigningKey};
-use crate::config::{SigningAlgorithm, TokenSettings};
+use crate::config::TokenSettings;
 
-/// The `typ` of every access token (RFC 9068).
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-
-/// Tokens longer than this are refused before any decoding.
-pub const MAX_ACCESS_TOKEN_BYTES: usize = 8 * 1024;
-
-/// The only header members claimd writes, and so the only ones it accepts (RFC 8725 §3.11:
-/// refuse what is not expected). Anything else is refused: `jku`, `x5u`, `jwk` and `x5c`
-/// would let a token choose its own key, `crit` and `zip` change how it is read, and
-/// `cty` announces a nested token claimd never issues (RFC 7519 §5.2).
-const ACCEPTED_HEADER_MEMBERS: [&str; 3] = ["alg", "typ", "kid"];
+pub use claimd_token::{ACCESS_TOKEN_TYP, MAX_ACCESS_TOKEN_BYTES};
 
 /// Why an access token is not accepted. The reasons are for logs and problem details;
 /// none carries token material.
@@ -42,42 +28,46 @@ pub enum TokenError {
     Signing(String),
 }
 
+impl From<Refusal> for TokenError {
+    fn from(refusal: Refusal) -> TokenError {
+        match refusal {
+            Refusal::Expired => TokenError::Expired,
+            Refusal::Invalid(why) => TokenError::Invalid(why),
+            Refusal::UnknownKey => TokenError::Invalid("unknown kid"),
+            // Steps 1–2 never revoke; anything else a newer claimd-token may add is a
+            // refusal all the same.
+            _ => TokenError::Invalid("token refused"),
+        }
+    }
+}
+
+/// The key ring as the verification's key set: only keys of the configured algorithm are
+/// in it (see [`KeyRing`]).
+impl KeyLookup for KeyRing {
+    fn key(&self, kid: &str) -> Option<(Algorithm, &DecodingKey)> {
+        self.verifying_key(kid)
+            .map(|key| (jwt_algorithm(key.alg), &key.decoding))
+    }
+}
+
 /// Mints and verifies access tokens for one issuer, audience and algorithm.
 #[derive(Clone)]
 pub struct AccessTokens {
-    algorithm: SigningAlgorithm,
-    validation: Validation,
-    leeway: u64,
-    /// The longest `tokens.access_ttl` this store was configured with, + leeway: no token
-    /// claimd mints lives longer, so one that claims to (signed with a stolen or imported
-    /// key) is refused whatever its `exp`.
-    longest_life: u64,
+    rules: TokenRules,
 }
 
 impl AccessTokens {
-    /// Builds the verifier with every check set from `settings`.
+    /// Builds the verifier with every check set from `settings`: no token claimd mints
+    /// lives longer than `tokens.access_ttl` (+ leeway), so one that claims to (signed with
+    /// a stolen or imported key) is refused whatever its `exp`.
     pub fn new(settings: &TokenSettings) -> AccessTokens {
-        let mut validation = Validation::new(jwt_algorithm(settings.algorithm));
-        validation.leeway = settings.leeway.as_secs();
-        // `exp` is checked against the clock the caller passes (`verify`'s `now`), not
-        // jsonwebtoken's reading of the system clock. `nbf` is left to jsonwebtoken:
-        // claimd never mints it, so only a token minted elsewhere with a key imported from
-        // there can carry one.
-        validation.validate_exp = false;
-        validation.validate_nbf = true;
-        validation.validate_aud = true;
-        validation.reject_tokens_expiring_in_less_than = 0;
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         AccessTokens {
-            algorithm: settings.algorithm,
-            validation,
-            leeway: settings.leeway.as_secs(),
-            longest_life: settings
-                .access_ttl
-                .as_secs()
-                .saturating_add(settings.leeway.as_secs()),
+            rules: TokenRules::new(
+                &settings.issuer,
+                &settings.audience,
+                settings.leeway.as_secs(),
+                settings.access_ttl.as_secs(),
+            ),
         }
     }
 
@@ -85,9 +75,10 @@ impl AccessTokens {
     /// lifetime the store was ever configured with, so lowering `tokens.access_ttl` does not
     /// turn tokens minted before the change into forgeries.
     #[must_use]
-    pub fn accepting_lifetime(mut self, ttl_secs: u64) -> AccessTokens {
-        self.longest_life = self.longest_life.max(ttl_secs.saturating_add(self.leeway));
-        self
+    pub fn accepting_lifetime(self, ttl_secs: u64) -> AccessTokens {
+        AccessTokens {
+            rules: self.rules.accepting_life(ttl_secs),
+        }
     }
 
     /// Signs `claims` with `key`, with `kid` and `typ: at+jwt` in the header.
@@ -132,7 +123,7 @@ impl AccessTokens {
         token: &str,
         now: u64,
     ) -> Result<AccessClaims, TokenError> {
-        self.verify_any(ring, token, now, true)
+        Ok(self.rules.check(ring, token, now, Expiry::Enforced)?)
     }
 
     /// Like [`Self::verify`] but takes a token past its `exp`: a genuine token that has
@@ -147,7 +138,7 @@ impl AccessTokens {
         token: &str,
         now: u64,
     ) -> Result<AccessClaims, TokenError> {
-        self.verify_any(ring, token, now, false)
+        Ok(self.rules.check(ring, token, now, Expiry::Ignored)?)
     }
 
     /// Checks a service's token (the `client_credentials` grant) like [`Self::verify`]; a
@@ -161,135 +152,7 @@ impl AccessTokens {
         token: &str,
         now: u64,
     ) -> Result<ClientClaims, TokenError> {
-        self.verify_any(ring, token, now, true)
-    }
-
-    fn verify_any<C: DeserializeOwned + Times>(
-        &self,
-        ring: &KeyRing,
-        token: &str,
-        now: u64,
-        check_expiry: bool,
-    ) -> Result<C, TokenError> {
-        if token.len() > MAX_ACCESS_TOKEN_BYTES {
-            return Err(TokenError::Invalid("token too large"));
-        }
-        let key = self.check_header(ring, token)?;
-        let data =
-            jsonwebtoken::decode::<C>(token, &key.decoding, &self.validation).map_err(|err| {
-                match err.kind() {
-                    ErrorKind::ExpiredSignature => TokenError::Expired,
-                    ErrorKind::InvalidSignature => TokenError::Invalid("bad signature"),
-                    ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer"),
-                    ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience"),
-                    ErrorKind::ImmatureSignature => TokenError::Invalid("token not yet valid"),
-                    ErrorKind::InvalidAlgorithm => TokenError::Invalid("wrong algorithm"),
-                    ErrorKind::MissingRequiredClaim(_) => TokenError::Invalid("missing claim"),
-                    _ => TokenError::Invalid("malformed token"),
-                }
-            })?;
-        if check_expiry && data.claims.exp().saturating_add(self.leeway) < now {
-            return Err(TokenError::Expired);
-        }
-        if data.claims.iat() > now.saturating_add(self.leeway) {
-            return Err(TokenError::Invalid("token issued in the future"));
-        }
-        if data.claims.exp().saturating_sub(data.claims.iat()) > self.longest_life {
-            return Err(TokenError::Invalid(
-                "token lives longer than tokens.access_ttl",
-            ));
-        }
-        Ok(data.claims)
-    }
-
-    /// Step 1: the raw header. Returns the key named by `kid`.
-    fn check_header<'r>(
-        &self,
-        ring: &'r KeyRing,
-        token: &str,
-    ) -> Result<&'r SigningKey, TokenError> {
-        let encoded = token.split('.').next().unwrap_or_default();
-        if token.split('.').count() != 3 {
-            return Err(TokenError::Invalid("malformed token"));
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(encoded)
-            .map_err(|_| TokenError::Invalid("malformed header"))?;
-        let UniqueMembers(header) =
-            serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid("malformed header"))?;
-        if header.get("typ").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYP) {
-            return Err(TokenError::Invalid("typ must be at+jwt"));
-        }
-        if header.get("alg").and_then(Value::as_str) != Some(self.algorithm.as_str()) {
-            return Err(TokenError::Invalid("wrong algorithm"));
-        }
-        if header
-            .keys()
-            .any(|name| !ACCEPTED_HEADER_MEMBERS.contains(&name.as_str()))
-        {
-            return Err(TokenError::Invalid("refused header member"));
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or(TokenError::Invalid("missing kid"))?;
-        ring.verifying_key(kid)
-            .filter(|key| key.alg == self.algorithm)
-            .ok_or(TokenError::Invalid("unknown kid"))
-    }
-}
-
-/// The times every claim set carries, checked against the caller's clock.
-trait Times {
-    fn exp(&self) -> u64;
-    fn iat(&self) -> u64;
-}
-
-impl Times for AccessClaims {
-    fn exp(&self) -> u64 {
-        self.exp
-    }
-    fn iat(&self) -> u64 {
-        self.iat
-    }
-}
-
-impl Times for ClientClaims {
-    fn exp(&self) -> u64 {
-        self.exp
-    }
-    fn iat(&self) -> u64 {
-        self.iat
-    }
-}
-
-/// A JSON object that refuses duplicate member names (RFC 7515 §5.2 lets us), so a header
-/// cannot say one thing to us and another to a library that keeps the first value.
-struct UniqueMembers(Map<String, Value>);
-
-impl<'de> Deserialize<'de> for UniqueMembers {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct UniqueVisitor;
-        impl<'de> Visitor<'de> for UniqueVisitor {
-            type Value = UniqueMembers;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> Result<UniqueMembers, A::Error> {
-                let mut members = Map::new();
-                while let Some((name, value)) = access.next_entry::<String, Value>()? {
-                    if members.contains_key(&name) {
-                        return Err(serde::de::Error::custom("duplicate member"));
-                    }
-                    members.insert(name, value);
-                }
-                Ok(UniqueMembers(members))
-            }
-        }
-        deserializer.deserialize_map(UniqueVisitor)
+        Ok(self.rules.check(ring, token, now, Expiry::Enforced)?)
     }
 }
 
@@ -319,6 +182,7 @@ fn sign_eddsa(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SigningAlgorithm;
     use crate::tokens::keys::{generate_private_key, load_signing_key};
 
     fn setup(alg: SigningAlgorithm) -> (AccessTokens, KeyRing) {
@@ -333,21 +197,17 @@ mod tests {
     }
 
     fn claims(now: u64) -> AccessClaims {
-        AccessClaims {
-            iss: "http://127.0.0.1:8080".into(),
-            sub: "u".into(),
-            aud: "claimd".into(),
-            exp: now + 60,
-            iat: now,
-            jti: "j".into(),
-            sid: "s".into(),
-            tid: None,
-            roles: vec![],
-            plan: "free".into(),
-            attrs: Map::new(),
-            uv: 1,
-            tv: 0,
-        }
+        let mut claims = AccessClaims::default();
+        claims.iss = "http://127.0.0.1:8080".into();
+        claims.sub = "u".into();
+        claims.aud = "claimd".into();
+        claims.exp = now + 60;
+        claims.iat = now;
+        claims.jti = "j".into();
+        claims.sid = "s".into();
+        claims.plan = "free".into();
+        claims.uv = 1;
+        claims
     }
 
     fn now() -> u64 {
@@ -446,32 +306,11 @@ mod tests {
         let token = tokens.mint(key, &a_year).unwrap();
         assert_eq!(
             tokens.verify(&ring, &token, now()),
-            Err(TokenError::Invalid(
-                "token lives longer than tokens.access_ttl"
-            ))
+            Err(TokenError::Invalid("token lives longer than claimd issues"))
         );
         let mut one_more = claims(now());
         one_more.exp = now() + longest + 1;
         let token = tokens.mint(key, &one_more).unwrap();
-        assert!(tokens.verify(&ring, &token, now()).is_err());
-    }
-
-    #[test]
-    fn time_claims_are_checked_with_the_leeway() {
-        let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
-        let key = ring.signing_key(now()).unwrap();
-        let mut expired = claims(now() - 1000);
-        expired.exp = now() - 31;
-        let token = tokens.mint(key, &expired).unwrap();
-        assert_eq!(
-            tokens.verify(&ring, &token, now()),
-            Err(TokenError::Expired)
-        );
-
-        let mut future = claims(now());
-        future.iat = now() + 120;
-        future.exp = now() + 600;
-        let token = tokens.mint(key, &future).unwrap();
         assert!(tokens.verify(&ring, &token, now()).is_err());
     }
 
@@ -492,54 +331,4 @@ mod tests {
         assert!(tokens.verify(&ring, &token, old.exp + 30).is_ok());
     }
 
-    #[test]
-    fn a_user_token_and_a_service_token_never_read_as_each_other() {
-        let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
-        let key = ring.signing_key(now()).unwrap();
-        let service = ClientClaims {
-            iss: "http://127.0.0.1:8080".into(),
-            sub: "svc_1".into(),
-            aud: "claimd".into(),
-            exp: now() + 60,
-            iat: now(),
-            jti: "j".into(),
-            client_id: "svc_1".into(),
-        };
-        let service_token = tokens.mint_client(key, &service).unwrap();
-        let user_token = tokens.mint(key, &claims(now())).unwrap();
-
-        assert_eq!(
-            tokens.verify_client(&ring, &service_token, now()).unwrap(),
-            service
-        );
-        assert!(matches!(
-            tokens.verify(&ring, &service_token, now()),
-            Err(TokenError::Invalid(_))
-        ));
-        assert!(matches!(
-            tokens.verify_client(&ring, &user_token, now()),
-            Err(TokenError::Invalid(_))
-        ));
-        let mut expired = service;
-        expired.exp = now() - 31;
-        let expired = tokens.mint_client(key, &expired).unwrap();
-        assert_eq!(
-            tokens.verify_client(&ring, &expired, now()),
-            Err(TokenError::Expired)
-        );
-    }
-
-    #[test]
-    fn wrong_audience_or_issuer_is_refused() {
-        let (tokens, ring) = setup(SigningAlgorithm::EdDSA);
-        let key = ring.signing_key(now()).unwrap();
-        let mut other = claims(now());
-        other.aud = "someone-else".into();
-        let token = tokens.mint(key, &other).unwrap();
-        assert!(tokens.verify(&ring, &token, now()).is_err());
-        let mut other = claims(now());
-        other.iss = "http://evil".into();
-        let token = tokens.mint(key, &other).unwrap();
-        assert!(tokens.verify(&ring, &token, now()).is_err());
-    }
 }

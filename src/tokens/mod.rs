@@ -3,14 +3,11 @@
 //! reads the store: the deny list and claim versions are `auth`'s business.
 
 pub mod access;
-pub mod cache;
-pub mod claims;
 pub mod import;
 pub mod keys;
 pub mod refresh;
 
 pub use access::{AccessTokens, TokenError};
-pub use cache::VerifiedTokenCache;
-pub use claims::{AccessClaims, ClientClaims};
+pub use claimd_token::{AccessClaims, ClientClaims, VerifiedTokenCache};
 pub use keys::{KeyError, KeyRing, SigningKey};
 pub use refresh::{mint_refresh_token, PresentedRefreshToken, SessionKey};

@@ -3,13 +3,14 @@
 //! until it expires. Keyed by the SHA-256 of the whole token, so only the very same bytes
 //! can hit an entry. Bounded in entries; an entry is dropped at its token's `exp` (plus
 //! leeway). Never consulted for the deny list or claim versions: those run every time.
+//! claimd and `claimd-verify` keep one each.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use super::claims::AccessClaims;
+use crate::claims::AccessClaims;
 
 const SHARDS: usize = 16;
 
@@ -82,6 +83,13 @@ impl VerifiedTokenCache {
         shard.insert(digest, claims);
     }
 
+    /// Forgets everything (the key set changed: a key that left verifies nothing more).
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+    }
+
     /// Entries held now.
     pub fn len(&self) -> usize {
         self.shards
@@ -102,19 +110,8 @@ mod tests {
 
     fn claims(exp: u64) -> Arc<AccessClaims> {
         Arc::new(AccessClaims {
-            iss: "i".into(),
-            sub: "s".into(),
-            aud: "a".into(),
             exp,
-            iat: 0,
-            jti: "j".into(),
-            sid: "s".into(),
-            tid: None,
-            roles: vec![],
-            plan: "free".into(),
-            attrs: serde_json::Map::new(),
-            uv: 1,
-            tv: 0,
+            ..AccessClaims::default()
         })
     }
 
@@ -143,6 +140,15 @@ mod tests {
             cache.insert(&format!("token-{n}"), claims(1_000), 10);
         }
         assert!(cache.len() <= 64);
+    }
+
+    #[test]
+    fn clear_forgets_everything() {
+        let cache = VerifiedTokenCache::new(100, 0);
+        cache.insert("t", claims(100), 10);
+        cache.clear();
+        assert!(cache.get("t", 10).is_none());
+        assert!(cache.is_empty());
     }
 
     #[test]
