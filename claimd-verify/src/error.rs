@@ -1,9 +1,12 @@
 //! Why a token is refused ([`VerifyError`], with claimd's codes) and why the verifier
-//! could not start ([`StartError`]).
+//! could not start ([`StartError`]). Both may gain variants: match them with a `_` arm.
+
+use claimd_token::Refusal;
 
 /// Why a token is refused. [`VerifyError::code`] is the string claimd answers with; the
 /// `Display` text is its detail, with no token material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifyError {
     /// No token was presented (the extractor: no `Authorization` header).
     #[error("an access token is required")]
@@ -39,8 +42,21 @@ impl VerifyError {
     }
 }
 
+impl From<Refusal> for VerifyError {
+    fn from(refusal: Refusal) -> VerifyError {
+        match refusal {
+            Refusal::Invalid(why) => VerifyError::Invalid(why),
+            Refusal::Expired => VerifyError::Expired,
+            Refusal::UnknownKey => VerifyError::Invalid("unknown kid"),
+            // `Revoked`, and whatever a newer claimd-token refuses for.
+            _ => VerifyError::Revoked,
+        }
+    }
+}
+
 /// Why [`crate::Verifier::start`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     #[error("{what}: {source}")]
     Http {

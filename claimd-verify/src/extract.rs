@@ -13,9 +13,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::check::{VerifiedClaims, MAX_ACCESS_TOKEN_BYTES};
+use claimd_token::MAX_ACCESS_TOKEN_BYTES;
+
 use crate::error::VerifyError;
 use crate::verifier::Verifier;
+use crate::VerifiedClaims;
 
 /// The claims of a token the [`Verifier`] accepted. Register the verifier with
 /// `App::app_data(web::Data::new(verifier))`.

@@ -141,9 +141,7 @@ fn learn_token_lifetime(inner: &Inner, response: &reqwest::Response) {
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.trim().parse::<u64>().ok());
     if let Some(seconds) = announced {
-        inner
-            .token_lifetime
-            .store(seconds, std::sync::atomic::Ordering::Relaxed);
+        inner.learn_token_lifetime(seconds);
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use claimd_token::KeyLookup;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
@@ -55,11 +56,13 @@ impl KeySet {
         KeySet { keys }
     }
 
-    pub(crate) fn get(&self, kid: &str) -> Option<&VerifyingKey> {
-        self.keys.get(kid)
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
+    }
+}
+
+impl KeyLookup for KeySet {
+    fn key(&self, kid: &str) -> Option<(Algorithm, &DecodingKey)> {
+        self.keys.get(kid).map(|key| (key.alg, &key.decoding))
     }
 }

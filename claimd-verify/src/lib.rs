@@ -35,8 +35,6 @@
 //! # Ok(()) }
 //! ```
 
-mod cache;
-mod check;
 mod clock;
 mod config;
 mod error;
@@ -47,7 +45,9 @@ mod keys;
 mod state;
 mod verifier;
 
-pub use check::VerifiedClaims;
+/// The claims of a verified claimd access token (API.md "Access token claims"):
+/// claimd-token's, as claimd itself reads them. `#[non_exhaustive]`: claimd may add claims.
+pub use claimd_token::AccessClaims as VerifiedClaims;
 pub use clock::{Clock, SystemClock};
 pub use config::{Fallback, VerifierConfig};
 pub use error::{StartError, VerifyError};

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::check::VerifiedClaims;
+use claimd_token::{judge, Currency, Knowledge, Standing, TenantStanding, UserFacts, UserStanding};
+
 use crate::error::VerifyError;
+use crate::VerifiedClaims;
 
 /// A user's standing as the feed last told it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,9 +213,9 @@ impl FeedState {
             .is_some_and(|heard| now.saturating_duration_since(heard) <= max_staleness)
     }
 
-    /// Steps 3 and 4 of claimd's verification for a token whose signature and times
-    /// passed: the deny list (`jti`, then `sid`), then the user, then the tenant. What is
-    /// not held changed longer ago than any live token's life, so it does not matter.
+    /// Steps 3 and 4 of claimd's verification (claimd-token's `judge`, as claimd runs it)
+    /// for a token whose signature and times passed: the deny list (`jti`, then `sid`),
+    /// then the user, then the tenant.
     ///
     /// # Errors
     /// `Revoked` or `Stale`, as claimd answers.
@@ -221,26 +223,31 @@ impl FeedState {
         let denied = |list: &HashMap<String, u64>, id: &str| {
             list.get(id).is_some_and(|&exp| claims.exp <= exp)
         };
-        if denied(&self.tokens, &claims.jti) || denied(&self.sessions, &claims.sid) {
-            return Err(VerifyError::Revoked);
+        let user = match self.users.get(&claims.sub) {
+            None => UserStanding::Unheard,
+            Some(user) if user.deleted => UserStanding::Gone,
+            Some(user) => UserStanding::Known(UserFacts {
+                claims_version: user.uv,
+                not_before: user.not_before,
+                disabled: user.disabled,
+            }),
+        };
+        let tenant = match claims.tid.as_deref().and_then(|tid| self.tenants.get(tid)) {
+            None => TenantStanding::Unheard,
+            Some(tenant) if tenant.deleted => TenantStanding::Gone,
+            Some(tenant) => TenantStanding::Known(tenant.tv),
+        };
+        let standing = Standing {
+            denied: denied(&self.tokens, &claims.jti) || denied(&self.sessions, &claims.sid),
+            user,
+            tenant,
+        };
+        // What is not held changed longer ago than any live token's life; what is ahead
+        // of what is held was minted after a change not yet heard of (`Following`).
+        match judge(claims, &standing, Knowledge::Following)? {
+            Currency::Current => Ok(()),
+            Currency::Stale => Err(VerifyError::Stale),
         }
-        let mut stale = false;
-        if let Some(user) = self.users.get(&claims.sub) {
-            if user.deleted || user.disabled || claims.iat < user.not_before {
-                return Err(VerifyError::Revoked);
-            }
-            // A token ahead of what is held was minted after a change not yet heard of:
-            // claimd holds it current, so it is not refused here.
-            stale |= claims.uv < user.uv;
-        }
-        if let Some(tenant) = claims.tid.as_deref().and_then(|tid| self.tenants.get(tid)) {
-            // claimd answers a token of a tenant it no longer has as stale.
-            stale |= tenant.deleted || claims.tv < tenant.tv;
-        }
-        if stale {
-            return Err(VerifyError::Stale);
-        }
-        Ok(())
     }
 
     /// Drops what can no longer matter at `unix`: deny entries past `exp + leeway`,
@@ -293,21 +300,20 @@ mod tests {
     use serde_json::json;
 
     fn claims(sub: &str, tid: Option<&str>) -> VerifiedClaims {
-        VerifiedClaims {
-            iss: "http://claimd".into(),
-            sub: sub.into(),
-            aud: "claimd".into(),
-            exp: 1_000,
-            iat: 100,
-            jti: "j1".into(),
-            sid: "s1".into(),
-            tid: tid.map(str::to_string),
-            roles: vec!["user".into()],
-            plan: "free".into(),
-            attrs: serde_json::Map::new(),
-            uv: 2,
-            tv: 3,
-        }
+        let mut claims = VerifiedClaims::default();
+        claims.iss = "http://claimd".into();
+        claims.sub = sub.into();
+        claims.aud = "claimd".into();
+        claims.exp = 1_000;
+        claims.iat = 100;
+        claims.jti = "j1".into();
+        claims.sid = "s1".into();
+        claims.tid = tid.map(str::to_string);
+        claims.roles = vec!["user".into()];
+        claims.plan = "free".into();
+        claims.uv = 2;
+        claims.tv = 3;
+        claims
     }
 
     fn state() -> FeedState {

@@ -9,13 +9,14 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::cache::VerifiedCache;
-use crate::check::{check_token, CheckError, Expectations, VerifiedClaims};
+use claimd_token::{Expiry, Refusal, TokenRules, VerifiedTokenCache};
+
 use crate::config::{Fallback, VerifierConfig};
 use crate::error::{StartError, VerifyError};
 use crate::feed::{self, EventReader, OpenError};
 use crate::keys::KeySet;
 use crate::state::FeedState;
+use crate::VerifiedClaims;
 
 /// An unknown `kid` refetches the JWKS at most this often (a forged `kid` must not turn
 /// every request into a request to claimd).
@@ -37,12 +38,15 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     /// The `iss` tokens must carry, from the discovery document.
     issuer: String,
+    /// Steps 1–2 (claimd-token's, as claimd runs them), for this issuer and the token
+    /// life claimd last announced.
+    rules: RwLock<Arc<TokenRules>>,
     /// Where the JWKS is, on `base_url` (claimd may be reached by another address than
     /// its issuer).
     jwks_url: String,
     keys: RwLock<Arc<KeySet>>,
-    /// Tokens that passed steps 1–2 (see [`VerifiedCache`]).
-    verified: VerifiedCache,
+    /// Tokens that passed steps 1–2, until their `exp` (claimd's own cache).
+    verified: VerifiedTokenCache,
     pub(crate) state: RwLock<FeedState>,
     /// The longest access-token life claimd accepts (seconds, before leeway): from the
     /// `Claimd-Token-Lifetime` header of each stream claimd opens, else `token_lifetime`.
@@ -106,12 +110,22 @@ impl Verifier {
                 source,
             })?;
         let jwks_url = config.url(path_of(&discovery.jwks_uri));
+        let rules = TokenRules::new(
+            &discovery.issuer,
+            &config.audience,
+            config.leeway.as_secs(),
+            config.token_lifetime.as_secs(),
+        );
         let inner = Arc::new(Inner {
             http,
+            rules: RwLock::new(Arc::new(rules)),
             issuer: discovery.issuer,
             jwks_url,
             keys: RwLock::new(Arc::new(KeySet::default())),
-            verified: VerifiedCache::new(config.verified_cache_entries),
+            verified: VerifiedTokenCache::new(
+                config.verified_cache_entries,
+                config.leeway.as_secs(),
+            ),
             state: RwLock::new(FeedState::default()),
             token_lifetime: AtomicU64::new(config.token_lifetime.as_secs()),
             keys_fetched: tokio::sync::Mutex::new(config.clock.now()),
@@ -144,14 +158,11 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<VerifiedClaims, VerifyError> {
         let inner = &self.inner;
         let claims = match inner.check_token(token) {
-            Err(CheckError::UnknownKid) => {
+            Err(Refusal::UnknownKey) => {
                 inner.refetch_keys_for_unknown_kid().await;
-                inner.check_token(token).map_err(|err| match err {
-                    CheckError::UnknownKid => VerifyError::Invalid("unknown kid"),
-                    CheckError::Refused(err) => err,
-                })?
+                inner.check_token(token)?
             }
-            Err(CheckError::Refused(err)) => return Err(err),
+            Err(refusal) => return Err(refusal.into()),
             Ok(claims) => claims,
         };
         let fresh = {
@@ -229,26 +240,40 @@ fn path_of(url: &str) -> &str {
 }
 
 impl Inner {
-    fn check_token(&self, token: &str) -> Result<VerifiedClaims, CheckError> {
+    /// Steps 1–2, through the verified-token cache.
+    fn check_token(&self, token: &str) -> Result<VerifiedClaims, Refusal> {
         let now = self.config.clock.unix();
-        let leeway = self.config.leeway.as_secs();
-        if let Some(claims) = self.verified.get(token, now, leeway) {
-            return Ok(claims);
+        if let Some(claims) = self.verified.get(token, now) {
+            return Ok(VerifiedClaims::clone(&claims));
         }
+        let unavailable = Refusal::Invalid("verifier lock poisoned");
         let keys = self
             .keys
             .read()
             .map(|keys| Arc::clone(&keys))
-            .map_err(|_| VerifyError::Unavailable("key lock poisoned".into()))?;
-        let expect = Expectations {
-            issuer: &self.issuer,
-            audience: &self.config.audience,
-            leeway: self.config.leeway.as_secs(),
-            longest_lifetime: self.token_lifetime.load(Ordering::Relaxed),
-        };
-        let claims = check_token(&keys, token, &expect, now)?;
-        self.verified.insert(token, &claims, now, leeway);
+            .map_err(|_| unavailable)?;
+        let rules = self
+            .rules
+            .read()
+            .map(|rules| Arc::clone(&rules))
+            .map_err(|_| unavailable)?;
+        let claims: VerifiedClaims = rules.check(&*keys, token, now, Expiry::Enforced)?;
+        self.verified.insert(token, Arc::new(claims.clone()), now);
         Ok(claims)
+    }
+
+    /// Takes the longest token life claimd announced (seconds, before leeway).
+    pub(crate) fn learn_token_lifetime(&self, seconds: u64) {
+        self.token_lifetime.store(seconds, Ordering::Relaxed);
+        let rules = TokenRules::new(
+            &self.issuer,
+            &self.config.audience,
+            self.config.leeway.as_secs(),
+            seconds,
+        );
+        if let Ok(mut held) = self.rules.write() {
+            *held = Arc::new(rules);
+        }
     }
 
     fn read_state(&self) -> Result<std::sync::RwLockReadGuard<'_, FeedState>, VerifyError> {

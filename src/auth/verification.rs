@@ -19,10 +19,10 @@ use super::AuthError;
 use crate::config::OnStale;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
 use crate::tokens::VerifiedTokenCache;
+use crate::tokens::{AccessClaims, TokenError};
 use claimd_token::{
     judge, Currency, Knowledge, Refusal, Standing, TenantStanding, UserFacts, UserStanding,
 };
-use crate::tokens::{AccessClaims, TokenError};
 
 /// The verdict on presented access tokens.
 pub struct Verification {

@@ -8,8 +8,8 @@ use claimd_token::{Algorithm, DecodingKey, Expiry, KeyLookup, Refusal, TokenRule
 use jsonwebtoken::Header;
 use serde::Serialize;
 
-use super::{AccessClaims, ClientClaims};
 use super::keys::{jwt_algorithm, KeyRing, SigningKey};
+use super::{AccessClaims, ClientClaims};
 use crate::config::TokenSettings;
 
 pub use claimd_token::{ACCESS_TOKEN_TYP, MAX_ACCESS_TOKEN_BYTES};
@@ -330,5 +330,4 @@ mod tests {
         );
         assert!(tokens.verify(&ring, &token, old.exp + 30).is_ok());
     }
-
 }
