@@ -223,12 +223,14 @@ async fn main() {
     let service = claimd
         .post("/admin/services", Some(&admin), &json!({"name": "bench"}))
         .await;
-    let mut config = VerifierConfig::new(
-        claimd.base.clone(),
+    let config = VerifierConfig::builder(
+        &claimd.base,
         service["client_id"].as_str().expect("client_id"),
         service["client_secret"].as_str().expect("client_secret"),
-    );
-    config.max_staleness = Duration::from_secs(2);
+    )
+    .max_staleness(Duration::from_secs(2))
+    .build()
+    .expect("a valid configuration");
     let verifier = web::Data::new(Verifier::start(config).await.expect("verifier starts"));
 
     // Enforcement latency.

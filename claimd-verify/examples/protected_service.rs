@@ -81,11 +81,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
              (it is not taken on the command line, where `ps` would show it)"
         )
     })?;
-    let mut config = VerifierConfig::new(args.claimd, args.client_id, client_secret);
-    config.max_staleness = args.max_staleness;
-    if args.introspect_fallback {
-        config.fallback = Fallback::Introspect;
-    }
+    let fallback = if args.introspect_fallback {
+        Fallback::Introspect
+    } else {
+        Fallback::FailClosed
+    };
+    let config = VerifierConfig::builder(&args.claimd, args.client_id, client_secret)
+        .max_staleness(args.max_staleness)
+        .fallback(fallback)
+        .build()?;
     let verifier = web::Data::new(Verifier::start(config).await?);
     let server = HttpServer::new(move || {
         App::new()

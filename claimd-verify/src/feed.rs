@@ -110,7 +110,7 @@ pub(crate) async fn open(inner: &Inner, resume: Option<u64>) -> Result<EventRead
     let mut request = inner
         .http
         .get(inner.config.url("/events"))
-        .basic_auth(&inner.config.client_id, Some(&inner.config.client_secret))
+        .basic_auth(&inner.config.client_id, Some(inner.config.client_secret()))
         .header("accept", "text/event-stream");
     if let Some(id) = resume {
         request = request.header("last-event-id", id.to_string());

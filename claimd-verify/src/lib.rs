@@ -18,16 +18,20 @@
 //!
 //! With the default `actix` feature, [`VerifiedToken`] is an actix-web extractor that
 //! answers as claimd does: the same 401 problem+json and `WWW-Authenticate` challenge.
+//! With the `rustls` feature it reaches claimd over HTTPS (Mozilla's roots); any other
+//! TLS, proxy or trust store comes with an HTTP client of your own
+//! ([`VerifierConfigBuilder::http_client`]).
+//!
+//! The checks themselves are the `claimd-token` crate's, the same code claimd runs.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), claimd_verify::StartError> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
 //! use claimd_verify::{Verifier, VerifierConfig};
-//! let verifier = Verifier::start(VerifierConfig::new(
-//!     "http://127.0.0.1:8080",
-//!     "svc_client_id",
-//!     "the client secret",
-//! ))
-//! .await?;
+//! let config = VerifierConfig::builder("http://127.0.0.1:8080", "svc_client_id", "the client secret")
+//!     .max_staleness(Duration::from_secs(5))
+//!     .build()?;
+//! let verifier = Verifier::start(config).await?;
 //! match verifier.verify("eyJ...").await {
 //!     Ok(claims) => println!("hello {}", claims.sub),
 //!     Err(err) => println!("refused: {}", err.code()),
@@ -49,7 +53,7 @@ mod verifier;
 /// claimd-token's, as claimd itself reads them. `#[non_exhaustive]`: claimd may add claims.
 pub use claimd_token::AccessClaims as VerifiedClaims;
 pub use clock::{Clock, SystemClock};
-pub use config::{Fallback, VerifierConfig};
+pub use config::{ConfigError, Fallback, VerifierConfig, VerifierConfigBuilder};
 pub use error::{StartError, VerifyError};
 #[cfg(feature = "actix")]
 pub use extract::{Rejection, VerifiedToken};

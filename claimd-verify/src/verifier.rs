@@ -86,13 +86,16 @@ impl Verifier {
     }
 
     async fn start_unbounded(config: VerifierConfig) -> Result<Verifier, StartError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|source| StartError::Http {
-                what: "building the HTTP client",
-                source,
-            })?;
+        let http = match &config.http {
+            Some(own) => own.clone(),
+            None => reqwest::Client::builder()
+                .connect_timeout(REQUEST_TIMEOUT)
+                .build()
+                .map_err(|source| StartError::Http {
+                    what: "building the HTTP client",
+                    source,
+                })?,
+        };
         let discovery: Discovery = http
             .get(config.url("/.well-known/openid-configuration"))
             .timeout(REQUEST_TIMEOUT)
@@ -328,7 +331,7 @@ impl Inner {
         let answer: Value = self
             .http
             .post(self.config.url("/oauth/introspect"))
-            .basic_auth(&self.config.client_id, Some(&self.config.client_secret))
+            .basic_auth(&self.config.client_id, Some(self.config.client_secret()))
             .form(&[("token", token)])
             .timeout(REQUEST_TIMEOUT)
             .send()
@@ -368,9 +371,9 @@ mod tests {
     fn verify_is_send(verifier: &Verifier) {
         fn send<T: Send>(_: T) {}
         send(verifier.verify("token"));
-        send(Verifier::start(crate::VerifierConfig::new(
-            "http://x", "id", "secret",
-        )));
+        if let Ok(config) = crate::VerifierConfig::builder("http://x", "id", "secret").build() {
+            send(Verifier::start(config));
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use claimd_verify::{VerifiedClaims, Verifier, VerifierConfig, VerifyError};
+use claimd_verify::{VerifiedClaims, Verifier, VerifierConfig, VerifierConfigBuilder, VerifyError};
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -28,18 +28,17 @@ async fn claimd_with_service() -> (TestApp, Tokens, Service) {
     (app, admin, service)
 }
 
-fn config(app: &TestApp, service: &Service) -> VerifierConfig {
-    let mut config = VerifierConfig::new(
-        app.address.clone(),
+fn config(app: &TestApp, service: &Service) -> VerifierConfigBuilder {
+    VerifierConfig::builder(
+        &app.address,
         service.client_id.clone(),
         service.client_secret.clone(),
-    );
-    config.max_staleness = MAX_STALENESS;
-    config
+    )
+    .max_staleness(MAX_STALENESS)
 }
 
 async fn start(app: &TestApp, service: &Service) -> Verifier {
-    Verifier::start(config(app, service))
+    Verifier::start(config(app, service).build().expect("a valid configuration"))
         .await
         .expect("the verifier starts")
 }
@@ -242,8 +241,10 @@ async fn with_the_introspect_fallback_a_silent_feed_means_asking_claimd() {
     let (app, admin) = spawn_app_with_admin(|s| s.events.heartbeat = Duration::from_secs(60)).await;
     let service = app.create_service_ok(&admin.access_token, "verifier").await;
     let (_, tokens) = app.signed_up("hana").await;
-    let mut config = config(&app, &service);
-    config.fallback = claimd_verify::Fallback::Introspect;
+    let config = config(&app, &service)
+        .fallback(claimd_verify::Fallback::Introspect)
+        .build()
+        .expect("a valid configuration");
     let verifier = Verifier::start(config).await.expect("the verifier starts");
     accepted(&verifier, &tokens.access_token).await;
     assert_eq!(
@@ -345,9 +346,17 @@ async fn away_longer_than_the_log_it_starts_again_from_a_snapshot() {
     let service = app.create_service_ok(&admin.access_token, "verifier").await;
     let (_, alice) = app.signed_up("alice").await;
     let relay = Relay::start(app.port).await;
-    let mut config = config(&app, &service);
-    config.base_url = format!("http://127.0.0.1:{}", relay.port);
-    config.clock = std::sync::Arc::new(ServerClock(app.clock.clone().expect("manual clock")));
+    let config = VerifierConfig::builder(
+        format!("http://127.0.0.1:{}", relay.port),
+        service.client_id.clone(),
+        service.client_secret.clone(),
+    )
+    .max_staleness(MAX_STALENESS)
+    .clock(std::sync::Arc::new(ServerClock(
+        app.clock.clone().expect("manual clock"),
+    )))
+    .build()
+    .expect("a valid configuration");
     let verifier = Verifier::start(config).await.expect("the verifier starts");
     accepted(&verifier, &alice.access_token).await;
     let through = verifier.through();

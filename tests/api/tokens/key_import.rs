@@ -767,13 +767,16 @@ async fn the_verifier_library_refuses_a_life_longer_than_claimd_issues() {
     let key = new_key();
     let (_dir, _server, app, admin) = with_admin_signing_with(&key).await;
     let service = app.create_service_ok(&admin.access_token, "verifier").await;
-    let verifier = claimd_verify::Verifier::start(claimd_verify::VerifierConfig::new(
-        app.address.clone(),
+    let config = claimd_verify::VerifierConfig::builder(
+        &app.address,
         service.client_id.clone(),
         service.client_secret.clone(),
-    ))
-    .await
-    .expect("the verifier starts");
+    )
+    .build()
+    .expect("a valid configuration");
+    let verifier = claimd_verify::Verifier::start(config)
+        .await
+        .expect("the verifier starts");
     let now = now_unix();
     let signed_with_life = |life: u64| {
         let mut claims = admin.claims().as_object().expect("claims").clone();
