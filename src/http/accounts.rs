@@ -6,9 +6,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::body::{json_body, parse_json, read_body, require_json_content_type};
+use super::change_bodies;
 use super::error::ApiError;
 use super::extract::{BearerToken, ClientAddr};
 use super::token_endpoint::token_answer;
@@ -210,8 +211,8 @@ async fn patch_me(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let (user, token) = state.auth.accounts.patch_me(token.expose(), &body).await?;
+    let patch = change_bodies::user_patch(json_body(&req, payload, limit(&state)).await?);
+    let (user, token) = state.auth.accounts.patch_me(token.expose(), patch).await?;
     tracing::trace!(?token, "claims changed: token answered");
     Ok(
         with_refreshed_token(HttpResponse::Ok(), Some(&token.access_token))
