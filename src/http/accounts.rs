@@ -11,7 +11,7 @@ use serde_json::json;
 use super::body::{json_body, parse_json, read_body, require_json_content_type};
 use super::change_bodies;
 use super::error::ApiError;
-use super::extract::{BearerToken, ClientAddr};
+use super::extract::{BearerToken, Caller, ClientAddr};
 use super::token_endpoint::token_answer;
 use super::{refresh_cookie, resource, with_refreshed_token, AppState};
 use crate::auth::{AuthError, Registration, SessionProof};
@@ -195,8 +195,9 @@ async fn logout_all(
     end_sessions(&req, &state, payload, true).await
 }
 
-async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    let (user, caller) = state.auth.accounts.me(token.expose()).await?;
+async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let caller = caller.authenticated();
+    let user = state.auth.accounts.me(caller).await?;
     Ok(
         with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_ref())
             .json(json!({ "user": user, "claims": *caller.claims })),
