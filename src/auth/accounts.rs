@@ -311,22 +311,19 @@ impl Accounts {
         self.sessions.start_session(id, &user).await
     }
 
-    /// The caller's own record and token claims.
+    /// The caller's own record (the caller verified with current claims: a stale token
+    /// gets `TokenStale` before it gets here).
     ///
     /// # Errors
-    /// Any verdict but valid (a stale token gets `TokenStale`).
-    pub async fn me(&self, token: &str) -> Result<(UserView, Authenticated), AuthError> {
-        let caller = self
-            .verification
-            .authenticate(token, Freshness::Current)
-            .await?;
+    /// `TokenRevoked` when the user is gone; storage failures.
+    pub async fn me(&self, caller: &Authenticated) -> Result<UserView, AuthError> {
         let user = self
             .core
             .store
             .user(caller.user_id)
             .await?
             .ok_or(AuthError::TokenRevoked)?;
-        Ok((UserView::new(caller.user_id, &user), caller))
+        Ok(UserView::new(caller.user_id, &user))
     }
 
     /// Changes the caller's password, revokes every other session and rotates the caller's

@@ -8,9 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::caller::Authenticated;
-use super::claims::{
-    parse_attrs_value, parse_name, parse_user_patch, RefreshedToken, ADMIN_FIELDS,
-};
+use super::claims::{RefreshedToken, UserPatch, ADMIN_FIELDS};
 use super::{AuthError, UserView};
 use crate::domain::{SessionId, TenantId, UserId};
 use crate::store::{TenantChange, TenantRecord};
@@ -25,8 +23,6 @@ use super::verification::Verification;
 pub const ADMIN_ROLE: &str = "admin";
 /// Largest page of users.
 pub const MAX_PAGE: usize = 500;
-/// Longest tenant name.
-const MAX_TENANT_NAME_CHARS: usize = 128;
 
 /// A live session as an admin sees it (never its key).
 #[derive(Debug, Clone, Serialize)]
@@ -66,38 +62,6 @@ impl TenantView {
             updated_at: tenant.updated_at,
         }
     }
-}
-
-/// Validates tenant fields (all optional here; creating a tenant requires a name).
-fn parse_tenant_fields(body: &Map<String, Value>) -> Result<TenantChange, AuthError> {
-    let invalid = |field: &str, why: &str| AuthError::InvalidRequest(format!("{field}: {why}"));
-    let mut fields = TenantChange::default();
-    for (name, value) in body {
-        match name.as_str() {
-            "name" => {
-                let text = value.as_str().map(str::trim).unwrap_or_default();
-                if text.is_empty()
-                    || text.chars().count() > MAX_TENANT_NAME_CHARS
-                    || text.chars().any(char::is_control)
-                {
-                    return Err(invalid("name", "expected 1 to 128 printable characters"));
-                }
-                fields.name = Some(text.to_string());
-            }
-            "plan" => fields.plan = Some(parse_name("plan", value)?),
-            "max_accounts" => {
-                fields.max_accounts = Some(match value {
-                    Value::Null => None,
-                    other => Some(other.as_u64().ok_or_else(|| {
-                        invalid("max_accounts", "expected a whole number or null")
-                    })?),
-                })
-            }
-            "attrs" => fields.attrs = Some(parse_attrs_value("attrs", value)?),
-            other => return Err(invalid(other, "not a tenant field")),
-        }
-    }
-    Ok(fields)
 }
 
 /// Administration: users, tenants, invitations, service credentials, backups.
@@ -193,9 +157,9 @@ impl Administration {
         &self,
         caller: &Authenticated,
         id: UserId,
-        body: &Map<String, Value>,
+        patch: UserPatch,
     ) -> Result<(UserView, Option<RefreshedToken>), AuthError> {
-        let patch = parse_user_patch(body, &ADMIN_FIELDS, &ADMIN_FIELDS)?;
+        let patch = patch.judge(&ADMIN_FIELDS, &ADMIN_FIELDS)?;
         let user = self.accounts.apply_user_patch(id, &patch).await?;
         tracing::info!(admin = %caller.user_id, user = %id, uv = user.claims_version, "claims changed by an admin");
         let token = if id == caller.user_id && !user.disabled {
@@ -242,12 +206,12 @@ impl Administration {
         self.sessions.end_everywhere(id).await
     }
 
-    /// Creates a tenant.
+    /// Creates a tenant with `fields`: a name is required; without a plan it gets the one
+    /// new accounts start on, without `max_accounts` no limit.
     ///
     /// # Errors
-    /// `InvalidRequest` for the body (a name is required).
-    pub async fn create_tenant(&self, body: &Map<String, Value>) -> Result<TenantView, AuthError> {
-        let fields = parse_tenant_fields(body)?;
+    /// `InvalidRequest` without a name.
+    pub async fn create_tenant(&self, fields: TenantChange) -> Result<TenantView, AuthError> {
         let name = fields
             .name
             .ok_or_else(|| AuthError::InvalidRequest("name: required".into()))?;
@@ -302,20 +266,19 @@ impl Administration {
     /// Changes a tenant and bumps its version: every member's token turns stale.
     ///
     /// # Errors
-    /// `NotFound`, `InvalidRequest`.
+    /// `InvalidRequest` for a change of nothing; `NotFound`.
     pub async fn patch_tenant(
         &self,
         id: TenantId,
-        body: &Map<String, Value>,
+        fields: &TenantChange,
     ) -> Result<TenantView, AuthError> {
-        if body.is_empty() {
+        if *fields == TenantChange::default() {
             return Err(AuthError::InvalidRequest("nothing to change".into()));
         }
-        let fields = parse_tenant_fields(body)?;
         let tenant = self
             .core
             .store
-            .change_tenant(id, &fields, self.core.clock.now())
+            .change_tenant(id, fields, self.core.clock.now())
             .await?;
         self.core.store.wait_durable().await?;
         tracing::info!(tenant = %id, tv = tenant.version, "tenant changed");

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::admin::Administration;
+use super::caller::Authenticated;
 use super::AuthError;
 use crate::store::backup::BackupSummary;
 
@@ -16,13 +17,12 @@ use crate::store::backup::BackupSummary;
 static NEXT_BACKUP: AtomicU64 = AtomicU64::new(0);
 
 impl Administration {
-    /// Authenticates whoever may download a backup: an admin, but never the demo's
-    /// password-less admin (`demo.enabled`): a backup holds every key and password hash.
+    /// Whether an admin may download a backup: any but the demo's password-less admin
+    /// (`demo.enabled`), as a backup holds every key and password hash.
     ///
     /// # Errors
-    /// Any verdict but valid; `Forbidden` without the role, or for the demo's admin.
-    pub async fn require_backup_operator(&self, token: &str) -> Result<(), AuthError> {
-        let caller = self.require_admin(token).await?;
+    /// `Forbidden` for the demo's admin.
+    pub fn require_backup_operator(&self, caller: &Authenticated) -> Result<(), AuthError> {
         if &*caller.stamp.username == super::DEMO_ADMIN {
             return Err(AuthError::Forbidden(format!(
                 "`{}` (the demo's admin) may not download a backup: it holds every key and hash",

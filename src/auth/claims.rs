@@ -1,8 +1,16 @@
 //! Claim changes, on [`Accounts`]: what a user (`PATCH /me`, limited to
-//! `claims.self_service`) or an admin may change about a user, validated into a
-//! [`ClaimsChange`](crate::store::ClaimsChange), and refresh-on-change: the request that changes the claims is answered with a token that carries them, for the
+//! `claims.self_service`) or an admin may change about a user, judged from a [`UserPatch`]
+//! (the body as the HTTP edge read it) into a [`ClaimsChange`], and refresh-on-change: the
+//! request that changes the claims is answered with a token that carries them, for the
 //! same session, without rotating the refresh token (a refresh in flight from another tab
 //! never collides with it).
+//!
+//! A patch is judged in one order, whoever sends it: a patch naming nothing, then a field
+//! that cannot be changed on the caller's route (400), then a field the caller may not
+//! change (403, before any value is looked at: the field is not the caller's whatever it
+//! holds), then the first value the edge refused, in the body's order (400, `field: why`).
+//! Who may change which field is known only once the caller is, so the edge reads every
+//! value and refuses none of them itself.
 //!
 //! Any change to what a token says bumps the user's claims version (`uv`), which turns
 //! every token issued before it stale.
@@ -21,111 +29,100 @@ pub use crate::config::SELF_SERVICE_FIELDS;
 /// The user fields an admin can change.
 pub const ADMIN_FIELDS: [&str; 5] = ["plan", "roles", "attrs", "tenant", "disabled"];
 
-/// Longest plan or role name.
-const MAX_NAME_CHARS: usize = 64;
-/// Most roles a user may hold.
-const MAX_ROLES: usize = 32;
-/// Largest `attrs` object, serialised: it rides in every token.
-pub const MAX_ATTRS_BYTES: usize = 4096;
-
 fn invalid(field: &str, why: &str) -> AuthError {
     AuthError::InvalidRequest(format!("{field}: {why}"))
 }
 
-/// Checks a plan or role name: 1 to 64 of `[A-Za-z0-9_.:-]`.
-pub(crate) fn parse_name(field: &str, value: &Value) -> Result<String, AuthError> {
-    let text = value
-        .as_str()
-        .ok_or_else(|| invalid(field, "expected a string"))?;
-    let well_formed = !text.is_empty()
-        && text.chars().count() <= MAX_NAME_CHARS
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
-    if !well_formed {
-        return Err(invalid(
-            field,
-            "expected 1 to 64 characters of A-Z a-z 0-9 _ . : -",
-        ));
-    }
-    Ok(text.to_string())
+/// One field a request asks to change about a user, with its value as the edge read it:
+/// typed, or why it was refused (the `why` of a `field: why` detail), reported only if the
+/// caller may change the field at all.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserField {
+    Plan(Result<String, &'static str>),
+    /// Without duplicates, in the order given.
+    Roles(Result<Vec<String>, &'static str>),
+    Attrs(Result<Map<String, Value>, &'static str>),
+    /// `None` takes the user out of its tenant.
+    Tenant(Result<Option<TenantId>, &'static str>),
+    Disabled(Result<bool, &'static str>),
+    /// A name that is no field of a user.
+    Unknown(String),
 }
 
-/// Checks an `attrs` object's size.
-pub(crate) fn parse_attrs_value(
-    field: &str,
-    value: &Value,
-) -> Result<Map<String, Value>, AuthError> {
-    let object = value
-        .as_object()
-        .ok_or_else(|| invalid(field, "expected an object"))?;
-    if value.to_string().len() > MAX_ATTRS_BYTES {
-        return Err(invalid(field, "larger than 4096 bytes"));
-    }
-    Ok(object.clone())
-}
-
-/// Validates a JSON object of changes to a user. A field outside `universe` is a bad
-/// request; a field inside it but not in `allowed` is forbidden.
-///
-/// # Errors
-/// `InvalidRequest` naming the field, or `Forbidden`.
-pub fn parse_user_patch(
-    body: &Map<String, Value>,
-    universe: &[&str],
-    allowed: &[&str],
-) -> Result<ClaimsChange, AuthError> {
-    if body.is_empty() {
-        return Err(AuthError::InvalidRequest("nothing to change".into()));
-    }
-    if let Some(name) = body.keys().find(|name| !universe.contains(&name.as_str())) {
-        return Err(invalid(name, "not a field that can be changed here"));
-    }
-    if let Some(name) = body.keys().find(|name| !allowed.contains(&name.as_str())) {
-        return Err(AuthError::Forbidden(format!("{name}: not yours to change")));
-    }
-    let mut patch = ClaimsChange::default();
-    for (name, value) in body {
-        match name.as_str() {
-            "plan" => patch.plan = Some(parse_name("plan", value)?),
-            "roles" => {
-                let items = value
-                    .as_array()
-                    .ok_or_else(|| invalid("roles", "expected an array of strings"))?;
-                if items.len() > MAX_ROLES {
-                    return Err(invalid("roles", "at most 32 roles"));
-                }
-                let mut roles: Vec<String> = Vec::with_capacity(items.len());
-                for item in items {
-                    let role = parse_name("roles", item)?;
-                    if !roles.contains(&role) {
-                        roles.push(role);
-                    }
-                }
-                patch.roles = Some(roles);
-            }
-            "attrs" => patch.attrs = Some(parse_attrs_value("attrs", value)?),
-            "tenant" => {
-                patch.tenant = Some(match value {
-                    Value::Null => None,
-                    Value::String(text) => Some(
-                        TenantId::parse(text)
-                            .ok_or_else(|| invalid("tenant", "not a tenant id"))?,
-                    ),
-                    _ => return Err(invalid("tenant", "expected a tenant id or null")),
-                })
-            }
-            "disabled" => {
-                patch.disabled = Some(
-                    value
-                        .as_bool()
-                        .ok_or_else(|| invalid("disabled", "expected true or false"))?,
-                )
-            }
-            other => return Err(invalid(other, "not a field that can be changed here")),
+impl UserField {
+    /// The field's name, as the request spells it.
+    pub fn name(&self) -> &str {
+        match self {
+            UserField::Plan(_) => "plan",
+            UserField::Roles(_) => "roles",
+            UserField::Attrs(_) => "attrs",
+            UserField::Tenant(_) => "tenant",
+            UserField::Disabled(_) => "disabled",
+            UserField::Unknown(name) => name,
         }
     }
-    Ok(patch)
+}
+
+/// A change to a user as the request put it: the fields it names, in its order, not yet
+/// judged ([`UserPatch::judge`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserPatch {
+    fields: Vec<UserField>,
+}
+
+impl UserPatch {
+    /// A patch of `fields`, in the order the request names them.
+    pub fn new(fields: Vec<UserField>) -> UserPatch {
+        UserPatch { fields }
+    }
+
+    /// Judges the patch for a caller who may name the fields of `universe` and change
+    /// those of `allowed`, in the order the module describes.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for an empty patch, a field outside `universe` or a refused value
+    /// (each naming the field); `Forbidden` for a field outside `allowed`.
+    pub fn judge(self, universe: &[&str], allowed: &[&str]) -> Result<ClaimsChange, AuthError> {
+        if self.fields.is_empty() {
+            return Err(AuthError::InvalidRequest("nothing to change".into()));
+        }
+        if let Some(field) = self.fields.iter().find(|f| !universe.contains(&f.name())) {
+            return Err(invalid(
+                field.name(),
+                "not a field that can be changed here",
+            ));
+        }
+        if let Some(field) = self.fields.iter().find(|f| !allowed.contains(&f.name())) {
+            return Err(AuthError::Forbidden(format!(
+                "{}: not yours to change",
+                field.name()
+            )));
+        }
+        let mut change = ClaimsChange::default();
+        for field in self.fields {
+            match field {
+                UserField::Plan(plan) => {
+                    change.plan = Some(plan.map_err(|why| invalid("plan", why))?);
+                }
+                UserField::Roles(roles) => {
+                    change.roles = Some(roles.map_err(|why| invalid("roles", why))?);
+                }
+                UserField::Attrs(attrs) => {
+                    change.attrs = Some(attrs.map_err(|why| invalid("attrs", why))?);
+                }
+                UserField::Tenant(tenant) => {
+                    change.tenant = Some(tenant.map_err(|why| invalid("tenant", why))?);
+                }
+                UserField::Disabled(disabled) => {
+                    change.disabled = Some(disabled.map_err(|why| invalid("disabled", why))?);
+                }
+                UserField::Unknown(name) => {
+                    return Err(invalid(&name, "not a field that can be changed here"))
+                }
+            }
+        }
+        Ok(change)
+    }
 }
 
 /// Checks each value a user set for itself against `claims.self_service`: the plan is
@@ -208,11 +205,11 @@ impl Accounts {
     /// token that carries the change.
     ///
     /// # Errors
-    /// `InvalidRequest` / `Forbidden` for the body; any verdict but valid or stale.
+    /// `InvalidRequest` / `Forbidden` for the patch; any verdict but valid or stale.
     pub async fn patch_me(
         &self,
         token: &str,
-        body: &Map<String, Value>,
+        patch: UserPatch,
     ) -> Result<(UserView, RefreshedToken), AuthError> {
         let caller = self
             .verification
@@ -220,7 +217,7 @@ impl Accounts {
             .await?;
         let table = &self.core.settings.claims.self_service;
         let allowed: Vec<&str> = table.keys().map(String::as_str).collect();
-        let patch = parse_user_patch(body, &SELF_SERVICE_FIELDS, &allowed)?;
+        let patch = patch.judge(&SELF_SERVICE_FIELDS, &allowed)?;
         check_self_service_values(&patch, table)?;
         let user = self.apply_user_patch(caller.user_id, &patch).await?;
         let token = self.refreshed_token(&caller).await?;
@@ -232,46 +229,70 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn body(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap()
+    fn judge(fields: Vec<UserField>, allowed: &[&str]) -> Result<ClaimsChange, AuthError> {
+        UserPatch::new(fields).judge(&SELF_SERVICE_FIELDS, allowed)
+    }
+
+    fn detail(verdict: Result<ClaimsChange, AuthError>) -> String {
+        match verdict {
+            Err(AuthError::InvalidRequest(detail) | AuthError::Forbidden(detail)) => detail,
+            other => panic!("not a refusal: {other:?}"),
+        }
     }
 
     #[test]
     fn fields_outside_the_universe_are_bad_requests_and_others_forbidden() {
-        let err = parse_user_patch(
-            &body(json!({"username": "x"})),
-            &SELF_SERVICE_FIELDS,
-            &["plan"],
-        );
+        let err = judge(vec![UserField::Unknown("username".into())], &["plan"]);
         assert!(matches!(err, Err(AuthError::InvalidRequest(_))));
-        let err = parse_user_patch(
-            &body(json!({"roles": ["admin"]})),
-            &SELF_SERVICE_FIELDS,
-            &["plan"],
-        );
+        let err = judge(vec![UserField::Roles(Ok(vec!["admin".into()]))], &["plan"]);
         assert!(matches!(err, Err(AuthError::Forbidden(_))));
-        let err = parse_user_patch(&body(json!({})), &SELF_SERVICE_FIELDS, &["plan"]);
+        let err = judge(vec![], &["plan"]);
         assert!(matches!(err, Err(AuthError::InvalidRequest(_))));
+        // Outside `PATCH /me`'s universe, though a user field.
+        let err = judge(vec![UserField::Disabled(Ok(true))], &SELF_SERVICE_FIELDS);
+        assert_eq!(
+            detail(err),
+            "disabled: not a field that can be changed here"
+        );
     }
 
     #[test]
-    fn values_are_checked() {
-        for bad in [
-            json!({"plan": 1}),
-            json!({"plan": ""}),
-            json!({"plan": "has space"}),
-            json!({"roles": "admin"}),
-            json!({"attrs": []}),
-            json!({"attrs": {"big": "x".repeat(5000)}}),
-            json!({"tenant": 5}),
-            json!({"disabled": "yes"}),
-        ] {
-            assert!(
-                parse_user_patch(&body(bad.clone()), &ADMIN_FIELDS, &ADMIN_FIELDS).is_err(),
-                "{bad}"
-            );
-        }
+    fn the_judgements_come_in_order_unknown_then_forbidden_then_values() {
+        let bad_plan = || UserField::Plan(Err("expected a string"));
+        let unknown = || UserField::Unknown("username".into());
+        let roles = || UserField::Roles(Err("expected an array of strings"));
+
+        assert_eq!(
+            detail(judge(vec![bad_plan(), roles(), unknown()], &["plan"])),
+            "username: not a field that can be changed here"
+        );
+        // A field the caller may not change is forbidden, whatever its value.
+        assert!(matches!(
+            judge(vec![bad_plan(), roles()], &["plan"]),
+            Err(AuthError::Forbidden(detail)) if detail == "roles: not yours to change"
+        ));
+        assert_eq!(
+            detail(judge(vec![bad_plan(), roles()], &SELF_SERVICE_FIELDS)),
+            "plan: expected a string",
+            "the first refused value in the body's order"
+        );
+        assert_eq!(detail(judge(vec![], &["plan"])), "nothing to change");
+    }
+
+    #[test]
+    fn an_accepted_patch_is_the_change_it_names() {
+        let change = UserPatch::new(vec![
+            UserField::Disabled(Ok(true)),
+            UserField::Plan(Ok("pro".into())),
+            UserField::Tenant(Ok(None)),
+        ])
+        .judge(&ADMIN_FIELDS, &ADMIN_FIELDS)
+        .unwrap();
+        assert_eq!(change.plan.as_deref(), Some("pro"));
+        assert_eq!(change.disabled, Some(true));
+        assert_eq!(change.tenant, Some(None));
+        assert_eq!(change.roles, None);
+        assert_eq!(change.attrs, None);
     }
 }

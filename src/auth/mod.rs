@@ -46,7 +46,7 @@ pub use verification::Verification;
 pub use accounts::Registration;
 pub use admin::{SessionView, TenantView, ADMIN_ROLE};
 pub use caller::Freshness;
-pub use claims::RefreshedToken;
+pub use claims::{RefreshedToken, UserField, UserPatch, ADMIN_FIELDS};
 pub use client_credentials::ClientTokenResponse;
 pub use demo::{DemoKey, DEMO_ADMIN};
 pub use introspection::TokenHint;

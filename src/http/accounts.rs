@@ -6,11 +6,12 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::body::{json_body, parse_json, read_body, require_json_content_type};
+use super::change_bodies;
 use super::error::ApiError;
-use super::extract::{BearerToken, ClientAddr};
+use super::extract::{BearerToken, Caller, ClientAddr};
 use super::token_endpoint::token_answer;
 use super::{refresh_cookie, resource, with_refreshed_token, AppState};
 use crate::auth::{AuthError, Registration, SessionProof};
@@ -194,8 +195,9 @@ async fn logout_all(
     end_sessions(&req, &state, payload, true).await
 }
 
-async fn me(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    let (user, caller) = state.auth.accounts.me(token.expose()).await?;
+async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let caller = caller.authenticated();
+    let user = state.auth.accounts.me(caller).await?;
     Ok(
         with_refreshed_token(HttpResponse::Ok(), caller.refreshed.as_ref())
             .json(json!({ "user": user, "claims": *caller.claims })),
@@ -210,8 +212,8 @@ async fn patch_me(
     token: BearerToken,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let (user, token) = state.auth.accounts.patch_me(token.expose(), &body).await?;
+    let patch = change_bodies::user_patch(json_body(&req, payload, limit(&state)).await?);
+    let (user, token) = state.auth.accounts.patch_me(token.expose(), patch).await?;
     tracing::trace!(?token, "claims changed: token answered");
     Ok(
         with_refreshed_token(HttpResponse::Ok(), Some(&token.access_token))

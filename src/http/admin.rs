@@ -3,9 +3,10 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::body::{json_body, parse_json, read_body, require_json_content_type};
+use super::change_bodies;
 use super::error::ApiError;
 use super::extract::Admin;
 use super::path_ids;
@@ -111,8 +112,8 @@ async fn patch_user(
 ) -> Result<HttpResponse, ApiError> {
     let caller = admin.caller();
     let id = path_ids::user(&id)?;
-    let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let (user, own_token) = state.auth.admin.patch_user(caller, id, &body).await?;
+    let patch = change_bodies::user_patch(json_body(&req, payload, limit(&state)).await?);
+    let (user, own_token) = state.auth.admin.patch_user(caller, id, patch).await?;
     let refreshed = own_token
         .as_ref()
         .map(|token| &token.access_token)
@@ -160,8 +161,8 @@ async fn create_tenant(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = admin.caller();
-    let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let tenant = state.auth.admin.create_tenant(&body).await?;
+    let fields = change_bodies::tenant_change(json_body(&req, payload, limit(&state)).await?)?;
+    let tenant = state.auth.admin.create_tenant(fields).await?;
     Ok(
         with_refreshed_token(HttpResponse::Created(), caller.refreshed.as_ref())
             .json(json!({ "tenant": tenant })),
@@ -187,8 +188,8 @@ async fn patch_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let caller = admin.caller();
     let id = path_ids::tenant(&id)?;
-    let body: Map<String, Value> = json_body(&req, payload, limit(&state)).await?;
-    let tenant = state.auth.admin.patch_tenant(id, &body).await?;
+    let fields = change_bodies::tenant_change(json_body(&req, payload, limit(&state)).await?)?;
+    let tenant = state.auth.admin.patch_tenant(id, &fields).await?;
     Ok(answer(caller.refreshed.as_ref()).json(json!({ "tenant": tenant })))
 }
 

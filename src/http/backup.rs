@@ -8,7 +8,7 @@ use futures_util::stream;
 use tokio::io::AsyncReadExt as _;
 
 use super::error::ApiError;
-use super::extract::BearerToken;
+use super::extract::Admin;
 use super::{resource, AppState};
 
 /// How much of the backup file is read per chunk sent.
@@ -18,12 +18,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/admin/backup").route(web::post().to(backup)));
 }
 
-async fn backup(state: web::Data<AppState>, token: BearerToken) -> Result<HttpResponse, ApiError> {
-    state
-        .auth
-        .admin
-        .require_backup_operator(token.expose())
-        .await?;
+async fn backup(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
+    state.auth.admin.require_backup_operator(admin.caller())?;
     let (file, summary) = state.auth.admin.export_backup().await?;
     let file = tokio::fs::File::from_std(file);
     let body = stream::unfold(Some(file), |file| async move {

@@ -1,7 +1,7 @@
-//! Request extractors: the bearer token (RFC 6750 §2.1), the [`Admin`] it proves, a
-//! service's HTTP Basic client credentials (RFC 6749 §2.3.1) and the client address used
-//! for rate limits of logins and registrations (`X-Forwarded-For` believed only from
-//! `server.trusted_proxies`).
+//! Request extractors: the bearer token (RFC 6750 §2.1), the [`Caller`] or [`Admin`] it
+//! proves, a service's HTTP Basic client credentials (RFC 6749 §2.3.1) and the client
+//! address used for rate limits of logins and registrations (`X-Forwarded-For` believed
+//! only from `server.trusted_proxies`).
 
 use std::future::{ready, Future, Ready};
 use std::net::IpAddr;
@@ -16,7 +16,7 @@ use secrecy::ExposeSecret as _;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::auth::{AuthError, Authenticated};
+use crate::auth::{AuthError, Authenticated, Freshness};
 use crate::secret::SecretString;
 use crate::tokens::access::MAX_ACCESS_TOKEN_BYTES;
 
@@ -80,6 +80,39 @@ impl FromRequest for BearerToken {
     }
 }
 
+/// A caller whose bearer token is verified with current claims ([`Freshness::Current`],
+/// with `tokens.on_stale` applied: under `reissue` a stale token is let through and the
+/// re-minted one is in [`Authenticated::refreshed`], for the answer's
+/// `X-Refreshed-Token`). A route that takes one answers 401 before anything else of the
+/// request is read. Routes that accept stale tokens (claim and password changes, refresh)
+/// or any token of a session (logout) verify their own.
+pub struct Caller(Authenticated);
+
+impl Caller {
+    /// Who the caller is, and the re-minted token when its own was stale.
+    pub fn authenticated(&self) -> &Authenticated {
+        &self.0
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let presented = bearer_and_state(req);
+        Box::pin(async move {
+            let (token, state) = presented?;
+            let caller = state
+                .auth
+                .verification
+                .authenticate(token.expose(), Freshness::Current)
+                .await?;
+            Ok(Caller(caller))
+        })
+    }
+}
+
 /// A caller holding the admin role: its bearer token verified (current claims, with
 /// `tokens.on_stale` applied) and its role checked. An admin route takes one of these
 /// first, so a request without the role is answered 401 or 403 before anything else of
@@ -98,20 +131,29 @@ impl FromRequest for Admin {
     type Future = Pin<Box<dyn Future<Output = Result<Admin, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = BearerToken::from_request_optional(req)
-            .and_then(|token| token.ok_or_else(|| ApiError::from(AuthError::TokenMissing)));
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let presented = bearer_and_state(req);
         Box::pin(async move {
-            let token = token?;
-            let state = state.ok_or_else(|| {
-                ApiError::from(AuthError::Internal(
-                    "the app state is not configured".into(),
-                ))
-            })?;
+            let (token, state) = presented?;
             let caller = state.auth.admin.require_admin(token.expose()).await?;
             Ok(Admin(caller))
         })
     }
+}
+
+/// What an authenticating extractor starts from: the bearer token (401 `token_missing`
+/// without one) and the app state its verdict comes from.
+fn bearer_and_state(req: &HttpRequest) -> Result<(BearerToken, web::Data<AppState>), ApiError> {
+    let token = BearerToken::from_request_optional(req)?
+        .ok_or_else(|| ApiError::from(AuthError::TokenMissing))?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::from(AuthError::Internal(
+                "the app state is not configured".into(),
+            ))
+        })?;
+    Ok((token, state))
 }
 
 /// A client id and secret a service presents. The secret never prints.

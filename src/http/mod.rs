@@ -8,6 +8,7 @@ pub mod admin;
 pub mod backup;
 pub mod body;
 mod caching;
+mod change_bodies;
 pub mod cors;
 pub mod demo;
 pub mod error;
