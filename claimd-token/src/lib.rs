@@ -16,6 +16,7 @@
 mod cache;
 mod claims;
 mod header;
+mod presented;
 mod refusal;
 mod rules;
 mod standing;
@@ -24,6 +25,7 @@ pub use cache::VerifiedTokenCache;
 pub use claims::{AccessClaims, ClientClaims, TokenTimes};
 pub use header::{ACCESS_TOKEN_TYP, MAX_ACCESS_TOKEN_BYTES};
 pub use jsonwebtoken::{Algorithm, DecodingKey};
+pub use presented::bearer_credential;
 pub use refusal::Refusal;
 pub use rules::{Expiry, KeyLookup, TokenRules};
 pub use standing::{judge, Currency, Knowledge, Standing, TenantStanding, UserFacts, UserStanding};

@@ -13,8 +13,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use claimd_token::MAX_ACCESS_TOKEN_BYTES;
-
 use crate::error::VerifyError;
 use crate::verifier::Verifier;
 use crate::VerifiedClaims;
@@ -73,28 +71,13 @@ impl ResponseError for Rejection {
     }
 }
 
-/// The bearer token of the request, shape-checked as claimd checks it.
+/// The bearer token of the request, shape-checked as claimd checks it (the same code).
 fn bearer(req: &HttpRequest) -> Result<String, VerifyError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
         .ok_or(VerifyError::Missing)?;
-    if value.len() > MAX_ACCESS_TOKEN_BYTES + 16 {
-        return Err(VerifyError::Invalid("token too large"));
-    }
-    let text = value
-        .to_str()
-        .map_err(|_| VerifyError::Invalid("malformed authorization header"))?;
-    let (scheme, token) = text
-        .split_once(' ')
-        .ok_or(VerifyError::Invalid("expected a Bearer token"))?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(VerifyError::Invalid("expected a Bearer token"));
-    }
-    let token = token.trim();
-    if token.is_empty() || token.contains(' ') {
-        return Err(VerifyError::Invalid("malformed bearer token"));
-    }
+    let token = claimd_token::bearer_credential(value.as_bytes())?;
     Ok(token.to_string())
 }
 

@@ -127,7 +127,7 @@ impl Verification {
             user,
             tenant,
         };
-        let currency = judge(&claims, &standing, Knowledge::Complete).map_err(refusal_error)?;
+        let currency = judge(&claims, &standing, Knowledge::Complete).map_err(AuthError::from)?;
         // A user the store does not hold is `Gone`, which `judge` revokes.
         let stamp = stamp.ok_or(AuthError::TokenRevoked)?;
         Ok(Authenticated {
@@ -174,13 +174,16 @@ impl Verification {
     }
 }
 
-/// The verdict of steps 3 and 4, as claimd answers it.
-fn refusal_error(refusal: Refusal) -> AuthError {
-    match refusal {
-        Refusal::Invalid(reason) => AuthError::TokenInvalid(reason),
-        Refusal::Expired => AuthError::TokenExpired,
-        // `Revoked`, the only other verdict `judge` gives.
-        _ => AuthError::TokenRevoked,
+/// A verdict of claimd-token's, as claimd answers it.
+impl From<Refusal> for AuthError {
+    fn from(refusal: Refusal) -> AuthError {
+        match refusal {
+            Refusal::Invalid(reason) => AuthError::TokenInvalid(reason),
+            Refusal::Expired => AuthError::TokenExpired,
+            Refusal::UnknownKey => AuthError::TokenInvalid("unknown kid"),
+            // `Revoked`, and whatever a newer claimd-token refuses for.
+            _ => AuthError::TokenRevoked,
+        }
     }
 }
 
