@@ -58,7 +58,9 @@ impl From<Refusal> for VerifyError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("{what}: {source}")]
+    /// The request, and why it failed down to its root (a refused certificate, a
+    /// refused connection).
+    #[error("{what}: {}", with_causes(source))]
     Http {
         what: &'static str,
         #[source]
@@ -68,4 +70,17 @@ pub enum StartError {
     Claimd(String),
     #[error("no snapshot from claimd within the start timeout")]
     Timeout,
+}
+
+/// `error` and each of its sources, joined: reqwest's own text stops at "error sending
+/// request", which does not say that a certificate was refused.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
