@@ -279,31 +279,34 @@ async fn cli_service_add_prints_a_credential_that_authenticates() {
     assert_invalid_client(wrong).await;
 }
 
-#[tokio::test]
-async fn cli_service_add_refuses_a_data_dir_the_server_holds() {
-    if crate::backend::sled_only("the data directory lock") {
-        return;
+/// Tests of the embedded store's own files (the data directory, its lock, a backup file):
+/// nothing to test on PostgreSQL, so `.ci/run`'s PostgreSQL pass skips `::sled_files::`.
+mod sled_files {
+    use super::*;
+
+    #[tokio::test]
+    async fn cli_service_add_refuses_a_data_dir_the_server_holds() {
+        let (dir, data) = workdir();
+        init_store(&data);
+        let server = ClaimdProcess::start_on(dir.path(), &data);
+        let mut cmd = claimd_command(dir.path());
+        cmd.env("CLAIMD__STORAGE__PATH", &data)
+            .args(["service", "add", "billing"]);
+
+        let exit: Exit = run_to_exit(cmd, EXIT_TIMEOUT);
+
+        let status = exit
+            .status
+            .unwrap_or_else(|| panic!("service add still running: {exit:?}"));
+        assert!(
+            !status.success(),
+            "service add beside a running server: {exit:?}"
+        );
+        assert!(!exit.stdout.contains("client_secret"), "{exit:?}");
+        assert_eq!(
+            server.app().healthz().await.status(),
+            StatusCode::OK,
+            "the server is unharmed"
+        );
     }
-    let (dir, data) = workdir();
-    init_store(&data);
-    let server = ClaimdProcess::start_on(dir.path(), &data);
-    let mut cmd = claimd_command(dir.path());
-    cmd.env("CLAIMD__STORAGE__PATH", &data)
-        .args(["service", "add", "billing"]);
-
-    let exit: Exit = run_to_exit(cmd, EXIT_TIMEOUT);
-
-    let status = exit
-        .status
-        .unwrap_or_else(|| panic!("service add still running: {exit:?}"));
-    assert!(
-        !status.success(),
-        "service add beside a running server: {exit:?}"
-    );
-    assert!(!exit.stdout.contains("client_secret"), "{exit:?}");
-    assert_eq!(
-        server.app().healthz().await.status(),
-        StatusCode::OK,
-        "the server is unharmed"
-    );
 }

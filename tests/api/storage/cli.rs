@@ -152,33 +152,6 @@ async fn user_add_honours_a_config_file() {
 }
 
 #[tokio::test]
-async fn user_add_while_the_server_runs_is_refused_as_in_use() {
-    if crate::backend::sled_only("the data directory") {
-        return;
-    }
-    let (dir, data) = workdir();
-    init_store(&data);
-    let server = ClaimdProcess::start_on(dir.path(), &data);
-
-    let exit = user_add(dir.path(), &data, "root", &format!("{ADMIN_PASSWORD}\n"));
-
-    let line = assert_one_line_failure(&exit);
-    assert!(
-        line.contains("in use"),
-        "stderr says the store is in use: {line}"
-    );
-    // The running server is unharmed and has no such user.
-    let app = server.app();
-    assert_eq!(app.healthz().await.status(), StatusCode::OK);
-    assert_problem(
-        app.login("root", ADMIN_PASSWORD).await,
-        401,
-        "invalid_credentials",
-    )
-    .await;
-}
-
-#[tokio::test]
 async fn user_add_of_a_taken_username_is_refused() {
     let (dir, data) = workdir();
     init_store(&data);
@@ -262,120 +235,6 @@ fn claimd_in(cwd: &Path, env: &[(&str, &Path)], args: &[&str]) -> Exit {
     run_to_exit_with_stdin(cmd, &format!("{ADMIN_PASSWORD}\n"), EXIT_TIMEOUT)
 }
 
-#[tokio::test]
-async fn offline_commands_refuse_to_create_a_store() {
-    if crate::backend::sled_only("the data directory") {
-        return;
-    }
-    let (dir, data) = workdir();
-    let key = dir.path().join("key.pem");
-    std::fs::write(&key, "not a key").unwrap();
-    let backup = dir.path().join("backup.claimd");
-    let commands: [&[&str]; 5] = [
-        &["user", "add", "--admin", "--username", "root"],
-        &["keys", "rotate"],
-        &["keys", "import", key.to_str().unwrap()],
-        &["service", "add", "billing"],
-        &["backup", backup.to_str().unwrap()],
-    ];
-
-    for args in commands {
-        let exit = claimd_in(dir.path(), &[("CLAIMD__STORAGE__PATH", &data)], args);
-
-        let line = assert_one_line_failure(&exit);
-        assert!(
-            line.contains(&data.to_str().unwrap().to_lowercase())
-                && line.contains("no claimd store"),
-            "{args:?}: names the path: {line}"
-        );
-        assert!(
-            !data.join("db").exists() && !data.join("conf").exists(),
-            "{args:?} created a store"
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_relative_storage_path_in_a_config_file_is_beside_the_file() {
-    if crate::backend::sled_only("the data directory") {
-        return;
-    }
-    let (dir, _) = workdir();
-    let etc = dir.path().join("etc");
-    let elsewhere = dir.path().join("elsewhere");
-    std::fs::create_dir_all(&etc).unwrap();
-    std::fs::create_dir_all(&elsewhere).unwrap();
-    let config = etc.join("claimd.toml");
-    std::fs::write(&config, "[storage]\npath = \"data\"\n").unwrap();
-    let data = etc.join("data");
-
-    // The server, started from another directory, makes its store beside the file.
-    let mut serve = claimd_command(&elsewhere);
-    serve.arg("--config").arg(&config);
-    let server = ClaimdProcess::start(serve);
-    // Killed rather than stopped: a SIGTERM that arrives before the handler is installed
-    // would end the process with the signal, and a clean stop is not what is tested here.
-    server.kill9();
-    assert!(
-        data.join("db").exists() || data.join("conf").exists(),
-        "store beside the file"
-    );
-    assert!(
-        !elsewhere.join("data").exists(),
-        "nothing in the working directory"
-    );
-
-    // A command run from yet another directory reaches that same store.
-    let exit = claimd_in(
-        dir.path(),
-        &[],
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "user",
-            "add",
-            "--admin",
-            "--username",
-            "root",
-        ],
-    );
-    assert_success(&exit);
-    assert!(
-        !dir.path().join("data").exists(),
-        "no new store where the command ran"
-    );
-    let server = ClaimdProcess::start({
-        let mut cmd = claimd_command(&elsewhere);
-        cmd.arg("--config").arg(&config);
-        cmd
-    });
-    let login = server.app().login_ok("root", ADMIN_PASSWORD).await;
-    assert_eq!(login.claims()["roles"], json!(["admin"]));
-}
-
-#[tokio::test]
-async fn storage_path_from_the_environment_stays_relative_to_the_working_directory() {
-    if crate::backend::sled_only("the data directory") {
-        return;
-    }
-    let (dir, _) = workdir();
-    let etc = dir.path().join("etc");
-    std::fs::create_dir_all(&etc).unwrap();
-    let config = etc.join("claimd.toml");
-    std::fs::write(&config, "[storage]\npath = \"data\"\n").unwrap();
-
-    let mut serve = claimd_command(dir.path());
-    serve
-        .arg("--config")
-        .arg(&config)
-        .env("CLAIMD__STORAGE__PATH", "from-env");
-    let server = ClaimdProcess::start(serve);
-    drop(server);
-
-    assert!(dir.path().join("from-env").is_dir());
-    assert!(!etc.join("data").exists());
-}
-
 /// Group and world permission bits of everything under `dir`, with its path.
 fn loose_entries(dir: &Path) -> Vec<(String, u32)> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -399,46 +258,175 @@ fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-#[tokio::test]
-async fn the_data_dir_is_the_owners_alone() {
-    if crate::backend::sled_only("the data directory") {
-        return;
-    }
-    let (dir, data) = workdir();
-    let server = ClaimdProcess::start_on(dir.path(), &data);
-    let app = server.app();
-    app.signed_up("alice").await;
+/// Tests of the embedded store's own files (the data directory, its lock, a backup file):
+/// nothing to test on PostgreSQL, so `.ci/run`'s PostgreSQL pass skips `::sled_files::`.
+mod sled_files {
+    use super::*;
 
-    assert_eq!(mode_of(&data), 0o700, "the data dir is 0700");
-    assert_eq!(
-        loose_entries(&data),
-        Vec::new(),
-        "nothing group or world accessible"
-    );
-    let (status, _, stderr) = server.terminate(EXIT_TIMEOUT);
-    assert!(status.is_some_and(|s| s.success()), "{stderr}");
-    assert_eq!(loose_entries(&data), Vec::new(), "nor after a clean stop");
-}
+    #[tokio::test]
+    async fn user_add_while_the_server_runs_is_refused_as_in_use() {
+        let (dir, data) = workdir();
+        init_store(&data);
+        let server = ClaimdProcess::start_on(dir.path(), &data);
 
-#[tokio::test]
-async fn a_loose_data_dir_is_tightened_at_start() {
-    if crate::backend::sled_only("the data directory") {
-        return;
+        let exit = user_add(dir.path(), &data, "root", &format!("{ADMIN_PASSWORD}\n"));
+
+        let line = assert_one_line_failure(&exit);
+        assert!(
+            line.contains("in use"),
+            "stderr says the store is in use: {line}"
+        );
+        // The running server is unharmed and has no such user.
+        let app = server.app();
+        assert_eq!(app.healthz().await.status(), StatusCode::OK);
+        assert_problem(
+            app.login("root", ADMIN_PASSWORD).await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
     }
-    use std::os::unix::fs::PermissionsExt as _;
-    let (dir, data) = workdir();
-    init_store(&data);
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    #[tokio::test]
+    async fn offline_commands_refuse_to_create_a_store() {
+        let (dir, data) = workdir();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "not a key").unwrap();
+        let backup = dir.path().join("backup.claimd");
+        let commands: [&[&str]; 5] = [
+            &["user", "add", "--admin", "--username", "root"],
+            &["keys", "rotate"],
+            &["keys", "import", key.to_str().unwrap()],
+            &["service", "add", "billing"],
+            &["backup", backup.to_str().unwrap()],
+        ];
+
+        for args in commands {
+            let exit = claimd_in(dir.path(), &[("CLAIMD__STORAGE__PATH", &data)], args);
+
+            let line = assert_one_line_failure(&exit);
+            assert!(
+                line.contains(&data.to_str().unwrap().to_lowercase())
+                    && line.contains("no claimd store"),
+                "{args:?}: names the path: {line}"
+            );
+            assert!(
+                !data.join("db").exists() && !data.join("conf").exists(),
+                "{args:?} created a store"
+            );
         }
     }
 
-    let server = ClaimdProcess::start_on(dir.path(), &data);
+    #[tokio::test]
+    async fn a_relative_storage_path_in_a_config_file_is_beside_the_file() {
+        let (dir, _) = workdir();
+        let etc = dir.path().join("etc");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let config = etc.join("claimd.toml");
+        std::fs::write(&config, "[storage]\npath = \"data\"\n").unwrap();
+        let data = etc.join("data");
 
-    assert_eq!(mode_of(&data), 0o700);
-    assert_eq!(loose_entries(&data), Vec::new());
-    drop(server);
+        // The server, started from another directory, makes its store beside the file.
+        let mut serve = claimd_command(&elsewhere);
+        serve.arg("--config").arg(&config);
+        let server = ClaimdProcess::start(serve);
+        // Killed rather than stopped: a SIGTERM that arrives before the handler is installed
+        // would end the process with the signal, and a clean stop is not what is tested here.
+        server.kill9();
+        assert!(
+            data.join("db").exists() || data.join("conf").exists(),
+            "store beside the file"
+        );
+        assert!(
+            !elsewhere.join("data").exists(),
+            "nothing in the working directory"
+        );
+
+        // A command run from yet another directory reaches that same store.
+        let exit = claimd_in(
+            dir.path(),
+            &[],
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "user",
+                "add",
+                "--admin",
+                "--username",
+                "root",
+            ],
+        );
+        assert_success(&exit);
+        assert!(
+            !dir.path().join("data").exists(),
+            "no new store where the command ran"
+        );
+        let server = ClaimdProcess::start({
+            let mut cmd = claimd_command(&elsewhere);
+            cmd.arg("--config").arg(&config);
+            cmd
+        });
+        let login = server.app().login_ok("root", ADMIN_PASSWORD).await;
+        assert_eq!(login.claims()["roles"], json!(["admin"]));
+    }
+
+    #[tokio::test]
+    async fn storage_path_from_the_environment_stays_relative_to_the_working_directory() {
+        let (dir, _) = workdir();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        let config = etc.join("claimd.toml");
+        std::fs::write(&config, "[storage]\npath = \"data\"\n").unwrap();
+
+        let mut serve = claimd_command(dir.path());
+        serve
+            .arg("--config")
+            .arg(&config)
+            .env("CLAIMD__STORAGE__PATH", "from-env");
+        let server = ClaimdProcess::start(serve);
+        drop(server);
+
+        assert!(dir.path().join("from-env").is_dir());
+        assert!(!etc.join("data").exists());
+    }
+
+    #[tokio::test]
+    async fn the_data_dir_is_the_owners_alone() {
+        let (dir, data) = workdir();
+        let server = ClaimdProcess::start_on(dir.path(), &data);
+        let app = server.app();
+        app.signed_up("alice").await;
+
+        assert_eq!(mode_of(&data), 0o700, "the data dir is 0700");
+        assert_eq!(
+            loose_entries(&data),
+            Vec::new(),
+            "nothing group or world accessible"
+        );
+        let (status, _, stderr) = server.terminate(EXIT_TIMEOUT);
+        assert!(status.is_some_and(|s| s.success()), "{stderr}");
+        assert_eq!(loose_entries(&data), Vec::new(), "nor after a clean stop");
+    }
+
+    #[tokio::test]
+    async fn a_loose_data_dir_is_tightened_at_start() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (dir, data) = workdir();
+        init_store(&data);
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for entry in std::fs::read_dir(&data).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+        }
+
+        let server = ClaimdProcess::start_on(dir.path(), &data);
+
+        assert_eq!(mode_of(&data), 0o700);
+        assert_eq!(loose_entries(&data), Vec::new());
+        drop(server);
+    }
 }

@@ -166,50 +166,6 @@ async fn sigterm_shuts_down_cleanly_and_keeps_the_data() {
     restarted.app().login_ok("alice", PASSWORD).await;
 }
 
-#[tokio::test]
-async fn binary_reads_settings_from_the_environment() {
-    if crate::backend::sled_only("where storage.path is created") {
-        return;
-    }
-    let (dir, data) = workdir();
-    let mut cmd = crate::helpers::claimd_command(dir.path());
-    cmd.env("CLAIMD__STORAGE__PATH", &data)
-        .env("CLAIMD__TOKENS__ACCESS_TTL", "2m");
-    let server = ClaimdProcess::start(cmd);
-
-    let (_, login) = server.app().signed_up("alice").await;
-
-    assert_eq!(login.expires_in, 120);
-    assert!(data.is_dir(), "storage.path was created");
-}
-
-#[tokio::test]
-async fn binary_reads_a_config_file_named_on_the_command_line() {
-    if crate::backend::sled_only("where storage.path is created") {
-        return;
-    }
-    let (dir, data) = workdir();
-    let config = dir.path().join("claimd-test.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nbind = \"127.0.0.1:0\"\n\n[storage]\npath = {:?}\n\n[tokens]\naccess_ttl = \"3m\"\n",
-            data.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let mut cmd = crate::helpers::claimd_command(dir.path());
-    cmd.env_remove("CLAIMD__SERVER__BIND")
-        .arg("--config")
-        .arg(&config);
-    let server = ClaimdProcess::start(cmd);
-
-    let (_, login) = server.app().signed_up("alice").await;
-
-    assert_eq!(login.expires_in, 180);
-    assert!(data.is_dir(), "storage.path from the file was used");
-}
-
 /// A session revoked after a restart that shortened the access-token lifetime must still
 /// deny every token it minted under the longer one. The token here is a re-mint (recorded
 /// nowhere in the session) whose `exp` lies a minute bucket beyond the session's last
@@ -344,4 +300,48 @@ async fn rotate_until_cut(
 
 async fn token_response_body(resp: reqwest::Response) -> String {
     token_response(resp).await.refresh().to_string()
+}
+
+/// Tests of the embedded store's own files (the data directory, its lock, a backup file):
+/// nothing to test on PostgreSQL, so `.ci/run`'s PostgreSQL pass skips `::sled_files::`.
+mod sled_files {
+    use super::*;
+
+    #[tokio::test]
+    async fn binary_reads_settings_from_the_environment() {
+        let (dir, data) = workdir();
+        let mut cmd = crate::helpers::claimd_command(dir.path());
+        cmd.env("CLAIMD__STORAGE__PATH", &data)
+            .env("CLAIMD__TOKENS__ACCESS_TTL", "2m");
+        let server = ClaimdProcess::start(cmd);
+
+        let (_, login) = server.app().signed_up("alice").await;
+
+        assert_eq!(login.expires_in, 120);
+        assert!(data.is_dir(), "storage.path was created");
+    }
+
+    #[tokio::test]
+    async fn binary_reads_a_config_file_named_on_the_command_line() {
+        let (dir, data) = workdir();
+        let config = dir.path().join("claimd-test.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nbind = \"127.0.0.1:0\"\n\n[storage]\npath = {:?}\n\n[tokens]\naccess_ttl = \"3m\"\n",
+                data.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        let mut cmd = crate::helpers::claimd_command(dir.path());
+        cmd.env_remove("CLAIMD__SERVER__BIND")
+            .arg("--config")
+            .arg(&config);
+        let server = ClaimdProcess::start(cmd);
+
+        let (_, login) = server.app().signed_up("alice").await;
+
+        assert_eq!(login.expires_in, 180);
+        assert!(data.is_dir(), "storage.path from the file was used");
+    }
 }

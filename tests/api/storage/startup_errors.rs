@@ -235,91 +235,6 @@ fn malformed_config_file_stops_startup() {
     assert_startup_failure(&exit, &["broken.toml", "config"]);
 }
 
-#[test]
-fn data_path_that_is_a_regular_file_stops_startup() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
-    }
-    let (dir, _) = workdir();
-    let file = dir.path().join("data");
-    std::fs::write(&file, b"I am a file, not a directory").unwrap();
-
-    let exit = run_on_data_dir(dir.path(), &file);
-
-    assert_startup_failure(&exit, &["storage", &file.display().to_string()]);
-    assert_eq!(
-        std::fs::read(&file).unwrap(),
-        b"I am a file, not a directory"
-    );
-}
-
-#[test]
-fn data_path_in_a_read_only_directory_stops_startup() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
-    }
-    let (dir, _) = workdir();
-    let read_only = dir.path().join("ro");
-    std::fs::create_dir(&read_only).unwrap();
-    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let mut data = read_only.join("data");
-    // Root ignores permission bits: fall back to a place no one may create a directory in.
-    let probe = read_only.join("probe");
-    if std::fs::create_dir(&probe).is_ok() {
-        std::fs::remove_dir(&probe).unwrap();
-        data = Path::new("/sys/claimd-test-unwritable").join("data");
-        eprintln!(
-            "running as root: using {} as the unwritable data dir",
-            data.display()
-        );
-    }
-
-    let exit = run_on_data_dir(dir.path(), &data);
-
-    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert_startup_failure(&exit, &["storage", &data.display().to_string()]);
-}
-
-#[test]
-fn corrupt_store_stops_startup() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
-    }
-    let (dir, data) = workdir();
-    {
-        let server = ClaimdProcess::start_on(dir.path(), &data);
-        let app = server.app();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(app.register_ok("alice", PASSWORD));
-        server.kill9();
-    }
-    let mut corrupted = 0;
-    for name in ["conf", "db"] {
-        let file = data.join(name);
-        if file.is_file() {
-            let len = std::fs::metadata(&file).unwrap().len().max(64) as usize;
-            let garbage: Vec<u8> = (0..len).map(|i| (i * 7 + 13) as u8 ^ 0xA5).collect();
-            std::fs::write(&file, garbage).unwrap();
-            corrupted += 1;
-        }
-    }
-    assert!(
-        corrupted > 0,
-        "expected sled's conf/db files in {}",
-        data.display()
-    );
-
-    let exit = refused_and_left_alone(dir.path(), &data);
-
-    assert_startup_failure(
-        &exit,
-        &["storage", "store", "corrupt", &data.display().to_string()],
-    );
-}
-
 /// A store with users registered over a while, stopped cleanly: everything is sealed.
 ///
 /// On sled, a copy of one such store built once per run ([`template_with_many_users`]):
@@ -384,124 +299,6 @@ fn build_store_with_many_users(workdir: &Path, data: &Path) {
     assert!(status.is_some_and(|s| s.success()), "clean stop");
 }
 
-/// sled recovers its log up to the first bad checksum and drops the rest silently; claimd
-/// must refuse that rolled-back store rather than serve it.
-#[test]
-fn one_flipped_byte_mid_file_stops_startup() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
-    }
-    let (dir, data) = workdir();
-    store_with_many_users(dir.path(), &data);
-    let db = data.join("db");
-    let mut bytes = std::fs::read(&db).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xFF;
-    std::fs::write(&db, bytes).unwrap();
-
-    let exit = refused_and_left_alone(dir.path(), &data);
-
-    assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
-    // Refused again on the next try: nothing was accepted in between.
-    let again = refused_and_left_alone(dir.path(), &data);
-    assert_startup_failure(&again, &["damaged", "lost acknowledged writes"]);
-}
-
-/// Issue 19: the seal used to move once a second, so damage to the last records before a
-/// kill -9 opened as a store without its last acknowledged registrations. Every commit is
-/// sealed now: a flipped byte in the newest record is refused like any other damage.
-#[test]
-fn a_flipped_byte_in_the_last_records_before_a_kill_stops_startup() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
-    }
-    let (dir, data) = workdir();
-    let server = ClaimdProcess::start_on(dir.path(), &data);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        for n in 0..5 {
-            server
-                .app()
-                .register_ok(&format!("user{n}"), PASSWORD)
-                .await;
-        }
-    });
-    // No clean stop: the last registration was acknowledged a moment ago.
-    server.kill9();
-    let db = data.join("db");
-    let mut bytes = std::fs::read(&db).unwrap();
-    let last_written = bytes
-        .iter()
-        .rposition(|&byte| byte != 0)
-        .expect("the log holds records");
-    bytes[last_written - 8] ^= 0xFF;
-    std::fs::write(&db, bytes).unwrap();
-
-    let exit = refused_and_left_alone(dir.path(), &data);
-
-    assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
-}
-
-#[test]
-fn a_truncated_store_file_stops_startup() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
-    }
-    let (dir, data) = workdir();
-    store_with_many_users(dir.path(), &data);
-    let db = data.join("db");
-    let len = std::fs::metadata(&db).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&db)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
-
-    let exit = refused_and_left_alone(dir.path(), &data);
-
-    assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
-}
-
-/// Issue 19: with its seal file deleted, a truncated store started with users missing;
-/// a store that has sealed before is now refused without it, the file and the store left
-/// as they were, unless the operator says so (and claimd says it started unchecked).
-#[test]
-fn a_store_without_its_seal_file_stops_startup_unless_accepted() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
-    }
-    let (dir, data) = workdir();
-    store_with_many_users(dir.path(), &data);
-    std::fs::remove_file(data.join("claimd.seal")).unwrap();
-
-    let exit = refused_and_left_alone(dir.path(), &data);
-    assert_startup_failure(&exit, &["claimd.seal is missing", "accept_missing_seal"]);
-
-    let mut cmd = claimd_command(dir.path());
-    cmd.env("CLAIMD__STORAGE__PATH", &data)
-        .env("CLAIMD__STORAGE__ACCEPT_MISSING_SEAL", "true");
-    let server = ClaimdProcess::start(cmd);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async { server.app().login_ok("user7", PASSWORD).await });
-    let (status, stdout, stderr) = server.terminate(EXIT_TIMEOUT);
-    assert!(status.is_some_and(|s| s.success()), "clean stop\n{stderr}");
-    assert!(
-        stdout.contains("claimd.seal was missing; opened anyway"),
-        "the override is logged: {stdout}"
-    );
-    // Sealed again: the next start needs no override.
-    assert!(data.join("claimd.seal").exists());
-    let restarted = ClaimdProcess::start_on(dir.path(), &data);
-    rt.block_on(async { restarted.app().login_ok("user7", PASSWORD).await });
-}
-
 #[test]
 fn an_intact_store_starts_and_keeps_every_user() {
     let (dir, data) = workdir();
@@ -520,83 +317,259 @@ fn an_intact_store_starts_and_keeps_every_user() {
     });
 }
 
-#[test]
-fn a_data_dir_whose_parent_is_missing_stops_startup() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
-    }
-    let (dir, _) = workdir();
-    let data = dir.path().join("no-such-parent").join("data");
+/// Tests of the embedded store's own files (the data directory, its lock, a backup file):
+/// nothing to test on PostgreSQL, so `.ci/run`'s PostgreSQL pass skips `::sled_files::`.
+mod sled_files {
+    use super::*;
 
-    let exit = run_on_data_dir(dir.path(), &data);
+    #[test]
+    fn data_path_that_is_a_regular_file_stops_startup() {
+        let (dir, _) = workdir();
+        let file = dir.path().join("data");
+        std::fs::write(&file, b"I am a file, not a directory").unwrap();
 
-    assert_startup_failure(&exit, &["parent directory"]);
-    assert!(
-        !dir.path().join("no-such-parent").exists(),
-        "nothing created"
-    );
-}
+        let exit = run_on_data_dir(dir.path(), &file);
 
-#[test]
-fn a_data_dir_in_use_by_another_claimd_stops_startup() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
-    }
-    let (dir, data) = workdir();
-    let _running = ClaimdProcess::start_on(dir.path(), &data);
-
-    let exit = run_on_data_dir(dir.path(), &data);
-
-    assert_startup_failure(&exit, &["in use"]);
-}
-
-#[test]
-fn a_store_from_a_newer_claimd_stops_startup_and_is_left_alone() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
-    }
-    let (dir, data) = workdir();
-    store_with_many_users(dir.path(), &data);
-    {
-        // What a later claimd would leave: a schema number this build does not know.
-        let db = sled::open(&data).unwrap();
-        let meta = db.open_tree("meta").unwrap();
-        meta.insert("schema_version", &99u64.to_be_bytes()).unwrap();
-        db.flush().unwrap();
+        assert_startup_failure(&exit, &["storage", &file.display().to_string()]);
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            b"I am a file, not a directory"
+        );
     }
 
-    let exit = refused_and_left_alone(dir.path(), &data);
+    #[test]
+    fn data_path_in_a_read_only_directory_stops_startup() {
+        let (dir, _) = workdir();
+        let read_only = dir.path().join("ro");
+        std::fs::create_dir(&read_only).unwrap();
+        std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let mut data = read_only.join("data");
+        // Root ignores permission bits: fall back to a place no one may create a directory in.
+        let probe = read_only.join("probe");
+        if std::fs::create_dir(&probe).is_ok() {
+            std::fs::remove_dir(&probe).unwrap();
+            data = Path::new("/sys/claimd-test-unwritable").join("data");
+            eprintln!(
+                "running as root: using {} as the unwritable data dir",
+                data.display()
+            );
+        }
 
-    assert_startup_failure(&exit, &["newer"]);
-    let db = sled::open(&data).unwrap();
-    let version = db.open_tree("meta").unwrap().get("schema_version").unwrap();
-    assert_eq!(
-        version.as_deref(),
-        Some(&99u64.to_be_bytes()[..]),
-        "left as it was"
-    );
-}
+        let exit = run_on_data_dir(dir.path(), &data);
 
-#[test]
-fn a_seal_whose_database_files_were_moved_away_stops_startup_and_creates_nothing() {
-    if crate::backend::sled_only("a damaged or locked data directory") {
-        return;
+        std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_startup_failure(&exit, &["storage", &data.display().to_string()]);
     }
-    let (dir, data) = workdir();
-    store_with_many_users(dir.path(), &data);
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() != "claimd.seal" {
-            let path = entry.path();
-            if path.is_dir() {
-                std::fs::remove_dir_all(path).unwrap();
-            } else {
-                std::fs::remove_file(path).unwrap();
+
+    #[test]
+    fn corrupt_store_stops_startup() {
+        let (dir, data) = workdir();
+        {
+            let server = ClaimdProcess::start_on(dir.path(), &data);
+            let app = server.app();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(app.register_ok("alice", PASSWORD));
+            server.kill9();
+        }
+        let mut corrupted = 0;
+        for name in ["conf", "db"] {
+            let file = data.join(name);
+            if file.is_file() {
+                let len = std::fs::metadata(&file).unwrap().len().max(64) as usize;
+                let garbage: Vec<u8> = (0..len).map(|i| (i * 7 + 13) as u8 ^ 0xA5).collect();
+                std::fs::write(&file, garbage).unwrap();
+                corrupted += 1;
             }
         }
+        assert!(
+            corrupted > 0,
+            "expected sled's conf/db files in {}",
+            data.display()
+        );
+
+        let exit = refused_and_left_alone(dir.path(), &data);
+
+        assert_startup_failure(
+            &exit,
+            &["storage", "store", "corrupt", &data.display().to_string()],
+        );
     }
 
-    let exit = refused_and_left_alone(dir.path(), &data);
+    /// sled recovers its log up to the first bad checksum and drops the rest silently; claimd
+    /// must refuse that rolled-back store rather than serve it.
+    #[test]
+    fn one_flipped_byte_mid_file_stops_startup() {
+        let (dir, data) = workdir();
+        store_with_many_users(dir.path(), &data);
+        let db = data.join("db");
+        let mut bytes = std::fs::read(&db).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xFF;
+        std::fs::write(&db, bytes).unwrap();
 
-    assert_startup_failure(&exit, &["removed or moved"]);
+        let exit = refused_and_left_alone(dir.path(), &data);
+
+        assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
+        // Refused again on the next try: nothing was accepted in between.
+        let again = refused_and_left_alone(dir.path(), &data);
+        assert_startup_failure(&again, &["damaged", "lost acknowledged writes"]);
+    }
+
+    /// Issue 19: the seal used to move once a second, so damage to the last records before a
+    /// kill -9 opened as a store without its last acknowledged registrations. Every commit is
+    /// sealed now: a flipped byte in the newest record is refused like any other damage.
+    #[test]
+    fn a_flipped_byte_in_the_last_records_before_a_kill_stops_startup() {
+        let (dir, data) = workdir();
+        let server = ClaimdProcess::start_on(dir.path(), &data);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for n in 0..5 {
+                server
+                    .app()
+                    .register_ok(&format!("user{n}"), PASSWORD)
+                    .await;
+            }
+        });
+        // No clean stop: the last registration was acknowledged a moment ago.
+        server.kill9();
+        let db = data.join("db");
+        let mut bytes = std::fs::read(&db).unwrap();
+        let last_written = bytes
+            .iter()
+            .rposition(|&byte| byte != 0)
+            .expect("the log holds records");
+        bytes[last_written - 8] ^= 0xFF;
+        std::fs::write(&db, bytes).unwrap();
+
+        let exit = refused_and_left_alone(dir.path(), &data);
+
+        assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
+    }
+
+    #[test]
+    fn a_truncated_store_file_stops_startup() {
+        let (dir, data) = workdir();
+        store_with_many_users(dir.path(), &data);
+        let db = data.join("db");
+        let len = std::fs::metadata(&db).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&db)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+
+        let exit = refused_and_left_alone(dir.path(), &data);
+
+        assert_startup_failure(&exit, &["damaged", "lost acknowledged writes"]);
+    }
+
+    /// Issue 19: with its seal file deleted, a truncated store started with users missing;
+    /// a store that has sealed before is now refused without it, the file and the store left
+    /// as they were, unless the operator says so (and claimd says it started unchecked).
+    #[test]
+    fn a_store_without_its_seal_file_stops_startup_unless_accepted() {
+        let (dir, data) = workdir();
+        store_with_many_users(dir.path(), &data);
+        std::fs::remove_file(data.join("claimd.seal")).unwrap();
+
+        let exit = refused_and_left_alone(dir.path(), &data);
+        assert_startup_failure(&exit, &["claimd.seal is missing", "accept_missing_seal"]);
+
+        let mut cmd = claimd_command(dir.path());
+        cmd.env("CLAIMD__STORAGE__PATH", &data)
+            .env("CLAIMD__STORAGE__ACCEPT_MISSING_SEAL", "true");
+        let server = ClaimdProcess::start(cmd);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { server.app().login_ok("user7", PASSWORD).await });
+        let (status, stdout, stderr) = server.terminate(EXIT_TIMEOUT);
+        assert!(status.is_some_and(|s| s.success()), "clean stop\n{stderr}");
+        assert!(
+            stdout.contains("claimd.seal was missing; opened anyway"),
+            "the override is logged: {stdout}"
+        );
+        // Sealed again: the next start needs no override.
+        assert!(data.join("claimd.seal").exists());
+        let restarted = ClaimdProcess::start_on(dir.path(), &data);
+        rt.block_on(async { restarted.app().login_ok("user7", PASSWORD).await });
+    }
+
+    #[test]
+    fn a_data_dir_whose_parent_is_missing_stops_startup() {
+        let (dir, _) = workdir();
+        let data = dir.path().join("no-such-parent").join("data");
+
+        let exit = run_on_data_dir(dir.path(), &data);
+
+        assert_startup_failure(&exit, &["parent directory"]);
+        assert!(
+            !dir.path().join("no-such-parent").exists(),
+            "nothing created"
+        );
+    }
+
+    #[test]
+    fn a_data_dir_in_use_by_another_claimd_stops_startup() {
+        let (dir, data) = workdir();
+        let _running = ClaimdProcess::start_on(dir.path(), &data);
+
+        let exit = run_on_data_dir(dir.path(), &data);
+
+        assert_startup_failure(&exit, &["in use"]);
+    }
+
+    #[test]
+    fn a_store_from_a_newer_claimd_stops_startup_and_is_left_alone() {
+        let (dir, data) = workdir();
+        store_with_many_users(dir.path(), &data);
+        {
+            // What a later claimd would leave: a schema number this build does not know.
+            let db = sled::open(&data).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert("schema_version", &99u64.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+
+        let exit = refused_and_left_alone(dir.path(), &data);
+
+        assert_startup_failure(&exit, &["newer"]);
+        let db = sled::open(&data).unwrap();
+        let version = db.open_tree("meta").unwrap().get("schema_version").unwrap();
+        assert_eq!(
+            version.as_deref(),
+            Some(&99u64.to_be_bytes()[..]),
+            "left as it was"
+        );
+    }
+
+    #[test]
+    fn a_seal_whose_database_files_were_moved_away_stops_startup_and_creates_nothing() {
+        let (dir, data) = workdir();
+        store_with_many_users(dir.path(), &data);
+        for entry in std::fs::read_dir(&data).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() != "claimd.seal" {
+                let path = entry.path();
+                if path.is_dir() {
+                    std::fs::remove_dir_all(path).unwrap();
+                } else {
+                    std::fs::remove_file(path).unwrap();
+                }
+            }
+        }
+
+        let exit = refused_and_left_alone(dir.path(), &data);
+
+        assert_startup_failure(&exit, &["removed or moved"]);
+    }
 }

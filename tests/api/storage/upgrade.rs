@@ -98,141 +98,145 @@ fn lasting_claims(claims: &Value) -> Value {
     claims
 }
 
-#[tokio::test]
-async fn a_data_directory_written_by_an_earlier_release_answers_the_same() {
-    if crate::backend::sled_only("an older release's data directory") {
-        return;
-    }
-    for fixture in fixtures() {
-        let written: Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture.join("fixture.json")).expect("fixture.json"),
-        )
-        .expect("fixture.json parses");
-        let expected = &written["expected"];
-        let tokens = &written["tokens"];
-        let token = |who: &str, which: &str| {
-            tokens[who][which]
-                .as_str()
-                .unwrap_or_else(|| panic!("tokens.{who}.{which}"))
-                .to_string()
-        };
-        let app = open_fixture(&fixture, &written).await;
-        let same = |name: &str, actual: &Value| {
-            assert_same(name, &fixture, &expected[name], actual);
-        };
+/// Tests of the embedded store's own files (the data directory, its lock, a backup file):
+/// nothing to test on PostgreSQL, so `.ci/run`'s PostgreSQL pass skips `::sled_files::`.
+mod sled_files {
+    use super::*;
 
-        // Keys: both survive, the same JWKS, tokens signed by either still verify.
-        same("jwks", &answer(app.jwks().await).await);
-        same(
-            "me_first_key",
-            &answer(app.me(&token("alice_first", "access_token")).await).await,
-        );
-        same(
-            "me_second_key",
-            &answer(app.me(&token("alice_second", "access_token")).await).await,
-        );
-        same(
-            "me_tenant_member",
-            &answer(app.me(&token("bob", "access_token")).await).await,
-        );
+    #[tokio::test]
+    async fn a_data_directory_written_by_an_earlier_release_answers_the_same() {
+        for fixture in fixtures() {
+            let written: Value = serde_json::from_str(
+                &std::fs::read_to_string(fixture.join("fixture.json")).expect("fixture.json"),
+            )
+            .expect("fixture.json parses");
+            let expected = &written["expected"];
+            let tokens = &written["tokens"];
+            let token = |who: &str, which: &str| {
+                tokens[who][which]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("tokens.{who}.{which}"))
+                    .to_string()
+            };
+            let app = open_fixture(&fixture, &written).await;
+            let same = |name: &str, actual: &Value| {
+                assert_same(name, &fixture, &expected[name], actual);
+            };
 
-        // Revocation: the deny entry and the ended session still refuse.
-        same(
-            "me_revoked",
-            &answer(app.me(&token("carol_revoked", "access_token")).await).await,
-        );
-        same(
-            "refresh_revoked",
-            &answer(app.refresh(&token("carol_revoked", "refresh_token")).await).await,
-        );
+            // Keys: both survive, the same JWKS, tokens signed by either still verify.
+            same("jwks", &answer(app.jwks().await).await);
+            same(
+                "me_first_key",
+                &answer(app.me(&token("alice_first", "access_token")).await).await,
+            );
+            same(
+                "me_second_key",
+                &answer(app.me(&token("alice_second", "access_token")).await).await,
+            );
+            same(
+                "me_tenant_member",
+                &answer(app.me(&token("bob", "access_token")).await).await,
+            );
 
-        // The service credential still authenticates.
-        let service = &written["service"];
-        let client_id = service["client_id"].as_str().expect("client_id");
-        let secret = service["client_secret"].as_str().expect("client_secret");
-        same(
-            "introspect_live",
-            &answer(
-                app.introspect(
-                    Caller::Basic(client_id, secret),
-                    &token("alice_second", "access_token"),
+            // Revocation: the deny entry and the ended session still refuse.
+            same(
+                "me_revoked",
+                &answer(app.me(&token("carol_revoked", "access_token")).await).await,
+            );
+            same(
+                "refresh_revoked",
+                &answer(app.refresh(&token("carol_revoked", "refresh_token")).await).await,
+            );
+
+            // The service credential still authenticates.
+            let service = &written["service"];
+            let client_id = service["client_id"].as_str().expect("client_id");
+            let secret = service["client_secret"].as_str().expect("client_secret");
+            same(
+                "introspect_live",
+                &answer(
+                    app.introspect(
+                        Caller::Basic(client_id, secret),
+                        &token("alice_second", "access_token"),
+                    )
+                    .await,
                 )
                 .await,
-            )
-            .await,
-        );
-
-        // Accounts, tenants, services, invitations and sessions as an admin sees them.
-        let passwords = &written["passwords"];
-        let password = |who: &str| passwords[who].as_str().expect("password").to_string();
-        let admin = token_response(app.login("admin", &password("admin")).await)
-            .await
-            .access_token;
-        let ids = &written["ids"];
-        let tenant = ids["tenant"].as_str().expect("tenant id");
-        let alice = ids["alice"].as_str().expect("alice id");
-        // The fixture's last request, a login of alice's (its claims are below), came after
-        // her sessions were listed: it is the one session more.
-        let recorded = expected["login_claims"].as_str().expect("login_claims");
-        let recorded = jwt_claims(&format!("x.{recorded}.x"));
-        let mut sessions = answer(
-            app.request(Method::GET, &format!("/admin/users/{alice}"), Some(&admin))
-                .await,
-        )
-        .await;
-        let listed = sessions["body"]["sessions"]
-            .as_array_mut()
-            .expect("sessions");
-        let before = listed.len();
-        listed.retain(|session| session["id"] != recorded["sid"]);
-        assert_eq!(listed.len() + 1, before, "the last login's session is kept");
-        same("alice_sessions", &sessions);
-        for (name, path) in [
-            ("users", "/admin/users".to_string()),
-            ("tenants", "/admin/tenants".to_string()),
-            ("services", "/admin/services".to_string()),
-            (
-                "invitations",
-                format!("/admin/tenants/{tenant}/invitations"),
-            ),
-        ] {
-            same(
-                name,
-                &answer(app.request(Method::GET, &path, Some(&admin)).await).await,
             );
-        }
 
-        // Logging in with the stored password hash mints the same claims.
-        let login = token_response(app.login("alice", &password("alice")).await).await;
-        assert_eq!(
-            lasting_claims(&jwt_claims(&login.access_token)),
-            lasting_claims(&recorded),
-            "{}: a login's claims",
-            fixture.display()
-        );
-
-        // Live refresh tokens rotate, with the claims the session had.
-        for who in ["alice_second", "bob"] {
-            let refreshed = token_response(app.refresh(&token(who, "refresh_token")).await).await;
-            assert_eq!(
-                lasting_claims(&jwt_claims(&refreshed.access_token)),
-                lasting_claims(&jwt_claims(&token(who, "access_token"))),
-                "{}: {who}'s refreshed claims",
-                fixture.display()
-            );
-        }
-
-        // The outstanding invitation admits a new member of the tenant.
-        let code = written["invitation_code"]
-            .as_str()
-            .expect("invitation code");
-        let joined = app
-            .post_json(
-                "/auth/register",
-                &json!({"username": "dave", "password": "fixture dave password 1", "invitation": code}),
+            // Accounts, tenants, services, invitations and sessions as an admin sees them.
+            let passwords = &written["passwords"];
+            let password = |who: &str| passwords[who].as_str().expect("password").to_string();
+            let admin = token_response(app.login("admin", &password("admin")).await)
+                .await
+                .access_token;
+            let ids = &written["ids"];
+            let tenant = ids["tenant"].as_str().expect("tenant id");
+            let alice = ids["alice"].as_str().expect("alice id");
+            // The fixture's last request, a login of alice's (its claims are below), came after
+            // her sessions were listed: it is the one session more.
+            let recorded = expected["login_claims"].as_str().expect("login_claims");
+            let recorded = jwt_claims(&format!("x.{recorded}.x"));
+            let mut sessions = answer(
+                app.request(Method::GET, &format!("/admin/users/{alice}"), Some(&admin))
+                    .await,
             )
             .await;
-        let joined = crate::helpers::json_response(joined, 201).await;
-        assert_eq!(joined["user"]["tenant"], tenant, "{}", fixture.display());
+            let listed = sessions["body"]["sessions"]
+                .as_array_mut()
+                .expect("sessions");
+            let before = listed.len();
+            listed.retain(|session| session["id"] != recorded["sid"]);
+            assert_eq!(listed.len() + 1, before, "the last login's session is kept");
+            same("alice_sessions", &sessions);
+            for (name, path) in [
+                ("users", "/admin/users".to_string()),
+                ("tenants", "/admin/tenants".to_string()),
+                ("services", "/admin/services".to_string()),
+                (
+                    "invitations",
+                    format!("/admin/tenants/{tenant}/invitations"),
+                ),
+            ] {
+                same(
+                    name,
+                    &answer(app.request(Method::GET, &path, Some(&admin)).await).await,
+                );
+            }
+
+            // Logging in with the stored password hash mints the same claims.
+            let login = token_response(app.login("alice", &password("alice")).await).await;
+            assert_eq!(
+                lasting_claims(&jwt_claims(&login.access_token)),
+                lasting_claims(&recorded),
+                "{}: a login's claims",
+                fixture.display()
+            );
+
+            // Live refresh tokens rotate, with the claims the session had.
+            for who in ["alice_second", "bob"] {
+                let refreshed =
+                    token_response(app.refresh(&token(who, "refresh_token")).await).await;
+                assert_eq!(
+                    lasting_claims(&jwt_claims(&refreshed.access_token)),
+                    lasting_claims(&jwt_claims(&token(who, "access_token"))),
+                    "{}: {who}'s refreshed claims",
+                    fixture.display()
+                );
+            }
+
+            // The outstanding invitation admits a new member of the tenant.
+            let code = written["invitation_code"]
+                .as_str()
+                .expect("invitation code");
+            let joined = app
+                .post_json(
+                    "/auth/register",
+                    &json!({"username": "dave", "password": "fixture dave password 1", "invitation": code}),
+                )
+                .await;
+            let joined = crate::helpers::json_response(joined, 201).await;
+            assert_eq!(joined["user"]["tenant"], tenant, "{}", fixture.display());
+        }
     }
 }

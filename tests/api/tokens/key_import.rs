@@ -650,24 +650,6 @@ async fn importing_a_missing_file_fails_with_one_line() {
     assert!(line.contains("nope.pem"), "names the file: {line}");
 }
 
-#[tokio::test]
-async fn import_refuses_a_data_dir_the_server_holds() {
-    if crate::backend::sled_only("the data directory lock") {
-        return;
-    }
-    let (dir, data) = workdir();
-    init_store(&data);
-    let server = ClaimdProcess::start_on(dir.path(), &data);
-    let file = dir.path().join("key.pem");
-    std::fs::write(&file, pem_of(&new_key())).expect("write key.pem");
-
-    let exit = keys_import(dir.path(), &data, &file, Some(KID));
-
-    assert_one_line_failure(&exit);
-    let app = server.app();
-    assert!(!jwks_kids(&app.jwks_ok().await).contains(&KID.to_string()));
-}
-
 /// No token claimd mints lives longer than `tokens.access_ttl` (+ leeway): one signed with
 /// a trusted key but an `exp` a year ahead would outlive its session's logout.
 #[tokio::test]
@@ -802,4 +784,25 @@ async fn the_verifier_library_refuses_a_life_longer_than_claimd_issues() {
         "a year-long token: {a_year:?}"
     );
     assert!(at_the_cap.is_ok(), "access_ttl + leeway: {at_the_cap:?}");
+}
+
+/// Tests of the embedded store's own files (the data directory, its lock, a backup file):
+/// nothing to test on PostgreSQL, so `.ci/run`'s PostgreSQL pass skips `::sled_files::`.
+mod sled_files {
+    use super::*;
+
+    #[tokio::test]
+    async fn import_refuses_a_data_dir_the_server_holds() {
+        let (dir, data) = workdir();
+        init_store(&data);
+        let server = ClaimdProcess::start_on(dir.path(), &data);
+        let file = dir.path().join("key.pem");
+        std::fs::write(&file, pem_of(&new_key())).expect("write key.pem");
+
+        let exit = keys_import(dir.path(), &data, &file, Some(KID));
+
+        assert_one_line_failure(&exit);
+        let app = server.app();
+        assert!(!jwks_kids(&app.jwks_ok().await).contains(&KID.to_string()));
+    }
 }

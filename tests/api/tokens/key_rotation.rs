@@ -458,27 +458,30 @@ async fn rotation_with_a_malformed_body_is_invalid_request() {
     assert_eq!(app.jwks_ok().await, before, "no key was added");
 }
 
-#[tokio::test]
-async fn cli_keys_rotate_refuses_a_data_dir_the_server_holds() {
-    if crate::backend::sled_only("the data directory lock") {
-        return;
+/// Tests of the embedded store's own files (the data directory, its lock, a backup file):
+/// nothing to test on PostgreSQL, so `.ci/run`'s PostgreSQL pass skips `::sled_files::`.
+mod sled_files {
+    use super::*;
+
+    #[tokio::test]
+    async fn cli_keys_rotate_refuses_a_data_dir_the_server_holds() {
+        let (dir, data) = workdir();
+        init_store(&data);
+        let server = ClaimdProcess::start_on(dir.path(), &data);
+        let before = server.app().jwks_ok().await;
+        let mut cmd = claimd_command(dir.path());
+        cmd.env("CLAIMD__STORAGE__PATH", &data)
+            .args(["keys", "rotate", "--now"]);
+
+        let exit = run_to_exit(cmd, Duration::from_secs(60));
+
+        let status = exit
+            .status
+            .unwrap_or_else(|| panic!("keys rotate still running: {exit:?}"));
+        assert!(
+            !status.success(),
+            "keys rotate beside a running server: {exit:?}"
+        );
+        assert_eq!(server.app().jwks_ok().await, before);
     }
-    let (dir, data) = workdir();
-    init_store(&data);
-    let server = ClaimdProcess::start_on(dir.path(), &data);
-    let before = server.app().jwks_ok().await;
-    let mut cmd = claimd_command(dir.path());
-    cmd.env("CLAIMD__STORAGE__PATH", &data)
-        .args(["keys", "rotate", "--now"]);
-
-    let exit = run_to_exit(cmd, Duration::from_secs(60));
-
-    let status = exit
-        .status
-        .unwrap_or_else(|| panic!("keys rotate still running: {exit:?}"));
-    assert!(
-        !status.success(),
-        "keys rotate beside a running server: {exit:?}"
-    );
-    assert_eq!(server.app().jwks_ok().await, before);
 }
