@@ -190,7 +190,7 @@ fn refresh_rotation(c: &mut Criterion) {
         auth.accounts
             .register(Registration {
                 username: "bench".into(),
-                password: "bench password".into(),
+                password: "quiet harbour lantern seventy".into(),
                 tenant: None,
                 invitation: None,
                 roles: Vec::new(),
@@ -199,7 +199,11 @@ fn refresh_rotation(c: &mut Criterion) {
             .expect("register");
         let tokens = auth
             .accounts
-            .login("bench", "bench password".into(), [127, 0, 0, 1].into())
+            .login(
+                "bench",
+                "quiet harbour lantern seventy".into(),
+                [127, 0, 0, 1].into(),
+            )
             .await
             .expect("login");
         tokens.refresh_token.expect("refresh token")
