@@ -48,8 +48,9 @@ impl From<Refusal> for VerifyError {
             Refusal::Invalid(why) => VerifyError::Invalid(why),
             Refusal::Expired => VerifyError::Expired,
             Refusal::UnknownKey => VerifyError::Invalid("unknown kid"),
-            // `Revoked`, and whatever a newer claimd-token refuses for.
-            _ => VerifyError::Revoked,
+            Refusal::Revoked => VerifyError::Revoked,
+            // Whatever a newer claimd-token refuses for: refused all the same.
+            _ => VerifyError::Invalid("token refused"),
         }
     }
 }
@@ -59,12 +60,12 @@ impl From<Refusal> for VerifyError {
 #[non_exhaustive]
 pub enum StartError {
     /// The request, and why it failed down to its root (a refused certificate, a
-    /// refused connection).
-    #[error("{what}: {}", with_causes(source))]
+    /// refused connection), all in its text: the error is not also a `source()`, so a
+    /// reporter that walks causes does not print them twice.
+    #[error("{what}: {}", with_causes(error))]
     Http {
         what: &'static str,
-        #[source]
-        source: reqwest::Error,
+        error: reqwest::Error,
     },
     #[error("{0}")]
     Claimd(String),

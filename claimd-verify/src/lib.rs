@@ -59,3 +59,6 @@ pub use error::{StartError, VerifyError};
 pub use extract::{Rejection, VerifiedToken};
 pub use state::{FeedState, Followup};
 pub use verifier::Verifier;
+
+// The crates whose types are in this one's API, so a caller names the same versions.
+pub use {reqwest, secrecy, url};

@@ -91,9 +91,9 @@ impl Verifier {
             None => reqwest::Client::builder()
                 .connect_timeout(REQUEST_TIMEOUT)
                 .build()
-                .map_err(|source| StartError::Http {
+                .map_err(|error| StartError::Http {
                     what: "building the HTTP client",
-                    source,
+                    error,
                 })?,
         };
         let discovery: Discovery = http
@@ -102,17 +102,17 @@ impl Verifier {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|source| StartError::Http {
+            .map_err(|error| StartError::Http {
                 what: "GET /.well-known/openid-configuration",
-                source,
+                error,
             })?
             .json()
             .await
-            .map_err(|source| StartError::Http {
+            .map_err(|error| StartError::Http {
                 what: "reading the discovery document",
-                source,
+                error,
             })?;
-        let jwks_url = config.url(path_of(&discovery.jwks_uri));
+        let jwks_url = config.url(jwks_path(&discovery.issuer, &discovery.jwks_uri));
         let rules = TokenRules::new(
             &discovery.issuer,
             &config.audience,
@@ -160,10 +160,10 @@ impl Verifier {
     /// [`Fallback::Introspect`], introspection failed too).
     pub async fn verify(&self, token: &str) -> Result<VerifiedClaims, VerifyError> {
         let inner = &self.inner;
-        let claims = match inner.check_token(token) {
+        let claims = match inner.check_token(token)? {
             Err(Refusal::UnknownKey) => {
                 inner.refetch_keys_for_unknown_kid().await;
-                inner.check_token(token)?
+                inner.check_token(token)??
             }
             Err(refusal) => return Err(refusal.into()),
             Ok(claims) => claims,
@@ -234,6 +234,16 @@ async fn first_snapshot(inner: &Inner, reader: &mut EventReader) -> Result<(), S
     }
 }
 
+/// Where the JWKS is under claimd's base URL: `jwks_uri` past the issuer (claimd names it
+/// `{issuer}/.well-known/jwks.json`, and the issuer may carry the path a proxy serves
+/// claimd under, which the base URL already holds); else the URL's whole path.
+fn jwks_path<'u>(issuer: &str, jwks_uri: &'u str) -> &'u str {
+    jwks_uri
+        .strip_prefix(issuer.trim_end_matches('/'))
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or_else(|| path_of(jwks_uri))
+}
+
 /// The path (and query) of an absolute URL; the text itself when it has no scheme.
 fn path_of(url: &str) -> &str {
     match url.split_once("://") {
@@ -243,26 +253,30 @@ fn path_of(url: &str) -> &str {
 }
 
 impl Inner {
-    /// Steps 1–2, through the verified-token cache.
-    fn check_token(&self, token: &str) -> Result<VerifiedClaims, Refusal> {
+    /// Steps 1–2, through the verified-token cache: the verdict on the token, or
+    /// `Unavailable` when the verifier itself cannot judge (a fault here is never the
+    /// token's: a 401 would make its holder throw it away).
+    fn check_token(&self, token: &str) -> Result<Result<VerifiedClaims, Refusal>, VerifyError> {
         let now = self.config.clock.unix();
         if let Some(claims) = self.verified.get(token, now) {
-            return Ok(VerifiedClaims::clone(&claims));
+            return Ok(Ok(VerifiedClaims::clone(&claims)));
         }
-        let unavailable = Refusal::Invalid("verifier lock poisoned");
+        let poisoned = || VerifyError::Unavailable("a verifier lock is poisoned".into());
         let keys = self
             .keys
             .read()
             .map(|keys| Arc::clone(&keys))
-            .map_err(|_| unavailable)?;
+            .map_err(|_| poisoned())?;
         let rules = self
             .rules
             .read()
             .map(|rules| Arc::clone(&rules))
-            .map_err(|_| unavailable)?;
-        let claims: VerifiedClaims = rules.check(&*keys, token, now, Expiry::Enforced)?;
-        self.verified.insert(token, Arc::new(claims.clone()), now);
-        Ok(claims)
+            .map_err(|_| poisoned())?;
+        let verdict = rules.check::<VerifiedClaims>(&*keys, token, now, Expiry::Enforced);
+        if let Ok(claims) = &verdict {
+            self.verified.insert(token, Arc::new(claims.clone()), now);
+        }
+        Ok(verdict)
     }
 
     /// Takes the longest token life claimd announced (seconds, before leeway).
@@ -274,8 +288,11 @@ impl Inner {
             self.config.leeway.as_secs(),
             seconds,
         );
-        if let Ok(mut held) = self.rules.write() {
-            *held = Arc::new(rules);
+        match self.rules.write() {
+            Ok(mut held) => *held = Arc::new(rules),
+            Err(_) => {
+                tracing::error!("a verifier lock is poisoned: the announced life is not taken")
+            }
         }
     }
 
@@ -364,7 +381,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use super::{path_of, Verifier};
+    use super::{jwks_path, path_of, Verifier};
 
     /// A web framework on a multi-threaded runtime needs `verify`'s future to be `Send`.
     #[allow(dead_code)]
@@ -384,5 +401,31 @@ mod tests {
         );
         assert_eq!(path_of("https://id.example"), "/");
         assert_eq!(path_of("/.well-known/jwks.json"), "/.well-known/jwks.json");
+    }
+
+    #[test]
+    fn the_jwks_path_is_taken_past_an_issuer_with_a_path() {
+        assert_eq!(
+            jwks_path("https://x/claimd", "https://x/claimd/.well-known/jwks.json"),
+            "/.well-known/jwks.json"
+        );
+        assert_eq!(
+            jwks_path(
+                "https://x/claimd/",
+                "https://x/claimd/.well-known/jwks.json"
+            ),
+            "/.well-known/jwks.json"
+        );
+        assert_eq!(
+            jwks_path(
+                "http://127.0.0.1:8080",
+                "http://10.0.0.1:8080/.well-known/jwks.json"
+            ),
+            "/.well-known/jwks.json"
+        );
+        assert_eq!(
+            jwks_path("https://x/claim", "https://x/claimd/.well-known/jwks.json"),
+            "/claimd/.well-known/jwks.json"
+        );
     }
 }

@@ -107,14 +107,21 @@ impl Verification {
 
         let store = &self.core.store;
         let denied = store.token_is_revoked(token_id, session_id, claims.exp)?;
-        let stamp = store.user_stamp(user_id)?;
-        let user = stamp.as_ref().map_or(UserStanding::Gone, |stamp| {
-            UserStanding::Known(UserFacts {
+        // A denied token is revoked whatever else is true: nothing more is read for it.
+        let stamp = if denied {
+            None
+        } else {
+            store.user_stamp(user_id)?
+        };
+        let user = match &stamp {
+            _ if denied => UserStanding::Unheard,
+            None => UserStanding::Gone,
+            Some(stamp) => UserStanding::Known(UserFacts {
                 claims_version: stamp.claims_version,
                 not_before: stamp.not_before,
                 disabled: stamp.disabled,
-            })
-        });
+            }),
+        };
         let tenant = match (&stamp, tenant_id) {
             (Some(stamp), named) if named != stamp.tenant => TenantStanding::NotTheUsers,
             (Some(_), Some(tenant_id)) => store
@@ -128,7 +135,7 @@ impl Verification {
             tenant,
         };
         let currency = judge(&claims, &standing, Knowledge::Complete).map_err(AuthError::from)?;
-        // A user the store does not hold is `Gone`, which `judge` revokes.
+        // A denied token and a user the store does not hold are revoked by `judge`.
         let stamp = stamp.ok_or(AuthError::TokenRevoked)?;
         Ok(Authenticated {
             claims,
@@ -181,8 +188,9 @@ impl From<Refusal> for AuthError {
             Refusal::Invalid(reason) => AuthError::TokenInvalid(reason),
             Refusal::Expired => AuthError::TokenExpired,
             Refusal::UnknownKey => AuthError::TokenInvalid("unknown kid"),
-            // `Revoked`, and whatever a newer claimd-token refuses for.
-            _ => AuthError::TokenRevoked,
+            Refusal::Revoked => AuthError::TokenRevoked,
+            // Whatever a newer claimd-token refuses for: refused all the same.
+            _ => AuthError::TokenInvalid("token refused"),
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::keys::{jwt_algorithm, KeyRing, SigningKey};
 use super::{AccessClaims, ClientClaims};
-use crate::config::TokenSettings;
+use crate::config::{SigningAlgorithm, TokenSettings};
 
 pub use claimd_token::{ACCESS_TOKEN_TYP, MAX_ACCESS_TOKEN_BYTES};
 
@@ -34,18 +34,26 @@ impl From<Refusal> for TokenError {
             Refusal::Expired => TokenError::Expired,
             Refusal::Invalid(why) => TokenError::Invalid(why),
             Refusal::UnknownKey => TokenError::Invalid("unknown kid"),
-            // Steps 1–2 never revoke; anything else a newer claimd-token may add is a
-            // refusal all the same.
+            // Steps 1–2 never revoke; whatever a newer claimd-token refuses for is refused
+            // all the same.
             _ => TokenError::Invalid("token refused"),
         }
     }
 }
 
-/// The key ring as the verification's key set: only keys of the configured algorithm are
-/// in it (see [`KeyRing`]).
-impl KeyLookup for KeyRing {
+/// The key ring as the verification's key set, pinned to the configured algorithm: the
+/// ring holds no key of another (see [`KeyRing`]), and a key of another would verify
+/// nothing here even if it did.
+struct PinnedRing<'r> {
+    ring: &'r KeyRing,
+    algorithm: SigningAlgorithm,
+}
+
+impl KeyLookup for PinnedRing<'_> {
     fn key(&self, kid: &str) -> Option<(Algorithm, &DecodingKey)> {
-        self.verifying_key(kid)
+        self.ring
+            .verifying_key(kid)
+            .filter(|key| key.alg == self.algorithm)
             .map(|key| (jwt_algorithm(key.alg), &key.decoding))
     }
 }
@@ -54,6 +62,7 @@ impl KeyLookup for KeyRing {
 #[derive(Clone)]
 pub struct AccessTokens {
     rules: TokenRules,
+    algorithm: SigningAlgorithm,
 }
 
 impl AccessTokens {
@@ -68,6 +77,7 @@ impl AccessTokens {
                 settings.leeway.as_secs(),
                 settings.access_ttl.as_secs(),
             ),
+            algorithm: settings.algorithm,
         }
     }
 
@@ -78,6 +88,7 @@ impl AccessTokens {
     pub fn accepting_lifetime(self, ttl_secs: u64) -> AccessTokens {
         AccessTokens {
             rules: self.rules.accepting_life(ttl_secs),
+            algorithm: self.algorithm,
         }
     }
 
@@ -123,7 +134,9 @@ impl AccessTokens {
         token: &str,
         now: u64,
     ) -> Result<AccessClaims, TokenError> {
-        Ok(self.rules.check(ring, token, now, Expiry::Enforced)?)
+        Ok(self
+            .rules
+            .check(&self.pinned(ring), token, now, Expiry::Enforced)?)
     }
 
     /// Like [`Self::verify`] but takes a token past its `exp`: a genuine token that has
@@ -138,7 +151,9 @@ impl AccessTokens {
         token: &str,
         now: u64,
     ) -> Result<AccessClaims, TokenError> {
-        Ok(self.rules.check(ring, token, now, Expiry::Ignored)?)
+        Ok(self
+            .rules
+            .check(&self.pinned(ring), token, now, Expiry::Ignored)?)
     }
 
     /// Checks a service's token (the `client_credentials` grant) like [`Self::verify`]; a
@@ -152,7 +167,16 @@ impl AccessTokens {
         token: &str,
         now: u64,
     ) -> Result<ClientClaims, TokenError> {
-        Ok(self.rules.check(ring, token, now, Expiry::Enforced)?)
+        Ok(self
+            .rules
+            .check(&self.pinned(ring), token, now, Expiry::Enforced)?)
+    }
+
+    fn pinned<'r>(&self, ring: &'r KeyRing) -> PinnedRing<'r> {
+        PinnedRing {
+            ring,
+            algorithm: self.algorithm,
+        }
     }
 }
 
@@ -182,7 +206,6 @@ fn sign_eddsa(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SigningAlgorithm;
     use crate::tokens::keys::{generate_private_key, load_signing_key};
 
     fn setup(alg: SigningAlgorithm) -> (AccessTokens, KeyRing) {
