@@ -117,7 +117,9 @@ impl Username {
     }
 }
 
-fn is_invisible_or_control(c: char) -> bool {
+/// Control, zero-width, bidi and other invisible characters: refused in names and addresses
+/// people compare by eye.
+pub(crate) fn is_invisible_or_control(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
