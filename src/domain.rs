@@ -75,6 +75,11 @@ uuid_id!(
     /// An invitation's id: how an admin lists and revokes it (never its code).
     InvitationId
 );
+uuid_id!(
+    /// A queued mail's id: its queue entry's key, and the first half of the token in its
+    /// link (`mail::link`), which is how a presented token finds its entry.
+    MailId
+);
 
 /// A username in canonical form: NFKC-normalised and case-folded, so that "Alice",
 /// "alice" and "ａｌｉｃｅ" name one account. Control, zero-width and bidi characters are

@@ -4,7 +4,11 @@
 //!
 //! - [`address`]: [`EmailAddress`], parsed from what a user typed, with the key it is
 //!   unique under.
+//! - [`link`]: link purposes, the server's [`MailKey`], and the tokens it derives for a
+//!   queued mail (never stored) and checks when one is presented.
 
 pub mod address;
+pub mod link;
 
 pub use address::{EmailAddress, EmailAddressError, EmailKey};
+pub use link::{LinkGrant, LinkPurpose, LinkToken, LinkTokenError, MailKey, PresentedLinkToken};
