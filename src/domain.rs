@@ -75,6 +75,11 @@ uuid_id!(
     /// An invitation's id: how an admin lists and revokes it (never its code).
     InvitationId
 );
+uuid_id!(
+    /// A queued mail's id: its queue entry's key, and the first half of the token in its
+    /// link (`mail::link`), which is how a presented token finds its entry.
+    MailId
+);
 
 /// A username in canonical form: NFKC-normalised and case-folded, so that "Alice",
 /// "alice" and "ａｌｉｃｅ" name one account. Control, zero-width and bidi characters are
@@ -117,7 +122,9 @@ impl Username {
     }
 }
 
-fn is_invisible_or_control(c: char) -> bool {
+/// Control, zero-width, bidi and other invisible characters: refused in names and addresses
+/// people compare by eye.
+pub(crate) fn is_invisible_or_control(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

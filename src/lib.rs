@@ -12,6 +12,8 @@
 //! - [`store`]: the store the flows hold, over sled (trees, the codec, the group-commit
 //!   flusher, eviction) or PostgreSQL (tables, the shared change log, the node's replica).
 //!   Only it imports sled and tokio-postgres.
+//! - [`mail`]: email addresses, and the single-use links mailed to verify an address, reset a
+//!   password or sign in (tokens derived from a server key, never stored).
 //! - [`migrate`]: `claimd migrate --from sled --to postgres` (feature `postgres`).
 //! - [`tokens`]: claims, keys and the JWKS, minting and verifying, the refresh-token MAC.
 //!   Only it imports jsonwebtoken.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod data_dir;
 pub mod domain;
 pub mod http;
+pub mod mail;
 #[cfg(feature = "postgres")]
 pub mod migrate;
 pub mod secret;
