@@ -39,11 +39,12 @@ use crate::clock::Clock;
 pub use codec::CodecError;
 pub use mirror::UserStamp;
 pub use model::{
-    AccountChange, Change, ChangeRecord, ChangesAfter, ClaimsApplied, ClaimsChange, DenyKind,
-    EvictionReport, InvitationBook, InvitationRecord, InvitationState, InvitationStatus,
-    InvitationWriteError, KeyRecord, LoggedChange, Revocation, Rotation, ServiceRecord,
-    SessionRecord, TenantChange, TenantFull, TenantRecord, TenantWriteError, UserRecord,
-    UserWriteError,
+    AccountChange, AfterFailure, Change, ChangeRecord, ChangesAfter, ClaimsApplied, ClaimsChange,
+    Delivery, DenyKind, EvictionReport, GiveUp, InvitationBook, InvitationRecord, InvitationState,
+    InvitationStatus, InvitationWriteError, Issued, KeyRecord, LinkInvalid, LinkState,
+    LoggedChange, MailFailure, MailLink, MailLinks, QueuedMail, Revocation, Rotation,
+    ServiceRecord, SessionRecord, TenantChange, TenantFull, TenantRecord, TenantWriteError,
+    UserRecord, UserWriteError,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::node::PgNode;

@@ -1,7 +1,7 @@
 //! The store's contract in types: the records both backends keep, the changes made to
 //! them, the errors a write refuses with, and the pure functions that decide every write
-//! (a tenant has a seat, an invitation is redeemed, a claim change bumps `uv` and logs,
-//! a session rotates only from generation N). A backend's transaction reads, lets these
+//! (a tenant has a seat, an invitation is redeemed, a mail link is redeemed once, a claim
+//! change bumps `uv` and logs, a session rotates only from generation N). A backend's transaction reads, lets these
 //! decide, and writes what they say; it decides nothing of its own, so the two backends
 //! cannot drift apart, and the rules are tested here without a store.
 //!
@@ -15,6 +15,7 @@ mod export;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod invitation;
+mod mail;
 mod session;
 pub(crate) mod tenant;
 mod user;
@@ -26,6 +27,11 @@ pub use export::{ExportSource, Exported, ExportedSession, Items, Records};
 pub use invitation::{
     InvitationBook, InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError,
     ENDED_RETENTION_SECS, MAX_PER_TENANT,
+};
+pub use mail::{
+    retry_delay, AfterFailure, Delivery, GiveUp, Issued, LinkInvalid, LinkState, MailFailure,
+    MailLink, MailLinks, QueuedMail, MAX_ATTEMPTS, MAX_LINKS_PER_USER, RETRY_BASE_SECS,
+    RETRY_CAP_SECS,
 };
 pub use session::{Revocation, Rotation, SessionRecord};
 pub use tenant::{TenantChange, TenantFull, TenantRecord, TenantWriteError};
