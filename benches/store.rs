@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use serde_json::Map;
 
 use claimd::auth::{Auth, Registration};
 use claimd::clock::Clock;
@@ -26,7 +25,11 @@ use claimd::secret::ExposeSecret as _;
 use claimd::store::sled::evict_expired;
 use claimd::store::{DenyKind, SledStore, Store, UserRecord};
 use claimd::telemetry::Metrics;
-use claimd::tokens::{AccessClaims, VerifiedTokenCache};
+use claimd::tokens::VerifiedTokenCache;
+
+#[path = "support/claims.rs"]
+mod support_claims;
+use support_claims::member_claims;
 
 fn id(n: u64) -> [u8; 16] {
     let mut id = [0u8; 16];
@@ -137,20 +140,7 @@ fn checks_on_a_large_store(c: &mut Criterion) {
 
 fn cache_hit(c: &mut Criterion) {
     let cache = VerifiedTokenCache::new(10_000, 30);
-    let mut claims = AccessClaims::default();
-    claims.iss = "http://127.0.0.1:8080".into();
-    claims.sub = "01a20d3d-3b97-77c1-a337-a5020458a8b2".into();
-    claims.aud = "claimd".into();
-    claims.exp = now() + 900;
-    claims.iat = now();
-    claims.jti = "01a20d3d-3bd5-71a6-a535-b30a9c061972".into();
-    claims.sid = "01a20d3d-3bd5-71a6-a535-b309e2240407".into();
-    claims.tid = None;
-    claims.roles = vec!["member".into()];
-    claims.plan = "free".into();
-    claims.attrs = Map::new();
-    claims.uv = 1;
-    claims.tv = 0;
+    let claims = member_claims("http://127.0.0.1:8080", now());
     let token = format!(
         "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFZERTQSJ9.{}.signature",
         "x".repeat(400)

@@ -11,37 +11,22 @@
 )]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use serde_json::Map;
 
 use claimd::config::{SigningAlgorithm, TokenSettings};
 use claimd::domain::SessionId;
 use claimd::tokens::keys::{generate_private_key, load_signing_key};
 use claimd::tokens::{
-    mint_refresh_token, AccessClaims, AccessTokens, KeyRing, PresentedRefreshToken, SessionKey,
+    mint_refresh_token, AccessTokens, KeyRing, PresentedRefreshToken, SessionKey,
 };
+
+#[path = "support/claims.rs"]
+mod support_claims;
+use support_claims::member_claims;
 
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-fn claims() -> AccessClaims {
-    let mut claims = AccessClaims::default();
-    claims.iss = "http://127.0.0.1:8080".into();
-    claims.sub = "01a20d3d-3b97-77c1-a337-a5020458a8b2".into();
-    claims.aud = "claimd".into();
-    claims.exp = now() + 900;
-    claims.iat = now();
-    claims.jti = "01a20d3d-3bd5-71a6-a535-b30a9c061972".into();
-    claims.sid = "01a20d3d-3bd5-71a6-a535-b309e2240407".into();
-    claims.tid = None;
-    claims.roles = vec!["member".into()];
-    claims.plan = "free".into();
-    claims.attrs = Map::new();
-    claims.uv = 1;
-    claims.tv = 0;
-    claims
 }
 
 fn access_tokens(c: &mut Criterion) {
@@ -61,8 +46,7 @@ fn access_tokens(c: &mut Criterion) {
             load_signing_key("bench", alg, &pem, 0).expect("key loads")
         ]);
         let key = ring.signing_key(now()).expect("a signing key");
-        let mut claims = claims();
-        claims.iss = settings.issuer.clone();
+        let claims = member_claims(&settings.issuer, now());
         c.bench_function(&format!("mint/{}", alg.as_str()), |b| {
             b.iter(|| tokens.mint(key, &claims).expect("mint"))
         });

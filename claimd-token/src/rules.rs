@@ -86,11 +86,6 @@ impl TokenRules {
         self
     }
 
-    /// The leeway, in seconds.
-    pub fn leeway(&self) -> u64 {
-        self.leeway
-    }
-
     /// Steps 1 and 2 on `token` at `now` (Unix seconds): the claims, read as `C`.
     ///
     /// # Errors

@@ -12,7 +12,7 @@ use super::keys::{jwt_algorithm, KeyRing, SigningKey};
 use super::{AccessClaims, ClientClaims};
 use crate::config::{SigningAlgorithm, TokenSettings};
 
-pub use claimd_token::{ACCESS_TOKEN_TYP, MAX_ACCESS_TOKEN_BYTES};
+use claimd_token::ACCESS_TOKEN_TYP;
 
 /// Why an access token is not accepted. The reasons are for logs and problem details;
 /// none carries token material.
