@@ -64,6 +64,8 @@ fn user(n: u64) -> UserRecord {
         disabled: false,
         created_at: 0,
         updated_at: 0,
+        email: None,
+        email_verified: false,
     }
 }
 
@@ -184,6 +186,7 @@ fn refresh_rotation(c: &mut Criterion) {
                 tenant: None,
                 invitation: None,
                 roles: Vec::new(),
+                email: None,
             })
             .await
             .expect("register");

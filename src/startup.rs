@@ -137,6 +137,7 @@ impl Offline {
                 tenant: None,
                 invitation: None,
                 roles,
+                email: None,
             })
             .await
             .map_err(|err| match err {

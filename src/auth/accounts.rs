@@ -14,6 +14,7 @@ use super::secrets::code_digest;
 use super::{AuthError, TokenResponse, UserView};
 use crate::config;
 use crate::domain::{Password, TenantId, UserId, Username};
+use crate::mail::EmailAddress;
 use crate::secret::SecretString;
 use crate::store::{AccountChange, UserRecord};
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub struct Registration {
     /// An invitation code: joins the invitation's tenant and uses the invitation up.
     pub invitation: Option<SecretString>,
     pub roles: Vec<String>,
+    /// The address to mail, as typed; required when `auth.require_email` is on (for
+    /// registrations over the API).
+    pub email: Option<String>,
 }
 
 /// Accounts: registration, login, the caller's own record, password and claim changes.
@@ -181,6 +185,12 @@ impl Accounts {
         let password = Password::parse_new(request.password)
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         check_new_password(&password, username.as_str())?;
+        let email = request
+            .email
+            .as_deref()
+            .map(EmailAddress::parse)
+            .transpose()
+            .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         let now = self.core.clock.now();
         let invitation = request
             .invitation
@@ -221,6 +231,17 @@ impl Accounts {
         if self.core.store.user_id_by_name(&username).await?.is_some() {
             return Err(AuthError::UsernameTaken);
         }
+        if let Some(email) = &email {
+            if self
+                .core
+                .store
+                .user_id_by_email(email.key())
+                .await?
+                .is_some()
+            {
+                return Err(AuthError::EmailTaken);
+            }
+        }
         let password_hash = self
             .passwords
             .hash(password)
@@ -239,6 +260,8 @@ impl Accounts {
             disabled: false,
             created_at: now,
             updated_at: now,
+            email,
+            email_verified: false,
         };
         self.core
             .store
@@ -413,6 +436,7 @@ impl Accounts {
                 tenant: None,
                 invitation: None,
                 roles: vec!["admin".to_string()],
+                email: None,
             })
             .await
         {

@@ -21,13 +21,14 @@ use super::accounts::Accounts;
 use super::caller::{Authenticated, Freshness};
 use super::{AuthError, UserView};
 use crate::domain::TenantId;
+use crate::mail::EmailAddress;
 use crate::secret::SecretString;
 use crate::store::{ClaimsChange, UserRecord};
 
 /// The user fields `PATCH /me` can ever change (`claims.self_service` picks among them).
 pub use crate::config::SELF_SERVICE_FIELDS;
 /// The user fields an admin can change.
-pub const ADMIN_FIELDS: [&str; 5] = ["plan", "roles", "attrs", "tenant", "disabled"];
+pub const ADMIN_FIELDS: [&str; 6] = ["plan", "roles", "attrs", "tenant", "disabled", "email"];
 
 fn invalid(field: &str, why: &str) -> AuthError {
     AuthError::InvalidRequest(format!("{field}: {why}"))
@@ -45,6 +46,8 @@ pub enum UserField {
     /// `None` takes the user out of its tenant.
     Tenant(Result<Option<TenantId>, &'static str>),
     Disabled(Result<bool, &'static str>),
+    /// `None` removes the address.
+    Email(Result<Option<EmailAddress>, &'static str>),
     /// A name that is no field of a user.
     Unknown(String),
 }
@@ -58,6 +61,7 @@ impl UserField {
             UserField::Attrs(_) => "attrs",
             UserField::Tenant(_) => "tenant",
             UserField::Disabled(_) => "disabled",
+            UserField::Email(_) => "email",
             UserField::Unknown(name) => name,
         }
     }
@@ -115,6 +119,9 @@ impl UserPatch {
                 }
                 UserField::Disabled(disabled) => {
                     change.disabled = Some(disabled.map_err(|why| invalid("disabled", why))?);
+                }
+                UserField::Email(email) => {
+                    change.email = Some(email.map_err(|why| invalid("email", why))?);
                 }
                 UserField::Unknown(name) => {
                     return Err(invalid(&name, "not a field that can be changed here"))

@@ -67,6 +67,7 @@ impl Accounts {
                     tenant: None,
                     invitation: None,
                     roles: vec!["admin".to_string()],
+                    email: None,
                 })
                 .await;
             match created {

@@ -82,6 +82,20 @@ pub enum AuthError {
     PasswordTooWeak(String),
     #[error("username taken")]
     UsernameTaken,
+    /// Another account has this address.
+    #[error("email taken")]
+    EmailTaken,
+    /// A mail link that cannot be redeemed: unknown, used, superseded, expired, for
+    /// another purpose or another address alike.
+    #[error("link invalid")]
+    LinkInvalid,
+    /// `mail.transport = "none"`: nothing can be mailed.
+    #[error("mail disabled")]
+    MailDisabled,
+    /// `auth.require_verified_email` and the account's address is not verified (told
+    /// only after the password was checked).
+    #[error("email unverified")]
+    EmailUnverified,
     #[error("invalid credentials")]
     InvalidCredentials,
     #[error("too many attempts")]
@@ -132,6 +146,7 @@ impl From<UserWriteError> for AuthError {
     fn from(err: UserWriteError) -> Self {
         match err {
             UserWriteError::UsernameTaken => AuthError::UsernameTaken,
+            UserWriteError::EmailTaken => AuthError::EmailTaken,
             UserWriteError::NotFound => AuthError::NotFound,
             UserWriteError::UnknownTenant => {
                 AuthError::InvalidRequest("tenant: no such tenant".into())

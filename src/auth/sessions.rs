@@ -746,6 +746,8 @@ mod tests {
             disabled: false,
             created_at: clock.now(),
             updated_at: clock.now(),
+            email: None,
+            email_verified: false,
         };
         store
             .create_user(user_id, &user, None, clock.now())

@@ -43,6 +43,8 @@ struct RegisterBody {
     tenant: Option<String>,
     #[serde(default)]
     invitation: Option<SecretString>,
+    #[serde(default)]
+    email: Option<String>,
 }
 
 /// Who may register, into which tenant and how often is the flow's business
@@ -62,6 +64,7 @@ async fn register(
         tenant: body.tenant,
         invitation: body.invitation,
         roles: Vec::new(),
+        email: body.email,
     };
     tracing::trace!(?registration, "registration asked");
     let user = state

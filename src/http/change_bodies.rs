@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use super::error::ApiError;
 use crate::auth::{UserField, UserPatch};
 use crate::domain::TenantId;
+use crate::mail::{EmailAddress, EmailAddressError};
 use crate::store::TenantChange;
 
 /// Longest plan or role name.
@@ -41,6 +42,7 @@ pub fn user_patch(body: Map<String, Value>) -> UserPatch {
                 "attrs" => UserField::Attrs(attrs(value)),
                 "tenant" => UserField::Tenant(tenant(&value)),
                 "disabled" => UserField::Disabled(value.as_bool().ok_or("expected true or false")),
+                "email" => UserField::Email(email(&value)),
                 _ => UserField::Unknown(name),
             })
             .collect(),
@@ -119,6 +121,17 @@ fn attrs(value: Value) -> Result<Map<String, Value>, &'static str> {
         return Err("larger than 4096 bytes");
     }
     Ok(object)
+}
+
+/// An email address, or `null` for none.
+fn email(value: &Value) -> Result<Option<EmailAddress>, &'static str> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => EmailAddress::parse(text)
+            .map(Some)
+            .map_err(EmailAddressError::reason),
+        _ => Err("expected an email address or null"),
+    }
 }
 
 /// A tenant id, or `null` for none.
@@ -268,6 +281,7 @@ mod tests {
                 attrs: Some(body(json!({"team": "red"}))),
                 tenant: Some(Some(tenant)),
                 disabled: Some(false),
+                email: None,
             }
         );
         assert_eq!(

@@ -232,6 +232,28 @@ impl From<AuthError> for ApiError {
             AuthError::UsernameTaken => {
                 ApiError::new(S::CONFLICT, "username_taken", "that username is taken")
             }
+            AuthError::EmailTaken => ApiError::new(
+                S::CONFLICT,
+                "email_taken",
+                "that email address belongs to another account",
+            ),
+            AuthError::LinkInvalid => ApiError::new(
+                S::BAD_REQUEST,
+                "link_invalid",
+                "the link is not valid: it was used, replaced by a newer one, or has expired; \
+                 ask for a new one",
+            ),
+            AuthError::MailDisabled => ApiError::new(
+                S::NOT_IMPLEMENTED,
+                "mail_disabled",
+                "this server sends no mail: set mail.transport to \"smtp\" or \"outbox\"",
+            ),
+            AuthError::EmailUnverified => ApiError::new(
+                S::FORBIDDEN,
+                "email_unverified",
+                "verify your email address first: POST /auth/email/verification or use the \
+                 link already mailed",
+            ),
             AuthError::InvalidCredentials => ApiError::new(
                 S::UNAUTHORIZED,
                 "invalid_credentials",

@@ -13,7 +13,9 @@ use super::{
     InvitationWriteError, KeyRecord, Revocation, Rotation, ServiceRecord, SessionRecord, Store,
     TenantChange, TenantRecord, TenantWriteError, UserRecord, UserWriteError,
 };
+use super::{DeliveryOutcome, LinkEffect, MailFailure, MailWriteError, QueuedMail};
 use crate::domain::{SessionId, TenantId, TokenId, UserId, Username};
+use crate::mail::{EmailAddress, EmailKey, LinkPurpose};
 
 /// Declares each test once, as an `async fn` taking the store, and runs it on both.
 macro_rules! conformance {
@@ -78,7 +80,30 @@ fn user(name: &str, tenant: Option<TenantId>) -> UserRecord {
         disabled: false,
         created_at: NOW,
         updated_at: NOW,
+        email: None,
+        email_verified: false,
     }
+}
+
+/// `name`, with the address `email`.
+fn user_with_email(name: &str, email: &str) -> UserRecord {
+    UserRecord {
+        email: Some(EmailAddress::parse(email).expect("an address")),
+        ..user(name, None)
+    }
+}
+
+/// A mail of `purpose` for `user` at `email`, issued at `at`, its link living 1,800 s.
+fn mail(user: UserId, purpose: LinkPurpose, email: &str, at: u64) -> QueuedMail {
+    let to = EmailAddress::parse(email).expect("an address");
+    QueuedMail::new(user, purpose, to, at, 1_800)
+}
+
+fn email_key(email: &str) -> EmailKey {
+    EmailAddress::parse(email)
+        .expect("an address")
+        .key()
+        .clone()
 }
 
 fn tenant(max_accounts: Option<u64>) -> TenantRecord {
@@ -491,5 +516,171 @@ conformance! {
         assert_eq!(left.iter().map(|i| i.id).collect::<Vec<_>>(), vec![live.id]);
         assert_eq!(store.invitation_tenant(&[1; 32], NOW).await.expect("read"), None);
         assert_eq!(store.invitation_tenant(&[2; 32], NOW).await.expect("read"), Some(acme));
+    }
+
+    /// An address is unique whatever its case, follows its user through a change, and
+    /// leaves with the user.
+    async fn an_address_is_unique_case_insensitively_and_moves_with_its_user(store: Arc<Store>) {
+        let ada = UserId::generate();
+        store.create_user(ada, &user_with_email("ada", "Ada@Example.org"), None, NOW).await
+            .expect("created");
+        assert_eq!(store.user_id_by_email(&email_key("ada@example.ORG")).await.expect("read"),
+            Some(ada));
+        let taken = store.create_user(UserId::generate(),
+            &user_with_email("bob", "ADA@example.org"), None, NOW).await;
+        assert!(matches!(taken, Err(UserWriteError::EmailTaken)), "{taken:?}");
+        assert!(store.user_id_by_name(&Username::parse("bob").expect("a name")).await
+            .expect("read").is_none(), "a refused user leaves nothing behind");
+
+        let bob = UserId::generate();
+        store.create_user(bob, &user("bob", None), None, NOW).await.expect("created");
+        let to_ada = ClaimsChange {
+            email: Some(Some(EmailAddress::parse("ada@example.org").expect("an address"))),
+            ..ClaimsChange::default()
+        };
+        let refused = store.change_user_claims(bob, &to_ada, NOW + 1).await;
+        assert!(matches!(refused, Err(UserWriteError::EmailTaken)), "{refused:?}");
+
+        let moved = ClaimsChange {
+            email: Some(Some(EmailAddress::parse("ada@new.example").expect("an address"))),
+            ..ClaimsChange::default()
+        };
+        let changed = store.change_user_claims(ada, &moved, NOW + 2).await.expect("moved");
+        assert_eq!((changed.claims_version, changed.email_verified), (2, false));
+        assert_eq!(store.user_id_by_email(&email_key("ada@example.org")).await.expect("read"),
+            None);
+        store.change_user_claims(bob, &to_ada, NOW + 3).await.expect("now free");
+        store.delete_user(bob).await.expect("deleted");
+        assert_eq!(store.user_id_by_email(&email_key("ada@example.org")).await.expect("read"),
+            None);
+    }
+
+    /// A queued mail is claimed by one sender at a time, retried after a failure, and
+    /// leaves the queue's count once sent.
+    async fn a_queued_mail_is_claimed_once_and_recorded(store: Arc<Store>) {
+        let ada = UserId::generate();
+        store.create_user(ada, &user_with_email("ada", "ada@example.org"), None, NOW).await
+            .expect("created");
+        let queued = mail(ada, LinkPurpose::VerifyEmail, "ada@example.org", NOW);
+        store.queue_mail(&queued, NOW).await.expect("queued");
+        store.wait_durable_unlogged().await.expect("durable");
+        assert_eq!(store.mail_queue_depth().await.expect("read"), 1);
+
+        let claimed = store.claim_due_mails(NOW, 60, 10).await.expect("claimed");
+        assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), vec![queued.id]);
+        assert!(store.claim_due_mails(NOW + 59, 60, 10).await.expect("read").is_empty(),
+            "a claimed mail is not claimed again within its lease");
+
+        let failed = DeliveryOutcome::Failed { failure: MailFailure::Transient, jitter: 0 };
+        let after = store.record_delivery(queued.id, failed, NOW + 1).await.expect("recorded")
+            .expect("still there");
+        let retry_at = after.next_attempt_at().expect("queued again");
+        assert!(retry_at > NOW + 1, "{after:?}");
+        assert!(store.claim_due_mails(retry_at - 1, 60, 10).await.expect("read").is_empty());
+        let again = store.claim_due_mails(retry_at, 60, 10).await.expect("claimed");
+        assert_eq!(again.len(), 1);
+
+        store.record_delivery(queued.id, DeliveryOutcome::Sent, retry_at).await
+            .expect("recorded");
+        assert_eq!(store.mail_queue_depth().await.expect("read"), 0);
+        let sent = store.queued_mail(queued.id).await.expect("read").expect("kept until expiry");
+        assert_eq!(sent.next_attempt_at(), None);
+        assert!(store.claim_due_mails(NOW + 10_000, 60, 10).await.expect("read").is_empty());
+    }
+
+    /// A link is redeemed once, only as the newest of its purpose, before it expires, and
+    /// only for the address it was mailed to; verifying bumps `uv` and logs it.
+    async fn a_mail_link_is_redeemed_once_for_its_address(store: Arc<Store>) {
+        let ada = UserId::generate();
+        store.create_user(ada, &user_with_email("ada", "ada@example.org"), None, NOW).await
+            .expect("created");
+        let first = mail(ada, LinkPurpose::VerifyEmail, "ada@example.org", NOW);
+        let second = mail(ada, LinkPurpose::VerifyEmail, "ada@example.org", NOW + 1);
+        store.queue_mail(&first, NOW).await.expect("queued");
+        store.queue_mail(&second, NOW + 1).await.expect("queued");
+        assert_eq!(store.mail_queue_depth().await.expect("read"), 1, "the first is superseded");
+        let prove = LinkEffect::ProveAddress;
+
+        let superseded = store.redeem_mail_link(first.id, LinkPurpose::VerifyEmail, &prove, NOW + 2).await;
+        assert!(matches!(superseded, Err(MailWriteError::LinkInvalid(_))), "{superseded:?}");
+        let other_purpose = store.redeem_mail_link(second.id, LinkPurpose::Magic, &prove, NOW + 2).await;
+        assert!(matches!(other_purpose, Err(MailWriteError::LinkInvalid(_))), "{other_purpose:?}");
+
+        let (id, verified) = store.redeem_mail_link(second.id, LinkPurpose::VerifyEmail, &prove, NOW + 3)
+            .await.expect("redeemed");
+        assert_eq!((id, verified.email_verified, verified.claims_version), (ada, true, 2));
+        assert_eq!(logged(&store).await.last(), Some(&verified.change(ada)));
+        assert_eq!(store.user_stamp(ada).expect("memory").expect("stamped").claims_version, 2);
+        let reused = store.redeem_mail_link(second.id, LinkPurpose::VerifyEmail, &prove, NOW + 4).await;
+        assert!(matches!(reused, Err(MailWriteError::LinkInvalid(_))), "{reused:?}");
+
+        let reset = mail(ada, LinkPurpose::ResetPassword, "ada@example.org", NOW + 5);
+        store.queue_mail(&reset, NOW + 5).await.expect("queued");
+        let expired = store.redeem_mail_link(reset.id, LinkPurpose::ResetPassword,
+            &LinkEffect::NewPassword("$argon2id$new".into()), reset.expires_at).await;
+        assert!(matches!(expired, Err(MailWriteError::LinkInvalid(_))), "{expired:?}");
+
+        let magic = mail(ada, LinkPurpose::Magic, "ada@example.org", NOW + 6);
+        store.queue_mail(&magic, NOW + 6).await.expect("queued");
+        let moved = ClaimsChange {
+            email: Some(Some(EmailAddress::parse("ada@new.example").expect("an address"))),
+            ..ClaimsChange::default()
+        };
+        store.change_user_claims(ada, &moved, NOW + 7).await.expect("moved");
+        let old_address = store.redeem_mail_link(magic.id, LinkPurpose::Magic, &prove, NOW + 8).await;
+        assert!(matches!(old_address, Err(MailWriteError::LinkInvalid(_))), "{old_address:?}");
+        let unknown = store.redeem_mail_link(crate::domain::MailId::generate(),
+            LinkPurpose::Magic, &prove, NOW + 8).await;
+        assert!(matches!(unknown, Err(MailWriteError::LinkInvalid(_))), "{unknown:?}");
+    }
+
+    /// A reset sets the password and `not_before` with the address proved, in one write.
+    async fn a_reset_link_sets_the_password_and_refuses_older_tokens(store: Arc<Store>) {
+        let ada = UserId::generate();
+        store.create_user(ada, &user_with_email("ada", "ada@example.org"), None, NOW).await
+            .expect("created");
+        let reset = mail(ada, LinkPurpose::ResetPassword, "ada@example.org", NOW);
+        store.queue_mail(&reset, NOW).await.expect("queued");
+        let effect = LinkEffect::NewPassword("$argon2id$new".into());
+        let (_, after) = store.redeem_mail_link(reset.id, LinkPurpose::ResetPassword, &effect, NOW + 9)
+            .await.expect("redeemed");
+        assert_eq!(after.password_hash, "$argon2id$new");
+        assert_eq!((after.not_before, after.email_verified, after.claims_version), (NOW + 9, true, 2));
+        assert_eq!(store.user(ada).await.expect("read"), Some(after.clone()));
+        let stamp = store.user_stamp(ada).expect("memory").expect("stamped");
+        assert_eq!(stamp.not_before, NOW + 9);
+    }
+
+    /// Mail for a user that is gone is refused; a deleted user's mails leave with it.
+    async fn mail_leaves_with_its_user(store: Arc<Store>) {
+        let gone = mail(UserId::generate(), LinkPurpose::Magic, "x@example.org", NOW);
+        let refused = store.queue_mail(&gone, NOW).await;
+        assert!(matches!(refused, Err(MailWriteError::UserGone)), "{refused:?}");
+        let ada = UserId::generate();
+        store.create_user(ada, &user_with_email("ada", "ada@example.org"), None, NOW).await
+            .expect("created");
+        let queued = mail(ada, LinkPurpose::Magic, "ada@example.org", NOW);
+        store.queue_mail(&queued, NOW).await.expect("queued");
+        store.delete_user(ada).await.expect("deleted");
+        assert_eq!(store.queued_mail(queued.id).await.expect("read"), None);
+        assert_eq!(store.mail_queue_depth().await.expect("read"), 0);
+    }
+
+    /// Eviction drops mails whose link expired, sent or not, and keeps the rest.
+    async fn eviction_drops_mail_past_its_link(store: Arc<Store>) {
+        let ada = UserId::generate();
+        store.create_user(ada, &user_with_email("ada", "ada@example.org"), None, NOW).await
+            .expect("created");
+        let early = mail(ada, LinkPurpose::Magic, "ada@example.org", NOW);
+        let late = mail(ada, LinkPurpose::VerifyEmail, "ada@example.org", NOW + 1_000);
+        store.queue_mail(&early, NOW).await.expect("queued");
+        store.queue_mail(&late, NOW + 1_000).await.expect("queued");
+        let report = store.evict_expired(early.expires_at, 0).await.expect("a pass");
+        assert_eq!(report.mails_removed, 1);
+        assert_eq!(store.queued_mail(early.id).await.expect("read"), None);
+        assert!(store.queued_mail(late.id).await.expect("read").is_some());
+        let prove = LinkEffect::ProveAddress;
+        store.redeem_mail_link(late.id, LinkPurpose::VerifyEmail, &prove, NOW + 1_001).await
+            .expect("the live link still redeems");
     }
 }

@@ -27,12 +27,13 @@
 use std::time::Duration;
 
 use super::{
-    AccountChange, ChangesAfter, ClaimsChange, DenyKind, EvictionReport, HealthCounts,
-    InvitationRecord, InvitationWriteError, KeyRecord, Revocation, Rotation, ServiceRecord,
-    SessionRecord, Store, StoreError, TenantChange, TenantRecord, TenantWriteError, UserRecord,
-    UserStamp, UserWriteError,
+    AccountChange, ChangesAfter, ClaimsChange, DeliveryOutcome, DenyKind, EvictionReport,
+    HealthCounts, InvitationRecord, InvitationWriteError, KeyRecord, LinkEffect, MailWriteError,
+    QueuedMail, Revocation, Rotation, ServiceRecord, SessionRecord, Store, StoreError,
+    TenantChange, TenantRecord, TenantWriteError, UserRecord, UserStamp, UserWriteError,
 };
-use crate::domain::{InvitationId, SessionId, TenantId, TokenId, UserId, Username};
+use crate::domain::{InvitationId, MailId, SessionId, TenantId, TokenId, UserId, Username};
+use crate::mail::{EmailKey, LinkPurpose};
 
 /// Declares the contract's operations: the trait [`Contract`] with one method per
 /// operation, and [`Store`]'s method of the same name dispatching to the backend.
@@ -331,6 +332,76 @@ contract! {
         after: Option<UserId>,
         limit: usize,
     ) -> Result<Vec<(UserId, UserRecord)>, StoreError>;
+
+    /// Finds a user by the key of its address.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    bounded fn user_id_by_email(&self, key: &EmailKey) -> Result<Option<UserId>, StoreError>;
+
+    // ---- the mail queue and mail links ----
+
+    /// Queues `mail` and issues its link in its user's links, in one write
+    /// ([`super::MailLinks::issue`] deciding): the live link of the same purpose is
+    /// superseded and its mail, if still queued, is not sent. Logs nothing (no token's
+    /// answer changes): durable after [`Store::wait_durable_unlogged`].
+    ///
+    /// # Errors
+    /// `UserGone`, or storage.
+    bounded fn queue_mail(&self, mail: &QueuedMail, now: u64) -> Result<(), MailWriteError>;
+
+    /// Claims up to `limit` mails due at `now` for `lease` seconds, oldest due first
+    /// ([`QueuedMail::claim`]): no other sender, on any node, takes them meanwhile; one
+    /// whose sender died is due again when the lease ends.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    bounded fn claim_due_mails(
+        &self,
+        now: u64,
+        lease: u64,
+        limit: usize,
+    ) -> Result<Vec<QueuedMail>, StoreError>;
+
+    /// Records a delivery attempt ([`QueuedMail::record`] deciding); the mail after, `None`
+    /// if it has left the queue.
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    bounded fn record_delivery(
+        &self,
+        id: MailId,
+        outcome: DeliveryOutcome,
+        now: u64,
+    ) -> Result<Option<QueuedMail>, StoreError>;
+
+    /// Reads a mail of the queue (sent or not, until its link expires).
+    ///
+    /// # Errors
+    /// Storage failures and damaged records.
+    bounded fn queued_mail(&self, id: MailId) -> Result<Option<QueuedMail>, StoreError>;
+
+    /// Mails waiting to be sent, for `/metrics`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    bounded fn mail_queue_depth(&self) -> Result<u64, StoreError>;
+
+    /// Redeems mail `id`'s link for `purpose` at `now` and applies `effect` to its user, in
+    /// one write with its change-log record ([`super::MailLinks::redeem`] and
+    /// [`UserRecord::redeem_link`] deciding): the user's id and record after. A refused
+    /// link changes nothing.
+    ///
+    /// # Errors
+    /// `LinkInvalid` (used, superseded, expired, unknown, another purpose or address, a
+    /// disabled account), `UserGone`, or storage.
+    bounded fn redeem_mail_link(
+        &self,
+        id: MailId,
+        purpose: LinkPurpose,
+        effect: &LinkEffect,
+        now: u64,
+    ) -> Result<(UserId, UserRecord), MailWriteError>;
 
     // ---- sessions ----
 

@@ -19,6 +19,7 @@
 mod change;
 mod invitation;
 mod key;
+mod mail;
 mod service;
 mod session;
 mod tenant;

@@ -1,9 +1,11 @@
-//! A user on disk. Format 1: claimd 0.1.0.
+//! A user on disk. Format 1: claimd 0.1.0. Format 2 (issue 21): format 1 and the
+//! address, as given, with whether it was verified; a format-1 user reads as one without.
 
 use serde::{Deserialize, Serialize};
 
 use super::{attrs_from_text, attrs_to_text, Stored};
 use crate::domain::TenantId;
+use crate::mail::EmailAddress;
 use crate::store::codec::{self, CodecError};
 use crate::store::UserRecord;
 
@@ -24,11 +26,37 @@ struct UserV1 {
     updated_at: u64,
 }
 
+/// Format 2. Never changed: a change is a new shape.
+#[derive(Serialize, Deserialize)]
+struct UserV2 {
+    username: String,
+    password_hash: String,
+    tenant: Option<[u8; 16]>,
+    roles: Vec<String>,
+    plan: String,
+    /// The `attrs` object as JSON text.
+    attrs: String,
+    claims_version: u64,
+    not_before: u64,
+    disabled: bool,
+    created_at: u64,
+    updated_at: u64,
+    /// The address as given.
+    email: Option<String>,
+    email_verified: bool,
+}
+
+fn email_from_disk(given: Option<String>) -> Result<Option<EmailAddress>, CodecError> {
+    given
+        .map(|given| EmailAddress::parse(&given).map_err(|why| CodecError::Decode(why.to_string())))
+        .transpose()
+}
+
 impl Stored for UserRecord {
-    const FORMAT: u8 = 1;
+    const FORMAT: u8 = 2;
 
     fn to_disk(&self) -> Result<Vec<u8>, CodecError> {
-        let shape = UserV1 {
+        let shape = UserV2 {
             username: self.username.clone(),
             password_hash: self.password_hash.clone(),
             tenant: self.tenant.map(|tenant| *tenant.as_bytes()),
@@ -40,6 +68,8 @@ impl Stored for UserRecord {
             disabled: self.disabled,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            email: self.email.as_ref().map(|email| email.as_str().to_string()),
+            email_verified: self.email_verified,
         };
         codec::encode_as(Self::FORMAT, &shape)
     }
@@ -60,6 +90,26 @@ impl Stored for UserRecord {
                     disabled: shape.disabled,
                     created_at: shape.created_at,
                     updated_at: shape.updated_at,
+                    email: None,
+                    email_verified: false,
+                })
+            }
+            (2, body) => {
+                let shape: UserV2 = codec::decode_body(body)?;
+                Ok(UserRecord {
+                    username: shape.username,
+                    password_hash: shape.password_hash,
+                    tenant: shape.tenant.map(TenantId::from_bytes),
+                    roles: shape.roles,
+                    plan: shape.plan,
+                    attrs: attrs_from_text(&shape.attrs)?,
+                    claims_version: shape.claims_version,
+                    not_before: shape.not_before,
+                    disabled: shape.disabled,
+                    created_at: shape.created_at,
+                    updated_at: shape.updated_at,
+                    email: email_from_disk(shape.email)?,
+                    email_verified: shape.email_verified,
                 })
             }
             (other, _) => Err(CodecError::UnknownFormat(other)),
@@ -89,13 +139,26 @@ mod tests {
             disabled: false,
             created_at: 1_794_000_000,
             updated_at: 1_795_000_001,
+            email: Some(EmailAddress::parse("Alice@Example.org").unwrap()),
+            email_verified: true,
         }
     }
 
     #[test]
-    fn format_1_keeps_its_golden_bytes() {
-        golden::assert_matches("user.v1", &sample().to_disk().unwrap());
-        assert!(UserRecord::from_disk(&golden::bytes("user.v1")).unwrap() == sample());
+    fn format_2_keeps_its_golden_bytes() {
+        golden::assert_matches("user.v2", &sample().to_disk().unwrap());
+        assert!(UserRecord::from_disk(&golden::bytes("user.v2")).unwrap() == sample());
+    }
+
+    #[test]
+    fn format_1_reads_as_a_user_without_an_address() {
+        let read = UserRecord::from_disk(&golden::bytes("user.v1")).unwrap();
+        let expected = UserRecord {
+            email: None,
+            email_verified: false,
+            ..sample()
+        };
+        assert!(read == expected);
     }
 
     #[test]
@@ -106,6 +169,24 @@ mod tests {
             UserRecord::from_disk(&bytes),
             Err(CodecError::UnknownFormat(9))
         ));
+        let mut bad_email = UserV2 {
+            username: "bob".into(),
+            password_hash: String::new(),
+            tenant: None,
+            roles: vec![],
+            plan: "free".into(),
+            attrs: "{}".into(),
+            claims_version: 1,
+            not_before: 0,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+            email: Some("not an address".into()),
+            email_verified: false,
+        };
+        assert!(UserRecord::from_disk(&codec::encode_as(2, &bad_email).unwrap()).is_err());
+        bad_email.email = None;
+        assert!(UserRecord::from_disk(&codec::encode_as(2, &bad_email).unwrap()).is_ok());
         let mut shape = UserV1 {
             username: "bob".into(),
             password_hash: String::new(),

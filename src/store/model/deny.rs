@@ -29,6 +29,8 @@ pub struct EvictionReport {
     pub sessions_removed: u64,
     /// Tenant invitations ended long enough ago to leave their tenant's list.
     pub invitations_removed: u64,
+    /// Mails (and their links) whose link expired.
+    pub mails_removed: u64,
     /// Change-log records past the longest access-token life plus leeway.
     pub changes_removed: u64,
     /// The earliest expiry (`exp + leeway`) still on the deny list, if any.

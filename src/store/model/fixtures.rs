@@ -21,6 +21,8 @@ pub(crate) fn user(name: &str, tenant: Option<TenantId>) -> UserRecord {
         disabled: false,
         created_at: 100,
         updated_at: 100,
+        email: None,
+        email_verified: false,
     }
 }
 

@@ -275,6 +275,69 @@ impl QueuedMail {
     }
 }
 
+/// What one delivery attempt came to, for [`QueuedMail::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Sent,
+    /// It failed; `jitter` is a random draw for the backoff ([`QueuedMail::after_failure`]).
+    Failed {
+        failure: MailFailure,
+        jitter: u64,
+    },
+}
+
+impl QueuedMail {
+    /// Reserves a due mail for one sender for `lease` seconds at `now`: it is due again
+    /// only after that, so two senders (two nodes, or a sender and its restart) do not
+    /// both try it at once, and a sender that dies mid-attempt leaves it to be retried
+    /// when the lease ends. Whether it was due.
+    pub fn claim(&mut self, now: u64, lease: u64) -> bool {
+        if !self.due(now) {
+            return false;
+        }
+        if let Delivery::Queued {
+            next_attempt_at, ..
+        } = &mut self.delivery
+        {
+            *next_attempt_at = now.saturating_add(lease);
+        }
+        true
+    }
+
+    /// Records an attempt's outcome at `now`; whether the mail changed (one no longer
+    /// queued stays as it is).
+    pub fn record(&mut self, outcome: DeliveryOutcome, now: u64) -> bool {
+        match outcome {
+            DeliveryOutcome::Sent => self.after_sent(now),
+            DeliveryOutcome::Failed { failure, jitter } => {
+                self.after_failure(now, failure, jitter) != AfterFailure::NotQueued
+            }
+        }
+    }
+
+    /// When it is due next, while it is queued: what a backend indexes it by.
+    pub fn next_attempt_at(&self) -> Option<u64> {
+        match self.delivery {
+            Delivery::Queued {
+                next_attempt_at, ..
+            } => Some(next_attempt_at),
+            Delivery::Sent { .. } | Delivery::GaveUp { .. } => None,
+        }
+    }
+}
+
+/// Why a mail write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MailWriteError {
+    /// The user the mail is for, or whose link it is, is gone.
+    #[error("no such user")]
+    UserGone,
+    #[error(transparent)]
+    LinkInvalid(#[from] LinkInvalid),
+    #[error(transparent)]
+    Store(#[from] super::StoreError),
+}
+
 /// The wait after the `attempts`-th failure: [`RETRY_BASE_SECS`] doubled per earlier
 /// failure, at most [`RETRY_CAP_SECS`], then moved within ±20 % by `jitter`.
 pub fn retry_delay(attempts: u32, jitter: u64) -> u64 {
@@ -337,6 +400,8 @@ enum Refusal {
     Used,
     Superseded,
     Expired,
+    AddressChanged,
+    AccountDisabled,
 }
 
 /// A mail link that cannot be redeemed: unknown, for another purpose, used, superseded or
@@ -347,6 +412,21 @@ enum Refusal {
 pub struct LinkInvalid(Refusal);
 
 impl LinkInvalid {
+    /// A link for a token that is not the issued spelling, or whose MAC does not match.
+    pub fn unknown() -> LinkInvalid {
+        LinkInvalid(Refusal::Unknown)
+    }
+
+    /// The account's address changed since the link was mailed.
+    pub(crate) fn address_changed() -> LinkInvalid {
+        LinkInvalid(Refusal::AddressChanged)
+    }
+
+    /// The account was disabled.
+    pub(crate) fn account_disabled() -> LinkInvalid {
+        LinkInvalid(Refusal::AccountDisabled)
+    }
+
     /// Which refusal it was, for the log and metrics only (never for the answer).
     pub fn log_reason(&self) -> &'static str {
         match self.0 {
@@ -355,6 +435,8 @@ impl LinkInvalid {
             Refusal::Used => "used",
             Refusal::Superseded => "superseded",
             Refusal::Expired => "expired",
+            Refusal::AddressChanged => "address_changed",
+            Refusal::AccountDisabled => "account_disabled",
         }
     }
 }

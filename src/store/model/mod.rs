@@ -29,12 +29,14 @@ pub use invitation::{
     ENDED_RETENTION_SECS, MAX_PER_TENANT,
 };
 pub use mail::{
-    retry_delay, AfterFailure, Delivery, GiveUp, Issued, LinkInvalid, LinkState, MailFailure,
-    MailLink, MailLinks, QueuedMail, MAX_ATTEMPTS, MAX_LINKS_PER_USER, RETRY_BASE_SECS,
-    RETRY_CAP_SECS,
+    retry_delay, AfterFailure, Delivery, DeliveryOutcome, GiveUp, Issued, LinkInvalid, LinkState,
+    MailFailure, MailLink, MailLinks, MailWriteError, QueuedMail, MAX_ATTEMPTS, MAX_LINKS_PER_USER,
+    RETRY_BASE_SECS, RETRY_CAP_SECS,
 };
 pub use session::{Revocation, Rotation, SessionRecord};
 pub use tenant::{TenantChange, TenantFull, TenantRecord, TenantWriteError};
-pub use user::{AccountChange, ClaimsApplied, ClaimsChange, UserRecord, UserWriteError};
+pub use user::{
+    AccountChange, ClaimsApplied, ClaimsChange, LinkEffect, UserRecord, UserWriteError,
+};
 
 use super::StoreError;

@@ -1,12 +1,15 @@
-//! A user ([`UserRecord`]), the changes made to one ([`ClaimsChange`], [`AccountChange`])
-//! and what each decides: which fields move, whether `uv` moves, which change-log records
-//! the write appends and which tenants it moves the user between. Both backends' writes
-//! read the record, let these decide, and write what they say.
+//! A user ([`UserRecord`]), the changes made to one ([`ClaimsChange`], [`AccountChange`],
+//! a redeemed mail link's [`LinkEffect`]) and what each decides: which fields move, whether
+//! `uv` moves, which change-log records the write appends, which tenants it moves the user
+//! between and which address it moves the user's email index entry to. Both backends'
+//! writes read the record, let these decide, and write what they say.
 
 use serde_json::{Map, Value};
 
-use super::{Change, StoreError};
+use super::mail::LinkInvalid;
+use super::{Change, QueuedMail, StoreError};
 use crate::domain::{TenantId, UserId};
+use crate::mail::{EmailAddress, EmailKey};
 use crate::store::mirror::UserStamp;
 
 /// A user as the store hands it out (its on-disk shapes are in `disk::user`).
@@ -27,6 +30,10 @@ pub struct UserRecord {
     pub disabled: bool,
     pub created_at: u64,
     pub updated_at: u64,
+    /// The address mail goes to, as the user gave it; unique by its [`EmailKey`].
+    pub email: Option<EmailAddress>,
+    /// Whether a link mailed to `email` was redeemed since it was set.
+    pub email_verified: bool,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -38,6 +45,7 @@ impl std::fmt::Debug for UserRecord {
             .field("plan", &self.plan)
             .field("claims_version", &self.claims_version)
             .field("disabled", &self.disabled)
+            .field("email_verified", &self.email_verified)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +96,9 @@ pub struct ClaimsChange {
     pub attrs: Option<Map<String, Value>>,
     pub tenant: Option<Option<TenantId>>,
     pub disabled: Option<bool>,
+    /// A new address (`Some(None)` removes it): it is unverified until a link mailed to it
+    /// is redeemed, unless it is the same address spelled differently.
+    pub email: Option<Option<EmailAddress>>,
 }
 
 impl ClaimsChange {
@@ -115,6 +126,15 @@ impl ClaimsChange {
             changed |= user.disabled != disabled;
             user.disabled = disabled;
         }
+        if let Some(email) = &self.email {
+            if user.email != *email {
+                let same_key = user.email.as_ref().map(EmailAddress::key)
+                    == email.as_ref().map(EmailAddress::key);
+                user.email_verified &= same_key;
+                user.email.clone_from(email);
+                changed = true;
+            }
+        }
         changed
     }
 }
@@ -124,6 +144,9 @@ impl ClaimsChange {
 pub enum UserWriteError {
     #[error("username taken")]
     UsernameTaken,
+    /// Another account has this address (compared case-insensitively).
+    #[error("email address taken")]
+    EmailTaken,
     #[error("no such user")]
     NotFound,
     #[error("no such tenant")]
@@ -146,6 +169,10 @@ pub struct ClaimsApplied {
     /// The tenant the user left and the one it joined, when the change moved it: the
     /// backend counts it out of the first and into the second in the same write.
     pub moved: Option<(Option<TenantId>, Option<TenantId>)>,
+    /// The email index entry the user left and the one it takes, when the address's key
+    /// changed: the backend claims the second (refusing `EmailTaken` if another user holds
+    /// it) and frees the first in the same write.
+    pub email_moved: Option<(Option<EmailKey>, Option<EmailKey>)>,
 }
 
 impl UserRecord {
@@ -155,6 +182,7 @@ impl UserRecord {
     /// tenant).
     pub fn apply_claims(&mut self, id: UserId, change: &ClaimsChange, now: u64) -> ClaimsApplied {
         let old_tenant = self.tenant;
+        let old_email = self.email_key().cloned();
         let mut log = Vec::new();
         if change.apply(self) {
             self.claims_version += 1;
@@ -165,7 +193,76 @@ impl UserRecord {
         if moved.is_some() {
             log.push(self.account_change(id));
         }
-        ClaimsApplied { log, moved }
+        let new_email = self.email_key().cloned();
+        let email_moved = (new_email != old_email).then_some((old_email, new_email));
+        ClaimsApplied {
+            log,
+            moved,
+            email_moved,
+        }
+    }
+
+    /// The key of the user's address, the one its email index entry is under.
+    pub fn email_key(&self) -> Option<&EmailKey> {
+        self.email.as_ref().map(EmailAddress::key)
+    }
+
+    /// Applies what redeeming `mail`'s link does to this user (its id `id`) at `now`: the
+    /// link must have been mailed to the address the account still has, and the account
+    /// must not be disabled. Every purpose proves the address, so it becomes verified;
+    /// a reset also sets the new password and refuses every token issued before `now`.
+    /// Returns the change-log records to append: the user's new state when `uv` or
+    /// `not_before` moved.
+    ///
+    /// # Errors
+    /// [`LinkInvalid`] when the address changed since, or the account is disabled; the
+    /// user is left as it was.
+    pub fn redeem_link(
+        &mut self,
+        id: UserId,
+        mail: &QueuedMail,
+        effect: &LinkEffect,
+        now: u64,
+    ) -> Result<Vec<Change>, LinkInvalid> {
+        if self.email_key() != Some(mail.to.key()) {
+            return Err(LinkInvalid::address_changed());
+        }
+        if self.disabled {
+            return Err(LinkInvalid::account_disabled());
+        }
+        let mut moved = false;
+        if !self.email_verified {
+            self.email_verified = true;
+            self.claims_version += 1;
+            moved = true;
+        }
+        if let LinkEffect::NewPassword(hash) = effect {
+            AccountChange::NewPassword(hash).apply(self, now);
+            moved = true;
+        }
+        if !moved {
+            return Ok(Vec::new());
+        }
+        self.updated_at = now;
+        Ok(vec![self.change(id)])
+    }
+}
+
+/// What a redeemed link does beyond proving the address.
+#[derive(Clone)]
+pub enum LinkEffect {
+    /// Verification and magic-link sign-in: the address is proved, nothing else.
+    ProveAddress,
+    /// A password reset: the new password's argon2id PHC string.
+    NewPassword(String),
+}
+
+impl std::fmt::Debug for LinkEffect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkEffect::ProveAddress => "ProveAddress",
+            LinkEffect::NewPassword(_) => "NewPassword(..)",
+        })
     }
 }
 
@@ -298,5 +395,93 @@ mod tests {
         let mut untouched = user(None);
         AccountChange::Unchanged.apply(&mut untouched, 70);
         assert_eq!(untouched, user(None));
+    }
+
+    fn with_email(email: &str, verified: bool) -> UserRecord {
+        UserRecord {
+            email: Some(EmailAddress::parse(email).unwrap()),
+            email_verified: verified,
+            ..user(None)
+        }
+    }
+
+    #[test]
+    fn a_new_address_is_unverified_and_moves_the_index_but_a_new_spelling_is_not() {
+        let id = UserId::generate();
+        let change = |email: &str| ClaimsChange {
+            email: Some(Some(EmailAddress::parse(email).unwrap())),
+            ..ClaimsChange::default()
+        };
+        let mut ada = with_email("ada@example.org", true);
+        let applied = ada.apply_claims(id, &change("ADA@example.org"), 50);
+        assert_eq!((ada.email_verified, ada.claims_version), (true, 5));
+        assert_eq!(applied.email_moved, None);
+        let applied = ada.apply_claims(id, &change("ada@new.example"), 51);
+        assert_eq!((ada.email_verified, ada.claims_version), (false, 6));
+        let (old, new) = applied.email_moved.unwrap();
+        assert_eq!(old.unwrap().as_str(), "ada@example.org");
+        assert_eq!(new.unwrap().as_str(), "ada@new.example");
+        let removed = ClaimsChange {
+            email: Some(None),
+            ..ClaimsChange::default()
+        };
+        let applied = ada.apply_claims(id, &removed, 52);
+        assert_eq!(ada.email, None);
+        assert!(matches!(applied.email_moved, Some((Some(_), None))));
+    }
+
+    #[test]
+    fn a_redeemed_link_proves_the_address_it_was_mailed_to_only() {
+        use crate::mail::LinkPurpose;
+        let id = UserId::generate();
+        let to = EmailAddress::parse("Ada@Example.org").unwrap();
+        let mail = QueuedMail::new(id, LinkPurpose::Magic, to, 10, 1800);
+        let mut ada = with_email("ada@example.org", false);
+        let log = ada
+            .redeem_link(id, &mail, &LinkEffect::ProveAddress, 20)
+            .unwrap();
+        assert_eq!((ada.email_verified, ada.claims_version), (true, 5));
+        assert_eq!(log, vec![ada.change(id)]);
+        let again = ada
+            .redeem_link(id, &mail, &LinkEffect::ProveAddress, 21)
+            .unwrap();
+        assert!(again.is_empty(), "nothing left to change, nothing logged");
+
+        let mut moved = with_email("ada@new.example", false);
+        let refused = moved.redeem_link(id, &mail, &LinkEffect::ProveAddress, 20);
+        assert_eq!(refused.unwrap_err().log_reason(), "address_changed");
+        assert_eq!(moved, with_email("ada@new.example", false));
+
+        let mut disabled = UserRecord {
+            disabled: true,
+            ..with_email("ada@example.org", false)
+        };
+        let reset = LinkEffect::NewPassword("$argon2id$new".into());
+        let refused = disabled.redeem_link(id, &mail, &reset, 20);
+        assert_eq!(refused.unwrap_err().log_reason(), "account_disabled");
+        assert_eq!(disabled.password_hash, user(None).password_hash);
+    }
+
+    #[test]
+    fn a_reset_link_sets_the_password_and_not_before() {
+        use crate::mail::LinkPurpose;
+        let id = UserId::generate();
+        let to = EmailAddress::parse("ada@example.org").unwrap();
+        let mail = QueuedMail::new(id, LinkPurpose::ResetPassword, to, 10, 1800);
+        let mut ada = with_email("ada@example.org", true);
+        let log = ada
+            .redeem_link(
+                id,
+                &mail,
+                &LinkEffect::NewPassword("$argon2id$new".into()),
+                30,
+            )
+            .unwrap();
+        assert_eq!(ada.password_hash, "$argon2id$new");
+        assert_eq!(
+            (ada.not_before, ada.updated_at, ada.claims_version),
+            (30, 30, 4)
+        );
+        assert_eq!(log, vec![ada.change(id)]);
     }
 }

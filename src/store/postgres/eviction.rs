@@ -60,6 +60,7 @@ impl PgStore {
             deny_buckets_dropped: 0,
             sessions_removed,
             invitations_removed,
+            mails_removed: 0,
             changes_removed,
             next_deny_expiry: None,
         })

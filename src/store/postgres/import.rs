@@ -494,6 +494,8 @@ mod tests {
             disabled: false,
             created_at: NOW,
             updated_at: NOW,
+            email: None,
+            email_verified: false,
         }
     }
 

@@ -133,6 +133,8 @@ mod tests {
             disabled: false,
             created_at: 100,
             updated_at: 100,
+            email: None,
+            email_verified: false,
         }
     }
 

@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::SledStore;
-use crate::domain::{InvitationId, SessionId, TenantId, TokenId, UserId, Username};
+use crate::domain::{InvitationId, MailId, SessionId, TenantId, TokenId, UserId, Username};
+use crate::mail::{EmailKey, LinkPurpose};
 use crate::store::blocking::{self, Answering, Lane};
 use crate::store::contract::Contract;
 use crate::store::{
-    first_failure, unavailable, AccountChange, ChangesAfter, ClaimsChange, DenyKind,
-    EvictionReport, HealthCounts, InvitationRecord, InvitationWriteError, KeyRecord, Revocation,
-    Rotation, ServiceRecord, SessionRecord, StoreError, TenantChange, TenantRecord,
-    TenantWriteError, UserRecord, UserStamp, UserWriteError,
+    first_failure, unavailable, AccountChange, ChangesAfter, ClaimsChange, DeliveryOutcome,
+    DenyKind, EvictionReport, HealthCounts, InvitationRecord, InvitationWriteError, KeyRecord,
+    LinkEffect, MailWriteError, QueuedMail, Revocation, Rotation, ServiceRecord, SessionRecord,
+    StoreError, TenantChange, TenantRecord, TenantWriteError, UserRecord, UserStamp,
+    UserWriteError,
 };
 
 /// A sled store with the threads its calls run on.
@@ -249,6 +251,63 @@ impl Contract for SledBackend {
     ) -> impl Future<Output = Result<Option<UserId>, StoreError>> + Send {
         let name = name.clone();
         self.read(move |store| store.user_id_by_name(&name))
+    }
+
+    fn user_id_by_email(
+        &self,
+        key: &EmailKey,
+    ) -> impl Future<Output = Result<Option<UserId>, StoreError>> + Send {
+        let key = key.clone();
+        self.read(move |store| store.user_id_by_email(&key))
+    }
+
+    fn queue_mail(
+        &self,
+        mail: &QueuedMail,
+        now: u64,
+    ) -> impl Future<Output = Result<(), MailWriteError>> + Send {
+        let mail = mail.clone();
+        self.write(move |store| store.queue_mail(&mail, now))
+    }
+
+    fn claim_due_mails(
+        &self,
+        now: u64,
+        lease: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<QueuedMail>, StoreError>> + Send {
+        self.write(move |store| store.claim_due_mails(now, lease, limit))
+    }
+
+    fn record_delivery(
+        &self,
+        id: MailId,
+        outcome: DeliveryOutcome,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<QueuedMail>, StoreError>> + Send {
+        self.write(move |store| store.record_delivery(id, outcome, now))
+    }
+
+    fn queued_mail(
+        &self,
+        id: MailId,
+    ) -> impl Future<Output = Result<Option<QueuedMail>, StoreError>> + Send {
+        self.read(move |store| store.queued_mail(id))
+    }
+
+    fn mail_queue_depth(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.read(SledStore::mail_queue_depth)
+    }
+
+    fn redeem_mail_link(
+        &self,
+        id: MailId,
+        purpose: LinkPurpose,
+        effect: &LinkEffect,
+        now: u64,
+    ) -> impl Future<Output = Result<(UserId, UserRecord), MailWriteError>> + Send {
+        let effect = effect.clone();
+        self.write(move |store| store.redeem_mail_link(id, purpose, &effect, now))
     }
 
     fn change_user_claims(

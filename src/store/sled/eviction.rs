@@ -3,7 +3,7 @@
 //! range scan over the expiry-ordered index up to `now`, so the work is proportional to
 //! what expired, never to the size of the table), and change-log records no token they
 //! could matter to still verifies against (older than the longest access-token life plus
-//! leeway). Driven by `tasks::eviction`; `now` is a parameter so tests choose the clock.
+//! leeway), and mails whose link expired (with their links). Driven by `tasks::eviction`; `now` is a parameter so tests choose the clock.
 
 use super::{codec, SledStore, StoreError};
 use crate::domain::SessionId;
@@ -64,6 +64,7 @@ pub fn evict_expired(
         deny_buckets_dropped: deny.buckets_dropped,
         sessions_removed: 0,
         invitations_removed: 0,
+        mails_removed: 0,
         changes_removed: 0,
         next_deny_expiry: deny.next_expiry,
     };
@@ -89,6 +90,7 @@ pub fn evict_expired(
         report.sessions_removed += 1;
     }
     report.invitations_removed = store.evict_expired_invitations(now)?;
+    report.mails_removed = store.evict_expired_mail(now)?;
     // A record written at `at` concerns tokens issued before it, all past their last
     // valid moment by `at + longest life + leeway`.
     let kept_for = engine.deny.longest_access_ttl().saturating_add(leeway);

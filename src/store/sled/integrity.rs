@@ -293,6 +293,8 @@ fn read_tree(
             "keys" => KeyRecord::from_disk(&value).map(drop),
             "services" => ServiceRecord::from_disk(&value).map(drop),
             "invitations" => InvitationBook::from_disk(&value).map(drop),
+            "mail_queue" => crate::store::QueuedMail::from_disk(&value).map(drop),
+            "mail_links" => crate::store::MailLinks::from_disk(&value).map(drop),
             _ => Ok(()),
         };
         decoded.map_err(|err| damaged(label, &err.to_string()))?;

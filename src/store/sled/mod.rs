@@ -32,6 +32,7 @@ pub mod health;
 mod integrity;
 pub mod invitations;
 pub mod keys;
+mod mail;
 mod preflight;
 pub mod revocations;
 pub mod services;
@@ -92,8 +93,10 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 
 /// The schema this build writes; stored in `meta` on first start and checked after.
 /// Version 2 moved the deny list from one tree into time buckets; version 3 added the
-/// change log (an older build would write without logging, so it must refuse the store).
-pub const SCHEMA_VERSION: u64 = 3;
+/// change log (an older build would write without logging, so it must refuse the store);
+/// version 4 added email addresses and the mail queue (a user with an address is format 2,
+/// which an older build cannot read).
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// The open database and its trees. Replaced whole when the store is reopened after a
 /// write failure; nothing outside this module sees it.
@@ -113,6 +116,11 @@ pub(crate) struct Engine {
     pub(crate) services: sled::Tree,
     pub(crate) invitations: sled::Tree,
     pub(crate) invitation_codes: sled::Tree,
+    /// Addresses, the mail queue and mail links (see [`mail`]).
+    pub(crate) emails: sled::Tree,
+    pub(crate) mail_queue: sled::Tree,
+    pub(crate) mail_index: sled::Tree,
+    pub(crate) mail_links: sled::Tree,
     /// The change log (see [`changes`]).
     pub(crate) changes: changes::ChangeLog,
     flusher: flusher::Flusher,
@@ -550,6 +558,10 @@ impl Engine {
             services: db.open_tree("services")?,
             invitations: db.open_tree("invitations")?,
             invitation_codes: db.open_tree("invitation_codes")?,
+            emails: db.open_tree("emails")?,
+            mail_queue: db.open_tree("mail_queue")?,
+            mail_index: db.open_tree("mail_index")?,
+            mail_links: db.open_tree("mail_links")?,
             changes: changes::ChangeLog::open(&db, meta.clone())?,
             flusher,
             mirror: mirror::Mirror::default(),
@@ -558,7 +570,7 @@ impl Engine {
         };
         match migrate_from {
             None => {}
-            Some(version @ (1 | 2)) => engine.migrate(version, &meta, clock.now())?,
+            Some(version @ (1..=3)) => engine.migrate(version, &meta, clock.now())?,
             Some(version) => {
                 return Err(StoreError::Open(format!(
                     "schema version {version} was never written by claimd: damaged store"
@@ -607,6 +619,12 @@ impl Engine {
                 records = seeded,
                 "started the change log with what can still matter to a live token (schema 3)"
             );
+        }
+        if from < 4 {
+            // No user had an address and nothing was queued: the new trees start empty.
+            meta.insert("schema_version", &codec::encode_u64(4))?;
+            self.db.flush()?;
+            tracing::info!("made room for email addresses and the mail queue (schema 4)");
         }
         Ok(())
     }

@@ -3,14 +3,18 @@
 //! member count of the user's tenant (so `max_accounts` holds under concurrent
 //! registrations: sled transactions are serialisable). A user joining a tenant is counted
 //! against the seats its outstanding invitations hold too, and an invited user's
-//! invitation is used up in the same transaction (see `invitations.rs`). Every write
-//! updates the mirror after it commits.
+//! invitation is used up in the same transaction (see `invitations.rs`). The unique index
+//! of addresses, `emails`, is written in the same transactions (see `mail.rs`), and a
+//! deleted user's links and queued mails leave with it. Every write updates the mirror
+//! after it commits.
 
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use super::disk::Stored;
-use super::{codec, corrupt, invitations, Change, Engine, SledStore, StoreError, TenantRecord};
+use super::{
+    codec, corrupt, invitations, mail, Change, Engine, SledStore, StoreError, TenantRecord,
+};
 use crate::domain::{UserId, Username};
 use crate::store::mirror::UserStamp;
 use crate::store::{ClaimsChange, UserRecord, UserWriteError};
@@ -134,9 +138,11 @@ impl SledStore {
             &engine.invitations,
             &engine.invitation_codes,
             engine.changes.tree(),
+            &engine.emails,
         )
             .transaction(
-                |(users, usernames, tenants, invitations, codes, changes): &(
+                |(users, usernames, tenants, invitations, codes, changes, emails): &(
+                    TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
@@ -146,6 +152,9 @@ impl SledStore {
                 )| {
                     if usernames.get(user.username.as_bytes())?.is_some() {
                         return Err(abort(UserWriteError::UsernameTaken));
+                    }
+                    if let Some(key) = user.email_key() {
+                        mail::claim_email(emails, key, id)?;
                     }
                     let version = match &user.tenant {
                         Some(tenant) => Some((
@@ -236,9 +245,11 @@ impl SledStore {
             &engine.invitations,
             &engine.invitation_codes,
             engine.changes.tree(),
+            &engine.emails,
         )
             .transaction(
-                |(users, tenants, invitations, codes, changes): &(
+                |(users, tenants, invitations, codes, changes, emails): &(
+                    TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
@@ -258,6 +269,14 @@ impl SledStore {
                         )
                     })?;
                     let applied = user.apply_claims(id, change, now);
+                    if let Some((old_email, new_email)) = &applied.email_moved {
+                        if let Some(new) = new_email {
+                            mail::claim_email(emails, new, id)?;
+                        }
+                        if let Some(old) = old_email {
+                            emails.remove(old.as_str().as_bytes())?;
+                        }
+                    }
                     let mut version = None;
                     if let Some((old_tenant, new_tenant)) = applied.moved {
                         if let Some(old) = &old_tenant {
@@ -316,9 +335,17 @@ impl SledStore {
             &engine.usernames,
             &engine.tenants,
             engine.changes.tree(),
+            &engine.emails,
+            &engine.mail_queue,
+            &engine.mail_index,
+            &engine.mail_links,
         )
             .transaction(
-                |(users, usernames, tenants, changes): &(
+                |(users, usernames, tenants, changes, emails, queue, index, links): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
                     TransactionalTree,
@@ -337,6 +364,10 @@ impl SledStore {
                         )
                     })?;
                     usernames.remove(user.username.as_bytes())?;
+                    if let Some(key) = user.email_key() {
+                        emails.remove(key.as_str().as_bytes())?;
+                    }
+                    mail::drop_user_mail::<UserWriteError>(queue, index, links, id)?;
                     if let Some(tenant) = &user.tenant {
                         match count_member_out(tenants, tenant.as_bytes()) {
                             Ok(())
