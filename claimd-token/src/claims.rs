@@ -31,6 +31,12 @@ pub struct AccessClaims {
     pub uv: u64,
     /// The tenant's version when minted (0 without a tenant).
     pub tv: u64,
+    /// The user's address (OpenID Connect's `email`); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Whether that address was proved by a mailed link; present exactly when `email` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 impl AccessClaims {

@@ -133,6 +133,8 @@ impl Core {
         claims.attrs = user.attrs.clone();
         claims.uv = user.claims_version;
         claims.tv = tenant.map_or(0, |(_, version)| version);
+        claims.email = user.email.as_ref().map(|email| email.as_str().to_string());
+        claims.email_verified = user.email.as_ref().map(|_| user.email_verified);
         let token = self
             .tokens
             .mint(key, &claims)

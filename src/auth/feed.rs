@@ -200,7 +200,7 @@ impl Folded {
                 let entry = self.tokens.entry(jti.to_string()).or_insert(*exp);
                 *entry = (*entry).max(*exp);
             }
-            Change::KeysChanged | Change::Account { .. } => {}
+            Change::KeysChanged | Change::Account { .. } | Change::CredentialChanged { .. } => {}
         }
     }
 
@@ -264,6 +264,15 @@ fn event(record: &ChangeRecord) -> Option<FeedEvent> {
             json!({"jti": jti.to_string(), "exp": exp, "at": at}),
         ),
         Change::KeysChanged => ("keys-changed", json!({"at": at})),
+        Change::CredentialChanged { user, credential } => (
+            "credential-change",
+            json!({
+                "sub": user.to_string(),
+                "credential_type": credential.caep_type(),
+                "change_type": "update",
+                "at": at,
+            }),
+        ),
         Change::Account { .. } => return None,
     };
     Some(FeedEvent {

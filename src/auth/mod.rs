@@ -200,6 +200,9 @@ pub struct UserView {
     pub disabled: bool,
     pub created_at: u64,
     pub updated_at: u64,
+    /// The address mail goes to, `null` without one.
+    pub email: Option<String>,
+    pub email_verified: bool,
 }
 
 impl UserView {
@@ -216,6 +219,8 @@ impl UserView {
             disabled: user.disabled,
             created_at: user.created_at,
             updated_at: user.updated_at,
+            email: user.email.as_ref().map(|email| email.as_str().to_string()),
+            email_verified: user.email_verified,
         }
     }
 }

@@ -40,11 +40,11 @@ pub use codec::CodecError;
 pub use mirror::UserStamp;
 pub use model::{
     AccountChange, AfterFailure, Change, ChangeRecord, ChangesAfter, ClaimsApplied, ClaimsChange,
-    Delivery, DeliveryOutcome, DenyKind, EvictionReport, GiveUp, InvitationBook, InvitationRecord,
-    InvitationState, InvitationStatus, InvitationWriteError, Issued, KeyRecord, LinkEffect,
-    LinkInvalid, LinkState, LoggedChange, MailFailure, MailLink, MailLinks, MailWriteError,
-    QueuedMail, Revocation, Rotation, ServiceRecord, SessionRecord, TenantChange, TenantFull,
-    TenantRecord, TenantWriteError, UserRecord, UserWriteError,
+    Credential, Delivery, DeliveryOutcome, DenyKind, EvictionReport, GiveUp, InvitationBook,
+    InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError, Issued, KeyRecord,
+    LinkEffect, LinkInvalid, LinkState, LoggedChange, MailFailure, MailLink, MailLinks,
+    MailWriteError, QueuedMail, Revocation, Rotation, ServiceRecord, SessionRecord, TenantChange,
+    TenantFull, TenantRecord, TenantWriteError, UserRecord, UserWriteError,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::node::PgNode;

@@ -134,6 +134,7 @@ impl Replica {
             Change::KeysChanged => {
                 self.keys.send_modify(|generation| *generation += 1);
             }
+            Change::CredentialChanged { .. } => {}
         }
         self.through.fetch_max(record.id, Ordering::AcqRel);
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Stored;
 use crate::domain::{SessionId, TenantId, TokenId, UserId};
 use crate::store::codec::{self, CodecError};
-use crate::store::{Change, LoggedChange};
+use crate::store::{Change, Credential, LoggedChange};
 
 /// Format 1. Never changed: a change is a new shape. bincode writes the variant's index,
 /// so variants are only ever added at the end.
@@ -51,6 +51,16 @@ enum ChangeKindV1 {
         not_before: u64,
         disabled: bool,
     },
+    CredentialChanged {
+        user: [u8; 16],
+        credential: CredentialV1,
+    },
+}
+
+/// A credential's kind in format 1; kinds are only ever added at the end.
+#[derive(Serialize, Deserialize)]
+enum CredentialV1 {
+    Password,
 }
 
 impl Stored for LoggedChange {
@@ -102,6 +112,12 @@ impl Stored for LoggedChange {
                 claims_version: *claims_version,
                 not_before: *not_before,
                 disabled: *disabled,
+            },
+            Change::CredentialChanged { user, credential } => ChangeKindV1::CredentialChanged {
+                user: *user.as_bytes(),
+                credential: match credential {
+                    Credential::Password => CredentialV1::Password,
+                },
             },
         };
         codec::encode_as(
@@ -163,6 +179,14 @@ impl Stored for LoggedChange {
                         not_before,
                         disabled,
                     },
+                    ChangeKindV1::CredentialChanged { user, credential } => {
+                        Change::CredentialChanged {
+                            user: UserId::from_bytes(user),
+                            credential: match credential {
+                                CredentialV1::Password => Credential::Password,
+                            },
+                        }
+                    }
                 };
                 Ok(LoggedChange {
                     at: shape.at,
@@ -226,6 +250,20 @@ mod tests {
                 disabled: false,
             },
         }]
+    }
+
+    #[test]
+    fn the_credential_change_keeps_its_golden_bytes() {
+        let sample = LoggedChange {
+            at: 1_796_000_000,
+            change: Change::CredentialChanged {
+                user: UserId::from_bytes([9; 16]),
+                credential: Credential::Password,
+            },
+        };
+        let bytes = sample.to_disk().unwrap();
+        golden::assert_matches("change.v1.credential", &bytes);
+        assert_eq!(LoggedChange::from_disk(&bytes).unwrap(), sample);
     }
 
     #[test]

@@ -39,6 +39,28 @@ pub enum Change {
         not_before: u64,
         disabled: bool,
     },
+    /// A user's credential changed (CAEP `credential-change`): a password reset or change.
+    /// It moves nothing verification reads (the [`Change::User`] beside it does); the feed
+    /// tells subscribers, who may end what they hold for the user.
+    CredentialChanged {
+        user: UserId,
+        credential: Credential,
+    },
+}
+
+/// Which credential a [`Change::CredentialChanged`] names (CAEP's `credential_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Password,
+}
+
+impl Credential {
+    /// CAEP's `credential_type` value.
+    pub fn caep_type(self) -> &'static str {
+        match self {
+            Credential::Password => "password",
+        }
+    }
 }
 
 /// A change as the log holds it: with the time it was written (seconds).

@@ -20,7 +20,7 @@ mod session;
 pub(crate) mod tenant;
 mod user;
 
-pub use change::{Change, ChangeRecord, ChangesAfter, LoggedChange};
+pub use change::{Change, ChangeRecord, ChangesAfter, Credential, LoggedChange};
 pub use credential::{KeyRecord, ServiceRecord};
 pub use deny::{DenyKind, EvictionReport};
 pub use export::{ExportSource, Exported, ExportedSession, Items, Records};

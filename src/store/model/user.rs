@@ -212,7 +212,7 @@ impl UserRecord {
     /// must not be disabled. Every purpose proves the address, so it becomes verified;
     /// a reset also sets the new password and refuses every token issued before `now`.
     /// Returns the change-log records to append: the user's new state when `uv` or
-    /// `not_before` moved.
+    /// `not_before` moved, and a reset's credential change.
     ///
     /// # Errors
     /// [`LinkInvalid`] when the address changed since, or the account is disabled; the
@@ -236,6 +236,7 @@ impl UserRecord {
             self.claims_version += 1;
             moved = true;
         }
+        let reset = matches!(effect, LinkEffect::NewPassword(_));
         if let LinkEffect::NewPassword(hash) = effect {
             AccountChange::NewPassword(hash).apply(self, now);
             moved = true;
@@ -244,7 +245,14 @@ impl UserRecord {
             return Ok(Vec::new());
         }
         self.updated_at = now;
-        Ok(vec![self.change(id)])
+        let mut log = vec![self.change(id)];
+        if reset {
+            log.push(Change::CredentialChanged {
+                user: id,
+                credential: super::Credential::Password,
+            });
+        }
+        Ok(log)
     }
 }
 
@@ -482,6 +490,10 @@ mod tests {
             (ada.not_before, ada.updated_at, ada.claims_version),
             (30, 30, 4)
         );
-        assert_eq!(log, vec![ada.change(id)]);
+        let credential = Change::CredentialChanged {
+            user: id,
+            credential: super::super::Credential::Password,
+        };
+        assert_eq!(log, vec![ada.change(id), credential]);
     }
 }
