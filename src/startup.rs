@@ -38,6 +38,36 @@ async fn open_flows(
     Ok((store, auth))
 }
 
+/// The mail sender the settings call for: `None` with `mail.transport = "none"`.
+///
+/// # Errors
+/// The transport or the templates cannot be set up (`mail.*`, one line each).
+fn mail_sender(
+    settings: &Settings,
+    auth: &Auth,
+    store: &Arc<Store>,
+    metrics: &Arc<Metrics>,
+    clock: &Clock,
+) -> anyhow::Result<Option<tasks::mail_sender::Sender>> {
+    let Some(key) = auth.email.key() else {
+        return Ok(None);
+    };
+    let transport = crate::mail::transport::MailTransport::from_settings(settings)
+        .map_err(|why| anyhow::anyhow!(why))?;
+    let templates = crate::mail::message::Templates::load(&settings.mail)?;
+    Ok(Some(tasks::mail_sender::Sender {
+        store: Arc::clone(store),
+        metrics: Arc::clone(metrics),
+        transport,
+        templates,
+        key,
+        public_url: settings.mail_public_url().to_string(),
+        link_ttl: settings.mail.link_ttl,
+        clock: clock.clone(),
+        queued: auth.email.queued_signal(),
+    }))
+}
+
 /// Opens the backend the settings name.
 async fn open_store(settings: &Settings, clock: Clock) -> anyhow::Result<Store> {
     match settings.storage.backend {
@@ -288,6 +318,7 @@ impl Application {
             .context("server.bind")?
             .run();
 
+        let mail_sender = mail_sender(&settings, &auth, &store, &metrics, &clock)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let eviction = tokio::spawn(tasks::eviction::run(
             Arc::clone(&store),
@@ -308,13 +339,20 @@ impl Application {
             store.watch_keys(),
             shutdown_rx.clone(),
         ));
-        let rotation = tokio::spawn(tasks::rotation::run(auth, shutdown_rx));
+        let mut tasks = vec![eviction, recovery, key_sync];
+        if let Some(sender) = mail_sender {
+            tasks.push(tokio::spawn(tasks::mail_sender::run(
+                sender,
+                shutdown_rx.clone(),
+            )));
+        }
+        tasks.push(tokio::spawn(tasks::rotation::run(auth, shutdown_rx)));
         Ok(Application {
             port,
             demo_url,
             server,
             store,
-            tasks: vec![eviction, recovery, rotation, key_sync],
+            tasks,
             shutdown,
             stopping: Arc::new(stopping),
             fatal,

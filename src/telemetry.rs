@@ -38,6 +38,9 @@ fn dependency_caps() -> Targets {
         // tokio-postgres logs every statement's parameters at debug: records holding
         // refresh-token keys, access tokens and private keys.
         .with_target("tokio_postgres", LevelFilter::INFO)
+        // lettre is built without its `tracing` feature (it would log what it writes:
+        // mail bodies hold live links); capped all the same.
+        .with_target("lettre", LevelFilter::INFO)
 }
 
 /// Starts the tracing subscriber once, writing to standard output; later calls do nothing.
@@ -93,6 +96,11 @@ struct RequestLabels {
     route: String,
     method: &'static str,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -158,6 +166,9 @@ pub struct Metrics {
     store_write_stall: Gauge,
     peer_wait_ms: Counter,
     peer_waits: Counter,
+    mail_sent: Counter,
+    mail_failed: Family<ReasonLabels, Counter>,
+    mail_queue: Gauge,
 }
 
 /// What the store reports at scrape time.
@@ -289,8 +300,30 @@ impl Metrics {
             "Write answers that waited for other PostgreSQL nodes to apply them",
             peer_waits.clone(),
         );
+        let mail_sent = Counter::default();
+        let mail_failed = Family::<ReasonLabels, Counter>::default();
+        let mail_queue = Gauge::default();
+        registry.register(
+            "claimd_mail_sent",
+            "Mails handed to the mail server or written to the outbox",
+            mail_sent.clone(),
+        );
+        registry.register(
+            "claimd_mail_failed",
+            "Failed delivery attempts by reason (connect, tls, timeout, transient, permanent, \
+             outbox, compose)",
+            mail_failed.clone(),
+        );
+        registry.register(
+            "claimd_mail_queue",
+            "Mails waiting to be sent, as of the sender's last pass",
+            mail_queue.clone(),
+        );
         Metrics {
             registry,
+            mail_sent,
+            mail_failed,
+            mail_queue,
             requests,
             latency,
             tokens_issued,
@@ -358,6 +391,21 @@ impl Metrics {
     /// Counts a detected refresh-token reuse.
     pub fn reuse_detected(&self) {
         self.reuse_detections.inc();
+    }
+
+    /// Counts a mail sent.
+    pub fn mail_sent(&self) {
+        self.mail_sent.inc();
+    }
+
+    /// Counts a failed delivery attempt.
+    pub fn mail_failed(&self, reason: &'static str) {
+        self.mail_failed.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Notes how many mails wait to be sent.
+    pub fn mail_queue(&self, depth: u64) {
+        self.mail_queue.set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     /// Counts an eviction pass.

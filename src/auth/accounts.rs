@@ -142,6 +142,11 @@ impl Accounts {
         bearer: Option<&str>,
         client: IpAddr,
     ) -> Result<UserView, AuthError> {
+        if self.core.settings.auth.require_email && request.email.is_none() {
+            return Err(AuthError::InvalidRequest(
+                "email: required (auth.require_email)".into(),
+            ));
+        }
         let admin_only = request.invitation.is_none()
             && (request.tenant.is_some()
                 || self.core.settings.auth.registration == config::Registration::Admin);
@@ -330,6 +335,12 @@ impl Accounts {
             }
         };
         self.limiter.clear(user_key);
+        if self.core.settings.auth.require_verified_email && !user.email_verified {
+            // Told only now, after the password matched: the answer says nothing to
+            // whoever does not know it.
+            self.core.metrics.login("email_unverified");
+            return Err(AuthError::EmailUnverified { user: id });
+        }
         self.core.metrics.login("success");
         self.sessions.start_session(id, &user).await
     }

@@ -21,6 +21,7 @@ mod claims;
 mod client_credentials;
 mod core;
 mod demo;
+mod email;
 mod feed;
 mod hash_pool;
 mod introspection;
@@ -36,6 +37,7 @@ mod sessions;
 mod verification;
 
 pub use accounts::Accounts;
+pub use email::{Email, ANSWER_FLOOR};
 pub use admin::Administration;
 pub use feed::{Feed, FeedEvent, FeedPage, Snapshot};
 pub use introspection::Introspection;
@@ -95,7 +97,7 @@ pub enum AuthError {
     /// `auth.require_verified_email` and the account's address is not verified (told
     /// only after the password was checked).
     #[error("email unverified")]
-    EmailUnverified,
+    EmailUnverified { user: UserId },
     #[error("invalid credentials")]
     InvalidCredentials,
     #[error("too many attempts")]
@@ -243,6 +245,8 @@ pub struct Auth {
     pub keys: Keys,
     /// The change feed for services that verify tokens themselves.
     pub feed: Feed,
+    /// Mail: verification, password reset, magic links.
+    pub email: Arc<Email>,
     /// The key the demo's admin panel shows, when `demo.enabled`.
     pub demo_key: Option<DemoKey>,
     core: Arc<Core>,
@@ -280,6 +284,14 @@ impl Auth {
             Arc::clone(&sessions),
             Arc::clone(&verification),
         )?);
+        let mail_key = crate::mail::key_file::load(&core.settings).map_err(AuthError::Internal)?;
+        let email = Arc::new(Email::new(
+            Arc::clone(&core),
+            Arc::clone(&sessions),
+            Arc::clone(&verification),
+            Arc::clone(&accounts),
+            mail_key,
+        ));
         Ok(Auth {
             admin: Administration::new(
                 Arc::clone(&core),
@@ -295,6 +307,7 @@ impl Auth {
             keys: Keys::new(Arc::clone(&core)),
             feed: Feed::new(Arc::clone(&core)),
             demo_key: core.settings.demo.enabled.then(DemoKey::generate),
+            email,
             accounts,
             sessions,
             verification,

@@ -41,6 +41,12 @@ impl LimitKey {
         LimitKey::of(b'u', name.as_bytes())
     }
 
+    /// The key of an email address (its case-insensitive key), whether or not an account
+    /// has it.
+    pub fn email(key: &crate::mail::EmailKey) -> LimitKey {
+        LimitKey::of(b'e', key.as_str().as_bytes())
+    }
+
     /// The key of a client address. An IPv6 client is charged by its /64, the block one
     /// subscriber usually holds: counting each of its 2^64 addresses apart would let one
     /// client walk around any budget. An IPv4-mapped IPv6 address counts as the IPv4 one.

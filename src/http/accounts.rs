@@ -93,11 +93,19 @@ async fn login(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: LoginBody = json_body(&req, payload, limit(&state)).await?;
-    let tokens = state
+    let tokens = match state
         .auth
         .accounts
         .login(&body.username, body.password, client.0)
-        .await?;
+        .await
+    {
+        Err(AuthError::EmailUnverified { user }) => {
+            // The password matched: the account's owner is here, so a new link goes out.
+            state.auth.email.remind_to_verify(user, client.0).await;
+            return Err(AuthError::EmailUnverified { user }.into());
+        }
+        outcome => outcome?,
+    };
     let settings = state.auth.settings();
     Ok(token_answer(
         settings,

@@ -248,11 +248,11 @@ impl From<AuthError> for ApiError {
                 "mail_disabled",
                 "this server sends no mail: set mail.transport to \"smtp\" or \"outbox\"",
             ),
-            AuthError::EmailUnverified => ApiError::new(
+            AuthError::EmailUnverified { .. } => ApiError::new(
                 S::FORBIDDEN,
                 "email_unverified",
-                "verify your email address first: POST /auth/email/verification or use the \
-                 link already mailed",
+                "this account's email address is not verified: a verification link was \
+                 mailed to it (unless one was mailed very recently); follow it, then sign in",
             ),
             AuthError::InvalidCredentials => ApiError::new(
                 S::UNAUTHORIZED,

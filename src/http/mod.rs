@@ -11,6 +11,7 @@ mod caching;
 mod change_bodies;
 pub mod cors;
 pub mod demo;
+pub mod email;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -56,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     events::routes(cfg);
     ops::routes(cfg);
     accounts::routes(cfg);
+    email::routes(cfg);
     token_endpoint::routes(cfg);
     admin::routes(cfg);
     backup::routes(cfg);

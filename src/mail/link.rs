@@ -127,6 +127,11 @@ impl MailKey {
         MailKey(bytes)
     }
 
+    /// The key's bytes, to keep it where it is kept (`mail::key_file`).
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The token mailed for `grant`. The same grant always gives the same token, so a mail
     /// sent again after a crash carries the link the first attempt would have.
     pub fn token_for(&self, grant: &LinkGrant) -> LinkToken {

@@ -8,6 +8,7 @@
 //!   queued mail (never stored) and checks when one is presented.
 
 pub mod address;
+pub mod key_file;
 pub mod link;
 
 pub use address::{EmailAddress, EmailAddressError, EmailKey};
