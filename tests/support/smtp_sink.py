@@ -181,7 +181,9 @@ def main():
     if args.stop_on_stdin_eof:
 
         def watch_stdin():
-            while sys.stdin.buffer.read(4096):
+            # The raw descriptor: a daemon thread blocked in sys.stdin's buffered reader
+            # holds its lock, which aborts the interpreter's shutdown.
+            while os.read(sys.stdin.fileno(), 4096):
                 pass
             os.kill(os.getpid(), signal.SIGTERM)
 
