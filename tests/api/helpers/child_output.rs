@@ -28,12 +28,13 @@ impl Output {
 }
 
 /// Reads a child's stream line by line into `sink` (and to `lines`). With `TEST_LOG` set,
-/// each line is also printed, prefixed with the child's pid, through libtest's capture
-/// (the reader thread inherits the test's), like the in-process servers' logs.
+/// each line is also printed, prefixed with the child's `name` and pid, through libtest's
+/// capture (the reader thread inherits the test's), like the in-process servers' logs.
 pub(super) fn pump(
     stream: impl Read + Send + 'static,
     sink: Arc<Mutex<String>>,
     lines: Option<mpsc::Sender<String>>,
+    name: String,
     pid: u32,
 ) -> JoinHandle<()> {
     let echo = test_log();
@@ -46,7 +47,7 @@ pub(super) fn pump(
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     if echo {
-                        print!("[claimd {pid}] {line}");
+                        print!("[{name} {pid}] {line}");
                     }
                     if let Ok(mut all) = sink.lock() {
                         all.push_str(&line);

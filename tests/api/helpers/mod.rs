@@ -3,7 +3,8 @@
 //! child process of the real binary ([`ClaimdProcess`], for the tests that need a process
 //! to kill), and talks to it through a [`TestApp`], which has one method per endpoint. The
 //! `assert_*` helpers check the problem+json shape from API.md, so each test states only
-//! the status and `code` it expects.
+//! the status and `code` it expects. The mail tests point claimd at an [`SmtpSink`], a real
+//! SMTP server on loopback, and read the [`ReceivedMail`]s it kept.
 //!
 //! Every network wait is bounded (the HTTP client has a timeout, child processes are polled
 //! against a deadline) and every child process is killed when its guard drops.
@@ -27,6 +28,7 @@ mod require;
 mod responses;
 mod run_to_exit;
 mod settings;
+mod smtp;
 mod test_app;
 mod test_log;
 mod token_response;
@@ -55,6 +57,7 @@ pub use responses::{
 };
 pub use run_to_exit::{run_to_exit, run_to_exit_with_stdin, Exit};
 pub use settings::{allow_plans, test_settings, TEST_ISSUER, TEST_PLANS};
+pub use smtp::{link_token, ReceivedMail, SmtpSink};
 pub use test_app::TestApp;
 pub use test_log::{init_test_log, test_log};
 pub use token_response::{parse_tokens, token_response, Tokens};

@@ -34,12 +34,14 @@ impl ClaimdProcess {
                 child.stdout.take().expect("stdout piped"),
                 output.stdout.clone(),
                 Some(tx),
+                "claimd".to_string(),
                 pid,
             ),
             pump(
                 child.stderr.take().expect("stderr piped"),
                 output.stderr.clone(),
                 None,
+                "claimd".to_string(),
                 pid,
             ),
         ];

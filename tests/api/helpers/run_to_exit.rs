@@ -1,6 +1,7 @@
 //! Runs of the binary that are meant to end (a refused start, a command-line operation):
 //! how it exited and everything it wrote, within a deadline.
 
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ pub struct Exit {
 /// Runs `cmd` until it exits or `timeout` passes (then kills it).
 pub fn run_to_exit(mut cmd: Command, timeout: Duration) -> Exit {
     let child = cmd.spawn().expect("spawn claimd binary");
-    collect_exit(child, timeout)
+    collect_exit(child, program_name(&cmd), timeout)
 }
 
 /// Like [`run_to_exit`], writing `stdin` to the child's standard input (a pipe, so never a
@@ -26,6 +27,7 @@ pub fn run_to_exit(mut cmd: Command, timeout: Duration) -> Exit {
 pub fn run_to_exit_with_stdin(mut cmd: Command, stdin: &str, timeout: Duration) -> Exit {
     cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn claimd binary");
+    let name = program_name(&cmd);
     let mut pipe = child.stdin.take().expect("stdin piped");
     let input = stdin.as_bytes().to_vec();
     // A writer thread, so a child that never reads cannot block the test on a full pipe.
@@ -33,10 +35,21 @@ pub fn run_to_exit_with_stdin(mut cmd: Command, stdin: &str, timeout: Duration) 
         use std::io::Write;
         let _ = pipe.write_all(&input);
     });
-    collect_exit(child, timeout)
+    collect_exit(child, name, timeout)
 }
 
-fn collect_exit(mut child: Child, timeout: Duration) -> Exit {
+/// The program's file name (`claimd`, `python3`), which prefixes its lines under
+/// `TEST_LOG`.
+fn program_name(cmd: &Command) -> String {
+    let program = Path::new(cmd.get_program());
+    program
+        .file_name()
+        .unwrap_or(program.as_os_str())
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn collect_exit(mut child: Child, name: String, timeout: Duration) -> Exit {
     let pid = child.id();
     let output = Output::default();
     let readers = [
@@ -44,12 +57,14 @@ fn collect_exit(mut child: Child, timeout: Duration) -> Exit {
             child.stdout.take().expect("stdout piped"),
             output.stdout.clone(),
             None,
+            name.clone(),
             pid,
         ),
         pump(
             child.stderr.take().expect("stderr piped"),
             output.stderr.clone(),
             None,
+            name,
             pid,
         ),
     ];
