@@ -173,8 +173,8 @@ impl Contract for PgNode {
         self.store().user_id_by_name(name).await
     }
 
-    async fn user_id_by_email(&self, _key: &EmailKey) -> Result<Option<UserId>, StoreError> {
-        Err(no_mail_yet())
+    async fn user_id_by_email(&self, key: &EmailKey) -> Result<Option<UserId>, StoreError> {
+        self.store().user_id_by_email(key).await
     }
 
     async fn queue_mail(&self, _mail: &QueuedMail, _now: u64) -> Result<(), MailWriteError> {

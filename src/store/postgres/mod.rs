@@ -13,7 +13,8 @@
 //! - [`deny`], [`keys`], [`services`]: the deny list, the signing-key ring and service
 //!   credentials, with the sled store's operations;
 //! - [`tenants`], [`users`]: tenants (whose row lock guards their seats) and users
-//!   (the unique username, registration into a tenant, by invitation too, claim changes);
+//!   (the unique username and address, registration into a tenant, by invitation too,
+//!   claim changes);
 //! - [`invitations`]: invitation books and their codes, seats counted under the
 //!   tenant's lock;
 //! - [`eviction`]: one pass removing what expired;
