@@ -17,6 +17,8 @@
 //!   claim changes);
 //! - [`invitations`]: invitation books and their codes, seats counted under the
 //!   tenant's lock;
+//! - [`mail`]: the mail queue and each user's mail links (queued under the user's row
+//!   lock, claimed by one sender at a time on any node, redeemed with the change log);
 //! - [`eviction`]: one pass removing what expired;
 //! - [`revocations`]: ending sessions, their deny entries and the user change in one
 //!   transaction;
@@ -38,6 +40,7 @@ pub mod invitations;
 pub mod keys;
 pub mod listener;
 pub mod log;
+pub mod mail;
 pub mod node;
 pub mod revocations;
 pub mod schema;

@@ -10,11 +10,13 @@
 //!
 //! The address's key is the `email_key` column under a `UNIQUE` constraint, written from
 //! the record's own address in the statement that writes the record; a second user with
-//! one address fails on the constraint (`EmailTaken`), on any node.
+//! one address fails on the constraint (`EmailTaken`), on any node. A deleted user's mail
+//! links and queued mails leave in the transaction that deletes it (see `mail`).
 
 use tokio_postgres::error::SqlState;
 
 use super::invitations::{read_book, tidy, write_book};
+use super::mail::drop_user_mail;
 use super::tenants::{lock_tenant, write_tenant};
 use super::{database_error, log, PgStore};
 use crate::domain::{TenantId, UserId, Username};
@@ -292,8 +294,9 @@ impl PgStore {
             })
     }
 
-    /// Removes a user, frees its username and address, counts it out of its tenant and
-    /// logs it, in one transaction. Returns the removed record.
+    /// Removes a user, frees its username and address, counts it out of its tenant,
+    /// removes its mail links and queued mails and logs it, in one transaction. Returns the
+    /// removed record.
     ///
     /// # Errors
     /// `NotFound`, storage failures.
@@ -310,6 +313,7 @@ impl PgStore {
             .ok_or(UserWriteError::NotFound)?;
         let user: UserRecord =
             Stored::from_disk(row.get::<_, &[u8]>(0)).map_err(corrupt("users"))?;
+        drop_user_mail(&tx, id).await?;
         if let Some(tenant) = user.tenant {
             // A tenant already gone has nobody to count out.
             if let Some(mut record) = lock_tenant(&tx, tenant).await? {
