@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use super::{
-    InvitationBook, KeyRecord, ServiceRecord, SessionRecord, StoreError, TenantRecord, UserRecord,
+    InvitationBook, KeyRecord, MailLinks, QueuedMail, ServiceRecord, SessionRecord, StoreError,
+    TenantRecord, UserRecord,
 };
-use crate::domain::{SessionId, TenantId, UserId};
+use crate::domain::{MailId, SessionId, TenantId, UserId};
 
 /// One record of a tree: its id, its bytes as stored, and the record they hold.
 pub struct Exported<K, R> {
@@ -68,6 +69,17 @@ pub trait ExportSource {
     /// # Errors
     /// Storage failures, damaged records.
     fn export_invitation_codes(&self) -> Result<Items<([u8; 32], TenantId)>, StoreError>;
+    /// Every mail of the queue (queued, sent or given up, until its link expires), in id
+    /// order.
+    ///
+    /// # Errors
+    /// Storage failures, damaged records.
+    fn export_mail_queue(&self) -> Result<Records<MailId, QueuedMail>, StoreError>;
+    /// Every user's mail links book, in user id order.
+    ///
+    /// # Errors
+    /// Storage failures, damaged records.
+    fn export_mail_links(&self) -> Result<Records<UserId, MailLinks>, StoreError>;
     /// Every deny entry a token may still need at `now`, one per (kind tag, id), with the
     /// last `exp` it refuses.
     ///

@@ -173,48 +173,50 @@ impl Contract for PgNode {
         self.store().user_id_by_name(name).await
     }
 
-    async fn user_id_by_email(&self, _key: &EmailKey) -> Result<Option<UserId>, StoreError> {
-        Err(no_mail_yet())
+    async fn user_id_by_email(&self, key: &EmailKey) -> Result<Option<UserId>, StoreError> {
+        self.store().user_id_by_email(key).await
     }
 
-    async fn queue_mail(&self, _mail: &QueuedMail, _now: u64) -> Result<(), MailWriteError> {
-        Err(no_mail_yet().into())
+    async fn queue_mail(&self, mail: &QueuedMail, now: u64) -> Result<(), MailWriteError> {
+        self.store().queue_mail(mail, now).await
     }
 
     async fn claim_due_mails(
         &self,
-        _now: u64,
-        _lease: u64,
-        _limit: usize,
+        now: u64,
+        lease: u64,
+        limit: usize,
     ) -> Result<Vec<QueuedMail>, StoreError> {
-        Err(no_mail_yet())
+        self.store().claim_due_mails(now, lease, limit).await
     }
 
     async fn record_delivery(
         &self,
-        _id: MailId,
-        _outcome: DeliveryOutcome,
-        _now: u64,
+        id: MailId,
+        outcome: DeliveryOutcome,
+        now: u64,
     ) -> Result<Option<QueuedMail>, StoreError> {
-        Err(no_mail_yet())
+        self.store().record_delivery(id, outcome, now).await
     }
 
-    async fn queued_mail(&self, _id: MailId) -> Result<Option<QueuedMail>, StoreError> {
-        Err(no_mail_yet())
+    async fn queued_mail(&self, id: MailId) -> Result<Option<QueuedMail>, StoreError> {
+        self.store().queued_mail(id).await
     }
 
     async fn mail_queue_depth(&self) -> Result<u64, StoreError> {
-        Err(no_mail_yet())
+        self.store().mail_queue_depth().await
     }
 
     async fn redeem_mail_link(
         &self,
-        _id: MailId,
-        _purpose: LinkPurpose,
-        _effect: &LinkEffect,
-        _now: u64,
+        id: MailId,
+        purpose: LinkPurpose,
+        effect: &LinkEffect,
+        now: u64,
     ) -> Result<(UserId, UserRecord), MailWriteError> {
-        Err(no_mail_yet().into())
+        self.store()
+            .redeem_mail_link(id, purpose, effect, now)
+            .await
     }
 
     async fn change_user_claims(
@@ -404,9 +406,4 @@ impl Contract for PgNode {
     async fn delete_service(&self, client_id: &str) -> Result<bool, StoreError> {
         self.store().delete_service(client_id).await
     }
-}
-
-/// The mail operations before the PostgreSQL backend keeps mail (issue 21, in progress).
-fn no_mail_yet() -> StoreError {
-    StoreError::Database("this backend keeps no mail yet".into())
 }

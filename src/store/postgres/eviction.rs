@@ -1,6 +1,7 @@
 //! One eviction pass on PostgreSQL, as `store::eviction` does on sled: deny entries past
 //! their last token's `exp` plus the largest leeway, sessions past their expiry,
-//! invitations ended long enough ago, and change-log records no live token could concern.
+//! invitations ended long enough ago, mails whose link expired (and those links, from
+//! their books), and change-log records no live token could concern.
 //! Each is an indexed delete whose cost is what expired. Several nodes may run it at once:
 //! each delete removes what it finds, the log's eviction queues on its mark.
 
@@ -51,6 +52,7 @@ impl PgStore {
         let deny_removed = self.evict_deny_entries(now).await?;
         let sessions_removed = self.evict_expired_sessions(now).await?;
         let invitations_removed = self.evict_expired_invitations(now).await?;
+        let mails_removed = self.evict_expired_mail(now).await?;
         // A record written at `at` concerns tokens issued before it, all past their last
         // valid moment by `at + longest life + leeway`.
         let kept_for = self.longest_access_ttl().await?.saturating_add(leeway);
@@ -60,7 +62,7 @@ impl PgStore {
             deny_buckets_dropped: 0,
             sessions_removed,
             invitations_removed,
-            mails_removed: 0,
+            mails_removed,
             changes_removed,
             next_deny_expiry: None,
         })

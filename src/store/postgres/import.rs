@@ -4,10 +4,14 @@
 //!
 //! Records are not converted: every row gets the very bytes sled keeps (see `schema`), and
 //! its real columns are read from the record decoded from those bytes. What moves:
-//! users, tenants (with their member counts and versions), sessions (with the
-//! acknowledged generation of sled's `session_acks`), the deny entries some token may
-//! still need, signing keys, service credentials, invitation books and their codes, and
-//! `meta`'s longest access-token lifetime.
+//! users (each address's key into `email_key`, from the record: sled's `emails` index
+//! holds nothing more), tenants (with their member counts and versions), sessions (with
+//! the acknowledged generation of sled's `session_acks`), the deny entries some token may
+//! still need, signing keys, service credentials, the mail queue (every mail, queued, sent
+//! or given up, so no queued mail is lost and every link mailed still redeems; its due
+//! time and expiry from the record, as sled's `mail_index` holds them) and each user's mail
+//! links book, invitation books and their codes, and `meta`'s longest access-token
+//! lifetime.
 //!
 //! **The change log** is not copied: its records only matter to nodes and feed readers
 //! following the old store, and none survives the move. The new log starts where the old
@@ -20,17 +24,19 @@
 //! TABLE … IN EXCLUSIVE MODE`: a node writing meanwhile either committed before, and is
 //! seen, or waits until the move is done), then a database holding any user, tenant,
 //! session, key, service, deny entry, invitation or change-log record is refused with one
-//! line and nothing written.
+//! line and nothing written (a mail or a links book counts too).
 
 use std::future::Future;
 
 use deadpool_postgres::Transaction;
 
 use super::{database_error, to_bigint, PgStore};
-use crate::domain::{TenantId, UserId};
+use crate::domain::{MailId, TenantId, UserId};
+use crate::mail::EmailKey;
 use crate::store::model::{ExportSource, Exported, ExportedSession, Items};
 use crate::store::{
-    InvitationBook, KeyRecord, ServiceRecord, StoreError, TenantRecord, UserRecord,
+    InvitationBook, KeyRecord, MailLinks, QueuedMail, ServiceRecord, StoreError, TenantRecord,
+    UserRecord,
 };
 
 /// Rows written per statement.
@@ -48,6 +54,10 @@ pub struct ImportSummary {
     pub deny_entries: u64,
     pub keys: u64,
     pub services: u64,
+    /// Mails of the queue, whatever their delivery.
+    pub mails: u64,
+    /// Users' mail links books.
+    pub mail_links: u64,
     pub invitation_books: u64,
     pub invitation_codes: u64,
     /// The sled log's last id, where the PostgreSQL log goes on from.
@@ -59,13 +69,16 @@ impl std::fmt::Display for ImportSummary {
         write!(
             f,
             "users {}, tenants {}, sessions {}, deny entries {}, keys {}, services {}, \
-             invitation books {}, invitation codes {}; the change log goes on after id {}",
+             mails {}, mail links {}, invitation books {}, invitation codes {}; \
+             the change log goes on after id {}",
             self.users,
             self.tenants,
             self.sessions,
             self.deny_entries,
             self.keys,
             self.services,
+            self.mails,
+            self.mail_links,
             self.invitation_books,
             self.invitation_codes,
             self.changes_through
@@ -133,6 +146,22 @@ async fn copy_all(
         })
         .await?,
         users: copy("users", sled.export_users(), |batch| write_users(tx, batch)).await?,
+        mails: copy("mails", sled.export_mail_queue(), |batch| {
+            write_mails(tx, batch)
+        })
+        .await?,
+        mail_links: copy(
+            "mail links",
+            // sled removes a book left empty; one found anyway has nothing to move.
+            sled.export_mail_links().map(|books| -> Items<_> {
+                Box::new(books.filter(|book| {
+                    book.as_ref()
+                        .map_or(true, |book| !book.record.links.is_empty())
+                }))
+            }),
+            |batch| write_mail_links(tx, batch),
+        )
+        .await?,
         sessions: copy("sessions", sled.export_sessions(), |batch| {
             write_sessions(tx, batch)
         })
@@ -180,7 +209,8 @@ async fn lock_empty_database(tx: &Transaction<'_>) -> Result<(), ImportError> {
         tx.batch_execute(&format!(
             "SET LOCAL lock_timeout = '{LOCK_WAIT}';
              LOCK TABLE users, tenants, sessions, deny, keys, services, invitation_books,
-                 invitation_codes, changes, change_counter, meta IN EXCLUSIVE MODE;"
+                 invitation_codes, mail_queue, mail_links, changes, change_counter, meta
+                 IN EXCLUSIVE MODE;"
         ))
         .await
         .map_err(database_error)?;
@@ -190,6 +220,7 @@ async fn lock_empty_database(tx: &Transaction<'_>) -> Result<(), ImportError> {
                         (SELECT count(*) FROM sessions), (SELECT count(*) FROM keys),
                         (SELECT count(*) FROM services), (SELECT count(*) FROM deny),
                         (SELECT count(*) FROM invitation_books),
+                        (SELECT count(*) FROM mail_queue), (SELECT count(*) FROM mail_links),
                         (SELECT last FROM change_counter)",
                 &[],
             )
@@ -203,6 +234,8 @@ async fn lock_empty_database(tx: &Transaction<'_>) -> Result<(), ImportError> {
             "services",
             "deny entries",
             "invitation books",
+            "mails",
+            "mail links",
             "change log at id",
         ];
         Ok::<_, StoreError>(
@@ -292,12 +325,67 @@ async fn write_users(
                 .map(|tenant| &tenant.as_bytes()[..])
         })
         .collect();
+    let email_keys: Vec<Option<&str>> = batch
+        .iter()
+        .map(|user| user.record.email_key().map(EmailKey::as_str))
+        .collect();
     let records: Vec<&[u8]> = batch.iter().map(|user| &user.bytes[..]).collect();
     insert(
         tx,
-        "INSERT INTO users (id, username, tenant, record)
-         SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::bytea[])",
-        &[&ids, &names, &tenants, &records],
+        "INSERT INTO users (id, username, tenant, email_key, record)
+         SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[], $5::bytea[])",
+        &[&ids, &names, &tenants, &email_keys, &records],
+        batch.len(),
+    )
+    .await
+}
+
+async fn write_mails(
+    tx: &Transaction<'_>,
+    batch: Vec<Exported<MailId, QueuedMail>>,
+) -> Result<(), StoreError> {
+    let mut ids: Vec<&[u8]> = Vec::with_capacity(batch.len());
+    let mut users: Vec<&[u8]> = Vec::with_capacity(batch.len());
+    let mut due = Vec::with_capacity(batch.len());
+    let mut expiries = Vec::with_capacity(batch.len());
+    let mut records: Vec<&[u8]> = Vec::with_capacity(batch.len());
+    for mail in &batch {
+        ids.push(&mail.key.as_bytes()[..]);
+        users.push(&mail.record.user.as_bytes()[..]);
+        due.push(mail.record.next_attempt_at().map(to_bigint).transpose()?);
+        expiries.push(to_bigint(mail.record.expires_at)?);
+        records.push(&mail.bytes[..]);
+    }
+    insert(
+        tx,
+        "INSERT INTO mail_queue (id, user_id, due, expires_at, record)
+         SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bigint[],
+                              $5::bytea[])",
+        &[&ids, &users, &due, &expiries, &records],
+        batch.len(),
+    )
+    .await
+}
+
+async fn write_mail_links(
+    tx: &Transaction<'_>,
+    batch: Vec<Exported<UserId, MailLinks>>,
+) -> Result<(), StoreError> {
+    let mut users: Vec<&[u8]> = Vec::with_capacity(batch.len());
+    let mut next_expiries = Vec::with_capacity(batch.len());
+    let mut records: Vec<&[u8]> = Vec::with_capacity(batch.len());
+    for book in &batch {
+        let next_expiry = book.record.links.iter().map(|link| link.expires_at).min();
+        users.push(&book.key.as_bytes()[..]);
+        // The import keeps only books with a link (see `copy_all`).
+        next_expiries.push(to_bigint(next_expiry.unwrap_or_default())?);
+        records.push(&book.bytes[..]);
+    }
+    insert(
+        tx,
+        "INSERT INTO mail_links (user_id, next_expiry, record)
+         SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[])",
+        &[&users, &next_expiries, &records],
         batch.len(),
     )
     .await
@@ -474,10 +562,12 @@ async fn write_meta(
 mod tests {
     use super::*;
     use crate::domain::{InvitationId, SessionId};
+    use crate::mail::{EmailAddress, LinkPurpose};
     use crate::store::model::fixtures;
     use crate::store::postgres::testing::TestDatabase;
     use crate::store::SledStore;
     use crate::store::{ChangesAfter, DenyKind, InvitationRecord, InvitationState, SessionRecord};
+    use crate::store::{LinkEffect, MailWriteError};
 
     const NOW: u64 = 2_000_000_000;
 
@@ -514,7 +604,15 @@ mod tests {
         }
     }
 
-    /// Rows of each table, and the log's counter and eviction mark.
+    /// The mails `filled_sled` queued for alice: a link superseded by the next, that one
+    /// (due), and one claimed by a sender (leased until `NOW + 60`).
+    struct Mails {
+        superseded: MailId,
+        verify: MailId,
+        claimed: MailId,
+    }
+
+    /// Rows of each table, the log's counter and eviction mark, then the mail tables.
     async fn table_state(pg: &PgStore) -> Vec<i64> {
         let client = pg.client().await.unwrap();
         let row = client
@@ -525,24 +623,36 @@ mod tests {
                         (SELECT count(*) FROM invitation_books),
                         (SELECT count(*) FROM invitation_codes),
                         (SELECT last FROM change_counter),
-                        (SELECT value FROM meta WHERE name = 'changes_evicted_through')",
+                        (SELECT value FROM meta WHERE name = 'changes_evicted_through'),
+                        (SELECT count(*) FROM mail_queue), (SELECT count(*) FROM mail_links)",
                 &[],
             )
             .await
             .unwrap();
-        (0..10).map(|at| row.get(at)).collect()
+        (0..12).map(|at| row.get(at)).collect()
     }
 
     /// A sled store with one of everything; its ids.
-    fn filled_sled() -> (tempfile::TempDir, SledStore, UserId, TenantId, SessionId) {
+    fn filled_sled() -> (
+        tempfile::TempDir,
+        SledStore,
+        UserId,
+        TenantId,
+        SessionId,
+        Mails,
+    ) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let sled = SledStore::open(dir.path(), 4).expect("sled opens");
         let tenant = TenantId::generate();
         sled.create_tenant(tenant, &fixtures::tenant(Some(10)))
             .unwrap();
         let (alice, bob) = (UserId::generate(), UserId::generate());
-        sled.create_user(alice, &user("alice", Some(tenant)), None, NOW)
-            .unwrap();
+        let to = EmailAddress::parse("Alice@Example.org").unwrap();
+        let alice_record = UserRecord {
+            email: Some(to.clone()),
+            ..user("alice", Some(tenant))
+        };
+        sled.create_user(alice, &alice_record, None, NOW).unwrap();
         sled.create_user(bob, &user("bob", None), None, NOW)
             .unwrap();
         let sid = SessionId::generate();
@@ -588,15 +698,27 @@ mod tests {
             NOW,
         )
         .unwrap();
+        let superseded = QueuedMail::new(alice, LinkPurpose::VerifyEmail, to.clone(), NOW, 1_800);
+        let verify = QueuedMail::new(alice, LinkPurpose::VerifyEmail, to.clone(), NOW + 1, 1_800);
+        let claimed = QueuedMail::new(alice, LinkPurpose::Magic, to, NOW - 10, 1_800);
+        sled.queue_mail(&claimed, NOW - 10).unwrap();
+        assert_eq!(sled.claim_due_mails(NOW, 60, 10).unwrap().len(), 1);
+        sled.queue_mail(&superseded, NOW).unwrap();
+        sled.queue_mail(&verify, NOW + 1).unwrap();
         sled.note_access_ttl(900).unwrap();
-        (dir, sled, alice, tenant, sid)
+        let mails = Mails {
+            superseded: superseded.id,
+            verify: verify.id,
+            claimed: claimed.id,
+        };
+        (dir, sled, alice, tenant, sid, mails)
     }
 
     #[tokio::test]
     #[ignore = "needs PostgreSQL"]
     async fn everything_moves_and_reads_back_the_same() {
         let db = TestDatabase::require().await;
-        let (_dir, sled, alice, tenant, sid) = filled_sled();
+        let (_dir, sled, alice, tenant, sid, mails) = filled_sled();
         let through = sled.export_changes_through().unwrap();
         assert!(through > 0, "the sled writes above logged changes");
         let pg = PgStore::connect(&db.url, 2).await.unwrap();
@@ -612,12 +734,19 @@ mod tests {
                 deny_entries: 2,
                 keys: 1,
                 services: 1,
+                mails: 3,
+                mail_links: 1,
                 invitation_books: 1,
                 invitation_codes: 1,
                 changes_through: through,
             }
         );
         assert_eq!(pg.user(alice).await.unwrap(), sled.user(alice).unwrap());
+        let key = EmailAddress::parse("alice@example.org")
+            .unwrap()
+            .key()
+            .clone();
+        assert_eq!(pg.user_id_by_email(&key).await.unwrap(), Some(alice));
         let alice_id = pg
             .user_id_by_name(&crate::domain::Username::parse("alice").unwrap())
             .await
@@ -667,6 +796,38 @@ mod tests {
                 evicted_through: through
             }
         );
+
+        // Every mail moves as it was: the queue's count, the superseded one stopped, the
+        // claimed one leased, the due one due; the links book with them.
+        for id in [mails.superseded, mails.verify, mails.claimed] {
+            assert_eq!(
+                pg.queued_mail(id).await.unwrap(),
+                sled.queued_mail(id).unwrap()
+            );
+        }
+        assert_eq!(pg.mail_queue_depth().await.unwrap(), 2);
+        assert_eq!(sled.mail_queue_depth().unwrap(), 2);
+        let due: Vec<MailId> = pg
+            .claim_due_mails(NOW + 1, 60, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|mail| mail.id)
+            .collect();
+        assert_eq!(due, vec![mails.verify]);
+        let prove = LinkEffect::ProveAddress;
+        let refused = pg
+            .redeem_mail_link(mails.superseded, LinkPurpose::VerifyEmail, &prove, NOW + 2)
+            .await;
+        assert!(
+            matches!(refused, Err(MailWriteError::LinkInvalid(_))),
+            "{refused:?}"
+        );
+        let (id, verified) = pg
+            .redeem_mail_link(mails.verify, LinkPurpose::VerifyEmail, &prove, NOW + 2)
+            .await
+            .unwrap();
+        assert_eq!((id, verified.email_verified), (alice, true));
         db.drop_now().await;
     }
 
@@ -711,6 +872,7 @@ mod tests {
         assert!(text.starts_with("moving invitation codes: "), "{text}");
         assert_eq!(table_state(&pg).await, empty);
         assert_eq!(empty[..9], [0; 9]);
+        assert_eq!(empty[10..], [0; 2]);
         db.drop_now().await;
     }
 }

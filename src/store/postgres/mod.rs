@@ -13,9 +13,12 @@
 //! - [`deny`], [`keys`], [`services`]: the deny list, the signing-key ring and service
 //!   credentials, with the sled store's operations;
 //! - [`tenants`], [`users`]: tenants (whose row lock guards their seats) and users
-//!   (the unique username, registration into a tenant, by invitation too, claim changes);
+//!   (the unique username and address, registration into a tenant, by invitation too,
+//!   claim changes);
 //! - [`invitations`]: invitation books and their codes, seats counted under the
 //!   tenant's lock;
+//! - [`mail`]: the mail queue and each user's mail links (queued under the user's row
+//!   lock, claimed by one sender at a time on any node, redeemed with the change log);
 //! - [`eviction`]: one pass removing what expired;
 //! - [`revocations`]: ending sessions, their deny entries and the user change in one
 //!   transaction;
@@ -37,6 +40,7 @@ pub mod invitations;
 pub mod keys;
 pub mod listener;
 pub mod log;
+pub mod mail;
 pub mod node;
 pub mod revocations;
 pub mod schema;

@@ -11,8 +11,8 @@
 //!
 //! **Tables.** One per entity the sled store keeps. Each row has *real columns* for what
 //! the database itself must enforce, find by, or compare and set on (ids, the normalised
-//! username, the user's tenant, a session's generation and expiry, a deny entry's `exp`),
-//! and a `record bytea` holding the very bytes sled keeps (`disk::Stored`, format byte +
+//! username, the user's tenant and address key, a session's generation and expiry, a deny
+//! entry's `exp`, a mail's next attempt and expiry, a links book's earliest expiry), and a `record bytea` holding the very bytes sled keeps (`disk::Stored`, format byte +
 //! bincode). So both backends share one record format, its versioning rules and its golden
 //! tests, and moving a store between them copies records without converting them. A column
 //! that repeats a field of its record is written from the same in-memory value in the same
@@ -39,6 +39,25 @@
 //! - The change log is `changes (id, at, record)` with its ids from the one-row counter
 //!   `change_counter` (see `log`); `meta` holds named numbers (the highest evicted change
 //!   id, the longest access-token lifetime).
+//! - `emails` is the `UNIQUE` constraint on `users.email_key` (schema 3): the address's
+//!   lowercased key ([`crate::mail::EmailKey`]), `NULL` for a user without one, while the
+//!   record keeps the address as the user gave it. Two nodes giving one address to two
+//!   users: the second write fails on the constraint, whichever node it runs on.
+//! - `mail_index` is two indexes on `mail_queue`: `due` (the mail's next attempt while it
+//!   is queued, `NULL` once sent or given up; a partial index over the queued ones, so the
+//!   sender's pass and the queue's depth read only those) and `expires_at` (the link's
+//!   end, for eviction). A sender claims with `FOR UPDATE SKIP LOCKED`: two nodes' senders
+//!   never wait on each other and never take one mail together. `user_id` is indexed so a
+//!   deleted user's mails go with it.
+//! - `mail_links` keeps one book per user, as sled does, with `next_expiry` (the earliest
+//!   link expiry in the book) so eviction finds the books it must prune by an index
+//!   instead of reading them all. Every writer of a book locks the user's row first (or,
+//!   for eviction, which changes no user, the book's own row), then the book, then mails;
+//!   rows of `mail_queue` are locked in id order within one statement: no two writes wait
+//!   on each other in a circle.
+//! - `mail_queue.user_id` and `mail_links.user_id` have no foreign key, for the reason
+//!   `users.tenant` has none; a mail is queued under its user's row lock, and deleting a
+//!   user deletes its mails and its book in the same transaction.
 //! - Ids are `bytea` of 16 bytes; `bytea` compares bytewise, so ordering by id is sled's
 //!   key order (users in creation order, UUIDv7). Text keys that are listed in order (key
 //!   ids, client ids) use the "C" collation, bytewise too. Numbers are `bigint`; claimd's
@@ -54,10 +73,35 @@ pub const MIGRATION_LOCK: i64 = 0x636c_6169_6d64_0001;
 const LOCK_WAIT: &str = "60s";
 
 /// The migrations, oldest first: index *i* brings the schema to version *i + 1*.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Schema 3 (issue 21): users' email addresses, unique by their lowercased key, the mail
+/// queue and each user's mail links. No user of an older build had an address: the new
+/// column starts `NULL`, the new tables empty.
+const V3: &str = r#"
+ALTER TABLE users ADD COLUMN email_key text CONSTRAINT users_email_key_key UNIQUE;
+
+CREATE TABLE mail_queue (
+    id         bytea PRIMARY KEY CHECK (length(id) = 16),
+    user_id    bytea NOT NULL CHECK (length(user_id) = 16),
+    due        bigint,
+    expires_at bigint NOT NULL,
+    record     bytea NOT NULL
+);
+CREATE INDEX mail_queue_by_due ON mail_queue (due) WHERE due IS NOT NULL;
+CREATE INDEX mail_queue_by_expiry ON mail_queue (expires_at);
+CREATE INDEX mail_queue_by_user ON mail_queue (user_id);
+
+CREATE TABLE mail_links (
+    user_id     bytea PRIMARY KEY CHECK (length(user_id) = 16),
+    next_expiry bigint NOT NULL,
+    record      bytea NOT NULL
+);
+CREATE INDEX mail_links_by_expiry ON mail_links (next_expiry);
+"#;
 
 /// Schema 2: the nodes sharing the database, each with how far it has applied the change
 /// log and until when it may answer from memory (`postgres::node`): a logged write is

@@ -7,22 +7,46 @@
 //! `max_accounts`, and an invited user's invitation is used up in the same transaction,
 //! so a code admits one account however many registrations race with it on however many
 //! nodes. Locks are taken user first, then tenant, in every write here.
+//!
+//! The address's key is the `email_key` column under a `UNIQUE` constraint, written from
+//! the record's own address in the statement that writes the record; a second user with
+//! one address fails on the constraint (`EmailTaken`), on any node. A deleted user's mail
+//! links and queued mails leave in the transaction that deletes it (see `mail`).
 
 use tokio_postgres::error::SqlState;
 
 use super::invitations::{read_book, tidy, write_book};
+use super::mail::drop_user_mail;
 use super::tenants::{lock_tenant, write_tenant};
 use super::{database_error, log, PgStore};
 use crate::domain::{TenantId, UserId, Username};
+use crate::mail::EmailKey;
 use crate::store::disk::Stored;
 use crate::store::{
     corrupt, Change, ClaimsChange, InvitationBook, StoreError, UserRecord, UserWriteError,
 };
 
-/// Whether `err` is the username index refusing a second user of one name.
-fn username_taken(err: &tokio_postgres::Error) -> bool {
-    err.code() == Some(&SqlState::UNIQUE_VIOLATION)
-        && err.as_db_error().and_then(|db| db.constraint()) == Some("users_username_key")
+/// Which unique constraint of `users` refused `err`, if one did.
+fn violated(err: &tokio_postgres::Error) -> Option<&str> {
+    if err.code() != Some(&SqlState::UNIQUE_VIOLATION) {
+        return None;
+    }
+    err.as_db_error().and_then(|db| db.constraint())
+}
+
+/// A refused write of a `users` row: a second user of one name or of one address is the
+/// caller's error, anything else the database's.
+fn user_write_error(err: tokio_postgres::Error) -> UserWriteError {
+    match violated(&err) {
+        Some("users_username_key") => UserWriteError::UsernameTaken,
+        Some("users_email_key_key") => UserWriteError::EmailTaken,
+        _ => database_error(err).into(),
+    }
+}
+
+/// The `email_key` column of `user`: its address's key, as the unique index holds it.
+fn email_key(user: &UserRecord) -> Option<&str> {
+    user.email_key().map(EmailKey::as_str)
 }
 
 /// Marks the pending invitation with this code, in this tenant, used by `user`, and takes
@@ -94,22 +118,40 @@ pub(crate) async fn lock_user(
         .transpose()
 }
 
-/// Writes a user's record (and its tenant column) inside a transaction.
+/// Writes a user's record and the columns that repeat its fields (tenant, address key)
+/// inside a transaction; `EmailTaken` when its address is another user's.
+async fn update_user(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: UserId,
+    user: &UserRecord,
+) -> Result<(), UserWriteError> {
+    let record = Stored::to_disk(user).map_err(corrupt("users"))?;
+    let tenant = user.tenant.map(|tenant| tenant.as_bytes().to_vec());
+    let statement = tx
+        .prepare_cached("UPDATE users SET tenant = $2, email_key = $3, record = $4 WHERE id = $1")
+        .await
+        .map_err(database_error)?;
+    tx.execute(
+        &statement,
+        &[&&id.as_bytes()[..], &tenant, &email_key(user), &record],
+    )
+    .await
+    .map_err(user_write_error)?;
+    Ok(())
+}
+
+/// Writes a user's record (and its columns) inside a transaction, for a write that does not
+/// move its address (a revocation, a redeemed link): the constraint can refuse nothing
+/// then, so a refusal is the database's error.
 pub(crate) async fn write_user(
     tx: &deadpool_postgres::Transaction<'_>,
     id: UserId,
     user: &UserRecord,
 ) -> Result<(), StoreError> {
-    let record = Stored::to_disk(user).map_err(corrupt("users"))?;
-    let tenant = user.tenant.map(|tenant| tenant.as_bytes().to_vec());
-    let statement = tx
-        .prepare_cached("UPDATE users SET tenant = $2, record = $3 WHERE id = $1")
-        .await
-        .map_err(database_error)?;
-    tx.execute(&statement, &[&&id.as_bytes()[..], &tenant, &record])
-        .await
-        .map_err(database_error)?;
-    Ok(())
+    update_user(tx, id, user).await.map_err(|err| match err {
+        UserWriteError::Store(err) => err,
+        refused => StoreError::Database(format!("the users row refused the write: {refused}")),
+    })
 }
 
 impl PgStore {
@@ -119,8 +161,8 @@ impl PgStore {
     /// transaction.
     ///
     /// # Errors
-    /// `UsernameTaken`, `UnknownTenant`, `TenantFull`, `InvitationInvalid`, storage
-    /// failures.
+    /// `UsernameTaken`, `EmailTaken`, `UnknownTenant`, `TenantFull`, `InvitationInvalid`,
+    /// storage failures.
     pub async fn create_user(
         &self,
         id: UserId,
@@ -136,23 +178,24 @@ impl PgStore {
         let tx = client.transaction().await.map_err(database_error)?;
         let statement = tx
             .prepare_cached(
-                "INSERT INTO users (id, username, tenant, record) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO users (id, username, tenant, email_key, record)
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .await
             .map_err(database_error)?;
         let tenant = user.tenant.map(|tenant| tenant.as_bytes().to_vec());
         tx.execute(
             &statement,
-            &[&&id.as_bytes()[..], &user.username, &tenant, &record],
+            &[
+                &&id.as_bytes()[..],
+                &user.username,
+                &tenant,
+                &email_key(user),
+                &record,
+            ],
         )
         .await
-        .map_err(|err| {
-            if username_taken(&err) {
-                UserWriteError::UsernameTaken
-            } else {
-                database_error(err).into()
-            }
-        })?;
+        .map_err(user_write_error)?;
         if let Some(tenant) = user.tenant {
             count_member_in(&tx, tenant, invitation.map(|code| (code, id)), now).await?;
         }
@@ -169,8 +212,11 @@ impl PgStore {
     /// moves in opposite directions cannot deadlock; the new one's pending invitations at
     /// `now` hold their seats). Returns the new record.
     ///
+    /// A change of address moves the user's `email_key` in the same statement as its
+    /// record.
+    ///
     /// # Errors
-    /// `NotFound`, `UnknownTenant`, `TenantFull`, storage failures.
+    /// `NotFound`, `EmailTaken`, `UnknownTenant`, `TenantFull`, storage failures.
     pub async fn change_user_claims(
         &self,
         id: UserId,
@@ -198,7 +244,7 @@ impl PgStore {
                 count_member_in(&tx, new, None, now).await?;
             }
         }
-        write_user(&tx, id, &user).await?;
+        update_user(&tx, id, &user).await?;
         let ids = log::append(&tx, now, &applied.log).await?;
         tx.commit().await.map_err(database_error)?;
         self.note_appended(&ids);
@@ -248,8 +294,9 @@ impl PgStore {
             })
     }
 
-    /// Removes a user, frees its username, counts it out of its tenant and logs it, in
-    /// one transaction. Returns the removed record.
+    /// Removes a user, frees its username and address, counts it out of its tenant,
+    /// removes its mail links and queued mails and logs it, in one transaction. Returns the
+    /// removed record.
     ///
     /// # Errors
     /// `NotFound`, storage failures.
@@ -266,6 +313,7 @@ impl PgStore {
             .ok_or(UserWriteError::NotFound)?;
         let user: UserRecord =
             Stored::from_disk(row.get::<_, &[u8]>(0)).map_err(corrupt("users"))?;
+        drop_user_mail(&tx, id).await?;
         if let Some(tenant) = user.tenant {
             // A tenant already gone has nobody to count out.
             if let Some(mut record) = lock_tenant(&tx, tenant).await? {
@@ -277,6 +325,29 @@ impl PgStore {
         tx.commit().await.map_err(database_error)?;
         self.note_appended(&ids);
         Ok(user)
+    }
+
+    /// The user whose address has the key `key`.
+    ///
+    /// # Errors
+    /// Storage failures and damaged ids.
+    pub async fn user_id_by_email(&self, key: &EmailKey) -> Result<Option<UserId>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT id FROM users WHERE email_key = $1")
+            .await
+            .map_err(database_error)?;
+        client
+            .query_opt(&statement, &[&key.as_str()])
+            .await
+            .map_err(database_error)?
+            .map(|row| {
+                UserId::from_slice(row.get::<_, &[u8]>(0)).ok_or(StoreError::Corrupt {
+                    tree: "users",
+                    source: crate::store::CodecError::Decode("user id is not 16 bytes".into()),
+                })
+            })
+            .transpose()
     }
 
     /// Up to `limit` users created after `after` (ids are time-ordered), oldest first.
@@ -405,6 +476,74 @@ mod tests {
             nodes[0].user_id_by_name(&alice).await.unwrap(),
             Some(winners[0])
         );
+        db.drop_now().await;
+    }
+
+    /// One address given to eight users at once, on two nodes, in every spelling: one
+    /// user gets it, the others are told it is taken, and the column follows the record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs PostgreSQL"]
+    async fn one_address_registered_on_two_nodes_at_once_goes_to_one_user() {
+        use crate::mail::EmailAddress;
+        let db = TestDatabase::require().await;
+        let nodes = [
+            PgStore::connect(&db.url, 4).await.unwrap(),
+            PgStore::connect(&db.url, 4).await.unwrap(),
+        ];
+        let spellings = ["ada@example.org", "Ada@Example.org", "ADA@EXAMPLE.ORG"];
+        let tasks: Vec<_> = (0..8)
+            .map(|n| {
+                let node = nodes[n % 2].clone();
+                let email = EmailAddress::parse(spellings[n % 3]).unwrap();
+                tokio::spawn(async move {
+                    let id = UserId::generate();
+                    let record = UserRecord {
+                        email: Some(email),
+                        ..user(&format!("user{n}"), None)
+                    };
+                    node.create_user(id, &record, None, 100).await.map(|()| id)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(id) => winners.push(id),
+                Err(UserWriteError::EmailTaken) => {}
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert_eq!(winners.len(), 1);
+        let key = EmailAddress::parse("ada@example.org")
+            .unwrap()
+            .key()
+            .clone();
+        assert_eq!(
+            nodes[0].user_id_by_email(&key).await.unwrap(),
+            Some(winners[0])
+        );
+
+        // Taking the address away frees the key for another user.
+        let removed = ClaimsChange {
+            email: Some(None),
+            ..ClaimsChange::default()
+        };
+        nodes[1]
+            .change_user_claims(winners[0], &removed, 101)
+            .await
+            .unwrap();
+        assert_eq!(nodes[0].user_id_by_email(&key).await.unwrap(), None);
+        let columns: Vec<Option<String>> = nodes[0]
+            .client()
+            .await
+            .unwrap()
+            .query("SELECT email_key FROM users", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(columns, vec![None]);
         db.drop_now().await;
     }
 }

@@ -5,8 +5,10 @@
 //! bytes exactly as on disk (`disk::Stored`, the format byte and bincode, which the
 //! PostgreSQL rows carry unchanged), and the record decoded from those bytes (for the
 //! columns that repeat its fields, and so a damaged record stops the move instead of
-//! being copied). The trees are read with the server stopped (the store is opened
-//! exclusively), so what is read is one consistent state.
+//! being copied). The addresses' index `emails` and the mail queue's `mail_index` are not
+//! read: what they hold is in the users' and the mails' records. The trees are read with
+//! the server stopped (the store is opened exclusively), so what is read is one consistent
+//! state.
 //!
 //! The deny list is the one part that is not one record per key: an entry lives in every
 //! bucket its range covers (see [`super::deny`]), each copy holding the entry's last
@@ -16,10 +18,10 @@ use std::collections::BTreeMap;
 
 use super::disk::Stored;
 use super::{codec, corrupt, DenyKind, SledStore, StoreError};
-use crate::domain::{SessionId, TenantId, UserId};
+use crate::domain::{MailId, SessionId, TenantId, UserId};
 use crate::store::model::{ExportSource, Exported, ExportedSession, Items, Records};
 use crate::store::{InvitationBook, KeyRecord, ServiceRecord, SessionRecord, TenantRecord};
-use crate::store::{UserRecord, MAX_LEEWAY_SECONDS};
+use crate::store::{MailLinks, QueuedMail, UserRecord, MAX_LEEWAY_SECONDS};
 
 /// The records of `tree`, with keys read by `key` (`None`: a key of the wrong size,
 /// reported as damage of `name`).
@@ -138,6 +140,31 @@ impl ExportSource for SledStore {
         })))
     }
 
+    /// Every mail of `mail_queue`, by mail id. `mail_index` is not read: its entries repeat
+    /// each mail's due time and expiry, which the importing backend reads from the record.
+    ///
+    /// # Errors
+    /// As `export_users`.
+    fn export_mail_queue(&self) -> Result<Records<MailId, QueuedMail>, StoreError> {
+        Ok(records(
+            &self.engine()?.mail_queue,
+            "mail_queue",
+            MailId::from_slice,
+        ))
+    }
+
+    /// Every user's links book, by user id.
+    ///
+    /// # Errors
+    /// As `export_users`.
+    fn export_mail_links(&self) -> Result<Records<UserId, MailLinks>, StoreError> {
+        Ok(records(
+            &self.engine()?.mail_links,
+            "mail_links",
+            UserId::from_slice,
+        ))
+    }
+
     /// Every deny entry some token may still need at `now`, one per id: its kind, its id
     /// and the last `exp` it refuses (the largest found among its copies). Entries whose
     /// last `exp` is past the largest leeway a configuration may set are left out, as
@@ -231,5 +258,50 @@ mod tests {
         assert_eq!(exported[0].key, "svc-1");
         assert_eq!(exported[0].record, service);
         assert_eq!(exported[0].bytes, Stored::to_disk(&service).unwrap());
+    }
+
+    #[test]
+    fn mails_and_links_books_come_out_whatever_their_delivery() {
+        use crate::mail::{EmailAddress, LinkPurpose};
+        let (_dir, store) = test_store();
+        let now = 2_000_000_000;
+        let user = UserId::generate();
+        let to = EmailAddress::parse("ada@example.org").unwrap();
+        let record = UserRecord {
+            email: Some(to.clone()),
+            ..crate::store::model::fixtures::user("ada", None)
+        };
+        store.create_user(user, &record, None, now).unwrap();
+        let first = QueuedMail::new(user, LinkPurpose::Magic, to.clone(), now, 600);
+        let second = QueuedMail::new(user, LinkPurpose::Magic, to, now + 1, 600);
+        store.queue_mail(&first, now).unwrap();
+        store.queue_mail(&second, now + 1).unwrap();
+
+        let mails: Vec<_> = store
+            .export_mail_queue()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let books: Vec<_> = store
+            .export_mail_links()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+
+        let mut ids: Vec<MailId> = mails.iter().map(|mail| mail.key).collect();
+        ids.sort_by_key(|id| *id.as_bytes());
+        let mut expected = vec![first.id, second.id];
+        expected.sort_by_key(|id| *id.as_bytes());
+        assert_eq!(ids, expected, "the superseded mail too");
+        for mail in &mails {
+            assert_eq!(
+                Some(&mail.record),
+                store.queued_mail(mail.key).unwrap().as_ref()
+            );
+            assert_eq!(mail.bytes, Stored::to_disk(&mail.record).unwrap());
+        }
+        assert_eq!(books.len(), 1);
+        assert_eq!(books[0].key, user);
+        assert_eq!(books[0].record.links.len(), 2);
     }
 }
