@@ -984,6 +984,17 @@ impl Settings {
         if let Err(why) = check_product_name(&mail.product_name) {
             return fail("mail.product_name", why);
         }
+        #[cfg(feature = "smtp")]
+        {
+            if let Err(why) = crate::mail::message::parse_mailbox(&mail.from) {
+                return fail("mail.from", &why);
+            }
+            if let Some(reply_to) = &mail.reply_to {
+                if let Err(why) = crate::mail::message::parse_mailbox(reply_to) {
+                    return fail("mail.reply_to", &why);
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -1456,6 +1467,16 @@ mod tests {
         for name in ["", "   ", "a\nBcc: x", &"x".repeat(101)] {
             let refused = check(&|mail| mail.product_name = name.to_string()).unwrap_err();
             assert!(refused.contains("mail.product_name"), "{refused}");
+        }
+        if cfg!(feature = "smtp") {
+            let refused = check(&|mail| mail.from = "not a mailbox".into()).unwrap_err();
+            assert!(
+                refused.starts_with("invalid configuration: mail.from: "),
+                "{refused}"
+            );
+            let refused = check(&|mail| mail.reply_to = Some("a@".into())).unwrap_err();
+            assert!(refused.contains("mail.reply_to: "), "{refused}");
+            assert!(check(&|mail| mail.reply_to = Some("Help <help@example.org>".into())).is_ok());
         }
     }
 

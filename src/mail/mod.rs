@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod link;
+pub mod message;
 
 pub use address::{EmailAddress, EmailAddressError, EmailKey};
 pub use link::{LinkGrant, LinkPurpose, LinkToken, LinkTokenError, MailKey, PresentedLinkToken};
