@@ -27,6 +27,7 @@ pub struct Settings {
     pub keys: KeySettings,
     pub demo: DemoSettings,
     pub events: EventsSettings,
+    pub mail: MailSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,7 +262,7 @@ impl<'de> Deserialize<'de> for Registration {
 }
 
 /// A budget of attempts: at most `max` in any `window` (`auth.login_attempts`,
-/// `auth.register_limit`).
+/// `auth.register_limit`, `auth.mail_limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginAttempts {
     pub max: u32,
@@ -304,6 +305,14 @@ pub struct AuthSettings {
     pub max_sessions_per_user: usize,
     /// Password hashes (argon2id, 7 MiB each) run at once; 0: half the cores, at least one.
     pub hash_threads: usize,
+    /// Mail requests (verification, password reset, magic link) per client address and,
+    /// separately, per account.
+    pub mail_limit: LoginAttempts,
+    /// Registration needs an email address.
+    pub require_email: bool,
+    /// A login whose account's address is not verified is refused with 403
+    /// `email_unverified`, after the password is checked.
+    pub require_verified_email: bool,
 }
 
 impl AuthSettings {
@@ -333,6 +342,12 @@ impl Default for AuthSettings {
             rate_limit_entries: 100_000,
             max_sessions_per_user: 100,
             hash_threads: 0,
+            mail_limit: LoginAttempts {
+                max: 5,
+                window: Duration::from_secs(60 * 60),
+            },
+            require_email: false,
+            require_verified_email: false,
         }
     }
 }
@@ -467,6 +482,283 @@ impl Default for EventsSettings {
     }
 }
 
+/// Where mail goes (`mail.transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailTransportKind {
+    /// No mail: the mail endpoints answer 501 `mail_disabled`.
+    None,
+    /// To a mail server (`mail.smtp_url`).
+    Smtp,
+    /// RFC 5322 `.eml` files in a directory (`mail.outbox_dir`), for demos and development.
+    Outbox,
+}
+
+impl<'de> Deserialize<'de> for MailTransportKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_choice(
+            deserializer,
+            &[
+                ("none", Self::None),
+                ("smtp", Self::Smtp),
+                ("outbox", Self::Outbox),
+            ],
+        )
+    }
+}
+
+/// How the connection to the mail server is secured, from `mail.smtp_url`'s scheme and
+/// query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtps://`: TLS from the first byte (implicit TLS, RFC 8314; port 465 by default).
+    ImplicitTls,
+    /// `smtp://...?tls=required`: plain, then `STARTTLS`, and no mail without it (port 25 by
+    /// default, 587 for submission).
+    StartTls,
+    /// `smtp://` to a loopback host only: no TLS (a relay on the same machine).
+    Plain,
+}
+
+/// `mail.smtp_url`, checked: where the mail server is and how to reach it safely. It never
+/// holds credentials (they come from `CLAIMD_SMTP_USERNAME` / `CLAIMD_SMTP_PASSWORD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpUrl {
+    /// A host name or IP address (without IPv6 brackets): what TLS checks the certificate
+    /// against.
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+}
+
+impl SmtpUrl {
+    /// Reads `smtp://host[:port][?tls=required]` or `smtps://host[:port]`. Plain `smtp://`
+    /// is taken only for a loopback host (127.0.0.0/8, ::1, `localhost`): anywhere else
+    /// the mail, its link and the credentials would cross a network in clear.
+    ///
+    /// # Errors
+    /// What is wrong, without repeating the URL (it might carry a password).
+    pub fn parse(text: &str) -> Result<SmtpUrl, String> {
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or("expected smtp://host:port or smtps://host:port")?;
+        let implicit = match scheme.to_ascii_lowercase().as_str() {
+            "smtps" => true,
+            "smtp" => false,
+            _ => return Err("the scheme must be smtp:// or smtps://".to_string()),
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, Some(query)),
+            None => (rest, None),
+        };
+        if rest.contains('#') || query.is_some_and(|query| query.contains('#')) {
+            return Err("the URL must not carry a fragment".to_string());
+        }
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains('/') {
+            return Err("the URL must not carry a path".to_string());
+        }
+        if authority.contains('@') {
+            return Err(
+                "the URL must not carry a user name or password: set them in the \
+                 environment as CLAIMD_SMTP_USERNAME and CLAIMD_SMTP_PASSWORD"
+                    .to_string(),
+            );
+        }
+        let tls_required = match query {
+            None | Some("") => false,
+            Some("tls=required") if !implicit => true,
+            Some("tls=required") => {
+                return Err(
+                    "?tls=required is for smtp:// (STARTTLS); smtps:// is TLS from the start"
+                        .to_string(),
+                )
+            }
+            Some(_) => return Err("the only query the URL may carry is ?tls=required".to_string()),
+        };
+        let (host, port) = split_host_port(authority)?;
+        let port = match port {
+            Some(port) => port,
+            None if implicit => 465,
+            None => 25,
+        };
+        let security = if implicit {
+            SmtpSecurity::ImplicitTls
+        } else if tls_required {
+            SmtpSecurity::StartTls
+        } else if is_loopback_host(&host) {
+            SmtpSecurity::Plain
+        } else {
+            return Err(format!(
+                "plain smtp:// is only allowed to a loopback host, not `{host}`: use \
+                 smtps://{host}:465 (TLS) or smtp://{host}:587?tls=required (STARTTLS)"
+            ));
+        };
+        Ok(SmtpUrl {
+            host,
+            port,
+            security,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SmtpUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        SmtpUrl::parse(text.trim()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (v6, after) = bracketed
+            .split_once(']')
+            .ok_or("an IPv6 address must be closed with `]`")?;
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("the host in brackets is not an IPv6 address".to_string());
+        }
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or("expected :port after the `]`")?,
+            ),
+        };
+        (v6.to_string(), port)
+    } else {
+        match authority.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err("write an IPv6 address in brackets, as [::1]:25".to_string())
+            }
+            Some((host, port)) => (host.to_string(), Some(port)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the URL names no host".to_string());
+    }
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+    {
+        return Err("the host may only hold letters, digits, dots and hyphens".to_string());
+    }
+    let port = match port {
+        None => None,
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port > 0 => Some(port),
+            _ => return Err(format!("`{port}` is not a port number")),
+        },
+    };
+    Ok((host, port))
+}
+
+/// 127.0.0.0/8, ::1 and `localhost`: a mail server on this machine.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+/// The mail server's login, from the environment only (`CLAIMD_SMTP_USERNAME`,
+/// `CLAIMD_SMTP_PASSWORD`): never in a file, and never printed (the password is a
+/// [`SecretString`]).
+#[derive(Debug, Clone)]
+pub struct SmtpCredentials {
+    pub username: String,
+    pub password: SecretString,
+}
+
+/// The variable the mail server's user name is read from.
+pub const SMTP_USERNAME_VAR: &str = "CLAIMD_SMTP_USERNAME";
+/// The variable the mail server's password is read from.
+pub const SMTP_PASSWORD_VAR: &str = "CLAIMD_SMTP_PASSWORD";
+
+/// Mail (issue 21): where it goes, who it is from, how long its links live, and what it
+/// says. Off by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailSettings {
+    /// `none` (default), `smtp` or `outbox`.
+    pub transport: MailTransportKind,
+    /// The mail server, for `transport = "smtp"` ([`SmtpUrl::parse`]).
+    pub smtp_url: Option<SmtpUrl>,
+    /// The server's login, read by [`Settings::load`] from `CLAIMD_SMTP_USERNAME` and
+    /// `CLAIMD_SMTP_PASSWORD`; no key in a file or in `CLAIMD__MAIL__*` sets it.
+    #[serde(skip)]
+    pub smtp_credentials: Option<SmtpCredentials>,
+    /// The `From:` mailbox, `Name <address>` or a bare address.
+    pub from: String,
+    /// An optional `Reply-To:` mailbox.
+    pub reply_to: Option<String>,
+    /// The base URL links point at (`{public_url}/account/{purpose}#token=...`); unset:
+    /// `tokens.issuer` ([`Settings::mail_public_url`]).
+    pub public_url: Option<String>,
+    /// How long a mailed link can be used.
+    #[serde(deserialize_with = "duration")]
+    pub link_ttl: Duration,
+    /// Where `transport = "outbox"` writes; unset: `outbox` in `storage.path`
+    /// ([`Settings::mail_outbox_dir`]).
+    pub outbox_dir: Option<PathBuf>,
+    /// The product the mails name (`{product}` in the templates).
+    pub product_name: String,
+    /// A directory of template overrides: `<purpose>.subject`, `<purpose>.txt`,
+    /// `<purpose>.html` (purpose `verify-email`, `reset-password`, `magic`); each file
+    /// present replaces that part of the built-in mail, read once at start-up.
+    pub templates_dir: Option<PathBuf>,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            transport: MailTransportKind::None,
+            smtp_url: None,
+            smtp_credentials: None,
+            from: "claimd <no-reply@localhost>".to_string(),
+            reply_to: None,
+            public_url: None,
+            link_ttl: Duration::from_secs(30 * 60),
+            outbox_dir: None,
+            product_name: "claimd".to_string(),
+            templates_dir: None,
+        }
+    }
+}
+
+/// Shortest and longest `mail.link_ttl`.
+pub const MAIL_LINK_TTL: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(60)..=Duration::from_secs(7 * 86_400);
+
+impl MailSettings {
+    /// Reads the mail server's login from `CLAIMD_SMTP_USERNAME` and `CLAIMD_SMTP_PASSWORD`
+    /// (both or neither; an empty value counts as unset).
+    ///
+    /// # Errors
+    /// Only one of the two is set, or one is not UTF-8.
+    pub fn credentials_from_env() -> Result<Option<SmtpCredentials>, ConfigError> {
+        let read = |name: &str| match std::env::var(name) {
+            Ok(value) if value.is_empty() => Ok(None),
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(ConfigError(format!("{name}: must be UTF-8")))
+            }
+        };
+        match (read(SMTP_USERNAME_VAR)?, read(SMTP_PASSWORD_VAR)?) {
+            (None, None) => Ok(None),
+            (Some(username), Some(password)) => Ok(Some(SmtpCredentials {
+                username,
+                password: SecretString::from(password),
+            })),
+            (Some(_), None) | (None, Some(_)) => Err(ConfigError(format!(
+                "{SMTP_USERNAME_VAR}, {SMTP_PASSWORD_VAR}: set both or neither"
+            ))),
+        }
+    }
+}
+
 /// The plans the demo lets a user pick when `claims.self_service` names none.
 pub const DEMO_PLANS: [&str; 2] = ["free", "pro"];
 
@@ -512,8 +804,16 @@ impl Settings {
             .and_then(|raw| raw.try_deserialize())
             .map_err(|err| ConfigError(one_line(&err.to_string())))?;
         if let Some(path) = file {
-            settings.storage.path = storage_path_from_file(path, settings.storage.path)?;
+            settings.storage.path = path_from_file(path, "storage.path", settings.storage.path)?;
+            if let Some(outbox) = settings.mail.outbox_dir.take() {
+                settings.mail.outbox_dir = Some(path_from_file(path, "mail.outbox_dir", outbox)?);
+            }
+            if let Some(templates) = settings.mail.templates_dir.take() {
+                settings.mail.templates_dir =
+                    Some(path_from_file(path, "mail.templates_dir", templates)?);
+            }
         }
+        settings.mail.smtp_credentials = MailSettings::credentials_from_env()?;
         settings.apply_demo_defaults();
         settings.validate()?;
         Ok(settings)
@@ -640,6 +940,61 @@ impl Settings {
                 "admin_username and admin_password go together",
             );
         }
+        self.validate_mail()
+    }
+
+    fn validate_mail(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        let mail = &self.mail;
+        if !cfg!(feature = "smtp") {
+            // lettre writes the outbox's mails too, so without it only "none" is left.
+            match mail.transport {
+                MailTransportKind::None => {}
+                MailTransportKind::Smtp => {
+                    return fail(
+                        "mail.transport",
+                        "this build has no SMTP: built without the `smtp` feature (on by \
+                         default; this binary was built without it, e.g. --no-default-features)",
+                    )
+                }
+                MailTransportKind::Outbox => {
+                    return fail(
+                        "mail.transport",
+                        "this build has no mail, not even the outbox: built without the `smtp` \
+                         feature (on by default; this binary was built without it, e.g. \
+                         --no-default-features)",
+                    )
+                }
+            }
+        }
+        if mail.transport == MailTransportKind::Smtp && mail.smtp_url.is_none() {
+            return fail(
+                "mail.smtp_url",
+                "must be set with mail.transport = \"smtp\" (or CLAIMD__MAIL__SMTP_URL)",
+            );
+        }
+        if !MAIL_LINK_TTL.contains(&mail.link_ttl) {
+            return fail("mail.link_ttl", "must be between 1m and 7d");
+        }
+        if let Some(url) = &mail.public_url {
+            if let Err(why) = check_base_url(url) {
+                return fail("mail.public_url", &why);
+            }
+        }
+        if let Err(why) = check_product_name(&mail.product_name) {
+            return fail("mail.product_name", why);
+        }
+        #[cfg(feature = "smtp")]
+        {
+            if let Err(why) = crate::mail::message::parse_mailbox(&mail.from) {
+                return fail("mail.from", &why);
+            }
+            if let Some(reply_to) = &mail.reply_to {
+                if let Err(why) = crate::mail::message::parse_mailbox(reply_to) {
+                    return fail("mail.reply_to", &why);
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -678,6 +1033,25 @@ impl Settings {
         Ok(())
     }
 
+    /// The base URL mailed links point at: `mail.public_url`, or `tokens.issuer` when unset
+    /// (so call it after [`Settings::derive_issuer`]), without trailing slashes.
+    pub fn mail_public_url(&self) -> &str {
+        self.mail
+            .public_url
+            .as_deref()
+            .unwrap_or(&self.tokens.issuer)
+            .trim_end_matches('/')
+    }
+
+    /// The directory `transport = "outbox"` writes into: `mail.outbox_dir`, or `outbox` in
+    /// `storage.path` when unset.
+    pub fn mail_outbox_dir(&self) -> PathBuf {
+        self.mail
+            .outbox_dir
+            .clone()
+            .unwrap_or_else(|| self.storage.path.join("outbox"))
+    }
+
     /// The origin (`scheme://host[:port]`) of `tokens.issuer`: the server's own origin, for
     /// telling same-origin browser requests from cross-origin ones.
     pub fn own_origin(&self) -> &str {
@@ -705,6 +1079,23 @@ fn check_base_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest `mail.product_name`, in characters.
+const MAX_PRODUCT_NAME_CHARS: usize = 100;
+
+/// A name for a subject line and a greeting: one line of visible text.
+fn check_product_name(name: &str) -> Result<(), &'static str> {
+    if name.trim().is_empty() {
+        return Err("must not be empty");
+    }
+    if name.chars().count() > MAX_PRODUCT_NAME_CHARS {
+        return Err("must be at most 100 characters");
+    }
+    if name.chars().any(crate::domain::is_invisible_or_control) {
+        return Err("must not contain line breaks, control or invisible characters");
+    }
+    Ok(())
+}
+
 /// A browser origin as browsers send it: `scheme://host[:port]`, nothing after.
 fn check_origin(origin: &str) -> Result<(), String> {
     check_base_url(origin)?;
@@ -718,19 +1109,21 @@ fn check_origin(origin: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A relative `storage.path` written in a config file means "beside this file", wherever
-/// claimd is started from: `claimd --config /etc/claimd/config.toml keys rotate` run from
-/// a home directory must reach the same store as the service. A value from the
-/// environment (or the built-in default) stays relative to the working directory.
-fn storage_path_from_file(file: &Path, resolved: PathBuf) -> Result<PathBuf, ConfigError> {
-    if resolved.is_absolute() || std::env::var_os("CLAIMD__STORAGE__PATH").is_some() {
+/// A relative path (`storage.path`, `mail.outbox_dir`, `mail.templates_dir`) written in a
+/// config file means "beside this file", wherever claimd is started from: `claimd --config
+/// /etc/claimd/config.toml keys rotate` run from a home directory must reach the same store
+/// as the service. A value from the environment (or the built-in default) stays relative to
+/// the working directory.
+fn path_from_file(file: &Path, key: &str, resolved: PathBuf) -> Result<PathBuf, ConfigError> {
+    let env_var = format!("CLAIMD__{}", key.to_ascii_uppercase().replace('.', "__"));
+    if resolved.is_absolute() || std::env::var_os(env_var).is_some() {
         return Ok(resolved);
     }
     let from_file = config::Config::builder()
         .add_source(config::File::from(file).required(true))
         .build()
         .map_err(|err| ConfigError(one_line(&err.to_string())))?
-        .get_string("storage.path")
+        .get_string(key)
         .ok();
     if from_file.is_none() {
         return Ok(resolved);
@@ -913,5 +1306,274 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn mail_is_off_by_default_with_documented_defaults() {
+        let settings = Settings::default();
+        let mail = &settings.mail;
+        assert_eq!(mail.transport, MailTransportKind::None);
+        assert_eq!(mail.from, "claimd <no-reply@localhost>");
+        assert_eq!(mail.product_name, "claimd");
+        assert_eq!(mail.link_ttl, Duration::from_secs(30 * 60));
+        assert!(mail.smtp_url.is_none() && mail.reply_to.is_none());
+        assert!(mail.smtp_credentials.is_none());
+        assert_eq!(
+            settings.auth.mail_limit,
+            LoginAttempts {
+                max: 5,
+                window: Duration::from_secs(3600)
+            }
+        );
+        assert!(!settings.auth.require_email && !settings.auth.require_verified_email);
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_issuer_without_trailing_slashes() {
+        let mut settings = Settings::default();
+        settings.tokens.issuer = "https://auth.example.com/".into();
+        assert_eq!(settings.mail_public_url(), "https://auth.example.com");
+        settings.mail.public_url = Some("https://app.example.com/id//".into());
+        assert_eq!(settings.mail_public_url(), "https://app.example.com/id");
+        settings.mail.public_url = Some("app.example.com".into());
+        let refused = settings.validate().unwrap_err().to_string();
+        assert!(refused.contains("mail.public_url"), "{refused}");
+    }
+
+    #[test]
+    fn the_outbox_defaults_to_the_data_directory() {
+        let mut settings = Settings::default();
+        settings.storage.path = PathBuf::from("/srv/claimd");
+        assert_eq!(settings.mail_outbox_dir(), Path::new("/srv/claimd/outbox"));
+        settings.mail.outbox_dir = Some(PathBuf::from("/tmp/mails"));
+        assert_eq!(settings.mail_outbox_dir(), Path::new("/tmp/mails"));
+    }
+
+    #[test]
+    fn smtp_urls_say_how_the_connection_is_secured() {
+        let url = |text: &str| SmtpUrl::parse(text);
+        let ok = |host: &str, port, security| {
+            Ok(SmtpUrl {
+                host: host.to_string(),
+                port,
+                security,
+            })
+        };
+        assert_eq!(
+            url("smtps://mail.example.org"),
+            ok("mail.example.org", 465, SmtpSecurity::ImplicitTls)
+        );
+        assert_eq!(
+            url("smtps://mail.example.org:2465/"),
+            ok("mail.example.org", 2465, SmtpSecurity::ImplicitTls)
+        );
+        assert_eq!(
+            url("smtp://mail.example.org:587?tls=required"),
+            ok("mail.example.org", 587, SmtpSecurity::StartTls)
+        );
+        assert_eq!(
+            url("smtp://127.0.0.1:2525"),
+            ok("127.0.0.1", 2525, SmtpSecurity::Plain)
+        );
+        assert_eq!(
+            url("smtp://127.9.8.7"),
+            ok("127.9.8.7", 25, SmtpSecurity::Plain)
+        );
+        assert_eq!(
+            url("SMTP://LocalHost:25"),
+            ok("LocalHost", 25, SmtpSecurity::Plain)
+        );
+        assert_eq!(url("smtp://[::1]:25"), ok("::1", 25, SmtpSecurity::Plain));
+    }
+
+    #[test]
+    fn plain_smtp_to_another_host_is_refused_with_the_safe_forms_named() {
+        for host in [
+            "mail.example.org",
+            "10.0.0.5",
+            "[2001:db8::1]",
+            "localhost.example.org",
+        ] {
+            let refused = SmtpUrl::parse(&format!("smtp://{host}:25")).unwrap_err();
+            assert!(
+                refused.contains("smtps://") && refused.contains("?tls=required"),
+                "{host}: {refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn smtp_urls_never_carry_credentials_and_errors_never_repeat_them() {
+        for text in [
+            "smtps://alice:hunter2@mail.example.org:465",
+            "smtp://alice@127.0.0.1:25",
+            "smtps://:hunter2@mail.example.org",
+        ] {
+            let refused = SmtpUrl::parse(text).unwrap_err();
+            assert!(refused.contains("CLAIMD_SMTP_PASSWORD"), "{refused}");
+            assert!(
+                !refused.contains("hunter2") && !refused.contains("alice"),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_smtp_urls_are_refused() {
+        for text in [
+            "mail.example.org:25",
+            "http://mail.example.org",
+            "smtps://",
+            "smtps://:465",
+            "smtps://mail.example.org:0",
+            "smtps://mail.example.org:99999",
+            "smtps://mail.example.org/path",
+            "smtps://mail.example.org?tls=required",
+            "smtp://mail.example.org:587?tls=optional",
+            "smtp://::1:25",
+            "smtp://[::1",
+            "smtps://mail example.org",
+            "smtps://mail.example.org#x",
+        ] {
+            assert!(SmtpUrl::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn mail_settings_are_checked_naming_their_key() {
+        let check = |change: &dyn Fn(&mut MailSettings)| {
+            let mut settings = Settings::default();
+            change(&mut settings.mail);
+            settings.validate().map_err(|err| err.to_string())
+        };
+        let smtp_without_url = check(&|mail| mail.transport = MailTransportKind::Smtp);
+        if cfg!(feature = "smtp") {
+            assert!(smtp_without_url
+                .unwrap_err()
+                .contains("mail.smtp_url: must be set"));
+        }
+        for (ttl, allowed) in [
+            (59, false),
+            (60, true),
+            (7 * 86_400, true),
+            (7 * 86_400 + 1, false),
+        ] {
+            let verdict = check(&|mail| mail.link_ttl = Duration::from_secs(ttl));
+            assert_eq!(verdict.is_ok(), allowed, "{ttl}: {verdict:?}");
+            if let Err(err) = verdict {
+                assert!(err.contains("mail.link_ttl"), "{err}");
+            }
+        }
+        for name in ["", "   ", "a\nBcc: x", &"x".repeat(101)] {
+            let refused = check(&|mail| mail.product_name = name.to_string()).unwrap_err();
+            assert!(refused.contains("mail.product_name"), "{refused}");
+        }
+        if cfg!(feature = "smtp") {
+            let refused = check(&|mail| mail.from = "not a mailbox".into()).unwrap_err();
+            assert!(
+                refused.starts_with("invalid configuration: mail.from: "),
+                "{refused}"
+            );
+            let refused = check(&|mail| mail.reply_to = Some("a@".into())).unwrap_err();
+            assert!(refused.contains("mail.reply_to: "), "{refused}");
+            assert!(check(&|mail| mail.reply_to = Some("Help <help@example.org>".into())).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_build_without_smtp_starts_only_without_mail() {
+        let with = |transport| {
+            let mut settings = Settings::default();
+            settings.mail.transport = transport;
+            settings.mail.smtp_url = Some(SmtpUrl::parse("smtps://mail.example.org").unwrap());
+            settings.validate().map_err(|err| err.to_string())
+        };
+        assert!(with(MailTransportKind::None).is_ok());
+        if cfg!(feature = "smtp") {
+            assert!(with(MailTransportKind::Smtp).is_ok());
+            assert!(with(MailTransportKind::Outbox).is_ok());
+        } else {
+            let refused = with(MailTransportKind::Smtp).unwrap_err();
+            assert!(
+                refused.contains(
+                    "mail.transport: this build has no SMTP: built without the `smtp` feature"
+                ),
+                "{refused}"
+            );
+            let refused = with(MailTransportKind::Outbox).unwrap_err();
+            assert!(
+                refused.contains("built without the `smtp` feature"),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn mail_settings_load_from_a_file_with_paths_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("claimd.toml");
+        std::fs::write(
+            &file,
+            r#"
+[auth]
+mail_limit = "3/10m"
+require_email = true
+
+[mail]
+transport = "outbox"
+smtp_url = "smtps://mail.example.org"
+from = "Example <no-reply@example.org>"
+link_ttl = "2h"
+outbox_dir = "mails"
+templates_dir = "/etc/claimd/templates"
+product_name = "Example"
+"#,
+        )
+        .unwrap();
+        let loaded = Settings::load(Some(&file));
+        if !cfg!(feature = "smtp") {
+            assert!(loaded.unwrap_err().to_string().contains("mail.transport"));
+            return;
+        }
+        let settings = loaded.unwrap();
+        assert_eq!(settings.mail.transport, MailTransportKind::Outbox);
+        assert_eq!(settings.mail.link_ttl, Duration::from_secs(7200));
+        assert_eq!(settings.mail_outbox_dir(), dir.path().join("mails"));
+        assert_eq!(
+            settings.mail.templates_dir.as_deref(),
+            Some(Path::new("/etc/claimd/templates"))
+        );
+        assert_eq!(
+            settings.mail.smtp_url.as_ref().map(|url| url.security),
+            Some(SmtpSecurity::ImplicitTls)
+        );
+        assert_eq!(settings.auth.mail_limit.max, 3);
+        assert!(settings.auth.require_email);
+
+        std::fs::write(&file, "[mail]\nsmtp_url = \"smtp://mail.example.org:25\"\n").unwrap();
+        let refused = Settings::load(Some(&file)).unwrap_err().to_string();
+        assert!(
+            refused.contains("mail.smtp_url") && refused.contains("?tls=required"),
+            "{refused}"
+        );
+        assert_eq!(refused.lines().count(), 1, "{refused}");
+
+        std::fs::write(&file, "[mail]\nsmtp_password = \"x\"\n").unwrap();
+        assert!(
+            Settings::load(Some(&file)).is_err(),
+            "no password key in a file"
+        );
+    }
+
+    #[test]
+    fn smtp_credentials_do_not_print() {
+        let login = SmtpCredentials {
+            username: "claimd".into(),
+            password: "hunter2-secret".into(),
+        };
+        let mut settings = Settings::default();
+        settings.mail.smtp_credentials = Some(login);
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
     }
 }

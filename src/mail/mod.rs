@@ -10,6 +10,8 @@
 pub mod address;
 pub mod key_file;
 pub mod link;
+pub mod message;
+pub mod transport;
 
 pub use address::{EmailAddress, EmailAddressError, EmailKey};
 pub use link::{LinkGrant, LinkPurpose, LinkToken, LinkTokenError, MailKey, PresentedLinkToken};
