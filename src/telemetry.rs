@@ -400,12 +400,15 @@ impl Metrics {
 
     /// Counts a failed delivery attempt.
     pub fn mail_failed(&self, reason: &'static str) {
-        self.mail_failed.get_or_create(&ReasonLabels { reason }).inc();
+        self.mail_failed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Notes how many mails wait to be sent.
     pub fn mail_queue(&self, depth: u64) {
-        self.mail_queue.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.mail_queue
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     /// Counts an eviction pass.

@@ -181,7 +181,11 @@ impl Email {
     ///
     /// # Errors
     /// `MailDisabled`; `InvalidRequest` for what is not an address; `TooManyAttempts`.
-    pub async fn request_password_reset(&self, email: &str, client: IpAddr) -> Result<(), AuthError> {
+    pub async fn request_password_reset(
+        &self,
+        email: &str,
+        client: IpAddr,
+    ) -> Result<(), AuthError> {
         self.request_by_address(email, client, LinkPurpose::ResetPassword)
             .await
     }
@@ -203,8 +207,8 @@ impl Email {
     ) -> Result<(), AuthError> {
         let floor = tokio::time::Instant::now() + ANSWER_FLOOR;
         self.require_mail()?;
-        let email = EmailAddress::parse(email)
-            .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
+        let email =
+            EmailAddress::parse(email).map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         self.charge(&[LimitKey::address(client), LimitKey::email(email.key())])?;
         let outcome = self.mail_if_known(&email, purpose).await;
         tokio::time::sleep_until(floor).await;
@@ -213,7 +217,11 @@ impl Email {
 
     /// Queues the mail when an enabled account has `email`; otherwise makes the same
     /// store round trips and queues nothing.
-    async fn mail_if_known(&self, email: &EmailAddress, purpose: LinkPurpose) -> Result<(), AuthError> {
+    async fn mail_if_known(
+        &self,
+        email: &EmailAddress,
+        purpose: LinkPurpose,
+    ) -> Result<(), AuthError> {
         let store = &self.core.store;
         // Without an account, the read a known address makes is made all the same.
         let id = store
@@ -255,7 +263,9 @@ impl Email {
     /// `MailDisabled`; `LinkInvalid`; storage.
     pub async fn verify_email(&self, token: &str) -> Result<UserView, AuthError> {
         let (id, user) = self
-            .redeem(token, LinkPurpose::VerifyEmail, |_| Ok(LinkEffect::ProveAddress))
+            .redeem(token, LinkPurpose::VerifyEmail, |_| {
+                Ok(LinkEffect::ProveAddress)
+            })
             .await?;
         self.core.store.wait_durable().await?;
         tracing::info!(user = %id, "email address verified");

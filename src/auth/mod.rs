@@ -37,8 +37,8 @@ mod sessions;
 mod verification;
 
 pub use accounts::Accounts;
-pub use email::{Email, ANSWER_FLOOR};
 pub use admin::Administration;
+pub use email::{Email, ANSWER_FLOOR};
 pub use feed::{Feed, FeedEvent, FeedPage, Snapshot};
 pub use introspection::Introspection;
 pub use keys::Keys;

@@ -170,7 +170,9 @@ async fn admin_password_reset(
         .email
         .send_password_reset(path_ids::user(&id)?)
         .await?;
-    Ok(with_refreshed_token(HttpResponse::Accepted(), caller.refreshed.as_ref()).json(json!({
-        "message": "a password reset link is on its way to the user's address"
-    })))
+    Ok(
+        with_refreshed_token(HttpResponse::Accepted(), caller.refreshed.as_ref()).json(json!({
+            "message": "a password reset link is on its way to the user's address"
+        })),
+    )
 }

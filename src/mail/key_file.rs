@@ -120,12 +120,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(MAIL_KEY_FILE);
         let made = from_file(&path).unwrap();
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
         assert_eq!(mode & 0o777, 0o600);
         let read = from_file(&path).unwrap();
-        assert_eq!(made.token_for(&grant()).encode().expose_secret(), read.token_for(&grant()).encode().expose_secret());
+        assert_eq!(
+            made.token_for(&grant()).encode().expose_secret(),
+            read.token_for(&grant()).encode().expose_secret()
+        );
         std::fs::write(&path, b"short").unwrap();
-        assert!(from_file(&path).unwrap_err().contains("expected 32 bytes, found 5"));
+        assert!(from_file(&path)
+            .unwrap_err()
+            .contains("expected 32 bytes, found 5"));
     }
 
     #[test]
@@ -135,9 +142,16 @@ mod tests {
         let standard = STANDARD.encode(key);
         let from_url = from_text(&url).unwrap();
         let from_standard = from_text(&standard).unwrap();
-        assert_eq!(from_url.token_for(&grant()).encode().expose_secret(), from_standard.token_for(&grant()).encode().expose_secret());
-        assert!(from_text("not base64 at all!").unwrap_err().contains("not base64"));
-        assert!(from_text(&STANDARD.encode([1u8; 16])).unwrap_err().contains("found 16"));
+        assert_eq!(
+            from_url.token_for(&grant()).encode().expose_secret(),
+            from_standard.token_for(&grant()).encode().expose_secret()
+        );
+        assert!(from_text("not base64 at all!")
+            .unwrap_err()
+            .contains("not base64"));
+        assert!(from_text(&STANDARD.encode([1u8; 16]))
+            .unwrap_err()
+            .contains("found 16"));
     }
 
     use crate::secret::ExposeSecret as _;

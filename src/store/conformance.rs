@@ -647,6 +647,7 @@ conformance! {
         assert_eq!(after.password_hash, "$argon2id$new");
         assert_eq!((after.not_before, after.email_verified, after.claims_version), (NOW + 9, true, 2));
         assert_eq!(store.user(ada).await.expect("read"), Some(after.clone()));
+        store.wait_durable().await.expect("durable");
         let stamp = store.user_stamp(ada).expect("memory").expect("stamped");
         assert_eq!(stamp.not_before, NOW + 9);
     }

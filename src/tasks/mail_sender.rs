@@ -24,8 +24,10 @@ use crate::secret::ExposeSecret as _;
 use crate::store::{DeliveryOutcome, MailFailure, QueuedMail, Store};
 use crate::telemetry::Metrics;
 
-/// How long a claimed mail is this sender's before another may try it.
-pub const LEASE_SECS: u64 = 60;
+/// How long a claimed mail is this sender's before another may try it: longer than one
+/// delivery may take (the transport gives up on a mail server after 30 s), and no longer,
+/// since it is also how long a mail waits when the sender that claimed it died.
+pub const LEASE_SECS: u64 = 40;
 /// Mails claimed at once.
 const BATCH: usize = 16;
 /// The longest the sender sleeps with nothing queued.

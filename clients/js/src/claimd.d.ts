@@ -16,6 +16,9 @@ export interface ClaimdClaims {
   attrs?: Record<string, unknown>;
   uv: number;
   tv: number;
+  /** The user's address and whether it is verified; both absent without one. */
+  email?: string;
+  email_verified?: boolean;
   [claim: string]: unknown;
 }
 
@@ -41,6 +44,9 @@ export interface ClaimdUser {
   disabled: boolean;
   created_at: number;
   updated_at: number;
+  /** The address mail goes to; null without one. */
+  email: string | null;
+  email_verified: boolean;
 }
 
 export type ChangeReason =
@@ -96,6 +102,16 @@ export class ClaimdClient {
   url(path: string): string;
   register(username: string, password: string, extra?: Record<string, unknown>): Promise<ClaimdUser>;
   login(username: string, password: string): Promise<ClaimdClaims>;
+  /** Mails a reset link when an account has `email`; resolves the same when none has. */
+  requestPasswordReset(email: string): Promise<void>;
+  /** New password from a reset link's token; signs in with the new session. */
+  resetPassword(token: string, newPassword: string): Promise<ClaimdClaims>;
+  /** Redeems a verification link's token; refreshes when this client holds that user's session. */
+  verifyEmail(token: string): Promise<ClaimdUser>;
+  /** Mails a sign-in link when an account has `email`; resolves the same when none has. */
+  requestMagicLink(email: string): Promise<void>;
+  /** Signs in with a magic link's token. */
+  redeemMagicLink(token: string): Promise<ClaimdClaims>;
   /** Adopts a token response obtained some other way. */
   useTokens(tokens: TokenResponse, reason?: ChangeReason): void;
   /** A new access token with current claims (single flight; shared across tabs in cookie mode). */

@@ -177,6 +177,57 @@ export class ClaimdClient {
   }
 
   /**
+   * Asks claimd to mail a password-reset link to `email`. Resolves the same whether or
+   * not an account has the address (claimd answers 202 either way).
+   */
+  async requestPasswordReset(email) {
+    const response = await this.#post("/auth/password/forgot", { email });
+    if (!response.ok) throw await failure(response, "requestPasswordReset");
+  }
+
+  /**
+   * Sets a new password with the `token` from a reset link (the `#token=` of
+   * `/account/reset-password`). Every other session ends; this client is signed in with
+   * the new one and resolves to its claims.
+   */
+  async resetPassword(token, newPassword) {
+    const response = await this.#post(
+      "/auth/password/reset",
+      { token, new_password: newPassword },
+      true,
+    );
+    if (!response.ok) throw await failure(response, "resetPassword");
+    this.useTokens(await response.json(), "login");
+    return this.#claims;
+  }
+
+  /**
+   * Redeems the `token` of a verification link; resolves to the user. When this client
+   * holds a session of that user, it refreshes to get a token carrying `email_verified`.
+   */
+  async verifyEmail(token) {
+    const response = await this.#post("/auth/email/verify", { token });
+    if (!response.ok) throw await failure(response, "verifyEmail");
+    const { user } = await response.json();
+    if (this.#access && this.#claims?.sub === user.id) await this.refresh();
+    return user;
+  }
+
+  /** Asks claimd to mail a sign-in link to `email`; resolves the same for unknown ones. */
+  async requestMagicLink(email) {
+    const response = await this.#post("/auth/magic-link", { email });
+    if (!response.ok) throw await failure(response, "requestMagicLink");
+  }
+
+  /** Signs in with the `token` of a magic link; resolves to the new token's claims. */
+  async redeemMagicLink(token) {
+    const response = await this.#post("/auth/magic-link/redeem", { token }, true);
+    if (!response.ok) throw await failure(response, "redeemMagicLink");
+    this.useTokens(await response.json(), "login");
+    return this.#claims;
+  }
+
+  /**
    * Adopts a token response (access_token and, in body mode, refresh_token) obtained some
    * other way, e.g. from your own backend.
    */

@@ -737,7 +737,9 @@ mod tests {
     fn queued_mail_debug_leaves_the_address_out() {
         let queued = mail(LinkPurpose::Magic, 0);
         let debug = format!("{queued:?}");
-        assert!(!debug.contains("ada"), "{debug}");
+        // Hex ids may spell "ada"; the address's "@" and domain they cannot.
+        assert!(!debug.contains("@example.org"), "{debug}");
+        assert!(!debug.contains("example"), "{debug}");
         assert!(debug.contains(&queued.id.to_string()), "{debug}");
     }
 

@@ -36,6 +36,11 @@ pub fn test_settings(data: &Path) -> Settings {
         max: 100_000,
         window: Duration::from_secs(1),
     };
+    // Likewise mail requests; `mail::limits` sets its own budget.
+    settings.auth.mail_limit = claimd::config::LoginAttempts {
+        max: 100_000,
+        window: Duration::from_secs(1),
+    };
     settings
 }
 

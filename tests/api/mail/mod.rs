@@ -4,4 +4,9 @@
 //! transient and permanent refusals, an outage and a return on the same port. The tests
 //! here need aiosmtpd (`#[ignore = "needs aiosmtpd"]`; `.ci/run tools` installs it).
 
+mod delivery;
+mod flows;
 mod harness;
+mod limits;
+mod secrets;
+mod support;
