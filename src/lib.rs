@@ -30,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod domain;
+mod embedded;
 pub mod http;
 pub mod mail;
 #[cfg(feature = "postgres")]

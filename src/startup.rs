@@ -42,6 +42,7 @@ async fn open_flows(
 ///
 /// # Errors
 /// The transport or the templates cannot be set up (`mail.*`, one line each).
+#[cfg(feature = "smtp")]
 fn mail_sender(
     settings: &Settings,
     auth: &Auth,
@@ -318,7 +319,12 @@ impl Application {
             .context("server.bind")?
             .run();
 
+        #[cfg(feature = "smtp")]
         let mail_sender = mail_sender(&settings, &auth, &store, &metrics, &clock)?;
+        // A build without mail refuses any transport but `none`, in one line.
+        #[cfg(not(feature = "smtp"))]
+        crate::mail::transport::MailTransport::from_settings(&settings)
+            .map_err(|why| anyhow::anyhow!(why))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let eviction = tokio::spawn(tasks::eviction::run(
             Arc::clone(&store),
@@ -340,6 +346,7 @@ impl Application {
             shutdown_rx.clone(),
         ));
         let mut tasks = vec![eviction, recovery, key_sync];
+        #[cfg(feature = "smtp")]
         if let Some(sender) = mail_sender {
             tasks.push(tokio::spawn(tasks::mail_sender::run(
                 sender,

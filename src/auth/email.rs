@@ -177,29 +177,13 @@ impl Email {
         }
     }
 
-    /// `POST /auth/password/forgot`: a `reset-password` mail when an account has `email`.
+    /// `POST /auth/password/forgot` (`reset-password`) and `POST /auth/magic-link`
+    /// (`magic`): a mail of `purpose` when an enabled account has `email`, and the same
+    /// answer, after the same work, when none has.
     ///
     /// # Errors
     /// `MailDisabled`; `InvalidRequest` for what is not an address; `TooManyAttempts`.
-    pub async fn request_password_reset(
-        &self,
-        email: &str,
-        client: IpAddr,
-    ) -> Result<(), AuthError> {
-        self.request_by_address(email, client, LinkPurpose::ResetPassword)
-            .await
-    }
-
-    /// `POST /auth/magic-link`: a `magic` mail when an account has `email`.
-    ///
-    /// # Errors
-    /// As [`Email::request_password_reset`].
-    pub async fn request_magic_link(&self, email: &str, client: IpAddr) -> Result<(), AuthError> {
-        self.request_by_address(email, client, LinkPurpose::Magic)
-            .await
-    }
-
-    async fn request_by_address(
+    pub async fn request_by_address(
         &self,
         email: &str,
         client: IpAddr,

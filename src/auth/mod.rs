@@ -21,6 +21,7 @@ mod claims;
 mod client_credentials;
 mod core;
 mod demo;
+#[cfg(feature = "smtp")]
 mod email;
 mod feed;
 mod hash_pool;
@@ -38,6 +39,7 @@ mod verification;
 
 pub use accounts::Accounts;
 pub use admin::Administration;
+#[cfg(feature = "smtp")]
 pub use email::{Email, ANSWER_FLOOR};
 pub use feed::{Feed, FeedEvent, FeedPage, Snapshot};
 pub use introspection::Introspection;
@@ -245,7 +247,9 @@ pub struct Auth {
     pub keys: Keys,
     /// The change feed for services that verify tokens themselves.
     pub feed: Feed,
-    /// Mail: verification, password reset, magic links.
+    /// Mail: verification, password reset, magic links (a build without the `smtp`
+    /// feature has no mail: its mail routes answer 501).
+    #[cfg(feature = "smtp")]
     pub email: Arc<Email>,
     /// The key the demo's admin panel shows, when `demo.enabled`.
     pub demo_key: Option<DemoKey>,
@@ -284,7 +288,9 @@ impl Auth {
             Arc::clone(&sessions),
             Arc::clone(&verification),
         )?);
+        #[cfg(feature = "smtp")]
         let mail_key = crate::mail::key_file::load(&core.settings).map_err(AuthError::Internal)?;
+        #[cfg(feature = "smtp")]
         let email = Arc::new(Email::new(
             Arc::clone(&core),
             Arc::clone(&sessions),
@@ -307,6 +313,7 @@ impl Auth {
             keys: Keys::new(Arc::clone(&core)),
             feed: Feed::new(Arc::clone(&core)),
             demo_key: core.settings.demo.enabled.then(DemoKey::generate),
+            #[cfg(feature = "smtp")]
             email,
             accounts,
             sessions,

@@ -101,6 +101,7 @@ async fn login(
     {
         Err(AuthError::EmailUnverified { user }) => {
             // The password matched: the account's owner is here, so a new link goes out.
+            #[cfg(feature = "smtp")]
             state.auth.email.remind_to_verify(user, client.0).await;
             return Err(AuthError::EmailUnverified { user }.into());
         }

@@ -1,5 +1,6 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of the HTTP API, written by hand in
-//! `openapi.json` beside this file and embedded in the binary as it is.
+//! `openapi.json` beside this file, embedded minified and deflated (`src/build/embedded.rs`)
+//! and inflated at the first request for it.
 //!
 //! Hand-written rather than generated: a generator (utoipa) would put an annotation on every
 //! handler and a derive on every body type, for a document whose hard parts (which problem
@@ -16,8 +17,14 @@ use actix_web::{web, HttpResponse};
 
 use super::resource;
 
+/// `openapi.json`, minified and deflated by the build script.
+const DEFLATED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json.deflate"));
+
 /// The document, as served.
-pub const DOCUMENT: &str = include_str!("openapi.json");
+pub fn document() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| crate::embedded::inflate(DEFLATED, "the OpenAPI document"))
+}
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/openapi.json").route(web::get().to(openapi)));
@@ -27,21 +34,19 @@ async fn openapi() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .body(DOCUMENT)
+        .body(document())
 }
 
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
 
-    use super::DOCUMENT;
-
     const METHODS: [&str; 8] = [
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
     ];
 
     fn document() -> Value {
-        serde_json::from_str(DOCUMENT).expect("openapi.json is JSON")
+        serde_json::from_str(super::document()).expect("openapi.json is JSON")
     }
 
     /// Every operation as (path, method, operation object).
@@ -205,6 +210,7 @@ mod tests {
             "TOO_MANY_REQUESTS" => 429,
             "INTERNAL_SERVER_ERROR" => 500,
             "GONE" => 410,
+            "NOT_IMPLEMENTED" => 501,
             "SERVICE_UNAVAILABLE" => 503,
             other => panic!("add StatusCode::{other} to this table"),
         };

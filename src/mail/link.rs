@@ -128,6 +128,7 @@ impl MailKey {
     }
 
     /// The key's bytes, to keep it where it is kept (`mail::key_file`).
+    #[cfg(feature = "smtp")]
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -4,6 +4,7 @@
 
 pub mod eviction;
 pub mod key_sync;
+#[cfg(feature = "smtp")]
 pub mod mail_sender;
 pub mod recovery;
 pub mod rotation;
