@@ -76,6 +76,12 @@ def start_claimd(binary, workdir, extra_env=None):
             # Registrations from one address are limited to 10 an hour by default, and the
             # run registers more than that. The limit itself has its own tests.
             "CLAIMD__AUTH__REGISTER_LIMIT": "100000/1s",
+            # Mail on (into an outbox: no mail server needed), so the mail operations are
+            # fuzzed as a deployment that sends mail answers them; with mail off they all
+            # answer 501 mail_disabled (tests/api/mail/flows.rs). Their budget is lifted
+            # like registration's.
+            "CLAIMD__MAIL__TRANSPORT": "outbox",
+            "CLAIMD__AUTH__MAIL_LIMIT": "100000/1s",
         }
     )
     env.update(extra_env or {})

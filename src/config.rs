@@ -352,9 +352,9 @@ impl Default for AuthSettings {
     }
 }
 
-/// The user fields `PATCH /me` may ever name (`claims.self_service` picks among them). For
-/// `email` the values are the domains an address may have (none listed: any).
-pub const SELF_SERVICE_FIELDS: [&str; 4] = ["plan", "roles", "attrs", "email"];
+/// The user fields `PATCH /me` may ever name (`claims.self_service` picks among them). Not
+/// `email`: a bearer token alone must not move the address a password reset goes to.
+pub const SELF_SERVICE_FIELDS: [&str; 3] = ["plan", "roles", "attrs"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -868,7 +868,7 @@ impl Settings {
         {
             return fail(
                 "claims.self_service",
-                &format!("`{field}` is not a user field; expected plan, roles, attrs or email"),
+                &format!("`{field}` is not a user field; expected plan, roles or attrs"),
             );
         }
         if self.auth.max_sessions_per_user == 0 {

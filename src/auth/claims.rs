@@ -134,8 +134,7 @@ impl UserPatch {
 
 /// Checks each value a user set for itself against `claims.self_service`: the plan is
 /// one of the plan's listed values, every role one of the listed roles, every attribute
-/// name one of the listed names, and an address's domain one of the listed domains (an
-/// empty list for `email` lets any address through; removing one's address always is). A value outside the list is a bad request naming the
+/// name one of the listed names. A value outside the list is a bad request naming the
 /// field (400, not 403: the field is the user's to change, the value is what is wrong),
 /// and the detail lists what is allowed, which is configuration, not a secret.
 ///
@@ -163,16 +162,6 @@ pub fn check_self_service_values(
     }
     for name in patch.attrs.iter().flat_map(Map::keys) {
         outside("attrs", name)?;
-    }
-    if let Some(Some(email)) = &patch.email {
-        let domains = table.get("email").map(Vec::as_slice).unwrap_or_default();
-        let domain = email.key().as_str().rsplit('@').next().unwrap_or_default();
-        if !domains.is_empty() && !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
-            return Err(invalid(
-                "email",
-                &format!("not an allowed domain (allowed: {})", domains.join(", ")),
-            ));
-        }
     }
     Ok(())
 }

@@ -126,7 +126,7 @@ impl Email {
         match self.core.store.queue_mail(&mail, now).await {
             Ok(()) => {}
             Err(MailWriteError::UserGone | MailWriteError::LinkInvalid(_)) => {
-                return Err(AuthError::NotFound)
+                return Err(AuthError::NotFound);
             }
             Err(MailWriteError::Store(err)) => return Err(err.into()),
         }
@@ -216,7 +216,11 @@ impl Email {
         match found {
             Some((id, user)) if !user.disabled && user.email_key() == Some(email.key()) => {
                 let to = user.email.as_ref().unwrap_or(email);
-                self.queue(id, to, purpose).await
+                match self.queue(id, to, purpose).await {
+                    // Deleted meanwhile: the answer stays the one for an unknown address.
+                    Err(AuthError::NotFound) => Ok(()),
+                    outcome => outcome,
+                }
             }
             _ => {
                 store.wait_durable_unlogged().await?;
@@ -261,9 +265,21 @@ impl Email {
     /// # Errors
     /// `MailDisabled`; `LinkInvalid`; storage.
     pub async fn redeem_magic_link(&self, token: &str) -> Result<TokenResponse, AuthError> {
+        let (owner, _) = self.link_owner(token, LinkPurpose::Magic).await?;
+        let was_verified = self
+            .core
+            .store
+            .user(owner)
+            .await?
+            .is_some_and(|user| user.email_verified);
         let (id, user) = self
             .redeem(token, LinkPurpose::Magic, |_| Ok(LinkEffect::ProveAddress))
             .await?;
+        if !was_verified {
+            // The address's owner proves it for the first time: whoever registered it
+            // before them (and may know the password) is signed out everywhere.
+            self.sessions.end_user_sessions(id, None).await?;
+        }
         self.core.store.wait_durable().await?;
         tracing::info!(user = %id, "signed in with a magic link");
         self.core.metrics.login("magic_link");
@@ -293,14 +309,17 @@ impl Email {
             .hash(password)
             .await
             .map_err(|err| AuthError::Internal(err.to_string()))?;
+        // Every session ends before the password changes, so no failure or crash between
+        // the two writes leaves a session alive under the new password (a retry finds the
+        // link unused); and again after, for one a login with the old password started in
+        // between.
+        self.sessions.end_user_sessions(mail_user, None).await?;
+        self.core.store.wait_durable().await?;
         let (id, user) = self
             .redeem(token, LinkPurpose::ResetPassword, |_| {
                 Ok(LinkEffect::NewPassword(hash.clone()))
             })
             .await?;
-        debug_assert_eq!(id, mail_user);
-        // `not_before` already refuses every earlier token; the sessions end too, so their
-        // refresh tokens are refused and the feed says so.
         self.sessions.end_user_sessions(id, None).await?;
         self.core.store.wait_durable().await?;
         tracing::info!(user = %id, "password reset by mail; every session ended");

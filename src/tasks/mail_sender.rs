@@ -28,8 +28,9 @@ use crate::telemetry::Metrics;
 /// delivery may take (the transport gives up on a mail server after 30 s), and no longer,
 /// since it is also how long a mail waits when the sender that claimed it died.
 pub const LEASE_SECS: u64 = 40;
-/// Mails claimed at once.
-const BATCH: usize = 16;
+/// Mails claimed at once: one, so no claimed mail waits behind another's delivery past its
+/// lease (where another node would take it and send it too).
+const BATCH: usize = 1;
 /// The longest the sender sleeps with nothing queued.
 const IDLE: Duration = Duration::from_secs(1);
 

@@ -27,6 +27,9 @@ pub const RETRY_BASE_SECS: u64 = 5;
 pub const RETRY_CAP_SECS: u64 = 5 * 60;
 /// Attempts after which a mail is given up, if its link has not expired first.
 pub const MAX_ATTEMPTS: u32 = 12;
+/// Permanent (5xx) refusals after which a mail is given up: a server refuses for good
+/// for a while too (a rotated credential, a relay misconfigured), so not at the first.
+pub const PERMANENT_ATTEMPTS: u32 = 3;
 /// Most links one user's [`MailLinks`] keeps; ended ones make room for new ones.
 pub const MAX_LINKS_PER_USER: usize = 16;
 
@@ -206,7 +209,7 @@ impl QueuedMail {
         };
         let attempts = attempts.saturating_add(1);
         let next_attempt_at = now.saturating_add(retry_delay(attempts, jitter));
-        let give_up = if failure.is_permanent() {
+        let give_up = if failure.is_permanent() && attempts >= PERMANENT_ATTEMPTS {
             Some(GiveUp::Permanent)
         } else if attempts >= MAX_ATTEMPTS {
             Some(GiveUp::Attempts)
@@ -627,13 +630,19 @@ mod tests {
     }
 
     #[test]
-    fn a_permanent_refusal_gives_up_at_once() {
+    fn permanent_refusals_give_up_after_a_few_attempts() {
         let mut queued = mail(LinkPurpose::Magic, 0);
+        for at in [1, 20] {
+            assert!(matches!(
+                queued.after_failure(at, MailFailure::Permanent, 0),
+                AfterFailure::RetryAt(_)
+            ));
+        }
         assert_eq!(
-            queued.after_failure(1, MailFailure::Permanent, 0),
+            queued.after_failure(40, MailFailure::Permanent, 0),
             AfterFailure::GaveUp(GiveUp::Permanent)
         );
-        assert_eq!(attempts(&queued), 1);
+        assert_eq!(attempts(&queued), PERMANENT_ATTEMPTS);
     }
 
     #[test]
