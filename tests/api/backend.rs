@@ -85,6 +85,22 @@ fn suite_database(cluster: &str) -> String {
     with_database(cluster, DATABASE)
 }
 
+/// Every row of the store `data` names in this run, as `pg_dump --data-only` writes them
+/// (`bytea` as `\x` and lowercase hex): what a copy of the database would hold.
+pub fn dump_store(data: &Path) -> Vec<u8> {
+    let database = suite_database(&cluster_url());
+    let out = Command::new("pg_dump")
+        .args(["--data-only", "--schema", &schema_for(data), &database])
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A schema of its own for a store, named after the store's data directory.
 pub fn schema_for(data: &Path) -> String {
     use std::hash::{Hash, Hasher};
