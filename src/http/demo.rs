@@ -1,7 +1,9 @@
 //! The demo page (`demo.enabled`): `GET /demo`, its script, stylesheet and the JS client
 //! (`clients/js/src/claimd.js`, the very file, embedded), all compiled into the binary; and
 //! `POST /demo/admin-session`, which signs the page's admin panel in as
-//! [`crate::auth::DEMO_ADMIN`]. With the demo off every one of them answers 404.
+//! [`crate::auth::DEMO_ADMIN`]; and `GET /demo/mailbox`, the newest mails of the outbox
+//! (`mail.transport = "outbox"`), links and all. With the demo off every one of them
+//! answers 404.
 //!
 //! Why a password-less admin session is tolerable here: it wants the demo key
 //! ([`crate::auth::DemoKey`], in `X-Demo-Key`), which exists only in claimd's memory and in
@@ -13,6 +15,8 @@
 //! the very host asked (every browser sends one with a `POST`), and no forwarding header
 //! (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`, `Via`): a request a proxy relayed is never
 //! the demo page's. The demo admin's tokens cannot download a backup (`http::backup`).
+//! The mailbox holds live sign-in links, so it wants the same key and checks, except that a
+//! same-origin `GET` carries no `Origin` (one that is sent must be the page's).
 //! The page carries a strict Content-Security-Policy: no inline script or style,
 //! connections to this origin only.
 
@@ -24,6 +28,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::{resource, AppState};
 use crate::auth::{AuthError, DemoKey};
+use crate::config::MailTransportKind;
 
 const PAGE: &str = include_str!("demo/page.html");
 const SCRIPT: &str = include_str!("demo/demo.js");
@@ -40,7 +45,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/demo/demo.js").route(web::get().to(script)))
         .service(resource("/demo/demo.css").route(web::get().to(style)))
         .service(resource("/demo/claimd.js").route(web::get().to(client)))
-        .service(resource("/demo/admin-session").route(web::post().to(admin_session)));
+        .service(resource("/demo/admin-session").route(web::post().to(admin_session)))
+        .service(resource("/demo/mailbox").route(web::get().to(mailbox)));
 }
 
 fn enabled(state: &AppState) -> Result<(), ApiError> {
@@ -90,8 +96,21 @@ fn host_name(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
 
-/// The checks that keep the password-less admin session to pages of this machine.
-fn same_machine_page(req: &HttpRequest, key: Option<&DemoKey>) -> Result<(), AuthError> {
+/// Whether a request must carry an `Origin`: browsers send one with every `POST`, but not
+/// with a same-origin `GET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OriginRule {
+    Required,
+    IfSent,
+}
+
+/// The checks that keep the password-less admin session and the mailbox to pages of this
+/// machine.
+fn same_machine_page(
+    req: &HttpRequest,
+    key: Option<&DemoKey>,
+    origin_rule: OriginRule,
+) -> Result<(), AuthError> {
     let refuse = |why: &str| Err(AuthError::Forbidden(why.to_string()));
     let header = |name: header::HeaderName| {
         req.headers()
@@ -123,7 +142,8 @@ fn same_machine_page(req: &HttpRequest, key: Option<&DemoKey>) -> Result<(), Aut
         return refuse("X-Requested-With is required");
     }
     let origin = header(header::ORIGIN);
-    if origin != format!("http://{host}") && origin != format!("https://{host}") {
+    let unsent = origin_rule == OriginRule::IfSent && !req.headers().contains_key(header::ORIGIN);
+    if !unsent && origin != format!("http://{host}") && origin != format!("https://{host}") {
         return refuse("the demo admin session is only for the demo page itself");
     }
     let presented = header(header::HeaderName::from_static("x-demo-key"));
@@ -154,13 +174,55 @@ async fn admin_session(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     enabled(&state)?;
-    same_machine_page(&req, state.auth.demo_key.as_ref())?;
+    same_machine_page(&req, state.auth.demo_key.as_ref(), OriginRule::Required)?;
     let tokens = state.auth.accounts.demo_admin_session().await?;
     Ok(HttpResponse::Ok().json(json!({
         "access_token": tokens.access_token.expose_secret(),
         "token_type": tokens.token_type,
         "expires_in": tokens.expires_in,
     })))
+}
+
+/// How many mails the mailbox shows.
+const MAILBOX_SIZE: usize = 20;
+
+/// `GET /demo/mailbox`: `{"transport", "mails": [..]}`, the newest outbox mails first
+/// ([`crate::mail::mailbox::MailboxEntry`]); no mails unless `mail.transport = "outbox"`.
+async fn mailbox(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    enabled(&state)?;
+    same_machine_page(&req, state.auth.demo_key.as_ref(), OriginRule::IfSent)?;
+    let settings = state.auth.settings();
+    let transport = match settings.mail.transport {
+        MailTransportKind::None => "none",
+        MailTransportKind::Smtp => "smtp",
+        MailTransportKind::Outbox => "outbox",
+    };
+    let mails = if settings.mail.transport == MailTransportKind::Outbox {
+        read_outbox(settings.mail_outbox_dir()).await?
+    } else {
+        serde_json::Value::Array(Vec::new())
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "transport": transport, "mails": mails })))
+}
+
+#[cfg(feature = "smtp")]
+async fn read_outbox(dir: std::path::PathBuf) -> Result<serde_json::Value, ApiError> {
+    let read = tokio::task::spawn_blocking(move || {
+        crate::mail::mailbox::newest(&dir, MAILBOX_SIZE)
+            .map_err(|err| format!("the outbox {} cannot be read: {err}", dir.display()))
+    })
+    .await
+    .map_err(|err| AuthError::Internal(format!("the mailbox reader stopped: {err}")))?;
+    let mails = read.map_err(AuthError::Internal)?;
+    Ok(json!(mails))
+}
+
+/// Without the `smtp` feature no outbox is ever written (start-up refuses one).
+#[cfg(not(feature = "smtp"))]
+async fn read_outbox(_dir: std::path::PathBuf) -> Result<serde_json::Value, ApiError> {
+    Ok(serde_json::Value::Array(Vec::new()))
 }
 
 #[cfg(test)]

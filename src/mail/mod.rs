@@ -9,11 +9,14 @@
 //!   queued mail (never stored) and checks when one is presented.
 //! - `key_file`: where the [`MailKey`] is kept (never in the store).
 //! - [`message`]: the templates and a composed mail; [`transport`]: none, outbox, SMTP.
+//! - `mailbox`: the outbox read back, newest first, for the demo page.
 
 pub mod address;
 #[cfg(feature = "smtp")]
 pub mod key_file;
 pub mod link;
+#[cfg(feature = "smtp")]
+pub mod mailbox;
 pub mod message;
 pub mod transport;
 

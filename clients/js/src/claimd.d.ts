@@ -106,6 +106,8 @@ export class ClaimdClient {
   requestPasswordReset(email: string): Promise<void>;
   /** New password from a reset link's token; signs in with the new session. */
   resetPassword(token: string, newPassword: string): Promise<ClaimdClaims>;
+  /** Mails a verification link to the signed-in user's address. */
+  requestEmailVerification(): Promise<void>;
   /** Redeems a verification link's token; refreshes when this client holds that user's session. */
   verifyEmail(token: string): Promise<ClaimdUser>;
   /** Mails a sign-in link when an account has `email`; resolves the same when none has. */

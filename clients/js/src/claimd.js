@@ -202,6 +202,15 @@ export class ClaimdClient {
   }
 
   /**
+   * Asks claimd to mail a verification link to the signed-in user's address (a session is
+   * needed: this goes through `fetch`, refreshing a stale token as any call does).
+   */
+  async requestEmailVerification() {
+    const response = await this.fetch("/auth/email/verification", { method: "POST" });
+    if (!response.ok) throw await failure(response, "requestEmailVerification");
+  }
+
+  /**
    * Redeems the `token` of a verification link; resolves to the user. When this client
    * holds a session of that user, it refreshes to get a token carrying `email_verified`.
    */

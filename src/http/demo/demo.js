@@ -1,12 +1,14 @@
 // The demo page's script (served as /demo/demo.js; the CSP allows no inline script).
 // Panel 1 is a user session held by ClaimdClient; panel 2 an admin session from
 // /demo/admin-session. The user panel calls GET /me every few seconds, as an app would,
-// so the admin's changes show up through the client without a reload.
+// so the admin's changes show up through the client without a reload. Panel 3 lists the
+// outbox (GET /demo/mailbox, with the demo key) and redeems a mail's link for panel 1's user.
 import { ClaimdClient } from "/demo/claimd.js";
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 3000;
-const SHOWN = ["sub", "roles", "plan", "attrs", "tid", "uv", "tv", "sid", "jti", "iat", "exp"];
+const MAILBOX_POLL_MS = 1500;
+const SHOWN = ["sub", "email", "email_verified", "roles", "plan", "attrs", "tid", "uv", "tv", "sid", "jti", "iat", "exp"];
 
 function log(list, text, kind = "") {
   const item = document.createElement("li");
@@ -63,7 +65,7 @@ function renderUserState() {
   const badge = $("user-status");
   badge.textContent = claims ? `logged in as ${$("username").value}` : "logged out";
   badge.className = claims ? "badge" : "badge off";
-  for (const id of ["upgrade", "call-me", "logout-all"]) $(id).disabled = !claims;
+  for (const id of ["upgrade", "call-me", "logout-all", "send-verification"]) $(id).disabled = !claims;
   $("register").disabled = Boolean(claims);
   for (const id of ["set-role", "set-plan", "disable"]) $(id).disabled = !claims || !admin.claims;
   document.body.dataset.user = claims ? "in" : "out";
@@ -106,8 +108,8 @@ user.onChange(({ reason, claims, previous }) => {
   $("token").textContent = token ? `${token.slice(0, 28)}…${token.slice(-8)}` : "—";
   renderUserState();
   tick();
-  // A disabled or logged-out account makes way for a fresh one.
-  if (!claims) $("username").value = freshName();
+  // A disabled account makes way for a fresh one.
+  if (reason === "revoked") freshAccount();
 });
 
 async function callMe() {
@@ -123,11 +125,12 @@ $("signup").addEventListener("submit", async (event) => {
   event.preventDefault();
   const username = $("username").value;
   const password = $("password").value;
+  const email = $("email").value.trim();
   try {
-    await user.register(username, password);
+    await user.register(username, password, email ? { email } : {});
     log(userLog, `registered ${username}`, "good");
   } catch (err) {
-    if (err.code !== "username_taken") {
+    if (err.code !== "username_taken" && err.code !== "email_taken") {
       log(userLog, `register: ${err.message}`, "bad");
       return;
     }
@@ -154,6 +157,26 @@ $("logout-all").addEventListener("click", async () => {
     log(userLog, `logout: ${err.message}`, "bad");
   }
 });
+
+// The mail buttons: each answers 202 at once; the mail shows up in panel 3.
+async function mailRequest(what, send) {
+  try {
+    await send();
+    log(userLog, `${what}: claimd answered 202, the mail is on its way`, "good");
+    watchMailbox();
+  } catch (err) {
+    log(userLog, `${what}: ${err.message}`, "bad");
+  }
+}
+$("send-verification").addEventListener("click", () =>
+  mailRequest("verification mail", () => user.requestEmailVerification()),
+);
+$("forgot").addEventListener("click", () =>
+  mailRequest("forgot password", () => user.requestPasswordReset($("email").value.trim())),
+);
+$("magic").addEventListener("click", () =>
+  mailRequest("sign-in link", () => user.requestMagicLink($("email").value.trim())),
+);
 
 // ---- panel 2: the admin ----
 
@@ -214,16 +237,119 @@ $("set-role").addEventListener("click", () => {
 $("set-plan").addEventListener("click", () => adminChange({ plan: "enterprise" }, "plan → enterprise"));
 $("disable").addEventListener("click", () => adminChange({ disabled: true }, "disabled the user"));
 
+// ---- panel 3: the mailbox ----
+
+const LINK = /\/account\/(verify-email|reset-password|magic)#token=([A-Za-z0-9_-]+)/;
+const ACTIONS = {
+  "verify-email": {
+    label: "Verify address",
+    run: async (token) => {
+      const verified = await user.verifyEmail(token);
+      log(userLog, `verified ${verified.email}: the old token is stale, the new one says so`, "good");
+    },
+  },
+  "reset-password": {
+    label: "Set new password",
+    run: async (token) => {
+      const password = $("new-password").value;
+      await user.resetPassword(token, password);
+      $("password").value = password;
+      log(userLog, "password reset: every other session ended, this one is new", "good");
+    },
+  },
+  magic: {
+    label: "Sign in with this link",
+    run: async (token) => {
+      await user.redeemMagicLink(token);
+      log(userLog, "signed in by link", "good");
+    },
+  },
+};
+// The new password is used by a reset mail's button; Enter in its field sends nothing.
+$("new-password-form").addEventListener("submit", (event) => event.preventDefault());
+const usedMails = new Set();
+let shownMails = "";
+
+function renderMail(mail) {
+  const item = document.createElement("li");
+  item.className = usedMails.has(mail.id) ? "mail used" : "mail";
+  item.dataset.id = mail.id;
+  const title = document.createElement("h3");
+  title.textContent = mail.subject;
+  const meta = document.createElement("p");
+  meta.className = "meta";
+  const when = mail.date ? new Date(mail.date * 1000).toLocaleTimeString() : "";
+  meta.textContent = `to ${mail.to.join(", ")} · ${when}`;
+  const text = document.createElement("pre");
+  text.textContent = mail.text;
+  item.append(title, meta, text);
+  const link = LINK.exec(mail.text);
+  if (link) {
+    const [, purpose, token] = link;
+    const action = ACTIONS[purpose];
+    const button = document.createElement("button");
+    button.textContent = action.label;
+    button.className = `open-${purpose}`;
+    button.disabled = usedMails.has(mail.id);
+    if (button.disabled) button.textContent = `${action.label}: used`;
+    button.addEventListener("click", async () => {
+      try {
+        await action.run(token);
+      } catch (err) {
+        log(userLog, `${action.label}: ${err.code || err.message}`, "bad");
+        return;
+      }
+      usedMails.add(mail.id);
+      button.disabled = true;
+      button.textContent = `${action.label}: used`;
+      item.className = "mail used";
+    });
+    item.append(button);
+  }
+  return item;
+}
+
+async function pollMailbox() {
+  const response = await fetch("/demo/mailbox", {
+    headers: { "X-Requested-With": "claimd", "X-Demo-Key": sessionStorage.getItem(KEY_ITEM) ?? "" },
+  });
+  if (!response.ok) {
+    $("mailbox-status").textContent = `the mailbox is not readable (${response.status}): open the demo URL claimd printed`;
+    return;
+  }
+  const { transport, mails } = await response.json();
+  if (transport !== "outbox") {
+    $("mailbox-status").textContent =
+      `mail.transport is "${transport}": start claimd with CLAIMD__MAIL__TRANSPORT=outbox to see its mails here`;
+    return;
+  }
+  $("mailbox-status").textContent = mails.length ? `${mails.length} mail${mails.length > 1 ? "s" : ""}` : "no mail yet";
+  const ids = mails.map((mail) => mail.id).join(",");
+  if (ids === shownMails) return;
+  shownMails = ids;
+  $("mails").replaceChildren(...mails.map(renderMail));
+}
+
 // ---- start ----
 
 function freshName() {
   return `alice-${Math.random().toString(36).slice(2, 6)}`;
 }
 
-$("username").value = freshName();
+function freshAccount() {
+  const name = freshName();
+  $("username").value = name;
+  $("email").value = `${name}@example.org`;
+}
+
+freshAccount();
+$("new-password").value = "a new passphrase for alice";
 $("password").value = "correct horse battery staple";
 renderClaims(null);
 renderUserState();
 setInterval(tick, 1000);
 setInterval(callMe, POLL_MS);
 adminSignIn().catch((err) => log(adminLog, `admin sign-in failed: ${err.message}`, "bad"));
+const watchMailbox = () => pollMailbox().catch(() => {});
+watchMailbox();
+setInterval(watchMailbox, MAILBOX_POLL_MS);

@@ -1,6 +1,6 @@
 //! The demo page (`demo.enabled`): absent by default, served with a strict CSP when on, its
 //! client module the very file of `clients/js`, and its password-less admin session kept to
-//! pages of this machine. The Chromium run of the page is in `js_client`.
+//! pages of this machine, as is its mailbox. The Chromium run of the page is in `js_client`.
 
 use reqwest::{Method, StatusCode};
 
@@ -19,6 +19,7 @@ async fn every_demo_path_is_404_when_the_demo_is_off() {
         "/demo/demo.js",
         "/demo/demo.css",
         "/demo/claimd.js",
+        "/demo/mailbox",
     ] {
         let resp = app.request(Method::GET, path, None).await;
         assert_problem(resp, 404, "not_found").await;
@@ -227,4 +228,133 @@ async fn the_demo_will_not_sign_in_as_a_demo_admin_someone_else_registered() {
     let resp = from_the_page(&app, &demo_key(&app)).send().await.unwrap();
 
     assert_problem(resp, 403, "forbidden").await;
+}
+
+/// A GET from the page itself: the key and the CSRF header, no `Origin` (a same-origin
+/// `GET` has none).
+async fn mailbox(app: &TestApp, key: &str) -> reqwest::Response {
+    app.client
+        .get(app.url("/demo/mailbox"))
+        .header("X-Requested-With", "claimd")
+        .header("X-Demo-Key", key)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The newest mail the mailbox lists once there are `count`, within a few seconds.
+async fn wait_for_mails(app: &TestApp, key: &str, count: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let resp = mailbox(app, key).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["transport"], "outbox");
+        let mails = body["mails"].as_array().unwrap().clone();
+        if mails.len() >= count {
+            return mails;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mailbox shows {} mails, not {count}: {body}",
+            mails.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_demo_mailbox_shows_the_outbox_newest_first_to_the_page_only() {
+    let outbox = tempfile::tempdir().unwrap();
+    let dir = outbox.path().join("outbox");
+    let app = spawn_app_with(|s| {
+        s.demo.enabled = true;
+        s.mail.transport = claimd::config::MailTransportKind::Outbox;
+        s.mail.outbox_dir = Some(dir.clone());
+    })
+    .await;
+    let key = demo_key(&app);
+    assert_eq!(
+        wait_for_mails(&app, &key, 0).await.len(),
+        0,
+        "empty at first"
+    );
+    let resp = app
+        .post_json(
+            "/auth/register",
+            &serde_json::json!({"username": "ada", "password": crate::helpers::PASSWORD,
+                                "email": "Ada@Example.org"}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    for path in ["/auth/magic-link", "/auth/password/forgot"] {
+        let resp = app
+            .post_json(path, &serde_json::json!({"email": "ada@example.org"}))
+            .await;
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "{path}");
+        // One at a time, so the two files' times order them.
+        wait_for_mails(&app, &key, if path.contains("magic") { 1 } else { 2 }).await;
+    }
+
+    let mails = wait_for_mails(&app, &key, 2).await;
+
+    // Sent to the address as the user spelled it; found by it case-insensitively.
+    assert_eq!(mails[0]["to"], serde_json::json!(["Ada@Example.org"]));
+    let text = mails[0]["text"].as_str().unwrap();
+    let marker = "/account/reset-password#token=";
+    let token: String = text[text.find(marker).expect(text) + marker.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
+    assert!(mails[1]["text"]
+        .as_str()
+        .unwrap()
+        .contains("/account/magic#token="));
+    assert!(mails[0]["subject"].as_str().unwrap().contains("password"));
+    assert!(mails[0]["date"].as_i64().unwrap() > 1_700_000_000);
+    let reset = app
+        .post_json(
+            "/auth/password/reset",
+            &serde_json::json!({"token": token, "new_password": "a brand new passphrase 2"}),
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::OK, "the mailbox's link works");
+
+    // The links are live: only the page, with the key, reads them.
+    assert_problem(mailbox(&app, "not-the-key").await, 403, "forbidden").await;
+    let foreign = app
+        .client
+        .get(app.url("/demo/mailbox"))
+        .header("X-Requested-With", "claimd")
+        .header("X-Demo-Key", &key)
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(foreign, 403, "forbidden").await;
+    let relayed = app
+        .client
+        .get(app.url("/demo/mailbox"))
+        .header("X-Requested-With", "claimd")
+        .header("X-Demo-Key", &key)
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(relayed, 403, "forbidden").await;
+}
+
+#[tokio::test]
+async fn without_an_outbox_the_demo_mailbox_is_empty_and_says_why() {
+    let app = demo_app().await;
+
+    let resp = mailbox(&app, &demo_key(&app)).await;
+
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        header_str(resp.headers(), "cache-control").as_deref(),
+        Some("no-store")
+    );
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"transport": "none", "mails": []}));
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use claimd::config::Settings;
+use claimd::config::{MailTransportKind, Settings};
 
 use crate::helpers::{
     require, spawn_app_on_issuer, spawn_app_with, TestApp, ADMIN, ADMIN_PASSWORD,
@@ -99,11 +99,21 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> (bool, String) {
     (status.is_some_and(|s| s.success()), report)
 }
 
+/// The client's tests, its mail methods among them: claimd mails to an outbox directory
+/// (`test/mail.test.js` reads the links there), with room for every mail they ask for
+/// from one client address.
 #[tokio::test]
 async fn the_js_client_tests_pass_against_a_live_claimd() {
-    let app = spawn_for_js(|_| {}).await;
+    let outbox = tempfile::tempdir().expect("outbox dir");
+    let app = spawn_for_js(|s| {
+        s.mail.transport = MailTransportKind::Outbox;
+        s.mail.outbox_dir = Some(outbox.path().to_path_buf());
+        s.auth.mail_limit.max = 100;
+    })
+    .await;
 
-    node_test(&app, &["test/"], &[]).await;
+    let dir = outbox.path().display().to_string();
+    node_test(&app, &["test/"], &[("CLAIMD_OUTBOX", dir)]).await;
 }
 
 /// Starts claimd for the browser tests: the demo on (it serves the client module), a
@@ -137,12 +147,18 @@ async fn tabs_share_one_refresh_of_the_cookie_and_nothing_else() {
 #[ignore = "needs chromium"]
 async fn the_demo_page_runs_its_story_in_chromium() {
     require("Debian's chromium", Path::new(CHROMIUM).exists());
-    let app = spawn_for_browser(|_| {}).await;
+    // The mailbox panel reads the outbox (in the data directory).
+    let app = spawn_for_browser(|s| s.mail.transport = MailTransportKind::Outbox).await;
     let demo_url = app.demo_url.clone().expect("the demo prints its URL");
     let mut extra = vec![("CLAIMD_DEMO_URL", demo_url)];
     if std::env::var_os("CLAIMD_DEMO_SCREENSHOT").is_some() {
-        let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/demo.png");
-        extra.push(("DEMO_SCREENSHOT", png.display().to_string()));
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        for (name, file) in [
+            ("DEMO_SCREENSHOT", "demo.png"),
+            ("DEMO_SCREENSHOT_PHONE", "demo-phone.png"),
+        ] {
+            extra.push((name, docs.join(file).display().to_string()));
+        }
     }
 
     node_test(&app, &["browser/demo.test.js"], &extra).await;
