@@ -352,8 +352,9 @@ impl Default for AuthSettings {
     }
 }
 
-/// The user fields `PATCH /me` may ever name (`claims.self_service` picks among them). Not
-/// `email`: a bearer token alone must not move the address a password reset goes to.
+/// The claim fields `PATCH /me` may ever change (`claims.self_service` picks among them).
+/// The address is not among them: it is always the user's own, changed with the current
+/// password (`auth::ME_FIELDS`).
 pub const SELF_SERVICE_FIELDS: [&str; 3] = ["plan", "roles", "attrs"];
 
 #[derive(Debug, Clone, Default, Deserialize)]

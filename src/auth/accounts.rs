@@ -385,18 +385,7 @@ impl Accounts {
             .await?
             .ok_or(AuthError::TokenRevoked)?;
         check_new_password(&new, &current_user.username)?;
-        let user_key = LimitKey::username(&current_user.username);
-        if let Err(wait) = self.limiter.check(&[user_key], self.core.clock.instant()) {
-            return Err(AuthError::TooManyAttempts {
-                retry_after_secs: wait.as_secs().max(1),
-                limit: None,
-            });
-        }
-        let phc = Some(current_user.password_hash.clone());
-        if !self.passwords.verify(Password::offered(current), phc).await {
-            self.limiter.record(&[user_key], self.core.clock.instant());
-            return Err(AuthError::InvalidCredentials);
-        }
+        self.check_current_password(&current_user, current).await?;
         let password_hash = self
             .passwords
             .hash(new)
@@ -422,6 +411,32 @@ impl Accounts {
             .await?;
         tracing::info!(user = %caller.user_id, "password changed; other sessions revoked");
         Ok(response)
+    }
+
+    /// Checks the password a signed-in user typed again to confirm a sensitive change (a
+    /// new password, a new address). Failures count against the account's login budget,
+    /// so a stolen token cannot be used to guess the password.
+    ///
+    /// # Errors
+    /// `TooManyAttempts` past the budget; `InvalidCredentials` when it does not match.
+    pub(crate) async fn check_current_password(
+        &self,
+        user: &UserRecord,
+        offered: SecretString,
+    ) -> Result<(), AuthError> {
+        let user_key = LimitKey::username(&user.username);
+        if let Err(wait) = self.limiter.check(&[user_key], self.core.clock.instant()) {
+            return Err(AuthError::TooManyAttempts {
+                retry_after_secs: wait.as_secs().max(1),
+                limit: None,
+            });
+        }
+        let phc = Some(user.password_hash.clone());
+        if !self.passwords.verify(Password::offered(offered), phc).await {
+            self.limiter.record(&[user_key], self.core.clock.instant());
+            return Err(AuthError::InvalidCredentials);
+        }
+        Ok(())
     }
 
     /// Creates the first admin from `bootstrap.*` when no account of that name exists.

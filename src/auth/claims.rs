@@ -25,8 +25,10 @@ use crate::mail::EmailAddress;
 use crate::secret::SecretString;
 use crate::store::{ClaimsChange, UserRecord};
 
-/// The user fields `PATCH /me` can ever change (`claims.self_service` picks among them).
-pub use crate::config::SELF_SERVICE_FIELDS;
+/// What `PATCH /me` may name: the self-service claims (`SELF_SERVICE_FIELDS`, among which
+/// `claims.self_service` picks), and the user's own address (always
+/// theirs to change, with the current password: see [`Accounts::patch_me`]).
+pub const ME_FIELDS: [&str; 4] = ["plan", "roles", "attrs", "email"];
 /// The user fields an admin can change.
 pub const ADMIN_FIELDS: [&str; 6] = ["plan", "roles", "attrs", "tenant", "disabled", "email"];
 
@@ -208,24 +210,47 @@ impl Accounts {
         })
     }
 
-    /// `PATCH /me`: the caller changes the fields `claims.self_service` allows, and gets a
-    /// token that carries the change.
+    /// `PATCH /me`: the caller changes the fields `claims.self_service` allows, or their own
+    /// address, and gets a token that carries the change.
+    ///
+    /// Moving the address moves where a password reset goes, so a bearer token alone (a
+    /// stolen one, say) is not enough: the request carries `current_password` too, checked
+    /// and rate-limited as `POST /me/password` checks it.
     ///
     /// # Errors
-    /// `InvalidRequest` / `Forbidden` for the patch; any verdict but valid or stale.
+    /// `InvalidRequest` / `Forbidden` for the patch, and for an address change without
+    /// `current_password`; `InvalidCredentials` / `TooManyAttempts` for a wrong one;
+    /// `EmailTaken`; any verdict but valid or stale.
     pub async fn patch_me(
         &self,
         token: &str,
         patch: UserPatch,
+        current_password: Option<SecretString>,
     ) -> Result<(UserView, RefreshedToken), AuthError> {
         let caller = self
             .verification
             .authenticate(token, Freshness::AllowStale)
             .await?;
         let table = &self.core.settings.claims.self_service;
-        let allowed: Vec<&str> = table.keys().map(String::as_str).collect();
-        let patch = patch.judge(&SELF_SERVICE_FIELDS, &allowed)?;
+        let mut allowed: Vec<&str> = table.keys().map(String::as_str).collect();
+        allowed.push("email");
+        let patch = patch.judge(&ME_FIELDS, &allowed)?;
         check_self_service_values(&patch, table)?;
+        if patch.email.is_some() {
+            let current = current_password.ok_or_else(|| {
+                invalid(
+                    "current_password",
+                    "changing the address needs the current password",
+                )
+            })?;
+            let record = self
+                .core
+                .store
+                .user(caller.user_id)
+                .await?
+                .ok_or(AuthError::TokenRevoked)?;
+            self.check_current_password(&record, current).await?;
+        }
         let user = self.apply_user_patch(caller.user_id, &patch).await?;
         let token = self.refreshed_token(&caller).await?;
         tracing::info!(user = %caller.user_id, uv = user.claims_version, "claims changed by the user");
@@ -236,6 +261,7 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SELF_SERVICE_FIELDS;
 
     fn judge(fields: Vec<UserField>, allowed: &[&str]) -> Result<ClaimsChange, AuthError> {
         UserPatch::new(fields).judge(&SELF_SERVICE_FIELDS, allowed)

@@ -15,6 +15,7 @@ use super::extract::{BearerToken, Caller, ClientAddr};
 use super::token_endpoint::token_answer;
 use super::{refresh_cookie, resource, with_refreshed_token, AppState};
 use crate::auth::{AuthError, Registration, SessionProof};
+use crate::config::MailTransportKind;
 use crate::secret::SecretString;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -217,16 +218,46 @@ async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, 
 }
 
 /// `PATCH /me`: refresh-on-change. The answer carries the new token in the body and in
-/// `X-Refreshed-Token`.
+/// `X-Refreshed-Token`. A new address comes with `current_password`, and (mail on) a
+/// verification mail goes to it.
 async fn patch_me(
     req: HttpRequest,
     state: web::Data<AppState>,
     token: BearerToken,
+    client: ClientAddr,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let patch = change_bodies::user_patch(json_body(&req, payload, limit(&state)).await?);
-    let (user, token) = state.auth.accounts.patch_me(token.expose(), patch).await?;
+    let mut body: serde_json::Map<String, serde_json::Value> =
+        json_body(&req, payload, limit(&state)).await?;
+    let current_password = match body.remove("current_password") {
+        None => None,
+        Some(serde_json::Value::String(text)) => Some(SecretString::from(text)),
+        Some(_) => {
+            return Err(ApiError::invalid_request(
+                "current_password: expected a string",
+            ))
+        }
+    };
+    let new_address = matches!(body.get("email"), Some(serde_json::Value::String(_)));
+    let patch = change_bodies::user_patch(body);
+    let (user, token) = state
+        .auth
+        .accounts
+        .patch_me(token.expose(), patch, current_password)
+        .await?;
     tracing::trace!(?token, "claims changed: token answered");
+    if new_address && state.auth.settings().mail.transport != MailTransportKind::None {
+        // The change stands whatever becomes of the mail (a spent budget, say): the user can
+        // ask again with POST /auth/email/verification.
+        let mailed = state
+            .auth
+            .email
+            .request_verification(token.access_token.expose_secret(), client.0)
+            .await;
+        if let Err(err) = mailed {
+            tracing::debug!(user = %user.id, error = %err, "no verification mailed to the new address");
+        }
+    }
     Ok(
         with_refreshed_token(HttpResponse::Ok(), Some(&token.access_token))
             .json(json!({ "user": user, "token": token })),

@@ -370,3 +370,78 @@ async fn the_first_proof_of_an_address_signs_out_whoever_registered_it_before() 
     assert_problem(app.refresh(squatter.refresh()).await, 400, "invalid_grant").await;
     assert_eq!(app.me(&owner.access_token).await.status(), StatusCode::OK);
 }
+
+/// A user moves their own address with `PATCH /me`, confirming with the current password
+/// (a bearer token alone must not move where a reset goes): the answer's token carries the
+/// new, unverified address, older tokens are stale, and a verification mail goes to it.
+#[tokio::test]
+#[ignore = "needs aiosmtpd"]
+async fn a_user_moves_their_address_with_the_current_password_and_verifies_it() {
+    let (app, sink) = app_with_mail(|_| {}).await;
+    let (_, login) = app.signed_up_with_email("ada", "ada@example.org").await;
+    app.signed_up_with_email("bob", "bob@example.org").await;
+    let token = &login.access_token;
+
+    let bare = app
+        .patch_me(token, &json!({"email": "ada@new.example"}))
+        .await;
+    let (_, body) = assert_problem(bare, 400, "invalid_request").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("current_password:"),
+        "{body}"
+    );
+    let wrong = app
+        .patch_me(
+            token,
+            &json!({"email": "ada@new.example", "current_password": "not the password"}),
+        )
+        .await;
+    assert_problem(wrong, 401, "invalid_credentials").await;
+    let not_text = app
+        .patch_me(
+            token,
+            &json!({"email": "ada@new.example", "current_password": 7}),
+        )
+        .await;
+    assert_problem(not_text, 400, "invalid_request").await;
+    let taken = app
+        .patch_me(
+            token,
+            &json!({"email": "BOB@example.org", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_problem(taken, 409, "email_taken").await;
+    assert_eq!(
+        app.me(token).await.status(),
+        StatusCode::OK,
+        "nothing changed yet"
+    );
+
+    let moved = app
+        .patch_me(
+            token,
+            &json!({"email": "ada@new.example", "current_password": PASSWORD}),
+        )
+        .await;
+
+    assert_eq!(moved.status(), StatusCode::OK);
+    let body: Value = moved.json().await.unwrap();
+    assert_eq!(body["user"]["email"], "ada@new.example");
+    assert_eq!(body["user"]["email_verified"], false);
+    let fresh = body["token"]["access_token"].as_str().unwrap();
+    let claims = jwt_claims(fresh);
+    assert_eq!(
+        (&claims["email"], &claims["email_verified"]),
+        (&json!("ada@new.example"), &json!(false))
+    );
+    assert_token_error(app.me(token).await, "token_stale").await;
+    let mails = sink.wait_for(1, PROMPTLY).await;
+    let link = token_in(&mails[0], "verify-email", "ada@new.example");
+    app.verify_email(&link).await;
+    // Removing the address is a change of address too.
+    let cleared = app.patch_me(fresh, &json!({"email": null})).await;
+    assert_problem(cleared, 400, "invalid_request").await;
+}
