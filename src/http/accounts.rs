@@ -15,6 +15,7 @@ use super::extract::{BearerToken, Caller, ClientAddr};
 use super::token_endpoint::token_answer;
 use super::{refresh_cookie, resource, with_refreshed_token, AppState};
 use crate::auth::{AuthError, Registration, SessionProof};
+#[cfg(feature = "smtp")]
 use crate::config::MailTransportKind;
 use crate::secret::SecretString;
 
@@ -246,23 +247,36 @@ async fn patch_me(
         .patch_me(token.expose(), patch, current_password)
         .await?;
     tracing::trace!(?token, "claims changed: token answered");
-    if new_address && state.auth.settings().mail.transport != MailTransportKind::None {
-        // The change stands whatever becomes of the mail (a spent budget, say): the user can
-        // ask again with POST /auth/email/verification.
-        let mailed = state
-            .auth
-            .email
-            .request_verification(token.access_token.expose_secret(), client.0)
-            .await;
-        if let Err(err) = mailed {
-            tracing::debug!(user = %user.id, error = %err, "no verification mailed to the new address");
-        }
+    if new_address {
+        mail_verification(&state, &token.access_token, client).await;
     }
     Ok(
         with_refreshed_token(HttpResponse::Ok(), Some(&token.access_token))
             .json(json!({ "user": user, "token": token })),
     )
 }
+
+/// A verification mail to the address the caller just set, when mail is on. The change
+/// stands whatever becomes of the mail (a spent budget, say): the user can ask again with
+/// `POST /auth/email/verification`.
+#[cfg(feature = "smtp")]
+async fn mail_verification(state: &AppState, access_token: &SecretString, client: ClientAddr) {
+    if state.auth.settings().mail.transport == MailTransportKind::None {
+        return;
+    }
+    let mailed = state
+        .auth
+        .email
+        .request_verification(access_token.expose_secret(), client.0)
+        .await;
+    if let Err(err) = mailed {
+        tracing::debug!(error = %err, "no verification mailed to the new address");
+    }
+}
+
+/// Without the `smtp` feature there is no mail.
+#[cfg(not(feature = "smtp"))]
+async fn mail_verification(_state: &AppState, _access_token: &SecretString, _client: ClientAddr) {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

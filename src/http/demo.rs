@@ -184,6 +184,7 @@ async fn admin_session(
 }
 
 /// How many mails the mailbox shows.
+#[cfg(feature = "smtp")]
 const MAILBOX_SIZE: usize = 20;
 
 /// `GET /demo/mailbox`: `{"transport", "mails": [..]}`, the newest outbox mails first
