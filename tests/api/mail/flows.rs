@@ -5,11 +5,14 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use std::time::Duration;
+
 use super::support::{
-    accepted, app_with_mail, app_with_mail_and_admin, feed_event, token_in, PROMPTLY,
+    accepted, app_with_mail, app_with_mail_and_admin, feed_event, mail_through, token_in, PROMPTLY,
 };
 use crate::helpers::{
-    assert_problem, assert_token_error, jwt_claims, spawn_app, token_response, PASSWORD,
+    assert_problem, assert_token_error, jwt_claims, spawn_app, spawn_app_on_clock, token_response,
+    SmtpSink, PASSWORD,
 };
 
 const NEW_PASSWORD: &str = "an entirely new passphrase";
@@ -440,8 +443,52 @@ async fn a_user_moves_their_address_with_the_current_password_and_verifies_it() 
     assert_token_error(app.me(token).await, "token_stale").await;
     let mails = sink.wait_for(1, PROMPTLY).await;
     let link = token_in(&mails[0], "verify-email", "ada@new.example");
-    app.verify_email(&link).await;
+    let verified = app.verify_email(&link).await;
+    assert_eq!(verified.status(), StatusCode::OK);
     // Removing the address is a change of address too.
     let cleared = app.patch_me(fresh, &json!({"email": null})).await;
     assert_problem(cleared, 400, "invalid_request").await;
+}
+
+/// Each purpose's link stops working once `mail.link_ttl` has passed on the server's clock;
+/// one asked for then works.
+#[tokio::test]
+#[ignore = "needs aiosmtpd"]
+async fn links_expire_after_link_ttl() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_on_clock(|s| mail_through(&sink, s)).await;
+    let (_, login) = app.signed_up_with_email("ada", "ada@example.org").await;
+    accepted(app.request_verification(&login.access_token).await).await;
+    accepted(app.forgot_password("ada@example.org").await).await;
+    accepted(app.request_magic_link("ada@example.org").await).await;
+    let mails = sink.wait_for(3, PROMPTLY).await;
+    let token_for = |purpose: &str| {
+        let mail = mails
+            .iter()
+            .find(|mail| mail.text.contains(&format!("/account/{purpose}#token=")))
+            .unwrap_or_else(|| panic!("a {purpose} mail"));
+        token_in(mail, purpose, "ada@example.org")
+    };
+    let (verify, reset, magic) = (
+        token_for("verify-email"),
+        token_for("reset-password"),
+        token_for("magic"),
+    );
+
+    app.advance(Duration::from_secs(30 * 60 + 1));
+
+    assert_problem(app.verify_email(&verify).await, 400, "link_invalid").await;
+    assert_problem(
+        app.reset_password(&reset, NEW_PASSWORD).await,
+        400,
+        "link_invalid",
+    )
+    .await;
+    assert_problem(app.redeem_magic_link(&magic).await, 400, "link_invalid").await;
+    app.login_ok("ada", PASSWORD).await;
+    accepted(app.request_magic_link("ada@example.org").await).await;
+    let fresh = sink.wait_for(4, PROMPTLY).await;
+    let fresh = token_in(&fresh[3], "magic", "ada@example.org");
+    let resp = app.redeem_magic_link(&fresh).await;
+    assert_eq!(resp.status(), StatusCode::OK, "a link asked for now works");
 }
