@@ -12,7 +12,7 @@ use super::body::{json_body, parse_json, read_body, require_json_content_type};
 use super::change_bodies;
 use super::error::ApiError;
 use super::extract::{BearerToken, Caller, ClientAddr};
-use super::token_endpoint::token_answer;
+use super::token_endpoint::new_session_answer;
 use super::{refresh_cookie, resource, with_refreshed_token, AppState};
 use crate::auth::{AuthError, Registration, SessionProof};
 #[cfg(feature = "smtp")]
@@ -109,12 +109,7 @@ async fn login(
         }
         outcome => outcome?,
     };
-    let settings = state.auth.settings();
-    Ok(token_answer(
-        settings,
-        tokens,
-        refresh_cookie::enabled(settings),
-    ))
+    Ok(new_session_answer(state.auth.settings(), tokens))
 }
 
 /// 204 once the caller proved which session it holds: with `Authorization: Bearer` (an
@@ -297,10 +292,5 @@ async fn change_password(
         .accounts
         .change_password(token.expose(), body.current_password, body.new_password)
         .await?;
-    let settings = state.auth.settings();
-    Ok(token_answer(
-        settings,
-        tokens,
-        refresh_cookie::enabled(settings),
-    ))
+    Ok(new_session_answer(state.auth.settings(), tokens))
 }

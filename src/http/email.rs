@@ -42,8 +42,8 @@ mod with_mail {
     use crate::http::body::json_body;
     use crate::http::error::ApiError;
     use crate::http::extract::{Admin, BearerToken, ClientAddr};
-    use crate::http::token_endpoint::token_answer;
-    use crate::http::{path_ids, refresh_cookie, resource, with_refreshed_token, AppState};
+    use crate::http::token_endpoint::new_session_answer;
+    use crate::http::{path_ids, resource, with_refreshed_token, AppState};
     use crate::mail::LinkPurpose;
     use crate::secret::{ExposeSecret as _, SecretString};
 
@@ -159,12 +159,7 @@ mod with_mail {
             .email
             .reset_password(body.token.expose_secret(), body.new_password)
             .await?;
-        let settings = state.auth.settings();
-        Ok(token_answer(
-            settings,
-            tokens,
-            refresh_cookie::enabled(settings),
-        ))
+        Ok(new_session_answer(state.auth.settings(), tokens))
     }
 
     async fn request_magic_link(
@@ -187,12 +182,7 @@ mod with_mail {
             .email
             .redeem_magic_link(body.token.expose_secret())
             .await?;
-        let settings = state.auth.settings();
-        Ok(token_answer(
-            settings,
-            tokens,
-            refresh_cookie::enabled(settings),
-        ))
+        Ok(new_session_answer(state.auth.settings(), tokens))
     }
 
     async fn admin_password_reset(

@@ -54,6 +54,12 @@ pub(crate) fn token_answer(
     response.json(tokens)
 }
 
+/// The answer to a request that starts a session (login, a password reset, a magic link):
+/// the refresh token in the cookie when `tokens.refresh_cookie` is on, else in the body.
+pub(crate) fn new_session_answer(settings: &Settings, tokens: TokenResponse) -> HttpResponse {
+    token_answer(settings, tokens, refresh_cookie::enabled(settings))
+}
+
 fn client_token_answer(tokens: &ClientTokenResponse) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::PRAGMA, "no-cache"))

@@ -75,44 +75,46 @@ impl Stored for UserRecord {
     }
 
     fn from_disk(bytes: &[u8]) -> Result<Self, CodecError> {
-        match codec::split_format(bytes)? {
-            (1, body) => {
-                let shape: UserV1 = codec::decode_body(body)?;
-                Ok(UserRecord {
-                    username: shape.username,
-                    password_hash: shape.password_hash,
-                    tenant: shape.tenant.map(TenantId::from_bytes),
-                    roles: shape.roles,
-                    plan: shape.plan,
-                    attrs: attrs_from_text(&shape.attrs)?,
-                    claims_version: shape.claims_version,
-                    not_before: shape.not_before,
-                    disabled: shape.disabled,
-                    created_at: shape.created_at,
-                    updated_at: shape.updated_at,
-                    email: None,
-                    email_verified: false,
-                })
-            }
-            (2, body) => {
-                let shape: UserV2 = codec::decode_body(body)?;
-                Ok(UserRecord {
-                    username: shape.username,
-                    password_hash: shape.password_hash,
-                    tenant: shape.tenant.map(TenantId::from_bytes),
-                    roles: shape.roles,
-                    plan: shape.plan,
-                    attrs: attrs_from_text(&shape.attrs)?,
-                    claims_version: shape.claims_version,
-                    not_before: shape.not_before,
-                    disabled: shape.disabled,
-                    created_at: shape.created_at,
-                    updated_at: shape.updated_at,
-                    email: email_from_disk(shape.email)?,
-                    email_verified: shape.email_verified,
-                })
-            }
-            (other, _) => Err(CodecError::UnknownFormat(other)),
+        let shape = match codec::split_format(bytes)? {
+            (1, body) => UserV2::from(codec::decode_body::<UserV1>(body)?),
+            (2, body) => codec::decode_body::<UserV2>(body)?,
+            (other, _) => return Err(CodecError::UnknownFormat(other)),
+        };
+        Ok(UserRecord {
+            username: shape.username,
+            password_hash: shape.password_hash,
+            tenant: shape.tenant.map(TenantId::from_bytes),
+            roles: shape.roles,
+            plan: shape.plan,
+            attrs: attrs_from_text(&shape.attrs)?,
+            claims_version: shape.claims_version,
+            not_before: shape.not_before,
+            disabled: shape.disabled,
+            created_at: shape.created_at,
+            updated_at: shape.updated_at,
+            email: email_from_disk(shape.email)?,
+            email_verified: shape.email_verified,
+        })
+    }
+}
+
+/// A format-1 user read as format 2: one without an address.
+impl From<UserV1> for UserV2 {
+    fn from(v1: UserV1) -> UserV2 {
+        UserV2 {
+            username: v1.username,
+            password_hash: v1.password_hash,
+            tenant: v1.tenant,
+            roles: v1.roles,
+            plan: v1.plan,
+            attrs: v1.attrs,
+            claims_version: v1.claims_version,
+            not_before: v1.not_before,
+            disabled: v1.disabled,
+            created_at: v1.created_at,
+            updated_at: v1.updated_at,
+            email: None,
+            email_verified: false,
         }
     }
 }
