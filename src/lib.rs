@@ -14,6 +14,8 @@
 //!   Only it imports sled and tokio-postgres.
 //! - [`mail`]: email addresses, and the single-use links mailed to verify an address, reset a
 //!   password or sign in (tokens derived from a server key, never stored).
+//! - [`factors`]: second factors' pure parts: TOTP codes (RFC 6238, each accepted once) and
+//!   recovery codes (kept as digests).
 //! - [`migrate`]: `claimd migrate --from sled --to postgres` (feature `postgres`).
 //! - [`tokens`]: claims, keys and the JWKS, minting and verifying, the refresh-token MAC.
 //!   Only it imports jsonwebtoken.
@@ -31,6 +33,7 @@ pub mod config;
 pub mod data_dir;
 pub mod domain;
 mod embedded;
+pub mod factors;
 pub mod http;
 pub mod mail;
 #[cfg(feature = "postgres")]

@@ -12,6 +12,7 @@ mod change;
 mod credential;
 mod deny;
 mod export;
+mod factors;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod invitation;
@@ -24,6 +25,9 @@ pub use change::{Change, ChangeRecord, ChangesAfter, Credential, LoggedChange};
 pub use credential::{KeyRecord, ServiceRecord};
 pub use deny::{DenyKind, EvictionReport};
 pub use export::{ExportSource, Exported, ExportedSession, Items, Records};
+pub use factors::{
+    FactorRefusal, PasskeyRecord, TotpFactor, UserFactors, MAX_PASSKEYS, MAX_PASSKEY_NAME_CHARS,
+};
 pub use invitation::{
     InvitationBook, InvitationRecord, InvitationState, InvitationStatus, InvitationWriteError,
     ENDED_RETENTION_SECS, MAX_PER_TENANT,
