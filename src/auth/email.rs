@@ -265,13 +265,8 @@ impl Email {
     /// # Errors
     /// `MailDisabled`; `LinkInvalid`; storage.
     pub async fn redeem_magic_link(&self, token: &str) -> Result<TokenResponse, AuthError> {
-        let (owner, _) = self.link_owner(token, LinkPurpose::Magic).await?;
-        let was_verified = self
-            .core
-            .store
-            .user(owner)
-            .await?
-            .is_some_and(|user| user.email_verified);
+        let (_, owner) = self.link_owner(token, LinkPurpose::Magic).await?;
+        let was_verified = owner.email_verified;
         let (id, user) = self
             .redeem(token, LinkPurpose::Magic, |_| Ok(LinkEffect::ProveAddress))
             .await?;
@@ -301,8 +296,8 @@ impl Email {
             .map_err(|why| AuthError::InvalidRequest(why.to_string()))?;
         // The link is checked (MAC, entry) before the password is hashed: a forged token
         // costs no hash.
-        let (mail_user, username) = self.link_owner(token, LinkPurpose::ResetPassword).await?;
-        check_new_password(&password, &username)?;
+        let (mail_user, owner) = self.link_owner(token, LinkPurpose::ResetPassword).await?;
+        check_new_password(&password, &owner.username)?;
         let hash = self
             .accounts
             .passwords
@@ -326,13 +321,13 @@ impl Email {
         self.sessions.start_session(id, &user).await
     }
 
-    /// The user a presented link belongs to and its username, the link checked as far as
-    /// it can be without redeeming it.
+    /// The user a presented link belongs to (id and record as it stands before the
+    /// redemption), the link checked as far as it can be without redeeming it.
     async fn link_owner(
         &self,
         token: &str,
         purpose: LinkPurpose,
-    ) -> Result<(UserId, String), AuthError> {
+    ) -> Result<(UserId, UserRecord), AuthError> {
         let mail = self.checked_mail(token).await?;
         if mail.purpose != purpose {
             return Err(AuthError::LinkInvalid);
@@ -343,7 +338,7 @@ impl Email {
             .user(mail.user)
             .await?
             .ok_or(AuthError::LinkInvalid)?;
-        Ok((mail.user, user.username))
+        Ok((mail.user, user))
     }
 
     /// The queue entry a presented token names, once its MAC matches.

@@ -242,7 +242,8 @@ async fn patch_me(
         .patch_me(token.expose(), patch, current_password)
         .await?;
     tracing::trace!(?token, "claims changed: token answered");
-    if new_address {
+    // Setting the address it already had leaves it verified: nothing to mail then.
+    if new_address && !user.email_verified {
         mail_verification(&state, &token.access_token, client).await;
     }
     Ok(
